@@ -1,0 +1,3 @@
+from git_prov.cli import main
+
+main()

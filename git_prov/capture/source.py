@@ -1,0 +1,153 @@
+"""The code a run ran on: the HEAD commit and, when the working tree is dirty, an exact
+snapshot of it (tracked changes and untracked, not-ignored files) as a commit object.
+
+The snapshot is built in a temporary index, so the user's index is never touched, and it
+is deterministic (its dates are HEAD's), so the same dirty state always gives the same
+snapshot commit and is stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from git_prov.errors import RepositoryProblem
+from git_prov.store.repo import GitRepo
+
+DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """HEAD and the snapshot of the working tree taken for one run."""
+
+    commit: str
+    snapshot: str | None
+    patch_id: str | None
+    branch: str | None
+    omitted: tuple[str, ...] = ()
+
+
+def capture_source(repo: GitRepo, *, exclude: Sequence[str] = (),
+                   max_untracked_bytes: int = DEFAULT_MAX_UNTRACKED_BYTES) -> SourceState:
+    """Capture HEAD and, if the working tree differs from it, a snapshot commit.
+
+    ``exclude`` holds repo-relative paths (files or directories) of declared data, which
+    belongs in data manifests rather than in the source snapshot. Untracked files larger
+    than ``max_untracked_bytes`` are left out and listed in ``omitted``.
+    """
+    head = repo.head_commit()
+    commit_hex = str(head.id)
+    status = repo.git("status", "--porcelain=v1", "-z", "--untracked-files=all",
+                      "--no-renames", "--ignore-submodules=none").stdout
+    untracked, tracked_changed = _parse_status(status)
+    snapshot = None
+    omitted: list[str] = []
+    if untracked or tracked_changed:
+        keep, omitted = _choose_untracked(repo.root, untracked, exclude, max_untracked_bytes)
+        if tracked_changed or keep:
+            snapshot = _snapshot(repo, head, keep, omitted)
+    return SourceState(
+        commit=commit_hex,
+        snapshot=snapshot,
+        patch_id=patch_id(repo, commit_hex),
+        branch=repo.branch_name(),
+        omitted=tuple(omitted),
+    )
+
+
+def _parse_status(raw: bytes) -> tuple[list[str], bool]:
+    untracked: list[str] = []
+    tracked_changed = False
+    for item in raw.split(b"\0"):
+        if len(item) < 4:
+            continue
+        code, path = item[:2], item[3:].decode("utf-8", errors="surrogateescape")
+        if code == b"??":
+            untracked.append(path)
+        elif code != b"!!":
+            tracked_changed = True
+    return untracked, tracked_changed
+
+
+def _excluded(path: str, exclude: Sequence[str]) -> bool:
+    return any(path == e or path.startswith(e.rstrip("/") + "/") for e in exclude)
+
+
+def _choose_untracked(root: Path, untracked: list[str], exclude: Sequence[str],
+                      limit: int) -> tuple[list[str], list[str]]:
+    keep: list[str] = []
+    omitted: list[str] = []
+    for path in untracked:
+        if _excluded(path, exclude):
+            continue
+        try:
+            size = os.lstat(root / path).st_size
+        except OSError:
+            continue
+        (keep if size <= limit else omitted).append(path)
+    return keep, omitted
+
+
+def _snapshot(repo: GitRepo, head: pygit2.Commit, untracked: list[str],
+              omitted: list[str]) -> str | None:
+    index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{secrets.token_hex(4)}"
+    real_index = repo.git_dir / "index"
+    try:
+        if real_index.exists():
+            shutil.copyfile(real_index, index_path)
+        env = {"GIT_INDEX_FILE": str(index_path), "GIT_LITERAL_PATHSPECS": "1"}
+        # Stage every tracked change (edits, deletions, mode changes) in our private index.
+        repo.git("add", "--update", "--", ".", env=env, cwd=repo.root)
+        if untracked:
+            spec = b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in untracked)
+            repo.git("add", "--pathspec-from-file=-", "--pathspec-file-nul", input=spec,
+                     env=env, cwd=repo.root)
+        tree_hex = repo.git("write-tree", env=env).stdout.decode().strip()
+    finally:
+        with contextlib.suppress(OSError):
+            index_path.unlink()
+        with contextlib.suppress(OSError):
+            Path(str(index_path) + ".lock").unlink()
+    if tree_hex == str(head.tree.id):
+        return None
+    message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
+    if omitted:
+        message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
+    sig = repo.signature()
+    fixed = pygit2.Signature(sig.name, sig.email, head.committer.time, head.committer.offset)
+    oid = repo.pygit.create_commit(None, fixed, fixed, message, pygit2.Oid(hex=tree_hex),
+                                   [head.id])
+    return str(oid)
+
+
+def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
+    """``git patch-id --stable`` of a commit's diff against its first parent (None for a
+    merge, an empty change, or a commit whose parent is missing in a shallow clone)."""
+    commit = repo.pygit.get(commit_hex)
+    if not isinstance(commit, pygit2.Commit) or len(commit.parent_ids) > 1:
+        return None
+    if commit.parent_ids and repo.pygit.get(commit.parent_ids[0]) is None:
+        return None
+    cwd = repo.workdir or repo.git_dir
+    try:
+        diff = subprocess.Popen(
+            ["git", "diff-tree", "-p", "--no-renames", "--full-index", "--root", commit_hex],
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = subprocess.run(["git", "patch-id", "--stable"], cwd=cwd, stdin=diff.stdout,
+                             capture_output=True, check=False)
+        if diff.stdout is not None:
+            diff.stdout.close()
+        diff.wait()
+    except OSError as exc:
+        raise RepositoryProblem(f"cannot compute a patch-id: {exc}") from None
+    words = out.stdout.split()
+    return words[0].decode() if words else None

@@ -1,0 +1,84 @@
+"""Repository settings from ``.gitprov.toml`` (committed, shared by everyone)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from git_prov.errors import UsageProblem
+
+CONFIG_NAME = ".gitprov.toml"
+DEFAULT_LOG_LIMIT = 1 << 20
+DEFAULT_MAX_SNAPSHOT_FILE = 10 << 20
+
+
+@dataclass(frozen=True)
+class ProvConfig:
+    """The settings that shape a recorded run."""
+
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    params_files: tuple[str, ...] = ()
+    metrics_files: tuple[str, ...] = ()
+    log_limit: int = DEFAULT_LOG_LIMIT
+    max_snapshot_file: int = DEFAULT_MAX_SNAPSHOT_FILE
+    variables: tuple[str, ...] = ()
+
+
+def template_text() -> str:
+    """The documented ``.gitprov.toml`` template that ``git prov init`` writes."""
+    return resources.files("git_prov").joinpath("templates/gitprov.toml").read_text()
+
+
+def load_config(root: Path) -> ProvConfig:
+    """Read ``.gitprov.toml`` at the repository root; defaults when there is none."""
+    path = root / CONFIG_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ProvConfig()
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {CONFIG_NAME}: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageProblem(f"{CONFIG_NAME} is not valid TOML: {exc}",
+                           f"fix it, or compare with `git prov init --print-template`"
+                           ) from None
+    run = _table(doc, "run")
+    environment = _table(doc, "environment")
+    return ProvConfig(
+        inputs=_strings(run, "inputs"),
+        outputs=_strings(run, "outputs"),
+        params_files=_strings(run, "params_files"),
+        metrics_files=_strings(run, "metrics_files"),
+        log_limit=_int(run, "log_limit", DEFAULT_LOG_LIMIT),
+        max_snapshot_file=_int(run, "max_snapshot_file", DEFAULT_MAX_SNAPSHOT_FILE),
+        variables=_strings(environment, "variables"),
+    )
+
+
+def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise UsageProblem(f"{CONFIG_NAME}: [{name}] must be a table")
+    return value
+
+
+def _strings(table: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageProblem(f"{CONFIG_NAME}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def _int(table: dict[str, Any], key: str, default: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UsageProblem(f"{CONFIG_NAME}: {key} must be a whole number of bytes ≥ 0")
+    return value

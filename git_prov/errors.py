@@ -1,0 +1,88 @@
+"""The one error type of git-prov, and the exit codes it maps to.
+
+Every failure a user can cause or meet is a :class:`ProvError` (or a subclass) carrying a
+message, an optional hint saying what to do, and the process exit code the CLI uses.
+The table of exit codes is documented in ``docs/cli.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+# Exit codes. 0 is success; 1 is reserved for "the check found something" answers
+# (drift, mismatch) so that scripts and CI can tell a finding from a failure.
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_REPOSITORY = 4
+EXIT_BAD_PATH = 5
+EXIT_NOT_FOUND = 6
+EXIT_CONFLICT = 7
+EXIT_REMOTE = 8
+EXIT_CORRUPT = 9
+EXIT_COMMAND_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130
+
+
+class ProvError(Exception):
+    """A failure with a message for people, a hint, and an exit code."""
+
+    exit_code: int = EXIT_INTERNAL
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} — {self.hint}"
+        return self.message
+
+
+class UsageProblem(ProvError):
+    """The arguments given cannot work (a bad ``k=v``, an unknown option value)."""
+
+    exit_code = EXIT_USAGE
+
+
+class RepositoryProblem(ProvError):
+    """Not a git repository, no commits yet, an unsupported repository format, …"""
+
+    exit_code = EXIT_REPOSITORY
+
+
+class BadPath(ProvError):
+    """A declared path is outside the repository, missing or unreadable."""
+
+    exit_code = EXIT_BAD_PATH
+
+
+class NotFound(ProvError):
+    """A run, commit or object named by the user does not exist (or is ambiguous)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class LedgerConflict(ProvError):
+    """A ref could not be updated because others kept moving it (retries exhausted)."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class RemoteProblem(ProvError):
+    """A remote is missing, unreachable or rejected what we sent."""
+
+    exit_code = EXIT_REMOTE
+
+
+class CorruptLedger(ProvError):
+    """Stored provenance cannot be read (a damaged object, an unparseable manifest)."""
+
+    exit_code = EXIT_CORRUPT
+
+
+class CommandNotFound(ProvError):
+    """The command given to ``git prov run`` could not be started."""
+
+    exit_code = EXIT_COMMAND_NOT_FOUND

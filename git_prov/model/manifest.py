@@ -1,0 +1,199 @@
+"""Data and environment manifests, stored as TOML blobs under ``refs/prov/objects``.
+
+A manifest is identified by the git blob id of its canonical bytes, so two runs that read
+the same data or ran in the same environment share one stored manifest. Encoding is
+canonical (sorted keys, sorted entries), which is what makes that sharing work.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomli_w
+
+MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 256 << 20  # refuse to parse hostile giant manifests
+
+# Where a data entry's hash came from (docs/format.md).
+SOURCE_READ = "read"  # we read the bytes (or our stat cache remembered reading them)
+SOURCE_GIT = "git"  # a tracked, unmodified file: its blob id in the index, not read
+SOURCE_LFS = "lfs"  # a git-LFS pointer file: the object id it names
+SOURCE_DVC = "dvc"
+SOURCE_ANNEX = "annex"
+
+MODE_FILE = "100644"
+MODE_EXECUTABLE = "100755"
+MODE_LINK = "120000"
+
+
+@dataclass(frozen=True, order=True)
+class DataEntry:
+    """One file of a data manifest."""
+
+    path: str
+    size: int
+    hash: str  # "<algorithm>:<hex>", e.g. "sha256:…", "git:…" (a git blob id), "md5:…"
+    mode: str = MODE_FILE
+    source: str = SOURCE_READ
+    link: str | None = None  # the target, when the declared path (or a file in it) is a symlink
+
+    @property
+    def algorithm(self) -> str:
+        return self.hash.partition(":")[0]
+
+    @property
+    def digest(self) -> str:
+        return self.hash.partition(":")[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "hash": self.hash,
+                               "mode": self.mode, "source": self.source}
+        if self.link is not None:
+            out["link"] = self.link
+        return out
+
+
+@dataclass(frozen=True)
+class DataManifest:
+    """The files a run read or wrote: declared paths expanded to files, with hashes."""
+
+    paths: tuple[str, ...]
+    entries: tuple[DataEntry, ...]
+    missing: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, paths: Iterable[str], entries: Iterable[DataEntry],
+              missing: Iterable[str] = ()) -> DataManifest:
+        """A manifest in canonical order (paths and entries sorted, duplicates dropped)."""
+        unique = {e.path: e for e in entries}
+        return cls(tuple(sorted(set(paths))), tuple(sorted(unique.values())),
+                   tuple(sorted(set(missing))))
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def by_path(self) -> dict[str, DataEntry]:
+        return {e.path: e for e in self.entries}
+
+    def to_toml(self) -> bytes:
+        doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "data",
+                               "paths": list(self.paths)}
+        if self.missing:
+            doc["missing"] = list(self.missing)
+        if self.entries:
+            doc["file"] = [e.to_dict() for e in self.entries]
+        return tomli_w.dumps(doc).encode()
+
+    @classmethod
+    def from_toml(cls, data: bytes) -> DataManifest:
+        doc = _load(data, "data")
+        try:
+            entries = [
+                DataEntry(path=_s(f["path"]), size=int(f["size"]), hash=_s(f["hash"]),
+                          mode=_s(f.get("mode", MODE_FILE)),
+                          source=_s(f.get("source", SOURCE_READ)),
+                          link=None if f.get("link") is None else _s(f["link"]))
+                for f in doc.get("file", [])
+            ]
+            return cls.build([_s(p) for p in doc.get("paths", [])], entries,
+                             [_s(p) for p in doc.get("missing", [])])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed data manifest: {exc}") from None
+
+
+@dataclass(frozen=True)
+class EnvironmentManifest:
+    """The environment a command ran in.
+
+    Each section is a JSON-like mapping (see ``docs/format.md`` for the keys). Volatile
+    facts (free memory, load, uptime, GPU utilisation) are never stored, so the same
+    environment always encodes to the same bytes and is stored once.
+    """
+
+    python: Mapping[str, Any] = field(default_factory=dict)
+    packages: Mapping[str, str] = field(default_factory=dict)
+    lockfiles: Mapping[str, str] = field(default_factory=dict)
+    system: Mapping[str, Any] = field(default_factory=dict)
+    cpu: Mapping[str, Any] = field(default_factory=dict)
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    gpus: tuple[Mapping[str, Any], ...] = ()
+    accelerator: Mapping[str, Any] = field(default_factory=dict)
+    container: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    _SECTIONS = ("python", "packages", "lockfiles", "system", "cpu", "memory", "accelerator",
+                 "container", "variables")
+
+    def to_toml(self) -> bytes:
+        doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "environment"}
+        for name in self._SECTIONS:
+            section = _clean(getattr(self, name))
+            if section:
+                doc[name] = section
+        if self.gpus:
+            doc["gpu"] = [_clean(g) for g in self.gpus]
+        return tomli_w.dumps(doc).encode()
+
+    @classmethod
+    def from_toml(cls, data: bytes) -> EnvironmentManifest:
+        doc = _load(data, "environment")
+        try:
+            sections = {name: dict(doc.get(name, {})) for name in cls._SECTIONS}
+            gpus = tuple(dict(g) for g in doc.get("gpu", []))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"malformed environment manifest: {exc}") from None
+        return cls(gpus=gpus, **sections)
+
+    def summary(self) -> str:
+        """One line: Python 3.11.7 · 52 packages · Linux x86_64 · 2 CPUs · 1× NVIDIA H200."""
+        parts = []
+        if self.python.get("version"):
+            parts.append(f"{self.python.get('implementation', 'Python')} "
+                         f"{self.python['version']}")
+        if self.packages:
+            parts.append(f"{len(self.packages)} packages")
+        if self.system.get("os"):
+            parts.append(f"{self.system['os']} {self.system.get('machine', '')}".strip())
+        if self.cpu.get("count"):
+            parts.append(f"{self.cpu['count']} CPUs")
+        if self.gpus:
+            names = sorted({str(g.get("name", "GPU")) for g in self.gpus})
+            parts.append(f"{len(self.gpus)}× {', '.join(names)}")
+        if self.container.get("kind"):
+            parts.append(f"in {self.container['kind']}")
+        return " · ".join(parts)
+
+
+def _clean(value: Any) -> Any:
+    """Drop None values (TOML has no null) and sort keys, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+                if v is not None}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value if v is not None]
+    return value
+
+
+def _load(data: bytes, kind: str) -> dict[str, Any]:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{kind} manifest is larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ValueError(f"{kind} manifest is not valid TOML: {exc}") from None
+    if doc.get("kind") != kind:
+        raise ValueError(f"not a {kind} manifest (kind = {doc.get('kind')!r})")
+    version = doc.get("prov")
+    if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
+        raise ValueError(f"{kind} manifest has unsupported format version {version!r}")
+    return doc
+
+
+def _s(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, found {type(value).__name__}")
+    return value

@@ -1,0 +1,401 @@
+"""Run records and the other ledger lines, and their one-line note encoding.
+
+A note on a commit under ``refs/notes/prov`` is a list of lines. Each line is one
+self-contained ledger entry::
+
+    <summary for people> TAB <canonical JSON>
+
+The summary is derived from the JSON and never read back; the JSON (which holds no raw
+tab or newline: it is ASCII-escaped) is the truth. Because each entry is one line, git's
+own line-based note merges (``cat_sort_uniq``, ``union``) and the ``concatenate`` rewrite
+mode keep every entry intact. See ``docs/format.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
+from git_prov.model.values import Scalar, canonical_json, format_assignments
+
+FORMAT_VERSION = 1
+# The oldest and newest format versions this code reads.
+READABLE_VERSIONS = range(1, FORMAT_VERSION + 1)
+MAX_LINE_BYTES = 1 << 20  # a hostile note cannot make us parse megabytes of one line
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_KILLED = "killed"
+STATUSES = (STATUS_OK, STATUS_FAILED, STATUS_KILLED)
+
+
+def status_for(exit_code: int | None, signal: int | None = None) -> str:
+    """The status word for a finished process."""
+    if signal is not None:
+        return STATUS_KILLED
+    return STATUS_OK if exit_code == 0 else STATUS_FAILED
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: what ran, on which code, data and environment, and how it ended.
+
+    Records are immutable once written. ``commit`` is always the commit the run actually
+    ran on, even when the record is later shown on a rewritten commit.
+    """
+
+    id: str
+    commit: str
+    command: str
+    started: str
+    ended: str
+    duration: float
+    exit_code: int | None
+    status: str
+    argv: tuple[str, ...] | None = None
+    cwd: str = "."
+    snapshot: str | None = None
+    patch_id: str | None = None
+    branch: str | None = None
+    host: str | None = None
+    user: str | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    env: str | None = None
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+    metrics: Mapping[str, Scalar] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    message: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    signal: int | None = None
+    omitted: tuple[str, ...] = ()
+    reproduces: str | None = None
+    origin: str = "run"
+    tool: str | None = None
+    # Fields written by a newer minor version; kept so re-encoding loses nothing.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return short_run_id(self.id)
+
+    @property
+    def dirty(self) -> bool:
+        return self.snapshot is not None
+
+    @property
+    def source_commit(self) -> str:
+        """The commit holding the exact code that ran: the snapshot when the tree was dirty."""
+        return self.snapshot or self.commit
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record as the JSON object stored in a note (None and empty values left out)."""
+        out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "run"}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None or value == () or value == {} or (f.name == "cwd" and value == "."):
+                continue
+            if f.name == "origin" and value == "run":
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def summary(self) -> str:
+        """The human part of the note line: id, status, time, duration, command, metrics."""
+        exit_part = "" if self.status == STATUS_OK else f"({self.exit_code}) "
+        when = self.started[:16] + "Z" if len(self.started) >= 16 else self.started
+        text = (
+            f"prov run {self.short_id} {self.status} {exit_part}{when} "
+            f"{format_duration(self.duration)} {shorten(self.command, 72)}"
+        )
+        if self.metrics:
+            text += "  " + shorten(format_assignments(sorted(self.metrics.items())), 80)
+        return _CONTROL.sub(" ", text)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A run shown on another commit than the one it ran on, and why.
+
+    Written as a line in the note of ``commit`` (the new commit) after a rewrite.
+    """
+
+    run: str
+    commit: str
+    original: str
+    how: str
+    at: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "attach"}
+        out.update(run=self.run, commit=self.commit, original=self.original, how=self.how,
+                   at=self.at)
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def summary(self) -> str:
+        return (f"prov attach {short_run_id(self.run)} from {short_oid(self.original)} "
+                f"({_CONTROL.sub(' ', self.how)})")
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A run deliberately removed from the ledger (retention); survives merges."""
+
+    run: str
+    at: str
+    reason: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "tombstone"}
+        out.update(run=self.run, at=self.at)
+        if self.reason:
+            out["reason"] = self.reason
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def summary(self) -> str:
+        return f"prov tombstone {short_run_id(self.run)}"
+
+
+Entry = RunRecord | Attachment | Tombstone
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """A note line that could not be read, and why. Reported, never fatal."""
+
+    commit: str
+    line_number: int
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedNote:
+    """Everything read from one note: its entries and the lines that failed."""
+
+    entries: tuple[Entry, ...]
+    problems: tuple[LineProblem, ...]
+
+
+def encode_entry(entry: Entry) -> str:
+    """The note line for an entry (no trailing newline)."""
+    return f"{entry.summary()}\t{canonical_json(entry.to_json_dict())}"
+
+
+def encode_note(entries: Iterable[Entry]) -> str:
+    """A whole note: one line per entry, each newline-terminated."""
+    return "".join(encode_entry(e) + "\n" for e in entries)
+
+
+def parse_note(text: str, commit: str = "") -> ParsedNote:
+    """Read every entry in a note; lines that are blank are skipped, bad ones reported."""
+    entries: list[Entry] = []
+    problems: list[LineProblem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = parse_line(line)
+        except ValueError as exc:
+            problems.append(LineProblem(commit, number, str(exc), line[:200]))
+            continue
+        if entry is None:
+            continue
+        key = canonical_json(entry.to_json_dict())
+        if key in seen:  # the same entry twice (a concatenating merge): keep one
+            continue
+        seen.add(key)
+        entries.append(entry)
+    return ParsedNote(tuple(entries), tuple(problems))
+
+
+def parse_line(line: str) -> Entry | None:
+    """Parse one note line; raise ``ValueError`` saying why it cannot be read.
+
+    Returns None for lines of a newer *kind* this version does not know (skipped silently,
+    so that older readers keep working when new kinds of entries are added).
+    """
+    if len(line) > MAX_LINE_BYTES:
+        raise ValueError("line too long")
+    _, tab, payload = line.rpartition("\t")
+    if not tab:
+        payload = line  # a hand-written line with no summary is fine
+    payload = payload.strip()
+    if not payload.startswith("{"):
+        raise ValueError("not a git-prov entry (no JSON object)")
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ValueError("entry is not a JSON object")
+    version = data.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError("entry has no format version 'v'")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"entry has format version {version}; this git-prov reads "
+                         f"{READABLE_VERSIONS.start}..{READABLE_VERSIONS.stop - 1} (upgrade it)")
+    kind = data.get("kind")
+    if kind == "run":
+        return _run_from_json(data)
+    if kind == "attach":
+        return Attachment(
+            run=_run_id(data, "run"), commit=_oid(data, "commit"),
+            original=_oid(data, "original"), how=_str(data, "how"), at=_str(data, "at"),
+            extra=_extra(data, {"run", "commit", "original", "how", "at"}),
+        )
+    if kind == "tombstone":
+        return Tombstone(run=_run_id(data, "run"), at=_str(data, "at"),
+                         reason=_opt_str(data, "reason") or "",
+                         extra=_extra(data, {"run", "at", "reason"}))
+    if isinstance(kind, str):
+        return None
+    raise ValueError("entry has no kind")
+
+
+_RUN_FIELDS = {f.name for f in fields(RunRecord)} - {"extra"}
+
+
+def _run_from_json(data: dict[str, Any]) -> RunRecord:
+    exit_code = data.get("exit_code")
+    if exit_code is not None and (not isinstance(exit_code, int) or isinstance(exit_code, bool)):
+        raise ValueError("exit_code is not an integer")
+    duration = data.get("duration", 0.0)
+    if not isinstance(duration, int | float) or isinstance(duration, bool):
+        raise ValueError("duration is not a number")
+    status = _str(data, "status")
+    argv = data.get("argv")
+    if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+        raise ValueError("argv is not a list of strings")
+    signal = data.get("signal")
+    if signal is not None and (not isinstance(signal, int) or isinstance(signal, bool)):
+        raise ValueError("signal is not an integer")
+    return RunRecord(
+        id=_run_id(data, "id"),
+        commit=_oid(data, "commit"),
+        command=_str(data, "command"),
+        started=_str(data, "started"),
+        ended=_str(data, "ended"),
+        duration=float(duration),
+        exit_code=exit_code,
+        status=status,
+        argv=tuple(argv) if argv is not None else None,
+        cwd=_opt_str(data, "cwd") or ".",
+        snapshot=_opt_oid(data, "snapshot"),
+        patch_id=_opt_oid(data, "patch_id"),
+        branch=_opt_str(data, "branch"),
+        host=_opt_str(data, "host"),
+        user=_opt_str(data, "user"),
+        inputs=_opt_oid(data, "inputs"),
+        outputs=_opt_oid(data, "outputs"),
+        env=_opt_oid(data, "env"),
+        params=_scalars(data, "params"),
+        metrics=_scalars(data, "metrics"),
+        tags=_str_tuple(data, "tags"),
+        message=_opt_str(data, "message"),
+        stdout=_opt_oid(data, "stdout"),
+        stderr=_opt_oid(data, "stderr"),
+        signal=signal,
+        omitted=_str_tuple(data, "omitted"),
+        reproduces=_opt_str(data, "reproduces"),
+        origin=_opt_str(data, "origin") or "run",
+        tool=_opt_str(data, "tool"),
+        extra=_extra(data, _RUN_FIELDS),
+    )
+
+
+def _extra(data: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in known and k not in ("v", "kind")}
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is missing or not a string")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _run_id(data: dict[str, Any], key: str) -> str:
+    value = _str(data, key)
+    if not is_run_id(value):
+        raise ValueError(f"{key} {value[:40]!r} is not a run id")
+    return value
+
+
+def _oid(data: dict[str, Any], key: str) -> str:
+    value = _str(data, key)
+    if not is_hex_oid(value):
+        raise ValueError(f"{key} {value[:50]!r} is not an object id")
+    return value
+
+
+def _opt_oid(data: dict[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _oid(data, key)
+
+
+def _str_tuple(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} is not a list of strings")
+    return tuple(value)
+
+
+def _scalars(data: dict[str, Any], key: str) -> dict[str, Scalar]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    out: dict[str, Scalar] = {}
+    for k, v in value.items():
+        if not isinstance(v, str | int | float | bool):
+            raise ValueError(f"{key}.{k} is not a number, string or boolean")
+        out[k] = v
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    """12ms, 3.4s, 5m07s, 2h03m: short and fixed-ish width."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def shorten(text: str, width: int) -> str:
+    """Cut ``text`` to ``width`` characters with an ellipsis."""
+    text = _CONTROL.sub(" ", text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def with_fields(record: RunRecord, **changes: Any) -> RunRecord:
+    """A copy of a record with some fields changed (used before a record is stored)."""
+    return replace(record, **changes)

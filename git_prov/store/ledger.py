@@ -1,0 +1,323 @@
+"""The ledger: run records as notes under ``refs/notes/prov``, and the objects they name
+(manifests, logs, kept commits) under ``refs/prov/objects``.
+
+Writes follow one order: objects first, then ``refs/prov/objects`` (compare-and-swap),
+then ``refs/notes/prov`` (compare-and-swap). A crash at any point leaves either no trace of
+a run or the whole run; at worst, unreferenced manifests that nothing points to.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pygit2
+
+from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
+from git_prov.model.ids import RUN_ID_RE, is_hex_oid
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.record import (
+    Attachment,
+    Entry,
+    LineProblem,
+    RunRecord,
+    Tombstone,
+    encode_entry,
+    parse_note,
+)
+from git_prov.store import notes
+from git_prov.store.locking import ledger_lock
+from git_prov.store.repo import GitRepo
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+
+NOTES_REF = "refs/notes/prov"
+OBJECTS_REF = "refs/prov/objects"
+KIND_DATA = "data"
+KIND_ENV = "env"
+KIND_LOG = "log"
+KEEP_DIR = "keep"
+OBJECT_KINDS = (KIND_DATA, KIND_ENV, KIND_LOG)
+CAS_ATTEMPTS = 40
+EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def object_path(kind: str, oid: str) -> str:
+    """Where an object of ``kind`` lives in the objects tree (content-addressed, fanned out)."""
+    return f"{kind}/{oid[:2]}/{oid[2:]}"
+
+
+@dataclass(frozen=True)
+class LocatedRun:
+    """A run record and the commits it is shown on (the commit it ran on, and any that it
+    was carried or attached to after a rewrite)."""
+
+    record: RunRecord
+    shown_on: tuple[str, ...]
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass
+class LedgerScan:
+    """Everything in the notes ref, grouped by run."""
+
+    runs: dict[str, LocatedRun] = field(default_factory=dict)
+    conflicts: dict[str, list[RunRecord]] = field(default_factory=dict)
+    tombstones: dict[str, Tombstone] = field(default_factory=dict)
+    problems: list[LineProblem] = field(default_factory=list)
+    by_commit: dict[str, list[str]] = field(default_factory=dict)
+
+    def live_runs(self) -> list[LocatedRun]:
+        """Runs not deleted by a tombstone, oldest first."""
+        return [r for k, r in sorted(self.runs.items()) if k not in self.tombstones]
+
+
+class Ledger:
+    """Read and write access to one repository's provenance."""
+
+    def __init__(self, repo: GitRepo):
+        self.repo = repo
+        self.pygit = repo.pygit
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def tip(self, ref: str) -> pygit2.Commit | None:
+        """The commit a ledger ref points at, or None when it does not exist yet."""
+        try:
+            target = self.pygit.references[ref].target
+        except KeyError:
+            return None
+        obj = self.pygit.get(target)
+        if not isinstance(obj, pygit2.Commit):
+            raise CorruptLedger(f"{ref} does not point at a commit",
+                                f"inspect it with `git show {ref}`")
+        return obj
+
+    def _tree(self, ref: str) -> pygit2.Tree | None:
+        tip = self.tip(ref)
+        return tip.tree if tip is not None else None
+
+    def note_text(self, commit_hex: str) -> str:
+        """The raw note on one commit ('' when there is none)."""
+        return notes.read_note_text(self.pygit, self._tree(NOTES_REF), commit_hex)
+
+    def entries_on(self, commit_hex: str) -> tuple[list[Entry], list[LineProblem]]:
+        """The parsed entries of one commit's note, and the lines that could not be read."""
+        parsed = parse_note(self.note_text(commit_hex), commit_hex)
+        return list(parsed.entries), list(parsed.problems)
+
+    def scan(self) -> LedgerScan:
+        """Read every note. Bad lines are collected in ``problems``, never fatal."""
+        scan = LedgerScan()
+        tree = self._tree(NOTES_REF)
+        if tree is None:
+            return scan
+        shown: dict[str, list[str]] = {}
+        attached: dict[str, list[Attachment]] = {}
+        for commit_hex, blob_id in notes.iter_notes(self.pygit, tree):
+            blob = self.pygit[blob_id]
+            assert isinstance(blob, pygit2.Blob)
+            parsed = parse_note(blob.data.decode("utf-8", errors="replace"), commit_hex)
+            scan.problems.extend(parsed.problems)
+            for entry in parsed.entries:
+                if isinstance(entry, RunRecord):
+                    _add_record(scan, entry)
+                    shown.setdefault(entry.id, []).append(commit_hex)
+                    scan.by_commit.setdefault(commit_hex, []).append(entry.id)
+                elif isinstance(entry, Attachment):
+                    attached.setdefault(entry.run, []).append(entry)
+                    shown.setdefault(entry.run, []).append(commit_hex)
+                    scan.by_commit.setdefault(commit_hex, []).append(entry.run)
+                elif isinstance(entry, Tombstone):
+                    scan.tombstones.setdefault(entry.run, entry)
+        for run_id, located in list(scan.runs.items()):
+            record = located.record
+            commits = [record.commit] + [c for c in dict.fromkeys(shown.get(run_id, []))
+                                         if c != record.commit]
+            scan.runs[run_id] = LocatedRun(record, tuple(commits),
+                                           tuple(attached.get(run_id, ())))
+        return scan
+
+    def runs_on(self, commit_hex: str, scan: LedgerScan | None = None) -> list[LocatedRun]:
+        """Runs shown on one commit, oldest first."""
+        if scan is not None:
+            ids = scan.by_commit.get(commit_hex, [])
+            return [scan.runs[i] for i in sorted(set(ids))
+                    if i in scan.runs and i not in scan.tombstones]
+        entries, _ = self.entries_on(commit_hex)
+        return [LocatedRun(e, (e.commit, commit_hex) if e.commit != commit_hex else (e.commit,))
+                for e in sorted((e for e in entries if isinstance(e, RunRecord)),
+                                key=lambda r: r.id)]
+
+    def resolve_run(self, spec: str, scan: LedgerScan | None = None) -> LocatedRun:
+        """Find a run by full id, by its short id (or a prefix of it), or by an id prefix."""
+        scan = scan or self.scan()
+        spec = spec.strip()
+        if spec in scan.runs:
+            return scan.runs[spec]
+        if len(spec) < 4:
+            raise NotFound(f"run id {spec!r} is too short", "give at least 4 characters")
+        matches = [r for rid, r in scan.runs.items()
+                   if rid.startswith(spec) or _short(rid).startswith(spec)]
+        if not matches:
+            raise NotFound(f"no run matches {spec!r}", "list runs with `git prov log`")
+        if len(matches) > 1:
+            listed = ", ".join(sorted(m.id for m in matches)[:5])
+            raise NotFound(f"run id {spec!r} is ambiguous: {listed}",
+                           "give more characters of the id")
+        return matches[0]
+
+    def read_object(self, oid: str, what: str) -> bytes:
+        """The bytes of a stored object (manifest, log); a clear error when it is missing."""
+        if not is_hex_oid(oid):
+            raise CorruptLedger(f"{what} id {oid[:50]!r} is not an object id")
+        try:
+            obj = self.pygit[oid]
+        except (KeyError, ValueError):
+            raise NotFound(
+                f"{what} {oid[:12]} is not in this repository",
+                "fetch the provenance it came with (git prov fetch), or run git prov fsck",
+            ) from None
+        if not isinstance(obj, pygit2.Blob):
+            raise CorruptLedger(f"{what} {oid[:12]} is not a blob")
+        return obj.data
+
+    def data_manifest(self, oid: str) -> DataManifest:
+        """Load a data manifest by id."""
+        try:
+            return DataManifest.from_toml(self.read_object(oid, "data manifest"))
+        except ValueError as exc:
+            raise CorruptLedger(f"data manifest {oid[:12]}: {exc}") from None
+
+    def env_manifest(self, oid: str) -> EnvironmentManifest:
+        """Load an environment manifest by id."""
+        try:
+            return EnvironmentManifest.from_toml(self.read_object(oid, "environment manifest"))
+        except ValueError as exc:
+            raise CorruptLedger(f"environment manifest {oid[:12]}: {exc}") from None
+
+    def is_kept(self, commit_hex: str) -> bool:
+        """True when ``refs/prov/objects`` keeps ``commit_hex`` reachable."""
+        tree = self._tree(OBJECTS_REF)
+        return tree is not None and lookup_path(
+            self.pygit, tree, object_path(KEEP_DIR, commit_hex)) is not None
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def store_object(self, data: bytes) -> str:
+        """Write a blob (manifest, log) into the object database; returns its id."""
+        return str(self.pygit.create_blob(data))
+
+    def write(self, entries: Sequence[tuple[str, Entry]], *,
+              objects: Mapping[str, Iterable[str]] | None = None,
+              keep: Iterable[str] = (), message: str = "git-prov: record") -> None:
+        """Add ``entries`` (annotated commit, entry) to the ledger in one atomic step.
+
+        ``objects`` maps a kind (data, env, log) to blob ids already written with
+        :meth:`store_object`; they and the ``keep`` commits become reachable from
+        ``refs/prov/objects`` before any note names them.
+        """
+        objects = objects or {}
+        with ledger_lock(self.repo.prov_dir / "ledger.lock"):
+            self._update_objects(objects, list(dict.fromkeys(keep)), message)
+            additions: dict[str, list[str]] = {}
+            for commit_hex, entry in entries:
+                additions.setdefault(commit_hex, []).append(encode_entry(entry))
+            if additions:
+                self._update_notes(additions, message)
+
+    def _update_objects(self, objects: Mapping[str, Iterable[str]], keep: list[str],
+                        message: str) -> None:
+        wanted: dict[str, Change] = {}
+        for kind, oids in objects.items():
+            for oid in oids:
+                wanted[object_path(kind, oid)] = (pygit2.Oid(hex=oid), FILEMODE_BLOB)
+        empty = None
+        for commit_hex in keep:
+            if empty is None:
+                empty = self.pygit.create_blob(b"")
+            wanted[object_path(KEEP_DIR, commit_hex)] = (empty, FILEMODE_BLOB)
+        if not wanted:
+            return
+
+        def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+            tree = tip.tree if tip is not None else None
+            missing = {p: c for p, c in wanted.items()
+                       if tree is None or lookup_path(self.pygit, tree, p) is None}
+            if not missing:
+                return None
+            new_keep = [c for c in keep if object_path(KEEP_DIR, c) in missing]
+            tree_id = edit_tree(self.pygit, tree, missing)
+            parents = ([tip.id] if tip is not None else []) + [
+                pygit2.Oid(hex=c) for c in new_keep]
+            return self._commit(tree_id, parents, message)
+
+        self._cas(OBJECTS_REF, build, message)
+
+    def _update_notes(self, additions: Mapping[str, list[str]], message: str) -> None:
+        def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+            tree = tip.tree if tip is not None else None
+            tree_id = notes.append_lines(self.pygit, tree, additions)
+            if tree is not None and tree_id == tree.id:
+                return None
+            return self._commit(tree_id, [tip.id] if tip is not None else [], message)
+
+        self._cas(NOTES_REF, build, message)
+
+    def _commit(self, tree: pygit2.Oid, parents: list[pygit2.Oid], message: str) -> pygit2.Oid:
+        sig = self.repo.signature()
+        now = pygit2.Signature(sig.name, sig.email, int(time.time()), 0)
+        return self.pygit.create_commit(None, now, now, message + "\n", tree, parents)
+
+    def _cas(self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None],
+             message: str) -> None:
+        """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
+        from a fresh read whenever someone else moved it first."""
+        for attempt in range(CAS_ATTEMPTS):
+            try:
+                reference = self.pygit.references[ref]
+            except KeyError:
+                reference = None
+            tip = None
+            if reference is not None:
+                obj = self.pygit.get(reference.target)
+                if not isinstance(obj, pygit2.Commit):
+                    raise CorruptLedger(f"{ref} does not point at a commit",
+                                        f"inspect it with `git show {ref}`")
+                tip = obj
+            new = build(tip)
+            if new is None:
+                return
+            try:
+                if reference is None:
+                    self.pygit.create_reference_direct(ref, new, False, message=message)
+                else:
+                    reference.set_target(new, message)
+                return
+            except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError):
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise LedgerConflict(
+            f"could not update {ref}: it kept changing under us ({CAS_ATTEMPTS} attempts)",
+            "try again; if it persists, look for a process rewriting it in a loop",
+        )
+
+
+def _short(run_id: str) -> str:
+    match = RUN_ID_RE.match(run_id)
+    return match.group(2) if match else run_id
+
+
+def _add_record(scan: LedgerScan, record: RunRecord) -> None:
+    existing = scan.runs.get(record.id)
+    if existing is None:
+        scan.runs[record.id] = LocatedRun(record, (record.commit,))
+    elif existing.record != record:
+        # The same id with different content: keep both, report it; never drop one.
+        bucket = scan.conflicts.setdefault(record.id, [existing.record])
+        if record not in bucket:
+            bucket.append(record)

@@ -1,0 +1,112 @@
+"""The notes ref, read and written with git's fan-out layout.
+
+A notes tree names each annotated commit by its hex id, split into 2-hex-digit directories
+as it grows (``ab/cdef…``). libgit2 never fans out on its own, so a ledger written only
+through pygit2 would be one flat tree rewritten whole on every record. We place new notes
+one level deep (``ab/cdef…``: 256 subtrees), which keeps a write to rewriting the root and
+one subtree of about N/256 entries, and we update an existing note wherever it lies, so a
+tree git wrote (any fan-out, even mixed during git's own transitions) stays valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import pygit2
+
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree
+
+HEX = frozenset("0123456789abcdef")
+
+
+def find_note(repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex: str
+              ) -> tuple[str, pygit2.Oid] | None:
+    """Where the note for ``commit_hex`` is in ``tree``: (path, blob id), or None."""
+    if tree is None:
+        return None
+    node: pygit2.Tree = tree
+    rest = commit_hex
+    prefix = ""
+    while True:
+        if rest in node:
+            entry = node[rest]
+            if entry.type_str == "blob":
+                return prefix + rest, entry.id
+        head = rest[:2]
+        if len(rest) <= 2 or head not in node:
+            return None
+        entry = node[head]
+        if entry.type_str != "tree":
+            return None
+        sub = repo[entry.id]
+        assert isinstance(sub, pygit2.Tree)
+        node, rest, prefix = sub, rest[2:], f"{prefix}{head}/"
+
+
+def placement(repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex: str) -> str:
+    """The path for a new note: one level deep, or deeper where git already fanned out."""
+    path = commit_hex[:2] + "/" + commit_hex[2:]
+    if tree is None or commit_hex[:2] not in tree:
+        return path
+    entry = tree[commit_hex[:2]]
+    if entry.type_str != "tree":
+        return path
+    sub = repo[entry.id]
+    assert isinstance(sub, pygit2.Tree)
+    second = commit_hex[2:4]
+    if second in sub and sub[second].type_str == "tree":
+        return f"{commit_hex[:2]}/{second}/{commit_hex[4:]}"
+    return path
+
+
+def read_note_text(repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex: str) -> str:
+    """The note text on ``commit_hex`` ('' when it has none)."""
+    found = find_note(repo, tree, commit_hex)
+    if found is None:
+        return ""
+    blob = repo[found[1]]
+    assert isinstance(blob, pygit2.Blob)
+    return blob.data.decode("utf-8", errors="replace")
+
+
+def append_lines(repo: pygit2.Repository, tree: pygit2.Tree | None,
+                 additions: Mapping[str, list[str]]) -> pygit2.Oid:
+    """A new notes tree with ``lines`` appended to the note of each commit.
+
+    Lines already present in a note are not added again, so replaying a write is harmless.
+    """
+    changes: dict[str, Change] = {}
+    for commit_hex, lines in additions.items():
+        found = find_note(repo, tree, commit_hex)
+        old = read_note_text(repo, tree, commit_hex) if found else ""
+        present = set(old.splitlines())
+        new_lines = [line for line in dict.fromkeys(lines) if line not in present]
+        if not new_lines:
+            continue
+        text = old if not old or old.endswith("\n") else old + "\n"
+        text += "".join(line + "\n" for line in new_lines)
+        blob = repo.create_blob(text.encode("utf-8"))
+        path = found[0] if found else placement(repo, tree, commit_hex)
+        changes[path] = (blob, FILEMODE_BLOB)
+    if not changes and tree is not None:
+        return tree.id
+    return edit_tree(repo, tree, changes)
+
+
+def iter_notes(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
+               ) -> Iterator[tuple[str, pygit2.Oid]]:
+    """Every (annotated commit hex, note blob id) in a notes tree of any fan-out.
+
+    Entries whose names are not hex (git keeps such "non-notes" in notes trees) are skipped.
+    """
+    for entry in tree:
+        name = entry.name or ""
+        if not set(name) <= HEX:
+            continue
+        full = prefix + name
+        if entry.type_str == "tree" and len(name) == 2 and len(full) < 40:
+            sub = repo[entry.id]
+            assert isinstance(sub, pygit2.Tree)
+            yield from iter_notes(repo, sub, full)
+        elif entry.type_str == "blob" and len(full) in (40, 64):
+            yield full, entry.id

@@ -1,0 +1,156 @@
+"""Opening a repository, and the two ways we talk to git: pygit2 for local objects and refs,
+the ``git`` binary for whatever needs git's own semantics (status, rev-list, transport)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from git_prov.errors import RepositoryProblem
+
+FALLBACK_NAME = "git-prov"
+FALLBACK_EMAIL = "git-prov@localhost"
+
+
+@dataclass
+class GitRepo:
+    """An open repository: the pygit2 handle plus the paths git-prov needs."""
+
+    pygit: pygit2.Repository
+    git_dir: Path
+    common_dir: Path
+    workdir: Path | None
+    _signature: pygit2.Signature | None = field(default=None, repr=False)
+
+    @property
+    def root(self) -> Path:
+        """The working tree root; raises for a bare repository."""
+        if self.workdir is None:
+            raise RepositoryProblem(
+                f"{self.git_dir} is a bare repository",
+                "run this inside a working tree (a clone), not in a bare repository",
+            )
+        return self.workdir
+
+    @property
+    def prov_dir(self) -> Path:
+        """Local, rebuildable caches and locks: ``<git common dir>/prov``."""
+        path = self.common_dir / "prov"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def git(self, *args: str, input: bytes | None = None, check: bool = True,
+            env: Mapping[str, str] | None = None, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess[bytes]:
+        """Run the git binary on this repository and return the finished process."""
+        return run_git(cwd or self.workdir or self.git_dir, args, input=input, check=check,
+                       env=env)
+
+    def signature(self) -> pygit2.Signature:
+        """Who writes ledger commits: the user's git identity, or a neutral fallback."""
+        if self._signature is None:
+            name = os.environ.get("GIT_COMMITTER_NAME") or _config(self.pygit, "user.name")
+            email = os.environ.get("GIT_COMMITTER_EMAIL") or _config(self.pygit, "user.email")
+            self._signature = pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL)
+        return self._signature
+
+    def head_commit(self) -> pygit2.Commit:
+        """The commit HEAD points at; a clear error when there is none yet."""
+        try:
+            if self.pygit.head_is_unborn:
+                raise RepositoryProblem(
+                    "this repository has no commits yet",
+                    "commit your code first (git add … && git commit), then record runs",
+                )
+            target = self.pygit.head.peel(pygit2.Commit)
+        except pygit2.GitError as exc:
+            raise RepositoryProblem(f"cannot read HEAD: {exc}") from None
+        return target
+
+    def branch_name(self) -> str | None:
+        """The checked-out branch's short name, or None on a detached HEAD."""
+        if self.pygit.head_is_detached or self.pygit.head_is_unborn:
+            return None
+        return self.pygit.head.shorthand
+
+
+def _config(repo: pygit2.Repository, key: str) -> str | None:
+    try:
+        value = repo.config[key]
+    except (KeyError, pygit2.GitError):
+        return None
+    return str(value) if value else None
+
+
+def run_git(cwd: Path, args: Sequence[str], *, input: bytes | None = None, check: bool = True,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git args…`` in ``cwd``; on failure (when ``check``) raise RepositoryProblem."""
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True,
+                              env=full_env, check=False)
+    except FileNotFoundError:
+        raise RepositoryProblem("the git command is not installed or not on PATH") from None
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = message[-1] if message else f"exit status {proc.returncode}"
+        raise RepositoryProblem(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+def open_repo(path: Path | str | None = None) -> GitRepo:
+    """Find and open the repository containing ``path`` (default: the current directory)."""
+    start = Path(path) if path is not None else Path.cwd()
+    env_git_dir = os.environ.get("GIT_DIR")
+    if env_git_dir and path is None:
+        found: str | None = env_git_dir
+    else:
+        try:
+            found = pygit2.discover_repository(str(start))
+        except pygit2.GitError as exc:
+            raise RepositoryProblem(f"cannot open a repository at {start}: {exc}") from None
+    if not found:
+        raise RepositoryProblem(
+            f"not a git repository (or any parent up to the root): {start}",
+            "run git prov inside a git repository, or create one with `git init`",
+        )
+    _refuse_reftable(Path(found))
+    try:
+        repo = pygit2.Repository(found)
+    except pygit2.GitError as exc:
+        raise RepositoryProblem(f"cannot open the repository at {found}: {exc}") from None
+    git_dir = Path(repo.path).resolve()
+    common = _common_dir(git_dir)
+    workdir = Path(repo.workdir).resolve() if repo.workdir else None
+    return GitRepo(pygit=repo, git_dir=git_dir, common_dir=common, workdir=workdir)
+
+
+def _common_dir(git_dir: Path) -> Path:
+    commondir_file = git_dir / "commondir"
+    if commondir_file.is_file():
+        target = Path(commondir_file.read_text().strip())
+        return (git_dir / target).resolve() if not target.is_absolute() else target.resolve()
+    return git_dir
+
+
+def _refuse_reftable(git_dir: Path) -> None:
+    config = _common_dir(git_dir) / "config"
+    try:
+        text = config.read_text(errors="replace").lower()
+    except OSError:
+        return
+    if "refstorage" in text and "reftable" in text:
+        raise RepositoryProblem(
+            "this repository stores its refs as reftable, which libgit2 1.9 (used by "
+            "git-prov through pygit2) cannot read",
+            "use a repository with the files ref backend "
+            "(git refs migrate --ref-format=files)",
+        )

@@ -1,0 +1,87 @@
+"""Hermetic test setup: every test runs with its own HOME, no system or global git config,
+a fixed identity and fixed dates, and builds real repositories with real git."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[None]:
+    """Isolate tests from the developer's home, git config and identity."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ada Tester")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "ada@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Ada Tester")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ada@example.com")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+    monkeypatch.setenv("GIT_PAGER", "cat")
+    monkeypatch.setenv("PAGER", "cat")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    monkeypatch.delenv("GIT_INDEX_FILE", raising=False)
+    monkeypatch.delenv("GIT_PROV_DEBUG", raising=False)
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = Ada Tester\n"
+        "\temail = ada@example.com\n[protocol \"file\"]\n\tallow = always\n"
+    )
+    yield
+
+
+def git(cwd: Path | str, *args: str, check: bool = True, input: str | None = None) -> str:
+    """Run the real git CLI and return its stdout (stripped of the final newline)."""
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, check=False, capture_output=True, text=True, input=input
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc.stdout.rstrip("\n")
+
+
+def commit_file(repo: Path, name: str, content: str, message: str | None = None) -> str:
+    """Write a file, commit it, and return the new commit id."""
+    path = repo / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    git(repo, "add", "--", name)
+    git(repo, "commit", "-q", "-m", message or f"change {name}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh repository with one commit (README.md) on branch main."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    commit_file(path, "README.md", "# experiment\n", "initial commit")
+    return path
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path) -> Path:
+    """A repository with no commits yet."""
+    path = tmp_path / "empty"
+    path.mkdir()
+    git(path, "init", "-q")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return Path(__file__).parent / "fixtures"
+
+
+os.environ.setdefault("GIT_PROV_TESTING", "1")
