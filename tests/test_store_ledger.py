@@ -72,7 +72,7 @@ def test_deeper_fanout_written_by_git_is_respected(repo: Path) -> None:
     assert tip is not None
     found = notes.find_note(pg, tip.tree, c)
     assert found is not None and found[0] == path
-    assert git(repo, "notes", "--ref=prov", "show", c).startswith("x\n")
+    assert "x" in git(repo, "notes", "--ref=prov", "show", c).splitlines()
 
 
 def test_write_is_compare_and_swap_against_plain_git_writers(repo: Path) -> None:
@@ -153,7 +153,7 @@ def test_same_id_with_different_content_is_a_conflict_both_kept(repo: Path) -> N
     b = make_record(c, id=a.id, exit_code=1, status="failed")
     Ledger(open_repo(repo)).write([(c, a), (c, b)])
     scan = Ledger(open_repo(repo)).scan()
-    assert scan.conflicts[a.id] == [a, b]
+    assert sorted(scan.conflicts[a.id], key=repr) == sorted([a, b], key=repr)
 
 
 def test_git_cat_sort_uniq_merge_keeps_every_record(repo: Path, tmp_path: Path) -> None:

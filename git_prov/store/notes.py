@@ -10,7 +10,7 @@ tree git wrote (any fan-out, even mixed during git's own transitions) stays vali
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import pygit2
 
@@ -69,22 +69,30 @@ def read_note_text(repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex
     return blob.data.decode("utf-8", errors="replace")
 
 
+def canonical_note(lines: Iterable[str]) -> str:
+    """A note's canonical text: unique non-blank lines, sorted, newline-terminated.
+
+    This is the text git's own ``cat_sort_uniq`` merge produces, and it makes a union
+    of notes the same bytes whichever side merged first.
+    """
+    unique = sorted({line for line in lines if line.strip()})
+    return "".join(line + "\n" for line in unique)
+
+
 def append_lines(repo: pygit2.Repository, tree: pygit2.Tree | None,
                  additions: Mapping[str, list[str]]) -> pygit2.Oid:
-    """A new notes tree with ``lines`` appended to the note of each commit.
+    """A new notes tree with ``additions`` merged into the note of each commit.
 
-    Lines already present in a note are not added again, so replaying a write is harmless.
+    Notes are kept in canonical form (see :func:`canonical_note`), so adding a line that
+    is already present changes nothing and replaying a write is harmless.
     """
     changes: dict[str, Change] = {}
     for commit_hex, lines in additions.items():
         found = find_note(repo, tree, commit_hex)
         old = read_note_text(repo, tree, commit_hex) if found else ""
-        present = set(old.splitlines())
-        new_lines = [line for line in dict.fromkeys(lines) if line not in present]
-        if not new_lines:
+        text = canonical_note([*old.splitlines(), *lines])
+        if text == old:
             continue
-        text = old if not old or old.endswith("\n") else old + "\n"
-        text += "".join(line + "\n" for line in new_lines)
         blob = repo.create_blob(text.encode("utf-8"))
         path = found[0] if found else placement(repo, tree, commit_hex)
         changes[path] = (blob, FILEMODE_BLOB)
