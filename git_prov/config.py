@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,8 @@ class ProvConfig:
 
 def template_text() -> str:
     """The documented ``.gitprov.toml`` template that ``git prov init`` writes."""
+    from importlib import resources
+
     return resources.files("git_prov").joinpath("templates/gitprov.toml").read_text()
 
 
@@ -42,12 +42,15 @@ def load_config(root: Path) -> ProvConfig:
         return ProvConfig()
     except OSError as exc:
         raise UsageProblem(f"cannot read {CONFIG_NAME}: {exc.strerror}") from None
+    import tomllib
+
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageProblem(f"{CONFIG_NAME} is not valid TOML: {exc}",
-                           f"fix it, or compare with `git prov init --print-template`"
-                           ) from None
+        raise UsageProblem(
+            f"{CONFIG_NAME} is not valid TOML: {exc}",
+            "fix it, or compare with `git prov init --print-template`",
+        ) from None
     run = _table(doc, "run")
     environment = _table(doc, "environment")
     return ProvConfig(

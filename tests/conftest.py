@@ -12,8 +12,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                  ) -> Iterator[None]:
+def hermetic_seal(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Isolate tests from the developer's home, git config and identity."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -35,7 +36,7 @@ def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.delenv("GIT_PROV_DEBUG", raising=False)
     (home / ".gitconfig").write_text(
         "[init]\n\tdefaultBranch = main\n[user]\n\tname = Ada Tester\n"
-        "\temail = ada@example.com\n[protocol \"file\"]\n\tallow = always\n"
+        '\temail = ada@example.com\n[protocol "file"]\n\tallow = always\n'
     )
     yield
 
@@ -85,3 +86,39 @@ def fixtures_dir() -> Path:
 
 
 os.environ.setdefault("GIT_PROV_TESTING", "1")
+
+
+def prov(
+    cwd: Path | str,
+    *args: str,
+    check: bool = True,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``git prov`` CLI (as ``python -m git_prov``) in a subprocess."""
+    import sys
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "git_prov", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        input=input,
+        env=full_env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"git prov {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def runs_json(repo: Path, *revs: str) -> list[dict[str, object]]:
+    """Every run `git prov log --json` lists for ``revs`` (default HEAD), newest commit first."""
+    import json
+
+    doc = json.loads(prov(repo, "log", "--json", *revs).stdout)
+    return [run for commit in doc for run in commit["runs"]]

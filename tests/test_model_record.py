@@ -23,20 +23,39 @@ from git_prov.model.values import canonical_json, flatten, parse_scalar
 
 COMMIT = "a" * 40
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
-scalars = st.one_of(st.booleans(), st.integers(-10**12, 10**12),
-                    st.floats(allow_nan=False, allow_infinity=False), texts)
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    texts,
+)
 
 
-@given(command=texts, params=st.dictionaries(texts, scalars, max_size=5),
-       metrics=st.dictionaries(texts, scalars, max_size=5),
-       tags=st.lists(texts, max_size=3), message=st.none() | texts,
-       exit_code=st.none() | st.integers(-255, 255))
-def test_run_record_round_trips_through_one_line(command: str, params: dict[str, object],
-                                                 metrics: dict[str, object], tags: list[str],
-                                                 message: str | None, exit_code: int | None
-                                                 ) -> None:
-    record = make_record(COMMIT, command=command, params=params, metrics=metrics,
-                         tags=tuple(tags), message=message, exit_code=exit_code)
+@given(
+    command=texts,
+    params=st.dictionaries(texts, scalars, max_size=5),
+    metrics=st.dictionaries(texts, scalars, max_size=5),
+    tags=st.lists(texts, max_size=3),
+    message=st.none() | texts,
+    exit_code=st.none() | st.integers(-255, 255),
+)
+def test_run_record_round_trips_through_one_line(
+    command: str,
+    params: dict[str, object],
+    metrics: dict[str, object],
+    tags: list[str],
+    message: str | None,
+    exit_code: int | None,
+) -> None:
+    record = make_record(
+        COMMIT,
+        command=command,
+        params=params,
+        metrics=metrics,
+        tags=tuple(tags),
+        message=message,
+        exit_code=exit_code,
+    )
     line = encode_entry(record)
     assert "\n" not in line and line.count("\t") == 1
     assert parse_line(line) == record
@@ -52,13 +71,15 @@ def test_encoding_is_canonical_whatever_the_dict_order() -> None:
 
 def test_bad_lines_are_reported_and_good_ones_kept() -> None:
     good = make_record(COMMIT)
-    text = "\n".join([
-        encode_entry(good),
-        "hand-written garbage",
-        encode_entry(good)[:-5],  # truncated JSON
-        'x\t{"v": 1, "kind": "run", "id": "nope"}',
-        "",
-    ])
+    text = "\n".join(
+        [
+            encode_entry(good),
+            "hand-written garbage",
+            encode_entry(good)[:-5],  # truncated JSON
+            'x\t{"v": 1, "kind": "run", "id": "nope"}',
+            "",
+        ]
+    )
     parsed = parse_note(text, COMMIT)
     assert parsed.entries == (good,)
     assert [p.line_number for p in parsed.problems] == [2, 3, 4]
@@ -79,8 +100,9 @@ def test_duplicate_lines_from_a_concatenating_merge_collapse() -> None:
 
 def test_attachments_and_tombstones_round_trip() -> None:
     run_id = new_run_id()
-    attach = Attachment(run=run_id, commit="b" * 40, original=COMMIT, how="rebase",
-                        at="2026-11-26T12:00:00.000Z")
+    attach = Attachment(
+        run=run_id, commit="b" * 40, original=COMMIT, how="rebase", at="2026-11-26T12:00:00.000Z"
+    )
     tomb = Tombstone(run=run_id, at="2026-11-26T12:00:00.000Z", reason="retention")
     assert parse_line(encode_entry(attach)) == attach
     assert parse_line(encode_entry(tomb)) == tomb
@@ -119,10 +141,20 @@ def test_run_ids_sort_by_time_and_have_a_short_form() -> None:
     assert len(short_run_id(ids[0])) == 8 and ids[0].endswith(short_run_id(ids[0]))
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("0.1", 0.1), ("1e-3", 0.001), ("10", 10), ("true", True), ("1.10", "1.10"),
-    ("007", "007"), ("abc", "abc"), ("nan", "nan"), ("-3", -3),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0.1", 0.1),
+        ("1e-3", 0.001),
+        ("10", 10),
+        ("true", True),
+        ("1.10", "1.10"),
+        ("007", "007"),
+        ("abc", "abc"),
+        ("nan", "nan"),
+        ("-3", -3),
+    ],
+)
 def test_command_line_values_keep_their_meaning(text: str, value: object) -> None:
     assert parse_scalar(text) == value
     assert type(parse_scalar(text)) is type(value)
@@ -130,4 +162,7 @@ def test_command_line_values_keep_their_meaning(text: str, value: object) -> Non
 
 def test_flatten_nested_values() -> None:
     assert flatten({"a": {"b": {"c": 1}}, "d": [1, 2], "e": None}) == {
-        "a.b.c": 1, "d": "[1,2]", "e": "null"}
+        "a.b.c": 1,
+        "d": "[1,2]",
+        "e": "null",
+    }

@@ -140,8 +140,7 @@ def test_scan_reports_damage_and_keeps_the_rest(repo: Path) -> None:
     ledger.write([(r.commit, r) for r in good])
     # Hand-edit one note: append garbage, as a person with `git notes edit` might.
     old = git(repo, "notes", "--ref=prov", "show", commits[0])
-    git(repo, "notes", "--ref=prov", "add", "-f", "-m", old + "\nthis is not a record",
-        commits[0])
+    git(repo, "notes", "--ref=prov", "add", "-f", "-m", old + "\nthis is not a record", commits[0])
     scan = Ledger(open_repo(repo)).scan()
     assert set(scan.runs) == {r.id for r in good}
     assert len(scan.problems) == 1 and scan.problems[0].commit == commits[0]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -36,8 +35,12 @@ class SourceState:
     omitted: tuple[str, ...] = ()
 
 
-def capture_source(repo: GitRepo, *, exclude: Sequence[str] = (),
-                   max_untracked_bytes: int = DEFAULT_MAX_UNTRACKED_BYTES) -> SourceState:
+def capture_source(
+    repo: GitRepo,
+    *,
+    exclude: Sequence[str] = (),
+    max_untracked_bytes: int = DEFAULT_MAX_UNTRACKED_BYTES,
+) -> SourceState:
     """Capture HEAD and, if the working tree differs from it, a snapshot commit.
 
     ``exclude`` holds repo-relative paths (files or directories) of declared data, which
@@ -46,8 +49,14 @@ def capture_source(repo: GitRepo, *, exclude: Sequence[str] = (),
     """
     head = repo.head_commit()
     commit_hex = str(head.id)
-    status = repo.git("status", "--porcelain=v1", "-z", "--untracked-files=all",
-                      "--no-renames", "--ignore-submodules=none").stdout
+    status = repo.git(
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=none",
+    ).stdout
     untracked, tracked_changed = _parse_status(status)
     snapshot = None
     omitted: list[str] = []
@@ -82,8 +91,9 @@ def _excluded(path: str, exclude: Sequence[str]) -> bool:
     return any(path == e or path.startswith(e.rstrip("/") + "/") for e in exclude)
 
 
-def _choose_untracked(root: Path, untracked: list[str], exclude: Sequence[str],
-                      limit: int) -> tuple[list[str], list[str]]:
+def _choose_untracked(
+    root: Path, untracked: list[str], exclude: Sequence[str], limit: int
+) -> tuple[list[str], list[str]]:
     keep: list[str] = []
     omitted: list[str] = []
     for path in untracked:
@@ -97,9 +107,10 @@ def _choose_untracked(root: Path, untracked: list[str], exclude: Sequence[str],
     return keep, omitted
 
 
-def _snapshot(repo: GitRepo, head: pygit2.Commit, untracked: list[str],
-              omitted: list[str]) -> str | None:
-    index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{secrets.token_hex(4)}"
+def _snapshot(
+    repo: GitRepo, head: pygit2.Commit, untracked: list[str], omitted: list[str]
+) -> str | None:
+    index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{os.urandom(4).hex()}"
     real_index = repo.git_dir / "index"
     try:
         if real_index.exists():
@@ -109,8 +120,14 @@ def _snapshot(repo: GitRepo, head: pygit2.Commit, untracked: list[str],
         repo.git("add", "--update", "--", ".", env=env, cwd=repo.root)
         if untracked:
             spec = b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in untracked)
-            repo.git("add", "--pathspec-from-file=-", "--pathspec-file-nul", input=spec,
-                     env=env, cwd=repo.root)
+            repo.git(
+                "add",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                input=spec,
+                env=env,
+                cwd=repo.root,
+            )
         tree_hex = repo.git("write-tree", env=env).stdout.decode().strip()
     finally:
         with contextlib.suppress(OSError):
@@ -124,14 +141,34 @@ def _snapshot(repo: GitRepo, head: pygit2.Commit, untracked: list[str],
         message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
     sig = repo.signature()
     fixed = pygit2.Signature(sig.name, sig.email, head.committer.time, head.committer.offset)
-    oid = repo.pygit.create_commit(None, fixed, fixed, message, pygit2.Oid(hex=tree_hex),
-                                   [head.id])
+    oid = repo.pygit.create_commit(None, fixed, fixed, message, pygit2.Oid(hex=tree_hex), [head.id])
     return str(oid)
 
 
 def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
     """``git patch-id --stable`` of a commit's diff against its first parent (None for a
-    merge, an empty change, or a commit whose parent is missing in a shallow clone)."""
+    merge, an empty change, or a commit whose parent is missing in a shallow clone).
+
+    A commit's patch-id never changes, so it is cached under ``<git dir>/prov/patch-id/``:
+    the many runs recorded on one commit pay for it once.
+    """
+    cache = repo.prov_dir / "patch-id" / commit_hex[:2] / commit_hex[2:]
+    try:
+        cached = cache.read_text().strip()
+    except OSError:
+        cached = None
+    if cached is not None:
+        return cached or None
+    computed = _compute_patch_id(repo, commit_hex)
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(computed or "")
+        os.replace(tmp, cache)
+    return computed
+
+
+def _compute_patch_id(repo: GitRepo, commit_hex: str) -> str | None:
     commit = repo.pygit.get(commit_hex)
     if not isinstance(commit, pygit2.Commit) or len(commit.parent_ids) > 1:
         return None
@@ -141,9 +178,17 @@ def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
     try:
         diff = subprocess.Popen(
             ["git", "diff-tree", "-p", "--no-renames", "--full-index", "--root", commit_hex],
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out = subprocess.run(["git", "patch-id", "--stable"], cwd=cwd, stdin=diff.stdout,
-                             capture_output=True, check=False)
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        out = subprocess.run(
+            ["git", "patch-id", "--stable"],
+            cwd=cwd,
+            stdin=diff.stdout,
+            capture_output=True,
+            check=False,
+        )
         if diff.stdout is not None:
             diff.stdout.close()
         diff.wait()

@@ -44,6 +44,8 @@ def _load_yaml(raw: bytes, path: Path, what: str) -> Any:
     try:
         import yaml  # type: ignore[import-untyped]
     except ImportError:
-        raise UsageProblem(f"{what} file {path} is YAML, and PyYAML is not installed",
-                           "pip install pyyaml, or use JSON or TOML") from None
+        raise UsageProblem(
+            f"{what} file {path} is YAML, and PyYAML is not installed",
+            "pip install pyyaml, or use JSON or TOML",
+        ) from None
     return yaml.safe_load(raw)

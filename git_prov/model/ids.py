@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from datetime import UTC, datetime
 
 # 20261126T113400.123Z-3f2a9c1d: UTC start time to the millisecond, then 32 random bits.
@@ -19,7 +19,7 @@ def new_run_id(now: datetime | None = None) -> str:
     """Return a fresh run id for a run starting at ``now`` (UTC; default: the current time)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
-    return f"{stamp}-{secrets.token_hex(4)}"
+    return f"{stamp}-{os.urandom(4).hex()}"
 
 
 def is_run_id(text: str) -> bool:

@@ -49,8 +49,13 @@ class DataEntry:
         return self.hash.partition(":")[2]
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "size": self.size, "hash": self.hash,
-                               "mode": self.mode, "source": self.source}
+        out: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "hash": self.hash,
+            "mode": self.mode,
+            "source": self.source,
+        }
         if self.link is not None:
             out["link"] = self.link
         return out
@@ -65,12 +70,14 @@ class DataManifest:
     missing: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, paths: Iterable[str], entries: Iterable[DataEntry],
-              missing: Iterable[str] = ()) -> DataManifest:
+    def build(
+        cls, paths: Iterable[str], entries: Iterable[DataEntry], missing: Iterable[str] = ()
+    ) -> DataManifest:
         """A manifest in canonical order (paths and entries sorted, duplicates dropped)."""
         unique = {e.path: e for e in entries}
-        return cls(tuple(sorted(set(paths))), tuple(sorted(unique.values())),
-                   tuple(sorted(set(missing))))
+        return cls(
+            tuple(sorted(set(paths))), tuple(sorted(unique.values())), tuple(sorted(set(missing)))
+        )
 
     @property
     def total_size(self) -> int:
@@ -80,8 +87,7 @@ class DataManifest:
         return {e.path: e for e in self.entries}
 
     def to_toml(self) -> bytes:
-        doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "data",
-                               "paths": list(self.paths)}
+        doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "data", "paths": list(self.paths)}
         if self.missing:
             doc["missing"] = list(self.missing)
         if self.entries:
@@ -93,14 +99,21 @@ class DataManifest:
         doc = _load(data, "data")
         try:
             entries = [
-                DataEntry(path=_s(f["path"]), size=int(f["size"]), hash=_s(f["hash"]),
-                          mode=_s(f.get("mode", MODE_FILE)),
-                          source=_s(f.get("source", SOURCE_READ)),
-                          link=None if f.get("link") is None else _s(f["link"]))
+                DataEntry(
+                    path=_s(f["path"]),
+                    size=int(f["size"]),
+                    hash=_s(f["hash"]),
+                    mode=_s(f.get("mode", MODE_FILE)),
+                    source=_s(f.get("source", SOURCE_READ)),
+                    link=None if f.get("link") is None else _s(f["link"]),
+                )
                 for f in doc.get("file", [])
             ]
-            return cls.build([_s(p) for p in doc.get("paths", [])], entries,
-                             [_s(p) for p in doc.get("missing", [])])
+            return cls.build(
+                [_s(p) for p in doc.get("paths", [])],
+                entries,
+                [_s(p) for p in doc.get("missing", [])],
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"malformed data manifest: {exc}") from None
 
@@ -125,8 +138,17 @@ class EnvironmentManifest:
     container: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
 
-    _SECTIONS = ("python", "packages", "lockfiles", "system", "cpu", "memory", "accelerator",
-                 "container", "variables")
+    _SECTIONS = (
+        "python",
+        "packages",
+        "lockfiles",
+        "system",
+        "cpu",
+        "memory",
+        "accelerator",
+        "container",
+        "variables",
+    )
 
     def to_toml(self) -> bytes:
         doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "environment"}
@@ -152,8 +174,7 @@ class EnvironmentManifest:
         """One line: Python 3.11.7 · 52 packages · Linux x86_64 · 2 CPUs · 1× NVIDIA H200."""
         parts = []
         if self.python.get("version"):
-            parts.append(f"{self.python.get('implementation', 'Python')} "
-                         f"{self.python['version']}")
+            parts.append(f"{self.python.get('implementation', 'Python')} {self.python['version']}")
         if self.packages:
             parts.append(f"{len(self.packages)} packages")
         if self.system.get("os"):
@@ -171,8 +192,11 @@ class EnvironmentManifest:
 def _clean(value: Any) -> Any:
     """Drop None values (TOML has no null) and sort keys, recursively."""
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
-                if v is not None}
+        return {
+            str(k): _clean(v)
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+            if v is not None
+        }
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value if v is not None]
     return value

@@ -140,15 +140,18 @@ class Attachment:
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "attach"}
-        out.update(run=self.run, commit=self.commit, original=self.original, how=self.how,
-                   at=self.at)
+        out.update(
+            run=self.run, commit=self.commit, original=self.original, how=self.how, at=self.at
+        )
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
 
     def summary(self) -> str:
-        return (f"prov attach {short_run_id(self.run)} from {short_oid(self.original)} "
-                f"({_CONTROL.sub(' ', self.how)})")
+        return (
+            f"prov attach {short_run_id(self.run)} from {short_oid(self.original)} "
+            f"({_CONTROL.sub(' ', self.how)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -251,21 +254,29 @@ def parse_line(line: str) -> Entry | None:
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError("entry has no format version 'v'")
     if version not in READABLE_VERSIONS:
-        raise ValueError(f"entry has format version {version}; this git-prov reads "
-                         f"{READABLE_VERSIONS.start}..{READABLE_VERSIONS.stop - 1} (upgrade it)")
+        raise ValueError(
+            f"entry has format version {version}; this git-prov reads "
+            f"{READABLE_VERSIONS.start}..{READABLE_VERSIONS.stop - 1} (upgrade it)"
+        )
     kind = data.get("kind")
     if kind == "run":
         return _run_from_json(data)
     if kind == "attach":
         return Attachment(
-            run=_run_id(data, "run"), commit=_oid(data, "commit"),
-            original=_oid(data, "original"), how=_str(data, "how"), at=_str(data, "at"),
+            run=_run_id(data, "run"),
+            commit=_oid(data, "commit"),
+            original=_oid(data, "original"),
+            how=_str(data, "how"),
+            at=_str(data, "at"),
             extra=_extra(data, {"run", "commit", "original", "how", "at"}),
         )
     if kind == "tombstone":
-        return Tombstone(run=_run_id(data, "run"), at=_str(data, "at"),
-                         reason=_opt_str(data, "reason") or "",
-                         extra=_extra(data, {"run", "at", "reason"}))
+        return Tombstone(
+            run=_run_id(data, "run"),
+            at=_str(data, "at"),
+            reason=_opt_str(data, "reason") or "",
+            extra=_extra(data, {"run", "at", "reason"}),
+        )
     if isinstance(kind, str):
         return None
     raise ValueError("entry has no kind")

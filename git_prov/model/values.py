@@ -78,7 +78,10 @@ def to_json_safe(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """One line of JSON, the same bytes for the same content: sorted keys, ASCII only."""
     return json.dumps(
-        to_json_safe(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+        to_json_safe(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
         allow_nan=False,
     )
 

@@ -94,8 +94,9 @@ class Ledger:
             return None
         obj = self.pygit.get(target)
         if not isinstance(obj, pygit2.Commit):
-            raise CorruptLedger(f"{ref} does not point at a commit",
-                                f"inspect it with `git show {ref}`")
+            raise CorruptLedger(
+                f"{ref} does not point at a commit", f"inspect it with `git show {ref}`"
+            )
         return obj
 
     def _tree(self, ref: str) -> pygit2.Tree | None:
@@ -137,22 +138,26 @@ class Ledger:
                     scan.tombstones.setdefault(entry.run, entry)
         for run_id, located in list(scan.runs.items()):
             record = located.record
-            commits = [record.commit] + [c for c in dict.fromkeys(shown.get(run_id, []))
-                                         if c != record.commit]
-            scan.runs[run_id] = LocatedRun(record, tuple(commits),
-                                           tuple(attached.get(run_id, ())))
+            commits = [record.commit] + [
+                c for c in dict.fromkeys(shown.get(run_id, [])) if c != record.commit
+            ]
+            scan.runs[run_id] = LocatedRun(record, tuple(commits), tuple(attached.get(run_id, ())))
         return scan
 
     def runs_on(self, commit_hex: str, scan: LedgerScan | None = None) -> list[LocatedRun]:
         """Runs shown on one commit, oldest first."""
         if scan is not None:
             ids = scan.by_commit.get(commit_hex, [])
-            return [scan.runs[i] for i in sorted(set(ids))
-                    if i in scan.runs and i not in scan.tombstones]
+            return [
+                scan.runs[i]
+                for i in sorted(set(ids))
+                if i in scan.runs and i not in scan.tombstones
+            ]
         entries, _ = self.entries_on(commit_hex)
-        return [LocatedRun(e, (e.commit, commit_hex) if e.commit != commit_hex else (e.commit,))
-                for e in sorted((e for e in entries if isinstance(e, RunRecord)),
-                                key=lambda r: r.id)]
+        return [
+            LocatedRun(e, (e.commit, commit_hex) if e.commit != commit_hex else (e.commit,))
+            for e in sorted((e for e in entries if isinstance(e, RunRecord)), key=lambda r: r.id)
+        ]
 
     def resolve_run(self, spec: str, scan: LedgerScan | None = None) -> LocatedRun:
         """Find a run by full id, by its short id (or a prefix of it), or by an id prefix."""
@@ -162,14 +167,18 @@ class Ledger:
             return scan.runs[spec]
         if len(spec) < 4:
             raise NotFound(f"run id {spec!r} is too short", "give at least 4 characters")
-        matches = [r for rid, r in scan.runs.items()
-                   if rid.startswith(spec) or _short(rid).startswith(spec)]
+        matches = [
+            r
+            for rid, r in scan.runs.items()
+            if rid.startswith(spec) or _short(rid).startswith(spec)
+        ]
         if not matches:
             raise NotFound(f"no run matches {spec!r}", "list runs with `git prov log`")
         if len(matches) > 1:
             listed = ", ".join(sorted(m.id for m in matches)[:5])
-            raise NotFound(f"run id {spec!r} is ambiguous: {listed}",
-                           "give more characters of the id")
+            raise NotFound(
+                f"run id {spec!r} is ambiguous: {listed}", "give more characters of the id"
+            )
         return matches[0]
 
     def read_object(self, oid: str, what: str) -> bytes:
@@ -204,8 +213,10 @@ class Ledger:
     def is_kept(self, commit_hex: str) -> bool:
         """True when ``refs/prov/objects`` keeps ``commit_hex`` reachable."""
         tree = self._tree(OBJECTS_REF)
-        return tree is not None and lookup_path(
-            self.pygit, tree, object_path(KEEP_DIR, commit_hex)) is not None
+        return (
+            tree is not None
+            and lookup_path(self.pygit, tree, object_path(KEEP_DIR, commit_hex)) is not None
+        )
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -213,9 +224,14 @@ class Ledger:
         """Write a blob (manifest, log) into the object database; returns its id."""
         return str(self.pygit.create_blob(data))
 
-    def write(self, entries: Sequence[tuple[str, Entry]], *,
-              objects: Mapping[str, Iterable[str]] | None = None,
-              keep: Iterable[str] = (), message: str = "git-prov: record") -> None:
+    def write(
+        self,
+        entries: Sequence[tuple[str, Entry]],
+        *,
+        objects: Mapping[str, Iterable[str]] | None = None,
+        keep: Iterable[str] = (),
+        message: str = "git-prov: record",
+    ) -> None:
         """Add ``entries`` (annotated commit, entry) to the ledger in one atomic step.
 
         ``objects`` maps a kind (data, env, log) to blob ids already written with
@@ -231,8 +247,9 @@ class Ledger:
             if additions:
                 self._update_notes(additions, message)
 
-    def _update_objects(self, objects: Mapping[str, Iterable[str]], keep: list[str],
-                        message: str) -> None:
+    def _update_objects(
+        self, objects: Mapping[str, Iterable[str]], keep: list[str], message: str
+    ) -> None:
         wanted: dict[str, Change] = {}
         for kind, oids in objects.items():
             for oid in oids:
@@ -247,14 +264,16 @@ class Ledger:
 
         def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
             tree = tip.tree if tip is not None else None
-            missing = {p: c for p, c in wanted.items()
-                       if tree is None or lookup_path(self.pygit, tree, p) is None}
+            missing = {
+                p: c
+                for p, c in wanted.items()
+                if tree is None or lookup_path(self.pygit, tree, p) is None
+            }
             if not missing:
                 return None
             new_keep = [c for c in keep if object_path(KEEP_DIR, c) in missing]
             tree_id = edit_tree(self.pygit, tree, missing)
-            parents = ([tip.id] if tip is not None else []) + [
-                pygit2.Oid(hex=c) for c in new_keep]
+            parents = ([tip.id] if tip is not None else []) + [pygit2.Oid(hex=c) for c in new_keep]
             return self._commit(tree_id, parents, message)
 
         self._cas(OBJECTS_REF, build, message)
@@ -274,8 +293,9 @@ class Ledger:
         now = pygit2.Signature(sig.name, sig.email, int(time.time()), 0)
         return self.pygit.create_commit(None, now, now, message + "\n", tree, parents)
 
-    def _cas(self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None],
-             message: str) -> None:
+    def _cas(
+        self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
+    ) -> None:
         """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
         from a fresh read whenever someone else moved it first."""
         for attempt in range(CAS_ATTEMPTS):
@@ -287,8 +307,9 @@ class Ledger:
             if reference is not None:
                 obj = self.pygit.get(reference.target)
                 if not isinstance(obj, pygit2.Commit):
-                    raise CorruptLedger(f"{ref} does not point at a commit",
-                                        f"inspect it with `git show {ref}`")
+                    raise CorruptLedger(
+                        f"{ref} does not point at a commit", f"inspect it with `git show {ref}`"
+                    )
                 tip = obj
             new = build(tip)
             if new is None:

@@ -19,8 +19,9 @@ from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree
 HEX = frozenset("0123456789abcdef")
 
 
-def find_note(repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex: str
-              ) -> tuple[str, pygit2.Oid] | None:
+def find_note(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, commit_hex: str
+) -> tuple[str, pygit2.Oid] | None:
     """Where the note for ``commit_hex`` is in ``tree``: (path, blob id), or None."""
     if tree is None:
         return None
@@ -79,8 +80,9 @@ def canonical_note(lines: Iterable[str]) -> str:
     return "".join(line + "\n" for line in unique)
 
 
-def append_lines(repo: pygit2.Repository, tree: pygit2.Tree | None,
-                 additions: Mapping[str, list[str]]) -> pygit2.Oid:
+def append_lines(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, additions: Mapping[str, list[str]]
+) -> pygit2.Oid:
     """A new notes tree with ``additions`` merged into the note of each commit.
 
     Notes are kept in canonical form (see :func:`canonical_note`), so adding a line that
@@ -101,8 +103,9 @@ def append_lines(repo: pygit2.Repository, tree: pygit2.Tree | None,
     return edit_tree(repo, tree, changes)
 
 
-def iter_notes(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
-               ) -> Iterator[tuple[str, pygit2.Oid]]:
+def iter_notes(
+    repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
+) -> Iterator[tuple[str, pygit2.Oid]]:
     """Every (annotated commit hex, note blob id) in a notes tree of any fan-out.
 
     Entries whose names are not hex (git keeps such "non-notes" in notes trees) are skipped.

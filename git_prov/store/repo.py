@@ -44,12 +44,16 @@ class GitRepo:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def git(self, *args: str, input: bytes | None = None, check: bool = True,
-            env: Mapping[str, str] | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[bytes]:
+    def git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run the git binary on this repository and return the finished process."""
-        return run_git(cwd or self.workdir or self.git_dir, args, input=input, check=check,
-                       env=env)
+        return run_git(cwd or self.workdir or self.git_dir, args, input=input, check=check, env=env)
 
     def signature(self) -> pygit2.Signature:
         """Who writes ledger commits: the user's git identity, or a neutral fallback."""
@@ -87,16 +91,23 @@ def _config(repo: pygit2.Repository, key: str) -> str | None:
     return str(value) if value else None
 
 
-def run_git(cwd: Path, args: Sequence[str], *, input: bytes | None = None, check: bool = True,
-            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_git(
+    cwd: Path,
+    args: Sequence[str],
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``git args…`` in ``cwd``; on failure (when ``check``) raise RepositoryProblem."""
     full_env = None
     if env is not None:
         full_env = dict(os.environ)
         full_env.update(env)
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True,
-                              env=full_env, check=False)
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, env=full_env, check=False
+        )
     except FileNotFoundError:
         raise RepositoryProblem("the git command is not installed or not on PATH") from None
     if check and proc.returncode != 0:
@@ -151,6 +162,5 @@ def _refuse_reftable(git_dir: Path) -> None:
         raise RepositoryProblem(
             "this repository stores its refs as reftable, which libgit2 1.9 (used by "
             "git-prov through pygit2) cannot read",
-            "use a repository with the files ref backend "
-            "(git refs migrate --ref-format=files)",
+            "use a repository with the files ref backend (git refs migrate --ref-format=files)",
         )

@@ -13,8 +13,9 @@ FILEMODE_TREE = pygit2.enums.FileMode.TREE
 Change = tuple[pygit2.Oid, int] | None
 
 
-def edit_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
-              changes: Mapping[str, Change]) -> pygit2.Oid:
+def edit_tree(
+    repo: pygit2.Repository, base: pygit2.Tree | None, changes: Mapping[str, Change]
+) -> pygit2.Oid:
     """Write a tree equal to ``base`` with ``changes`` applied; returns the new tree id.
 
     Paths are ``/``-separated. Intermediate trees are created as needed and trees left
@@ -57,8 +58,9 @@ def _subtree(repo: pygit2.Repository, base: pygit2.Tree | None, name: str) -> py
     return tree
 
 
-def walk_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
-               ) -> Iterator[tuple[str, pygit2.Oid]]:
+def walk_blobs(
+    repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
+) -> Iterator[tuple[str, pygit2.Oid]]:
     """Every blob below ``tree`` as (path, blob id), depth first."""
     for entry in tree:
         if entry.type_str == "tree":

@@ -1,0 +1,429 @@
+"""Data manifests: the exact bytes of the files a run declared, found as cheaply as possible.
+
+Each declared path (a file or a directory, walked recursively) becomes one
+:class:`~git_prov.model.manifest.DataEntry` per file, whose hash comes from the cheapest
+source that is still exact:
+
+* ``git`` — a tracked file whose working-tree bytes git vouches for is named by its blob id
+  from the index, without reading it;
+* ``lfs`` — a git-LFS pointer file is named by the object it points to;
+* ``read`` — anything else is hashed with SHA-256, or taken from the stat cache when its
+  stat data has not changed since it was last read.
+
+Data usually lives in git-ignored directories and is often symlinked in from elsewhere, so
+ignored files are included and symlinks are followed (the link target is recorded).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from git_prov.capture.hashing import LFS_POINTER_MAX, FileDigest, HashJob, StatKey, hash_files
+from git_prov.errors import BadPath, RepositoryProblem
+from git_prov.model.manifest import (
+    MODE_EXECUTABLE,
+    MODE_FILE,
+    SOURCE_GIT,
+    SOURCE_LFS,
+    SOURCE_READ,
+    DataEntry,
+    DataManifest,
+)
+from git_prov.progress import NO_PROGRESS, Progress
+
+# Smallest possible LFS pointer: the version line, "oid sha256:<64 hex>" and "size 0".
+# Tracked files smaller than this need not be opened to rule out being a pointer.
+_LFS_POINTER_MIN = 125
+_INDEX_MODES = {b"100644", b"100755"}  # regular files; not symlinks (120000) or submodules
+
+
+class _File(NamedTuple):  # a tuple: cheap to build for every file of a big dataset
+    rel: str  # repo-relative POSIX path: the manifest's name for the file
+    path: str  # absolute path to open
+    stat: os.stat_result  # of the file itself, symlinks followed
+    link: str | None  # readlink() of the path, when it is a symlink
+
+    @property
+    def mode(self) -> str:
+        return MODE_EXECUTABLE if self.stat.st_mode & stat.S_IXUSR else MODE_FILE
+
+
+def build_manifest(
+    repo_root: Path,
+    paths: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    cache_path: Path | None = None,
+    missing_ok: bool = False,
+    exclude: Sequence[str] = (),
+    progress: Progress = NO_PROGRESS,
+    workers: int | None = None,
+) -> DataManifest:
+    """Describe the declared data ``paths`` of the working tree at ``repo_root``.
+
+    ``paths`` are as the user typed them: relative to ``cwd`` (default ``repo_root``) or
+    absolute, files or directories, and must lie inside the repository (lexically: a
+    symlink inside it may point anywhere). ``exclude`` lists repo-relative path prefixes
+    to leave out. A missing path (or dangling symlink) is an error unless ``missing_ok``,
+    in which case it is listed in the manifest's ``missing``. ``cache_path`` names the
+    stat cache (none: read every file not vouched for by git); ``workers`` bounds the
+    hashing threads; ``progress`` hears about the bytes read.
+
+    Raises :class:`BadPath` for a path outside the repository, missing, unreadable or not
+    a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
+    repository's index.
+    """
+    root = os.path.abspath(repo_root)
+    base = os.path.abspath(cwd) if cwd is not None else root
+    declared = sorted({_repo_relative(root, base, p) for p in paths})
+    excludes = [e for e in (_clean_prefix(x) for x in exclude) if e]
+
+    files: dict[str, _File] = {}
+    missing: list[str] = []
+    present: list[str] = []  # declared paths that exist, as git pathspecs
+    for rel in declared:
+        if _excluded(rel, excludes):
+            continue
+        if _collect(root, rel, excludes, missing_ok, files, missing):
+            present.append(rel)
+
+    vouched = _vouched_by_git(root, present, files) if files else {}
+
+    # Tracked files git vouches for are named by their blob id; only those small enough to
+    # be LFS pointers are opened, to tell. Everything else is hashed (or found in the cache).
+    to_hash = [
+        f
+        for f in files.values()
+        if f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX
+    ]
+    digests = hash_files(
+        [HashJob(f.path, f.rel, StatKey.of(f.stat)) for f in to_hash],
+        cache_path=cache_path,
+        workers=workers,
+        progress=progress,
+    )
+    by_rel: dict[str, FileDigest] = {f.rel: d for f, d in zip(to_hash, digests, strict=True)}
+
+    entries = []
+    for f in files.values():
+        digest = by_rel.get(f.rel)
+        if digest is not None and digest.lfs:
+            entries.append(DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_LFS, f.link))
+        elif f.rel in vouched:
+            entries.append(
+                DataEntry(
+                    f.rel, f.stat.st_size, f"git:{vouched[f.rel]}", f.mode, SOURCE_GIT, f.link
+                )
+            )
+        else:
+            assert digest is not None
+            entries.append(DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link))
+    return DataManifest.build(declared, entries, missing)
+
+
+# --- declared paths -----------------------------------------------------------------------
+
+
+def _repo_relative(root: str, base: str, typed: str) -> str:
+    """The repo-relative POSIX form of a path the user typed, or BadPath."""
+    shown = _show(typed)
+    if not typed:
+        raise BadPath("an empty path was declared as data", "name a file or directory")
+    absolute = os.path.abspath(os.path.join(base, typed))
+    rel = _inside(absolute, root)
+    if rel is None:
+        rel = _inside_resolved(absolute, root)
+    if rel is None:
+        raise BadPath(
+            f"{shown}: outside the repository ({_show(root)})",
+            "put the data inside the repository, or symlink it in",
+        )
+    if rel == ".":
+        raise BadPath(
+            f"{shown}: is the whole repository", "declare the data files or directories inside it"
+        )
+    parts = rel.split(os.sep)
+    if ".git" in parts:
+        raise BadPath(
+            f"{shown}: is inside git's own storage (.git)",
+            "declare the data files or directories of the working tree",
+        )
+    _check_name(rel)
+    return "/".join(parts)
+
+
+def _inside(absolute: str, root: str) -> str | None:
+    rel = os.path.relpath(absolute, root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        return None
+    return rel
+
+
+def _inside_resolved(absolute: str, root: str) -> str | None:
+    """Catch a path that reaches the repository through another name for it (a symlinked
+    home or project directory): find the ancestor that *is* the repository root. Only that
+    prefix is resolved, so symlinks inside the repository still count as inside."""
+    real_root = os.path.realpath(root)
+    ancestor = absolute
+    while True:
+        if os.path.realpath(ancestor) == real_root:
+            return os.path.relpath(absolute, ancestor)
+        parent = os.path.dirname(ancestor)
+        if parent == ancestor:
+            return None
+        ancestor = parent
+
+
+def _clean_prefix(prefix: str) -> str:
+    return "/".join(p for p in prefix.replace(os.sep, "/").split("/") if p not in ("", "."))
+
+
+def _excluded(rel: str, excludes: Sequence[str]) -> bool:
+    return any(rel == e or rel.startswith(e + "/") for e in excludes)
+
+
+# --- walking ------------------------------------------------------------------------------
+
+
+def _collect(
+    root: str,
+    rel: str,
+    excludes: Sequence[str],
+    missing_ok: bool,
+    files: dict[str, _File],
+    missing: list[str],
+) -> bool:
+    """Add the files of one declared path; False when it does not exist."""
+    path = os.path.join(root, rel)
+    found = _stat(path, rel, missing_ok, declared=True)
+    if found is None:
+        missing.append(rel)
+        return False
+    st, link = found
+    if stat.S_ISREG(st.st_mode):
+        files[rel] = _File(rel, path, st, link)
+    elif stat.S_ISDIR(st.st_mode):
+        _walk(rel, path, st, excludes, missing_ok, files, missing)
+    else:
+        raise BadPath(
+            f"{_show(rel)}: not a regular file or a directory",
+            "declare the files the command reads",
+        )
+    return True
+
+
+def _walk(
+    top_rel: str,
+    top_path: str,
+    top_stat: os.stat_result,
+    excludes: Sequence[str],
+    missing_ok: bool,
+    files: dict[str, _File],
+    missing: list[str],
+) -> None:
+    """Add every file under a directory: sorted, hidden files included, ``.git`` skipped,
+    symlinks followed; a directory already on the way down (a symlink cycle) is skipped."""
+    ancestors: tuple[tuple[int, int], ...] = ((top_stat.st_dev, top_stat.st_ino),)
+    stack = [(top_rel, top_path, ancestors)]
+    while stack:
+        rel, path, ancestors = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except PermissionError:
+            raise BadPath(
+                f"{_show(rel)}: permission denied (directory)",
+                "make the directory readable, or leave it out",
+            ) from None
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed while we walked: whatever was in it is not there to record
+        subdirs = []
+        for child in children:
+            if child.name == ".git":
+                continue
+            child_rel = f"{rel}/{child.name}"
+            if _excluded(child_rel, excludes):
+                continue
+            _check_name(child_rel)
+            found = _stat(child.path, child_rel, missing_ok, declared=False)
+            if found is None:
+                missing.append(child_rel)
+                continue
+            st, link = found
+            if stat.S_ISDIR(st.st_mode):
+                identity = (st.st_dev, st.st_ino)
+                if identity not in ancestors:
+                    subdirs.append((child_rel, child.path, (*ancestors, identity)))
+            elif stat.S_ISREG(st.st_mode):
+                files[child_rel] = _File(child_rel, child.path, st, link)
+            # Sockets, FIFOs and devices inside a data directory are not data we can hash.
+        stack.extend(reversed(subdirs))
+
+
+def _stat(
+    path: str, rel: str, missing_ok: bool, *, declared: bool
+) -> tuple[os.stat_result, str | None] | None:
+    """(stat with symlinks followed, link target or None); None if missing and allowed."""
+    link: str | None = None
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            link = os.readlink(path)
+            _check_name(link, f"{rel} → {link}")
+            st = os.stat(path)
+    except PermissionError:
+        raise BadPath(
+            f"{_show(rel)}: permission denied",
+            "make it readable, or leave it out of the declared data",
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise BadPath(f"{_show(rel)}: cannot be read ({exc.strerror})") from None
+        if missing_ok:
+            return None
+        if link is not None:
+            raise BadPath(
+                f"{_show(rel)}: broken symbolic link (to {_show(link)})", "fix or remove the link"
+            ) from None
+        if declared:
+            raise BadPath(
+                f"{_show(rel)}: no such file or directory",
+                "check the path (relative paths start at the current directory)",
+            ) from None
+        raise BadPath(
+            f"{_show(rel)}: disappeared while the data was being listed",
+            "record the run again once the data stops changing",
+        ) from None
+    return st, link
+
+
+def _check_name(name: str, shown: str | None = None) -> None:
+    """Manifests are UTF-8 TOML: a name that is not UTF-8 cannot be recorded faithfully."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPath(
+            f"{_show(shown or name)}: the name is not valid UTF-8",
+            "rename the file (git-prov records names as UTF-8)",
+        ) from None
+
+
+def _show(text: str) -> str:
+    return text if text.isprintable() else repr(text)
+
+
+# --- what git vouches for -----------------------------------------------------------------
+
+
+def _vouched_by_git(root: str, pathspecs: Sequence[str], files: dict[str, _File]) -> dict[str, str]:
+    """Found files whose working-tree bytes equal their index blob: rel → blob id.
+
+    ``git ls-files`` gives the index entries. Which of them differ from the working tree
+    is asked of ``git status``, because it refreshes stale stat data in memory and
+    compares content, so it reports only real modifications (``git diff-files`` would
+    list every touched-but-unchanged file, and refreshing the index ourselves would write
+    it, racing the user's own git commands). ``--no-optional-locks`` keeps status from
+    writing the index either. Last, files whose size differs from their blob's are left
+    out: their checkout went through a filter (LFS smudge, eol conversion), so the blob
+    does not name the bytes the run read.
+    """
+    common = ["--literal-pathspecs", "--no-optional-locks"]
+    # The two are independent: run them side by side.
+    listing = _git_start(root, *common, "ls-files", "-v", "--stage", "-z", "--", *pathspecs)
+    try:
+        status = _git_start(
+            root,
+            *common,
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=no",
+            "--no-renames",
+            "--ignore-submodules=all",
+            "--",
+            *pathspecs,
+        )
+    finally:
+        index = _git_finish(listing, "ls-files")
+    changed = _git_finish(status, "status")
+
+    modified: set[str] = set()
+    for record in changed.split(b"\0"):
+        # "XY path": Y is the working tree against the index ("U" on either side: unmerged).
+        if len(record) > 3 and record[1:2] != b" ":
+            modified.add(os.fsdecode(record[3:]))
+
+    candidates: dict[str, str] = {}
+    for record in index.split(b"\0"):
+        # "<tag> <mode> <blob> <stage>\t<path>"; tag "H" is an ordinary entry (not
+        # assume-unchanged or skip-worktree, whose working-tree state git does not check).
+        meta, tab, name = record.partition(b"\t")
+        if not tab:
+            continue
+        tag, mode, blob, stage = meta.split(b" ")
+        rel = os.fsdecode(name)
+        f = files.get(rel)
+        if (
+            tag == b"H"
+            and mode in _INDEX_MODES
+            and stage == b"0"
+            and f is not None
+            and f.link is None
+            and rel not in modified
+        ):
+            candidates[rel] = blob.decode("ascii")
+    if not candidates:
+        return {}
+
+    sizes = _blob_sizes(root, set(candidates.values()))
+    return {
+        rel: blob for rel, blob in candidates.items() if sizes.get(blob) == files[rel].stat.st_size
+    }
+
+
+def _blob_sizes(root: str, blobs: set[str]) -> dict[str, int]:
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--buffer"],
+        cwd=root,
+        input="".join(f"{b}\n" for b in sorted(blobs)).encode(),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RepositoryProblem(
+            f"git cat-file failed in {_show(root)}: {proc.stderr.decode(errors='replace').strip()}"
+        )
+    sizes = {}
+    for line in proc.stdout.decode("ascii", errors="replace").splitlines():
+        fields = line.split(" ")
+        if len(fields) == 3 and fields[1] == "blob":  # "<oid> missing" in a partial clone
+            sizes[fields[0]] = int(fields[2])
+    return sizes
+
+
+def _git_start(root: str, *args: str) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise RepositoryProblem(
+            f"cannot run git: {exc.strerror}", "install git and make sure it is on PATH"
+        ) from None
+
+
+def _git_finish(proc: subprocess.Popen[bytes], what: str) -> bytes:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RepositoryProblem(f"git {what} failed: {err.decode(errors='replace').strip()}")
+    return out

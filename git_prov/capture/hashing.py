@@ -1,0 +1,588 @@
+"""Fast SHA-256 hashing of files: parallel across files, read-ahead within a big file, and a
+persistent stat cache so that unchanged data is never read twice.
+
+Throughput. A single SHA-256 stream cannot be split across cores, so a big file is read by a
+second thread into a small ring of 1 MiB buffers while the calling thread hashes (hashlib and
+``os.readv`` both release the GIL); copying from the page cache then overlaps with hashing
+instead of adding to it. Many files are spread over a thread pool, small files in batches so
+they do not pay one pool round trip each.
+
+The stat cache maps a path and its stat data — device, inode, size, mtime and ctime, the
+fields git's index trusts — to the digest read last time. It is a SQLite database in WAL mode
+(so concurrent ``git prov run`` processes read without blocking and write one short
+transaction each), it is only ever a cache: any problem with it (locked for too long,
+unwritable, corrupt) means "hash the file" and never fails a run, and a corrupt file is
+deleted and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import re
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from git_prov.errors import BadPath
+from git_prov.progress import NO_PROGRESS, Progress
+
+CHUNK = 1 << 20  # read buffer; large enough that syscalls and GIL hand-offs are noise
+READ_AHEAD_MIN = 8 << 20  # files this big get a read-ahead thread
+READ_AHEAD_BUFFERS = 3
+BATCH_BYTES = 4 << 20  # small files go to the pool in batches of about this many bytes…
+BATCH_FILES = 256  # …or this many files, whichever comes first
+MAX_DEFAULT_WORKERS = 8
+# A file modified this recently may change again without its mtime changing (timestamp
+# granularity is up to 2 s on some file systems): hash it, but do not cache the result.
+RACY_NS = 2_000_000_000
+
+LFS_POINTER_MAX = 1024  # git-lfs never treats a file this big as a pointer
+_LFS_VERSION = b"version https://git-lfs.github.com/spec/v1\n"
+_LFS_LINE = re.compile(rb"[a-z0-9.-]+ [^\n]*")
+_LFS_OID = re.compile(rb"sha256:([0-9a-f]{64})")
+_LFS_SIZE = re.compile(rb"(0|[1-9][0-9]{0,18})")
+
+
+class StatKey(NamedTuple):
+    """The stat data a cached digest is valid for (a tuple: cheap to build and compare)."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> StatKey:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class HashJob(NamedTuple):
+    """A file to hash: where to open it, its name for messages, and its stat data."""
+
+    path: str
+    name: str
+    stat: StatKey
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """What a file's bytes are.
+
+    For an ordinary file, ``hash`` is ``sha256:<hex>`` of its bytes and ``size`` their
+    count. For a git-LFS pointer file (``lfs`` true) they are the object id and size the
+    pointer names, which are the SHA-256 and size of the real content.
+    """
+
+    hash: str
+    size: int
+    lfs: bool = False
+
+
+def default_workers() -> int:
+    """Hashing threads used when the caller does not say: one per core, at most 8."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """Return ``sha256:<hex>`` of the file's bytes (no cache; LFS pointers are not decoded).
+
+    Raises :class:`BadPath` when the file cannot be opened or read.
+    """
+    fspath = os.fspath(path)
+    try:
+        size = os.stat(fspath).st_size
+    except OSError as exc:
+        raise _unreadable(fspath, exc) from None
+    hexdigest, _, _, _ = _read_and_hash(
+        fspath, fspath, size, bytearray(CHUNK), lambda n: None, threading.Event()
+    )
+    return f"sha256:{hexdigest}"
+
+
+def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    """The (sha256 hex, size) a git-LFS pointer names, or None if ``data`` is not one.
+
+    Follows the pointer spec (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md):
+    at most 1023 bytes, first line the spec version, then ``key value`` lines including
+    ``oid sha256:<64 hex>`` and ``size <decimal>``.
+    """
+    if len(data) >= LFS_POINTER_MAX or not data.startswith(_LFS_VERSION):
+        return None
+    oid: str | None = None
+    size: int | None = None
+    for line in data[len(_LFS_VERSION) :].split(b"\n"):
+        if not line:
+            continue
+        if not _LFS_LINE.fullmatch(line):
+            return None
+        key, _, value = line.partition(b" ")
+        if key == b"oid":
+            match = _LFS_OID.fullmatch(value)
+            if match is None:
+                return None
+            oid = match.group(1).decode()
+        elif key == b"size":
+            if _LFS_SIZE.fullmatch(value) is None:
+                return None
+            size = int(value)
+    if oid is None or size is None:
+        return None
+    return oid, size
+
+
+def hash_files(
+    jobs: Sequence[HashJob],
+    *,
+    cache_path: Path | None = None,
+    workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> list[FileDigest]:
+    """Digest every file of ``jobs`` (results in the same order), reading only cache misses.
+
+    ``progress`` is told the bytes that will actually be read (``start("hashing", total)``)
+    and advanced as they are. Raises :class:`BadPath` for a file that cannot be read.
+    """
+    cache = StatCache.open(cache_path) if cache_path is not None else None
+    try:
+        found: list[FileDigest | None] = (
+            cache.lookup(jobs) if cache is not None else [None] * len(jobs)
+        )
+        # One read per file even when it is reached by several names (hard links, links).
+        todo: dict[StatKey, list[int]] = {}
+        for i, digest in enumerate(found):
+            if digest is None:
+                todo.setdefault(jobs[i].stat, []).append(i)
+        to_read = [jobs[same[0]] for same in todo.values()]
+        progress.start("hashing", sum(job.stat.size for job in to_read))
+        # Taken before reading anything: a file whose mtime is not safely older than the
+        # moment we started reading it could change again without its stat data changing.
+        started_ns = time.time_ns()
+        try:
+            fresh = _hash_all(to_read, workers or default_workers(), progress)
+        finally:
+            progress.finish()
+        cacheable: list[tuple[HashJob, FileDigest]] = []
+        for same, (digest, stable) in zip(todo.values(), fresh, strict=True):
+            for i in same:
+                found[i] = digest
+                job = jobs[i]
+                if stable and job.stat.mtime_ns <= started_ns - RACY_NS:
+                    cacheable.append((job, digest))
+        if cache is not None and cacheable:
+            cache.store(cacheable)
+    finally:
+        if cache is not None:
+            cache.close()
+    return [digest for digest in found if digest is not None]
+
+
+# --- hashing ------------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    """Another file failed or the user interrupted: stop reading."""
+
+
+def _hash_all(
+    jobs: Sequence[HashJob], workers: int, progress: Progress
+) -> list[tuple[FileDigest, bool]]:
+    """Hash ``jobs``: (digest, whether the file stayed unchanged while it was read)."""
+    results: list[tuple[FileDigest, bool] | None] = [None] * len(jobs)
+    tasks = _plan(jobs)
+    stop = threading.Event()
+    meter = _Meter()
+    if workers <= 1 or len(tasks) <= 1:
+        buffer = bytearray(CHUNK)
+
+        def report(amount: int) -> None:  # at most one progress call per MiB
+            meter.add(amount)
+            if meter.pending() >= CHUNK:
+                progress.advance(meter.take())
+
+        for task in tasks:
+            for i in task:
+                results[i] = _digest(jobs[i], buffer, report, stop)
+        progress.advance(meter.take())
+        return [r for r in results if r is not None]
+
+    local = threading.local()
+
+    def run(task: list[int]) -> None:
+        buffer: bytearray | None = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = bytearray(CHUNK)
+        for i in task:
+            if stop.is_set():
+                raise _Cancelled
+            results[i] = _digest(jobs[i], buffer, meter.add, stop)
+
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(tasks)), thread_name_prefix="git-prov-hash"
+    ) as pool:
+        futures: list[Future[None]] = [pool.submit(run, task) for task in tasks]
+        try:
+            pending: set[Future[None]] = set(futures)
+            while pending:
+                # Wake up regularly: progress is reported from this thread only, so that
+                # Progress implementations need not be thread-safe.
+                done, pending_now = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+                pending = set(pending_now)
+                progress.advance(meter.take())
+                for future in done:
+                    error = future.exception()
+                    if error is not None and not isinstance(error, _Cancelled):
+                        raise error
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+    return [r for r in results if r is not None]
+
+
+def _plan(jobs: Sequence[HashJob]) -> list[list[int]]:
+    """Group job indices into pool tasks: big files alone, small ones batched; biggest
+    first, so that the last task to finish is a short one."""
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].stat.size, reverse=True)
+    tasks: list[list[int]] = []
+    batch: list[int] = []
+    batch_bytes = 0
+    for i in order:
+        size = jobs[i].stat.size
+        if size >= BATCH_BYTES:
+            tasks.append([i])
+            continue
+        batch.append(i)
+        batch_bytes += size
+        if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            tasks.append(batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        tasks.append(batch)
+    return tasks
+
+
+class _Meter:
+    """Bytes read by worker threads, handed to the main thread's progress in deltas."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read = 0
+        self._reported = 0
+
+    def add(self, amount: int) -> None:
+        with self._lock:
+            self._read += amount
+
+    def pending(self) -> int:
+        return self._read - self._reported
+
+    def take(self) -> int:
+        with self._lock:
+            delta = self._read - self._reported
+            self._reported = self._read
+        return delta
+
+
+def _digest(
+    job: HashJob, buffer: bytearray, report: Callable[[int], None], stop: threading.Event
+) -> tuple[FileDigest, bool]:
+    hexdigest, size, head, after = _read_and_hash(
+        job.path, job.name, job.stat.size, buffer, report, stop
+    )
+    stable = after == job.stat and size == job.stat.size
+    pointer = parse_lfs_pointer(head) if head is not None else None
+    if pointer is not None:
+        return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True), stable
+    return FileDigest(f"sha256:{hexdigest}", size), stable
+
+
+def _read_and_hash(
+    path: str,
+    name: str,
+    size_hint: int,
+    buffer: bytearray,
+    report: Callable[[int], None],
+    stop: threading.Event,
+) -> tuple[str, int, bytes | None, StatKey]:
+    """(sha256 hex, bytes read, the whole content if under 1 KiB, stat after reading)."""
+    try:
+        # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
+    try:
+        try:
+            kind = os.fstat(fd).st_mode
+        except OSError as exc:
+            raise _unreadable(name, exc) from None
+        if not stat.S_ISREG(kind):
+            shown = name if name.isprintable() else repr(name)
+            raise BadPath(f"{shown}: not a regular file", "declare the files the command reads")
+        if hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):  # advice only; some file systems refuse it
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        try:
+            if size_hint >= READ_AHEAD_MIN:
+                hexdigest, size = _hash_read_ahead(fd, report, stop)
+                head = None
+            else:
+                hexdigest, size, head = _hash_sequential(fd, buffer, report, stop)
+            after = StatKey.of(os.fstat(fd))
+        except OSError as exc:
+            raise _unreadable(name, exc) from None
+    finally:
+        os.close(fd)
+    return hexdigest, size, head, after
+
+
+def _hash_sequential(
+    fd: int, buffer: bytearray, report: Callable[[int], None], stop: threading.Event
+) -> tuple[str, int, bytes | None]:
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    total = 0
+    head: bytes | None = None
+    while True:
+        n = _fill(fd, view)
+        if total == 0 and n < LFS_POINTER_MAX:
+            head = bytes(view[:n])  # n < CHUNK: this is the whole file
+        if n:
+            digest.update(view[:n])
+            report(n)
+            total += n
+        if n < len(view):
+            return digest.hexdigest(), total, head
+        if stop.is_set():
+            raise _Cancelled
+
+
+def _hash_read_ahead(
+    fd: int, report: Callable[[int], None], stop: threading.Event
+) -> tuple[str, int]:
+    """Hash while a second thread reads the next buffers: reading overlaps hashing."""
+    free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
+    for _ in range(READ_AHEAD_BUFFERS):
+        free.put(bytearray(CHUNK))
+
+    def read_ahead() -> None:
+        try:
+            while (buffer := free.get()) is not None:
+                n = _fill(fd, memoryview(buffer))
+                full.put((buffer, n))
+                if n < CHUNK:
+                    return
+        except BaseException as exc:  # handed to the hashing thread, which raises it
+            full.put(exc)
+
+    reader = threading.Thread(target=read_ahead, name="git-prov-read-ahead", daemon=True)
+    reader.start()
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        while True:
+            item = full.get()
+            if isinstance(item, BaseException):
+                raise item
+            buffer, n = item
+            if n:
+                digest.update(memoryview(buffer)[:n])
+                report(n)
+                total += n
+            if n < CHUNK:
+                return digest.hexdigest(), total
+            if stop.is_set():
+                raise _Cancelled
+            free.put(buffer)
+    finally:
+        free.put(None)  # the reader stops at its next buffer; it must be gone before close()
+        reader.join()
+
+
+def _fill(fd: int, view: memoryview) -> int:
+    """Read until ``view`` is full or the file ends; the count read (short only at EOF)."""
+    filled = 0
+    size = len(view)
+    while filled < size:
+        n = os.readv(fd, [view[filled:]])
+        if n == 0:
+            break
+        filled += n
+    return filled
+
+
+def _unreadable(name: str, exc: OSError) -> BadPath:
+    shown = name if name.isprintable() else repr(name)
+    if isinstance(exc, PermissionError):
+        return BadPath(
+            f"{shown}: permission denied",
+            "make the file readable, or leave it out of the declared data",
+        )
+    if isinstance(exc, FileNotFoundError):
+        return BadPath(
+            f"{shown}: disappeared while it was being hashed",
+            "record the run again once the data stops changing",
+        )
+    return BadPath(f"{shown}: cannot be read ({exc.strerror or exc})")
+
+
+# --- stat cache ---------------------------------------------------------------------------
+
+_SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_S = 5.0
+_LOOKUP_BATCH = 500  # under SQLite's smallest host-parameter limit (999)
+
+
+class StatCache:
+    """A persistent map from a path and its stat data to the file's digest.
+
+    Every method swallows SQLite problems: a cache that cannot answer answers "miss", and
+    one that cannot store forgets. Use :meth:`open`, which returns None when the cache
+    cannot be used at all.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = connection
+
+    @classmethod
+    def open(cls, path: Path) -> StatCache | None:
+        """Open (creating, or re-creating when corrupt) the cache at ``path``."""
+        for attempt in range(2):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return cls(path, _connect(path))
+            except sqlite3.DatabaseError as exc:
+                if attempt == 0 and _is_corrupt(exc):
+                    _remove_database(path)
+                    continue
+                return None
+            except (OSError, sqlite3.Error):
+                return None
+        return None
+
+    def lookup(self, jobs: Sequence[HashJob]) -> list[FileDigest | None]:
+        """The cached digest of each job whose stat data still matches, else None."""
+        found: list[FileDigest | None] = [None] * len(jobs)
+        if self._db is None:
+            return found
+        keys = [os.fsencode(job.path) for job in jobs]
+        rows: dict[bytes, tuple[int, int, int, int, int, str, int, int]] = {}
+        try:
+            for start in range(0, len(keys), _LOOKUP_BATCH):
+                chunk = keys[start : start + _LOOKUP_BATCH]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hash, content_size,"
+                    f" lfs FROM files WHERE path IN ({marks})",
+                    chunk,
+                ):
+                    rows[row[0]] = row[1:]
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return found
+        for i, (key, job) in enumerate(zip(keys, jobs, strict=True)):
+            row = rows.get(key)
+            if row is None:
+                continue
+            dev, ino, size, mtime_ns, ctime_ns = job.stat
+            if row[:5] == (_i64(dev), _i64(ino), size, mtime_ns, ctime_ns):
+                found[i] = FileDigest(row[5], row[6], bool(row[7]))
+        return found
+
+    def store(self, entries: Sequence[tuple[HashJob, FileDigest]]) -> None:
+        """Remember digests (one short write transaction; skipped if the cache is busy)."""
+        if self._db is None:
+            return
+        rows = [
+            (
+                os.fsencode(job.path),
+                _i64(job.stat.dev),
+                _i64(job.stat.ino),
+                job.stat.size,
+                job.stat.mtime_ns,
+                job.stat.ctime_ns,
+                digest.hash,
+                digest.size,
+                int(digest.lfs),
+            )
+            for job, digest in entries
+        ]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", rows
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """Stop using the cache for this run; delete it if it is corrupt."""
+        self.close()
+        if _is_corrupt(exc):
+            _remove_database(self._path)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the write
+    # lock up front (waiting up to the busy timeout) instead of failing on lock upgrade.
+    db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a cache needs consistency, not durability
+        if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                db.execute("DROP TABLE IF EXISTS files")
+                db.execute(
+                    "CREATE TABLE files (path BLOB PRIMARY KEY, dev INTEGER NOT NULL,"
+                    " ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+                    " ctime_ns INTEGER NOT NULL, hash TEXT NOT NULL,"
+                    " content_size INTEGER NOT NULL, lfs INTEGER NOT NULL) WITHOUT ROWID"
+                )
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        # Reading the schema touches only the first page; make sure the table is readable.
+        db.execute("SELECT 1 FROM files LIMIT 1").fetchall()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
+
+
+def _i64(value: int) -> int:
+    """Device and inode numbers are unsigned 64-bit; SQLite integers are signed."""
+    return value - (1 << 64) if value >= 1 << 63 else value

@@ -1,0 +1,655 @@
+"""The ``git prov`` command line: parse, call one library function, render.
+
+This is the only module that prints or exits. Errors become ``error: …`` on stderr and the
+exit code of their :class:`~git_prov.errors.ProvError`; see docs/cli.md for the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from git_prov import __version__
+from git_prov.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    NotFound,
+    ProvError,
+    UsageProblem,
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PATHSPEC_COMMANDS = ("log",)
+
+
+class State:
+    """Options of the top-level ``git prov`` group shared with every command."""
+
+    def __init__(self, color: bool, debug: bool, no_pager: bool):
+        self.color = color
+        self.debug = debug
+        self.no_pager = no_pager
+
+    def style(self, text: str, **kwargs: Any) -> str:
+        return click.style(text, **kwargs) if self.color else text
+
+
+def _open(directory: Path | None = None) -> Any:
+    from git_prov.store.repo import open_repo
+
+    return open_repo(directory)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "-C",
+    "directory",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Run as if git prov was started in DIR.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the output.",
+)
+@click.option("--no-pager", is_flag=True, help="Do not pipe long output into a pager.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="GIT_PROV_DEBUG",
+    help="Show tracebacks of internal errors (also GIT_PROV_DEBUG=1).",
+)
+@click.version_option(__version__, "--version", prog_name="git-prov")
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None, color: str, no_pager: bool, debug: bool) -> None:
+    """Provenance for experiment runs, inside git.
+
+    Record every run with the exact code, data and environment it used; the records are
+    git notes and objects that travel with push and fetch.
+
+    \b
+    Start with:
+      git prov init                      prepare this repository (optional)
+      git prov run -i data -o model -- python train.py
+      git prov log                       runs next to your commits
+      git prov show RUN                  everything about one run
+      git prov demo                      a guided example in a throw-away repository
+    """
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise UsageProblem(f"cannot change to {directory}: {exc.strerror}") from None
+    use_color = color == "always" or (
+        color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    )
+    ctx.obj = State(use_color, debug, no_pager)
+
+
+# ---- run and record ----------------------------------------------------------------------
+
+
+def _record_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "-i",
+            "--input",
+            "inputs",
+            multiple=True,
+            metavar="PATH",
+            help="A file or directory the run reads (repeatable).",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            "outputs",
+            multiple=True,
+            metavar="PATH",
+            help="A file or directory the run writes (repeatable).",
+        ),
+        click.option(
+            "-p",
+            "--param",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A parameter of the run (repeatable).",
+        ),
+        click.option(
+            "--params-file",
+            multiple=True,
+            metavar="FILE",
+            help="JSON/TOML/YAML file of parameters, read before the run.",
+        ),
+        click.option(
+            "--metric",
+            "metrics",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A metric of the run (repeatable).",
+        ),
+        click.option(
+            "--metrics-file",
+            multiple=True,
+            metavar="FILE",
+            help="JSON/TOML/YAML file of metrics, read after the run.",
+        ),
+        click.option(
+            "-t",
+            "--tag",
+            "tags",
+            multiple=True,
+            metavar="TAG",
+            help="A label for the run (repeatable).",
+        ),
+        click.option("-m", "--message", metavar="TEXT", help="A note about the run."),
+        click.option(
+            "--python",
+            metavar="PATH",
+            help="The interpreter whose packages to record (default: the one the command uses).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _options(
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    params: Sequence[str],
+    params_file: Sequence[str],
+    metrics: Sequence[str],
+    metrics_file: Sequence[str],
+    tags: Sequence[str],
+    message: str | None,
+    python: str | None,
+    capture_logs: bool | None = None,
+) -> Any:
+    from git_prov.model.values import parse_assignment
+    from git_prov.recording import RunOptions
+
+    def pairs(items: Sequence[str], what: str) -> dict[str, Any]:
+        out = {}
+        for item in items:
+            try:
+                key, value = parse_assignment(item, what)
+            except ValueError as exc:
+                raise UsageProblem(str(exc), f"write it as --{what} name=value") from None
+            out[key] = value
+        return out
+
+    return RunOptions(
+        inputs=inputs,
+        outputs=outputs,
+        params=pairs(params, "param"),
+        metrics=pairs(metrics, "metric"),
+        params_files=params_file,
+        metrics_files=metrics_file,
+        tags=tags,
+        message=message,
+        python=python,
+        capture_logs=capture_logs,
+    )
+
+
+@cli.command(
+    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@_record_options
+@click.option(
+    "--log/--no-log",
+    "capture_logs",
+    default=None,
+    help="Keep stdout/stderr with the record (default: on, see .gitprov.toml).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the recorded run's id.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def run(
+    state: State,
+    command: tuple[str, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    params: tuple[str, ...],
+    params_file: tuple[str, ...],
+    metrics: tuple[str, ...],
+    metrics_file: tuple[str, ...],
+    tags: tuple[str, ...],
+    message: str | None,
+    python: str | None,
+    capture_logs: bool | None,
+    quiet: bool,
+) -> int:
+    """Run COMMAND and record it with its code, data and environment.
+
+    Put the command after --. Its input, output and exit status are its own; git prov
+    exits with the command's status (128+N when a signal killed it).
+
+    \b
+    Example:
+      git prov run -i data/train.csv -o model.pt -p lr=0.01 -- python train.py --lr 0.01
+    """
+    from git_prov import recording
+    from git_prov.model.record import format_duration
+
+    repo = _open()
+    options = _options(
+        inputs,
+        outputs,
+        params,
+        params_file,
+        metrics,
+        metrics_file,
+        tags,
+        message,
+        python,
+        capture_logs,
+    )
+    outcome = recording.run(repo, command, options, progress=_progress())
+    if not quiet:
+        r = outcome.record
+        dirty = " (dirty tree, snapshot kept)" if r.dirty else ""
+        click.echo(
+            f"git-prov: recorded run {r.short_id} — {r.status}, "
+            f"{format_duration(r.duration)}, on {r.commit[:7]}{dirty}",
+            err=True,
+        )
+    if outcome.interrupted and outcome.exit_status == 0:
+        return EXIT_INTERRUPTED
+    return outcome.exit_status
+
+
+@cli.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
+@_record_options
+@click.option(
+    "-c",
+    "--command",
+    "command_text",
+    metavar="TEXT",
+    help="The command that ran, as a shell would show it.",
+)
+@click.option("--exit-code", type=int, default=0, show_default=True, help="How the command ended.")
+@click.option(
+    "--started", metavar="TIME", help="When it started (ISO 8601; default: now minus --duration)."
+)
+@click.option("--duration", type=float, metavar="SECONDS", help="How long it took.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored record as JSON.")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def record(
+    state: State,
+    argv: tuple[str, ...],
+    command_text: str | None,
+    exit_code: int,
+    started: str | None,
+    duration: float | None,
+    as_json: bool,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    params: tuple[str, ...],
+    params_file: tuple[str, ...],
+    metrics: tuple[str, ...],
+    metrics_file: tuple[str, ...],
+    tags: tuple[str, ...],
+    message: str | None,
+    python: str | None,
+) -> int:
+    """Record a run that happened outside git prov.
+
+    Name the command with --command TEXT or after --. The code recorded is the current
+    HEAD (and working tree, if dirty); inputs and outputs are hashed as they are now.
+
+    \b
+    Example:
+      git prov record -i data -o results.csv --exit-code 0 --duration 3600 \\
+          -- sbatch train.sh
+    """
+    import shlex
+
+    from git_prov import recording
+
+    if command_text and argv:
+        raise UsageProblem("give the command either with --command or after --, not both")
+    text = command_text or (shlex.join(argv) if argv else None)
+    if not text:
+        raise UsageProblem("no command given", "use --command 'TEXT' or put it after --")
+    start_time = None
+    if started:
+        try:
+            start_time = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageProblem(f"--started {started!r} is not an ISO 8601 time") from None
+        if start_time.tzinfo is None:
+            start_time = start_time.astimezone()
+    repo = _open()
+    options = _options(
+        inputs, outputs, params, params_file, metrics, metrics_file, tags, message, python
+    )
+    rec = recording.record(
+        repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()
+    )
+    if as_json:
+        click.echo(json.dumps(rec.to_json_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            f"recorded run {rec.id} on {rec.commit[:7]}"
+            + (" (dirty tree, snapshot kept)" if rec.dirty else "")
+        )
+    return 0
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+
+@cli.command(name="log", context_settings=CONTEXT)
+@click.argument("revisions", nargs=-1)
+@click.option("--path", "paths", multiple=True, hidden=True)
+@click.option("--oneline", is_flag=True, help="One line per run.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option(
+    "--all-runs", is_flag=True, help=f"Show every run of a commit (default: the last {5})."
+)
+@click.option("--all-commits", is_flag=True, help="List commits without runs too.")
+@click.option(
+    "-n", "--max-count", type=click.IntRange(min=1), metavar="N", help="Show at most N commits."
+)
+@click.pass_obj
+def log_command(
+    state: State,
+    revisions: tuple[str, ...],
+    paths: tuple[str, ...],
+    oneline: bool,
+    as_json: bool,
+    all_runs: bool,
+    all_commits: bool,
+    max_count: int | None,
+) -> int:
+    """Show commits with the runs recorded on them, newest first.
+
+    REVISIONS and -- PATH… work as for git log (default: HEAD).
+
+    \b
+    Examples:
+      git prov log                       runs on the current branch
+      git prov log main~20..main         runs in a range
+      git prov log --all -- train.py     runs on commits touching train.py
+    """
+    from git_prov import history, render
+
+    repo = _open()
+    entries = history.log(repo, revisions, paths, all_commits=all_commits, max_count=max_count)
+    if as_json:
+        click.echo(json.dumps(render.log_json(entries), indent=2, sort_keys=True))
+        return 0
+    text = render.log_text(entries, style=state.style, all_runs=all_runs, oneline=oneline)
+    if not text:
+        click.echo(
+            "no runs recorded in this range yet (record one with: git prov run -- CMD)", err=True
+        )
+        return 0
+    _page(state, text)
+    return 0
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("spec", metavar="RUN|COMMIT", default="HEAD")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--env", "full_env", is_flag=True, help="List every package and variable.")
+@click.option("--all-files", is_flag=True, help="List every data file.")
+@click.option(
+    "--log",
+    "log_stream",
+    type=click.Choice(["stdout", "stderr"]),
+    help="Print the kept stdout or stderr of the run instead.",
+)
+@click.pass_obj
+def show(
+    state: State, spec: str, as_json: bool, full_env: bool, all_files: bool, log_stream: str | None
+) -> int:
+    """Show everything about a run, or about every run on a commit.
+
+    RUN is a run id, its short form (the 8 characters in git prov log) or a unique
+    prefix; COMMIT is any git revision (default: HEAD).
+    """
+    from git_prov import history, render
+    from git_prov.store.ledger import Ledger
+
+    repo = _open()
+    ledger = Ledger(repo)
+    scan = ledger.scan()
+    try:
+        runs = [ledger.resolve_run(spec, scan)]
+    except NotFound as not_a_run:
+        commit = history.resolve_commit(repo, spec)
+        if commit is None:
+            raise not_a_run from None
+        runs = ledger.runs_on(commit, scan)
+        if not runs:
+            raise NotFound(
+                f"no runs recorded on {spec} ({commit[:12]})",
+                "see which commits have runs with `git prov log`",
+            ) from None
+    _report_problems(scan.problems)
+    if log_stream:
+        oid = getattr(runs[-1].record, log_stream)
+        if oid is None:
+            raise NotFound(f"run {runs[-1].record.short_id} kept no {log_stream}")
+        sys.stdout.buffer.write(ledger.read_object(oid, f"{log_stream} log"))
+        return 0
+    if as_json:
+        docs = [render.show_json(ledger, r) for r in runs]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True))
+        return 0
+    text = "\n".join(
+        render.show_text(ledger, r, style=state.style, all_files=all_files, full_env=full_env)
+        for r in runs
+    )
+    _page(state, text)
+    return 0
+
+
+def _report_problems(problems: Sequence[Any]) -> None:
+    for p in problems[:5]:
+        click.echo(
+            f"warning: unreadable ledger line {p.line_number} in the note on "
+            f"{p.commit[:12]}: {p.reason} (other runs are shown; "
+            f"git prov fsck has details)",
+            err=True,
+        )
+    if len(problems) > 5:
+        click.echo(f"warning: … and {len(problems) - 5} more unreadable ledger lines", err=True)
+
+
+# ---- setup and demo ------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--no-display", is_flag=True, help="Do not make plain `git log` show runs (notes.displayRef)."
+)
+@click.option(
+    "--print-template", is_flag=True, help="Print the documented .gitprov.toml template and exit."
+)
+@click.pass_obj
+def init(state: State, no_display: bool, print_template: bool) -> int:
+    """Prepare this repository for git prov (optional; safe to run again).
+
+    Writes a documented .gitprov.toml (commit it to share defaults) and makes plain
+    `git log` show each commit's runs. Every other command also works without init.
+    """
+    from git_prov import config, initialize
+
+    if print_template:
+        click.echo(config.template_text(), nl=False)
+        return 0
+    repo = _open()
+    for line in initialize.init(repo, display=not no_display):
+        click.echo(line)
+    return 0
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Build the demo repository here (default: a new temporary directory).",
+)
+@click.pass_obj
+def demo(state: State, directory: Path | None) -> int:
+    """Record a tiny three-stage experiment in a throw-away repository and show it."""
+    from git_prov import demo as demo_module
+
+    def say(text: str) -> None:
+        click.echo(state.style(text, fg="magenta", bold=True) if text.startswith("$") else text)
+        sys.stdout.flush()
+
+    demo_module.run_demo(directory, say=say, color=state.color)
+    return 0
+
+
+# ---- plumbing ------------------------------------------------------------------------------
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, drawn only after half a second of work."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.label = ""
+        self.total = 0
+        self.done = 0
+        self.begun = 0.0
+        self.drawn = 0.0
+
+    def start(self, label: str, total: int) -> None:
+        with self.lock:
+            self.label, self.total, self.done = label, total, 0
+            self.begun = time.monotonic()
+            self.drawn = 0.0
+
+    def advance(self, amount: int) -> None:
+        with self.lock:
+            self.done += amount
+            now = time.monotonic()
+            if now - self.begun < 0.5 or now - self.drawn < 0.1:
+                return
+            self.drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        from git_prov.render import human_size
+
+        rate = self.done / max(now - self.begun, 1e-6)
+        pct = 100 * self.done / self.total if self.total else 100.0
+        width = shutil.get_terminal_size((80, 20)).columns
+        line = (
+            f"git-prov: {self.label} {pct:5.1f}% {human_size(self.done)} / "
+            f"{human_size(self.total)}  {human_size(int(rate))}/s"
+        )
+        sys.stderr.write("\r" + line[: width - 1].ljust(min(width - 1, len(line))))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        with self.lock:
+            if self.drawn:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+
+
+def _progress() -> Any:
+    from git_prov.progress import NO_PROGRESS
+
+    return TerminalProgress() if sys.stderr.isatty() else NO_PROGRESS
+
+
+def _page(state: State, text: str) -> None:
+    """Show ``text`` through git's pager when stdout is a terminal, like git log does."""
+    if state.no_pager or not sys.stdout.isatty():
+        click.echo(text, nl=False)
+        return
+    pager = subprocess.run(
+        ["git", "var", "GIT_PAGER"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not pager or pager == "cat":
+        click.echo(text, nl=False)
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    try:
+        proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
+        assert proc.stdin is not None
+        proc.stdin.write(text.encode())
+        proc.stdin.close()
+        proc.wait()
+    except (OSError, BrokenPipeError):
+        pass
+
+
+def _rewrite_pathspec(args: list[str]) -> list[str]:
+    """``git prov log A..B -- p q`` → ``log A..B --path p --path q`` (click drops ``--``)."""
+    command_at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if command_at is None or args[command_at] not in PATHSPEC_COMMANDS or "--" not in args:
+        return args
+    cut = args.index("--", command_at)
+    paths = args[cut + 1 :]
+    return args[:cut] + [f"--path={p}" for p in paths]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``git-prov`` executable."""
+    args = _rewrite_pathspec(list(sys.argv[1:] if argv is None else argv))
+    debug = os.environ.get("GIT_PROV_DEBUG", "") not in ("", "0") or "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="git prov", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ProvError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `git prov log | head`: the reader left; that is not our failure.
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} — please report it "
+            f"(rerun with GIT_PROV_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+# Command groups that live in their own modules register themselves on `cli` when
+# imported; they keep heavy imports inside the commands, so start-up stays lean.
+from git_prov.cli import sync as _sync  # noqa: E402,F401

@@ -1,0 +1,32 @@
+"""``git prov init``: prepare a repository. Every step is idempotent and optional; every
+other command works in a repository that was never initialised."""
+
+from __future__ import annotations
+
+from git_prov.config import CONFIG_NAME, template_text
+from git_prov.store.ledger import NOTES_REF
+from git_prov.store.repo import GitRepo
+
+
+def init(repo: GitRepo, *, display: bool = True) -> list[str]:
+    """Prepare ``repo``; returns one line per step saying what was done or already so."""
+    done: list[str] = []
+    config_path = repo.root / CONFIG_NAME
+    if config_path.exists():
+        done.append(f"{CONFIG_NAME}: already present, left as it is")
+    else:
+        config_path.write_text(template_text())
+        done.append(f"{CONFIG_NAME}: written (edit it, then commit it to share the defaults)")
+    if display:
+        current = repo.git("config", "--get-all", "notes.displayRef", check=False)
+        refs = current.stdout.decode().split()
+        if NOTES_REF in refs:
+            done.append("git log: already shows runs (notes.displayRef)")
+        else:
+            repo.git("config", "--add", "notes.displayRef", NOTES_REF)
+            done.append(
+                "git log: now shows each commit's runs "
+                f"(git config notes.displayRef {NOTES_REF}; undo with "
+                "git config --unset notes.displayRef)"
+            )
+    return done

@@ -1,0 +1,365 @@
+"""Recording runs: capture code, data and environment, run (or take) the command's result,
+and write one record to the ledger. This is where ``git prov run`` and ``record`` happen."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from git_prov import __version__
+from git_prov.capture.source import SourceState, capture_source
+from git_prov.config import ProvConfig, load_config
+from git_prov.errors import BadPath, UsageProblem
+from git_prov.model.ids import new_run_id
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.record import RunRecord, status_for
+from git_prov.model.values import Scalar
+from git_prov.progress import NO_PROGRESS, Progress
+from git_prov.store.ledger import KIND_DATA, KIND_ENV, KIND_LOG, Ledger
+from git_prov.store.repo import GitRepo
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a user declares about a run (command-line options and API arguments)."""
+
+    inputs: Sequence[str] = ()
+    outputs: Sequence[str] = ()
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+    metrics: Mapping[str, Scalar] = field(default_factory=dict)
+    params_files: Sequence[str] = ()
+    metrics_files: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    message: str | None = None
+    python: str | None = None
+    capture_logs: bool | None = None  # None: as .gitprov.toml says (on by default)
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
+    use_config: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything captured before the command starts."""
+
+    run_id: str
+    started: datetime
+    source: SourceState
+    inputs: DataManifest | None
+    environment: EnvironmentManifest
+    params: dict[str, Scalar]
+    config: ProvConfig
+    cwd: Path
+    inputs_declared: tuple[str, ...]
+    outputs_declared: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A recorded run and how its process ended."""
+
+    record: RunRecord
+    exit_status: int
+    interrupted: bool = False
+
+
+def repo_relative(root: Path, cwd: Path, path: str) -> str:
+    """``path`` (relative to ``cwd`` or absolute) as a repo-relative POSIX path.
+
+    Purely lexical (symlinks are not resolved, so a link into the repository pointing at
+    data elsewhere is fine); raises BadPath for anything outside the working tree.
+    """
+    absolute = Path(os.path.abspath(os.path.join(cwd, path)))
+    try:
+        relative = absolute.relative_to(root)
+    except ValueError:
+        raise BadPath(
+            f"{path} is outside the repository ({root})",
+            "declare data inside the working tree (a symlink to it is fine)",
+        ) from None
+    text = relative.as_posix()
+    if text in ("", ".") or text == ".git" or text.startswith(".git/"):
+        raise BadPath(
+            f"{path} cannot be declared as data",
+            "name files or directories inside the working tree",
+        )
+    return text
+
+
+def prepare(
+    repo: GitRepo,
+    options: RunOptions,
+    argv: Sequence[str] | None,
+    progress: Progress = NO_PROGRESS,
+    started: datetime | None = None,
+) -> Prepared:
+    """Capture source, inputs, params and environment before a command runs."""
+    from git_prov.capture.environment import DEFAULT_ALLOWED_VARIABLES, capture_environment
+
+    root = repo.root
+    config = load_config(root) if options.use_config else ProvConfig()
+    cwd = Path(os.path.abspath(options.cwd or Path.cwd()))
+    if not cwd.is_relative_to(root):
+        cwd = root
+    inputs = tuple(
+        dict.fromkeys(
+            [repo_relative(root, root, p) for p in config.inputs]
+            + [repo_relative(root, cwd, p) for p in options.inputs]
+        )
+    )
+    outputs = tuple(
+        dict.fromkeys(
+            [repo_relative(root, root, p) for p in config.outputs]
+            + [repo_relative(root, cwd, p) for p in options.outputs]
+        )
+    )
+    params: dict[str, Scalar] = {}
+    for path in _declared_files(root, cwd, config.params_files, options.params_files):
+        from git_prov.capture.values_files import read_values_file
+
+        params.update(read_values_file(path, "params"))
+    params.update(options.params)
+    source = capture_source(
+        repo, exclude=inputs + outputs, max_untracked_bytes=config.max_snapshot_file
+    )
+    cache = repo.prov_dir
+    manifest = None
+    if inputs:
+        from git_prov.capture.data import build_manifest
+
+        manifest = build_manifest(
+            root, list(inputs), cwd=root, cache_path=cache / "hash-cache.sqlite", progress=progress
+        )
+    environment = capture_environment(
+        root,
+        argv=argv,
+        python=options.python,
+        env=options.env or os.environ,
+        cache_dir=cache / "env-cache",
+        cwd=cwd,
+        allow_variables=(*DEFAULT_ALLOWED_VARIABLES, *config.variables),
+    )
+    return Prepared(
+        run_id=new_run_id(started),
+        started=started or datetime.now(UTC),
+        source=source,
+        inputs=manifest,
+        environment=environment,
+        params=params,
+        config=config,
+        cwd=cwd,
+        inputs_declared=inputs,
+        outputs_declared=outputs,
+    )
+
+
+def _declared_files(
+    root: Path, cwd: Path, from_config: Sequence[str], from_options: Sequence[str]
+) -> list[Path]:
+    """Files named in .gitprov.toml (relative to the root) and on the command line
+    (relative to the current directory), as absolute paths inside the repository."""
+    return [root / repo_relative(root, root, p) for p in from_config] + [
+        root / repo_relative(root, cwd, p) for p in from_options
+    ]
+
+
+def run(
+    repo: GitRepo,
+    argv: Sequence[str],
+    options: RunOptions = RunOptions(),
+    *,
+    progress: Progress = NO_PROGRESS,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+) -> RunOutcome:
+    """Run ``argv`` and record it (``git prov run``). The command's exit status is kept."""
+    from git_prov.capture.process import run_command
+
+    if not argv:
+        raise UsageProblem("no command given", "put the command after --: git prov run -- CMD")
+    ledger = Ledger(repo)
+    prepared = prepare(repo, options, argv, progress)
+    config = prepared.config
+    capture_logs = options.capture_logs
+    if capture_logs is None:
+        capture_logs = config.log_limit > 0
+    result = run_command(
+        list(argv),
+        cwd=prepared.cwd,
+        env=options.env,
+        capture_logs=capture_logs,
+        log_limit=config.log_limit or (1 << 20),
+        stdout=stdout,
+        stderr=stderr,
+    )
+    logs: dict[str, str] = {}
+    for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
+        if captured is not None and captured.total_bytes:
+            logs[name] = ledger.store_object(captured.data)
+    record = finish(
+        repo,
+        ledger,
+        prepared,
+        options,
+        command=shlex.join(argv),
+        argv=tuple(argv),
+        exit_code=result.exit_code,
+        signal=result.signal,
+        ended=result.ended,
+        duration=result.duration,
+        started=result.started,
+        logs=logs,
+        progress=progress,
+    )
+    return RunOutcome(record, result.shell_status, result.interrupted)
+
+
+def record(
+    repo: GitRepo,
+    command: str,
+    exit_code: int,
+    options: RunOptions = RunOptions(),
+    *,
+    started: datetime | None = None,
+    duration: float | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> RunRecord:
+    """Record a run that happened outside git-prov (``git prov record``)."""
+    ended = datetime.now(UTC)
+    if started is None:
+        started = ended - timedelta(seconds=duration or 0.0)
+    if duration is None:
+        duration = max(0.0, (ended - started).total_seconds())
+    ledger = Ledger(repo)
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError:
+        argv = ()
+    prepared = prepare(repo, options, list(argv) or None, progress, started=started)
+    return finish(
+        repo,
+        ledger,
+        prepared,
+        options,
+        command=command,
+        argv=None,
+        exit_code=exit_code,
+        signal=None,
+        started=started,
+        ended=ended,
+        duration=duration,
+        logs={},
+        progress=progress,
+        origin="record",
+    )
+
+
+def finish(
+    repo: GitRepo,
+    ledger: Ledger,
+    prepared: Prepared,
+    options: RunOptions,
+    *,
+    command: str,
+    argv: tuple[str, ...] | None,
+    exit_code: int | None,
+    signal: int | None,
+    started: datetime,
+    ended: datetime,
+    duration: float,
+    logs: Mapping[str, str],
+    progress: Progress,
+    origin: str = "run",
+) -> RunRecord:
+    """Capture outputs and metrics after the command, then write the record."""
+    root = repo.root
+    config = prepared.config
+    outputs = None
+    if prepared.outputs_declared:
+        from git_prov.capture.data import build_manifest
+
+        outputs = build_manifest(
+            root,
+            list(prepared.outputs_declared),
+            cwd=root,
+            cache_path=repo.prov_dir / "hash-cache.sqlite",
+            missing_ok=True,
+            progress=progress,
+        )
+    metrics: dict[str, Scalar] = {}
+    for path in _declared_files(root, prepared.cwd, config.metrics_files, options.metrics_files):
+        from git_prov.capture.values_files import read_values_file
+
+        # A failed run may not have written its metrics: that is not a second failure.
+        if path.exists() or exit_code == 0:
+            metrics.update(read_values_file(path, "metrics"))
+    metrics.update(options.metrics)
+
+    objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
+    inputs_id = outputs_id = None
+    if prepared.inputs is not None:
+        inputs_id = ledger.store_object(prepared.inputs.to_toml())
+        objects[KIND_DATA].append(inputs_id)
+    if outputs is not None:
+        outputs_id = ledger.store_object(outputs.to_toml())
+        objects[KIND_DATA].append(outputs_id)
+    env_id = ledger.store_object(prepared.environment.to_toml())
+    objects[KIND_ENV].append(env_id)
+    source = prepared.source
+    rel_cwd = prepared.cwd.relative_to(root).as_posix() if prepared.cwd != root else "."
+    run_record = RunRecord(
+        id=prepared.run_id,
+        commit=source.commit,
+        command=command,
+        started=_iso(started),
+        ended=_iso(ended),
+        duration=round(duration, 3),
+        exit_code=exit_code,
+        status=status_for(exit_code, signal),
+        argv=argv,
+        cwd=rel_cwd,
+        snapshot=source.snapshot,
+        patch_id=source.patch_id,
+        branch=source.branch,
+        host=os.uname().nodename,
+        user=_user(),
+        inputs=inputs_id,
+        outputs=outputs_id,
+        env=env_id,
+        params=dict(prepared.params),
+        metrics=metrics,
+        tags=tuple(dict.fromkeys(options.tags)),
+        message=options.message,
+        stdout=logs.get("stdout"),
+        stderr=logs.get("stderr"),
+        signal=signal,
+        omitted=source.omitted,
+        origin=origin,
+        tool=f"git-prov/{__version__}",
+    )
+    keep = [source.commit] + ([source.snapshot] if source.snapshot else [])
+    ledger.write(
+        [(source.commit, run_record)],
+        objects=objects,
+        keep=keep,
+        message=f"git-prov: record run {run_record.id}",
+    )
+    return run_record
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER")
