@@ -192,7 +192,8 @@ def run_demo(directory: Path | None, *, say: Callable[[str], None], color: bool 
 
     runs = json.loads(last)[0]["runs"]
     prov_cmd("show", runs[-1]["short_id"])
-    say("\n# Plain git sees the same ledger:")
-    sh("git", "log", "-1", "--format=%h %s%n%N", "--notes=prov", show="git log -1 --notes=prov")
+    say("\n# Plain git log shows the runs too (git prov init turned that on):")
+    sh("git", "log", "-1")
+    say("# The full records are plain git notes: git notes --ref=prov show HEAD")
     say(f"\nThe demo repository stays at {root}: try `cd {root} && git prov log`.")
     return root

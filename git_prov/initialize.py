@@ -4,7 +4,7 @@ other command works in a repository that was never initialised."""
 from __future__ import annotations
 
 from git_prov.config import CONFIG_NAME, template_text
-from git_prov.store.ledger import NOTES_REF
+from git_prov.store.ledger import DISPLAY_REF, Ledger
 from git_prov.store.repo import GitRepo
 
 
@@ -20,13 +20,15 @@ def init(repo: GitRepo, *, display: bool = True) -> list[str]:
     if display:
         current = repo.git("config", "--get-all", "notes.displayRef", check=False)
         refs = current.stdout.decode().split()
-        if NOTES_REF in refs:
+        if DISPLAY_REF in refs:
             done.append("git log: already shows runs (notes.displayRef)")
         else:
-            repo.git("config", "--add", "notes.displayRef", NOTES_REF)
+            repo.git("config", "--add", "notes.displayRef", DISPLAY_REF)
             done.append(
                 "git log: now shows each commit's runs "
-                f"(git config notes.displayRef {NOTES_REF}; undo with "
-                "git config --unset notes.displayRef)"
+                f"(git config notes.displayRef {DISPLAY_REF}; undo with "
+                f"git config --unset notes.displayRef {DISPLAY_REF})"
             )
+        # Runs recorded before init (or fetched) get their display lines now.
+        Ledger(repo).refresh_display(force=True)
     return done

@@ -822,3 +822,31 @@ def test_same_environment_same_bytes(
     assert first.memory["total_bytes"] > 0
     for volatile in (b"MemFree", b"load", b"uptime", b"utilization", b"temperature"):
         assert volatile not in first.to_toml()
+
+
+def test_pyenv_shim_resolves_to_the_version_pyenv_would_pick(tmp_path: Path) -> None:
+    from git_prov.capture.environment import resolve_interpreter
+
+    root = tmp_path / "pyenv"
+    shim = root / "shims" / "python3"
+    shim.parent.mkdir(parents=True)
+    shim.write_text('#!/bin/sh\nexec pyenv exec python3 "$@"\n')
+    shim.chmod(0o755)
+    for version in ("3.11.7", "3.12.1"):
+        real = root / "versions" / version / "bin" / "python3"
+        real.parent.mkdir(parents=True)
+        real.write_text("#!/bin/sh\n")
+        real.chmod(0o755)
+    (root / "version").write_text("3.11.7\n")
+    project = tmp_path / "project" / "src"
+    project.mkdir(parents=True)
+    env = {"PATH": str(shim.parent), "PYENV_ROOT": str(root)}
+    global_pick = resolve_interpreter(["python3", "x.py"], env, cwd=project)
+    assert global_pick == str(root / "versions" / "3.11.7" / "bin" / "python3")
+    (tmp_path / "project" / ".python-version").write_text("# pinned\n3.12.1\n")
+    local_pick = resolve_interpreter(["python3", "x.py"], env, cwd=project)
+    assert local_pick == str(root / "versions" / "3.12.1" / "bin" / "python3")
+    env["PYENV_VERSION"] = "3.11.7"
+    assert resolve_interpreter(["python3"], env, cwd=project) == global_pick
+    env["PYENV_VERSION"] = "system"  # not a pyenv version: the shim itself is kept
+    assert resolve_interpreter(["python3"], env, cwd=project) == str(shim)

@@ -279,14 +279,18 @@ def test_log_views(repo: Path) -> None:
     assert bad.returncode == 2 and "bad revision" in bad.stderr
 
 
-def test_plain_git_log_shows_runs_after_init(repo: Path) -> None:
+def test_plain_git_log_shows_runs_readably_after_init(repo: Path) -> None:
+    prov(repo, "run", "--metric", "acc=0.5", "--", PY, "-c", "pass")  # before init
     prov(repo, "init")
     prov(repo, "init")  # idempotent
-    assert git(repo, "config", "--get-all", "notes.displayRef") == "refs/notes/prov"
+    assert git(repo, "config", "--get-all", "notes.displayRef") == "refs/notes/prov-log"
     assert (repo / ".gitprov.toml").exists()
-    prov(repo, "run", "--", PY, "-c", "pass")
-    [run] = runs_json(repo)
-    assert f"prov run {run['short_id']} ok" in git(repo, "log", "-1")
+    prov(repo, "run", "--", PY, "-c", "import sys; sys.exit(2)", check=False)
+    first, second = sorted(runs_json(repo), key=lambda r: r["id"])
+    shown = git(repo, "log", "-1")
+    assert f"✓ {first['short_id']}  ok" in shown and "acc=0.5" in shown
+    assert f"✗ {second['short_id']}  failed (exit 2)" in shown
+    assert '{"' not in shown  # people see the summary, not the JSON
 
 
 def test_config_file_declares_default_inputs(repo: Path) -> None:

@@ -123,6 +123,21 @@ class RunRecord:
             text += "  " + shorten(format_assignments(sorted(self.metrics.items())), 80)
         return _CONTROL.sub(" ", text)
 
+    def display_line(self) -> str:
+        """The line plain ``git log`` shows for this run (see ``git prov init``)."""
+        mark = {STATUS_OK: "✓", STATUS_FAILED: "✗", STATUS_KILLED: "⚡"}.get(self.status, "?")
+        exit_part = "" if self.status == STATUS_OK else f" (exit {self.exit_code})"
+        text = (
+            f"{self.started[:19].replace('T', ' ')}  {mark} {self.short_id}  "
+            f"{self.status}{exit_part}  {format_duration(self.duration)}  "
+            f"{shorten(self.command, 72)}"
+        )
+        if self.metrics:
+            text += "  " + shorten(format_assignments(sorted(self.metrics.items())), 80)
+        if self.snapshot:
+            text += "  [dirty]"
+        return _CONTROL.sub(" ", text)
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -151,6 +166,13 @@ class Attachment:
         return (
             f"prov attach {short_run_id(self.run)} from {short_oid(self.original)} "
             f"({_CONTROL.sub(' ', self.how)})"
+        )
+
+    def display_line(self) -> str:
+        return _CONTROL.sub(
+            " ",
+            f"{self.at[:19].replace('T', ' ')}  ↪ {short_run_id(self.run)}  ran on "
+            f"{self.original[:7]}, shown here after {self.how}",
         )
 
 

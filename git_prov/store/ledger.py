@@ -33,6 +33,9 @@ from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
 
 NOTES_REF = "refs/notes/prov"
+# Derived, local: one short line per run for plain `git log` (notes.displayRef). Rebuilt
+# from the ledger whenever it changes; never pushed, never read back.
+DISPLAY_REF = "refs/notes/prov-log"
 OBJECTS_REF = "refs/prov/objects"
 KIND_DATA = "data"
 KIND_ENV = "env"
@@ -246,6 +249,44 @@ class Ledger:
                 additions.setdefault(commit_hex, []).append(encode_entry(entry))
             if additions:
                 self._update_notes(additions, message)
+                self.refresh_display(additions)
+
+    def display_enabled(self) -> bool:
+        """True when ``git log`` is set to show the display ref (``git prov init``)."""
+        try:
+            values = list(self.pygit.config.get_multivar("notes.displayRef"))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+        return DISPLAY_REF in values
+
+    def refresh_display(self, commits: Iterable[str] | None = None, *, force: bool = False) -> None:
+        """Rewrite the ``git log`` display lines of ``commits`` (None: every commit) from
+        the ledger. Does nothing unless the display is enabled (or ``force``)."""
+        if not (force or self.display_enabled()):
+            return
+        notes_tree = self._tree(NOTES_REF)
+        if commits is None:
+            targets = [c for c, _ in notes.iter_notes(self.pygit, notes_tree)] if notes_tree else []
+        else:
+            targets = list(commits)
+        texts: dict[str, str] = {}
+        for commit_hex in targets:
+            parsed = parse_note(notes.read_note_text(self.pygit, notes_tree, commit_hex))
+            lines = [
+                e.display_line() for e in parsed.entries if isinstance(e, RunRecord | Attachment)
+            ]
+            texts[commit_hex] = "".join(line + "\n" for line in sorted(set(lines)))
+
+        def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+            tree = tip.tree if tip is not None else None
+            tree_id = notes.set_notes(self.pygit, tree, texts)
+            if tree is not None and tree_id == tree.id:
+                return None
+            return self._commit(
+                tree_id, [tip.id] if tip is not None else [], "git-prov: refresh git log display"
+            )
+
+        self._cas(DISPLAY_REF, build, "git-prov: refresh git log display")
 
     def _update_objects(
         self, objects: Mapping[str, Iterable[str]], keep: list[str], message: str

@@ -103,6 +103,24 @@ def append_lines(
     return edit_tree(repo, tree, changes)
 
 
+def set_notes(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, texts: Mapping[str, str]
+) -> pygit2.Oid:
+    """A new notes tree where each commit's note is exactly ``texts[commit]`` ('' removes)."""
+    changes: dict[str, Change] = {}
+    for commit_hex, text in texts.items():
+        found = find_note(repo, tree, commit_hex)
+        if not text:
+            if found:
+                changes[found[0]] = None
+            continue
+        path = found[0] if found else placement(repo, tree, commit_hex)
+        changes[path] = (repo.create_blob(text.encode("utf-8")), FILEMODE_BLOB)
+    if not changes and tree is not None:
+        return tree.id
+    return edit_tree(repo, tree, changes)
+
+
 def iter_notes(
     repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
 ) -> Iterator[tuple[str, pygit2.Oid]]:
