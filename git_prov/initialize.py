@@ -8,7 +8,7 @@ from git_prov.store.ledger import DISPLAY_REF, Ledger
 from git_prov.store.repo import GitRepo
 
 
-def init(repo: GitRepo, *, display: bool = True) -> list[str]:
+def init(repo: GitRepo, *, display: bool = True, hooks: bool = True) -> list[str]:
     """Prepare ``repo``; returns one line per step saying what was done or already so."""
     done: list[str] = []
     config_path = repo.root / CONFIG_NAME
@@ -31,4 +31,9 @@ def init(repo: GitRepo, *, display: bool = True) -> list[str]:
             )
         # Runs recorded before init (or fetched) get their display lines now.
         Ledger(repo).refresh_display(force=True)
+    if hooks:
+        from git_prov.hooks_install import install_hook
+
+        # Amend and rebase re-attach runs to the new commits (docs/cli.md, remap).
+        done.extend(install_hook(repo, "post-rewrite"))
     return done

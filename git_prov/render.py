@@ -64,7 +64,9 @@ def run_line(run: LocatedRun, style: Style = plain, shown_on: str | None = None)
     if r.dirty:
         ids.append(style("dirty", fg="yellow"))
     if shown_on is not None and r.commit != shown_on:
-        ids.append(style(f"ran on {short_oid(r.commit)[:7]}", fg="yellow"))
+        how = next((a.how for a in run.attachments if a.commit == shown_on), None)
+        where = f"ran on {short_oid(r.commit)[:7]}" + (f", {how}" if how else "")
+        ids.append(style(where, fg="yellow"))
     if ids:
         parts.append(style(" ".join(ids), dim=True))
     return "  ".join(parts)

@@ -483,14 +483,21 @@ def _report_problems(problems: Sequence[Any]) -> None:
     "--no-display", is_flag=True, help="Do not make plain `git log` show runs (notes.displayRef)."
 )
 @click.option(
+    "--no-hooks",
+    is_flag=True,
+    help="Do not install the post-rewrite hook that carries runs through amend and rebase.",
+)
+@click.option(
     "--print-template", is_flag=True, help="Print the documented .gitprov.toml template and exit."
 )
 @click.pass_obj
-def init(state: State, no_display: bool, print_template: bool) -> int:
+def init(state: State, no_display: bool, no_hooks: bool, print_template: bool) -> int:
     """Prepare this repository for git prov (optional; safe to run again).
 
-    Writes a documented .gitprov.toml (commit it to share defaults) and makes plain
-    `git log` show each commit's runs. Every other command also works without init.
+    Writes a documented .gitprov.toml (commit it to share defaults), makes plain
+    `git log` show each commit's runs, and installs a post-rewrite hook so runs follow
+    their commits through amend and rebase (an existing hook is kept and chained).
+    Every other command also works without init.
     """
     from git_prov import config, initialize
 
@@ -498,7 +505,7 @@ def init(state: State, no_display: bool, print_template: bool) -> int:
         click.echo(config.template_text(), nl=False)
         return 0
     repo = _open()
-    for line in initialize.init(repo, display=not no_display):
+    for line in initialize.init(repo, display=not no_display, hooks=not no_hooks):
         click.echo(line)
     return 0
 
