@@ -33,6 +33,7 @@ from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.repo import GitRepo
 
 DEFAULT_ATTEMPTS = 12
+FETCH_ATTEMPTS = 4
 BACKOFF_BASE = 0.05  # seconds; doubled per attempt, capped, fully jittered
 BACKOFF_CAP = 1.5
 # Set in the environment of every git we start; the pre-push hook does nothing under it.
@@ -291,7 +292,7 @@ def _fetch_tracking(repo: GitRepo, remote: str) -> tuple[bool, list[str]]:
     before = {ref: _ref_value(repo, ref) for ref in tracking.values()}
     base = ["fetch", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", remote]
     specs = [f"+{src}:{dst}" for src, dst in tracking.items()]
-    proc = _git(repo, *base, *specs)
+    proc = _git_fetch(repo, base, specs)
     if proc.returncode != 0:
         if b"couldn't find remote ref" not in proc.stderr:
             raise _transport_problem("fetching provenance from", remote, proc.stderr)
@@ -303,7 +304,7 @@ def _fetch_tracking(repo: GitRepo, remote: str) -> tuple[bool, list[str]]:
                 repo.pygit.references.delete(dst)
         specs = [f"+{src}:{dst}" for src, dst in tracking.items() if src in present]
         if specs:
-            proc = _git(repo, *base, *specs)
+            proc = _git_fetch(repo, base, specs)
             if proc.returncode != 0:
                 raise _transport_problem("fetching provenance from", remote, proc.stderr)
     rewritten = []
@@ -314,6 +315,23 @@ def _fetch_tracking(repo: GitRepo, remote: str) -> tuple[bool, list[str]]:
         if old is not None and new is not None and old != new and not _descends(repo, new, old):
             rewritten.append(src)
     return has_any, rewritten
+
+
+_LOCAL_LOCK = ("cannot lock ref", "unable to update local ref", "could not be updated")
+
+
+def _git_fetch(
+    repo: GitRepo, base: list[str], specs: list[str]
+) -> subprocess.CompletedProcess[bytes]:
+    # Two fetches of one clone at once (two syncs, a plain `git fetch`) can collide on the
+    # tracking refs' locks: that is a local race, so try again rather than fail.
+    for attempt in range(FETCH_ATTEMPTS):
+        proc = _git(repo, *base, *specs)
+        err = proc.stderr.decode(errors="replace").lower()
+        if proc.returncode == 0 or not any(word in err for word in _LOCAL_LOCK):
+            return proc
+        time.sleep(_backoff(attempt + 1))
+    return proc
 
 
 def _remote_ledger_refs(repo: GitRepo, remote: str) -> set[str]:
@@ -375,6 +393,16 @@ def _merge_tracking(repo: GitRepo, remote: str) -> _Merged:
                 old_tree = _tree_of(repo, pygit2.Oid(hex=result.old))
                 out.runs_added += merge.runs_between(repo.pygit, old_tree, new_tree)[0]
     return out
+
+
+def merge_all_tracking(repo: GitRepo) -> int:
+    """:func:`merge_tracking` for every remote; returns the runs added. For readers that
+    want what a plain ``git fetch`` brought (after :func:`configure_remote`) to show up."""
+    added = 0
+    for name in remote_names(repo):
+        if any(_ref_value(repo, ref) is not None for ref in tracking_refs(name).values()):
+            added += _merge_tracking(repo, name).runs_added
+    return added
 
 
 def fetch(repo: GitRepo, remote: str | None = None) -> FetchResult:
@@ -673,7 +701,7 @@ def run_total(repo: GitRepo, tree: pygit2.Tree | None = None) -> int:
 
 
 def configure_remote(
-    repo: GitRepo, remote: str, *, fetch: bool = True, push_hook: bool = False
+    repo: GitRepo, remote: str | None, *, fetch: bool = True, push_hook: bool = False
 ) -> list[str]:
     """Make plain git carry provenance for ``remote``; returns one line per step.
 

@@ -41,8 +41,15 @@ def _lines() -> list[str]:
         *(encode_entry(r) for r in base),
         encode_entry(twin),  # same id, different content: a conflict
         encode_entry(Tombstone(run=base[1].id, at="2026-01-01T00:00:00Z", reason="gone")),
-        encode_entry(Attachment(run=base[2].id, commit=COMMITS[3], original=COMMITS[2],
-                                how="rebase", at="2026-01-01T00:00:00Z")),
+        encode_entry(
+            Attachment(
+                run=base[2].id,
+                commit=COMMITS[3],
+                original=COMMITS[2],
+                how="rebase",
+                at="2026-01-01T00:00:00Z",
+            )
+        ),
         "a line a person typed by hand",
         encode_entry(make_record(COMMITS[4])),
     ]
@@ -55,8 +62,8 @@ REPO = pygit2.init_repository(_REPO_DIR, bare=True)
 
 
 def _path(commit: str, depth: int) -> str:
-    parts = [commit[2 * i: 2 * i + 2] for i in range(depth)]
-    return "/".join([*parts, commit[2 * depth:]])
+    parts = [commit[2 * i : 2 * i + 2] for i in range(depth)]
+    return "/".join([*parts, commit[2 * depth :]])
 
 
 # A side: commit -> (lines, fan-out depth, whether to keep the lines in canonical order).
@@ -64,8 +71,7 @@ Side = dict[str, tuple[frozenset[str], int, bool]]
 
 sides = st.dictionaries(
     st.sampled_from(COMMITS),
-    st.tuples(st.frozensets(st.sampled_from(LINES), min_size=1), st.integers(0, 2),
-              st.booleans()),
+    st.tuples(st.frozensets(st.sampled_from(LINES), min_size=1), st.integers(0, 2), st.booleans()),
     max_size=len(COMMITS),
 )
 
@@ -75,8 +81,11 @@ def _build(side: Side, repo: pygit2.Repository = REPO) -> pygit2.Tree | None:
         return None
     changes = {}
     for commit, (lines, depth, canonical) in side.items():
-        text = (notes.canonical_note(lines) if canonical
-                else "".join(line + "\n" for line in sorted(lines, reverse=True)))
+        text = (
+            notes.canonical_note(lines)
+            if canonical
+            else "".join(line + "\n" for line in sorted(lines, reverse=True))
+        )
         changes[_path(commit, depth)] = (repo.create_blob(text.encode()), FILEMODE_BLOB)
     tree = repo[edit_tree(repo, None, changes)]
     assert isinstance(tree, pygit2.Tree)
@@ -179,9 +188,11 @@ def test_gains_are_reported_per_side(a: Side, b: Side) -> None:
     expected_ours = {c: lines - ca.get(c, set()) for c, lines in union.items()}
     expected_theirs = {c: lines - cb.get(c, set()) for c, lines in union.items()}
     assert {c: set(v) for c, v in result.gained_ours.items() if v} == {
-        c: v for c, v in expected_ours.items() if v}
+        c: v for c, v in expected_ours.items() if v
+    }
     assert {c: set(v) for c, v in result.gained_theirs.items() if v} == {
-        c: v for c, v in expected_theirs.items() if v}
+        c: v for c, v in expected_theirs.items() if v
+    }
 
 
 def test_union_note_is_canonical_whichever_side_merges_first() -> None:
@@ -208,7 +219,8 @@ def test_conflicting_records_and_tombstones_survive_in_a_real_ledger(tmp_path: P
     doomed = make_record(c)
     Ledger(open_repo(repo_a)).write([(c, run), (c, doomed)])
     Ledger(open_repo(repo_b)).write(
-        [(c, twin), (c, Tombstone(run=doomed.id, at="2026-01-01T00:00:00Z"))])
+        [(c, twin), (c, Tombstone(run=doomed.id, at="2026-01-01T00:00:00Z"))]
+    )
     git(repo_a, "fetch", "-q", str(repo_b), f"+{NOTES_REF}:refs/notes/theirs")
     ledger = Ledger(open_repo(repo_a))
     theirs = pygit2.Oid(hex=git(repo_a, "rev-parse", "refs/notes/theirs"))
@@ -221,8 +233,9 @@ def test_conflicting_records_and_tombstones_survive_in_a_real_ledger(tmp_path: P
     parents = git(repo_a, "log", "-1", "--format=%P", NOTES_REF).split()
     assert parents[1] == str(theirs)
     # Merging again is a no-op; the other way round is a fast-forward to the same tree.
-    assert merge.merge_commit_into(ledger, NOTES_REF, theirs, message="m").action == \
-        merge.UP_TO_DATE
+    assert (
+        merge.merge_commit_into(ledger, NOTES_REF, theirs, message="m").action == merge.UP_TO_DATE
+    )
 
 
 def test_ref_merge_fast_forwards_and_creates(tmp_path: Path, repo: Path) -> None:
@@ -233,16 +246,17 @@ def test_ref_merge_fast_forwards_and_creates(tmp_path: Path, repo: Path) -> None
     ledger.write([(c, make_record(c))])
     second = pygit2.Oid(hex=git(repo, "rev-parse", NOTES_REF))
     git(repo, "update-ref", NOTES_REF, str(first))
-    assert merge.merge_commit_into(ledger, NOTES_REF, second, message="m").action == \
-        merge.FAST_FORWARD
+    assert (
+        merge.merge_commit_into(ledger, NOTES_REF, second, message="m").action == merge.FAST_FORWARD
+    )
     assert git(repo, "rev-parse", NOTES_REF) == str(second)
     git(repo, "update-ref", "-d", NOTES_REF)
-    assert merge.merge_commit_into(ledger, NOTES_REF, second, message="m").action == \
-        merge.CREATED
+    assert merge.merge_commit_into(ledger, NOTES_REF, second, message="m").action == merge.CREATED
 
 
-def test_a_write_racing_the_merge_is_kept(tmp_path: Path, repo: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_racing_the_merge_is_kept(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = git(repo, "rev-parse", "HEAD")
     ledger = Ledger(open_repo(repo))
     ledger.write([(c, make_record(c))])
@@ -274,12 +288,28 @@ def test_objects_union_by_path_keeps_ours_on_a_clash() -> None:
     other = REPO.create_blob(b"other\n")
     empty = REPO.create_blob(b"")
     keep_a, keep_b = object_path(KEEP_DIR, COMMITS[0]), object_path(KEEP_DIR, COMMITS[1])
-    ta = REPO[edit_tree(REPO, None, {object_path("data", str(blob)): (blob, FILEMODE_BLOB),
-                                     keep_a: (empty, FILEMODE_BLOB),
-                                     "env/zz/clash": (blob, FILEMODE_BLOB)})]
-    tb = REPO[edit_tree(REPO, None, {keep_b: (empty, FILEMODE_BLOB),
-                                     keep_a: (empty, FILEMODE_BLOB),
-                                     "env/zz/clash": (other, FILEMODE_BLOB)})]
+    ta = REPO[
+        edit_tree(
+            REPO,
+            None,
+            {
+                object_path("data", str(blob)): (blob, FILEMODE_BLOB),
+                keep_a: (empty, FILEMODE_BLOB),
+                "env/zz/clash": (blob, FILEMODE_BLOB),
+            },
+        )
+    ]
+    tb = REPO[
+        edit_tree(
+            REPO,
+            None,
+            {
+                keep_b: (empty, FILEMODE_BLOB),
+                keep_a: (empty, FILEMODE_BLOB),
+                "env/zz/clash": (other, FILEMODE_BLOB),
+            },
+        )
+    ]
     assert isinstance(ta, pygit2.Tree) and isinstance(tb, pygit2.Tree)
     result = merge.merge_objects_trees(REPO, ta, tb)
     assert result.conflicts == ["env/zz/clash"]
@@ -321,8 +351,7 @@ def test_merge_reads_only_the_subtrees_that_differ() -> None:
     assert merge.runs_between(REPO, base, ta) == (1, 0)
 
 
-def test_plain_git_reads_a_merge_of_flat_and_fanned_out_notes(tmp_path: Path,
-                                                               repo: Path) -> None:
+def test_plain_git_reads_a_merge_of_flat_and_fanned_out_notes(tmp_path: Path, repo: Path) -> None:
     commits = [commit_file(repo, f"f{i}", str(i)) for i in range(4)]
     # git writes few notes flat; our ledger fans out.
     flat_records = [make_record(c) for c in commits[:3]]

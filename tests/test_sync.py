@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---- helpers ---------------------------------------------------------------------------------
 
+
 def _bare(path: Path) -> Path:
     git(path.parent, "init", "-q", "--bare", path.name)
     return path
@@ -76,11 +77,19 @@ def _run_ids(path: Path) -> set[str]:
     return set(Ledger(open_repo(path)).scan().runs)
 
 
-def _cli(path: Path, *args: str, input: str | None = None,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "git_prov", *args], cwd=path, text=True,
-                          capture_output=True, input=input, check=False,
-                          env={**os.environ, **(env or {})})
+def _cli(
+    path: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "git_prov", *args],
+        cwd=path,
+        text=True,
+        capture_output=True,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _log(path: Path, *revisions: str) -> list[dict[str, object]]:
@@ -102,17 +111,30 @@ def _free_port() -> int:
 @pytest.fixture
 def daemon(remote: Path) -> Iterator[str]:
     """``git daemon`` serving the remote's directory; yields the remote's git:// URL."""
-    if subprocess.run(["git", "daemon", "--help"], capture_output=True,
-                      check=False).returncode not in (0, 129) and not (
-            Path(git(remote, "--exec-path")) / "git-daemon").exists():
+    if (
+        subprocess.run(["git", "daemon", "--help"], capture_output=True, check=False).returncode
+        not in (0, 129)
+        and not (Path(git(remote, "--exec-path")) / "git-daemon").exists()
+    ):
         pytest.skip("git daemon is not installed")
     base = remote.parent
     port = _free_port()
     proc = subprocess.Popen(
-        ["git", "daemon", "--enable=receive-pack", "--export-all", "--informative-errors",
-         f"--base-path={base}", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-         str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "git",
+            "daemon",
+            "--enable=receive-pack",
+            "--export-all",
+            "--informative-errors",
+            f"--base-path={base}",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -135,6 +157,7 @@ def daemon(remote: Path) -> Iterator[str]:
 
 # ---- fetch, push, sync -----------------------------------------------------------------------
 
+
 def test_first_push_to_a_remote_without_provenance(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     records = _record(a, 3)
@@ -147,8 +170,7 @@ def test_first_push_to_a_remote_without_provenance(remote: Path, tmp_path: Path)
     again = sync.push(open_repo(a))
     assert again.up_to_date and again.runs_pushed == 0 and again.had_provenance
     # The tracking copies now say what the remote holds; nothing else was written.
-    assert git(a, "rev-parse", "refs/notes/remotes/origin/prov") == git(a, "rev-parse",
-                                                                         NOTES_REF)
+    assert git(a, "rev-parse", "refs/notes/remotes/origin/prov") == git(a, "rev-parse", NOTES_REF)
     assert git(a, "config", "--get", "remote.origin.push", check=False) == ""
 
 
@@ -169,8 +191,9 @@ def test_plain_clone_then_git_prov_fetch_shows_all_runs(remote: Path, tmp_path: 
     assert _cli(b, "fetch").stdout.strip() == "already up to date with origin (3 runs)"
 
 
-def test_two_clones_on_the_same_and_different_commits_converge(remote: Path,
-                                                               tmp_path: Path) -> None:
+def test_two_clones_on_the_same_and_different_commits_converge(
+    remote: Path, tmp_path: Path
+) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     ra = _record(a, 2)
@@ -193,8 +216,9 @@ def test_two_clones_on_the_same_and_different_commits_converge(remote: Path,
     assert log_a == log_b and sum(len(entry["runs"]) for entry in log_a) == 6
 
 
-def test_eight_clones_syncing_concurrently_over_git_daemon(daemon: str, remote: Path,
-                                                           tmp_path: Path) -> None:
+def test_eight_clones_syncing_concurrently_over_git_daemon(
+    daemon: str, remote: Path, tmp_path: Path
+) -> None:
     clones = [_clone(daemon, tmp_path / f"c{i}") for i in range(8)]
     expected: set[str] = set()
     for i, clone in enumerate(clones):
@@ -203,9 +227,17 @@ def test_eight_clones_syncing_concurrently_over_git_daemon(daemon: str, remote: 
             expected |= {r.id for r in _record(clone, 1, commit_file(clone, f"{i}", "x"))}
     order = list(clones)
     random.Random(11).shuffle(order)
-    procs = [subprocess.Popen([sys.executable, "-m", "git_prov", "sync", "--json"], cwd=c,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in order]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "git_prov", "sync", "--json"],
+            cwd=c,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in order
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
@@ -220,7 +252,8 @@ def test_eight_clones_syncing_concurrently_over_git_daemon(daemon: str, remote: 
 
 
 def test_a_declining_pre_receive_hook_is_a_clear_error_after_bounded_retries(
-        remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'provenance is not welcome here' >&2\nexit 1\n")
     hook.chmod(0o755)
@@ -235,9 +268,9 @@ def test_a_declining_pre_receive_hook_is_a_clear_error_after_bounded_retries(
     assert done.stderr.startswith("error: origin refused the provenance refs")
 
 
-def test_retries_are_bounded_when_the_rejection_is_a_race(remote: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_retries_are_bounded_when_the_rejection_is_a_race(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     _record(a, 1)
@@ -284,7 +317,8 @@ def test_a_missing_remote_exits_8(remote: Path, tmp_path: Path) -> None:
 
 
 def test_default_remote_is_the_upstream_then_origin_then_the_only_one(
-        remote: Path, tmp_path: Path) -> None:
+    remote: Path, tmp_path: Path
+) -> None:
     a = _clone(remote, tmp_path / "a")
     repo = open_repo(a)
     assert sync.resolve_remote(repo) == "origin"
@@ -299,7 +333,8 @@ def test_default_remote_is_the_upstream_then_origin_then_the_only_one(
 
 
 def test_a_force_rewritten_remote_is_warned_about_and_local_runs_are_kept(
-        remote: Path, tmp_path: Path) -> None:
+    remote: Path, tmp_path: Path
+) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     mine = _record(a, 2)
@@ -308,8 +343,7 @@ def test_a_force_rewritten_remote_is_warned_about_and_local_runs_are_kept(
     # Someone replaces the remote's ledger with an unrelated history.
     c = _clone(remote, tmp_path / "c")
     theirs = _record(c, 1)
-    git(c, "push", "-q", "-f", "origin", f"{NOTES_REF}:{NOTES_REF}",
-        f"{OBJECTS_REF}:{OBJECTS_REF}")
+    git(c, "push", "-q", "-f", "origin", f"{NOTES_REF}:{NOTES_REF}", f"{OBJECTS_REF}:{OBJECTS_REF}")
     later = _record(b, 1)
     done = _cli(b, "fetch")
     assert done.returncode == 0, done.stderr
@@ -328,13 +362,15 @@ def test_a_remote_that_lost_its_ledger_refs(remote: Path, tmp_path: Path) -> Non
     git(remote, "update-ref", "-d", NOTES_REF)
     fetched = sync.fetch(open_repo(a))
     assert fetched.had_provenance  # the objects ref is still there
-    assert git(a, "rev-parse", "-q", "--verify", "refs/notes/remotes/origin/prov",
-               check=False) == ""
+    assert (
+        git(a, "rev-parse", "-q", "--verify", "refs/notes/remotes/origin/prov", check=False) == ""
+    )
     assert fetched.runs_total == 2
     assert sync.push(open_repo(a)).runs_pushed == 2
 
 
 # ---- shallow clones --------------------------------------------------------------------------
+
 
 def test_a_shallow_clone_records_and_syncs(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
@@ -362,8 +398,10 @@ def test_a_shallow_clone_records_and_syncs(remote: Path, tmp_path: Path) -> None
 
 # ---- plain git: configure_remote and the pre-push hook ----------------------------------------
 
+
 def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
-        remote: Path, tmp_path: Path) -> None:
+    remote: Path, tmp_path: Path
+) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     lines = sync.configure_remote(open_repo(b), "origin")
@@ -375,18 +413,19 @@ def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
     runs = _record(a, 2)
     sync.push(open_repo(a))
     git(b, "fetch", "-q")
-    assert git(b, "rev-parse", "refs/notes/remotes/origin/prov") == git(a, "rev-parse",
-                                                                         NOTES_REF)
+    assert git(b, "rev-parse", "refs/notes/remotes/origin/prov") == git(a, "rev-parse", NOTES_REF)
     assert git(b, "rev-parse", "-q", "--verify", NOTES_REF, check=False) == ""
     assert sync.merge_tracking(open_repo(b), "origin")[0] == 2
     assert sync.merge_tracking(open_repo(b), "origin") == (0, (), ())
+    assert sync.merge_all_tracking(open_repo(b)) == 0
     assert _run_ids(b) == {r.id for r in runs}
     # remote.origin.push stays unset; a plain git push still pushes just the branch.
     assert git(b, "config", "--get", "remote.origin.push", check=False) == ""
     mine = _record(b, 1)
     commit_file(b, "x", "x")
-    out = subprocess.run(["git", "push", "--porcelain", "origin"], cwd=b, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "push", "--porcelain", "origin"], cwd=b, capture_output=True, text=True, check=True
+    ).stdout
     assert "refs/heads/main:refs/heads/main" in out and "refs/notes" not in out
     assert mine[0].id not in git(remote, "notes", "--ref=prov", "list")
 
@@ -407,7 +446,8 @@ def test_hook_script_matches_the_shipped_one() -> None:
 
 
 def test_pre_push_hook_makes_plain_git_push_carry_provenance(
-        remote: Path, tmp_path: Path, on_path: None) -> None:
+    remote: Path, tmp_path: Path, on_path: None
+) -> None:
     a = _clone(remote, tmp_path / "a")
     lines = sync.configure_remote(open_repo(a), "origin", push_hook=True)
     assert any("now also pushes provenance" in line for line in lines)
@@ -423,16 +463,18 @@ def test_pre_push_hook_makes_plain_git_push_carry_provenance(
 
 
 def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
-        remote: Path, tmp_path: Path, on_path: None) -> None:
+    remote: Path, tmp_path: Path, on_path: None
+) -> None:
     a = _clone(remote, tmp_path / "a")
     log = tmp_path / "legacy.log"
     hooks = a / ".git" / "hooks"
     (hooks / "pre-push").write_text(
         "#!/bin/sh\n"
-        f"echo \"args: $*\" >> {log}\n"
+        f'echo "args: $*" >> {log}\n'
         f"cat >> {log}\n"
         "[ -e block ] && { echo 'blocked by legacy' >&2; exit 3; }\n"
-        "exit 0\n")
+        "exit 0\n"
+    )
     (hooks / "pre-push").chmod(0o755)
     lines = sync.install_pre_push_hook(open_repo(a))
     assert any("pre-push.legacy" in line for line in lines)
@@ -448,30 +490,36 @@ def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
     # The legacy hook can still block a push, and then no provenance goes either.
     (a / "block").write_text("")
     _record(a, 1, commit_file(a, "y", "y"))
-    blocked = subprocess.run(["git", "push", "origin", "main"], cwd=a, capture_output=True,
-                             text=True, check=False)
+    blocked = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, check=False
+    )
     assert blocked.returncode != 0 and "blocked by legacy" in blocked.stderr
     assert git(remote, "rev-parse", "main") == head
     assert _state(remote) != _state(a)
 
 
 def test_pre_push_hook_never_blocks_and_does_not_recurse(
-        remote: Path, tmp_path: Path, on_path: None) -> None:
+    remote: Path, tmp_path: Path, on_path: None
+) -> None:
     a = _clone(remote, tmp_path / "a")
     sync.install_pre_push_hook(open_repo(a))
     hook = remote / "hooks" / "pre-receive"
-    hook.write_text("#!/bin/sh\nwhile read old new ref; do\n"
-                    "  case $ref in refs/notes/*|refs/prov/*) exit 1;; esac\ndone\n")
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        "  case $ref in refs/notes/*|refs/prov/*) exit 1;; esac\ndone\n"
+    )
     hook.chmod(0o755)
     _record(a, 1, commit_file(a, "x", "x"))
-    done = subprocess.run(["git", "push", "origin", "main"], cwd=a, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "warning: provenance was not pushed to origin" in done.stderr
     assert git(remote, "rev-parse", "main") == git(a, "rev-parse", "main")
     # Under the guard (our own git push), the hook does nothing.
-    guarded = sync.hook_pre_push(open_repo(a), "origin", str(remote),
-                                 ["refs/heads/main 1 refs/heads/main 2"])
+    guarded = sync.hook_pre_push(
+        open_repo(a), "origin", str(remote), ["refs/heads/main 1 refs/heads/main 2"]
+    )
     assert guarded.pushed is None and guarded.skipped is None
     os.environ[sync.HOOK_GUARD_ENV] = "1"
     try:
@@ -493,6 +541,7 @@ def test_hook_honours_core_hooks_path(remote: Path, tmp_path: Path) -> None:
 
 # ---- end to end through the CLI --------------------------------------------------------------
 
+
 def test_end_to_end_record_sync_and_log_through_the_cli(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
@@ -513,3 +562,27 @@ def test_end_to_end_record_sync_and_log_through_the_cli(remote: Path, tmp_path: 
     log_a, log_b = _log(a), _log(b)
     assert log_a == log_b and len(log_a[0]["runs"]) == 2  # type: ignore[arg-type]
     shutil.rmtree(b)
+
+
+def test_sync_with_a_new_run_costs_one_push_and_no_fetch(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    _record(a, 2)
+    sync.sync(open_repo(a))
+    _record(a, 1)
+    fetches = []
+    original = sync._fetch_tracking
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fetches.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "_fetch_tracking", counting)
+    result = sync.sync(open_repo(a))
+    assert (result.runs_pushed, result.attempts, result.runs_total, fetches) == (1, 1, 3, [])
+    # Nothing new here: fetch, and no push at all.
+    result = sync.sync(open_repo(a))
+    assert (result.runs_pushed, result.attempts, fetches) == (0, 0, [1])
+    assert _state(a) == _state(remote)
+

@@ -483,6 +483,16 @@ def _report_problems(problems: Sequence[Any]) -> None:
     "--no-display", is_flag=True, help="Do not make plain `git log` show runs (notes.displayRef)."
 )
 @click.option(
+    "--remote",
+    metavar="REMOTE",
+    help="Make plain `git fetch REMOTE` bring provenance into tracking refs too.",
+)
+@click.option(
+    "--push-hook",
+    is_flag=True,
+    help="Make plain `git push` carry provenance too (installs a pre-push hook).",
+)
+@click.option(
     "--no-hooks",
     is_flag=True,
     help="Do not install the post-rewrite hook that carries runs through amend and rebase.",
@@ -491,7 +501,14 @@ def _report_problems(problems: Sequence[Any]) -> None:
     "--print-template", is_flag=True, help="Print the documented .gitprov.toml template and exit."
 )
 @click.pass_obj
-def init(state: State, no_display: bool, no_hooks: bool, print_template: bool) -> int:
+def init(
+    state: State,
+    no_display: bool,
+    remote: str | None,
+    push_hook: bool,
+    no_hooks: bool,
+    print_template: bool,
+) -> int:
     """Prepare this repository for git prov (optional; safe to run again).
 
     Writes a documented .gitprov.toml (commit it to share defaults), makes plain
@@ -507,6 +524,11 @@ def init(state: State, no_display: bool, no_hooks: bool, print_template: bool) -
     repo = _open()
     for line in initialize.init(repo, display=not no_display, hooks=not no_hooks):
         click.echo(line)
+    if remote is not None or push_hook:
+        from git_prov import sync
+
+        for line in sync.configure_remote(repo, remote, push_hook=push_hook):
+            click.echo(line)
     return 0
 
 

@@ -97,13 +97,15 @@ def push(state: State, remote: str | None, attempts: int | None, as_json: bool) 
     result = sync.push(_open(), remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
     if as_json:
         _emit_json(result)
+    elif result.up_to_date and not result.runs_total:
+        click.echo("no provenance recorded here yet: nothing to push")
     elif result.up_to_date:
         click.echo(f"{result.remote} already has all {_runs(result.runs_total)}")
     else:
-        fresh = "" if result.had_provenance else f" ({result.remote} had none before)"
+        fresh = "" if result.had_provenance else ", which had no provenance before"
         click.echo(
-            f"pushed {_runs(result.runs_pushed)} to {result.remote}{fresh}"
-            f" ({result.runs_total} in all)"
+            f"pushed {_runs(result.runs_pushed)} to {result.remote}{fresh} "
+            f"({result.runs_total} in all)"
         )
     if not as_json and result.runs_fetched:
         click.echo(

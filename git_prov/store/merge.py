@@ -96,8 +96,12 @@ class ObjectsMerge:
 
 
 def count_run_lines(lines: Iterable[str]) -> int:
-    """How many of ``lines`` are run records (distinct lines; bad lines do not count)."""
-    return len(run_ids_of(lines))
+    """How many distinct lines of ``lines`` are run records.
+
+    A count for people ("12 runs in all"), so it is read from the canonical JSON's
+    ``"kind":"run"`` without parsing each line (parsing 100k records takes seconds).
+    """
+    return sum(1 for line in set(lines) if _RUN_MARK in line.rpartition("\t")[2])
 
 
 def run_ids_of(lines: Iterable[str]) -> dict[str, list[str]]:

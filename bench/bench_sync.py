@@ -1,0 +1,327 @@
+"""How much does ``git prov sync`` cost next to the plain git it rides on?
+
+For ledgers of 1k, 10k and 100k runs, pushes ONE new run with ``git prov sync`` (the CLI,
+Python start-up included) and, on the same repository, one small commit with a plain
+``git fetch`` + ``git push``; over a local path (file) and over git:// (``git daemon``).
+Prints the median time of each, the bytes on the wire, and the ratio to the target:
+``git prov sync`` within 3x of the plain fetch+push pair at every size. The same sync is
+also timed in-process (``git_prov.sync.sync``), which leaves out the interpreter start-up
+and imports (Python + click + pygit2), a fixed cost that a local path does not hide.
+Python byte-code caching is on (in a scratch ``PYTHONPYCACHEPREFIX``), as after a normal
+install, even when the caller set ``PYTHONDONTWRITEBYTECODE``.
+
+Bytes are counted by a small TCP proxy between git and ``git daemon`` (both directions,
+everything git says: ref advertisement, negotiation, pack), so they are exact for git://;
+a local path speaks the same protocol over pipes, so only its time is shown.
+
+    python bench/bench_sync.py                   # 1k, 10k, 100k runs
+    python bench/bench_sync.py --sizes 1000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger_factory import make_ledger, make_run
+
+from git_prov import sync
+from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
+from git_prov.store.repo import open_repo
+
+TARGET_RATIO = 3.0
+
+
+class CountingProxy:
+    """A TCP forwarder to ``port`` that counts the bytes each way."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.up = 0
+        self.down = 0
+        self.lock = threading.Lock()
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = int(self.server.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for sock in (client, upstream):  # add no latency of our own (Nagle)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+                with self.lock:
+                    if up:
+                        self.up += len(data)
+                    else:
+                        self.down += len(data)
+        except OSError:
+            pass
+        finally:
+            for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
+                with suppress(OSError):
+                    sock.shutdown(how)
+
+    def take(self) -> tuple[int, int]:
+        """Bytes (client→server, server→client) since the last call."""
+        time.sleep(0.05)  # let the pumps drain
+        with self.lock:
+            counts = (self.up, self.down)
+            self.up = self.down = 0
+        return counts
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[int]:
+    """``git daemon`` serving ``base`` (pushes allowed); yields its port."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--enable=receive-pack",
+            "--export-all",
+            f"--base-path={base}",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("git daemon did not start") from None
+                time.sleep(0.02)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _timed(cwd: Path, *commands: list[str]) -> float:
+    began = time.perf_counter()
+    for command in commands:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+    return time.perf_counter() - began
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    runs: int
+    transport: str
+    plain_seconds: float
+    prov_seconds: float
+    library_seconds: float
+    plain_bytes: tuple[int, int] | None
+    prov_bytes: tuple[int, int] | None
+
+    @property
+    def ratio(self) -> float:
+        return self.prov_seconds / self.plain_seconds
+
+    @property
+    def library_ratio(self) -> float:
+        return self.library_seconds / self.plain_seconds
+
+
+def measure(work: Path, runs: int, repeat: int, transports: list[str]) -> list[Row]:
+    """Build a ledger of ``runs`` runs, serve it, and time one-run syncs against plain git."""
+    src = work / "src"
+    began = time.perf_counter()
+    make_ledger(src, runs, max(10, runs // 10))
+    built = time.perf_counter() - began
+    served = work / "served"
+    served.mkdir()
+    _git(work, "clone", "-q", "--bare", str(src), str(served / "remote.git"))
+    _git(src, "push", "-q", str(served / "remote.git"), NOTES_REF, OBJECTS_REF)
+    print(f"# {runs} runs: ledger built in {built:.1f}s", file=sys.stderr)
+    rows = []
+    with git_daemon(served) as port:
+        proxy = CountingProxy(port)
+        try:
+            for transport in transports:
+                url = (
+                    str(served / "remote.git")
+                    if transport == "file"
+                    else f"git://127.0.0.1:{proxy.port}/remote.git"
+                )
+                rows.append(
+                    _measure_clone(
+                        work / f"clone-{transport}",
+                        url,
+                        runs,
+                        repeat,
+                        transport,
+                        proxy if transport == "git" else None,
+                    )
+                )
+        finally:
+            proxy.close()
+    return rows
+
+
+def _measure_clone(
+    clone: Path, url: str, runs: int, repeat: int, transport: str, proxy: CountingProxy | None
+) -> Row:
+    _git(clone.parent, "clone", "-q", url, str(clone))
+    prov = [sys.executable, "-m", "git_prov", "sync"]
+    subprocess.run(prov, cwd=clone, check=True, capture_output=True)  # first fetch
+    if proxy:
+        proxy.take()
+    plain_times, prov_times, library_times = [], [], []
+    plain_bytes, prov_bytes = [], []
+    for i in range(repeat):
+        repo = open_repo(clone)
+        head = str(repo.head_commit().id)
+        Ledger(repo).write([(head, make_run(head, 2 * (runs + i)))], keep=[head])
+        prov_times.append(_timed(clone, prov))
+        if proxy:
+            prov_bytes.append(proxy.take())
+        Ledger(repo).write([(head, make_run(head, 2 * (runs + i) + 1))], keep=[head])
+        began = time.perf_counter()
+        result = sync.sync(open_repo(clone))
+        library_times.append(time.perf_counter() - began)
+        assert result.runs_pushed == 1, result
+        if proxy:
+            proxy.take()
+        (clone / "bench.txt").write_text(f"{i}\n")
+        _git(clone, "add", "bench.txt")
+        _git(clone, "commit", "-q", "-m", f"bench {i}")
+        plain_times.append(
+            _timed(clone, ["git", "fetch", "-q", "origin"], ["git", "push", "-q", "origin", "main"])
+        )
+        if proxy:
+            plain_bytes.append(proxy.take())
+    return Row(
+        runs,
+        transport,
+        statistics.median(plain_times),
+        statistics.median(prov_times),
+        statistics.median(library_times),
+        _median_pair(plain_bytes) if proxy else None,
+        _median_pair(prov_bytes) if proxy else None,
+    )
+
+
+def _median_pair(pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    return (
+        int(statistics.median(p[0] for p in pairs)),
+        int(statistics.median(p[1] for p in pairs)),
+    )
+
+
+def _bytes(pair: tuple[int, int] | None) -> str:
+    return f"{pair[0]:>7,} / {pair[1]:>7,}" if pair else f"{'(same protocol)':>17}"
+
+
+def render(rows: list[Row]) -> str:
+    """The table, as Markdown."""
+    lines = [
+        "| runs | transport | git fetch+push (ms) | git prov sync CLI (ms) | ratio "
+        "| sync in-process (ms) | ratio | fetch+push bytes up/down "
+        "| prov sync bytes up/down |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+
+        def verdict(ratio: float) -> str:
+            return f"{ratio:.2f}×" + ("" if ratio <= TARGET_RATIO else " (over 3×)")
+
+        lines.append(
+            f"| {row.runs:,} | {row.transport} | {row.plain_seconds * 1000:.0f} | "
+            f"{row.prov_seconds * 1000:.0f} | {verdict(row.ratio)} | "
+            f"{row.library_seconds * 1000:.0f} | {verdict(row.library_ratio)} | "
+            f"{_bytes(row.plain_bytes)} | {_bytes(row.prov_bytes)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description="git prov sync vs plain git fetch+push")
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000,100000",
+        help="comma-separated ledger sizes in runs (default: %(default)s)",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds per cell")
+    parser.add_argument("--transports", default="file,git", help="file and/or git")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    transports = [t for t in args.transports.split(",") if t]
+    with tempfile.TemporaryDirectory(prefix="git-prov-bench-") as scratch:
+        home = Path(scratch) / "home"
+        home.mkdir()
+        (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = b@example.com\n")
+        os.environ.update(
+            HOME=str(home),
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+            PYTHONPYCACHEPREFIX=str(Path(scratch) / "pycache"),
+        )
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        rows = []
+        for size in sizes:
+            work = Path(scratch) / str(size)
+            work.mkdir()
+            rows.extend(measure(work, size, args.repeat, transports))
+    print(render(rows))
+    missed = [r for r in rows if r.ratio > TARGET_RATIO]
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
