@@ -9,6 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -410,8 +411,28 @@ def test_fifos_are_skipped_in_directories_and_refused_when_declared(repo: Path) 
     assert [e.path for e in build_manifest(repo, ["data"]).entries] == ["data/a.txt"]
     with pytest.raises(BadPath, match="not a regular file"):
         build_manifest(repo, ["data/pipe"])
-    with pytest.raises(BadPath, match="not a regular file"):
-        hash_file(repo / "data" / "pipe")  # and does not hang opening it
+
+
+def test_hashing_a_fifo_fails_instead_of_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    errors: list[BadPath] = []
+
+    def attempt() -> None:
+        try:
+            hash_file(fifo)
+        except BadPath as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the blocked open()
+        thread.join()
+        pytest.fail("opening a FIFO blocked")
+    assert len(errors) == 1
+    assert "not a regular file" in str(errors[0])
 
 
 def test_hard_links_are_read_once(repo: Path) -> None:
@@ -504,6 +525,7 @@ def test_hash_file_matches_hashlib_on_both_read_paths(
     data = os.urandom(300_000)
     path = write(tmp_path / "f.bin", data)
     assert hash_file(path) == sha256(data)
+    monkeypatch.setattr(hashing, "_usable_cpus", lambda: 2)  # read ahead even on 1 CPU
     monkeypatch.setattr(hashing, "READ_AHEAD_MIN", 1)
     monkeypatch.setattr(hashing, "CHUNK", 4096)  # many buffers through the read-ahead ring
     assert hash_file(path) == sha256(data)
@@ -584,6 +606,19 @@ def test_damaged_cache_is_ignored_and_rebuilt(repo: Path, cache: Path, damage: s
     assert progress.total == (8000 if damage == "directory" else 0)
 
 
+def test_garbled_cache_rows_are_misses(repo: Path, cache: Path) -> None:
+    write(repo / "a.bin", b"a", mtime_ns=LONG_AGO_NS)
+    build_manifest(repo, ["a.bin"], cache_path=cache)
+    db = sqlite3.connect(cache)
+    assert db.execute("UPDATE files SET hash = 'sha256:not-hex'").rowcount == 1
+    db.commit()
+    db.close()
+    progress = RecordingProgress()
+    (entry,) = build_manifest(repo, ["a.bin"], cache_path=cache, progress=progress).entries
+    assert entry.hash == sha256(b"a")
+    assert progress.total == 1
+
+
 def test_foreign_schema_version_is_replaced(repo: Path, cache: Path) -> None:
     cache.parent.mkdir(parents=True)
     db = sqlite3.connect(cache)
@@ -638,6 +673,7 @@ def test_parallel_hashing_equals_single_threaded(
     # Small thresholds so that KB-sized files go through batching, the pool and read-ahead.
     monkeypatch.setattr(hashing, "BATCH_FILES", 7)
     monkeypatch.setattr(hashing, "BATCH_BYTES", 20_000)
+    monkeypatch.setattr(hashing, "_usable_cpus", lambda: 2)  # read ahead even on 1 CPU
     monkeypatch.setattr(hashing, "READ_AHEAD_MIN", 30_000)
     for i in range(150):
         write(repo / "data" / f"d{i % 5}" / f"{i}.bin", os.urandom((i * 397) % 5000))

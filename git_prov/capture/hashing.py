@@ -18,6 +18,7 @@ deleted and rebuilt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import queue
@@ -90,7 +91,7 @@ class FileDigest:
 
 def default_workers() -> int:
     """Hashing threads used when the caller does not say: one per core, at most 8."""
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+    return max(1, min(_usable_cpus(), MAX_DEFAULT_WORKERS))
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -152,16 +153,18 @@ def hash_files(
     ``progress`` is told the bytes that will actually be read (``start("hashing", total)``)
     and advanced as they are. Raises :class:`BadPath` for a file that cannot be read.
     """
-    cache = StatCache.open(cache_path) if cache_path is not None else None
+    cache = StatCache.open(cache_path) if cache_path is not None and jobs else None
     try:
         found: list[FileDigest | None] = (
             cache.lookup(jobs) if cache is not None else [None] * len(jobs)
         )
-        # One read per file even when it is reached by several names (hard links, links).
-        todo: dict[StatKey, list[int]] = {}
+        # One read per file even when it is reached by several names (hard links, links);
+        # but not on file systems that report no inode numbers.
+        todo: dict[StatKey | int, list[int]] = {}
         for i, digest in enumerate(found):
             if digest is None:
-                todo.setdefault(jobs[i].stat, []).append(i)
+                key = jobs[i].stat
+                todo.setdefault(key if key.ino else i, []).append(i)
         to_read = [jobs[same[0]] for same in todo.values()]
         progress.start("hashing", sum(job.stat.size for job in to_read))
         # Taken before reading anything: a file whose mtime is not safely older than the
@@ -333,7 +336,7 @@ def _read_and_hash(
             with contextlib.suppress(OSError):  # advice only; some file systems refuse it
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
-            if size_hint >= READ_AHEAD_MIN:
+            if size_hint >= READ_AHEAD_MIN and _usable_cpus() > 1:
                 hexdigest, size = _hash_read_ahead(fd, report, stop)
                 head = None
             else:
@@ -410,6 +413,14 @@ def _hash_read_ahead(
         reader.join()
 
 
+@functools.cache
+def _usable_cpus() -> int:
+    """CPUs this process may run on: read-ahead only pays with a second one."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _fill(fd: int, view: memoryview) -> int:
     """Read until ``view`` is full or the file ends; the count read (short only at EOF)."""
     filled = 0
@@ -442,6 +453,7 @@ def _unreadable(name: str, exc: OSError) -> BadPath:
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 5.0
 _LOOKUP_BATCH = 500  # under SQLite's smallest host-parameter limit (999)
+_CACHED_HASH = re.compile(r"sha256:[0-9a-f]{64}")  # anything else in a row is damage
 
 
 class StatCache:
@@ -497,8 +509,14 @@ class StatCache:
             if row is None:
                 continue
             dev, ino, size, mtime_ns, ctime_ns = job.stat
-            if row[:5] == (_i64(dev), _i64(ino), size, mtime_ns, ctime_ns):
-                found[i] = FileDigest(row[5], row[6], bool(row[7]))
+            digest, content_size, lfs = row[5:]
+            if (
+                row[:5] == (_i64(dev), _i64(ino), size, mtime_ns, ctime_ns)
+                and isinstance(digest, str)
+                and _CACHED_HASH.fullmatch(digest)
+                and isinstance(content_size, int)
+            ):
+                found[i] = FileDigest(digest, content_size, bool(lfs))
         return found
 
     def store(self, entries: Sequence[tuple[HashJob, FileDigest]]) -> None:
@@ -527,7 +545,8 @@ class StatCache:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # keep the first error (or ^C)
+                    self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             self._failed(exc)
