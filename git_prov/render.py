@@ -9,7 +9,7 @@ from typing import Any
 from git_prov.history import CommitRuns
 from git_prov.model.ids import short_oid
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
-from git_prov.model.record import STATUS_OK, RunRecord, format_duration, shorten
+from git_prov.model.record import STATUS_OK, RunRecord, format_duration, printable, shorten
 from git_prov.model.values import format_assignments
 from git_prov.store.ledger import Ledger, LocatedRun
 
@@ -44,7 +44,7 @@ def run_line(run: LocatedRun, style: Style = plain, shown_on: str | None = None)
     r = run.record
     mark = STATUS_MARK.get(r.status, "?")
     color = "green" if r.status == STATUS_OK else "red"
-    status = r.status if r.status == STATUS_OK else f"{r.status}({_exit(r)})"
+    status = printable(r.status if r.status == STATUS_OK else f"{r.status}({_exit(r)})")
     parts = [
         style(f"{mark} {r.short_id}", fg=color),
         when(r.started),
@@ -93,14 +93,18 @@ def log_text(
                 r = run.record
                 lines.append(
                     f"{style(r.short_id, fg='green' if r.status == STATUS_OK else 'red')} "
-                    f"{style(entry.commit[:7], fg='yellow')} {r.status} "
+                    f"{style(entry.commit[:7], fg='yellow')} {printable(r.status)} "
                     f"{format_duration(r.duration)} {shorten(r.command, 60)}"
-                    + (f" {format_assignments(sorted(r.metrics.items()))}" if r.metrics else "")
+                    + (
+                        f" {printable(format_assignments(sorted(r.metrics.items())))}"
+                        if r.metrics
+                        else ""
+                    )
                 )
             continue
-        refs = f" ({entry.refs})" if entry.refs else ""
+        refs = f" ({printable(entry.refs)})" if entry.refs else ""
         lines.append(style(f"commit {entry.commit}", fg="yellow") + style(refs, fg="cyan"))
-        lines.append(f"    {entry.subject}")
+        lines.append(f"    {printable(entry.subject)}")
         runs = list(entry.runs)
         if not runs:
             lines.append(style("    (no runs)", dim=True))
@@ -189,16 +193,18 @@ def show_text(
     color = "green" if r.status == STATUS_OK else "red"
     out = [style(f"run {r.id}", fg="yellow", bold=True)]
 
-    def row(label: str, value: str) -> None:
-        out.append(f"{label + ':':<13}{value}")
+    def row(label: str, value: str, **look: Any) -> None:
+        # Ledger text is untrusted: escape control characters before styling it.
+        text = printable(value)
+        out.append(f"{label + ':':<13}{style(text, **look) if look else text}")
 
-    row("Status", style(f"{r.status} (exit {_exit(r)})", fg=color))
+    row("Status", f"{r.status} (exit {_exit(r)})", fg=color)
     row("Command", r.command)
     if r.cwd != ".":
         row("Directory", r.cwd)
     row("Commit", f"{r.commit}" + (f" ({r.branch})" if r.branch else ""))
     if r.snapshot:
-        row("Source", style(f"dirty working tree, snapshot {r.snapshot}", fg="yellow"))
+        row("Source", f"dirty working tree, snapshot {r.snapshot}", fg="yellow")
         out.append(f"{'':13}(git checkout {r.snapshot[:12]} shows the exact code that ran)")
     else:
         row("Source", "clean (the commit is the exact code)")
@@ -224,7 +230,7 @@ def show_text(
     if r.params:
         row("Params", format_assignments(sorted(r.params.items())))
     if r.metrics:
-        row("Metrics", style(format_assignments(sorted(r.metrics.items())), fg="cyan"))
+        row("Metrics", format_assignments(sorted(r.metrics.items())), fg="cyan")
     for label, oid in (("Inputs", r.inputs), ("Outputs", r.outputs)):
         if oid:
             out.extend(_manifest_lines(label, oid, ledger.data_manifest(oid), style, all_files))
@@ -235,7 +241,7 @@ def show_text(
     for name in ("stdout", "stderr"):
         oid = getattr(r, name)
         if oid:
-            size = len(ledger.read_object(oid, f"{name} log"))
+            size = ledger.object_size(oid, f"{name} log")
             row(
                 name.capitalize(),
                 f"{human_size(size)} kept (git prov show --log {name} {r.short_id})",
@@ -255,13 +261,13 @@ def _manifest_lines(
     width = min(max((len(e.path) for e in entries), default=0), 60)
     for e in entries:
         lines.append(
-            f"    {e.path:<{width}}  {human_size(e.size):>9}  "
+            f"    {printable(e.path):<{width}}  {human_size(e.size):>9}  "
             f"{e.algorithm}:{e.digest[:12]}" + style(f"  ({e.source})", dim=True)
         )
     if len(entries) < n:
         lines.append(style(f"    … {n - len(entries)} more files (--all-files)", dim=True))
     for path in manifest.missing:
-        lines.append(style(f"    {path}  (missing)", fg="red"))
+        lines.append(style(f"    {printable(path)}  (missing)", fg="red"))
     return lines
 
 
@@ -291,4 +297,4 @@ def _env_lines(env: EnvironmentManifest, full: bool) -> list[str]:
             lines.append(f"    variable    {name}={value}")
     elif env.packages:
         lines.append(f"    packages    {len(env.packages)} (--env lists them)")
-    return lines
+    return [printable(line) for line in lines]

@@ -14,6 +14,7 @@ mode keep every entry intact. See ``docs/format.md``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -26,8 +27,13 @@ FORMAT_VERSION = 1
 # The oldest and newest format versions this code reads.
 READABLE_VERSIONS = range(1, FORMAT_VERSION + 1)
 MAX_LINE_BYTES = 1 << 20  # a hostile note cannot make us parse megabytes of one line
+MAX_NESTING = 32  # records nest 3 levels deep; deeper JSON is refused, not recursed into
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that must never reach a terminal or split a line: C0 and C1 controls (ESC,
+# BEL, CSI), DEL, Unicode line and paragraph separators (Python's splitlines() breaks on
+# them) and the bidirectional overrides of "Trojan Source" text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -79,12 +85,18 @@ class RunRecord:
     reproduces: str | None = None
     origin: str = "run"
     tool: str | None = None
+    # An armored OpenPGP or SSH signature over :meth:`signing_payload` (git prov verify).
+    signature: str | None = None
     # Fields written by a newer minor version; kept so re-encoding loses nothing.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
         return short_run_id(self.id)
+
+    def signing_payload(self) -> bytes:
+        """The bytes a signature of this record covers (see :func:`signing_payload`)."""
+        return signing_payload(self.to_json_dict())
 
     @property
     def dirty(self) -> bool:
@@ -219,6 +231,27 @@ class ParsedNote:
     problems: tuple[LineProblem, ...]
 
 
+def signing_payload(data: Mapping[str, Any]) -> bytes:
+    """The bytes a run record's signature covers: the canonical JSON of the entry's object
+    as stored in the note, without its ``signature`` key (UTF-8; ASCII in practice)."""
+    return canonical_json({k: v for k, v in data.items() if k != "signature"}).encode("utf-8")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ESC, BEL, CR, newlines, C1
+    controls, bidirectional overrides) are shown as escapes such as ``\\x1b``, so a
+    hostile record cannot retitle the terminal, move the cursor or hide text."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def encode_entry(entry: Entry) -> str:
     """The note line for an entry (no trailing newline)."""
     return f"{entry.summary()}\t{canonical_json(entry.to_json_dict())}"
@@ -234,7 +267,10 @@ def parse_note(text: str, commit: str = "") -> ParsedNote:
     entries: list[Entry] = []
     problems: list[LineProblem] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only, as for git: str.splitlines() would also break a hostile
+    # summary at U+2028, \x1c or \x85 and report half-lines.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -258,20 +294,7 @@ def parse_line(line: str) -> Entry | None:
     Returns None for lines of a newer *kind* this version does not know (skipped silently,
     so that older readers keep working when new kinds of entries are added).
     """
-    if len(line) > MAX_LINE_BYTES:
-        raise ValueError("line too long")
-    _, tab, payload = line.rpartition("\t")
-    if not tab:
-        payload = line  # a hand-written line with no summary is fine
-    payload = payload.strip()
-    if not payload.startswith("{"):
-        raise ValueError("not a git-prov entry (no JSON object)")
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise ValueError("entry is not a JSON object")
+    data = line_object(line)
     version = data.get("v")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError("entry has no format version 'v'")
@@ -304,6 +327,46 @@ def parse_line(line: str) -> Entry | None:
     raise ValueError("entry has no kind")
 
 
+def line_object(line: str) -> dict[str, Any]:
+    """The JSON object of a note line, as stored (before any interpretation); raises
+    ``ValueError`` when there is none. Used where the exact stored bytes matter (signatures).
+    """
+    if len(line) > MAX_LINE_BYTES:
+        raise ValueError("line too long")
+    _, tab, payload = line.rpartition("\t")
+    if not tab:
+        payload = line  # a hand-written line with no summary is fine
+    payload = payload.strip()
+    if not payload.startswith("{"):
+        raise ValueError("not a git-prov entry (no JSON object)")
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        # A hostile line of 100k nested brackets: CPython's decoder recurses.
+        raise ValueError("invalid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError("entry is not a JSON object")
+    if _depth_exceeds(data, MAX_NESTING):
+        # Shallower than the decoder's limit, but re-encoding it would recurse again.
+        raise ValueError(f"entry is nested more than {MAX_NESTING} levels deep")
+    return data
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 _RUN_FIELDS = {f.name for f in fields(RunRecord)} - {"extra"}
 
 
@@ -314,6 +377,8 @@ def _run_from_json(data: dict[str, Any]) -> RunRecord:
     duration = data.get("duration", 0.0)
     if not isinstance(duration, int | float) or isinstance(duration, bool):
         raise ValueError("duration is not a number")
+    if not math.isfinite(duration):
+        raise ValueError("duration is not a finite number")
     status = _str(data, "status")
     argv = data.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
@@ -351,6 +416,7 @@ def _run_from_json(data: dict[str, Any]) -> RunRecord:
         reproduces=_opt_str(data, "reproduces"),
         origin=_opt_str(data, "origin") or "run",
         tool=_opt_str(data, "tool"),
+        signature=_opt_str(data, "signature"),
         extra=_extra(data, _RUN_FIELDS),
     )
 

@@ -17,7 +17,7 @@ import pygit2
 
 from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
 from git_prov.model.ids import RUN_ID_RE, is_hex_oid
-from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
 from git_prov.model.record import (
     Attachment,
     Entry,
@@ -44,6 +44,8 @@ KEEP_DIR = "keep"
 OBJECT_KINDS = (KIND_DATA, KIND_ENV, KIND_LOG)
 CAS_ATTEMPTS = 40
 EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+# Manifests and logs above this size are refused unread (see MAX_MANIFEST_BYTES).
+MAX_OBJECT_BYTES = MAX_MANIFEST_BYTES
 
 
 def object_path(kind: str, oid: str) -> str:
@@ -184,20 +186,39 @@ class Ledger:
             )
         return matches[0]
 
-    def read_object(self, oid: str, what: str) -> bytes:
-        """The bytes of a stored object (manifest, log); a clear error when it is missing."""
+    def read_object(self, oid: str, what: str, limit: int = MAX_OBJECT_BYTES) -> bytes:
+        """The bytes of a stored object (manifest, log); a clear error when it is missing,
+        not a blob, or larger than ``limit`` (checked from its header, before reading it:
+        a ledger fetched from someone else may hold hostile giants)."""
         if not is_hex_oid(oid):
             raise CorruptLedger(f"{what} id {oid[:50]!r} is not an object id")
         try:
-            obj = self.pygit[oid]
-        except (KeyError, ValueError):
+            kind, size = self.pygit.odb.read_header(oid)
+        except (KeyError, ValueError, pygit2.GitError):
             raise NotFound(
                 f"{what} {oid[:12]} is not in this repository",
                 "fetch the provenance it came with (git prov fetch), or run git prov fsck",
             ) from None
-        if not isinstance(obj, pygit2.Blob):
+        if kind != pygit2.enums.ObjectType.BLOB:
             raise CorruptLedger(f"{what} {oid[:12]} is not a blob")
+        if size > limit:
+            raise CorruptLedger(
+                f"{what} {oid[:12]} is {size:,} bytes, over the {limit:,}-byte limit",
+                "it was not read; inspect it with git cat-file -s / git prov fsck",
+            )
+        obj = self.pygit[oid]
+        assert isinstance(obj, pygit2.Blob)
         return obj.data
+
+    def object_size(self, oid: str, what: str) -> int:
+        """The size of a stored blob, read from its header only."""
+        try:
+            return int(self.pygit.odb.read_header(oid)[1])
+        except (KeyError, ValueError, pygit2.GitError):
+            raise NotFound(
+                f"{what} {oid[:12]} is not in this repository",
+                "fetch the provenance it came with (git prov fetch), or run git prov fsck",
+            ) from None
 
     def data_manifest(self, oid: str) -> DataManifest:
         """Load a data manifest by id."""

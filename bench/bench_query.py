@@ -1,0 +1,143 @@
+"""How fast is ``git prov find`` on big ledgers, next to ``git log --notes=prov``?
+
+For each size, a ledger is made with ``ledger_factory.make_ledger`` (and kept under
+``--dir`` for the next time), then every command runs as a user would run it (a fresh
+process) and the best of ``--repeat`` wall-clock times is reported:
+
+* ``git log``  — ``git log --notes=prov --format=%H%n%N``: git reading every note;
+* ``cold``     — ``git prov find -n 20`` with no query index: the index is built first;
+* ``warm …``   — the same index, already fresh: ``-n 20`` (the newest runs), ``--where``
+  (a selective metric condition), ``--format '{id}'`` (every run) and the default table of
+  every run;
+* ``+1 run``   — ``find -n 20`` after one more run was recorded: an incremental update.
+
+Python runs from compiled bytecode as an installed package does (``PYTHONPYCACHEPREFIX``
+outside the tree, even when ``PYTHONDONTWRITEBYTECODE`` is set).
+
+    python bench/bench_query.py                       # 10k and 100k runs
+    python bench/bench_query.py --sizes 10000:1000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger_factory import make_ledger
+
+FIND = [sys.executable, "-m", "git_prov", "--no-pager", "find"]
+QUERIES = {
+    "warm -n 20": ["-n", "20"],
+    "warm --where": ["--where", "acc>0.99", "--sort", "-acc"],
+    "warm every run (--format)": ["--format", "{id}"],
+    "warm every run (table)": [],
+}
+
+
+def best(
+    action: Callable[[], None], repeat: int, before: Callable[[], None] | None = None
+) -> float:
+    """The best wall-clock seconds of ``repeat`` runs of ``action``."""
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        began = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+# Commands run as an installed git-prov runs: from compiled bytecode (kept out of the tree).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.setdefault("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / "bench-query-pycache"))
+
+
+def run(args: Sequence[str], cwd: Path) -> None:
+    subprocess.run(args, cwd=cwd, stdout=subprocess.DEVNULL, check=True, env=ENV)
+
+
+def drop_index(repo: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (repo / ".git" / "prov" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+
+
+def add_run(repo: Path) -> None:
+    """Record one more run through the library (as `git prov run` would write it)."""
+    from git_prov.model.ids import new_run_id
+    from git_prov.model.record import RunRecord
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import open_repo
+
+    ledger = Ledger(open_repo(repo))
+    head = str(ledger.pygit.head.target)
+    record = RunRecord(
+        id=new_run_id(), commit=head, command="python train.py", started="2027-01-01T00:00:00.000Z",
+        ended="2027-01-01T00:00:01.000Z", duration=1.0, exit_code=0, status="ok",
+        metrics={"acc": 0.5},
+    )  # fmt: skip
+    ledger.write([(head, record)])
+
+
+def measure(repo: Path, repeat: int) -> dict[str, float]:
+    """Seconds for each row of the table."""
+    out: dict[str, float] = {}
+    out["git log"] = best(
+        lambda: run(["git", "log", "--notes=prov", "--format=%H%n%N"], repo), repeat
+    )
+    out["cold (build index, -n 20)"] = best(
+        lambda: run([*FIND, "-n", "20"], repo), max(2, repeat // 2), lambda: drop_index(repo)
+    )
+    for label, args in QUERIES.items():
+        run([*FIND, "-n", "1"], repo)  # fresh
+        out[label] = best(lambda args=args: run([*FIND, *args], repo), repeat)  # type: ignore[misc]
+    out["+1 run, then -n 20 (incremental)"] = best(
+        lambda: run([*FIND, "-n", "20"], repo), repeat, lambda: add_run(repo)
+    )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="10000:1000,100000:10000", help="RUNS:COMMITS,…")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dir", type=Path, help="Keep the generated ledgers here.")
+    args = parser.parse_args(argv)
+    base = args.dir or Path(tempfile.mkdtemp(prefix="bench-query-"))
+    sizes = [tuple(int(n) for n in s.split(":")) for s in args.sizes.split(",")]
+    load = os.getloadavg()[0]
+    results: list[tuple[int, int, dict[str, float]]] = []
+    for runs, commits in sizes:
+        repo = base / f"ledger-{runs}-{commits}"
+        if not (repo / ".git").exists():
+            stats = make_ledger(repo, runs=runs, commits=commits)
+            print(f"made {repo}: {runs} runs on {commits} commits in {stats.seconds:.1f}s")
+        results.append((runs, commits, measure(repo, args.repeat)))
+    print()
+    print(
+        f"best of {args.repeat}; {os.cpu_count()} CPUs, load {load:.1f} → "
+        f"{os.getloadavg()[0]:.1f} (a shared machine)"
+    )
+    labels = list(results[0][2])
+    header = f"{'':36}" + "".join(f"{f'{r // 1000}k runs':>22}" for r, _, _ in results)
+    print(header)
+    print(f"{'':36}" + "".join(f"{'ms':>12}{'× git log':>10}" for _ in results))
+    for label in labels:
+        cells = ""
+        for _, _, times in results:
+            ratio = times[label] / times["git log"]
+            cells += f"{times[label] * 1000:>12.0f}{ratio:>10.1f}"
+        print(f"{label:36}{cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

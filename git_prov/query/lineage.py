@@ -1,0 +1,453 @@
+"""``git prov lineage``: which run produced a file, from which inputs, which runs produced
+those, and so on back to raw data.
+
+A run *produced* a file when one of its recorded outputs has exactly the file's content
+(its hash; the same bytes written under another name count too, and when several runs
+wrote them the latest one that ran before the consumer is chosen, the others listed). For
+the file asked about, when no run wrote its current content, the latest run that declared
+it as an output is named instead, with a note that the content differs. Inputs recorded
+as a git blob id whose producer recorded a SHA-256 (the file was committed in between) are
+linked by path when the sizes agree, marked unverified. Cycles (a run that reads what a
+later run of the same pipeline writes back) are cut and marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from git_prov.errors import NotFound, UsageProblem
+from git_prov.model.ids import short_run_id
+from git_prov.query.index import RepoPaths, RunIndex
+
+MATCH_HASH = "hash"  # the run wrote exactly these bytes
+MATCH_PATH = "path"  # the run declared this path as output; content not (or differently) hashed
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class RunNode:
+    """A run in a lineage."""
+
+    id: str
+    started: str
+    status: str
+    command: str
+    commit: str
+
+    @property
+    def short_id(self) -> str:
+        return short_run_id(self.id)
+
+
+@dataclass(frozen=True)
+class FileNode:
+    """A version of a file: its path and content hash (None when unknown)."""
+
+    path: str
+    hash: str | None
+    size: int | None = None
+
+
+@dataclass
+class Step:
+    """How one file (or, at the top of a run's lineage, the run itself) came to be."""
+
+    file: FileNode | None
+    producer: RunNode | None
+    match: str | None = None  # MATCH_HASH, MATCH_PATH, None (raw data, or the asked run)
+    others: list[RunNode] = field(default_factory=list)  # other runs that wrote it
+    inputs: list[Step] = field(default_factory=list)  # the producer's inputs
+    note: str = ""  # "raw data", "cycle", "shown above", "modified since …"
+
+
+@dataclass
+class Lineage:
+    """The answer: a tree of steps from the file (or run) asked about back to raw data."""
+
+    target: str
+    kind: str  # "file" or "run"
+    root: Step
+
+    def steps(self) -> Iterator[Step]:
+        """Every step, depth first."""
+        stack = [self.root]
+        while stack:
+            step = stack.pop()
+            yield step
+            stack.extend(reversed(step.inputs))
+
+    def runs(self) -> list[RunNode]:
+        """Every run of the lineage (producers and alternatives), once each."""
+        found: dict[str, RunNode] = {}
+        for step in self.steps():
+            for run in [step.producer, *step.others]:
+                if run is not None:
+                    found.setdefault(run.id, run)
+        return list(found.values())
+
+    def files(self) -> list[FileNode]:
+        """Every file version of the lineage, once each."""
+        found: dict[tuple[str, str | None], FileNode] = {}
+        for step in self.steps():
+            if step.file is not None:
+                found.setdefault((step.file.path, step.file.hash), step.file)
+        return list(found.values())
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """(from, to, kind) between node ids ``file:<path>@<hash>`` and ``run:<id>``;
+        kind is ``output`` (run wrote file), ``input`` (run read file) or ``alternative``
+        (another run wrote the same content)."""
+        out: dict[tuple[str, str, str], None] = {}
+        for step in self.steps():
+            if step.producer is not None and step.file is not None:
+                out[(run_key(step.producer), file_key(step.file), "output")] = None
+            for other in step.others:
+                if step.file is not None:
+                    out[(run_key(other), file_key(step.file), "alternative")] = None
+            for child in step.inputs:
+                if child.file is not None and step.producer is not None:
+                    out[(file_key(child.file), run_key(step.producer), "input")] = None
+        return list(out)
+
+    def to_json(self) -> dict[str, Any]:
+        """The tree, plus flat node and edge lists for tools."""
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "tree": _step_json(self.root),
+            "runs": [asdict(r) | {"short_id": r.short_id} for r in self.runs()],
+            "files": [asdict(f) for f in self.files()],
+            "edges": [{"from": a, "to": b, "kind": k} for a, b, k in self.edges()],
+        }
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {
+        "file": asdict(step.file) if step.file else None,
+        "run": step.producer.id if step.producer else None,
+        "match": step.match,
+        "others": [r.id for r in step.others],
+        "note": step.note,
+        "inputs": [_step_json(s) for s in step.inputs],
+    }
+
+
+def file_key(node: FileNode) -> str:
+    return f"file:{node.path}@{node.hash or '?'}"
+
+
+def run_key(node: RunNode) -> str:
+    return f"run:{node.id}"
+
+
+# ---- building it ------------------------------------------------------------------------------
+
+_RUN_SQL = "SELECT l.run, l.started, l.status, l.command, l.commit_id"
+
+
+class _Tracer:
+    def __init__(self, index: RunIndex, max_depth: int):
+        self.index = index
+        self.db = index.db
+        self.max_depth = max_depth
+        self.expanded: set[str] = set()
+
+    def producers_of(self, digest_hash: str, before: str | None) -> list[tuple[RunNode, str]]:
+        """Runs whose outputs hold exactly ``digest_hash`` (and started before ``before``),
+        latest first, with the path they wrote it at."""
+        digest = digest_hash.partition(":")[2].lower()
+        sql = (
+            f"{_RUN_SQL}, f.path FROM files f JOIN lines l ON l.outputs = f.manifest"
+            " WHERE f.digest = ? AND f.hash = ? AND l.live = 1"
+        )
+        args: list[Any] = [digest, digest_hash]
+        if before is not None:
+            sql += " AND l.started < ?"
+            args.append(before)
+        rows = self.db.execute(sql + " ORDER BY l.started DESC, l.run DESC", args).fetchall()
+        return [(RunNode(*row[:5]), row[5]) for row in rows]
+
+    def declared_by(self, path: str, before: str | None) -> list[tuple[RunNode, str | None, int]]:
+        """Runs that declared ``path`` as an output, latest first, with what they wrote."""
+        sql = (
+            f"{_RUN_SQL}, f.hash, f.size FROM files f JOIN lines l ON l.outputs = f.manifest"
+            " WHERE f.path = ? AND l.live = 1"
+        )
+        args: list[Any] = [path]
+        if before is not None:
+            sql += " AND l.started < ?"
+            args.append(before)
+        rows = self.db.execute(sql + " ORDER BY l.started DESC, l.run DESC", args).fetchall()
+        return [(RunNode(*row[:5]), row[5], row[6] if row[6] is not None else -1) for row in rows]
+
+    def run_node(self, run_id: str) -> tuple[RunNode, str | None]:
+        row = self.db.execute(
+            f"{_RUN_SQL}, l.inputs FROM lines l WHERE l.live = 1 AND l.run = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        return RunNode(*row[:5]), row[5]
+
+    def inputs_of(self, run_id: str) -> list[FileNode]:
+        _, manifest = self.run_node(run_id)
+        if manifest is None:
+            return []
+        return [
+            FileNode(path, file_hash, size)
+            for path, file_hash, size in self.db.execute(
+                "SELECT path, hash, size FROM files WHERE manifest = ? ORDER BY path", (manifest,)
+            )
+        ]
+
+    def expand(self, step: Step, path: tuple[str, ...], depth: int) -> None:
+        """Fill in the producer's inputs, recursively."""
+        run = step.producer
+        if run is None:
+            return
+        if run.id in path:
+            step.note = "cycle: this run is already on the way here"
+            return
+        if run.id in self.expanded:
+            step.note = "its inputs are shown above"
+            return
+        if depth >= self.max_depth:
+            step.note = "… (depth limit)"
+            return
+        self.expanded.add(run.id)
+        for node in self.inputs_of(run.id):
+            child = self.upstream(node, run.started)
+            step.inputs.append(child)
+            self.expand(child, (*path, run.id), depth + 1)
+
+    def upstream(self, node: FileNode, before: str) -> Step:
+        """The step for an input ``node`` of a run that started at ``before``."""
+        if node.hash is None:
+            return Step(node, None, note="missing when the run read it")
+        producers = self.producers_of(node.hash, before)
+        if producers:
+            return _choose(node, producers)
+        from git_prov.model.manifest import DataEntry
+        from git_prov.query.compare import UNVERIFIED, entry_change
+
+        for run, written, size in self.declared_by(node.path, before)[:1]:
+            if written is None:
+                break
+            wrote = DataEntry(node.path, size, written)
+            kind = entry_change(wrote, DataEntry(node.path, node.size or -1, node.hash))
+            if kind == UNVERIFIED:
+                return Step(
+                    node,
+                    run,
+                    MATCH_PATH,
+                    note="same size, hashed differently (git blob id / sha256): unverified",
+                )
+            return Step(node, None, note=f"raw data (differs from what run {run.short_id} wrote)")
+        return Step(node, None, note="raw data")
+
+
+def _choose(node: FileNode, producers: list[tuple[RunNode, str]]) -> Step:
+    """The producer to follow: one that wrote the same path if any, the latest of those."""
+    same_path = [run for run, path in producers if path == node.path]
+    best = same_path[0] if same_path else producers[0][0]
+    others = [run for run, _ in producers if run.id != best.id]
+    return Step(node, best, MATCH_HASH, others=list({r.id: r for r in others}.values()))
+
+
+def current_hashes(paths: RepoPaths, rel: str) -> list[str]:
+    """The hashes a file in the working tree would be recorded under: the SHA-256 of its
+    bytes (or the object an LFS pointer names) and its git blob id."""
+    from git_prov.capture.hashing import hash_file, parse_lfs_pointer
+    from git_prov.query.index import _run_git
+
+    assert paths.workdir is not None
+    full = paths.workdir / rel
+    out = []
+    try:
+        with open(full, "rb") as handle:
+            head = handle.read(1024)
+        pointer = parse_lfs_pointer(head)
+        out.append(f"sha256:{pointer[0]}" if pointer else hash_file(full))
+    except OSError:
+        return []
+    proc = _run_git(paths.workdir, ["hash-object", "--", rel], check=False)
+    if proc.returncode == 0:
+        out.append("git:" + proc.stdout.decode().strip())
+    return out
+
+
+def lineage(index: RunIndex, target: str, *, max_depth: int = MAX_DEPTH) -> Lineage:
+    """The lineage of ``target``: a path (relative to the current directory or the
+    repository root) or a run id."""
+    from git_prov.query.find import data_candidates
+
+    index.ensure_data_manifests()
+    tracer = _Tracer(index, max_depth)
+    paths = index.paths
+    candidates = data_candidates(paths, target) if not target.startswith("run:") else []
+    for rel in candidates:
+        on_disk = paths.workdir is not None and rel and (paths.workdir / rel).is_file()
+        known = index.db.execute("SELECT 1 FROM files WHERE path = ? LIMIT 1", (rel,)).fetchall()
+        if on_disk or known:
+            if paths.workdir is not None and rel and (paths.workdir / rel).is_dir():
+                raise UsageProblem(f"{target} is a directory", "ask about one of its files")
+            return Lineage(target, "file", _file_root(tracer, paths, rel, bool(on_disk)))
+    if paths.workdir is not None and any(c and (paths.workdir / c).is_dir() for c in candidates):
+        raise UsageProblem(f"{target} is a directory", "ask about one of its files")
+    try:
+        run_id = index.resolve_run(target.removeprefix("run:"))
+    except NotFound:
+        raise NotFound(
+            f"{target!r} is neither a file any run read or wrote nor a run",
+            "give a data file path or a run id (git prov find lists runs)",
+        ) from None
+    run, _ = tracer.run_node(run_id)
+    root = Step(None, run)
+    tracer.expand(root, (), 0)
+    return Lineage(target, "run", root)
+
+
+def _file_root(tracer: _Tracer, paths: RepoPaths, rel: str, on_disk: bool) -> Step:
+    hashes = current_hashes(paths, rel) if on_disk else []
+    size = (paths.workdir / rel).stat().st_size if on_disk and paths.workdir else None
+    node = FileNode(rel, hashes[0] if hashes else None, size)
+    for file_hash in hashes:
+        producers = tracer.producers_of(file_hash, None)
+        if producers:
+            step = _choose(FileNode(rel, file_hash, size), producers)
+            tracer.expand(step, (), 0)
+            return step
+    declared = tracer.declared_by(rel, None)
+    if declared:
+        run, written, _ = declared[0]
+        note = "" if not on_disk else f"modified since run {run.short_id} wrote it"
+        if not on_disk:
+            note = "not in the working tree now"
+        step = Step(
+            FileNode(rel, written, None) if not on_disk else node,
+            run,
+            MATCH_PATH,
+            others=[r for r, _, _ in declared[1:]],
+            note=note,
+        )
+        tracer.expand(step, (), 0)
+        return step
+    return Step(node, None, note="raw data (no recorded run wrote it)")
+
+
+# ---- views -----------------------------------------------------------------------------------
+
+
+def _quote_dot(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _short_hash(file_hash: str | None) -> str:
+    if not file_hash:
+        return "?"
+    algorithm, _, digest = file_hash.partition(":")
+    return f"{algorithm}:{digest[:12]}"
+
+
+def _run_label(run: RunNode, width: int = 40) -> str:
+    from git_prov.model.record import shorten
+
+    return f"run {run.short_id}\n{shorten(run.command, width)}"
+
+
+def to_dot(result: Lineage) -> str:
+    """Graphviz: files as notes, runs as boxes, data flowing left to right."""
+    ids: dict[str, str] = {}
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    for file in result.files():
+        key = file_key(file)
+        ids[key] = f"f{len(ids)}"
+        label = f"{file.path}\n{_short_hash(file.hash)}"
+        lines.append(f"  {ids[key]} [shape=note, label={_quote_dot(label)}];")
+    for run in result.runs():
+        key = run_key(run)
+        ids[key] = f"r{len(ids)}"
+        lines.append(
+            f"  {ids[key]} [shape=box, style=rounded, label={_quote_dot(_run_label(run))}];"
+        )
+    for source, target, kind in result.edges():
+        style = ' [style=dashed, label="also"]' if kind == "alternative" else ""
+        lines.append(f"  {ids[source]} -> {ids[target]}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _quote_mermaid(text: str) -> str:
+    escaped = text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return '"' + escaped.replace("\n", "<br/>") + '"'
+
+
+def to_mermaid(result: Lineage) -> str:
+    """Mermaid flowchart of the same graph."""
+    ids: dict[str, str] = {}
+    lines = ["flowchart LR"]
+    for file in result.files():
+        key = file_key(file)
+        ids[key] = f"f{len(ids)}"
+        label = _quote_mermaid(file.path + "\n" + _short_hash(file.hash))
+        lines.append(f"  {ids[key]}[{label}]")
+    for run in result.runs():
+        key = run_key(run)
+        ids[key] = f"r{len(ids)}"
+        lines.append(f"  {ids[key]}([{_quote_mermaid(_run_label(run))}])")
+    for source, target, kind in result.edges():
+        arrow = "-. also .->" if kind == "alternative" else "-->"
+        lines.append(f"  {ids[source]} {arrow} {ids[target]}")
+    return "\n".join(lines) + "\n"
+
+
+def to_text(result: Lineage, *, style: Any = None) -> str:
+    """The indented tree people read."""
+    from git_prov.model.record import shorten
+
+    paint = style or (lambda text, **_: text)
+    out: list[str] = []
+
+    def run_text(run: RunNode) -> str:
+        return str(
+            paint(f"run {run.short_id}", fg="yellow")
+            + f"  {run.started[:16].replace('T', ' ')}  {run.status}  {shorten(run.command, 60)}"
+        )
+
+    def walk(step: Step, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        inner = prefix + ("" if top else ("   " if last else "│  "))
+        if step.file is not None:
+            size = f"  ({step.file.size} B)" if step.file.size is not None else ""
+            head = paint(step.file.path, bold=True) + f"  {_short_hash(step.file.hash)}{size}"
+            if step.producer is None:
+                out.append(f"{prefix}{branch}{head}  " + paint(f"— {step.note}", dim=True))
+                return
+            out.append(f"{prefix}{branch}{head}")
+            how = "made by" if step.match == MATCH_HASH else "declared as output by"
+            out.append(f"{inner}└─ {how} {run_text(step.producer)}")
+            run_prefix = inner + "   "
+        else:
+            assert step.producer is not None
+            out.append(f"{prefix}{run_text(step.producer)}")
+            run_prefix = prefix
+        if step.others:
+            listed = ", ".join(r.short_id for r in step.others[:5])
+            more = f" … {len(step.others) - 5} more" if len(step.others) > 5 else ""
+            out.append(f"{run_prefix}" + paint(f"(also written by {listed}{more})", dim=True))
+        if step.note:
+            out.append(f"{run_prefix}" + paint(f"({step.note})", dim=True))
+        for i, child in enumerate(step.inputs):
+            walk(child, run_prefix, i == len(step.inputs) - 1, False)
+
+    walk(result.root, "", True, True)
+    return "\n".join(out) + "\n"
+
+
+def open_lineage(paths: RepoPaths, target: str, max_depth: int = MAX_DEPTH) -> Lineage:
+    """Open the index and trace ``target``."""
+    from git_prov.query.index import with_index
+
+    result: Lineage = with_index(paths, lambda index: lineage(index, target, max_depth=max_depth))
+    return result

@@ -1,0 +1,229 @@
+"""The query index: fresh, incremental and full updates, corruption, concurrency, and its
+fast note reader agreeing with the model's exact one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import commit_file, git, prov
+from factories import make_record
+
+from git_prov.model.record import RunRecord, Tombstone, encode_entry, parse_note
+from git_prov.query.index import (
+    INDEX_FILE,
+    RepoPaths,
+    open_index,
+    parse_lines,
+    record_json_of,
+    valid_run_json,
+)
+from git_prov.store.ledger import NOTES_REF, Ledger
+from git_prov.store.repo import open_repo
+
+
+def index_of(repo: Path) -> tuple[int, object, list[str]]:
+    """(live runs, stats, run ids newest first) after bringing the index up to date."""
+    with open_index(RepoPaths.discover(repo)) as index:
+        ids = [r for (r,) in index.db.execute(
+            "SELECT run FROM lines WHERE live = 1 ORDER BY started DESC, run DESC")]  # fmt: skip
+        return index.run_count(), index.stats, ids
+
+
+def write(repo: Path, *records: object) -> None:
+    ledger = Ledger(open_repo(repo))
+    ledger.write([(r.commit, r) for r in records])  # type: ignore[attr-defined]
+
+
+def test_built_then_fresh_then_incremental(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    other = commit_file(repo, "a.txt", "a\n")
+    write(repo, *(make_record(head, started=f"2026-01-0{i}T00:00:00.000Z") for i in (1, 2, 3)))
+    write(repo, make_record(other, started="2026-01-04T00:00:00.000Z"))
+    count, stats, _ = index_of(repo)
+    assert (count, stats.mode, stats.reason, stats.lines_parsed) == (4, "built", "new", 4)  # type: ignore[attr-defined]
+
+    count, stats, _ = index_of(repo)
+    assert (count, stats.mode, stats.notes_read) == (4, "fresh", 0)  # type: ignore[attr-defined]
+
+    # A new run on a commit whose note already has three lines: one note re-read, and of
+    # it only the added line parsed.
+    newest = make_record(head, started="2026-01-05T00:00:00.000Z")
+    write(repo, newest)
+    count, stats, ids = index_of(repo)
+    assert stats.mode == "incremental"  # type: ignore[attr-defined]
+    assert (stats.notes_read, stats.lines_parsed) == (1, 1)  # type: ignore[attr-defined]
+    assert count == 5 and ids[0] == newest.id
+
+
+def test_stale_index_is_updated_before_a_cli_query(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    write(repo, make_record(head, metrics={"acc": 0.5}))
+    assert prov(repo, "find", "--format", "{metrics[acc]}").stdout == "0.5\n"
+    write(repo, make_record(head, metrics={"acc": 0.7}, started="2027-01-01T00:00:00.000Z"))
+    assert prov(repo, "find", "--format", "{metrics[acc]}").stdout == "0.7\n0.5\n"
+
+
+def test_removed_lines_and_rewritten_notes_ref(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    first = make_record(head, started="2026-01-01T00:00:00.000Z")
+    write(repo, first)
+    before = git(repo, "rev-parse", NOTES_REF)
+    second = make_record(head, started="2026-01-02T00:00:00.000Z")
+    write(repo, second)
+    assert index_of(repo)[0] == 2
+    git(repo, "update-ref", NOTES_REF, before)  # someone rewound the ledger
+    count, stats, ids = index_of(repo)
+    assert count == 1 and ids == [first.id]
+    assert stats.mode == "incremental"  # type: ignore[attr-defined]
+    # A tip whose history is gone (an unrelated commit) still gives the right answer.
+    tree = git(repo, "rev-parse", f"{before}^{{tree}}")
+    orphan = git(repo, "commit-tree", tree, "-m", "rewritten")
+    git(repo, "update-ref", NOTES_REF, orphan)
+    assert index_of(repo)[2] == [first.id]
+
+
+def test_tombstones_conflicts_and_unreadable_lines(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    gone, kept = make_record(head), make_record(head, started="2026-02-01T00:00:00.000Z")
+    write(repo, gone, kept)
+    assert index_of(repo)[0] == 2
+    Ledger(open_repo(repo)).write([(head, Tombstone(gone.id, "2026-03-01T00:00:00Z"))])
+    _, stats, ids = index_of(repo)
+    assert ids == [kept.id] and stats.mode == "incremental"  # type: ignore[attr-defined]
+    # A hand-written line that cannot be read is reported, the others still listed.
+    note = Ledger(open_repo(repo)).note_text(head) + '{"v": 1, "kind": "run"}\n'
+    git(repo, "notes", "--ref=prov", "add", "-f", "-F", "-", head, input=note)
+    shown = prov(repo, "find", "--format", "{short_id}")
+    assert shown.stdout.split() == [kept.short_id]
+    assert "unreadable ledger line 4" in shown.stderr and "is missing" in shown.stderr
+
+
+def test_corrupt_index_is_rebuilt_silently(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    record = make_record(head)
+    write(repo, record)
+    index_of(repo)
+    path = repo / ".git" / "prov" / INDEX_FILE
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"this is not a database" * 100)
+    count, stats, _ = index_of(repo)
+    assert count == 1 and stats.reason == "corrupt"  # type: ignore[attr-defined]
+    path.write_bytes(path.read_bytes()[:100] + b"\0" * 5000)  # a damaged page this time
+    done = prov(repo, "find", "--format", "{short_id}")
+    assert done.stdout.split() == [record.short_id] and done.stderr == ""
+
+
+def test_an_unusable_index_file_falls_back_to_memory(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    write(repo, make_record(head))
+    path = repo / ".git" / "prov" / INDEX_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.mkdir()  # not a file: cannot be opened, cannot be deleted as a file
+    count, stats, _ = index_of(repo)
+    assert count == 1 and stats.mode == "memory"  # type: ignore[attr-defined]
+
+
+def test_concurrent_processes_agree(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    write(
+        repo, *(make_record(head, started=f"2026-01-{d:02d}T00:00:00.000Z") for d in range(1, 21))
+    )
+    code = (
+        "import json, sys; from git_prov.query.index import RepoPaths, open_index\n"
+        "i = open_index(RepoPaths.discover(sys.argv[1]))\n"
+        "print(json.dumps([i.run_count(), i.stats.mode]))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(repo)], stdout=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    answers = [json.loads(p.communicate()[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert [a[0] for a in answers] == [20, 20, 20]
+    assert sorted(a[1] for a in answers).count("built") >= 1  # the others found it done
+
+
+def test_notes_written_by_plain_git_are_indexed(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    record = make_record(head)
+    git(repo, "notes", "--ref=prov", "add", "-m", encode_entry(record), head)
+    assert index_of(repo)[2] == [record.id]
+
+
+# ---- the fast reader against the exact one ------------------------------------------------
+
+
+def _variants() -> list[str]:
+    base = make_record("a" * 40, env="b" * 40, tags=("x",), argv=("p",), message="m")
+    data = base.to_json_dict()
+    out = [json.dumps(data), encode_entry(base)]
+    bad_values: dict[str, list[object]] = {
+        "id": [None, 5, "nope", base.id + "\n"],
+        "commit": [None, "xyz", "A" * 40, ["a"], "a" * 40 + "\n"],
+        "env": [None, 7, "zz", ["b" * 40]],
+        "command": [None, 3],
+        "status": [None, False],
+        "duration": [None, "1", True, 3, float("nan"), float("inf")],
+        "exit_code": [None, 1.5, True, "0"],
+        "signal": [None, 9, "9", False],
+        "argv": [None, [], ["a", 1], "a"],
+        "params": [None, {}, {"a": [1]}, {"a": None}, {"a": {"b": 1}}, []],
+        "metrics": [{"a": True}, {"a": "x"}, {"a": 1.5e300}],
+        "tags": [None, [], [1], "x"],
+        "cwd": ["", ".", None, 1],
+        "origin": ["", "run", "record", None, 0],
+        "v": [None, 2, True, "1", 1.0],
+        "kind": ["other", None, 5],
+        "branch": [None, 1, ""],
+        "signature": [None, 5, "-----BEGIN PGP SIGNATURE-----"],
+        "deep": [[[[1]]], json.loads("[" * 40 + "]" * 40), {"a": {"b": None}}],
+    }
+    for key, values in bad_values.items():
+        for value in values:
+            changed = dict(data)
+            changed[key] = value
+            out.append(json.dumps(changed))
+        without = {k: v for k, v in data.items() if k != key}
+        out.append(json.dumps(without))
+    # Members the index cuts out of the line's text instead of re-encoding them.
+    tricky = [
+        {"params": {"a": "}"}, "metrics": {"b": 'x"}', "c": "\\"}},
+        {"params": {"}": 1, "d": "]"}, "tags": ["a]b", 'c"]', "\\]"]},
+        {'w"metrics': {"a": 1}, "metrics": {"z": 2}},
+        {"zz": {"metrics": 5}, "metrics": {"m": 1}},
+        {"params": {"a": 1}, "tags": ["x"], "omitted": ["q]"]},
+    ]
+    for extra in tricky:
+        record = {**data, **extra}
+        out += [json.dumps(record), json.dumps(record, separators=(",", ":"), sort_keys=True)]
+    out += ["not json", "{", "[1, 2]", '{"v": 1}', "", "  ", "summary only\t"]
+    out += ["prov run x \u2028 \x1c y\t" + json.dumps(data), "[" * 5000 + "]" * 5000]
+    return out
+
+
+@pytest.mark.parametrize("line", _variants())
+def test_fast_reader_agrees_with_parse_line(line: str) -> None:
+    parsed = parse_note(line, "c" * 40)  # the ledger's own reading of a note
+    rows = parse_lines("c" * 40, [(1, line)])
+    if parsed.problems:
+        assert [r[2] for r in rows] == [3]  # a problem row, with the same reason
+        assert rows[0][-1] == parsed.problems[0].reason
+    elif not parsed.entries:
+        assert rows == []  # blank lines and unknown kinds are skipped
+    else:
+        [exact] = parsed.entries
+        assert isinstance(exact, RunRecord)
+        [row] = rows
+        assert row[3] == exact.id and row[7] == exact.status and row[16] == exact.command
+        params, metrics, tags = (json.loads(v) if v else None for v in row[17:20])
+        assert params == (exact.params or None) and metrics == (exact.metrics or None)
+        assert tags == (list(exact.tags) or None)
+        payload = line.rpartition("\t")[2]
+        assert record_json_of(json.loads(payload)) == exact.to_json_dict()
+        if not exact.extra:
+            assert valid_run_json(json.loads(payload))  # the fast path took it
