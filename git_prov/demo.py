@@ -78,11 +78,17 @@ def run_demo(directory: Path | None, *, say: Callable[[str], None], color: bool 
     if any(root.iterdir()):
         raise ProvError(f"{root} is not empty", "give --dir an empty or new directory", exit_code=2)
     env = dict(os.environ)
-    # The commands below say `python`: make that the interpreter running this demo.
-    bin_dir = root / ".demo-bin"
-    bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    # The commands below say `python`: make that the interpreter running this demo. Its
+    # own bin directory goes first on PATH when it has a `python` (a venv always does), so
+    # the interpreter still finds its pyvenv.cfg and the venv's packages are recorded.
+    own_bin = Path(sys.executable).parent
+    if (own_bin / "python").exists():
+        env["PATH"] = f"{own_bin}{os.pathsep}{env.get('PATH', '')}"
+    else:
+        bin_dir = root / ".demo-bin"
+        bin_dir.mkdir()
+        (bin_dir / "python").symlink_to(sys.executable)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("GIT_AUTHOR_NAME", "Demo Scientist")
     env.setdefault("GIT_AUTHOR_EMAIL", "demo@example.com")
     env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
