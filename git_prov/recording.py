@@ -42,6 +42,7 @@ class RunOptions:
     cwd: Path | None = None
     env: Mapping[str, str] | None = None
     use_config: bool = True
+    reproduces: str | None = None  # the run this one reproduces (git prov reproduce)
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,7 @@ def finish(
         stderr=logs.get("stderr"),
         signal=signal,
         omitted=source.omitted,
+        reproduces=options.reproduces,
         origin=origin,
         tool=f"git-prov/{__version__}",
     )
