@@ -7,7 +7,7 @@ import getpass
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +23,14 @@ from git_prov.model.values import Scalar
 from git_prov.progress import NO_PROGRESS, Progress
 from git_prov.store.ledger import KIND_DATA, KIND_ENV, KIND_LOG, Ledger
 from git_prov.store.repo import GitRepo
+from git_prov.trust.redaction import Redactor
+from git_prov.trust.signing import (
+    SigningProblem,
+    SigningSetup,
+    sign_record,
+    signing_setup,
+    wants_signing,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,8 @@ class RunOptions:
     cwd: Path | None = None
     env: Mapping[str, str] | None = None
     use_config: bool = True
-    reproduces: str | None = None  # the run this one reproduces (git prov reproduce)
+    sign: bool | None = None  # None: as `git config prov.sign` says (off by default)
+    reproduces: str | None = None  # the id of the run this one reproduces (git prov reproduce)
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,8 @@ def run(
     if not argv:
         raise UsageProblem("no command given", "put the command after --: git prov run -- CMD")
     ledger = Ledger(repo)
+    redactor = Redactor.from_environment(options.env)
+    signer = _signer(repo, options)  # a broken signing setup fails before the command runs
     prepared = prepare(repo, options, argv, progress)
     config = prepared.config
     capture_logs = options.capture_logs
@@ -202,14 +213,16 @@ def run(
     logs: dict[str, str] = {}
     for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
         if captured is not None and captured.total_bytes:
-            logs[name] = ledger.store_object(captured.data)
+            # Redacted before the blob is written: the secret never enters the object store.
+            logs[name] = ledger.store_object(redactor.log(captured.data))
+    stored_argv = redactor.argv(argv)
     record = finish(
         repo,
         ledger,
         prepared,
         options,
-        command=shlex.join(argv),
-        argv=tuple(argv),
+        command=shlex.join(stored_argv),
+        argv=stored_argv,
         exit_code=result.exit_code,
         signal=result.signal,
         ended=result.ended,
@@ -217,6 +230,8 @@ def run(
         started=result.started,
         logs=logs,
         progress=progress,
+        redactor=redactor,
+        signer=signer,
     )
     return RunOutcome(record, result.shell_status, result.interrupted)
 
@@ -242,13 +257,15 @@ def record(
         argv = tuple(shlex.split(command))
     except ValueError:
         argv = ()
+    redactor = Redactor.from_environment(options.env)
+    signer = _signer(repo, options)
     prepared = prepare(repo, options, list(argv) or None, progress, started=started)
     return finish(
         repo,
         ledger,
         prepared,
         options,
-        command=command,
+        command=redactor.command(command),
         argv=None,
         exit_code=exit_code,
         signal=None,
@@ -258,6 +275,8 @@ def record(
         logs={},
         progress=progress,
         origin="record",
+        redactor=redactor,
+        signer=signer,
     )
 
 
@@ -277,8 +296,19 @@ def finish(
     logs: Mapping[str, str],
     progress: Progress,
     origin: str = "run",
+    redactor: Redactor | None = None,
+    signer: SigningSetup | None = None,
 ) -> RunRecord:
-    """Capture outputs and metrics after the command, then write the record."""
+    """Capture outputs and metrics after the command, then write the record.
+
+    ``command`` and ``argv`` are stored as given (callers redact them); params, metrics,
+    tags, the message and environment variables are redacted here. With ``signer`` the
+    record is signed; if signing fails after a command ran, the run is still recorded
+    (unsigned) and :class:`~git_prov.trust.signing.SigningProblem` is raised afterwards.
+    """
+    from git_prov.fsck import recover_stale_ref_locks
+
+    redactor = redactor or Redactor.from_environment(options.env)
     root = repo.root
     config = prepared.config
     outputs = None
@@ -310,7 +340,11 @@ def finish(
     if outputs is not None:
         outputs_id = ledger.store_object(outputs.to_toml())
         objects[KIND_DATA].append(outputs_id)
-    env_id = ledger.store_object(prepared.environment.to_toml())
+    environment = prepared.environment
+    variables = {k: redactor.known_values(v) for k, v in environment.variables.items()}
+    if variables != dict(environment.variables):
+        environment = replace(environment, variables=variables)
+    env_id = ledger.store_object(environment.to_toml())
     objects[KIND_ENV].append(env_id)
     source = prepared.source
     rel_cwd = prepared.cwd.relative_to(root).as_posix() if prepared.cwd != root else "."
@@ -320,7 +354,7 @@ def finish(
         command=command,
         started=_iso(started),
         ended=_iso(ended),
-        duration=round(duration, 3),
+        duration=round(float(duration), 3),
         exit_code=exit_code,
         status=status_for(exit_code, signal),
         argv=argv,
@@ -333,26 +367,48 @@ def finish(
         inputs=inputs_id,
         outputs=outputs_id,
         env=env_id,
-        params=dict(prepared.params),
-        metrics=metrics,
-        tags=tuple(dict.fromkeys(options.tags)),
-        message=options.message,
+        params=redactor.values(prepared.params),
+        metrics=redactor.values(metrics),
+        tags=tuple(dict.fromkeys(redactor.strings(options.tags))),
+        message=redactor.text(options.message) if options.message else options.message,
         stdout=logs.get("stdout"),
         stderr=logs.get("stderr"),
         signal=signal,
         omitted=source.omitted,
-        reproduces=options.reproduces,
         origin=origin,
+        reproduces=options.reproduces,
         tool=f"git-prov/{__version__}",
     )
+    signing_failed: SigningProblem | None = None
+    if signer is not None:
+        try:
+            run_record = sign_record(signer, run_record)
+        except SigningProblem as exc:
+            if origin == "record":
+                raise  # nothing ran: record nothing rather than an unsigned record
+            signing_failed = exc
     keep = [source.commit] + ([source.snapshot] if source.snapshot else [])
+    # A writer killed inside a ref update leaves a ref lock behind that would fail this
+    # write; it is removed when provably stale (see git_prov.fsck).
+    recover_stale_ref_locks(repo)
     ledger.write(
         [(source.commit, run_record)],
         objects=objects,
         keep=keep,
         message=f"git-prov: record run {run_record.id}",
     )
+    if signing_failed is not None:
+        raise SigningProblem(
+            f"run {run_record.short_id} was recorded UNSIGNED: {signing_failed.message}",
+            "fix the signing setup (git config user.signingKey, gpg.format); "
+            "`git prov verify` lists unsigned runs",
+        )
     return run_record
+
+
+def _signer(repo: GitRepo, options: RunOptions) -> SigningSetup | None:
+    """The signing setup when this record is to be signed (``--sign`` or ``prov.sign``)."""
+    return signing_setup(repo) if wants_signing(repo, options.sign) else None
 
 
 def _iso(moment: datetime) -> str:

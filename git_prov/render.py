@@ -238,9 +238,14 @@ def show_text(
         env = ledger.env_manifest(r.env)
         row("Environment", f"env {short_oid(r.env)} — {env.summary()}")
         out.extend(_env_lines(env, full_env))
+    from git_prov.retention import dropped_logs
+
+    dropped = dropped_logs(ledger) if (r.stdout or r.stderr) else set()
     for name in ("stdout", "stderr"):
         oid = getattr(r, name)
-        if oid:
+        if oid in dropped:
+            row(name.capitalize(), "dropped by git prov gc")
+        elif oid:
             size = ledger.object_size(oid, f"{name} log")
             row(
                 name.capitalize(),

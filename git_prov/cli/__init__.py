@@ -162,6 +162,12 @@ def _record_options(func: Any) -> Any:
             metavar="PATH",
             help="The interpreter whose packages to record (default: the one the command uses).",
         ),
+        click.option(
+            "--sign/--no-sign",
+            "sign",
+            default=None,
+            help="Sign the record with your git signing key (default: git config prov.sign).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -179,6 +185,7 @@ def _options(
     message: str | None,
     python: str | None,
     capture_logs: bool | None = None,
+    sign: bool | None = None,
 ) -> Any:
     from git_prov.model.values import parse_assignment
     from git_prov.recording import RunOptions
@@ -204,6 +211,7 @@ def _options(
         message=message,
         python=python,
         capture_logs=capture_logs,
+        sign=sign,
     )
 
 
@@ -234,6 +242,7 @@ def run(
     python: str | None,
     capture_logs: bool | None,
     quiet: bool,
+    sign: bool | None,
 ) -> int:
     """Run COMMAND and record it with its code, data and environment.
 
@@ -259,6 +268,7 @@ def run(
         message,
         python,
         capture_logs,
+        sign,
     )
     outcome = recording.run(repo, command, options, progress=_progress())
     if not quiet:
@@ -308,6 +318,7 @@ def record(
     tags: tuple[str, ...],
     message: str | None,
     python: str | None,
+    sign: bool | None,
 ) -> int:
     """Record a run that happened outside git prov.
 
@@ -338,7 +349,16 @@ def record(
             start_time = start_time.astimezone()
     repo = _open()
     options = _options(
-        inputs, outputs, params, params_file, metrics, metrics_file, tags, message, python
+        inputs,
+        outputs,
+        params,
+        params_file,
+        metrics,
+        metrics_file,
+        tags,
+        message,
+        python,
+        sign=sign,
     )
     rec = recording.record(
         repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()
@@ -449,6 +469,10 @@ def show(
         oid = getattr(runs[-1].record, log_stream)
         if oid is None:
             raise NotFound(f"run {runs[-1].record.short_id} kept no {log_stream}")
+        from git_prov.retention import is_dropped
+
+        if is_dropped(ledger, oid):
+            raise NotFound(f"the {log_stream} of run {runs[-1].record.short_id} was dropped by gc")
         sys.stdout.buffer.write(ledger.read_object(oid, f"{log_stream} log"))
         return 0
     if as_json:
@@ -685,3 +709,4 @@ from git_prov.cli import query as _query  # noqa: E402,F401
 from git_prov.cli import reproduce as _reproduce  # noqa: E402,F401
 from git_prov.cli import rewrite as _rewrite  # noqa: E402,F401
 from git_prov.cli import sync as _sync  # noqa: E402,F401
+from git_prov.cli import trust as _trust  # noqa: E402,F401

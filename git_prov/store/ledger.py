@@ -168,15 +168,24 @@ class Ledger:
         """Find a run by full id, by its short id (or a prefix of it), or by an id prefix."""
         scan = scan or self.scan()
         spec = spec.strip()
-        if spec in scan.runs:
+        if spec in scan.runs and spec not in scan.tombstones:
             return scan.runs[spec]
         if len(spec) < 4:
             raise NotFound(f"run id {spec!r} is too short", "give at least 4 characters")
-        matches = [
+        found = [
             r
             for rid, r in scan.runs.items()
             if rid.startswith(spec) or _short(rid).startswith(spec)
         ]
+        matches = [r for r in found if r.id not in scan.tombstones]
+        if not matches and found:
+            # A run removed by `git prov gc` is hidden everywhere, but say so.
+            stone = scan.tombstones[found[0].id]
+            raise NotFound(
+                f"run {found[0].id} was removed on {stone.at[:10]}"
+                + (f" ({stone.reason})" if stone.reason else ""),
+                "removed runs are hidden; `git prov fsck` still checks them",
+            )
         if not matches:
             raise NotFound(f"no run matches {spec!r}", "list runs with `git prov log`")
         if len(matches) > 1:
@@ -293,8 +302,13 @@ class Ledger:
         texts: dict[str, str] = {}
         for commit_hex in targets:
             parsed = parse_note(notes.read_note_text(self.pygit, notes_tree, commit_hex))
+            # `git prov gc` writes a tombstone in every note its run is shown on.
+            removed = {e.run for e in parsed.entries if isinstance(e, Tombstone)}
             lines = [
-                e.display_line() for e in parsed.entries if isinstance(e, RunRecord | Attachment)
+                e.display_line()
+                for e in parsed.entries
+                if (isinstance(e, RunRecord) and e.id not in removed)
+                or (isinstance(e, Attachment) and e.run not in removed)
             ]
             texts[commit_hex] = "".join(line + "\n" for line in sorted(set(lines)))
 
@@ -360,6 +374,7 @@ class Ledger:
     ) -> None:
         """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
         from a fresh read whenever someone else moved it first."""
+        recovered = False
         for attempt in range(CAS_ATTEMPTS):
             try:
                 reference = self.pygit.references[ref]
@@ -382,7 +397,17 @@ class Ledger:
                 else:
                     reference.set_target(new, message)
                 return
-            except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError):
+            except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError, OSError) as exc:
+                # libgit2 reports a ref locked by someone else as OSError ("failed to lock
+                # file … .lock"): a race like any other, unless the lock is stale.
+                if ".lock" in str(exc) and not recovered:
+                    # A writer killed inside a ref update left <ref>.lock behind. Writers
+                    # hold ledger.lock here, so one that stays old is provably stale.
+                    from git_prov.fsck import recover_stale_ref_locks
+
+                    recovered = True
+                    recover_stale_ref_locks(self.repo, held=True)
+                    continue
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise LedgerConflict(
             f"could not update {ref}: it kept changing under us ({CAS_ATTEMPTS} attempts)",

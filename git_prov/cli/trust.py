@@ -1,0 +1,255 @@
+"""``git prov verify``, ``gc`` and ``fsck`` (registered on the main group): can the ledger be
+trusted, what may be removed from it, and is it whole."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.errors import EXIT_FINDING, UsageProblem
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+STATUS_COLOR = {
+    "good": "green",
+    "bad": "red",
+    "unknown-key": "yellow",
+    "unsigned": None,
+    "error": "red",
+}
+
+
+# ---- verify ---------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@_JSON
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also exit 1 when a run is unsigned, signed by an unknown key, or cannot be checked.",
+)
+@click.pass_obj
+def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> int:
+    """Check the signatures of runs (default: every run) and say who signed what.
+
+    Each stored record is reported as good (signed by a key you trust), bad (the record
+    does not match its signature: it was changed after signing), unknown-key (signed by a
+    key that is not in your GnuPG keyring or gpg.ssh.allowedSignersFile), unsigned, or
+    error (the signature could not be checked). Exits 1 when any record is bad.
+
+    \b
+    Sign records with `git prov run --sign` (or `git config prov.sign true`), using
+    your git signing setup (gpg.format, user.signingKey), like signed commits.
+    """
+    from git_prov.model.ids import short_run_id
+    from git_prov.model.record import printable
+    from git_prov.trust.signing import BAD, GOOD, VERDICTS, verify_runs
+
+    verdicts = verify_runs(_open(), runs)
+    counts = {status: sum(1 for v in verdicts if v.status == status) for status in VERDICTS}
+    failed = counts[BAD] > 0 or (strict and any(v.status != GOOD for v in verdicts))
+    if as_json:
+        doc = {"ok": not failed, "counts": counts, "runs": [v.to_json_dict() for v in verdicts]}
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_FINDING if failed else 0
+    for v in verdicts:
+        who = ""
+        if v.signer:
+            who = f"signed by {printable(v.signer)}"
+        if v.key:
+            who += f" ({printable(v.key)})" if who else f"key {printable(v.key)}"
+        parts = [
+            state.style(f"{v.status:<11}", fg=STATUS_COLOR.get(v.status)),
+            short_run_id(v.run),
+            v.commit[:7],
+            v.format or "-",
+        ]
+        if who:
+            parts.append(who)
+        if v.detail:
+            parts.append(state.style(f"— {printable(v.detail)}", dim=True))
+        click.echo("  ".join(parts))
+    if not verdicts:
+        click.echo("no runs to verify", err=True)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    if summary:
+        click.echo(f"{len(verdicts)} records: {summary}", err=True)
+    return EXIT_FINDING if failed else 0
+
+
+# ---- gc -------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="Only runs started more than AGE ago (30d, 12h, 2w, 1y) or before a date.",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Keep the newest N runs of every commit (the others may go).",
+)
+@click.option("--keep-tagged", is_flag=True, help="Never remove runs that have a tag.")
+@click.option("--failed-only", is_flag=True, help="Only failed or killed runs.")
+@click.option(
+    "--logs-only",
+    is_flag=True,
+    help="Keep the runs; drop only their kept stdout/stderr logs.",
+)
+@click.option("-n", "--dry-run", is_flag=True, help="List what would go; change nothing.")
+@click.option("-f", "--force", is_flag=True, help="Really remove (required unless --dry-run).")
+@_JSON
+@click.pass_obj
+def gc(
+    state: State,
+    runs: tuple[str, ...],
+    older_than: str | None,
+    keep_last: int | None,
+    keep_tagged: bool,
+    failed_only: bool,
+    logs_only: bool,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """Remove runs, or only their logs, by retention rules.
+
+    A run goes when it matches every rule given: RUN ids, --older-than, --failed-only,
+    and --keep-last (all but the newest N runs of its commit); --keep-tagged protects
+    tagged runs. Removal writes tombstones, which sync carries to every clone: removed
+    runs disappear everywhere after the next sync. Dropped logs are marked so that sync
+    does not bring them back. History is not rewritten: see docs/security.md.
+
+    Destructive: needs --force (or a yes at the prompt on a terminal) unless --dry-run.
+    Without rules, gc only drops again the logs that a merge brought back.
+
+    \b
+    Examples:
+      git prov gc --older-than 90d --keep-tagged --dry-run
+      git prov gc --failed-only --older-than 30d --force
+      git prov gc --logs-only --older-than 14d --force
+      git prov gc --keep-last 3 --force
+    """
+    from git_prov.retention import RetentionRules, parse_age, plan_gc
+    from git_prov.retention import gc as run_gc
+    from git_prov.store.ledger import Ledger
+
+    repo = _open()
+    ledger = Ledger(repo)
+    scan = ledger.scan()
+    rules = RetentionRules(
+        runs=tuple(ledger.resolve_run(spec, scan).id for spec in runs),
+        older_than=parse_age(older_than) if older_than else None,
+        keep_last=keep_last,
+        keep_tagged=keep_tagged,
+        failed_only=failed_only,
+    )
+    plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan)
+    if not rules.selects() and not plan.redrop:
+        raise UsageProblem(
+            "say which runs to remove",
+            "give RUN ids, --older-than, --failed-only or --keep-last (see git prov gc --help)",
+        )
+    # Dropping again the logs a merge brought back repeats a decision already made.
+    if not dry_run and (plan.runs or plan.logs) and not force:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageProblem(
+                f"gc would remove {_what(plan)}; it changes every clone after the next sync",
+                "look first with --dry-run, then run it again with --force",
+            )
+        for line in _plan_lines(state, plan, dry_run=True):
+            click.echo(line, err=True)
+        if not click.confirm(f"Remove {_what(plan)}?", default=False, err=True):
+            click.echo("nothing removed", err=True)
+            return 0
+    result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run)
+    plan = result.plan
+    if as_json:
+        doc = plan.to_json_dict()
+        doc.update(dry_run=dry_run, tombstones=result.tombstones, dropped=result.dropped)
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    for line in _plan_lines(state, plan, dry_run=dry_run):
+        click.echo(line)
+    if plan.empty:
+        click.echo("nothing to remove", err=True)
+    elif dry_run:
+        click.echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
+    else:
+        click.echo(
+            f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True
+        )
+    return 0
+
+
+def _what(plan: Any) -> str:
+    from git_prov.render import human_size
+
+    logs = f"{len(plan.logs)} logs ({human_size(plan.log_bytes)})"
+    if plan.logs_only:
+        return logs if plan.logs else "no logs"
+    runs = f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}"
+    return f"{runs} and {logs}" if plan.logs else runs
+
+
+def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
+    from git_prov.model.record import printable, shorten
+
+    verb = "drop logs of" if plan.logs_only else "remove"
+    if dry_run:
+        verb = "would " + verb
+    lines = []
+    for run in plan.runs:
+        r = run.record
+        lines.append(
+            f"{verb} {state.style(r.short_id, fg='yellow')}  {r.started[:16].replace('T', ' ')}"
+            f"  {printable(r.status):<6}  {r.commit[:7]}  {printable(shorten(r.command, 60))}"
+        )
+    if plan.redrop:
+        lines.append(f"{'would drop' if dry_run else 'dropped'} again {len(plan.redrop)} logs")
+    return lines
+
+
+# ---- fsck -----------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--data",
+    is_flag=True,
+    help="Also re-hash the recorded data files still in the working tree (drift is reported).",
+)
+@_JSON
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems (no warnings or info).")
+@click.pass_obj
+def fsck(state: State, data: bool, as_json: bool, quiet: bool) -> int:
+    """Check that the ledger is whole and that everything it names can be read.
+
+    Every note line parses, no run id has two different records, every commit,
+    snapshot, manifest and log a run names exists and is kept, manifests parse and name
+    only safe paths, the objects tree is content-addressed. Exits 0 when the ledger is
+    consistent, 1 when problems were found, 9 when its refs cannot be read.
+    """
+    from git_prov import fsck as checks
+
+    report = checks.fsck(_open(), data=data)
+    if as_json:
+        click.echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True))
+        return 0 if report.ok else EXIT_FINDING
+    color = {checks.ERROR: "red", checks.WARNING: "yellow", checks.INFO: None}
+    for finding in report.findings:
+        if quiet and finding.severity != checks.ERROR:
+            continue
+        head, _, rest = finding.text().partition(": ")
+        click.echo(state.style(head + ":", fg=color[finding.severity]) + " " + rest)
+    click.echo(checks.summary(report), err=True)
+    return 0 if report.ok else EXIT_FINDING

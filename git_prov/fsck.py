@@ -1,0 +1,758 @@
+"""``git prov fsck``: is the ledger whole, and can everything it names be read?
+
+Checks, in order (each finding has a severity: ``error`` makes fsck exit 1, ``warning``
+and ``info`` do not):
+
+* the ledger refs (``refs/notes/prov``, ``refs/prov/objects``) point at readable commits —
+  if not, :class:`~git_prov.errors.CorruptLedger` (exit 9): nothing else can be trusted;
+* stale ``*.lock`` files on ledger refs left by a killed writer (warning; the next
+  git-prov write removes them, see :func:`recover_stale_ref_locks`);
+* every note line parses (commit and line number of each that does not); no two lines
+  give one run id different content (a conflict); tombstones and attachments naming
+  runs this ledger does not have (info);
+* every run's commit and snapshot exist (and are kept by ``refs/prov/objects``), every
+  manifest and log it names exists, is reachable from ``refs/prov/objects`` (or was
+  dropped by ``git prov gc``), is not larger than the manifest limit (checked from the
+  object header, before reading), parses, and names only safe paths (no ``..``, no
+  absolute paths, no control characters);
+* every path of the objects tree is well formed and content-addressed (``data/ab/cd…``
+  holds the blob ``abcd…``), every kept commit exists;
+* the ``git log`` display ref lists the commits that have runs (warning);
+* with ``--data``: the files of data manifests that still exist in the working tree are
+  re-hashed and compared (``info``: drift is what ``git prov check`` is for, not damage).
+
+Nothing is modified, except by :func:`recover_stale_ref_locks`, which writers call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from git_prov.capture.hashing import parse_lfs_pointer
+from git_prov.errors import CorruptLedger
+from git_prov.model.ids import is_hex_oid
+from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
+from git_prov.model.record import (
+    FORMAT_VERSION,
+    Attachment,
+    RunRecord,
+    Tombstone,
+    line_object,
+    parse_line,
+    printable,
+)
+from git_prov.store import notes
+from git_prov.store.ledger import (
+    DISPLAY_REF,
+    KEEP_DIR,
+    KIND_DATA,
+    KIND_ENV,
+    KIND_LOG,
+    NOTES_REF,
+    OBJECTS_REF,
+    Ledger,
+    object_path,
+)
+from git_prov.store.locking import ledger_lock
+from git_prov.store.repo import GitRepo
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+SEVERITIES = (ERROR, WARNING, INFO)
+
+MAX_NOTE_BYTES = 64 << 20  # one commit's note; 64 MiB is ~100k runs on one commit
+# A ref lock this old, found while we hold the ledger lock, belongs to a dead writer: git
+# and libgit2 hold ref locks for milliseconds (git itself gives up after 100 ms).
+STALE_LOCK_SECONDS = 2.0
+DROP_DIR = "drop"  # drop/<ab>/<rest>: a log dropped by `git prov gc` (see retention.py)
+# Top-level directories of the objects tree this version knows; others are reported as
+# information (a newer git-prov may add some).
+_CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG)
+_KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag"}
+_HEX = re.compile(r"^[0-9a-f]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing fsck found. ``code`` is stable, for scripts; ``message`` is for people."""
+
+    severity: str
+    code: str
+    message: str
+    commit: str | None = None
+    line: int | None = None
+    run: str | None = None
+    object: str | None = None
+    path: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def text(self) -> str:
+        """One line for people, with control characters escaped."""
+        return f"{self.severity}: {printable(self.message)}"
+
+
+@dataclass
+class FsckReport:
+    """Everything fsck found, and how much it looked at."""
+
+    findings: list[Finding] = field(default_factory=list)
+    notes: int = 0
+    lines: int = 0
+    runs: int = 0
+    objects: int = 0
+    files_hashed: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing of severity ``error`` was found."""
+        return not self.errors
+
+    def add(self, severity: str, code: str, message: str, **where: Any) -> None:
+        self.findings.append(Finding(severity, code, message, **where))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        counts = {s: sum(1 for f in self.findings if f.severity == s) for s in SEVERITIES}
+        return {
+            "ok": self.ok,
+            "checked": {
+                "notes": self.notes,
+                "lines": self.lines,
+                "runs": self.runs,
+                "objects": self.objects,
+                "files_hashed": self.files_hashed,
+            },
+            "counts": counts,
+            "findings": [f.to_json_dict() for f in self.findings],
+        }
+
+
+# ---- stale ref locks ------------------------------------------------------------------------
+
+
+def ledger_ref_locks(repo: GitRepo) -> list[Path]:
+    """``*.lock`` files present next to the ledger refs, their git-log display ref and the
+    tracking copies of remotes' ledgers."""
+    refs = repo.common_dir / "refs"
+    candidates = [
+        repo.common_dir / f"{NOTES_REF}.lock",
+        repo.common_dir / f"{OBJECTS_REF}.lock",
+        repo.common_dir / f"{DISPLAY_REF}.lock",
+        *refs.glob("notes/remotes/*/prov.lock"),
+        *refs.glob("prov/remotes/*/objects.lock"),
+    ]
+    return [p for p in candidates if p.is_file()]
+
+
+def _age(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def recover_stale_ref_locks(
+    repo: GitRepo, *, min_age: float = STALE_LOCK_SECONDS, wait: bool = True, held: bool = False
+) -> list[Path]:
+    """Remove ref ``*.lock`` files that a killed writer left on the ledger refs.
+
+    A writer killed inside a ref update (SIGKILL, power loss) leaves ``<ref>.lock``, and
+    every later update of that ref fails. git never removes such files. We do, only when
+    it is provably safe: while holding ``ledger.lock`` (so no git-prov writer of this
+    repository is inside an update — the flock dies with its holder) and only for lock
+    files at least ``min_age`` seconds old (no other git program holds a ref lock that
+    long). With ``wait``, a younger lock is waited for until it goes or ages. ``held``
+    says the caller already holds ``ledger.lock`` (inside :meth:`Ledger.write`: taking it
+    again from a second descriptor would wait for ourselves). Returns the files removed.
+    """
+    if not ledger_ref_locks(repo):
+        return []
+    if held:
+        return _remove_stale(repo, min_age, wait)
+    with ledger_lock(repo.prov_dir / "ledger.lock") as taken:
+        return _remove_stale(repo, min_age, wait) if taken else []
+
+
+def _remove_stale(repo: GitRepo, min_age: float, wait: bool) -> list[Path]:
+    removed: list[Path] = []
+    deadline = time.monotonic() + (min_age + 0.5 if wait else 0.0)
+    for path in ledger_ref_locks(repo):
+        while True:
+            age = _age(path)
+            if age is None:  # its owner finished after all
+                break
+            if age >= min_age:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    return removed
+
+
+# ---- the check ------------------------------------------------------------------------------
+
+
+class _Objects:
+    """Object lookups that never read more than a header unless asked, with memory of
+    what was already checked."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self.repo = repo
+        self.headers: dict[str, tuple[int, int] | None] = {}
+
+    def header(self, oid: str) -> tuple[int, int] | None:
+        """(type, size) of an object, or None when it is missing or unreadable."""
+        if oid not in self.headers:
+            try:
+                kind, size = self.repo.odb.read_header(pygit2.Oid(hex=oid))
+                self.headers[oid] = (int(kind), int(size))
+            except (KeyError, ValueError, pygit2.GitError):
+                self.headers[oid] = None
+        return self.headers[oid]
+
+    def is_commit(self, oid: str) -> bool:
+        found = self.header(oid)
+        return found is not None and found[0] == int(pygit2.enums.ObjectType.COMMIT)
+
+    def blob(self, oid: str) -> bytes:
+        blob = self.repo[oid]
+        if not isinstance(blob, pygit2.Blob):
+            raise ValueError("not a blob")
+        return blob.data
+
+
+def _tip_tree(ledger: Ledger, ref: str) -> pygit2.Tree | None:
+    try:
+        tip = ledger.tip(ref)
+        return tip.tree if tip is not None else None
+    except CorruptLedger:
+        raise
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise CorruptLedger(
+            f"{ref} cannot be read: {exc}", f"inspect it with `git show {ref}`"
+        ) from None
+
+
+def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
+    """Check the ledger of ``repo``; raises CorruptLedger when its refs cannot be read."""
+    ledger = Ledger(repo)
+    report = FsckReport()
+    objects = _Objects(repo.pygit)
+    notes_tree = _tip_tree(ledger, NOTES_REF)
+    objects_tree = _tip_tree(ledger, OBJECTS_REF)
+    for path in ledger_ref_locks(repo):
+        age = _age(path)
+        report.add(
+            WARNING,
+            "stale-lock",
+            f"{path} exists ({age or 0:.0f} s old): a writer was killed inside a ref update; "
+            f"the next git-prov write removes it, or remove it yourself: rm '{path}'",
+            path=str(path),
+        )
+    try:
+        tree_paths = _objects_tree_paths(repo.pygit, objects_tree, report)
+        runs = _check_notes(repo.pygit, notes_tree, objects, report)
+    except (KeyError, pygit2.GitError) as exc:
+        raise CorruptLedger(
+            f"the ledger's trees are incomplete or damaged: {exc}",
+            "fetch the ledger again (git prov fetch) or restore it from a clone",
+        ) from None
+    _check_runs(runs, tree_paths, objects, report)
+    _check_display(ledger, runs, report)
+    if data and repo.workdir is not None:
+        _check_data(repo, runs, tree_paths, objects, report)
+    return report
+
+
+@dataclass
+class _Runs:
+    """What the notes hold: every distinct run line, by id; tombstones; attachments."""
+
+    versions: dict[str, list[RunRecord]] = field(default_factory=dict)
+    where: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> first (commit, line)
+    tombstoned: set[str] = field(default_factory=set)
+    annotated: dict[str, bool] = field(default_factory=dict)  # commit -> has run/attach lines
+    tombstones: list[tuple[Tombstone, str]] = field(default_factory=list)
+    attachments: list[tuple[Attachment, str]] = field(default_factory=list)
+
+
+def _check_notes(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, objects: _Objects, report: FsckReport
+) -> _Runs:
+    runs = _Runs()
+    if tree is None:
+        return runs
+    for commit, blob_id in notes.iter_notes(repo, tree):
+        report.notes += 1
+        header = objects.header(str(blob_id))
+        if header is None:
+            raise KeyError(f"note blob {blob_id} of {commit} is missing")
+        if header[1] > MAX_NOTE_BYTES:
+            report.add(
+                ERROR,
+                "note-too-large",
+                f"the note on {commit[:12]} is {header[1] >> 20} MiB: not read "
+                f"(limit {MAX_NOTE_BYTES >> 20} MiB)",
+                commit=commit,
+                object=str(blob_id),
+            )
+            continue
+        raw = objects.blob(str(blob_id))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            report.add(
+                ERROR, "note-not-utf8", f"the note on {commit[:12]} is not UTF-8", commit=commit
+            )
+            text = raw.decode("utf-8", errors="replace")
+        if not objects.is_commit(commit):
+            report.add(
+                WARNING,
+                "note-on-missing-commit",
+                f"a note is attached to {commit[:12]}, which is not a commit in this repository",
+                commit=commit,
+            )
+        has_runs = False
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
+            if not line.strip():
+                continue
+            report.lines += 1
+            entry = _parse(line, commit, number, report)
+            if isinstance(entry, RunRecord):
+                has_runs = True
+                bucket = runs.versions.setdefault(entry.id, [])
+                if entry not in bucket:
+                    bucket.append(entry)
+                runs.where.setdefault(entry.id, (commit, number))
+            elif isinstance(entry, Attachment):
+                has_runs = True
+                runs.attachments.append((entry, commit))
+            elif isinstance(entry, Tombstone):
+                runs.tombstoned.add(entry.run)
+                runs.tombstones.append((entry, commit))
+        runs.annotated[commit] = has_runs
+    for run_id, versions in sorted(runs.versions.items()):
+        if len(versions) > 1:
+            commit, number = runs.where[run_id]
+            report.add(
+                ERROR,
+                "conflict",
+                f"run {run_id} has {len(versions)} different records (first in the note on "
+                f"{commit[:12]}, line {number}); check them with `git prov verify {run_id}`",
+                run=run_id,
+                commit=commit,
+            )
+    for stone, commit in runs.tombstones:
+        if stone.run not in runs.versions:
+            report.add(
+                INFO,
+                "tombstone-unknown-run",
+                f"a tombstone in the note on {commit[:12]} removes run {stone.run}, which this "
+                "ledger never had (it was deleted before it reached you)",
+                run=stone.run,
+                commit=commit,
+            )
+    for attach, commit in runs.attachments:
+        if attach.run not in runs.versions:
+            report.add(
+                INFO,
+                "attach-unknown-run",
+                f"the note on {commit[:12]} shows run {attach.run}, which this ledger does not "
+                "have (fetch the provenance it came with)",
+                run=attach.run,
+                commit=commit,
+            )
+    report.runs = len(runs.versions)
+    return runs
+
+
+def _parse(line: str, commit: str, number: int, report: FsckReport) -> Any:
+    try:
+        return parse_line(line)
+    except ValueError as exc:
+        newer = False
+        with contextlib.suppress(ValueError):
+            version = line_object(line).get("v")
+            newer = isinstance(version, int) and version > FORMAT_VERSION
+        report.add(
+            WARNING if newer else ERROR,
+            "newer-format" if newer else "bad-line",
+            f"the note on {commit[:12]}, line {number}: {exc}",
+            commit=commit,
+            line=number,
+        )
+        return None
+
+
+def _objects_tree_paths(
+    repo: pygit2.Repository, tree: pygit2.Tree | None, report: FsckReport
+) -> set[str]:
+    """Every blob path of the objects tree, checked for shape and content addressing."""
+    paths: set[str] = set()
+    if tree is None:
+        return paths
+    for entry in tree:
+        name = entry.name or ""
+        if name not in _KNOWN_TOP:
+            report.add(
+                INFO,
+                "unknown-tree-entry",
+                f"refs/prov/objects has {name!r}, which this version does not know",
+                path=name,
+            )
+            continue
+        if name == "envtag" or entry.type_str != "tree":
+            continue
+        sub = repo[entry.id]
+        assert isinstance(sub, pygit2.Tree)
+        for fan in sub:
+            fan_name = fan.name or ""
+            if fan.type_str != "tree" or len(fan_name) != 2 or not _HEX.match(fan_name):
+                report.add(ERROR, "bad-tree-path", f"malformed objects path {name}/{fan_name!r}")
+                continue
+            leaves = repo[fan.id]
+            assert isinstance(leaves, pygit2.Tree)
+            for leaf in leaves:
+                rest = leaf.name or ""
+                oid = fan_name + rest
+                path = f"{name}/{fan_name}/{rest}"
+                report.objects += 1
+                if leaf.type_str != "blob" or not is_hex_oid(oid):
+                    report.add(ERROR, "bad-tree-path", f"malformed objects path {path!r}")
+                    continue
+                if name in _CONTENT_ADDRESSED and str(leaf.id) != oid:
+                    report.add(
+                        ERROR,
+                        "tree-content-mismatch",
+                        f"{path} holds object {leaf.id}, not the object its name says",
+                        path=path,
+                        object=str(leaf.id),
+                    )
+                    continue
+                paths.add(path)
+    for path in sorted(paths):
+        if path.startswith(KEEP_DIR + "/"):
+            oid = path[len(KEEP_DIR) + 1 :].replace("/", "")
+            if repo.odb.exists(pygit2.Oid(hex=oid)) is False:
+                report.add(
+                    ERROR,
+                    "keep-missing-commit",
+                    f"refs/prov/objects keeps commit {oid[:12]}, which is missing",
+                    object=oid,
+                )
+        elif path.startswith(DROP_DIR + "/"):
+            oid = path[len(DROP_DIR) + 1 :].replace("/", "")
+            if object_path(KIND_LOG, oid) in paths:
+                report.add(
+                    WARNING,
+                    "dropped-log-present",
+                    f"log {oid[:12]} was dropped by git prov gc but came back with a merge; "
+                    "`git prov gc --logs-only --force` drops it again",
+                    object=oid,
+                )
+    return paths
+
+
+def _check_runs(runs: _Runs, tree_paths: set[str], objects: _Objects, report: FsckReport) -> None:
+    checked: set[tuple[str, str]] = set()
+    for run_id, versions in sorted(runs.versions.items()):
+        for record in versions:
+            _check_commit(record, "commit", record.commit, tree_paths, objects, report)
+            if record.snapshot:
+                _check_commit(record, "snapshot", record.snapshot, tree_paths, objects, report)
+            for what, kind, oid in (
+                ("inputs", KIND_DATA, record.inputs),
+                ("outputs", KIND_DATA, record.outputs),
+                ("env", KIND_ENV, record.env),
+                ("stdout", KIND_LOG, record.stdout),
+                ("stderr", KIND_LOG, record.stderr),
+            ):
+                if oid is None:
+                    continue
+                key = (kind, oid)
+                if key in checked and kind != KIND_LOG:
+                    continue
+                checked.add(key)
+                _check_object(run_id, what, kind, oid, tree_paths, objects, report)
+
+
+def _check_commit(
+    record: RunRecord,
+    what: str,
+    oid: str,
+    tree_paths: set[str],
+    objects: _Objects,
+    report: FsckReport,
+) -> None:
+    if not objects.is_commit(oid):
+        report.add(
+            ERROR,
+            f"missing-{what}",
+            f"run {record.id}: its {what} {oid[:12]} is not in this repository "
+            "(fetch the provenance it came with: git prov fetch)",
+            run=record.id,
+            object=oid,
+        )
+    elif object_path(KEEP_DIR, oid) not in tree_paths:
+        report.add(
+            WARNING,
+            f"{what}-not-kept",
+            f"run {record.id}: its {what} {oid[:12]} is not kept by refs/prov/objects "
+            "(git gc may delete it once no branch reaches it)",
+            run=record.id,
+            object=oid,
+        )
+
+
+def _check_object(
+    run_id: str,
+    what: str,
+    kind: str,
+    oid: str,
+    tree_paths: set[str],
+    objects: _Objects,
+    report: FsckReport,
+) -> None:
+    where = {"run": run_id, "object": oid}
+    in_tree = object_path(kind, oid) in tree_paths
+    dropped = kind == KIND_LOG and object_path(DROP_DIR, oid) in tree_paths
+    if dropped and not in_tree:
+        report.add(INFO, "log-dropped", f"run {run_id}: {what} log dropped by git prov gc", **where)
+        return
+    header = objects.header(oid)
+    if header is None:
+        report.add(
+            ERROR,
+            "missing-object",
+            f"run {run_id}: its {what} {'log' if kind == KIND_LOG else 'manifest'} {oid[:12]} "
+            "is missing",
+            **where,
+        )
+        return
+    if header[0] != int(pygit2.enums.ObjectType.BLOB):
+        report.add(
+            ERROR, "not-a-blob", f"run {run_id}: its {what} {oid[:12]} is not a blob", **where
+        )
+        return
+    if not in_tree:
+        report.add(
+            WARNING,
+            "object-not-in-tree",
+            f"run {run_id}: its {what} {oid[:12]} is not reachable from refs/prov/objects "
+            "(git gc may delete it; it is not pushed)",
+            **where,
+        )
+    if kind == KIND_LOG:
+        return
+    if header[1] > MAX_MANIFEST_BYTES:
+        report.add(
+            ERROR,
+            "object-too-large",
+            f"run {run_id}: its {what} manifest {oid[:12]} is {header[1] >> 20} MiB, over the "
+            f"{MAX_MANIFEST_BYTES >> 20} MiB limit: not read",
+            **where,
+        )
+        return
+    try:
+        raw = objects.blob(oid)
+        if kind == KIND_DATA:
+            data_manifest = DataManifest.from_toml(raw)
+            paths = [
+                *data_manifest.paths,
+                *data_manifest.missing,
+                *(e.path for e in data_manifest.entries),
+            ]
+            links = [e.link for e in data_manifest.entries if e.link is not None]
+        else:
+            env_manifest = EnvironmentManifest.from_toml(raw)
+            paths = list(env_manifest.lockfiles)
+            links = []
+    except (ValueError, RecursionError) as exc:
+        report.add(
+            ERROR, "bad-manifest", f"run {run_id}: {what} manifest {oid[:12]}: {exc}", **where
+        )
+        return
+    for path in sorted(set(paths)):
+        reason = unsafe_path_reason(path)
+        if reason:
+            report.add(
+                ERROR,
+                "unsafe-path",
+                f"run {run_id}: {what} manifest {oid[:12]} names {path!r}: {reason}",
+                path=path,
+                **where,
+            )
+    for link in links:
+        if _CONTROL.search(link):
+            report.add(
+                ERROR,
+                "unsafe-path",
+                f"run {run_id}: {what} manifest {oid[:12]} has a link target with control "
+                f"characters: {link!r}",
+                path=link,
+                **where,
+            )
+
+
+def unsafe_path_reason(path: str) -> str | None:
+    """Why a repo-relative path from a manifest must not be used, or None when it is fine:
+    empty, absolute, with ``..``/``.``/empty components, inside ``.git``, or with control
+    characters (a newline in a path can forge lines of output)."""
+    if not path:
+        return "empty path"
+    if _CONTROL.search(path):
+        return "control characters in the path"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
+        return "absolute path"
+    parts = path.split("/")
+    if ".." in parts:
+        return "'..' leaves the working tree"
+    if "." in parts or "" in parts:
+        return "not a normalised path"
+    if parts[0] == ".git":
+        return "inside .git"
+    return None
+
+
+def _check_display(ledger: Ledger, runs: _Runs, report: FsckReport) -> None:
+    if not ledger.display_enabled():
+        return
+    try:
+        tip = ledger.tip(DISPLAY_REF)
+    except CorruptLedger as exc:
+        report.add(WARNING, "display-unreadable", f"{exc.message}; `git prov init` rebuilds it")
+        return
+    shown = set() if tip is None else {c for c, _ in notes.iter_notes(ledger.pygit, tip.tree)}
+    live = {commit for commit, has_runs in runs.annotated.items() if has_runs}
+    missing = sorted(c for c in live if c not in shown and _has_live_run(ledger, runs, c))
+    extra = sorted(c for c in shown if c not in runs.annotated)
+    if missing or extra:
+        report.add(
+            WARNING,
+            "display-out-of-date",
+            f"the git log display (refs/notes/prov-log) misses {len(missing)} and has "
+            f"{len(extra)} extra commits; `git prov init` rebuilds it",
+        )
+
+
+def _has_live_run(ledger: Ledger, runs: _Runs, commit: str) -> bool:
+    entries, _ = ledger.entries_on(commit)
+    return any(
+        (isinstance(e, RunRecord) and e.id not in runs.tombstoned)
+        or (isinstance(e, Attachment) and e.run not in runs.tombstoned)
+        for e in entries
+    )
+
+
+# ---- --data -----------------------------------------------------------------------------
+
+
+def _check_data(
+    repo: GitRepo, runs: _Runs, tree_paths: set[str], objects: _Objects, report: FsckReport
+) -> None:
+    root = repo.root
+    users: dict[str, list[str]] = {}
+    for run_id, versions in sorted(runs.versions.items()):
+        if run_id in runs.tombstoned:
+            continue
+        for record in versions:
+            for oid in (record.inputs, record.outputs):
+                if oid is not None and run_id not in users.setdefault(oid, []):
+                    users[oid].append(run_id)
+    digests: dict[tuple[str, str], str | None] = {}
+    for oid, run_ids in sorted(users.items()):
+        header = objects.header(oid)
+        if header is None or header[1] > MAX_MANIFEST_BYTES:
+            continue  # reported above
+        try:
+            manifest = DataManifest.from_toml(objects.blob(oid))
+        except (ValueError, RecursionError):
+            continue
+        named = ", ".join(run_ids[:3]) + (
+            f" and {len(run_ids) - 3} more" if len(run_ids) > 3 else ""
+        )
+        for entry in manifest.entries:
+            if unsafe_path_reason(entry.path):
+                continue  # never open what a hostile manifest points at
+            path = root / entry.path
+            if not path.is_file():
+                continue
+            key = (entry.path, entry.algorithm)
+            if key not in digests:
+                digests[key] = _digest(path, entry.algorithm, entry.source)
+                report.files_hashed += digests[key] is not None
+            current = digests[key]
+            if current is None or current == entry.digest:
+                continue
+            report.add(
+                INFO,
+                "data-drift",
+                f"{entry.path} changed since run {named} recorded it "
+                f"({entry.algorithm}:{entry.digest[:12]} then, {current[:12]} now)",
+                path=entry.path,
+                object=oid,
+                run=run_ids[0],
+            )
+
+
+def _digest(path: Path, algorithm: str, source: str) -> str | None:
+    """The hex digest of ``path`` in ``algorithm`` as manifests record it, or None when
+    this version cannot compute it (an unknown algorithm, an unreadable file)."""
+    try:
+        if algorithm == "git":
+            return str(pygit2.hashfile(str(path)))
+        if algorithm not in ("sha256", "md5", "sha1", "sha512"):
+            return None
+        if source == "lfs" and path.stat().st_size < 1024:
+            pointer = parse_lfs_pointer(path.read_bytes())
+            if pointer is not None:
+                return pointer[0]
+        digest = hashlib.new(algorithm)
+        with path.open("rb") as f:
+            for chunk in _chunks(f):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return None
+
+
+def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := f.read(size):
+        yield chunk
+
+
+def summary(report: FsckReport) -> str:
+    """The last line of ``git prov fsck``."""
+    counts = {s: sum(1 for f in report.findings if f.severity == s) for s in SEVERITIES}
+    checked = (
+        f"checked {report.notes} notes, {report.lines} lines, {report.runs} runs, "
+        f"{report.objects} stored objects"
+        + (f", re-hashed {report.files_hashed} files" if report.files_hashed else "")
+    )
+    verdict = (
+        "ledger is consistent"
+        if report.ok
+        else f"{counts[ERROR]} problem{'s' if counts[ERROR] != 1 else ''}"
+    )
+    extra = ", ".join(f"{counts[s]} {s}" for s in (WARNING, INFO) if counts[s])
+    return f"{checked}: {verdict}" + (f" ({extra})" if extra else "")

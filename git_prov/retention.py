@@ -1,0 +1,348 @@
+"""``git prov gc``: remove runs, or only their logs, by retention rules.
+
+Removal is a ledger entry, never an edit: a **tombstone** line (``"kind": "tombstone"``)
+per removed run, written in the note of every commit the run is shown on, so each note
+stays self-contained and the union merge carries the removal to every clone. Logs are
+dropped from the objects tree (``log/ab/cd…`` removed) and a **drop marker**
+``drop/ab/cd…`` (an empty blob) is added, which the union merge also carries; a log path
+that a merge brings back next to its drop marker is dropped again by the next ``gc``
+(and by :func:`without_dropped_logs`, which merges may apply).
+
+What gc does *not* do: rewrite history. The ledger refs are commit chains, so removed
+lines and dropped logs stay in their history (and in other clones' histories) until that
+history is rewritten everywhere; see docs/security.md.
+
+Rules (docs/cli.md): a run is removed when it matches every selecting rule given —
+``RUN`` ids, ``--older-than``, ``--failed-only``, ``--keep-last`` (all but the newest N
+runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pygit2
+
+from git_prov.errors import UsageProblem
+from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
+from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, LedgerScan, LocatedRun, object_path
+from git_prov.store.locking import ledger_lock
+from git_prov.store.repo import GitRepo
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+
+DROP_DIR = "drop"
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdwy])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_age(text: str, now: datetime | None = None) -> datetime:
+    """The cut-off time of ``--older-than``: a duration before ``now`` (``30d``, ``12h``,
+    ``2w``, ``1y``, ``1w2d``; units s m h d w y) or a date/time (``2026-01-31``)."""
+    now = now or datetime.now(UTC)
+    compact = text.strip().lower().replace(" ", "")
+    if compact and _DURATION_PART.sub("", compact) == "" and _DURATION_PART.search(compact):
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(compact))
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageProblem(
+            f"--older-than {text!r} is neither a duration nor a date",
+            "write e.g. 30d, 12h, 2w or 2026-01-31",
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RetentionRules:
+    """Which runs ``gc`` removes. ``runs`` are full run ids (resolve short ones first)."""
+
+    runs: tuple[str, ...] = ()
+    older_than: datetime | None = None
+    keep_last: int | None = None
+    keep_tagged: bool = False
+    failed_only: bool = False
+
+    def selects(self) -> bool:
+        """Whether any rule chooses runs (protecting rules alone remove nothing)."""
+        return (
+            bool(self.runs)
+            or self.older_than is not None
+            or self.keep_last is not None
+            or (self.failed_only)
+        )
+
+    def describe(self) -> str:
+        """The rules as a reason stored in tombstones."""
+        parts = []
+        if self.runs:
+            parts.append("named")
+        if self.older_than is not None:
+            parts.append(f"older than {_iso(self.older_than)[:10]}")
+        if self.failed_only:
+            parts.append("failed")
+        if self.keep_last is not None:
+            parts.append(f"beyond the last {self.keep_last} per commit")
+        return "gc: " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """What ``gc`` removes: ``runs`` to tombstone, ``logs`` (blob ids) to drop, and how
+    many bytes those logs hold. ``redrop`` are logs dropped before that a merge brought
+    back into the objects tree."""
+
+    runs: tuple[LocatedRun, ...]
+    logs: tuple[str, ...]
+    log_bytes: int
+    logs_only: bool
+    kept: int
+    redrop: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.runs or self.logs or self.redrop)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "logs_only": self.logs_only,
+            "runs": [
+                {
+                    "id": r.id,
+                    "commit": r.record.commit,
+                    "started": r.record.started,
+                    "status": r.record.status,
+                    "command": r.record.command,
+                    "tags": list(r.record.tags),
+                }
+                for r in self.runs
+            ],
+            "logs": list(self.logs),
+            "log_bytes": self.log_bytes,
+            "runs_kept": self.kept,
+        }
+
+
+@dataclass
+class GcResult:
+    """What ``gc`` did (or, with ``dry_run``, would do)."""
+
+    plan: GcPlan
+    dry_run: bool
+    tombstones: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+
+def select_runs(scan: LedgerScan, rules: RetentionRules) -> tuple[list[LocatedRun], int]:
+    """The live runs the rules remove, oldest first, and how many live runs stay."""
+    live = scan.live_runs()
+    protected: set[str] = set()
+    if rules.keep_last is not None:
+        by_commit: dict[str, list[LocatedRun]] = {}
+        for run in live:
+            by_commit.setdefault(run.record.commit, []).append(run)
+        for runs in by_commit.values():
+            newest = sorted(runs, key=lambda r: r.id, reverse=True)[: rules.keep_last]
+            protected.update(r.id for r in newest)
+    chosen = []
+    for run in live:
+        record = run.record
+        if run.id in protected:
+            continue
+        if rules.keep_tagged and any(r.tags for r in _versions(scan, run)):
+            continue
+        if rules.runs and run.id not in rules.runs:
+            continue
+        if rules.failed_only and record.status == STATUS_OK:
+            continue
+        if rules.older_than is not None and not _started_before(record, rules.older_than):
+            continue
+        chosen.append(run)
+    return chosen, len(live) - len(chosen)
+
+
+def _versions(scan: LedgerScan, run: LocatedRun) -> list[RunRecord]:
+    return scan.conflicts.get(run.id, [run.record])
+
+
+def _started_before(record: RunRecord, cutoff: datetime) -> bool:
+    try:
+        started = datetime.fromisoformat(record.started.replace("Z", "+00:00"))
+    except ValueError:
+        return False  # an unreadable time is never old enough to delete
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return started < cutoff
+
+
+def dropped_logs(ledger: Ledger) -> set[str]:
+    """Ids of the logs ``gc`` dropped (their ``drop/`` markers in the objects tree)."""
+    tip = ledger.tip(OBJECTS_REF)
+    return set() if tip is None else _markers(ledger.pygit, tip.tree)
+
+
+def _markers(repo: pygit2.Repository, tree: pygit2.Tree) -> set[str]:
+    sub = lookup_path(repo, tree, DROP_DIR)
+    if not isinstance(sub, pygit2.Tree):
+        return set()
+    found: set[str] = set()
+    for fan in sub:
+        leaves = repo[fan.id]
+        if isinstance(leaves, pygit2.Tree):
+            found.update((fan.name or "") + (leaf.name or "") for leaf in leaves)
+    return found
+
+
+def is_dropped(ledger: Ledger, oid: str) -> bool:
+    """Whether ``gc`` dropped the log ``oid`` (readers say so instead of showing it)."""
+    tip = ledger.tip(OBJECTS_REF)
+    return (
+        tip is not None
+        and lookup_path(ledger.pygit, tip.tree, object_path(DROP_DIR, oid)) is not None
+    )
+
+
+def without_dropped_logs(repo: pygit2.Repository, tree: pygit2.Tree) -> pygit2.Oid:
+    """``tree`` (an objects tree) without the ``log/`` paths that have a drop marker.
+
+    A pure function of the tree, so applying it after the union merge keeps that merge
+    commutative, associative and idempotent: (A ∪ B) minus drops is the same whichever
+    side dropped a log, and a dropped log never comes back from a clone that still has it.
+    """
+    changes: dict[str, Change] = {
+        object_path(KIND_LOG, oid): None
+        for oid in _markers(repo, tree)
+        if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None
+    }
+    return tree.id if not changes else edit_tree(repo, tree, changes)
+
+
+def plan_gc(
+    ledger: Ledger,
+    rules: RetentionRules,
+    *,
+    logs_only: bool = False,
+    scan: LedgerScan | None = None,
+) -> GcPlan:
+    """What :func:`gc` would remove. Without a selecting rule nothing is chosen, and only
+    logs dropped before that a merge brought back are dropped again."""
+    scan = scan or ledger.scan()
+    chosen, kept = select_runs(scan, rules) if rules.selects() else ([], len(scan.live_runs()))
+    chosen_ids = {r.id for r in chosen}
+    # A log is dropped only when no surviving run (any version) still names it.
+    still_used = {
+        oid
+        for run in scan.live_runs()
+        if run.id not in chosen_ids
+        for record in _versions(scan, run)
+        for oid in (record.stdout, record.stderr)
+        if oid
+    }
+    tip = ledger.tip(OBJECTS_REF)
+    tree = tip.tree if tip is not None else None
+    candidates = {
+        oid
+        for run in chosen
+        for record in _versions(scan, run)
+        for oid in (record.stdout, record.stderr)
+        if oid and oid not in still_used
+    }
+    logs = sorted(
+        oid
+        for oid in candidates
+        if tree is not None and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid))
+    )
+    redrop: list[str] = []
+    if tree is not None:
+        redrop = sorted(
+            oid
+            for oid in _markers(ledger.pygit, tree)
+            if oid not in candidates
+            and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid)) is not None
+        )
+    size = sum(_size(ledger, oid) for oid in logs)
+    if logs_only:
+        with_logs = [
+            r for r in chosen if any(o in logs for o in (r.record.stdout, r.record.stderr))
+        ]
+        return GcPlan(tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop))
+    return GcPlan(tuple(chosen), tuple(logs), size, False, kept, tuple(redrop))
+
+
+def _size(ledger: Ledger, oid: str) -> int:
+    try:
+        return int(ledger.pygit.odb.read_header(pygit2.Oid(hex=oid))[1])
+    except (KeyError, ValueError, pygit2.GitError):
+        return 0
+
+
+def gc(
+    repo: GitRepo,
+    rules: RetentionRules,
+    *,
+    logs_only: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcResult:
+    """Remove runs (or only their logs) chosen by ``rules``.
+
+    Order, for crash safety: the objects ref first (drop markers added and log paths
+    removed, one compare-and-swap), then every tombstone in one ledger write. A crash in
+    between leaves dropped logs of runs that are still listed — consistent, and the next
+    ``gc`` finishes the job.
+    """
+    from git_prov.fsck import recover_stale_ref_locks
+
+    ledger = Ledger(repo)
+    plan = plan_gc(ledger, rules, logs_only=logs_only)
+    result = GcResult(plan, dry_run)
+    if dry_run or plan.empty:
+        return result
+    recover_stale_ref_locks(repo)
+    drops = [*plan.logs, *plan.redrop]
+    if drops:
+        _drop_logs(ledger, drops, rules.describe())
+        result.dropped = drops
+    if plan.runs and not plan.logs_only:
+        at = _iso(now or datetime.now(UTC))
+        stone_reason = rules.describe()
+        entries: list[tuple[str, Entry]] = []
+        for run in plan.runs:
+            stone = Tombstone(run=run.id, at=at, reason=stone_reason)
+            entries.extend((commit, stone) for commit in dict.fromkeys(run.shown_on))
+        ledger.write(entries, message=f"git-prov: gc removes {len(plan.runs)} runs")
+        result.tombstones = len(plan.runs)
+    return result
+
+
+def _drop_logs(ledger: Ledger, oids: Iterable[str], reason: str) -> None:
+    repo = ledger.pygit
+    wanted = list(dict.fromkeys(oids))
+    message = f"git-prov: {reason}: drop {len(wanted)} logs"
+
+    def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        if tip is None:
+            return None
+        tree = tip.tree
+        empty = repo.create_blob(b"")
+        changes: dict[str, Change] = {}
+        for oid in wanted:
+            if lookup_path(repo, tree, object_path(DROP_DIR, oid)) is None:
+                changes[object_path(DROP_DIR, oid)] = (empty, FILEMODE_BLOB)
+            if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None:
+                changes[object_path(KIND_LOG, oid)] = None
+        if not changes:
+            return None
+        return ledger._commit(edit_tree(repo, tree, changes), [tip.id], message)
+
+    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
+        ledger._cas(OBJECTS_REF, build, message)
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
