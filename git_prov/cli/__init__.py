@@ -706,6 +706,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 # Command groups that live in their own modules register themselves on `cli` when
 # imported; they keep heavy imports inside the commands, so start-up stays lean.
 from git_prov.cli import query as _query  # noqa: E402,F401
+from git_prov.cli import report as _report  # noqa: E402,F401
 from git_prov.cli import reproduce as _reproduce  # noqa: E402,F401
 from git_prov.cli import rewrite as _rewrite  # noqa: E402,F401
 from git_prov.cli import sync as _sync  # noqa: E402,F401

@@ -1,0 +1,502 @@
+"""``git prov report``: one self-contained HTML file about the runs of a repository.
+
+:func:`build_report` gathers everything the page shows as plain data (runs, a lineage
+graph laid out in layers, metric series, mismatches, anomalies); :mod:`git_prov.report.html`
+turns that into HTML with the standard library only. Nothing here prints or writes files
+except :func:`write_report`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from git_prov.errors import ProvError
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.record import LineProblem, RunRecord
+from git_prov.model.values import as_number
+from git_prov.query.compare import (
+    DataDiff,
+    EnvDiff,
+    diff_environments,
+    diff_manifests,
+)
+from git_prov.query.lineage import FileNode, file_key
+from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
+from git_prov.store.repo import GitRepo
+
+MAX_METRIC_COLUMNS = 12  # metric columns in the runs table; the rest are in run details
+MAX_TREND_METRICS = 8  # metrics that get a trend chart
+MAX_GRAPH_RUNS = 300  # runs drawn in the lineage graph (the most recent connected ones)
+# Rows of the runs table and detail sections: browsers lay a big table out again and again
+# while parsing it (10k rows took over 10 s to open), so large ledgers show the newest runs;
+# everything else (trends, graph, mismatches, anomalies) still covers every run.
+MAX_TABLE_RUNS = 1000
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Run ``source`` wrote a file that run ``target`` (started later) read."""
+
+    source: str
+    target: str
+    files: tuple[str, ...]
+
+
+@dataclass
+class Graph:
+    """The lineage graph: runs in layers (longest path from a source), edges between them."""
+
+    layers: list[list[str]] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    omitted: int = 0  # connected runs left out beyond MAX_GRAPH_RUNS
+
+    def layer_of(self) -> dict[str, tuple[int, int]]:
+        """run id → (layer, position within the layer)."""
+        return {rid: (i, j) for i, layer in enumerate(self.layers) for j, rid in enumerate(layer)}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Runs that should agree and do not.
+
+    ``kind`` is ``inputs-or-env`` (same code and params, different data or environment) or
+    ``output`` (same code, params, input bytes and environment, different output bytes).
+    """
+
+    kind: str
+    runs: tuple[str, ...]
+    reference: str
+    details: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something wrong with a run or a note line."""
+
+    kind: str  # failed | missing-commit | missing-object | conflict | unreadable
+    run: str | None
+    detail: str
+
+
+@dataclass
+class RunView:
+    """A run and what the report loaded for it."""
+
+    located: LocatedRun
+    inputs: DataManifest | None = None
+    outputs: DataManifest | None = None
+    load_errors: list[str] = field(default_factory=list)
+
+    @property
+    def record(self) -> RunRecord:
+        return self.located.record
+
+    @property
+    def id(self) -> str:
+        return self.located.id
+
+
+@dataclass
+class Report:
+    """Everything the HTML page shows."""
+
+    title: str
+    generated: str
+    revisions: tuple[str, ...]
+    runs: list[RunView]  # the runs of the table and details, newest first
+    total_runs: int
+    every_run: dict[str, RunView]  # every selected run, also those beyond the table
+    metric_names: list[str]  # columns of the runs table, most common first
+    more_metrics: int
+    environments: dict[str, EnvironmentManifest | None]
+    graph: Graph
+    trends: dict[str, list[tuple[str, float]]]  # metric → [(run id, value)] oldest first
+    mismatches: list[Mismatch]
+    anomalies: list[Anomaly]
+    shown: set[str] = field(default_factory=set)  # ids of ``runs``
+
+    def __post_init__(self) -> None:
+        self.shown = {v.id for v in self.runs}
+
+
+def build_report(
+    repo: GitRepo,
+    revisions: Sequence[str] = (),
+    *,
+    scan: LedgerScan | None = None,
+    title: str | None = None,
+    now: datetime | None = None,
+    max_runs: int | None = MAX_TABLE_RUNS,
+) -> Report:
+    """Collect the runs shown on the commits of ``revisions`` (all live runs when empty)
+    and everything the report shows about them. The table and the run details hold the
+    newest ``max_runs`` (None: all)."""
+    ledger = Ledger(repo)
+    scan = scan or ledger.scan()
+    if revisions:
+        from git_prov.history import log
+
+        picked: dict[str, LocatedRun] = {}
+        for entry in log(repo, revisions, scan=scan):
+            for run in entry.runs:
+                picked.setdefault(run.id, run)
+        located = sorted(picked.values(), key=lambda r: r.id)
+        commits = {c for run in located for c in run.shown_on}
+        problems = [p for p in scan.problems if p.commit in commits]
+    else:
+        located = scan.live_runs()
+        problems = list(scan.problems)
+    views = [RunView(run) for run in located]
+    _load_manifests(ledger, views)
+    environments = _load_environments(ledger, views)
+    oldest_first = sorted(views, key=lambda v: (v.record.started, v.id))
+    counts = Counter(name for v in views for name in v.record.metrics)
+    metric_names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return Report(
+        title=title or _default_title(repo),
+        generated=when,
+        revisions=tuple(revisions),
+        runs=list(reversed(oldest_first))[: max_runs if max_runs is not None else None],
+        total_runs=len(views),
+        every_run={v.id: v for v in views},
+        metric_names=metric_names[:MAX_METRIC_COLUMNS],
+        more_metrics=max(0, len(metric_names) - MAX_METRIC_COLUMNS),
+        environments=environments,
+        graph=lineage_graph(oldest_first),
+        trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
+        mismatches=find_mismatches(oldest_first, environments),
+        anomalies=find_anomalies(repo, oldest_first, scan, problems),
+    )
+
+
+def write_report(report: Report, path: Path) -> int:
+    """Render ``report`` to ``path`` (UTF-8); returns the number of bytes written."""
+    from git_prov.report.html import render
+
+    data = render(report).encode("utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return len(data)
+
+
+def _default_title(repo: GitRepo) -> str:
+    where = repo.workdir if repo.workdir is not None else repo.git_dir
+    return f"git prov report — {Path(where).resolve().name}"
+
+
+def _load_manifests(ledger: Ledger, views: Iterable[RunView]) -> None:
+    cache: dict[str, DataManifest | str] = {}
+
+    def load(oid: str) -> DataManifest | str:
+        if oid not in cache:
+            try:
+                cache[oid] = ledger.data_manifest(oid)
+            except ProvError as exc:
+                cache[oid] = f"data manifest {oid[:12]}: {exc.message}"
+        return cache[oid]
+
+    for view in views:
+        for role in ("inputs", "outputs"):
+            oid = getattr(view.record, role)
+            if not oid:
+                continue
+            got = load(oid)
+            if isinstance(got, str):
+                view.load_errors.append(got)
+            else:
+                setattr(view, role, got)
+
+
+def _load_environments(
+    ledger: Ledger, views: Iterable[RunView]
+) -> dict[str, EnvironmentManifest | None]:
+    out: dict[str, EnvironmentManifest | None] = {}
+    for view in views:
+        oid = view.record.env
+        if oid and oid not in out:
+            try:
+                out[oid] = ledger.env_manifest(oid)
+            except ProvError:
+                out[oid] = None
+    return out
+
+
+# ---- lineage graph -------------------------------------------------------------------------
+
+
+def lineage_graph(oldest_first: Sequence[RunView], limit: int = MAX_GRAPH_RUNS) -> Graph:
+    """Runs linked by data, with the rules of ``git prov lineage``: a run's input is
+    produced by the latest run that wrote exactly those bytes (same path preferred) and
+    started before it. Layers by longest path; within layers, barycentre ordering."""
+    writers: dict[str, list[tuple[str, str, str]]] = {}  # hash → [(started, run, path)]
+    for view in oldest_first:
+        if view.outputs is None:
+            continue
+        for entry in view.outputs.entries:
+            writers.setdefault(entry.hash, []).append((view.record.started, view.id, entry.path))
+    links: dict[tuple[str, str], list[str]] = {}
+    for view in oldest_first:
+        if view.inputs is None:
+            continue
+        for entry in view.inputs.entries:
+            before = [w for w in writers.get(entry.hash, ()) if w[0] < view.record.started]
+            if not before:
+                continue
+            same_path = [w for w in before if w[2] == entry.path]
+            producer = (same_path or before)[-1][1]
+            label = file_key(FileNode(entry.path, entry.hash)).removeprefix("file:")
+            links.setdefault((producer, view.id), []).append(label.rsplit("@", 1)[0])
+    connected = {rid for pair in links for rid in pair}
+    order = [v.id for v in oldest_first if v.id in connected]
+    omitted = max(0, len(order) - limit)
+    keep = set(order[omitted:])
+    edges = [
+        Edge(a, b, tuple(sorted(set(files))))
+        for (a, b), files in sorted(links.items())
+        if a in keep and b in keep
+    ]
+    return Graph(layered_layout([rid for rid in order if rid in keep], edges), edges, omitted)
+
+
+def layered_layout(nodes: Sequence[str], edges: Sequence[Edge], sweeps: int = 4) -> list[list[str]]:
+    """Assign each node the layer of its longest path from a source (``nodes`` must be in a
+    topological order: producers start before consumers), then reorder each layer by the
+    mean position of its neighbours, down and up a few times, to cut crossings."""
+    parents: dict[str, list[str]] = {n: [] for n in nodes}
+    children: dict[str, list[str]] = {n: [] for n in nodes}
+    for edge in edges:
+        parents[edge.target].append(edge.source)
+        children[edge.source].append(edge.target)
+    layer: dict[str, int] = {}
+    for node in nodes:
+        layer[node] = 1 + max((layer[p] for p in parents[node] if p in layer), default=-1)
+    layers: list[list[str]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
+    for node in nodes:
+        layers[layer[node]].append(node)
+
+    def reorder(rows: Iterable[list[str]], neighbours: dict[str, list[str]]) -> None:
+        for row in rows:
+            pos = {n: j for layer_nodes in layers for j, n in enumerate(layer_nodes)}
+            keys: dict[str, tuple[float, int]] = {}
+            for i, node in enumerate(row):
+                near = [pos[n] for n in neighbours[node]]
+                keys[node] = (sum(near) / len(near) if near else float(i), i)
+            row.sort(key=keys.__getitem__)
+
+    for _ in range(sweeps):
+        reorder(layers[1:], parents)
+        reorder(reversed(layers[:-1]), children)
+    return layers
+
+
+# ---- metric trends ---------------------------------------------------------------------------
+
+
+def metric_trends(
+    oldest_first: Sequence[RunView], names: Sequence[str]
+) -> dict[str, list[tuple[str, float]]]:
+    """For each metric, its numeric values over runs in start-time order."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for name in names:
+        series = []
+        for view in oldest_first:
+            value = view.record.metrics.get(name)
+            number = None if isinstance(value, bool) or value is None else as_number(value)
+            if number is not None and number == number and abs(number) != float("inf"):
+                series.append((view.id, number))
+        if series:
+            out[name] = series
+    return out
+
+
+# ---- mismatches ------------------------------------------------------------------------------
+
+
+def _params_key(record: RunRecord) -> str:
+    return json.dumps(
+        {k: (as_number(v) if as_number(v) is not None else v) for k, v in record.params.items()},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _file_hashes(manifest: DataManifest | None, oid: str | None) -> tuple[tuple[str, str], ...]:
+    if manifest is None:
+        return (("?", oid or ""),)
+    return tuple(sorted((e.path, e.hash) for e in manifest.entries))
+
+
+def find_mismatches(
+    oldest_first: Sequence[RunView], environments: dict[str, EnvironmentManifest | None]
+) -> list[Mismatch]:
+    """Runs of the same code and params whose data or environment differ, and runs that
+    agree on everything recorded but wrote different output bytes."""
+    out: list[Mismatch] = []
+    groups: dict[tuple[str, str], list[RunView]] = {}
+    for view in oldest_first:
+        groups.setdefault((view.record.source_commit, _params_key(view.record)), []).append(view)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        ref = members[0]
+        differing: list[RunView] = []
+        details: list[str] = []
+        for other in members[1:]:
+            notes = _input_env_differences(ref, other, environments)
+            if notes:
+                differing.append(other)
+                details.extend(f"{other.record.short_id}: {n}" for n in notes)
+        if differing:
+            ids = (ref.id, *(v.id for v in differing))
+            out.append(Mismatch("inputs-or-env", ids, ref.id, tuple(details)))
+        same_inputs: dict[tuple[object, ...], list[RunView]] = {}
+        for view in members:
+            key = (_file_hashes(view.inputs, view.record.inputs), view.record.env or "")
+            same_inputs.setdefault(key, []).append(view)
+        for alike in same_inputs.values():
+            out.extend(_output_mismatch(alike))
+    return out
+
+
+def _input_env_differences(
+    ref: RunView, other: RunView, environments: dict[str, EnvironmentManifest | None]
+) -> list[str]:
+    notes: list[str] = []
+    if ref.record.inputs != other.record.inputs:
+        diff: DataDiff = diff_manifests(
+            "inputs", ref.inputs, other.inputs, ref.record.inputs, other.record.inputs
+        )
+        if not diff.same:
+            changed = ", ".join(f"{c.path} ({c.change})" for c in diff.changes[:5])
+            more = f" … {len(diff.changes) - 5} more" if len(diff.changes) > 5 else ""
+            notes.append(f"inputs differ: {changed or 'missing files differ'}{more}")
+    a, b = ref.record.env, other.record.env
+    if a != b:
+        env_a, env_b = environments.get(a or ""), environments.get(b or "")
+        if env_a is None or env_b is None:
+            notes.append(f"environment differs: {(a or 'none')[:10]} → {(b or 'none')[:10]}")
+        else:
+            env_diff: EnvDiff = diff_environments(env_a, env_b, a, b)
+            if not env_diff.same:
+                parts = [f"{p.name} {p.old or '—'} → {p.new or '—'}" for p in env_diff.packages]
+                parts += [f"{f.section}.{f.key} {f.old} → {f.new}" for f in env_diff.facts]
+                more = f" … {len(parts) - 5} more" if len(parts) > 5 else ""
+                notes.append("environment differs: " + "; ".join(parts[:5]) + more)
+    return notes
+
+
+def _output_mismatch(alike: Sequence[RunView]) -> list[Mismatch]:
+    with_outputs = [v for v in alike if v.outputs is not None]
+    if len(with_outputs) < 2:
+        return []
+    ref = with_outputs[0]
+    differing: list[RunView] = []
+    details: list[str] = []
+    for other in with_outputs[1:]:
+        diff = diff_manifests("outputs", ref.outputs, other.outputs)
+        changed = [c for c in diff.changes if c.change in ("changed", "unverified")]
+        if changed:
+            differing.append(other)
+            details.extend(
+                f"{other.record.short_id}: {c.path} {c.old_hash} → {c.new_hash}" for c in changed
+            )
+    if not differing:
+        return []
+    return [Mismatch("output", (ref.id, *(v.id for v in differing)), ref.id, tuple(details))]
+
+
+# ---- anomalies -------------------------------------------------------------------------------
+
+
+def find_anomalies(
+    repo: GitRepo,
+    oldest_first: Sequence[RunView],
+    scan: LedgerScan,
+    problems: Sequence[LineProblem],
+) -> list[Anomaly]:
+    """Failed and killed runs, runs whose code is gone, conflicting records, bad lines."""
+    out: list[Anomaly] = []
+    present: dict[str, bool] = {}
+
+    def exists(oid: str) -> bool:
+        if oid not in present:
+            try:
+                present[oid] = repo.pygit.get(oid) is not None
+            except (ValueError, pygit2.GitError):
+                present[oid] = False
+        return present[oid]
+
+    shown = {v.id for v in oldest_first}
+    for view in oldest_first:
+        r = view.record
+        if r.status != "ok":
+            how = f"exit {r.exit_code}" if r.exit_code is not None else f"signal {r.signal}"
+            out.append(Anomaly("failed", r.id, f"{r.status} ({how})"))
+        for what, oid in (("commit", r.commit), ("snapshot", r.snapshot)):
+            if oid and not exists(oid):
+                out.append(Anomaly("missing-commit", r.id, f"source {what} {oid} is not here"))
+        for error in view.load_errors:
+            out.append(Anomaly("missing-object", r.id, error))
+    for run_id, records in sorted(scan.conflicts.items()):
+        if run_id in shown:
+            out.append(
+                Anomaly("conflict", run_id, f"{len(records)} different records share this id")
+            )
+    for problem in problems:
+        out.append(
+            Anomaly(
+                "unreadable",
+                None,
+                f"note on {problem.commit[:12]} line {problem.line_number}: {problem.reason}"
+                f" — {problem.text[:200]}",
+            )
+        )
+    return out
+
+
+# ---- --serve ---------------------------------------------------------------------------------
+
+
+def make_server(
+    repo: GitRepo,
+    revisions: Sequence[str] = (),
+    *,
+    port: int = 0,
+    title: str | None = None,
+    max_runs: int | None = MAX_TABLE_RUNS,
+) -> Any:
+    """An HTTP server on 127.0.0.1 (``port`` 0: a free one) that renders the report afresh
+    for every request of ``/``, so reloading the page shows new runs. Call
+    ``serve_forever()`` on it; ``server_address`` says where it listens."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from git_prov.report.html import render
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            body = render(build_report(repo, revisions, title=title, max_runs=max_runs))
+            data = body.encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # quiet: the CLI says where it listens, nothing per request
+
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
