@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from git_prov import __version__
 from git_prov.capture.source import SourceState, capture_source
@@ -298,6 +298,7 @@ def finish(
     origin: str = "run",
     redactor: Redactor | None = None,
     signer: SigningSetup | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """Capture outputs and metrics after the command, then write the record.
 
@@ -349,6 +350,7 @@ def finish(
     source = prepared.source
     rel_cwd = prepared.cwd.relative_to(root).as_posix() if prepared.cwd != root else "."
     run_record = RunRecord(
+        extra=dict(extra or {}),
         id=prepared.run_id,
         commit=source.commit,
         command=command,

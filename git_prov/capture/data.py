@@ -7,6 +7,9 @@ source that is still exact:
 * ``git`` — a tracked file whose working-tree bytes git vouches for is named by its blob id
   from the index, without reading it;
 * ``lfs`` — a git-LFS pointer file is named by the object it points to;
+* ``annex`` / ``dvc`` — a file that is a link into git-annex's or DVC's content-addressed
+  store is named by the key or hash that store gave it (:mod:`git_prov.capture.annex`,
+  :mod:`git_prov.capture.dvc`), without reading it;
 * ``read`` — anything else is hashed with SHA-256, or taken from the stat cache when its
   stat data has not changed since it was last read.
 
@@ -29,6 +32,8 @@ from git_prov.errors import BadPath, RepositoryProblem
 from git_prov.model.manifest import (
     MODE_EXECUTABLE,
     MODE_FILE,
+    SOURCE_ANNEX,
+    SOURCE_DVC,
     SOURCE_GIT,
     SOURCE_LFS,
     SOURCE_READ,
@@ -94,13 +99,16 @@ def build_manifest(
             present.append(rel)
 
     vouched = _vouched_by_git(root, present, files) if files else {}
+    stored = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
 
     # Tracked files git vouches for are named by their blob id; only those small enough to
-    # be LFS pointers are opened, to tell. Everything else is hashed (or found in the cache).
+    # be LFS pointers are opened, to tell. Files git-annex or DVC name are not opened.
+    # Everything else is hashed (or found in the cache).
     to_hash = [
         f
         for f in files.values()
-        if f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX
+        if f.rel not in stored
+        and (f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX)
     ]
     digests = hash_files(
         [HashJob(f.path, f.rel, StatKey.of(f.stat)) for f in to_hash],
@@ -121,10 +129,24 @@ def build_manifest(
                     f.rel, f.stat.st_size, f"git:{vouched[f.rel]}", f.mode, SOURCE_GIT, f.link
                 )
             )
+        elif f.rel in stored:
+            hash_value, source = stored[f.rel]
+            entries.append(DataEntry(f.rel, f.stat.st_size, hash_value, f.mode, source, f.link))
         else:
             assert digest is not None
             entries.append(DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link))
     return DataManifest.build(declared, entries, missing)
+
+
+def _named_by_store(root: str, files: Sequence[_File]) -> dict[str, tuple[str, str]]:
+    """rel → (hash, source) for files that are links into git-annex's or DVC's store."""
+    from git_prov.capture.annex import annexed_hashes
+    from git_prov.capture.dvc import dvc_hashes
+
+    named = {rel: (h, SOURCE_ANNEX) for rel, h in annexed_hashes(files).items()}
+    rest = [f for f in files if f.rel not in named]
+    named.update((rel, (h, SOURCE_DVC)) for rel, h in dvc_hashes(root, rest).items())
+    return named
 
 
 # --- declared paths -----------------------------------------------------------------------

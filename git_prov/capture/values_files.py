@@ -1,9 +1,17 @@
-"""Params and metrics from the files people already write (JSON, TOML, YAML)."""
+"""Params and metrics from the files people already write (JSON, TOML, YAML).
+
+The format follows the file name: ``.toml`` is TOML, ``.yaml``/``.yml`` is YAML (read with
+PyYAML, the optional ``yaml`` extra), anything else is JSON. Nested tables become
+``a.b.c`` keys; lists are kept as JSON text; dates and times (TOML and YAML have them)
+become ISO 8601 strings.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +19,7 @@ from git_prov.errors import BadPath, UsageProblem
 from git_prov.model.values import Scalar, flatten
 
 MAX_VALUES_FILE = 16 << 20
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def read_values_file(path: Path, what: str = "metrics") -> dict[str, Scalar]:
@@ -29,7 +38,7 @@ def read_values_file(path: Path, what: str = "metrics") -> dict[str, Scalar]:
         doc: Any
         if suffix == ".toml":
             doc = tomllib.loads(raw.decode("utf-8"))
-        elif suffix in (".yaml", ".yml"):
+        elif suffix in YAML_SUFFIXES:
             doc = _load_yaml(raw, path, what)
         else:
             doc = json.loads(raw)
@@ -37,7 +46,7 @@ def read_values_file(path: Path, what: str = "metrics") -> dict[str, Scalar]:
         raise UsageProblem(f"{what} file {path} cannot be parsed: {exc}") from None
     if not isinstance(doc, dict):
         raise UsageProblem(f"{what} file {path} must hold a mapping of names to values")
-    return flatten(doc)
+    return flatten(_plain(doc))
 
 
 def _load_yaml(raw: bytes, path: Path, what: str) -> Any:
@@ -46,6 +55,26 @@ def _load_yaml(raw: bytes, path: Path, what: str) -> Any:
     except ImportError:
         raise UsageProblem(
             f"{what} file {path} is YAML, and PyYAML is not installed",
-            "pip install pyyaml, or use JSON or TOML",
+            "pip install 'git-prov[yaml]' (or pyyaml), or use JSON or TOML",
         ) from None
-    return yaml.safe_load(raw)
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        # YAMLError is not a ValueError: report it like the other formats' errors.
+        raise ValueError(str(exc).replace("\n", " ")) from None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with the types only TOML and YAML have (dates, times, byte strings, sets)
+    turned into JSON ones, and mapping keys into strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value

@@ -670,7 +670,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _rewrite_pathspec(list(sys.argv[1:] if argv is None else argv))
     debug = os.environ.get("GIT_PROV_DEBUG", "") not in ("", "0") or "--debug" in args
     try:
-        code = cli.main(args=args, prog_name="git prov", standalone_mode=False)
+        code = cli.main(
+            args=args,
+            prog_name="git prov",
+            standalone_mode=False,
+            complete_var="_GIT_PROV_COMPLETE",
+        )
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -705,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # Command groups that live in their own modules register themselves on `cli` when
 # imported; they keep heavy imports inside the commands, so start-up stays lean.
+from git_prov.cli import ecosystem as _ecosystem  # noqa: E402,F401
 from git_prov.cli import query as _query  # noqa: E402,F401
 from git_prov.cli import report as _report  # noqa: E402,F401
 from git_prov.cli import reproduce as _reproduce  # noqa: E402,F401

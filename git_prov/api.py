@@ -1,0 +1,541 @@
+"""The Python API: record runs from inside a program or notebook, and read them back.
+
+::
+
+    import git_prov
+
+    with git_prov.run(inputs=["data/train.csv"], outputs=["model.pt"], params=cfg) as run:
+        model = train(cfg)
+        run.log_metric("acc", evaluate(model))
+
+    for r in git_prov.Ledger(".").runs(status="ok", tag="baseline"):
+        print(r.short_id, r.metrics, r.inputs_manifest())
+
+A ``with git_prov.run(…)`` block captures the code, the declared inputs and the
+environment when it starts (as ``git prov run`` does before the command) and writes the
+record when it ends: status ``ok``, or ``failed`` when the block raises — the exception
+still propagates, and its type, message and traceback are kept (redacted) as the run's
+stderr log. ``git_prov.record(…)`` records a run that happened elsewhere, as
+``git prov record`` does. The CLI is a client of the same functions
+(:mod:`git_prov.recording`). See ``docs/api.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal as signals
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from git_prov.errors import NotFound, ProvError, UsageProblem
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.record import STATUS_OK, LineProblem, RunRecord
+from git_prov.model.values import Scalar, flatten
+from git_prov.store.ledger import Ledger as StoreLedger
+from git_prov.store.ledger import LocatedRun
+from git_prov.store.repo import GitRepo
+
+if TYPE_CHECKING:
+    from git_prov.recording import Prepared, RunOptions
+    from git_prov.trust.redaction import Redactor
+
+RepoLike = str | os.PathLike[str] | GitRepo
+ORIGIN_API = "api"
+MAX_ERROR_LOG = 64 << 10  # bytes of exception text kept as the stderr log
+_ACTIVE: ContextVar[ActiveRun | None] = ContextVar("git_prov_active_run", default=None)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A recorded run, as the API returns it: the stored record's fields, typed, and
+    helpers that load its manifests and logs from the repository it came from."""
+
+    id: str
+    short_id: str
+    commit: str
+    command: str
+    status: str
+    exit_code: int | None
+    started: datetime
+    ended: datetime
+    duration: float
+    params: Mapping[str, Scalar]
+    metrics: Mapping[str, Scalar]
+    tags: tuple[str, ...]
+    message: str | None
+    branch: str | None
+    snapshot: str | None
+    host: str | None
+    user: str | None
+    origin: str
+    shown_on: tuple[str, ...]
+    record: RunRecord = field(repr=False)
+    _ledger: StoreLedger = field(repr=False, compare=False)
+
+    @classmethod
+    def _from(cls, ledger: StoreLedger, located: LocatedRun) -> Run:
+        r = located.record
+        return cls(
+            id=r.id,
+            short_id=r.short_id,
+            commit=r.commit,
+            command=r.command,
+            status=r.status,
+            exit_code=r.exit_code,
+            started=_parse_time(r.started),
+            ended=_parse_time(r.ended),
+            duration=r.duration,
+            params=dict(r.params),
+            metrics=dict(r.metrics),
+            tags=r.tags,
+            message=r.message,
+            branch=r.branch,
+            snapshot=r.snapshot,
+            host=r.host,
+            user=r.user,
+            origin=r.origin,
+            shown_on=located.shown_on,
+            record=r,
+            _ledger=ledger,
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded (status ``ok``)."""
+        return self.status == STATUS_OK
+
+    @property
+    def source_commit(self) -> str:
+        """The commit holding the exact code that ran (the snapshot when the tree was dirty)."""
+        return self.record.source_commit
+
+    def inputs_manifest(self) -> DataManifest | None:
+        """The data manifest of the declared inputs (None when none were declared)."""
+        return self._ledger.data_manifest(self.record.inputs) if self.record.inputs else None
+
+    def outputs_manifest(self) -> DataManifest | None:
+        """The data manifest of the declared outputs (None when none were declared)."""
+        return self._ledger.data_manifest(self.record.outputs) if self.record.outputs else None
+
+    def environment(self) -> EnvironmentManifest | None:
+        """The environment manifest: interpreter, packages, system, GPUs, variables."""
+        return self._ledger.env_manifest(self.record.env) if self.record.env else None
+
+    def log(self, stream: str = "stdout") -> bytes | None:
+        """The kept ``stdout`` or ``stderr`` of the run (None when none was kept)."""
+        if stream not in ("stdout", "stderr"):
+            raise UsageProblem(f"no log stream {stream!r}", "ask for 'stdout' or 'stderr'")
+        oid = getattr(self.record, stream)
+        return self._ledger.read_object(oid, f"{stream} log") if oid else None
+
+
+class Ledger:
+    """Read access to the runs recorded in one repository.
+
+    ``Ledger(path)`` opens the repository containing ``path`` (default: the current
+    directory); an open :class:`~git_prov.store.repo.GitRepo` is accepted too.
+    """
+
+    def __init__(self, path: RepoLike = "."):
+        self.repo = _open(path)
+        self._store = StoreLedger(self.repo)
+        self.problems: list[LineProblem] = []
+
+    def runs(
+        self,
+        commit: str | None = None,
+        status: str | Iterable[str] | None = None,
+        tag: str | None = None,
+    ) -> list[Run]:
+        """Recorded runs, oldest first.
+
+        ``commit`` (any revision: ``HEAD``, a branch, an id) keeps the runs shown on that
+        commit (including runs carried to it by a rebase or amend); ``status`` keeps runs
+        with that status (``ok``, ``failed``, ``killed``, or several); ``tag`` keeps runs
+        carrying that tag. Unreadable ledger lines are skipped and listed in
+        :attr:`problems`. Deleted (tombstoned) runs are never returned.
+        """
+        from git_prov import history
+
+        scan = self._store.scan()
+        self.problems = list(scan.problems)
+        if commit is None:
+            located = scan.live_runs()
+        else:
+            commit_hex = history.resolve_commit(self.repo, commit)
+            if commit_hex is None:
+                raise NotFound(f"{commit!r} does not name a commit", "see `git help revisions`")
+            located = self._store.runs_on(commit_hex, scan)
+        wanted = {status} if isinstance(status, str) else set(status or ())
+        return [
+            Run._from(self._store, r)
+            for r in sorted(located, key=lambda r: r.id)
+            if (not wanted or r.record.status in wanted) and (tag is None or tag in r.record.tags)
+        ]
+
+    def run(self, spec: str) -> Run:
+        """One run by id, short id or unique prefix; :class:`~git_prov.errors.NotFound`
+        when there is none (or it was deleted)."""
+        scan = self._store.scan()
+        located = self._store.resolve_run(spec, scan)
+        if located.id in scan.tombstones:
+            raise NotFound(f"run {located.record.short_id} was deleted")
+        return Run._from(self._store, located)
+
+
+# ---- recording -------------------------------------------------------------------------------
+
+
+class ActiveRun:
+    """A run being recorded by a ``with git_prov.run(…) as run:`` block.
+
+    Created by :func:`run`; capture happens on entering the block, the record is written
+    on leaving it. Inside the block, :meth:`log_metric`, :meth:`log_param` and
+    :meth:`add_tag` add to what will be recorded. After the block, :attr:`run` is the
+    recorded :class:`Run`.
+    """
+
+    def __init__(
+        self,
+        repo: RepoLike,
+        options: RunOptions,
+        command: str | None,
+        notebook: bool | None,
+    ):
+        self._repo_spec = repo
+        self._options = options
+        self._command = command
+        self._notebook = notebook
+        self._params: dict[str, Scalar] = {}
+        self._metrics: dict[str, Scalar] = {}
+        self._tags: list[str] = []
+        self._state = "new"
+        self._token: Token[ActiveRun | None] | None = None
+        self._prepared: Prepared | None = None
+        self._repo: GitRepo | None = None
+        self._begun = 0.0
+        self._argv: tuple[str, ...] | None = None
+        self.notebook: Path | None = None
+        self.run: Run | None = None
+
+    @property
+    def id(self) -> str:
+        """The run's id (known once the block has started)."""
+        if self._prepared is None:
+            raise UsageProblem("the run has not started", "use it as `with git_prov.run(…):`")
+        return self._prepared.run_id
+
+    def log_metric(self, key: str, value: Scalar) -> None:
+        """Record a metric (the last value logged for a key is kept)."""
+        self._check_open("log a metric")
+        self._metrics.update(_values({key: value}, "metric"))
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Record several metrics; nested mappings become ``a.b.c`` keys."""
+        self._check_open("log metrics")
+        self._metrics.update(_values(metrics, "metric"))
+
+    def log_param(self, key: str, value: Scalar) -> None:
+        """Record a parameter (in addition to those given to :func:`run`)."""
+        self._check_open("log a param")
+        self._params.update(_values({key: value}, "param"))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record several parameters; nested mappings become ``a.b.c`` keys."""
+        self._check_open("log params")
+        self._params.update(_values(params, "param"))
+
+    def add_tag(self, tag: str) -> None:
+        """Add a label to the run."""
+        self._check_open("add a tag")
+        if not isinstance(tag, str) or not tag:
+            raise UsageProblem(f"tag {tag!r} is not a non-empty string")
+        self._tags.append(tag)
+
+    def __enter__(self) -> ActiveRun:
+        from git_prov import recording
+        from git_prov.capture.notebook import detect_notebook
+
+        if self._state != "new":
+            raise UsageProblem("this git_prov.run() was already used", "call git_prov.run() again")
+        active = _ACTIVE.get()
+        if active is not None:
+            raise UsageProblem(
+                f"a git-prov run is already being recorded here ({active.id})",
+                "runs do not nest: finish the outer `with git_prov.run()` first, or record "
+                "the inner step separately with git_prov.record()",
+            )
+        self._repo = repo = _open(self._repo_spec)
+        options = self._options
+        if self._notebook is not False:
+            self.notebook = detect_notebook(options.env, options.cwd)
+        if self.notebook is not None:
+            options = _with_notebook(repo, options, self.notebook)
+        if self._command is None and self.notebook is not None:
+            self._command = f"notebook {_shown_path(repo, self.notebook)}"
+        elif self._command is None:
+            # The Python command line as typed (``python train.py --lr 0.1``).
+            self._argv = tuple(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+        self._options = options
+        self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
+        self._begun = time.monotonic()  # the block's own time, as `run` times the command
+        self._token = _ACTIVE.set(self)
+        self._state = "open"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        from git_prov import recording
+        from git_prov.store.ledger import Ledger as Store
+        from git_prov.trust.redaction import Redactor
+        from git_prov.trust.signing import signing_setup, wants_signing
+
+        assert self._repo is not None and self._token is not None
+        assert self._prepared is not None
+        _ACTIVE.reset(self._token)
+        self._state = "closed"
+        duration = time.monotonic() - self._begun
+        exit_code, signal = _outcome(exc)
+        repo, options = self._repo, self._options
+        options = replace(
+            options,
+            metrics={**options.metrics, **self._metrics},
+            tags=(*options.tags, *self._tags),
+        )
+        prepared = replace(self._prepared, params={**self._prepared.params, **self._params})
+        redactor = Redactor.from_environment(options.env)
+        ledger = Store(repo)
+        try:
+            signer = signing_setup(repo) if wants_signing(repo, options.sign) else None
+            logs: dict[str, str] = {}
+            if exc is not None and exit_code != 0:
+                text = "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
+                logs["stderr"] = ledger.store_object(redactor.log(text[-MAX_ERROR_LOG:]))
+            argv = redactor.argv(self._argv) if self._argv is not None else None
+            command = (
+                shlex.join(argv) if argv is not None else redactor.command(self._command or "")
+            )
+            started = prepared.started
+            record = recording.finish(
+                repo,
+                ledger,
+                prepared,
+                options,
+                command=command,
+                argv=argv,
+                exit_code=exit_code,
+                signal=signal,
+                started=started,
+                ended=started + timedelta(seconds=duration),
+                duration=duration,
+                logs=logs,
+                progress=_no_progress(),
+                origin=ORIGIN_API,
+                redactor=redactor,
+                signer=signer,
+                extra={"error": _error(exc, redactor)}
+                if exc is not None and exit_code != 0
+                else None,
+            )
+        except ProvError as problem:
+            if exc is None:
+                raise
+            # The block's own exception matters more; say why there is no record.
+            exc.add_note(f"git-prov: this run was not recorded: {problem}")
+            return False
+        self.run = Run._from(ledger, LocatedRun(record, (record.commit,)))
+        return False
+
+    def _check_open(self, what: str) -> None:
+        if self._state != "open":
+            raise UsageProblem(
+                f"cannot {what}: the run is not being recorded ({self._state})",
+                "log inside the `with git_prov.run(…)` block",
+            )
+
+
+def run(
+    *,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    params: Mapping[str, Any] | None = None,
+    params_files: Sequence[str] = (),
+    metrics_files: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    message: str | None = None,
+    repo: RepoLike = ".",
+    command: str | None = None,
+    python: str | None = None,
+    notebook: bool | None = None,
+    sign: bool | None = None,
+) -> ActiveRun:
+    """Record the code in a ``with`` block as a run: ``with git_prov.run(…) as run:``.
+
+    ``inputs``/``outputs`` are files or directories (relative to the current directory)
+    hashed when the block starts and ends; ``params`` (nested mappings are flattened to
+    ``a.b.c``) and ``params_files`` are recorded as parameters, ``metrics_files`` are read
+    when the block ends. ``command`` is how the run is shown (default: the Python command
+    line, or ``notebook <path>`` in Jupyter); ``python`` is the interpreter whose packages
+    are recorded (default: this one, ``sys.executable``). In a Jupyter kernel the
+    notebook file is added to the inputs (``notebook=False`` turns that off; see
+    :mod:`git_prov.capture.notebook`). ``sign`` signs the record (default:
+    ``git config prov.sign``).
+
+    Runs do not nest: starting one inside another's block raises
+    :class:`~git_prov.errors.UsageProblem` (runs in other threads are independent).
+    """
+    from git_prov.recording import RunOptions
+
+    options = RunOptions(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        params=_values(params or {}, "param"),
+        params_files=tuple(params_files),
+        metrics_files=tuple(metrics_files),
+        tags=tuple(tags),
+        message=message,
+        python=python or sys.executable,
+        sign=sign,
+    )
+    return ActiveRun(repo, options, command, notebook)
+
+
+def record(
+    command: str,
+    exit_code: int = 0,
+    *,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    params_files: Sequence[str] = (),
+    metrics_files: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    message: str | None = None,
+    started: datetime | None = None,
+    duration: float | None = None,
+    repo: RepoLike = ".",
+    python: str | None = None,
+    sign: bool | None = None,
+) -> Run:
+    """Record a run that happened outside git-prov (``git prov record``): the code is the
+    current HEAD (and working tree if dirty), inputs and outputs are hashed as they are
+    now. ``started`` defaults to now minus ``duration``."""
+    from git_prov import recording
+
+    options = recording.RunOptions(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        params=_values(params or {}, "param"),
+        metrics=_values(metrics or {}, "metric"),
+        params_files=tuple(params_files),
+        metrics_files=tuple(metrics_files),
+        tags=tuple(tags),
+        message=message,
+        python=python,
+        sign=sign,
+    )
+    repository = _open(repo)
+    stored = recording.record(
+        repository, command, exit_code, options, started=started, duration=duration
+    )
+    return Run._from(StoreLedger(repository), LocatedRun(stored, (stored.commit,)))
+
+
+def active_run() -> ActiveRun | None:
+    """The run being recorded in this thread (or asyncio task), if any."""
+    return _ACTIVE.get()
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _open(repo: RepoLike) -> GitRepo:
+    if isinstance(repo, GitRepo):
+        return repo
+    from git_prov.store.repo import open_repo
+
+    return open_repo(Path(repo))
+
+
+def _values(mapping: Mapping[str, Any], what: str) -> dict[str, Scalar]:
+    """Params or metrics as stored: string keys, nested mappings flattened to ``a.b.c``."""
+    if not isinstance(mapping, Mapping):
+        raise UsageProblem(f"{what}s must be a mapping of names to values, not {mapping!r}")
+    for key in mapping:
+        if not isinstance(key, str) or not key:
+            raise UsageProblem(f"{what} name {key!r} is not a non-empty string")
+    return flatten(mapping)
+
+
+def _outcome(exc: BaseException | None) -> tuple[int | None, int | None]:
+    """(exit code, signal) of a block that ended with ``exc``: 0 without one, the code of
+    ``SystemExit``, SIGINT for ^C, else 1 (what Python exits with on an exception)."""
+    if exc is None:
+        return 0, None
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0, None
+        return (code if isinstance(code, int) and not isinstance(code, bool) else 1), None
+    if isinstance(exc, KeyboardInterrupt):
+        return None, int(signals.SIGINT)
+    return 1, None
+
+
+def _with_notebook(repo: GitRepo, options: RunOptions, notebook: Path) -> RunOptions:
+    """Options with the notebook as an input and the kernel's interpreter as the Python."""
+    path = Path(os.path.realpath(notebook))  # the repository root is resolved too
+    if not path.is_relative_to(repo.root):
+        return options  # a notebook outside the repository is not data of this run
+    return replace(
+        options,
+        inputs=(*options.inputs, str(path)),
+        python=options.python or sys.executable,
+    )
+
+
+def _shown_path(repo: GitRepo, path: Path) -> str:
+    real = Path(os.path.realpath(path))
+    return real.relative_to(repo.root).as_posix() if real.is_relative_to(repo.root) else str(path)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def _no_progress() -> Any:
+    from git_prov.progress import NO_PROGRESS
+
+    return NO_PROGRESS
+
+
+MAX_ERROR_MESSAGE = 200
+
+
+def _error(exc: BaseException, redactor: Redactor) -> dict[str, str]:
+    """The structured ``error`` field of an API run whose block raised (docs/format.md)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    message = redactor.text(first)
+    if len(message) > MAX_ERROR_MESSAGE:
+        message = message[: MAX_ERROR_MESSAGE - 1] + "…"
+    return {"type": type(exc).__qualname__, "message": message}

@@ -1,0 +1,252 @@
+"""W3C PROV-JSON (https://www.w3.org/Submission/prov-json/) of recorded runs.
+
+The mapping (``docs/integrations.md`` has the table):
+
+* each run is an **activity** ``run:<run id>`` with its start and end time, command,
+  status, exit code, params (``param:<name>``) and metrics (``metric:<name>``);
+* the code is an **entity** ``commit:<id>`` the run used — the snapshot commit when the
+  tree was dirty, itself derived from the commit it was taken on;
+* each data file is an **entity** ``file:<path>@<algorithm>-<digest>`` (path and content
+  both name it, so the output of one run is the very entity a later run used); inputs are
+  ``used``, outputs ``wasGeneratedBy``; manifests (data, environment) and kept logs are
+  entities ``object:<blob id>``, a data manifest a ``prov:Collection`` with its files as
+  members;
+* **agents**: the person who ran it (``agent:user/<user>@<host>``) and git-prov itself
+  (``agent:software/git-prov-<version>``), which acted on the person's behalf.
+
+Identifiers are qualified names under ``urn:git-prov:…`` namespaces declared in
+``prefix``. The output is deterministic: the same runs give the same document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from git_prov.export import ExportRun
+from git_prov.model.manifest import DataEntry, DataManifest
+from git_prov.model.values import to_json_safe
+
+PREFIXES = {
+    "gitprov": "urn:git-prov:vocab#",
+    "run": "urn:git-prov:run:",
+    "commit": "urn:git-prov:commit:",
+    "file": "urn:git-prov:file:",
+    "object": "urn:git-prov:object:",
+    "agent": "urn:git-prov:agent:",
+    "param": "urn:git-prov:param:",
+    "metric": "urn:git-prov:metric:",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+_SAFE = "/._-~"
+
+
+def _qname(value: str) -> dict[str, str]:
+    """A ``prov:type``-style value naming a type, as PROV-JSON writes qualified names."""
+    return {"$": value, "type": "prov:QUALIFIED_NAME"}
+
+
+class _Document:
+    """A PROV-JSON document under construction: maps of records by id, relations numbered
+    in the order they are added (callers add in a deterministic order)."""
+
+    def __init__(self) -> None:
+        self.maps: dict[str, dict[str, dict[str, Any]]] = {}
+        self.counters: dict[str, int] = {}
+        self.seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+
+    def node(self, kind: str, ident: str, attributes: Mapping[str, Any]) -> str:
+        nodes = self.maps.setdefault(kind, {})
+        nodes.setdefault(ident, {}).update(_clean(attributes))
+        return ident
+
+    def relation(self, kind: str, prefix: str, attributes: Mapping[str, str]) -> None:
+        key = (kind, tuple(sorted(attributes.items())))
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        number = self.counters.get(kind, 0) + 1
+        self.counters[kind] = number
+        self.maps.setdefault(kind, {})[f"_:{prefix}{number}"] = dict(attributes)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"prefix": dict(PREFIXES)}
+        out.update({kind: nodes for kind, nodes in self.maps.items() if nodes})
+        return out
+
+
+def prov_document(runs: Sequence[ExportRun]) -> dict[str, Any]:
+    """The PROV-JSON document describing ``runs`` (see the module doc)."""
+    doc = _Document()
+    for run in runs:
+        _add_run(doc, run)
+    return doc.to_json()
+
+
+def _add_run(doc: _Document, run: ExportRun) -> None:
+    r = run.record
+    activity = f"run:{r.id}"
+    attributes: dict[str, Any] = {
+        "prov:startTime": r.started,
+        "prov:endTime": r.ended,
+        "prov:type": _qname("gitprov:Run"),
+        "prov:label": r.command,
+        "gitprov:command": r.command,
+        "gitprov:status": r.status,
+        "gitprov:exitCode": r.exit_code,
+        "gitprov:signal": r.signal,
+        "gitprov:duration": r.duration,
+        "gitprov:cwd": r.cwd,
+        "gitprov:branch": r.branch,
+        "gitprov:message": r.message,
+        "gitprov:tags": list(r.tags) or None,
+        "gitprov:origin": r.origin,
+        "gitprov:reproduces": r.reproduces,
+        "gitprov:shownOn": [f"commit:{c}" for c in run.shown_on if c != r.commit] or None,
+    }
+    for name, value in sorted(r.params.items()):
+        attributes[f"param:{quote(name, safe=_SAFE)}"] = value
+    for name, value in sorted(r.metrics.items()):
+        attributes[f"metric:{quote(name, safe=_SAFE)}"] = value
+    doc.node("activity", activity, attributes)
+
+    # The code: the commit, and the snapshot of a dirty tree derived from it.
+    commit = doc.node(
+        "entity",
+        f"commit:{r.commit}",
+        {"prov:type": _qname("gitprov:Commit"), "prov:label": r.commit[:12]},
+    )
+    source = commit
+    if r.snapshot:
+        source = doc.node(
+            "entity",
+            f"commit:{r.snapshot}",
+            {
+                "prov:type": _qname("gitprov:Snapshot"),
+                "prov:label": f"dirty working tree on {r.commit[:12]}",
+            },
+        )
+        doc.relation(
+            "wasDerivedFrom",
+            "d",
+            {"prov:generatedEntity": source, "prov:usedEntity": commit},
+        )
+    doc.relation("used", "u", {"prov:activity": activity, "prov:entity": source})
+
+    # Data.
+    for manifest, oid, relation in (
+        (run.inputs, r.inputs, "used"),
+        (run.outputs, r.outputs, "wasGeneratedBy"),
+    ):
+        if manifest is None or oid is None:
+            continue
+        collection = _add_manifest(doc, oid, manifest)
+        for entry in manifest.entries:
+            entity = _add_file(doc, entry)
+            doc.relation("hadMember", "m", {"prov:collection": collection, "prov:entity": entity})
+            if relation == "used":
+                doc.relation("used", "u", {"prov:activity": activity, "prov:entity": entity})
+            else:
+                doc.relation(
+                    "wasGeneratedBy",
+                    "g",
+                    {"prov:entity": entity, "prov:activity": activity, "prov:time": r.ended},
+                )
+    if r.env and run.environment is not None:
+        env = doc.node(
+            "entity",
+            f"object:{r.env}",
+            {
+                "prov:type": _qname("gitprov:EnvironmentManifest"),
+                "prov:label": run.environment.summary() or "environment",
+                "gitprov:python": run.environment.python.get("version"),
+                "gitprov:packages": len(run.environment.packages) or None,
+            },
+        )
+        doc.relation("used", "u", {"prov:activity": activity, "prov:entity": env})
+    for name in ("stdout", "stderr"):
+        oid = getattr(r, name)
+        if oid:
+            log = doc.node(
+                "entity", f"object:{oid}", {"prov:type": _qname("gitprov:Log"), "prov:label": name}
+            )
+            doc.relation(
+                "wasGeneratedBy",
+                "g",
+                {"prov:entity": log, "prov:activity": activity, "prov:time": r.ended},
+            )
+
+    # Agents: who ran it, and git-prov, which recorded it on their behalf.
+    person = None
+    if r.user or r.host:
+        who = f"{r.user or 'unknown'}@{r.host or 'unknown'}"
+        person = doc.node(
+            "agent",
+            f"agent:user/{quote(who, safe='@._-')}",
+            {
+                "prov:type": _qname("prov:Person"),
+                "prov:label": who,
+                "gitprov:user": r.user,
+                "gitprov:host": r.host,
+            },
+        )
+        doc.relation(
+            "wasAssociatedWith",
+            "a",
+            {"prov:activity": activity, "prov:agent": person},
+        )
+    tool = r.tool or "git-prov"
+    software = doc.node(
+        "agent",
+        f"agent:software/{quote(tool.replace('/', '-'), safe='._-')}",
+        {"prov:type": _qname("prov:SoftwareAgent"), "prov:label": tool},
+    )
+    doc.relation("wasAssociatedWith", "a", {"prov:activity": activity, "prov:agent": software})
+    if person is not None:
+        doc.relation(
+            "actedOnBehalfOf",
+            "b",
+            {"prov:delegate": software, "prov:responsible": person, "prov:activity": activity},
+        )
+
+
+def _add_manifest(doc: _Document, oid: str, manifest: DataManifest) -> str:
+    return doc.node(
+        "entity",
+        f"object:{oid}",
+        {
+            "prov:type": [_qname("prov:Collection"), _qname("gitprov:DataManifest")],
+            "prov:label": ", ".join(manifest.paths) or "data manifest",
+            "gitprov:paths": list(manifest.paths) or None,
+            "gitprov:missing": list(manifest.missing) or None,
+        },
+    )
+
+
+def _add_file(doc: _Document, entry: DataEntry) -> str:
+    ident = (
+        f"file:{quote(entry.path, safe=_SAFE)}@{quote(entry.algorithm, safe='._-')}-"
+        f"{quote(entry.digest, safe='._-')}"
+    )
+    return doc.node(
+        "entity",
+        ident,
+        {
+            "prov:type": _qname("gitprov:File"),
+            "prov:label": entry.path,
+            "gitprov:path": entry.path,
+            "gitprov:hash": entry.hash,
+            "gitprov:hashSource": entry.source,
+            "gitprov:size": entry.size,
+            "gitprov:mode": entry.mode,
+            "gitprov:link": entry.link,
+        },
+    )
+
+
+def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as PROV-JSON values: no nulls, no empty lists, no non-finite numbers."""
+    return {
+        k: to_json_safe(v) for k, v in attributes.items() if v is not None and v != [] and v != ""
+    }
