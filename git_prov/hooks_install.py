@@ -5,7 +5,11 @@ repository's top-level ``hooks/<name>``; a test keeps the two equal). Installing
 where git looks for hooks (``git rev-parse --git-path hooks``, which honours
 ``core.hooksPath`` and worktrees) with the interpreter that installed it filled in, so the
 hook works even when ``git-prov`` is not on PATH. A foreign hook already there is kept as
-``<name>.legacy`` and chained by the trampoline; uninstalling puts it back.
+``<name>.legacy`` and chained by the trampoline (before ours for ``pre-push``, so that it
+can still stop a push; after ours otherwise); uninstalling puts it back.
+
+Only the git binary is used: any repository with ``git()``, ``workdir`` and ``git_dir``
+will do (a ``GitRepo``, or the pygit2-free ``SyncRepo`` of :mod:`git_prov.sync`).
 """
 
 from __future__ import annotations
@@ -13,16 +17,32 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 from git_prov.errors import RepositoryProblem, UsageProblem
-from git_prov.store.repo import GitRepo
 
 TEMPLATE_PREFIX = "hook-"
 PYTHON_LINE = "GIT_PROV_PYTHON=''"
 LEGACY_SUFFIX = ".legacy"
+# Hooks whose chained legacy hook runs before ours: a pre-push hook decides whether the
+# push happens at all, and provenance must not leave when it says no.
+LEGACY_RUNS_FIRST = frozenset({"pre-push"})
+
+
+class HookRepo(Protocol):
+    """What installing a hook needs of a repository (``GitRepo`` and ``SyncRepo`` fit)."""
+
+    @property
+    def workdir(self) -> Path | None: ...
+
+    @property
+    def git_dir(self) -> Path: ...
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]: ...
 
 
 def available_hooks() -> list[str]:
@@ -58,7 +78,7 @@ def hook_marker(name: str) -> str:
     return f"# git-prov {name} hook"
 
 
-def hooks_dir(repo: GitRepo) -> Path:
+def hooks_dir(repo: HookRepo) -> Path:
     """Where git runs hooks from for this repository (``core.hooksPath`` honoured)."""
     proc = repo.git("rev-parse", "--git-path", "hooks")
     path = Path(proc.stdout.decode().strip())
@@ -75,10 +95,11 @@ def is_ours(path: Path, name: str) -> bool:
         return False
 
 
-def install_hook(repo: GitRepo, name: str) -> list[str]:
+def install_hook(repo: HookRepo, name: str) -> list[str]:
     """Install hook ``name``; returns one line per step (and a ``hint:`` when
     ``core.hooksPath`` is set). Idempotent; an older git-prov version of the hook is
-    replaced; a foreign hook is moved to ``<name>.legacy`` and still runs."""
+    replaced; a foreign hook is moved to ``<name>.legacy`` and still runs (first, for
+    ``pre-push``)."""
     text = render_hook(name)
     folder = hooks_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,14 +121,15 @@ def install_hook(repo: GitRepo, name: str) -> list[str]:
                     f"merge them into one {name} hook by hand, then run this again",
                 )
             hook.rename(legacy)
-            done.append(f"kept your {name} hook as {legacy.name}; it still runs after ours")
+            order = "first" if name in LEGACY_RUNS_FIRST else "after ours"
+            done.append(f"kept your {name} hook as {legacy.name}; it still runs {order}")
     _write_executable(hook, text)
     if not done:
         done.append(f"{name} hook: installed ({hook})")
     return done + _hooks_path_hint(repo)
 
 
-def uninstall_hook(repo: GitRepo, name: str) -> list[str]:
+def uninstall_hook(repo: HookRepo, name: str) -> list[str]:
     """Remove git-prov's hook ``name`` and put back the one it chained, if any."""
     hook_template(name)  # an unknown name is a usage error
     folder = hooks_dir(repo)
@@ -133,7 +155,7 @@ def _write_executable(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _hooks_path_hint(repo: GitRepo) -> list[str]:
+def _hooks_path_hint(repo: HookRepo) -> list[str]:
     proc = repo.git("config", "--get", "core.hooksPath", check=False)
     configured = proc.stdout.decode().strip()
     if not configured:

@@ -1,7 +1,7 @@
 """Sharing provenance with remotes: fetch, push, sync, and the opt-in for plain git.
 
 Transport is always the ``git`` binary (it honours credential helpers, and its push status
-is what the server said); local objects and refs are pygit2. The refs that travel:
+is what the server said). The refs that travel:
 
 * ``refs/prov/objects`` (manifests, logs, kept commits) and ``refs/notes/prov`` (the runs),
   pushed objects first, in one atomic push, never forced;
@@ -11,58 +11,67 @@ is what the server said); local objects and refs are pygit2. The refs that trave
 
 Every rejected push (someone pushed first, a lost ref lock, a stale old value, a declining
 hook) is answered by fetch + merge + retry, a bounded number of times with jittered backoff.
+After a merge brings runs, the ``git log`` display is refreshed for the commits whose notes
+changed, and (``fetch``/``sync``) :func:`git_prov.rewrite.remap` attaches arrived runs
+whose commits were rewritten elsewhere (a hosting service's squash merge).
+
+Start-up matters here: ``git prov sync`` rides on a ``git fetch``/``git push`` that take
+tens of milliseconds, and importing pygit2 alone costs more. So this module reads and
+moves refs, pushes, fetches and counts runs with the git binary (:class:`SyncRepo`), and
+loads pygit2 (through :mod:`git_prov.store`) only when a merge is needed. The common cases
+need none: a push git accepts as a fast-forward proves the remote held nothing we lack,
+and a fetch that brings nothing we do not already contain has nothing to merge.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import random
 import re
-import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-import pygit2
+from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
 
-from git_prov.errors import ProvError, RemoteProblem, RepositoryProblem
-from git_prov.store import merge
-from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
-from git_prov.store.repo import GitRepo
+if TYPE_CHECKING:
+    from git_prov.rewrite import RemapMatch
+    from git_prov.store.repo import GitRepo
 
+# The same names as git_prov.store.ledger (not imported: that module loads pygit2).
+NOTES_REF = "refs/notes/prov"
+OBJECTS_REF = "refs/prov/objects"
 DEFAULT_ATTEMPTS = 12
 FETCH_ATTEMPTS = 4
 BACKOFF_BASE = 0.05  # seconds; doubled per attempt, capped, fully jittered
 BACKOFF_CAP = 1.5
 # Set in the environment of every git we start; the pre-push hook does nothing under it.
 HOOK_GUARD_ENV = "GIT_PROV_IN_PUSH"
-HOOK_MARKER = "# git-prov pre-push hook"
 MERGE_MESSAGE = "git-prov: merge provenance from {remote}"
 RUN_COUNT_CACHE = "run-counts"
-
-# The pre-push trampoline (also shipped as hooks/pre-push; a test keeps the two equal).
-PRE_PUSH_HOOK = """\
-#!/bin/sh
-# git-prov pre-push hook: a plain `git push` also pushes provenance
-# (refs/prov/objects and refs/notes/prov) to the same remote.
-# Installed by `git prov init --remote REMOTE --push-hook`; delete this file to stop.
-# A pre-push hook that was here before is kept as pre-push.legacy and runs first, with the
-# same arguments and input; if it fails, the push stops, as it did before.
-here=$(dirname -- "$0")
-refs=$(cat)
-if [ -x "$here/pre-push.legacy" ]; then
-    if [ -n "$refs" ]; then printf '%s\\n' "$refs"; fi | "$here/pre-push.legacy" "$@" || exit $?
-fi
-[ -n "$GIT_PROV_IN_PUSH" ] && exit 0
-if command -v git-prov >/dev/null 2>&1; then
-    if [ -n "$refs" ]; then printf '%s\\n' "$refs"; fi | git prov hook pre-push "$@"
-else
-    echo "warning: git-prov is not on PATH: provenance was not pushed" >&2
-fi
-exit 0
-"""
+RUN_COUNT_KEPT = 4  # trees whose run count is remembered
+# The JSON of a run record always holds this (canonical JSON: no spaces, sorted keys); the
+# same test as git_prov.store.merge.count_run_lines, which a test keeps in step.
+RUN_MARK = '"kind":"run"'
+_HEX = frozenset("0123456789abcdef")
+_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote|extensions\.refstorage)$"
+# LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
+_GIT_ENV = {"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"}
+_REF_FORMAT = "--format=%(objectname) %(objecttype) %(tree) %(refname)"
+# What an operation reads first: the ledger refs and every remote's tracking copies.
+_LEDGER_PATTERNS = (NOTES_REF, OBJECTS_REF, "refs/notes/remotes/", "refs/prov/remotes/")
+_WHERE = (
+    "rev-parse",
+    "--path-format=absolute",
+    "--git-dir",
+    "--git-common-dir",
+    "--show-toplevel",
+    "--symbolic-full-name",
+    "HEAD",
+)
 
 
 def tracking_refs(remote: str) -> dict[str, str]:
@@ -85,6 +94,246 @@ def fetch_refspecs(remote: str) -> list[str]:
     ]
 
 
+# ---- the repository, through the git binary ---------------------------------------------------
+
+
+class SyncRepo:
+    """A repository as sharing sees it: the ``git`` binary for refs, transport and
+    counting, and a pygit2 :class:`~git_prov.store.repo.GitRepo` opened only when a merge
+    needs one (:meth:`full`).
+
+    Open one with :meth:`open` from a path, or wrap an open ``GitRepo``. Every function of
+    this module takes either (or a path).
+    """
+
+    # (Plain classes, not dataclasses, for what every start-up defines: it is cheaper.)
+    def __init__(
+        self,
+        git_dir: Path,
+        common_dir: Path,
+        workdir: Path | None,
+        branch: str | None,
+        *,
+        full: GitRepo | None = None,
+        config: dict[str, list[str]] | None = None,
+    ):
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        self.workdir = workdir
+        self.branch = branch  # the checked-out branch's short name; None when detached
+        self._full = full
+        self._config = config
+        # (old tree, new tree) → (runs gained, runs lost), as counted in this session
+        self._diffs: dict[tuple[str, str], tuple[int, int] | None] = {}
+
+    def __repr__(self) -> str:
+        return f"SyncRepo({self.workdir or self.git_dir})"
+
+    @classmethod
+    def open(cls, target: RepoLike) -> SyncRepo:
+        """A SyncRepo for ``target``: a path inside a repository, a ``GitRepo`` or a
+        SyncRepo (returned as it is). Repositories the quick look cannot read (bare, no
+        commit yet, reftable, not a repository) are opened through pygit2, which says
+        clearly what is wrong with them."""
+        return cls._open(target)[0]
+
+    @classmethod
+    def _open(cls, target: RepoLike) -> tuple[SyncRepo, dict[str, Tip] | None]:
+        """:meth:`open`, and, from a path, the refs of :data:`_LEDGER_PATTERNS` as they are
+        now: where the repository is, its remotes and its ledger refs are asked at once
+        (three git processes side by side), since every operation starts with all three."""
+        if isinstance(target, SyncRepo):
+            return target, None
+        if not isinstance(target, str | os.PathLike):
+            return cls._wrap(target), None
+        path = Path(target)
+        jobs = [
+            _start_git(path, _WHERE),
+            _start_git(path, ("config", "-z", "--get-regexp", _CONFIG_KEYS)),
+            _start_git(path, ("for-each-ref", _REF_FORMAT, *_LEDGER_PATTERNS), env=_GIT_ENV),
+        ]
+        where, config, refs = (_finish_git(job) for job in jobs)
+        lines = where.stdout.decode(errors="replace").splitlines()
+        if where.returncode != 0 or len(lines) != 4:
+            return cls._wrap(_open_full(path)), None
+        head = lines[3]
+        repo = cls(
+            git_dir=Path(lines[0]).resolve(),
+            common_dir=Path(lines[1]).resolve(),
+            workdir=Path(lines[2]).resolve(),
+            branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
+            config=_parse_config(config.stdout),
+        )
+        if any(v.lower() == "reftable" for v in repo.config().get("extensions.refstorage", [])):
+            return cls._wrap(_open_full(path)), None  # raises the clear reftable error
+        return repo, _parse_refs(refs.stdout, None) if refs.returncode == 0 else None
+
+    @classmethod
+    def _wrap(cls, repo: GitRepo) -> SyncRepo:
+        return cls(repo.git_dir, repo.common_dir, repo.workdir, repo.branch_name(), full=repo)
+
+    @property
+    def prov_dir(self) -> Path:
+        """Local caches: ``<git common dir>/prov``."""
+        path = self.common_dir / "prov"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run the git binary on this repository (RepositoryProblem on failure if
+        ``check``), as ``GitRepo.git`` does."""
+        proc = _run_git(self.workdir or self.git_dir, args, input=input, env=env)
+        if check and proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip().splitlines()
+            detail = message[-1] if message else f"exit status {proc.returncode}"
+            raise RepositoryProblem(f"git {args[0]} failed: {detail}")
+        return proc
+
+    def full(self) -> GitRepo:
+        """The pygit2-backed repository (opened on first use)."""
+        if self._full is None:
+            self._full = _open_full(self.git_dir)
+        return self._full
+
+    def config(self) -> dict[str, list[str]]:
+        """The configuration sharing needs (remote URLs, branch upstreams), read once."""
+        if self._config is None:
+            proc = self.git("config", "-z", "--get-regexp", _CONFIG_KEYS, check=False)
+            self._config = _parse_config(proc.stdout)
+        return self._config
+
+
+def _parse_config(output: bytes) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for item in output.decode(errors="replace").split("\0"):
+        key, _, value = item.partition("\n")
+        if key:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+# What every function here takes: a path inside a repository, or an open repository.
+RepoLike: TypeAlias = "SyncRepo | GitRepo | str | os.PathLike[str]"
+
+
+def _start_git(
+    cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None, input: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``git args…`` in ``cwd``; :func:`_finish_git` waits for it."""
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.PIPE if input else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env} if env is not None else None,
+        )
+    except FileNotFoundError:
+        raise RepositoryProblem("the git command is not installed or not on PATH") from None
+
+
+def _finish_git(
+    proc: subprocess.Popen[bytes], input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    out, err = proc.communicate(input)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _run_git(
+    cwd: Path,
+    args: Sequence[str],
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return _finish_git(_start_git(cwd, args, env=env, input=input is not None), input)
+
+
+def _open_full(path: Path) -> GitRepo:
+    from git_prov.store.repo import open_repo
+
+    return open_repo(path)
+
+
+def _git(
+    repo: SyncRepo, *args: str, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return repo.git(*args, input=input, check=False, env=_GIT_ENV)
+
+
+class Tip(NamedTuple):
+    """Where a ref points: a commit and its tree (None when the ref names no commit)."""
+
+    commit: str
+    tree: str | None
+
+
+def read_refs(repo: SyncRepo, names: Iterable[str]) -> dict[str, Tip]:
+    """The refs of ``names`` that exist, in one ``git for-each-ref``."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}  # (no pattern at all would list every ref)
+    proc = _git(repo, "for-each-ref", _REF_FORMAT, *wanted)
+    if proc.returncode != 0:
+        raise RepositoryProblem(
+            "cannot read the ledger refs: "
+            + (proc.stderr.decode(errors="replace").strip() or "git for-each-ref failed")
+        )
+    return _parse_refs(proc.stdout, wanted)
+
+
+def _parse_refs(output: bytes, wanted: Sequence[str] | None) -> dict[str, Tip]:
+    found: dict[str, Tip] = {}
+    for line in output.decode().splitlines():
+        parts = line.split(" ")
+        if len(parts) == 4 and (wanted is None or parts[3] in wanted):
+            found[parts[3]] = Tip(parts[0], parts[2] if parts[1] == "commit" else None)
+    return found
+
+
+def _refs_of(
+    repo: SyncRepo, names: Iterable[str], opened: Mapping[str, Tip] | None
+) -> dict[str, Tip]:
+    """``names`` from the refs read while opening (:meth:`SyncRepo._open`), else read now."""
+    if opened is None:
+        return read_refs(repo, names)
+    return {name: opened[name] for name in names if name in opened}
+
+
+def _ledger_tip(refs: Mapping[str, Tip], ref: str) -> Tip | None:
+    """A local ledger ref from ``refs``; a clear error when it names no commit."""
+    tip = refs.get(ref)
+    if tip is not None and tip.tree is None:
+        raise CorruptLedger(
+            f"{ref} does not point at a commit", f"inspect it with `git show {ref}`"
+        )
+    return tip
+
+
+def _descends(repo: SyncRepo, commit: str, ancestor: str) -> bool:
+    """True when ``ancestor`` is reachable from ``commit`` (False when git cannot tell)."""
+    return _git(repo, "merge-base", "--is-ancestor", ancestor, commit).returncode == 0
+
+
+def _contains(repo: SyncRepo, ours: Sequence[str], theirs: Sequence[str]) -> bool:
+    """True when every commit reachable from ``theirs`` is reachable from ``ours``: one
+    ``rev-list`` for both ledger refs (their histories never share a commit: kept commits
+    are run commits, never ledger commits)."""
+    if not theirs:
+        return True
+    if not ours:
+        return False
+    proc = _git(repo, "rev-list", "-n", "1", *theirs, "--not", *ours, "--")
+    return proc.returncode == 0 and not proc.stdout.strip()
+
+
 # ---- results ---------------------------------------------------------------------------------
 
 
@@ -93,7 +342,9 @@ class FetchResult:
     """What ``fetch`` did: runs new to the local ledger, and what to warn about.
 
     ``rewritten`` names the remote's ledger refs that were force-rewritten since the last
-    fetch (they were still union-merged: no local run is dropped).
+    fetch (they were still union-merged: no local run is dropped). ``remapped`` lists the
+    arrived runs that :func:`git_prov.rewrite.remap` attached to the commits their code
+    was copied to; ``remap_problem`` says why that step failed (the fetch itself did not).
     """
 
     remote: str
@@ -103,6 +354,8 @@ class FetchResult:
     conflicts: tuple[str, ...] = ()
     object_conflicts: tuple[str, ...] = ()
     rewritten: tuple[str, ...] = ()
+    remapped: tuple[RemapMatch, ...] = ()
+    remap_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +376,7 @@ class PushResult:
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What ``sync`` (fetch + merge + push, retried) did."""
+    """What ``sync`` (fetch + merge + push, retried) did; ``remapped`` as for fetch."""
 
     remote: str
     had_provenance: bool
@@ -134,6 +387,8 @@ class SyncResult:
     conflicts: tuple[str, ...] = ()
     object_conflicts: tuple[str, ...] = ()
     rewritten: tuple[str, ...] = ()
+    remapped: tuple[RemapMatch, ...] = ()
+    remap_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,23 +404,20 @@ class HookResult:
 # ---- remotes ---------------------------------------------------------------------------------
 
 
-def _config(repo: GitRepo, key: str) -> str | None:
-    try:
-        value = repo.pygit.config[key]
-    except (KeyError, pygit2.GitError):
-        return None
-    return str(value) if value is not None else None
+def remote_names(repo: RepoLike) -> list[str]:
+    """The configured remotes (those with a URL, as git and libgit2 list them)."""
+    names: list[str] = []
+    for key in SyncRepo.open(repo).config():
+        if key.startswith("remote.") and key.endswith((".url", ".pushurl")):
+            names.append(key[len("remote.") :].rpartition(".")[0])
+    return [name for name in dict.fromkeys(names) if name]
 
 
-def remote_names(repo: GitRepo) -> list[str]:
-    """The configured remotes."""
-    return [name for name in repo.pygit.remotes.names() if name]
-
-
-def resolve_remote(repo: GitRepo, remote: str | None = None) -> str:
+def resolve_remote(repo: RepoLike, remote: str | None = None) -> str:
     """The remote to use: the one named, else the current branch's upstream remote, else
     ``origin``, else the only remote. A clear RemoteProblem when there is none."""
-    names = remote_names(repo)
+    sync_repo = SyncRepo.open(repo)
+    names = remote_names(sync_repo)
     if remote is not None:
         if remote in names:
             return remote
@@ -173,11 +425,10 @@ def resolve_remote(repo: GitRepo, remote: str | None = None) -> str:
         raise RemoteProblem(
             f"no remote named {remote!r}{known}", f"add it with `git remote add {remote} URL`"
         )
-    branch = repo.branch_name()
-    if branch:
-        upstream = _config(repo, f"branch.{branch}.remote")
-        if upstream and upstream in names:
-            return upstream
+    if sync_repo.branch:
+        upstream = sync_repo.config().get(f"branch.{sync_repo.branch}.remote", [])
+        if upstream and upstream[-1] in names:
+            return upstream[-1]
     if "origin" in names:
         return "origin"
     if len(names) == 1:
@@ -191,11 +442,6 @@ def resolve_remote(repo: GitRepo, remote: str | None = None) -> str:
         f"several remotes ({', '.join(names)}) and none is the upstream or origin",
         "name one, e.g. `git prov sync REMOTE`",
     )
-
-
-def _git(repo: GitRepo, *args: str) -> subprocess.CompletedProcess[bytes]:
-    # LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
-    return repo.git(*args, check=False, env={"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"})
 
 
 _UNREACHABLE = (
@@ -271,25 +517,14 @@ def _shallow_problem(remote: str, detail: str) -> RemoteProblem:
 # ---- fetch -----------------------------------------------------------------------------------
 
 
-def _ref_value(repo: GitRepo, ref: str) -> pygit2.Oid | None:
-    try:
-        return pygit2.Oid(hex=str(repo.pygit.references[ref].target))
-    except (KeyError, pygit2.GitError):
-        return None
-
-
-def _tree_of(repo: GitRepo, oid: pygit2.Oid | None) -> pygit2.Tree | None:
-    if oid is None:
-        return None
-    obj = repo.pygit.get(oid)
-    return obj.tree if isinstance(obj, pygit2.Commit) else None
-
-
-def _fetch_tracking(repo: GitRepo, remote: str) -> tuple[bool, list[str]]:
+def _fetch_tracking(
+    repo: SyncRepo, remote: str, opened: Mapping[str, Tip] | None = None
+) -> tuple[bool, list[str], dict[str, Tip]]:
     """Fetch the remote's ledger refs into their tracking refs, in one round trip when the
-    remote has provenance. Returns (whether it has any, refs that were force-rewritten)."""
+    remote has provenance. Returns (whether it has any, refs that were force-rewritten,
+    the local ledger refs and their tracking copies afterwards)."""
     tracking = tracking_refs(remote)
-    before = {ref: _ref_value(repo, ref) for ref in tracking.values()}
+    before = _refs_of(repo, tracking.values(), opened)
     base = ["fetch", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", remote]
     specs = [f"+{src}:{dst}" for src, dst in tracking.items()]
     proc = _git_fetch(repo, base, specs)
@@ -299,29 +534,33 @@ def _fetch_tracking(repo: GitRepo, remote: str) -> tuple[bool, list[str]]:
         # The remote lacks one or both refs (no provenance yet, or a partial push).
         present = _remote_ledger_refs(repo, remote)
         for src, dst in tracking.items():
-            if src not in present and before[dst] is not None:
+            if src not in present and dst in before:
                 # A copy of a ref the remote no longer has: forget it (ours stays intact).
-                repo.pygit.references.delete(dst)
+                _git(repo, "update-ref", "-d", dst, before[dst].commit)
         specs = [f"+{src}:{dst}" for src, dst in tracking.items() if src in present]
         if specs:
             proc = _git_fetch(repo, base, specs)
             if proc.returncode != 0:
                 raise _transport_problem("fetching provenance from", remote, proc.stderr)
+    after = read_refs(repo, [*tracking, *tracking.values()])
     rewritten = []
-    has_any = False
     for src, dst in tracking.items():
-        old, new = before[dst], _ref_value(repo, dst)
-        has_any = has_any or new is not None
-        if old is not None and new is not None and old != new and not _descends(repo, new, old):
+        old, new = before.get(dst), after.get(dst)
+        if (
+            old is not None
+            and new is not None
+            and old.commit != new.commit
+            and not _descends(repo, new.commit, old.commit)
+        ):
             rewritten.append(src)
-    return has_any, rewritten
+    return any(dst in after for dst in tracking.values()), rewritten, after
 
 
 _LOCAL_LOCK = ("cannot lock ref", "unable to update local ref", "could not be updated")
 
 
 def _git_fetch(
-    repo: GitRepo, base: list[str], specs: list[str]
+    repo: SyncRepo, base: list[str], specs: list[str]
 ) -> subprocess.CompletedProcess[bytes]:
     # Two fetches of one clone at once (two syncs, a plain `git fetch`) can collide on the
     # tracking refs' locks: that is a local race, so try again rather than fail.
@@ -334,7 +573,7 @@ def _git_fetch(
     return proc
 
 
-def _remote_ledger_refs(repo: GitRepo, remote: str) -> set[str]:
+def _remote_ledger_refs(repo: SyncRepo, remote: str) -> set[str]:
     proc = _git(repo, "ls-remote", remote, OBJECTS_REF, NOTES_REF)
     if proc.returncode != 0:
         raise _transport_problem("listing the refs of", remote, proc.stderr)
@@ -342,28 +581,26 @@ def _remote_ledger_refs(repo: GitRepo, remote: str) -> set[str]:
     return names & {OBJECTS_REF, NOTES_REF}
 
 
-def _descends(repo: GitRepo, commit: pygit2.Oid, ancestor: pygit2.Oid) -> bool:
-    try:
-        return bool(repo.pygit.descendant_of(commit, ancestor))
-    except (pygit2.GitError, KeyError, ValueError):
-        return False
-
-
-@dataclass
 class _Merged:
-    runs_added: int = 0
-    conflicts: set[str] = field(default_factory=set)
-    object_conflicts: set[str] = field(default_factory=set)
+    """What merging tracking refs did, summed over the refs (and over push retries)."""
+
+    def __init__(self) -> None:
+        self.merged = False  # a ledger ref moved
+        self.runs_added = 0
+        self.conflicts: set[str] = set()
+        self.object_conflicts: set[str] = set()
+        self.changed: set[str] | None = set()  # commits whose note changed; None: all
 
 
-def merge_tracking(repo: GitRepo, remote: str) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+def merge_tracking(repo: RepoLike, remote: str) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
     """Merge the remote's tracking refs (filled by ``git prov fetch`` or, once
     :func:`configure_remote` ran, by a plain ``git fetch``) into the local ledger.
 
     Objects first, then notes. Cheap when nothing changed (a ref lookup and an ancestry
-    test). Returns (runs added, run ids in conflict, object paths in conflict).
+    test, without loading pygit2). Returns (runs added, run ids in conflict, object paths
+    in conflict).
     """
-    merged = _merge_tracking(repo, remote)
+    merged = _merge_tracking(SyncRepo.open(repo), remote)
     return (
         merged.runs_added,
         tuple(sorted(merged.conflicts)),
@@ -371,55 +608,151 @@ def merge_tracking(repo: GitRepo, remote: str) -> tuple[int, tuple[str, ...], tu
     )
 
 
-def _merge_tracking(repo: GitRepo, remote: str) -> _Merged:
-    ledger = Ledger(repo)
+def _merge_tracking(repo: SyncRepo, remote: str, refs: Mapping[str, Tip] | None = None) -> _Merged:
+    """Merge ``remote``'s tracking refs into ours (``refs``: the four refs, if just read)."""
     out = _Merged()
+    tracking = tracking_refs(remote)
+    if refs is None:
+        refs = read_refs(repo, [*tracking, *tracking.values()])
+    todo = []
+    for local, copy in tracking.items():  # objects first, then notes
+        theirs, ours = refs.get(copy), _ledger_tip(refs, local)
+        if theirs is not None and (ours is None or ours.commit != theirs.commit):
+            todo.append((local, theirs, ours))
+    ours_tips = [ours.commit for _, _, ours in todo if ours is not None]
+    if not todo or (
+        len(ours_tips) == len(todo)
+        and _contains(repo, ours_tips, [theirs.commit for _, theirs, _ in todo])
+    ):
+        return out  # every remote commit is already in ours (we are ahead, or equal)
+    # A real merge: this is where pygit2 is needed.
+    from git_prov.store import merge
+    from git_prov.store.ledger import Ledger
+
+    ledger = Ledger(repo.full())
     message = MERGE_MESSAGE.format(remote=remote)
-    for local, tracking in tracking_refs(remote).items():  # objects first, then notes
-        theirs = _ref_value(repo, tracking)
-        if theirs is None:
-            continue
-        ours = _ref_value(repo, local)
-        if ours is not None and (ours == theirs or _descends(repo, ours, theirs)):
-            continue
-        result = merge.merge_commit_into(ledger, local, theirs, message=message)
+    for local, theirs, _ in todo:
+        result = merge.merge_commit_into(ledger, local, theirs.commit, message=message)
         out.conflicts.update(result.conflicts)
         out.object_conflicts.update(result.object_conflicts)
-        if local == NOTES_REF and result.action != merge.UP_TO_DATE and result.new:
-            new_tree = _tree_of(repo, pygit2.Oid(hex=result.new))
-            if result.old is None:
-                out.runs_added += run_total(repo, new_tree)
-            else:
-                old_tree = _tree_of(repo, pygit2.Oid(hex=result.old))
-                out.runs_added += merge.runs_between(repo.pygit, old_tree, new_tree)[0]
+        out.merged = out.merged or result.action != merge.UP_TO_DATE
+        if local != NOTES_REF or result.action == merge.UP_TO_DATE:
+            continue
+        if result.changed is None or out.changed is None:
+            out.changed = None
+        else:
+            out.changed.update(result.changed)
+        if result.runs_added is not None:
+            out.runs_added += result.runs_added
+        else:  # created: every run is theirs
+            out.runs_added += run_total(repo, theirs.tree)
+    if out.changed is None or out.changed:
+        # The `git log` display is derived from the notes: redo the lines that changed.
+        ledger.refresh_display(sorted(out.changed) if out.changed is not None else None)
     return out
 
 
-def merge_all_tracking(repo: GitRepo) -> int:
+def merge_all_tracking(repo: RepoLike) -> int:
     """:func:`merge_tracking` for every remote; returns the runs added. For readers that
     want what a plain ``git fetch`` brought (after :func:`configure_remote`) to show up."""
+    sync_repo = SyncRepo.open(repo)
+    names = remote_names(sync_repo)
+    copies = read_refs(sync_repo, [ref for n in names for ref in tracking_refs(n).values()])
     added = 0
-    for name in remote_names(repo):
-        if any(_ref_value(repo, ref) is not None for ref in tracking_refs(name).values()):
-            added += _merge_tracking(repo, name).runs_added
+    for name in names:
+        if any(ref in copies for ref in tracking_refs(name).values()):
+            added += _merge_tracking(sync_repo, name).runs_added
     return added
 
 
-def fetch(repo: GitRepo, remote: str | None = None) -> FetchResult:
+def fetch(repo: RepoLike, remote: str | None = None, *, remap: bool = True) -> FetchResult:
     """Fetch ``remote``'s provenance into tracking refs and union-merge it into the local
-    ledger. A remote without provenance is not an error (``had_provenance`` is False)."""
-    name = resolve_remote(repo, remote)
-    had, rewritten = _fetch_tracking(repo, name)
-    merged = _merge_tracking(repo, name)
+    ledger. A remote without provenance is not an error (``had_provenance`` is False).
+
+    When runs arrived and ``remap``, orphaned runs are matched to the commits their code
+    was copied to (:func:`git_prov.rewrite.remap`): a squash merge made on a hosting
+    service shows up with the runs of the branch it squashed.
+    """
+    sync_repo, opened = SyncRepo._open(repo)
+    name = resolve_remote(sync_repo, remote)
+    return _fetch(sync_repo, name, remap=remap, opened=opened)
+
+
+def _fetch(
+    sync_repo: SyncRepo, name: str, *, remap: bool, opened: Mapping[str, Tip] | None = None
+) -> FetchResult:
+    had, rewritten, refs = _fetch_tracking(sync_repo, name, opened)
+    merged = _merge_tracking(sync_repo, name, refs)
+    before = refs.get(NOTES_REF)
+    remapped, problem = (
+        _remap_arrived(sync_repo, merged.runs_added, before) if remap else ((), None)
+    )
+    notes = None if merged.merged or remapped else _ledger_tip(refs, NOTES_REF)
     return FetchResult(
         remote=name,
         had_provenance=had,
         runs_added=merged.runs_added,
-        runs_total=run_total(repo),
+        runs_total=run_total(sync_repo, notes.tree if notes else None),
         conflicts=tuple(sorted(merged.conflicts)),
         object_conflicts=tuple(sorted(merged.object_conflicts)),
         rewritten=tuple(rewritten),
+        remapped=remapped,
+        remap_problem=problem,
     )
+
+
+def _remap_arrived(
+    repo: SyncRepo, runs_added: int, before: Tip | None
+) -> tuple[tuple[RemapMatch, ...], str | None]:
+    """Remap after runs arrived (the notes ref was at ``before``): (attachments written,
+    why it failed or None).
+
+    :func:`git_prov.rewrite.remap` reads the whole ledger, so it runs only when an arrived
+    run can be an orphan: when a note changed on a commit that this repository has and
+    that no branch, remote-tracking branch, tag or HEAD reaches.
+    """
+    if not runs_added or not _arrived_on_unreachable(repo, before):
+        return (), None
+    from git_prov.rewrite import remap
+
+    try:
+        return remap(repo.full()).matched, None
+    except ProvError as exc:
+        return (), str(exc)
+
+
+# What keeps a commit alive for remap (git_prov.rewrite.REACHABLE_REFS, and HEAD).
+ALIVE_REFS = ("--branches", "--tags", "--remotes")
+
+
+def _arrived_on_unreachable(repo: SyncRepo, before: Tip | None) -> bool:
+    """True when the notes ref, since ``before``, changed the note of a commit this
+    repository has and cannot reach from :data:`ALIVE_REFS` or HEAD."""
+    now = read_refs(repo, [NOTES_REF]).get(NOTES_REF)
+    if now is None or now.tree is None or (before is not None and before.tree == now.tree):
+        return False
+    if before is not None and before.tree is not None:
+        proc = _git(repo, "diff-tree", "-r", "-z", "--name-only", before.tree, now.tree, "--")
+    else:
+        proc = _git(repo, "ls-tree", "-r", "-z", "--name-only", now.tree)
+    if proc.returncode != 0:
+        return True  # cannot tell: let remap look
+    commits = {c for p in proc.stdout.decode().split("\0") if (c := _note_commit(p))}
+    if not commits:
+        return False
+    proc = _git(
+        repo,
+        "rev-list",
+        "-n",
+        "1",
+        "--ignore-missing",  # commits this repository lacks are not orphans, merely elsewhere
+        "--stdin",
+        "--not",
+        *ALIVE_REFS,
+        "HEAD",
+        input="".join(f"{c}\n" for c in sorted(commits)).encode(),
+    )
+    return proc.returncode != 0 or bool(proc.stdout.strip())
 
 
 # ---- push ------------------------------------------------------------------------------------
@@ -443,27 +776,49 @@ _STATUS_LINE = re.compile(
     r"^(?P<flag>[ +\-*!=])\t(?P<src>[^\t]*):(?P<dst>[^\t]*)\t"
     r"(?P<summary>.*)$"
 )
+_FAST_FORWARD = re.compile(r"^(?P<old>[0-9a-f]{4,})\.\.(?P<new>[0-9a-f]{4,})$")
 
 
-@dataclass(frozen=True)
-class _PushOutcome:
+class _PushOutcome(NamedTuple):
     ok: bool
     new_on_remote: bool = False  # the notes ref did not exist there before
     up_to_date: bool = False
     reason: str = ""  # why it was rejected
     race: bool = False
     atomic_unsupported: bool = False
+    remote_old: Mapping[str, str] | None = None  # ref → abbreviated old id (fast-forwards)
 
 
 def _push_once(
-    repo: GitRepo, remote: str, tips: dict[str, pygit2.Oid], atomic: bool
+    repo: SyncRepo,
+    remote: str,
+    tips: dict[str, str],
+    atomic: bool,
+    meanwhile: Callable[[], object] | None = None,
 ) -> _PushOutcome:
-    args = ["push", "--porcelain", "--no-verify", "--no-follow-tags", "--recurse-submodules=no"]
+    """One ``git push`` of ``tips``; ``meanwhile`` runs while git talks to the remote.
+
+    The tracking refs are named as fetch refspecs of the remote for this one command, so
+    git itself sets them to what the remote accepted — as it keeps ``refs/remotes/``
+    current on a push — with no second git process after it.
+    """
+    copies = tracking_refs(remote)
+    args = [
+        *(arg for ref in tips for arg in ("-c", f"remote.{remote}.fetch=+{ref}:{copies[ref]}")),
+        "push",
+        "--porcelain",
+        "--no-verify",
+        "--no-follow-tags",
+        "--recurse-submodules=no",
+    ]
     if atomic:
         args.append("--atomic")
     # Objects first: a note must never reach the remote before what it names.
     specs = [f"{tips[ref]}:{ref}" for ref in (OBJECTS_REF, NOTES_REF) if ref in tips]
-    proc = _git(repo, *args, remote, *specs)
+    job = _start_git(repo.workdir or repo.git_dir, (*args, remote, *specs), env=_GIT_ENV)
+    if meanwhile is not None:
+        meanwhile()
+    proc = _finish_git(job)
     err = proc.stderr.decode(errors="replace")
     if atomic and "does not support --atomic" in err:
         return _PushOutcome(False, atomic_unsupported=True)
@@ -480,10 +835,15 @@ def _push_once(
     rejected = [(ref, summary) for ref, (flag, summary) in statuses.items() if flag == "!"]
     if not rejected and proc.returncode == 0:
         notes = statuses.get(NOTES_REF)
+        remote_old = {}
+        for ref, (flag, summary) in statuses.items():
+            if flag == " " and (match := _FAST_FORWARD.match(summary.strip())):
+                remote_old[ref] = match["old"]
         return _PushOutcome(
             True,
             new_on_remote=notes is not None and notes[0] == "*",
             up_to_date=all(flag == "=" for flag, _ in statuses.values()),
+            remote_old=remote_old,
         )
     if not rejected:
         # Every ref looked fine but git failed anyway: do not trust it, retry.
@@ -503,49 +863,60 @@ def _push_once(
 
 
 def _backoff(attempt: int) -> float:
+    import random  # only a retry needs it
+
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 def _push_with_retries(
-    repo: GitRepo, remote: str, attempts: int, sleep: Callable[[float], None] = time.sleep
+    repo: SyncRepo,
+    remote: str,
+    attempts: int,
+    sleep: Callable[[float], None] = time.sleep,
+    refs: Mapping[str, Tip] | None = None,
 ) -> PushResult:
+    """Push, and answer each rejection with fetch + merge + push again.
+
+    Only a rejection loads pygit2 (for the merge): a push git accepts as a fast-forward
+    proves the remote held nothing we lack; git moves the tracking refs to what it pushed
+    (:func:`_push_once`), and the runs pushed are counted from the notes that changed.
+    """
     tracking = tracking_refs(remote)
+    names = _push_refs(remote)
+    state = dict(refs) if refs is not None else read_refs(repo, names)
     fetched = _Merged()
     rewritten: set[str] = set()
     atomic = True
     refused_unchanged: str | None = None  # a refusal after which the remote did not move
     reason = ""
-    had = _ref_value(repo, tracking[NOTES_REF]) is not None
+    had = tracking[NOTES_REF] in state
     for attempt in range(1, max(1, attempts) + 1):
-        tips = {
-            ref: oid
-            for ref in (OBJECTS_REF, NOTES_REF)
-            if (oid := _ref_value(repo, ref)) is not None
-        }
-        if not tips:
+        local = {ref: tip for ref in (OBJECTS_REF, NOTES_REF) if (tip := _ledger_tip(state, ref))}
+        if not local:
             return PushResult(remote, had, 0, 0, attempt, True, fetched.runs_added)
-        remote_before = _ref_value(repo, tracking[NOTES_REF])
-        outcome = _push_once(repo, remote, tips, atomic)
+        tips = {ref: tip.commit for ref, tip in local.items()}
+        known, notes = state.get(tracking[NOTES_REF]), local.get(NOTES_REF)
+
+        outcome = _push_once(
+            repo,
+            remote,
+            tips,
+            atomic,
+            meanwhile=functools.partial(_count_ahead, repo, known, notes),
+        )
         if outcome.atomic_unsupported:
             atomic = False
             outcome = _push_once(repo, remote, tips, atomic)
         if outcome.ok:
-            pushed = 0
-            if NOTES_REF in tips and not outcome.up_to_date:
-                before_tree = None if outcome.new_on_remote else _tree_of(repo, remote_before)
-                local_tree = _tree_of(repo, tips[NOTES_REF])
-                pushed = (
-                    run_total(repo, local_tree)
-                    if before_tree is None
-                    else merge.runs_between(repo.pygit, before_tree, local_tree)[0]
-                )
-            for ref, oid in tips.items():
-                _set_tracking(repo, tracking[ref], oid)
+            pushed, base = 0, None
+            if notes is not None and not outcome.up_to_date:
+                base = _remote_before(known, outcome)
+                pushed = _runs_pushed(repo, base, notes.tree)
             return PushResult(
                 remote=remote,
                 had_provenance=had and not outcome.new_on_remote,
                 runs_pushed=pushed,
-                runs_total=run_total(repo),
+                runs_total=run_total(repo, notes.tree if notes else None, hint=base),
                 attempts=attempt,
                 up_to_date=outcome.up_to_date,
                 runs_fetched=fetched.runs_added,
@@ -565,15 +936,16 @@ def _push_with_retries(
         if attempt == attempts:
             break
         sleep(_backoff(attempt))
-        remote_state = tuple(_ref_value(repo, t) for t in tracking.values())
-        had_now, forced = _fetch_tracking(repo, remote)
+        remote_state = tuple(state.get(t) for t in tracking.values())
+        had_now, forced, after = _fetch_tracking(repo, remote)
         had = had or had_now
         rewritten.update(forced)
-        merged = _merge_tracking(repo, remote)
+        merged = _merge_tracking(repo, remote, after)
         fetched.runs_added += merged.runs_added
         fetched.conflicts |= merged.conflicts
         fetched.object_conflicts |= merged.object_conflicts
-        unchanged = remote_state == tuple(_ref_value(repo, t) for t in tracking.values())
+        state = read_refs(repo, names)
+        unchanged = remote_state == tuple(state.get(t) for t in tracking.values())
         refused_unchanged = reason if unchanged and not outcome.race else None
     raise RemoteProblem(
         f"could not push provenance to {remote}: still rejected after {attempts} attempts "
@@ -583,50 +955,81 @@ def _push_with_retries(
     )
 
 
-def _set_tracking(repo: GitRepo, ref: str, oid: pygit2.Oid) -> None:
-    # Tracking refs are our copies of what the remote holds; only we write them (and git
-    # fetch). Move one only forward, so a concurrent fetch's newer value is kept.
-    current = _ref_value(repo, ref)
-    if current == oid or (current is not None and _descends(repo, current, oid)):
-        return
-    try:
-        if current is None:
-            repo.pygit.create_reference_direct(ref, oid, False)
-        else:
-            repo.pygit.references[ref].set_target(oid, "git-prov: pushed")
-    except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError):
-        pass  # someone else updated it first: theirs is at least as fresh
+def _count_ahead(repo: SyncRepo, known: Tip | None, notes: Tip | None) -> None:
+    """Count the runs a push sends while git sends them: usually the remote held what our
+    tracking copy says (git's report of the push confirms that base, or names another)."""
+    if known is not None and known.tree and notes is not None and notes.tree:
+        _runs_between(repo, known.tree, notes.tree)
+
+
+def _remote_before(known: Tip | None, outcome: _PushOutcome) -> str | None:
+    """What the remote's notes ref held before our push (a tree or commit-ish), or None
+    when it had none or we cannot tell. git's own report of the old value wins over our
+    tracking copy, which may be stale."""
+    if outcome.new_on_remote:
+        return None
+    said = (outcome.remote_old or {}).get(NOTES_REF)
+    if known is not None and (said is None or known.commit.startswith(said)):
+        return known.tree
+    return said
+
+
+def _runs_pushed(repo: SyncRepo, base: str | None, tree: str | None) -> int:
+    if tree is None:
+        return 0
+    if base is not None:
+        diff = _runs_between(repo, base, tree)
+        if diff is not None:
+            return diff[0]
+    return run_total(repo, tree)  # the remote had none (or we cannot tell what it had)
 
 
 def push(
-    repo: GitRepo, remote: str | None = None, *, attempts: int = DEFAULT_ATTEMPTS
+    repo: RepoLike, remote: str | None = None, *, attempts: int = DEFAULT_ATTEMPTS
 ) -> PushResult:
     """Push the local ledger to ``remote`` (objects first, atomically, never forced).
     A rejected push is answered by fetch + merge + retry, at most ``attempts`` times."""
-    name = resolve_remote(repo, remote)
-    return _push_with_retries(repo, name, attempts)
+    sync_repo, opened = SyncRepo._open(repo)
+    name = resolve_remote(sync_repo, remote)
+    refs = _refs_of(sync_repo, _push_refs(name), opened)
+    return _push_with_retries(sync_repo, name, attempts, refs=refs)
+
+
+def _push_refs(remote: str) -> list[str]:
+    """The refs a push reads: the ledger refs and ``remote``'s tracking copies."""
+    return [OBJECTS_REF, NOTES_REF, *tracking_refs(remote).values()]
 
 
 def sync(
-    repo: GitRepo, remote: str | None = None, *, attempts: int = DEFAULT_ATTEMPTS
+    repo: RepoLike,
+    remote: str | None = None,
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    remap: bool = True,
 ) -> SyncResult:
     """Bring the local ledger and ``remote``'s to the same union of runs.
 
     When there is something to push, the push goes first: git accepts it only as a
     fast-forward, which proves the remote holds nothing we lack, so the common case costs
-    one round trip. A rejection (or nothing new to push) means fetch + merge first, then
-    push what the merge made. ``attempts`` bounds the pushes.
+    one round trip (and no pygit2). A rejection (or nothing new to push) means fetch +
+    merge first, then push what the merge made. ``attempts`` bounds the pushes. When runs
+    arrived and ``remap``, they are remapped as by :func:`fetch`, and the attachments that
+    writes are pushed as well.
     """
-    name = resolve_remote(repo, remote)
+    sync_repo, opened = SyncRepo._open(repo)
+    name = resolve_remote(sync_repo, remote)
     tracking = tracking_refs(name)
-    local = {ref: _ref_value(repo, ref) for ref in tracking}
-    known = {ref: _ref_value(repo, dst) for ref, dst in tracking.items()}
+    names = _push_refs(name)
+    refs = _refs_of(sync_repo, names, opened)
+    notes_before = refs.get(NOTES_REF)
+    local = {ref: refs.get(ref) for ref in tracking}
+    known = {ref: refs.get(dst) for ref, dst in tracking.items()}
     fetched: FetchResult | None = None
     if None in local.values() or None in known.values() or local == known:
-        fetched = fetch(repo, name)
-        after = {ref: _ref_value(repo, ref) for ref in tracking}
-        if after == {ref: _ref_value(repo, dst) for ref, dst in tracking.items()}:
-            return SyncResult(
+        fetched = _fetch(sync_repo, name, remap=False, opened=refs)
+        refs = read_refs(sync_repo, names)
+        if all(refs.get(ref) == refs.get(dst) for ref, dst in tracking.items()):
+            result = SyncResult(
                 remote=name,
                 had_provenance=fetched.had_provenance,
                 runs_fetched=fetched.runs_added,
@@ -637,9 +1040,10 @@ def sync(
                 object_conflicts=fetched.object_conflicts,
                 rewritten=fetched.rewritten,
             )
-    pushed = _push_with_retries(repo, name, attempts)
+            return _remap_and_push(sync_repo, result, attempts, notes_before) if remap else result
+    pushed = _push_with_retries(sync_repo, name, attempts, refs=refs)
     before = fetched or FetchResult(name, pushed.had_provenance, 0, 0)
-    return SyncResult(
+    result = SyncResult(
         remote=name,
         had_provenance=before.had_provenance if fetched else pushed.had_provenance,
         runs_fetched=before.runs_added + pushed.runs_fetched,
@@ -650,44 +1054,75 @@ def sync(
         object_conflicts=tuple(sorted({*before.object_conflicts, *pushed.object_conflicts})),
         rewritten=tuple(sorted({*before.rewritten, *pushed.rewritten})),
     )
+    return _remap_and_push(sync_repo, result, attempts, notes_before) if remap else result
+
+
+def _remap_and_push(
+    repo: SyncRepo, result: SyncResult, attempts: int, before: Tip | None
+) -> SyncResult:
+    """Remap the runs a sync brought; push the attachments that wrote, so the remote and
+    we still hold the same ledger."""
+    remapped, problem = _remap_arrived(repo, result.runs_fetched, before)
+    if not remapped:
+        return _replace(result, remap_problem=problem)
+    again = _push_with_retries(repo, result.remote, attempts)
+    return _replace(
+        result,
+        runs_fetched=result.runs_fetched + again.runs_fetched,
+        runs_pushed=result.runs_pushed + again.runs_pushed,
+        runs_total=again.runs_total,
+        attempts=result.attempts + again.attempts,
+        conflicts=tuple(sorted({*result.conflicts, *again.conflicts})),
+        object_conflicts=tuple(sorted({*result.object_conflicts, *again.object_conflicts})),
+        rewritten=tuple(sorted({*result.rewritten, *again.rewritten})),
+        remapped=remapped,
+        remap_problem=problem,
+    )
+
+
+def _replace(result: SyncResult, **changes: Any) -> SyncResult:
+    return replace(result, **changes)
 
 
 # ---- counting runs -----------------------------------------------------------------------------
 
 
-def run_total(repo: GitRepo, tree: pygit2.Tree | None = None) -> int:
-    """Run records in the ledger (default: the local notes ref).
+def run_total(repo: RepoLike, tree: str | None = None, *, hint: str | None = None) -> int:
+    """Run records in the ledger: in notes tree ``tree`` (hex id; default: the local
+    notes ref's).
 
-    Counting reads every note, so the last few answers are cached in
-    ``<git dir>/prov/run-counts`` by tree id; a new tree is counted as a cached one plus
-    the difference, which walks only the subtrees that differ.
+    Counting reads every note, so the last few answers are kept in
+    ``<git common dir>/prov/run-counts`` by tree id, and a new tree is counted as a known
+    one (``hint`` first, when known) plus the notes that differ — a ``git diff-tree`` and
+    the changed notes' text, whatever the ledger's size.
     """
+    sync_repo = SyncRepo.open(repo)
     if tree is None:
-        tree = _tree_of(repo, _ref_value(repo, NOTES_REF))
+        tip = _ledger_tip(read_refs(sync_repo, [NOTES_REF]), NOTES_REF)
+        tree = tip.tree if tip is not None else None
     if tree is None:
         return 0
-    path = repo.prov_dir / RUN_COUNT_CACHE
-    cached: list[tuple[str, int]] = []
+    path = sync_repo.prov_dir / RUN_COUNT_CACHE
+    cached: dict[str, int] = {}
     try:
         for line in path.read_text().splitlines():
             key, _, value = line.partition(" ")
-            cached.append((key, int(value)))
+            cached.setdefault(key, int(value))
     except (OSError, ValueError):
-        cached = []
-    key = str(tree.id)
-    for known, count in cached:
-        if known == key:
-            return count
+        cached = {}
+    if tree in cached:
+        return cached[tree]
     total = None
-    for known, count in cached:
-        base = repo.pygit.get(known)
-        if isinstance(base, pygit2.Tree):
-            gained, lost = merge.runs_between(repo.pygit, base, tree)
-            total = count + gained - lost
+    # Bases whose difference is already known (the push just counted it) go first.
+    bases = sorted(cached, key=lambda k: (k != hint, (k, tree) not in sync_repo._diffs))
+    for base in bases:
+        diff = _runs_between(sync_repo, base, tree)
+        if diff is not None:
+            total = cached[base] + diff[0] - diff[1]
             break
     if total is None:
-        total = merge.count_runs(repo.pygit, tree)
-    lines = [f"{key} {total}", *[f"{k} {c}" for k, c in cached if k != key][:3]]
+        total = _count_all(sync_repo, tree)
+    lines = [f"{tree} {total}", *[f"{k} {c}" for k, c in cached.items()][: RUN_COUNT_KEPT - 1]]
     tmp = path.with_name(f"{RUN_COUNT_CACHE}.{os.getpid()}")
     try:
         tmp.write_text("\n".join(lines) + "\n")
@@ -697,28 +1132,125 @@ def run_total(repo: GitRepo, tree: pygit2.Tree | None = None) -> int:
     return total
 
 
+def _note_commit(path: str) -> str | None:
+    """The annotated commit a notes-tree path names (any fan-out), or None for a
+    non-note (the same rule as :func:`git_prov.store.notes.iter_notes`)."""
+    *dirs, name = path.split("/")
+    commit = "".join(dirs) + name
+    if len(commit) in (40, 64) and set(commit) <= _HEX and all(len(d) == 2 for d in dirs):
+        return commit
+    return None
+
+
+def _run_lines(texts: Iterable[bytes]) -> set[str]:
+    """The distinct run-record lines of some note texts (see :data:`RUN_MARK`)."""
+    found = set()
+    for text in texts:
+        for line in text.decode("utf-8", errors="replace").splitlines():
+            if RUN_MARK in line.rpartition("\t")[2]:
+                found.add(line)
+    return found
+
+
+def _runs_between(repo: SyncRepo, old: str, new: str) -> tuple[int, int] | None:
+    """(run records in notes tree ``new`` and not in ``old``, and the reverse), from the
+    notes that differ; None when git cannot compare them (an object was pruned)."""
+    key = (old, new)
+    if key not in repo._diffs:
+        repo._diffs[key] = _diff_runs(repo, old, new)
+    return repo._diffs[key]
+
+
+def _diff_runs(repo: SyncRepo, old: str, new: str) -> tuple[int, int] | None:
+    proc = _git(repo, "diff-tree", "-r", "-z", "--no-renames", old, new, "--")
+    if proc.returncode != 0:
+        return None
+    fields = proc.stdout.split(b"\0")
+    sides: dict[str, tuple[list[str], list[str]]] = {}
+    zero = {"0" * 40, "0" * 64}
+    for meta, raw_path in zip(fields[0::2], fields[1::2], strict=False):
+        parts = meta.decode().lstrip(":").split(" ")
+        commit = _note_commit(raw_path.decode(errors="replace"))
+        if len(parts) < 5 or commit is None:
+            continue
+        before, after = sides.setdefault(commit, ([], []))
+        if parts[2] not in zero:
+            before.append(parts[2])
+        if parts[3] not in zero:
+            after.append(parts[3])
+    blobs = _read_blobs(repo, [oid for pair in sides.values() for side in pair for oid in side])
+    gained = lost = 0
+    for before, after in sides.values():
+        old_lines = _run_lines(blobs.get(oid, b"") for oid in before)
+        new_lines = _run_lines(blobs.get(oid, b"") for oid in after)
+        gained += len(new_lines - old_lines)
+        lost += len(old_lines - new_lines)
+    return gained, lost
+
+
+def _count_all(repo: SyncRepo, tree: str) -> int:
+    """Run records in a whole notes tree (reads every note once)."""
+    proc = _git(repo, "ls-tree", "-r", "-z", tree)
+    if proc.returncode != 0:
+        raise CorruptLedger(
+            f"cannot read notes tree {tree[:12]}: "
+            + (proc.stderr.decode(errors="replace").strip() or "git ls-tree failed"),
+            "run git prov fsck",
+        )
+    notes: dict[str, list[str]] = {}
+    for entry in proc.stdout.split(b"\0"):
+        info, _, raw_path = entry.partition(b"\t")
+        parts = info.decode().split(" ")
+        commit = _note_commit(raw_path.decode(errors="replace"))
+        if len(parts) == 3 and parts[1] == "blob" and commit is not None:
+            notes.setdefault(commit, []).append(parts[2])
+    blobs = _read_blobs(repo, [oid for oids in notes.values() for oid in oids])
+    return sum(len(_run_lines(blobs.get(o, b"") for o in oids)) for oids in notes.values())
+
+
+def _read_blobs(repo: SyncRepo, oids: Sequence[str]) -> dict[str, bytes]:
+    """The contents of blobs, in one ``git cat-file --batch``."""
+    wanted = list(dict.fromkeys(oids))
+    if not wanted:
+        return {}
+    proc = _git(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode())
+    out, data, at = {}, proc.stdout, 0
+    while at < len(data):
+        end = data.index(b"\n", at)
+        header = data[at:end].split(b" ")
+        at = end + 1
+        if len(header) != 3:  # "<oid> missing"
+            continue
+        size = int(header[2])
+        out[header[0].decode()] = data[at : at + size]
+        at += size + 1
+    return out
+
+
 # ---- configuring a remote and the pre-push hook ------------------------------------------------
 
 
 def configure_remote(
-    repo: GitRepo, remote: str | None, *, fetch: bool = True, push_hook: bool = False
+    repo: RepoLike, remote: str | None, *, fetch: bool = True, push_hook: bool = False
 ) -> list[str]:
     """Make plain git carry provenance for ``remote``; returns one line per step.
 
     ``fetch``: add the :func:`fetch_refspecs` to ``remote.<r>.fetch`` (only those absent),
     so a plain ``git fetch`` fills the tracking refs. ``push_hook``: install the pre-push
-    hook, so a plain ``git push`` also pushes provenance. ``remote.<r>.push`` is never set:
-    it would change what a plain ``git push`` pushes.
+    hook (:func:`git_prov.hooks_install.install_hook`), so a plain ``git push`` also
+    pushes provenance. ``remote.<r>.push`` is never set: it would change what a plain
+    ``git push`` pushes.
     """
-    name = resolve_remote(repo, remote)
+    sync_repo = SyncRepo.open(repo)
+    name = resolve_remote(sync_repo, remote)
     done: list[str] = []
     if fetch:
-        proc = _git(repo, "config", "--get-all", f"remote.{name}.fetch")
+        proc = _git(sync_repo, "config", "--get-all", f"remote.{name}.fetch")
         present = set(proc.stdout.decode().split())
         added = []
         for spec in fetch_refspecs(name):
             if spec not in present:
-                repo.git("config", "--add", f"remote.{name}.fetch", spec)
+                sync_repo.git("config", "--add", f"remote.{name}.fetch", spec)
                 added.append(spec)
         if added:
             done.append(
@@ -729,60 +1261,16 @@ def configure_remote(
         else:
             done.append(f"git fetch {name}: already fetches provenance")
     if push_hook:
-        done.extend(install_pre_push_hook(repo))
+        from git_prov.hooks_install import install_hook
+
+        installed = install_hook(sync_repo, "pre-push")
+        if not any("already installed" in line for line in installed):
+            done.append(
+                f"git push: now also pushes provenance ({OBJECTS_REF}, {NOTES_REF}) to the "
+                "remote it pushes to"
+            )
+        done.extend(installed)
     return done
-
-
-def _hooks_dir(repo: GitRepo) -> Path:
-    # --git-path honours core.hooksPath and worktrees.
-    proc = repo.git("rev-parse", "--git-path", "hooks")
-    path = Path(proc.stdout.decode().strip())
-    if not path.is_absolute():
-        path = (repo.workdir or repo.git_dir) / path
-    return path
-
-
-def install_pre_push_hook(repo: GitRepo) -> list[str]:
-    """Install the pre-push trampoline; a foreign pre-push hook is kept as
-    ``pre-push.legacy`` and still runs first. Returns one line per step (and a ``hint:``
-    when ``core.hooksPath`` is set)."""
-    hooks = _hooks_dir(repo)
-    hooks.mkdir(parents=True, exist_ok=True)
-    hook, legacy = hooks / "pre-push", hooks / "pre-push.legacy"
-    done: list[str] = []
-    if hook.exists() or hook.is_symlink():
-        try:
-            current = hook.read_text(errors="replace")
-        except OSError:
-            current = ""
-        if HOOK_MARKER in current:
-            if current == PRE_PUSH_HOOK:
-                done.append(f"git push: already pushes provenance ({hook})")
-                return done + _hooks_path_hint(repo)
-        else:
-            if legacy.exists() or legacy.is_symlink():
-                raise RepositoryProblem(
-                    f"both {hook} and {legacy} exist",
-                    "merge them into one pre-push hook by hand, then run this again",
-                )
-            hook.rename(legacy)
-            done.append(f"kept your pre-push hook as {legacy.name}; it still runs first")
-    tmp = hooks / f".pre-push.git-prov.{os.getpid()}"
-    tmp.write_text(PRE_PUSH_HOOK)
-    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    tmp.replace(hook)
-    done.append(f"git push: now also pushes provenance (pre-push hook {hook})")
-    return done + _hooks_path_hint(repo)
-
-
-def _hooks_path_hint(repo: GitRepo) -> list[str]:
-    configured = _config(repo, "core.hooksPath")
-    if not configured:
-        return []
-    return [
-        f"hint: core.hooksPath is set ({configured}): the hook went there, so it "
-        "applies to every repository that uses that directory"
-    ]
 
 
 def parse_pre_push_input(lines: Iterable[str]) -> list[tuple[str, str, str, str]]:
@@ -796,7 +1284,7 @@ def parse_pre_push_input(lines: Iterable[str]) -> list[tuple[str, str, str, str]
 
 
 def hook_pre_push(
-    repo: GitRepo,
+    repo: RepoLike,
     remote_name: str,
     url: str,
     stdin_lines: Sequence[str],
@@ -814,11 +1302,13 @@ def hook_pre_push(
         return HookResult(skipped="nothing is being pushed")
     if any(remote_ref in (NOTES_REF, OBJECTS_REF) for _, _, remote_ref, _ in updates):
         return HookResult(skipped="this push already carries provenance")
-    if remote_name not in remote_names(repo):
-        return HookResult(skipped=f"provenance is pushed only to named remotes, not to {url}")
-    if _ref_value(repo, NOTES_REF) is None and _ref_value(repo, OBJECTS_REF) is None:
-        return HookResult(skipped="no provenance recorded yet")
     try:
-        return HookResult(pushed=push(repo, remote_name, attempts=attempts))
+        sync_repo, opened = SyncRepo._open(repo)
+        if remote_name not in remote_names(sync_repo):
+            return HookResult(skipped=f"provenance is pushed only to named remotes, not to {url}")
+        refs = _refs_of(sync_repo, _push_refs(remote_name), opened)
+        if NOTES_REF not in refs and OBJECTS_REF not in refs:
+            return HookResult(skipped="no provenance recorded yet")
+        return HookResult(pushed=_push_with_retries(sync_repo, remote_name, attempts, refs=refs))
     except ProvError as exc:
         return HookResult(warning=f"provenance was not pushed to {remote_name}: {exc}")

@@ -17,6 +17,7 @@ from factories import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from git_prov import sync
 from git_prov.model.record import Attachment, Tombstone, encode_entry
 from git_prov.store import merge, notes
 from git_prov.store.ledger import KEEP_DIR, NOTES_REF, Ledger, object_path
@@ -371,3 +372,48 @@ def test_plain_git_reads_a_merge_of_flat_and_fanned_out_notes(tmp_path: Path, re
     for c in commits[1:3]:  # on both sides, at two depths: filed once, fanned out
         found = notes.find_note(ledger.pygit, tip.tree, c)
         assert found is not None and found[0] == _path(c, 1)
+
+
+# ---- what a ref merge reports ----------------------------------------------------------------
+
+
+def test_ref_merge_reports_the_commits_whose_notes_changed(tmp_path: Path, repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    second = commit_file(repo, "x", "x")
+    ledger = Ledger(open_repo(repo))
+    ledger.write([(first, make_record(first))])
+    base = git(repo, "rev-parse", NOTES_REF)
+    ledger.write([(second, make_record(second)), (second, make_record(second))])
+    ahead = git(repo, "rev-parse", NOTES_REF)
+    git(repo, "update-ref", "-d", NOTES_REF)
+    created = merge.merge_commit_into(ledger, NOTES_REF, base, message="m")
+    assert (created.action, created.changed, created.runs_added) == (merge.CREATED, None, None)
+    forward = merge.merge_commit_into(ledger, NOTES_REF, ahead, message="m")
+    assert (forward.action, forward.changed, forward.runs_added) == (
+        merge.FAST_FORWARD,
+        (second,),
+        2,
+    )
+    # Diverged: ours gains what theirs has on `first`; `second` is unchanged for us.
+    git(repo, "update-ref", NOTES_REF, base)
+    ledger.write([(first, make_record(first))])
+    mine = git(repo, "rev-parse", NOTES_REF)
+    git(repo, "update-ref", NOTES_REF, ahead)
+    merged = merge.merge_commit_into(ledger, NOTES_REF, mine, message="m")
+    assert (merged.action, merged.changed, merged.runs_added) == (merge.MERGED, (first,), 1)
+    assert merge.merge_commit_into(ledger, NOTES_REF, mine, message="m").changed == ()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sides, sides)
+def test_git_binary_run_counts_agree_with_the_merge_walk(a: Side, b: Side) -> None:
+    """``git prov push``/``sync`` count runs with ``git diff-tree`` and ``git cat-file``
+    (no pygit2 on their common path): the same numbers as the merge's own walk, whatever
+    the fan-out of either side."""
+    ta, tb = _build(a), _build(b)
+    repo = sync.SyncRepo.open(_REPO_DIR)
+    if ta is not None and tb is not None:
+        assert sync._runs_between(repo, str(ta.id), str(tb.id)) == merge.runs_between(REPO, ta, tb)
+    for tree in (ta, tb):
+        if tree is not None:
+            assert sync._count_all(repo, str(tree.id)) == merge.count_runs(REPO, tree)

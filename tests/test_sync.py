@@ -1,6 +1,7 @@
 """Sharing provenance over real remotes: a bare repository over file paths and served by
 ``git daemon`` over git://, many clones, concurrent syncs, hostile remotes, shallow clones,
-plain ``git fetch``/``git push`` after ``configure_remote``, and the pre-push hook."""
+plain ``git fetch``/``git push`` after ``configure_remote``, the pre-push hook, the common
+path that loads no pygit2, and what follows a merge (the ``git log`` display, remap)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from factories import make_record
 
 from git_prov import sync
 from git_prov.errors import EXIT_REMOTE, RemoteProblem
+from git_prov.hooks_install import hook_template, install_hook, render_hook
 from git_prov.model.record import RunRecord
 from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.repo import open_repo
@@ -430,27 +432,19 @@ def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
     assert mine[0].id not in git(remote, "notes", "--ref=prov", "list")
 
 
-@pytest.fixture
-def on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Put the git-prov executable of this environment on PATH (the hook calls it)."""
-    bindir = Path(sys.executable).parent
-    if not (bindir / "git-prov").exists():
-        pytest.skip("git-prov is not installed next to this python")
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-
-
 def test_hook_script_matches_the_shipped_one() -> None:
     shipped = REPO_ROOT / "hooks" / "pre-push"
-    assert shipped.read_text() == sync.PRE_PUSH_HOOK
+    assert shipped.read_text() == hook_template("pre-push")
     assert shipped.stat().st_mode & stat.S_IXUSR
+    assert "GIT_PROV_PYTHON=''" in shipped.read_text()
 
 
-def test_pre_push_hook_makes_plain_git_push_carry_provenance(
-    remote: Path, tmp_path: Path, on_path: None
-) -> None:
+def test_pre_push_hook_makes_plain_git_push_carry_provenance(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     lines = sync.configure_remote(open_repo(a), "origin", push_hook=True)
     assert any("now also pushes provenance" in line for line in lines)
+    hook = a / ".git" / "hooks" / "pre-push"
+    assert hook.read_text() == render_hook("pre-push")  # this interpreter, not PATH
     runs = _record(a, 2, commit_file(a, "x", "x"))
     git(a, "push", "-q", "origin", "main")
     assert _state(remote) == _state(a)
@@ -458,12 +452,13 @@ def test_pre_push_hook_makes_plain_git_push_carry_provenance(
     assert git(remote, "rev-parse", "main") == git(a, "rev-parse", "main")
     # Installing again changes nothing.
     again = sync.configure_remote(open_repo(a), "origin", push_hook=True)
-    assert any("already pushes provenance" in line for line in again)
+    assert any("pre-push hook: already installed" in line for line in again)
+    assert not any("now also pushes" in line for line in again)
     assert not (a / ".git" / "hooks" / "pre-push.legacy").exists()
 
 
 def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
-    remote: Path, tmp_path: Path, on_path: None
+    remote: Path, tmp_path: Path
 ) -> None:
     a = _clone(remote, tmp_path / "a")
     log = tmp_path / "legacy.log"
@@ -476,8 +471,10 @@ def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
         "exit 0\n"
     )
     (hooks / "pre-push").chmod(0o755)
-    lines = sync.install_pre_push_hook(open_repo(a))
-    assert any("pre-push.legacy" in line for line in lines)
+    lines = install_hook(open_repo(a), "pre-push")
+    assert any(
+        "kept your pre-push hook as pre-push.legacy; it still runs first" in ln for ln in lines
+    )
     assert (hooks / "pre-push.legacy").exists()
     _record(a, 1, commit_file(a, "x", "x"))
     head = git(a, "rev-parse", "HEAD")
@@ -498,11 +495,9 @@ def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
     assert _state(remote) != _state(a)
 
 
-def test_pre_push_hook_never_blocks_and_does_not_recurse(
-    remote: Path, tmp_path: Path, on_path: None
-) -> None:
+def test_pre_push_hook_never_blocks_and_does_not_recurse(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    sync.install_pre_push_hook(open_repo(a))
+    install_hook(open_repo(a), "pre-push")
     hook = remote / "hooks" / "pre-receive"
     hook.write_text(
         "#!/bin/sh\nwhile read old new ref; do\n"
@@ -533,8 +528,8 @@ def test_hook_honours_core_hooks_path(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     shared = tmp_path / "shared-hooks"
     git(a, "config", "core.hooksPath", str(shared))
-    lines = sync.install_pre_push_hook(open_repo(a))
-    assert (shared / "pre-push").read_text() == sync.PRE_PUSH_HOOK
+    lines = install_hook(open_repo(a), "pre-push")
+    assert (shared / "pre-push").read_text() == render_hook("pre-push")
     assert lines[-1].startswith("hint: core.hooksPath is set")
     assert not (a / ".git" / "hooks" / "pre-push").exists()
 
@@ -586,3 +581,241 @@ def test_sync_with_a_new_run_costs_one_push_and_no_fetch(
     assert (result.runs_pushed, result.attempts, fetches) == (0, 0, [1])
     assert _state(a) == _state(remote)
 
+
+def test_init_remote_and_push_hook_from_the_cli(tmp_path: Path) -> None:
+    from conftest import prov
+
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(remote), str(work))
+    commit_file(work, "a.txt", "a")
+    out = prov(work, "init", "--remote", "origin", "--push-hook").stdout
+    assert "pre-push" in out
+    fetch_specs = git(work, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert any("refs/notes/remotes/origin/prov" in s for s in fetch_specs)
+    assert git(work, "config", "--get", "remote.origin.push", check=False) == ""
+    prov(work, "record", "--command", "train")
+    git(work, "push", "-q", "origin", "HEAD:main")
+    assert git(remote, "for-each-ref", "--format=%(refname)", "refs/notes/prov") == (
+        "refs/notes/prov"
+    )
+
+
+# ---- the common path loads no pygit2 -----------------------------------------------------------
+
+
+def _cli_imports(path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the CLI with ``-X importtime``; returns the process and the modules it loaded."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "git_prov", *args],
+        cwd=path,
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    done.stderr = "\n".join(ln for ln in done.stderr.splitlines() if "import time:" not in ln)
+    return done, modules
+
+
+def test_push_sync_and_fetch_without_a_merge_load_no_pygit2(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    _record(a, 2)
+    assert _cli(a, "sync").returncode == 0  # the first push (and the first count)
+    _record(a, 1)
+    done, modules = _cli_imports(a, "sync")
+    assert done.stdout.strip() == "synced with origin: 0 runs fetched, 1 run pushed (3 in all)"
+    assert not {m for m in modules if m.startswith("pygit2")}, done.stderr
+    assert "git_prov.store.ledger" not in modules
+    _record(a, 2)
+    done, modules = _cli_imports(a, "push")
+    assert done.stdout.strip() == "pushed 2 runs to origin (5 in all)"
+    assert "pygit2" not in modules
+    for command, said in (
+        ("sync", "already in sync with origin (5 runs)"),
+        ("push", "origin already has all 5 runs"),
+        ("fetch", "already up to date with origin (5 runs)"),
+    ):
+        done, modules = _cli_imports(a, command)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == said
+        assert "pygit2" not in modules, command
+    assert _state(a) == _state(remote)
+    # A merge is what needs pygit2: b has runs of its own and has never fetched.
+    _record(b, 1)
+    done, modules = _cli_imports(b, "sync")
+    assert done.stdout.strip() == "synced with origin: 5 runs fetched, 1 run pushed (6 in all)"
+    assert "pygit2" in modules
+    assert _state(b) == _state(remote)
+
+
+def test_runs_pushed_are_counted_from_what_the_remote_held_not_a_stale_tracking_copy(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    _record(a, 1)
+    sync.sync(open_repo(a))
+    _record(a, 2)
+    # A plain push moves the remote without touching our tracking copy.
+    git(a, "push", "-q", "origin", f"{OBJECTS_REF}:{OBJECTS_REF}", f"{NOTES_REF}:{NOTES_REF}")
+    _record(a, 1)
+    result = sync.push(open_repo(a))
+    assert (result.runs_pushed, result.runs_total, result.attempts) == (1, 4, 1)
+    tracking = git(a, "rev-parse", "refs/notes/remotes/origin/prov")
+    assert tracking == git(a, "rev-parse", NOTES_REF) == git(remote, "rev-parse", NOTES_REF)
+
+
+def test_run_totals_survive_a_lost_count_cache(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    _record(a, 3)
+    sync.sync(open_repo(a))
+    (open_repo(a).prov_dir / sync.RUN_COUNT_CACHE).unlink()
+    _record(a, 1)
+    result = sync.sync(a)  # a path: the git binary only
+    assert (result.runs_pushed, result.runs_total) == (1, 4)
+    assert sync.run_total(a) == 4
+
+
+def test_sync_keeps_the_store_names_it_does_not_import() -> None:
+    from git_prov import rewrite
+    from git_prov.store import ledger, merge
+
+    assert (sync.NOTES_REF, sync.OBJECTS_REF) == (ledger.NOTES_REF, ledger.OBJECTS_REF)
+    assert merge._RUN_MARK == sync.RUN_MARK
+    assert sync.ALIVE_REFS == rewrite.REACHABLE_REFS
+
+
+# ---- after a merge: the git log display and remap -----------------------------------------------
+
+
+def test_fetched_runs_show_in_plain_git_log_after_init(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    assert _cli(b, "init").returncode == 0
+    [first] = _record(a, 1)
+    sync.sync(open_repo(a))
+    done = _cli(b, "fetch")
+    assert done.returncode == 0, done.stderr
+    shown = git(b, "log", "-1")
+    assert "Notes (prov-log):" in shown and first.short_id in shown
+    # Runs merged in while a push is retried show up too.
+    [second] = _record(a, 1)
+    sync.sync(open_repo(a))
+    [mine] = _record(b, 1)
+    result = sync.sync(b)
+    assert (result.runs_fetched, result.runs_pushed, result.attempts) == (1, 1, 2)
+    shown = git(b, "log", "-1")
+    assert all(r.short_id in shown for r in (first, second, mine))
+
+
+def _squash_merged_elsewhere(remote: Path, tmp_path: Path) -> tuple[list[RunRecord], str]:
+    """Runs recorded on a feature branch, pushed with provenance; then the hosting service
+    squash-merges the branch and deletes it. Returns the runs and the squash commit."""
+    mine = _clone(remote, tmp_path / "mine")
+    git(mine, "checkout", "-q", "-b", "feature")
+    runs = []
+    for n in range(3):
+        runs += _record(mine, 1, commit_file(mine, "model.py", f"depth = {n}\n", f"step {n}"))
+    git(mine, "push", "-q", "origin", "feature")
+    sync.push(open_repo(mine))
+    host = _clone(remote, tmp_path / "host")
+    git(host, "merge", "-q", "--squash", "origin/feature")
+    git(host, "commit", "-q", "-m", "Feature (#1)")
+    git(host, "push", "-q", "origin", "main", ":feature")
+    return runs, git(host, "rev-parse", "HEAD")
+
+
+def test_git_prov_fetch_attaches_runs_squash_merged_on_the_remote(
+    remote: Path, tmp_path: Path
+) -> None:
+    runs, squash = _squash_merged_elsewhere(remote, tmp_path)
+    other = _clone(remote, tmp_path / "other")
+    done = _cli(other, "fetch")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "fetched 3 new runs from origin (3 in all)"
+    assert (
+        lines[1]
+        == "attached 3 arrived runs to the commits their code was copied to (git prov remap):"
+    )
+    assert f"now also on {squash[:7]} (squash of 3 commits)" in lines[2]
+    for run in runs:
+        assert squash in Ledger(open_repo(other)).scan().runs[run.id].shown_on
+    assert [r["id"] for r in _log(other, "HEAD")[0]["runs"]] == sorted(r.id for r in runs)  # type: ignore[index]
+    # The attachments are ours to share: the next sync pushes them.
+    assert sync.sync(open_repo(other)).attempts == 1
+    assert _state(other) == _state(remote)
+
+
+def test_remap_runs_only_when_an_arrived_run_may_be_orphaned(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from git_prov import rewrite
+
+    calls = []
+    original = rewrite.remap
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rewrite, "remap", counting)
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    _record(a, 2)  # on main, which b reaches: remap would have nothing to do
+    sync.sync(open_repo(a))
+    assert sync.fetch(open_repo(b)).runs_added == 2 and calls == []
+    git(a, "checkout", "-q", "-b", "experiment")
+    _record(a, 1, commit_file(a, "e.txt", "e"))  # a branch b has not fetched
+    sync.sync(open_repo(a))
+    assert sync.fetch(open_repo(b)).runs_added == 1 and calls == [1]
+
+
+def test_sync_remaps_and_pushes_the_attachments_unless_told_not_to(
+    remote: Path, tmp_path: Path
+) -> None:
+    runs, squash = _squash_merged_elsewhere(remote, tmp_path)
+    quiet = _clone(remote, tmp_path / "quiet")
+    done = _cli(quiet, "sync", "--no-remap", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remapped"] == []
+    assert squash not in Ledger(open_repo(quiet)).scan().runs[runs[0].id].shown_on
+    other = _clone(remote, tmp_path / "other")
+    result = sync.sync(other)
+    assert result.runs_fetched == 3 and {m.run for m in result.remapped} == {r.id for r in runs}
+    assert {m.commit for m in result.remapped} == {squash}
+    assert _state(other) == _state(remote)  # the attachments went to the remote too
+    # ... where a plain fetch elsewhere brings them without remapping anything.
+    assert sync.fetch(open_repo(quiet)).remapped == ()
+    assert squash in Ledger(open_repo(quiet)).scan().runs[runs[0].id].shown_on
+
+
+# ---- the hook without an interpreter -----------------------------------------------------------
+
+
+def test_pre_push_hook_without_git_prov_warns_once_and_pushes(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    hook = a / ".git" / "hooks" / "pre-push"
+    hook.write_text(render_hook("pre-push", python="/nonexistent/python3"))
+    hook.chmod(0o755)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    commit_file(a, "x", "x")
+    quiet = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, env=env
+    )
+    assert quiet.returncode == 0 and "git-prov" not in quiet.stderr  # no ledger: nothing to do
+    _record(a, 1, commit_file(a, "y", "y"))
+    done = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0
+    [warning] = [ln for ln in done.stderr.splitlines() if "git-prov" in ln]
+    assert warning.startswith("warning: git-prov: git-prov is not installed")
+    assert git(remote, "rev-parse", "main") == git(a, "rev-parse", "main")

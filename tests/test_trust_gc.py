@@ -231,6 +231,7 @@ def test_tombstone_lines_are_in_every_note_the_run_is_shown_on(repo: Path) -> No
 
 # ---- readers and merges (wired in store/ledger.py, store/merge.py, render.py, cli) ---------
 
+
 def test_removed_runs_leave_show_and_the_git_log_display(repo: Path) -> None:
     prov(repo, "init", "--no-hooks")
     old = _add_run(repo, days_ago=40)

@@ -1,5 +1,9 @@
 """``git prov push``, ``fetch`` and ``sync`` (registered on the main group), and the hidden
-``git prov hook pre-push`` that the pre-push trampoline calls."""
+``git prov hook pre-push`` that the pre-push trampoline calls.
+
+These commands hand the library a path, not an open repository: :mod:`git_prov.sync` reads
+it with the git binary and loads pygit2 only when a merge is needed, so a sync with
+nothing to merge costs the git it runs plus start-up."""
 
 from __future__ import annotations
 
@@ -10,10 +14,17 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.cli import CONTEXT, State, cli
 
 _REMOTE = click.argument("remote", required=False)
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+_NO_REMAP = click.option(
+    "--no-remap",
+    is_flag=True,
+    help="Do not attach arrived runs to the commits their code was copied to (git prov remap).",
+)
+HERE = "."  # the repository around the working directory (after -C)
+MAX_LISTED = 10
 
 
 def _runs(n: int, adjective: str = "") -> str:
@@ -43,21 +54,53 @@ def _warn(remote: str, result: Any) -> None:
         )
     for path in getattr(result, "object_conflicts", ())[:5]:
         click.echo(f"warning: {remote} holds a different object at {path}; ours was kept", err=True)
+    problem = getattr(result, "remap_problem", None)
+    if problem:
+        click.echo(
+            f"warning: arrived runs were not remapped: {problem} (try git prov remap)", err=True
+        )
+
+
+def _remapped(state: State, result: Any) -> None:
+    """The arrived runs remap attached to the commits their code was copied to."""
+    from git_prov.model.ids import short_run_id
+
+    matches = getattr(result, "remapped", ())
+    if not matches:
+        return
+    runs = len({m.run for m in matches})
+    click.echo(
+        f"attached {_runs(runs, 'arrived')} to the commits their code was copied to "
+        "(git prov remap):"
+    )
+    for m in matches[:MAX_LISTED]:
+        click.echo(
+            "  "
+            + state.style(short_run_id(m.run), fg="green")
+            + f"  ran on {m.original[:7]} → now also on "
+            + state.style(m.commit[:7], fg="yellow")
+            + f" ({m.how})"
+        )
+    if len(matches) > MAX_LISTED:
+        click.echo(f"  … and {len(matches) - MAX_LISTED} more (--json lists all)")
 
 
 @cli.command(context_settings=CONTEXT)
 @_REMOTE
+@_NO_REMAP
 @_JSON
 @click.pass_obj
-def fetch(state: State, remote: str | None, as_json: bool) -> int:
+def fetch(state: State, remote: str | None, no_remap: bool, as_json: bool) -> int:
     """Fetch provenance from REMOTE and merge it into yours.
 
     REMOTE defaults to the current branch's upstream remote, else origin. Runs are united,
-    never replaced: nothing recorded here is lost.
+    never replaced: nothing recorded here is lost. Arrived runs whose commits were
+    rewritten elsewhere (a squash merge on a hosting service) are attached to the commits
+    their code was copied to, as git prov remap does.
     """
     from git_prov import sync
 
-    result = sync.fetch(_open(), remote)
+    result = sync.fetch(HERE, remote, remap=not no_remap)
     if as_json:
         _emit_json(result)
     elif not result.had_provenance:
@@ -71,6 +114,8 @@ def fetch(state: State, remote: str | None, as_json: bool) -> int:
         )
     else:
         click.echo(f"already up to date with {result.remote} ({_runs(result.runs_total)})")
+    if not as_json:
+        _remapped(state, result)
     _warn(result.remote, result)
     return 0
 
@@ -94,7 +139,7 @@ def push(state: State, remote: str | None, attempts: int | None, as_json: bool) 
     """
     from git_prov import sync
 
-    result = sync.push(_open(), remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
+    result = sync.push(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
     if as_json:
         _emit_json(result)
     elif result.up_to_date and not result.runs_total:
@@ -124,13 +169,19 @@ def push(state: State, remote: str | None, attempts: int | None, as_json: bool) 
     metavar="N",
     help="Give up after N rejected pushes (default: 12).",
 )
+@_NO_REMAP
 @_JSON
 @click.pass_obj
-def sync_command(state: State, remote: str | None, attempts: int | None, as_json: bool) -> int:
-    """Fetch, merge and push provenance: afterwards REMOTE and you hold the same runs."""
+def sync_command(
+    state: State, remote: str | None, attempts: int | None, no_remap: bool, as_json: bool
+) -> int:
+    """Fetch, merge and push provenance: afterwards REMOTE and you hold the same runs.
+
+    Arrived runs are remapped as by git prov fetch (not with --no-remap).
+    """
     from git_prov import sync
 
-    result = sync.sync(_open(), remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
+    result = sync.sync(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS, remap=not no_remap)
     if as_json:
         _emit_json(result)
     else:
@@ -142,6 +193,7 @@ def sync_command(state: State, remote: str | None, attempts: int | None, as_json
             )
         else:
             click.echo(f"already in sync with {result.remote} ({_runs(result.runs_total)})")
+        _remapped(state, result)
     _warn(result.remote, result)
     return 0
 
@@ -160,7 +212,7 @@ def pre_push(state: State, remote: str, url: str) -> int:
     from git_prov import sync
 
     lines = sys.stdin.read().splitlines() if not sys.stdin.isatty() else []
-    result = sync.hook_pre_push(_open(), remote, url or remote, lines)
+    result = sync.hook_pre_push(HERE, remote, url or remote, lines)
     if result.warning:
         click.echo(
             f"warning: {result.warning} (your push goes on; retry with git prov sync {remote})",

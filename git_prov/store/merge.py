@@ -380,6 +380,11 @@ class RefMerge:
 
     ``action`` is one of ``up-to-date``, ``created``, ``fast-forward``, ``merged``;
     ``old``/``new`` are the ref's values before and after (hex, or None when absent).
+    For the notes ref, ``changed`` lists the annotated commits whose note is not what it
+    was (what derived views such as the ``git log`` display must redo), and
+    ``runs_added`` counts the run records the ref gained. Both are None when the ref was
+    ``created``: every note is new, and listing or counting them means reading them all,
+    which is left to callers that need it.
     """
 
     ref: str
@@ -388,9 +393,13 @@ class RefMerge:
     new: str | None
     conflicts: tuple[str, ...] = ()
     object_conflicts: tuple[str, ...] = ()
+    changed: tuple[str, ...] | None = ()
+    runs_added: int | None = 0
 
 
-def merge_commit_into(ledger: Ledger, ref: str, theirs: pygit2.Oid, *, message: str) -> RefMerge:
+def merge_commit_into(
+    ledger: Ledger, ref: str, theirs: pygit2.Oid | str, *, message: str
+) -> RefMerge:
     """Merge ledger commit ``theirs`` into ``ref`` (``refs/notes/prov`` or
     ``refs/prov/objects``): create or fast-forward the ref when one side contains the other,
     else write a merge commit with parents [ours, theirs] and the union tree. The ref is
@@ -399,6 +408,7 @@ def merge_commit_into(ledger: Ledger, ref: str, theirs: pygit2.Oid, *, message: 
     if ref not in (NOTES_REF, OBJECTS_REF):
         raise ValueError(f"not a ledger ref: {ref}")
     repo = ledger.pygit
+    theirs = pygit2.Oid(hex=theirs) if isinstance(theirs, str) else theirs
     theirs_commit = repo.get(theirs)
     if not isinstance(theirs_commit, pygit2.Commit):
         from git_prov.errors import CorruptLedger
@@ -407,30 +417,61 @@ def merge_commit_into(ledger: Ledger, ref: str, theirs: pygit2.Oid, *, message: 
             f"{theirs} (to merge into {ref}) is not a commit",
             "fetch again; if it persists, the remote's ledger is damaged",
         )
+    notes = ref == NOTES_REF
     outcome: dict[str, RefMerge] = {}
 
     def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
         old = str(tip.id) if tip is not None else None
         if tip is None:
-            outcome["r"] = RefMerge(ref, CREATED, None, str(theirs))
+            outcome["r"] = RefMerge(
+                ref,
+                CREATED,
+                None,
+                str(theirs),
+                changed=None if notes else (),
+                runs_added=None if notes else 0,
+            )
             return theirs
         if tip.id == theirs or _descends(repo, tip.id, theirs):
             outcome["r"] = RefMerge(ref, UP_TO_DATE, old, old)
             return None
         if _descends(repo, theirs, tip.id):
-            outcome["r"] = RefMerge(ref, FAST_FORWARD, old, str(theirs))
+            changed, added = (), 0
+            if notes:
+                # A fast-forward may also drop lines (a plain `git notes remove` there).
+                walk = merge_notes_trees(repo, tip.tree, theirs_commit.tree, write=False)
+                changed = tuple(sorted(walk.gained_ours.keys() | walk.gained_theirs.keys()))
+                added = walk.runs_gained_ours()
+            outcome["r"] = RefMerge(
+                ref, FAST_FORWARD, old, str(theirs), changed=changed, runs_added=added
+            )
             return theirs
-        if ref == NOTES_REF:
+        if notes:
             merged = merge_notes_trees(repo, tip.tree, theirs_commit.tree, collect=True)
             assert merged.tree is not None
             tree, conflicts, object_conflicts = merged.tree, merged.conflicts, []
+            changed, added = tuple(sorted(merged.gained_ours)), merged.runs_gained_ours()
         else:
+            from git_prov.retention import without_dropped_logs
+
             objects = merge_objects_trees(repo, tip.tree, theirs_commit.tree)
             assert objects.tree is not None
-            tree, conflicts, object_conflicts = objects.tree, set(), objects.conflicts
+            union = repo[objects.tree]
+            assert isinstance(union, pygit2.Tree)
+            # Logs `git prov gc` dropped on either side stay dropped: union minus drops.
+            tree = without_dropped_logs(repo, union)
+            conflicts, object_conflicts = set(), objects.conflicts
+            changed, added = (), 0
         new = ledger._commit(tree, [tip.id, theirs], message)
         outcome["r"] = RefMerge(
-            ref, MERGED, old, str(new), tuple(sorted(conflicts)), tuple(object_conflicts)
+            ref,
+            MERGED,
+            old,
+            str(new),
+            tuple(sorted(conflicts)),
+            tuple(object_conflicts),
+            changed=changed,
+            runs_added=added,
         )
         return new
 
