@@ -155,6 +155,7 @@ def hooks() -> None:
 
     \b
     post-rewrite   after git commit --amend and git rebase, runs follow their commits
+    pre-push       a plain git push also pushes provenance (git prov init --push-hook)
     """
 
 
