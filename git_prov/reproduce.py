@@ -38,15 +38,12 @@ from git_prov.model.record import RunRecord
 from git_prov.model.values import as_number
 from git_prov.progress import NO_PROGRESS, Progress
 from git_prov.query.compare import (
-    CHANGED,
-    UNVERIFIED,
     DataDiff,
     EnvDiff,
-    FileChange,
     diff_environments,
     diff_manifests,
 )
-from git_prov.query.drift import rehash
+from git_prov.query.drift import rehash, settle_unverified
 from git_prov.store.repo import GitRepo
 
 # Verdicts.
@@ -493,31 +490,6 @@ def _metrics_files(
     return files
 
 
-def settle_outputs(repo: GitRepo, root: Path, diff: DataDiff) -> DataDiff:
-    """Settle files hashed with different algorithms by hashing the new file the old way."""
-    settled = []
-    for change in diff.changes:
-        if change.change == UNVERIFIED and change.old_hash:
-            again = rehash(repo, root / change.path, change.old_hash)
-            if again == change.old_hash:
-                continue
-            if again is not None:
-                change = FileChange(
-                    change.path, CHANGED, change.old_size, change.new_size, change.old_hash, again
-                )
-        settled.append(change)
-    unchanged = diff.unchanged + len(diff.changes) - len(settled)
-    return DataDiff(
-        diff.role,
-        diff.old_manifest,
-        diff.new_manifest,
-        tuple(settled),
-        unchanged,
-        diff.old_missing,
-        diff.new_missing,
-    )
-
-
 def default_worktree(repo: GitRepo, run: RunRecord) -> Path:
     """``<git common dir>/prov/reproduce/<short id>`` (``-2``, ``-3``… when taken)."""
     base = repo.prov_dir / "reproduce"
@@ -757,7 +729,7 @@ def _rerun_in(
     new_outputs = ledger.data_manifest(rerun.outputs) if rerun.outputs else None
     out_diff = None
     if outputs is not None or new_outputs is not None:
-        out_diff = settle_outputs(
+        out_diff = settle_unverified(
             worktree,
             root,
             diff_manifests("outputs", outputs, new_outputs, run.outputs, rerun.outputs),

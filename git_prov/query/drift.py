@@ -182,8 +182,14 @@ def _data(
         progress=progress,
     )
     diff = diff_manifests("inputs", recorded, now, recorded_id, None)
-    # A file hashed one way then (a git blob id) and another way now (sha256), or the
-    # reverse, is the same content when its bytes hash the recorded way to the same value.
+    return settle_unverified(repo, root, diff)
+
+
+def settle_unverified(repo: Any, root: Path, diff: DataDiff) -> DataDiff:
+    """Settle files hashed with different algorithms by hashing the current file the
+    recorded way: a file hashed one way then (a git blob id) and another way now (sha256),
+    or the reverse, is the same content when its bytes hash the recorded way to the same
+    value; otherwise it is a real change."""
     settled = []
     for change in diff.changes:
         if change.change == UNVERIFIED and change.old_hash:
@@ -197,7 +203,13 @@ def _data(
         settled.append(change)
     unchanged = diff.unchanged + len(diff.changes) - len(settled)
     return DataDiff(
-        diff.role, recorded_id, None, tuple(settled), unchanged, diff.old_missing, diff.new_missing
+        diff.role,
+        diff.old_manifest,
+        diff.new_manifest,
+        tuple(settled),
+        unchanged,
+        diff.old_missing,
+        diff.new_missing,
     )
 
 
