@@ -45,13 +45,54 @@ class State:
         return click.style(text, **kwargs) if self.color else text
 
 
+# Commands that live in their own modules, and the modules that define them. A module is
+# imported only when one of its commands runs (or help lists them all), so `git prov sync`
+# does not pay for importing the query, report or trust commands. `hook` gathers
+# subcommands from two modules.
+LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "find": ("query",),
+    "runs": ("query",),
+    "env": ("query",),
+    "diff": ("query",),
+    "check": ("query",),
+    "lineage": ("query",),
+    "report": ("report",),
+    "reproduce": ("reproduce",),
+    "remap": ("rewrite",),
+    "hooks": ("rewrite",),
+    "push": ("sync",),
+    "fetch": ("sync",),
+    "sync": ("sync",),
+    "hook": ("sync", "rewrite"),
+    "verify": ("trust",),
+    "gc": ("trust",),
+    "fsck": ("trust",),
+    "export": ("ecosystem",),
+    "completion": ("ecosystem",),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose command modules are imported on first use (click's lazy loading)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import importlib
+
+        for module in LAZY_COMMANDS.get(cmd_name, ()):
+            importlib.import_module(f"git_prov.cli.{module}")  # registers on `cli`
+        return super().get_command(ctx, cmd_name)
+
+
 def _open(directory: Path | None = None) -> Any:
     from git_prov.store.repo import open_repo
 
     return open_repo(directory)
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option(
     "-C",
     "directory",
@@ -706,14 +747,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         sys.exit(EXIT_INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-# Command groups that live in their own modules register themselves on `cli` when
-# imported; they keep heavy imports inside the commands, so start-up stays lean.
-from git_prov.cli import ecosystem as _ecosystem  # noqa: E402,F401
-from git_prov.cli import query as _query  # noqa: E402,F401
-from git_prov.cli import report as _report  # noqa: E402,F401
-from git_prov.cli import reproduce as _reproduce  # noqa: E402,F401
-from git_prov.cli import rewrite as _rewrite  # noqa: E402,F401
-from git_prov.cli import sync as _sync  # noqa: E402,F401
-from git_prov.cli import trust as _trust  # noqa: E402,F401
