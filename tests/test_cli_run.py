@@ -337,3 +337,8 @@ def test_environment_of_the_commands_interpreter_is_recorded(repo: Path, tmp_pat
     env = json.loads(prov(repo, "show", "--json", run["short_id"]).stdout)["environment"]
     assert env["python"]["executable"] == python
     assert os.path.realpath(env["python"]["executable"]) != ""
+
+
+def test_show_in_a_repository_without_commits_says_so(empty_repo: Path) -> None:
+    proc = prov(empty_repo, "show", check=False)
+    assert proc.returncode == 4 and "no commits yet" in proc.stderr

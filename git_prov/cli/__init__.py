@@ -497,6 +497,8 @@ def show(
         runs = [ledger.resolve_run(spec, scan)]
     except NotFound as not_a_run:
         commit = history.resolve_commit(repo, spec)
+        if commit is None and spec == "HEAD" and repo.pygit.head_is_unborn:
+            repo.head_commit()  # raises: "this repository has no commits yet — …"
         if commit is None:
             raise not_a_run from None
         runs = ledger.runs_on(commit, scan)
