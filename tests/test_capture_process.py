@@ -474,8 +474,10 @@ def finish_harness(proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, object
 SLEEPER = "import time; print('running', flush=True); time.sleep(30)"
 CLEANER = (
     "import sys, time\n"
-    "print('running', flush=True)\n"
     "try:\n"
+    "    # Inside the try: the test sends ^C only after seeing this line, so the\n"
+    "    # KeyboardInterrupt can never land before the handler is in place.\n"
+    "    print('running', flush=True)\n"
     "    time.sleep(30)\n"
     "except KeyboardInterrupt:\n"
     "    time.sleep(0.2)  # a second SIGINT from us would land here\n"
