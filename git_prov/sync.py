@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
+from git_prov.store.gitcli import prov_dir, run_git
 
 if TYPE_CHECKING:
     from git_prov.rewrite import RemapMatch
@@ -175,9 +176,7 @@ class SyncRepo:
     @property
     def prov_dir(self) -> Path:
         """Local caches: ``<git common dir>/prov``."""
-        path = self.common_dir / "prov"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return prov_dir(self.common_dir)
 
     def git(
         self,
@@ -188,12 +187,7 @@ class SyncRepo:
     ) -> subprocess.CompletedProcess[bytes]:
         """Run the git binary on this repository (RepositoryProblem on failure if
         ``check``), as ``GitRepo.git`` does."""
-        proc = _run_git(self.workdir or self.git_dir, args, input=input, env=env)
-        if check and proc.returncode != 0:
-            message = proc.stderr.decode(errors="replace").strip().splitlines()
-            detail = message[-1] if message else f"exit status {proc.returncode}"
-            raise RepositoryProblem(f"git {args[0]} failed: {detail}")
-        return proc
+        return run_git(self.workdir or self.git_dir, args, input=input, check=check, env=env)
 
     def full(self) -> GitRepo:
         """The pygit2-backed repository (opened on first use)."""
@@ -244,16 +238,6 @@ def _finish_git(
 ) -> subprocess.CompletedProcess[bytes]:
     out, err = proc.communicate(input)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _run_git(
-    cwd: Path,
-    args: Sequence[str],
-    *,
-    input: bytes | None = None,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    return _finish_git(_start_git(cwd, args, env=env, input=input is not None), input)
 
 
 def _open_full(path: Path) -> GitRepo:

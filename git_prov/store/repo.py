@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
 from git_prov.errors import RepositoryProblem
+from git_prov.store.gitcli import prov_dir, run_git
 
 FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
@@ -40,9 +41,7 @@ class GitRepo:
     @property
     def prov_dir(self) -> Path:
         """Local, rebuildable caches and locks: ``<git common dir>/prov``."""
-        path = self.common_dir / "prov"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return prov_dir(self.common_dir)
 
     def git(
         self,
@@ -89,32 +88,6 @@ def _config(repo: pygit2.Repository, key: str) -> str | None:
     except (KeyError, pygit2.GitError):
         return None
     return str(value) if value else None
-
-
-def run_git(
-    cwd: Path,
-    args: Sequence[str],
-    *,
-    input: bytes | None = None,
-    check: bool = True,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git args…`` in ``cwd``; on failure (when ``check``) raise RepositoryProblem."""
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, capture_output=True, env=full_env, check=False
-        )
-    except FileNotFoundError:
-        raise RepositoryProblem("the git command is not installed or not on PATH") from None
-    if check and proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else f"exit status {proc.returncode}"
-        raise RepositoryProblem(f"git {args[0]} failed: {detail}")
-    return proc
 
 
 def open_repo(path: Path | str | None = None) -> GitRepo:
