@@ -32,7 +32,7 @@ from git_prov.store.trees import FILEMODE_BLOB, FILEMODE_TREE
 
 BRANCH = "refs/heads/main"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-ENV_MANIFEST = b'prov = 1\nkind = "env"\n[python]\nversion = "3.11.7"\n'
+ENV_MANIFEST = b'prov = 1\nkind = "environment"\n[python]\nversion = "3.11.7"\n'
 EMPTY_ENV = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 
 
