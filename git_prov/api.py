@@ -169,15 +169,23 @@ class Ledger:
         """
         from git_prov import history
 
-        scan = self._store.scan()
-        self.problems = list(scan.problems)
         if commit is None:
+            scan = self._store.scan()
+            self.problems = list(scan.problems)
             located = scan.live_runs()
         else:
+            from git_prov.query import located as by_index
+            from git_prov.query.index import RepoPaths, RunIndex, with_index
+
             commit_hex = history.resolve_commit(self.repo, commit)
             if commit_hex is None:
                 raise NotFound(f"{commit!r} does not name a commit", "see `git help revisions`")
-            located = self._store.runs_on(commit_hex, scan)
+            target = commit_hex
+
+            def on(index: RunIndex) -> tuple[list[LocatedRun], list[LineProblem]]:
+                return by_index.runs_on(index, [target]).get(target, []), index.problems()
+
+            located, self.problems = with_index(RepoPaths.of_repo(self.repo), on)
         wanted = {status} if isinstance(status, str) else set(status or ())
         return [
             Run._from(self._store, r)
@@ -188,11 +196,7 @@ class Ledger:
     def run(self, spec: str) -> Run:
         """One run by id, short id or unique prefix; :class:`~git_prov.errors.NotFound`
         when there is none (or it was deleted)."""
-        scan = self._store.scan()
-        located = self._store.resolve_run(spec, scan)
-        if located.id in scan.tombstones:
-            raise NotFound(f"run {located.record.short_id} was deleted")
-        return Run._from(self._store, located)
+        return Run._from(self._store, self._store.resolve_run(spec))  # never a deleted run
 
 
 # ---- recording -------------------------------------------------------------------------------

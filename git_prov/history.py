@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pygit2
 
 from git_prov.errors import UsageProblem
-from git_prov.store import notes
-from git_prov.store.ledger import NOTES_REF, Ledger, LedgerScan, LocatedRun
+from git_prov.query import located
+from git_prov.query.index import RepoPaths, open_index
+from git_prov.store.ledger import LocatedRun
 from git_prov.store.repo import GitRepo
 
 
@@ -23,14 +24,7 @@ class CommitRuns:
     date: str
     refs: str
     runs: tuple[LocatedRun, ...]
-
-
-def annotated_commits(ledger: Ledger) -> set[str]:
-    """The commits that carry a prov note (names only: no note is read)."""
-    tip = ledger.tip(NOTES_REF)
-    if tip is None:
-        return set()
-    return {c for c, _ in notes.iter_notes(ledger.pygit, tip.tree)}
+    earlier: int = 0  # older runs on it that were not loaded (see ``newest`` in log())
 
 
 def log(
@@ -40,24 +34,73 @@ def log(
     *,
     all_commits: bool = False,
     max_count: int | None = None,
-    scan: LedgerScan | None = None,
+    newest: int | None = None,
 ) -> list[CommitRuns]:
     """Commits of ``git log REVISIONS -- PATHS`` (default HEAD) with their runs.
 
     Only commits with runs are listed unless ``all_commits``; ``max_count`` limits the
-    commits listed.
+    commits listed; ``newest`` loads only the newest N runs of each commit (the others are
+    counted in ``earlier``). Runs are found through the query index: only the note lines
+    of the runs listed are read.
     """
+    return list(
+        iter_log(
+            repo, revisions, paths, all_commits=all_commits, max_count=max_count, newest=newest
+        )
+    )
+
+
+def iter_log(
+    repo: GitRepo,
+    revisions: Sequence[str] = (),
+    paths: Sequence[str] = (),
+    *,
+    all_commits: bool = False,
+    max_count: int | None = None,
+    newest: int | None = None,
+) -> Iterator[CommitRuns]:
+    """:func:`log`, a batch of commits at a time, so that a long history starts showing
+    at once. Bad revisions raise before the first commit is yielded."""
+    commits = _commits(repo, revisions, paths)
+    if not commits:
+        return
+    index = open_index(RepoPaths.of_repo(repo))
+    try:
+        annotated = located.annotated(index)
+        if not all_commits:
+            commits = [c for c in commits if c[0] in annotated]
+        listed = 0
+        batch = 50 if max_count is None else min(max(max_count, 50), 1000)
+        for start in range(0, len(commits), batch):
+            chunk = commits[start : start + batch]
+            every = located.run_ids_on(index, [c[0] for c in chunk if c[0] in annotated])
+            ids = every if newest is None else {c: r[-newest:] for c, r in every.items()}
+            found = located.located(index, [run for runs in ids.values() for run in runs])
+            for commit, subject, author, date, refs in chunk:
+                runs = tuple(found[r] for r in ids.get(commit, ()) if r in found)
+                if not runs and not all_commits:
+                    continue
+                earlier = len(every.get(commit, ())) - len(ids.get(commit, ()))
+                yield CommitRuns(commit, subject, author, date, refs, runs, earlier)
+                listed += 1
+                if max_count is not None and listed >= max_count:
+                    return
+    finally:
+        index.close()
+
+
+def _commits(
+    repo: GitRepo, revisions: Sequence[str], paths: Sequence[str]
+) -> list[tuple[str, str, str, str, str]]:
+    """(id, subject, author, date, refs) of each commit ``git log`` lists, newest first."""
     for rev in revisions:
         if rev.startswith("-") and rev not in ("--all", "--branches", "--tags", "--remotes"):
             raise UsageProblem(
                 f"unsupported revision option {rev!r}",
                 "give revisions or ranges such as main~10..main or --all",
             )
-    ledger = Ledger(repo)
     if repo.pygit.head_is_unborn and not revisions:
         return []
-    scan = scan or ledger.scan()
-    with_runs = set(scan.by_commit)
     args = ["log", "-z", "--format=%H%x00%s%x00%an%x00%aI%x00%D", *(revisions or ["HEAD"])]
     if paths:
         args += ["--", *paths]
@@ -71,18 +114,12 @@ def log(
             "see `git help revisions`",
         )
     fields = proc.stdout.decode("utf-8", errors="replace").split("\0")
-    out: list[CommitRuns] = []
+    commits = []
     for i in range(0, len(fields) - 4, 5):
         commit, subject, author, date, refs = (f.lstrip("\n") for f in fields[i : i + 5])
-        if not commit:
-            continue
-        runs = ledger.runs_on(commit, scan) if commit in with_runs else []
-        if not runs and not all_commits:
-            continue
-        out.append(CommitRuns(commit, subject, author, date, refs, tuple(runs)))
-        if max_count is not None and len(out) >= max_count:
-            break
-    return out
+        if commit:
+            commits.append((commit, subject, author, date, refs))
+    return commits
 
 
 def resolve_commit(repo: GitRepo, spec: str) -> str | None:

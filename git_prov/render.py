@@ -3,7 +3,7 @@ JSON-ready data; only ``cli.py`` prints them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from git_prov.history import CommitRuns
@@ -79,15 +79,26 @@ def _exit(r: RunRecord) -> str:
 
 
 def log_text(
-    entries: Sequence[CommitRuns],
+    entries: Iterable[CommitRuns],
     *,
     style: Style = plain,
     all_runs: bool = False,
     oneline: bool = False,
 ) -> str:
     """The ``git prov log`` view."""
-    lines: list[str] = []
-    for entry in entries:
+    return "".join(log_chunks(entries, style=style, all_runs=all_runs, oneline=oneline))
+
+
+def log_chunks(
+    entries: Iterable[CommitRuns],
+    *,
+    style: Style = plain,
+    all_runs: bool = False,
+    oneline: bool = False,
+) -> Iterator[str]:
+    """The ``git prov log`` view, one commit at a time (for a pager that starts at once)."""
+    for number, entry in enumerate(entries):
+        lines: list[str] = []
         if oneline:
             for run in entry.runs:
                 r = run.record
@@ -101,6 +112,8 @@ def log_text(
                         else ""
                     )
                 )
+            if lines:
+                yield "\n".join(lines) + "\n"
             continue
         refs = f" ({printable(entry.refs)})" if entry.refs else ""
         lines.append(style(f"commit {entry.commit}", fg="yellow") + style(refs, fg="cyan"))
@@ -109,14 +122,12 @@ def log_text(
         if not runs:
             lines.append(style("    (no runs)", dim=True))
         shown = runs if all_runs else runs[-MAX_RUNS_PER_COMMIT:]
-        if len(shown) < len(runs):
-            lines.append(
-                style(f"    … {len(runs) - len(shown)} earlier runs (--all-runs)", dim=True)
-            )
+        earlier = len(runs) - len(shown) + entry.earlier
+        if earlier:
+            lines.append(style(f"    … {earlier} earlier runs (--all-runs)", dim=True))
         for run in shown:
             lines.append("    " + run_line(run, style, entry.commit))
-        lines.append("")
-    return "\n".join(lines).rstrip("\n") + ("\n" if lines else "")
+        yield ("\n" if number else "") + "\n".join(lines) + "\n"
 
 
 def record_json(run: LocatedRun) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from git_prov.model.ids import is_run_id, new_run_id, short_run_id
 from git_prov.model.record import (
     Attachment,
+    RunRecord,
     Tombstone,
     encode_entry,
     encode_note,
@@ -166,3 +167,13 @@ def test_flatten_nested_values() -> None:
         "d": "[1,2]",
         "e": "null",
     }
+
+
+def test_lines_nested_deeper_than_the_limit_are_refused_but_brackets_in_text_are_fine() -> None:
+    line = encode_entry(make_record("a" * 40))
+    deep = line[:-1] + ',"x":' + "[" * 40 + "]" * 40 + "}"
+    with pytest.raises(ValueError, match="nested more than 32 levels"):
+        parse_line(deep)
+    brackets = line[:-1] + ',"x":"' + "{[" * 40 + '"}'
+    entry = parse_line(brackets)
+    assert isinstance(entry, RunRecord) and entry.extra["x"] == "{[" * 40

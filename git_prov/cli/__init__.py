@@ -6,6 +6,8 @@ exit code of their :class:`~git_prov.errors.ProvError`; see docs/cli.md for the 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -13,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -453,17 +455,26 @@ def log_command(
     from git_prov import history, render
 
     repo = _open()
-    entries = history.log(repo, revisions, paths, all_commits=all_commits, max_count=max_count)
     if as_json:
+        entries = history.log(repo, revisions, paths, all_commits=all_commits, max_count=max_count)
         click.echo(json.dumps(render.log_json(entries), indent=2, sort_keys=True))
         return 0
-    text = render.log_text(entries, style=state.style, all_runs=all_runs, oneline=oneline)
-    if not text:
+    commits = history.iter_log(
+        repo,
+        revisions,
+        paths,
+        all_commits=all_commits,
+        max_count=max_count,
+        newest=None if all_runs or oneline else render.MAX_RUNS_PER_COMMIT,
+    )
+    chunks = render.log_chunks(commits, style=state.style, all_runs=all_runs, oneline=oneline)
+    first = next(chunks, "")
+    if not first:
         click.echo(
             "no runs recorded in this range yet (record one with: git prov run -- CMD)", err=True
         )
         return 0
-    _page(state, text)
+    _page(state, itertools.chain([first], chunks))
     return 0
 
 
@@ -488,26 +499,32 @@ def show(
     prefix; COMMIT is any git revision (default: HEAD).
     """
     from git_prov import history, render
-    from git_prov.store.ledger import Ledger
+    from git_prov.query import located
+    from git_prov.query.index import RepoPaths, RunIndex, with_index
+    from git_prov.store.ledger import Ledger, LocatedRun
 
     repo = _open()
     ledger = Ledger(repo)
-    scan = ledger.scan()
-    try:
-        runs = [ledger.resolve_run(spec, scan)]
-    except NotFound as not_a_run:
-        commit = history.resolve_commit(repo, spec)
-        if commit is None and spec == "HEAD" and repo.pygit.head_is_unborn:
-            repo.head_commit()  # raises: "this repository has no commits yet — …"
-        if commit is None:
-            raise not_a_run from None
-        runs = ledger.runs_on(commit, scan)
-        if not runs:
-            raise NotFound(
-                f"no runs recorded on {spec} ({commit[:12]})",
-                "see which commits have runs with `git prov log`",
-            ) from None
-    _report_problems(scan.problems)
+
+    def find(index: RunIndex) -> tuple[list[LocatedRun], list[Any]]:
+        try:
+            return [located.resolve(index, spec)], index.problems()
+        except NotFound as not_a_run:
+            commit = history.resolve_commit(repo, spec)
+            if commit is None and spec == "HEAD" and repo.pygit.head_is_unborn:
+                repo.head_commit()  # raises: "this repository has no commits yet — …"
+            if commit is None:
+                raise not_a_run from None
+            runs = located.runs_on(index, [commit]).get(commit)
+            if not runs:
+                raise NotFound(
+                    f"no runs recorded on {spec} ({commit[:12]})",
+                    "see which commits have runs with `git prov log`",
+                ) from None
+            return runs, index.problems()
+
+    runs, problems = with_index(RepoPaths.of_repo(repo), find)
+    _report_problems(problems)
     if log_stream:
         oid = getattr(runs[-1].record, log_stream)
         if oid is None:
@@ -674,28 +691,38 @@ def _progress() -> Any:
     return TerminalProgress() if sys.stderr.isatty() else NO_PROGRESS
 
 
-def _page(state: State, text: str) -> None:
-    """Show ``text`` through git's pager when stdout is a terminal, like git log does."""
-    if state.no_pager or not sys.stdout.isatty():
-        click.echo(text, nl=False)
-        return
-    pager = subprocess.run(
-        ["git", "var", "GIT_PAGER"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+def _page(state: State, text: str | Iterable[str]) -> None:
+    """Show ``text`` (or its pieces, as they are made) through git's pager when stdout is a
+    terminal, like git log does; the pager starts with the first piece."""
+    pieces = [text] if isinstance(text, str) else text
+    pager = ""
+    if not state.no_pager and sys.stdout.isatty():
+        pager = subprocess.run(
+            ["git", "var", "GIT_PAGER"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     if not pager or pager == "cat":
-        click.echo(text, nl=False)
+        for piece in pieces:
+            click.echo(piece, nl=False)
         return
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")
     env.setdefault("LV", "-c")
     try:
         proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
-        assert proc.stdin is not None
-        proc.stdin.write(text.encode())
+    except OSError:
+        for piece in pieces:
+            click.echo(piece, nl=False)
+        return
+    assert proc.stdin is not None
+    try:
+        for piece in pieces:
+            proc.stdin.write(piece.encode())
+            proc.stdin.flush()
         proc.stdin.close()
-        proc.wait()
-    except (OSError, BrokenPipeError):
-        pass
+    except OSError:  # BrokenPipeError: the pager was quit early; stop making the rest
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    proc.wait()
 
 
 def _rewrite_pathspec(args: list[str]) -> list[str]:

@@ -59,9 +59,8 @@ def select_runs(
     them), oldest first and each once; with ``all_runs`` every live run."""
     from git_prov import history
 
-    scan = scan or ledger.scan()
     if all_runs:
-        return scan.live_runs()
+        return (scan or ledger.scan()).live_runs()
     if not specs:
         raise UsageProblem("no runs named", "give run ids or commits, or --all")
     chosen: dict[str, LocatedRun] = {}
@@ -75,9 +74,8 @@ def select_runs(
             runs = ledger.runs_on(commit, scan)
             if not runs:
                 raise NotFound(f"no runs recorded on {spec} ({commit[:12]})") from None
-        for run in runs:
-            if run.id not in scan.tombstones:
-                chosen.setdefault(run.id, run)
+        for run in runs:  # (neither lookup returns a deleted run)
+            chosen.setdefault(run.id, run)
     return [chosen[k] for k in sorted(chosen)]
 
 

@@ -110,15 +110,13 @@ class RunRecord:
     def to_json_dict(self) -> dict[str, Any]:
         """The record as the JSON object stored in a note (None and empty values left out)."""
         out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "run"}
-        for f in fields(self):
-            if f.name == "extra":
+        for name in _RUN_FIELD_ORDER:
+            value = getattr(self, name)
+            if value is None or value == () or value == {} or (name == "cwd" and value == "."):
                 continue
-            value = getattr(self, f.name)
-            if value is None or value == () or value == {} or (f.name == "cwd" and value == "."):
+            if name == "origin" and value == "run":
                 continue
-            if f.name == "origin" and value == "run":
-                continue
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[name] = list(value) if isinstance(value, tuple) else value
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
@@ -348,7 +346,9 @@ def line_object(line: str) -> dict[str, Any]:
         raise ValueError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("entry is not a JSON object")
-    if _depth_exceeds(data, MAX_NESTING):
+    # (Nesting needs an opening bracket per level: fewer brackets than the limit in all
+    # of the text, quoted ones included, cannot nest too deep; most lines end here.)
+    if payload.count("{") + payload.count("[") > MAX_NESTING and _depth_exceeds(data, MAX_NESTING):
         # Shallower than the decoder's limit, but re-encoding it would recurse again.
         raise ValueError(f"entry is nested more than {MAX_NESTING} levels deep")
     return data
@@ -367,7 +367,8 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-_RUN_FIELDS = {f.name for f in fields(RunRecord)} - {"extra"}
+_RUN_FIELD_ORDER = tuple(f.name for f in fields(RunRecord) if f.name != "extra")
+_RUN_FIELDS = set(_RUN_FIELD_ORDER)
 
 
 def _run_from_json(data: dict[str, Any]) -> RunRecord:

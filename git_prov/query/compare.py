@@ -413,9 +413,8 @@ def diff_runs(
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
-    scan = ledger.scan()
-    a = ledger.resolve_run(a_spec, scan).record
-    b = ledger.resolve_run(b_spec, scan).record
+    a = ledger.resolve_run(a_spec).record
+    b = ledger.resolve_run(b_spec).record
 
     def data(oid: str | None) -> DataManifest | None:
         return ledger.data_manifest(oid) if oid else None

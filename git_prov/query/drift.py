@@ -89,7 +89,7 @@ class CheckResult:
 def latest_run_on_head(repo: Any, ledger: Any) -> Any:
     """The most recently started run shown on HEAD; NotFound when HEAD has none."""
     head = str(repo.head_commit().id)
-    runs = ledger.runs_on(head, ledger.scan())
+    runs = ledger.runs_on(head)
     if not runs:
         raise NotFound(
             f"no runs recorded on HEAD ({head[:12]})",

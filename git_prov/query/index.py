@@ -8,9 +8,9 @@ Contents.
 * ``lines`` — one row per entry line of every note: runs (flattened: id, commit, started,
   status, host, env, data manifest ids, command, params and metrics as JSON …),
   attachments, tombstones and unreadable lines (with the reason). ``live`` marks, for
-  each run id, the one run row queries use: the first record seen (rows are inserted in
-  the notes tree's order, so this is the record :meth:`Ledger.scan` keeps), unless a
-  tombstone deleted the run.
+  each run id, the one run row queries use: the record in the note of the smallest commit id
+  (then the earliest line: the record :meth:`Ledger.scan` keeps), unless a tombstone
+  deleted the run.
 * ``notes`` — which note blob was indexed for each annotated commit.
 * ``manifests``, ``files``, ``packages`` — the contents of data and environment
   manifests (path, hash, size; package, version), loaded lazily the first time a query
@@ -67,7 +67,7 @@ from git_prov.model.record import (
 NOTES_REF = "refs/notes/prov"  # the same names as git_prov.store.ledger (not imported:
 OBJECTS_REF = "refs/prov/objects"  # that module loads pygit2)
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_S = 60.0
 
 KIND_RUN, KIND_ATTACH, KIND_TOMBSTONE, KIND_PROBLEM = 0, 1, 2, 3
@@ -115,6 +115,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 # (building an index once is much cheaper than maintaining it through 100k inserts).
 _LINE_INDEXES = (
     ("lines_run", "CREATE INDEX lines_run ON lines(run)"),
+    ("lines_note", "CREATE INDEX lines_note ON lines(note, lineno)"),
     ("lines_problems", "CREATE INDEX lines_problems ON lines(note) WHERE kind = 3"),
     ("lines_inputs", "CREATE INDEX lines_inputs ON lines(inputs) WHERE inputs IS NOT NULL"),
     ("lines_outputs", "CREATE INDEX lines_outputs ON lines(outputs) WHERE outputs IS NOT NULL"),
@@ -686,7 +687,7 @@ class RunIndex:
             )
         ]
         if not matches:
-            raise NotFound(f"no run matches {spec!r}", "list runs with git prov find")
+            raise NotFound(f"no run matches {spec!r}", "list runs with `git prov find`")
         if len(matches) > 1:
             raise NotFound(
                 f"run id {spec!r} is ambiguous: {', '.join(sorted(matches)[:5])}",
@@ -943,7 +944,7 @@ class RunIndex:
             db.execute(f"DROP INDEX IF EXISTS {name}")
         db.execute("DELETE FROM lines")
         db.execute("DELETE FROM notes")
-        notes = list_notes(self.paths, tip) if tip else []
+        notes = sorted(list_notes(self.paths, tip)) if tip else []  # commit id order
         rows: list[tuple[Any, ...]] = []
         known: set[str] = set()
         contents = stream_blobs(self.paths, [blob for _, blob in notes])
@@ -1002,9 +1003,11 @@ class RunIndex:
                 "SELECT 1 FROM lines WHERE note = ? AND kind = 3 LIMIT 1", (commit,)
             ).fetchall()
             if old_data is not None and not has_problems:
-                old_set = set(note_lines(old_data))
+                old_lines = note_lines(old_data)
+                old_set = set(old_lines)
                 if old_set <= set(new_lines):  # only added lines: parse just those
                     numbered = ((n, line) for n, line in numbered if line not in old_set)
+                    self._renumber(commit, old_lines, new_lines)
                 else:
                     affected |= self._drop_note(commit)
             elif old_blob is not None:  # a note new to the index has no rows to drop
@@ -1020,6 +1023,21 @@ class RunIndex:
         )
         self._relive(affected)
         return True
+
+    def _renumber(self, commit: str, old_lines: list[str], new_lines: list[str]) -> None:
+        """Move the rows of a note's kept lines to their line numbers in its new text (lines
+        added above them pushed them down)."""
+        position: dict[str, int] = {}
+        for number, line in enumerate(new_lines, start=1):
+            position.setdefault(line, number)
+        moves = [
+            (position[old_lines[lineno - 1]], row)
+            for row, lineno in self.db.execute(
+                "SELECT id, lineno FROM lines WHERE note = ?", (commit,)
+            ).fetchall()
+            if 1 <= lineno <= len(old_lines) and position[old_lines[lineno - 1]] != lineno
+        ]
+        self.db.executemany("UPDATE lines SET lineno = ? WHERE id = ?", moves)
 
     def _drop_note(self, commit: str) -> set[str]:
         runs = {
@@ -1038,8 +1056,9 @@ class RunIndex:
         db.executemany("INSERT OR IGNORE INTO temp.affected VALUES (?)", ((r,) for r in runs))
         db.execute("UPDATE lines SET live = 0 WHERE live = 1 AND run IN temp.affected")
         db.execute(
-            "UPDATE lines SET live = 1 WHERE id IN ("
-            " SELECT min(id) FROM lines WHERE kind = 0 AND run IN temp.affected GROUP BY run)"
+            "UPDATE lines SET live = 1 WHERE id IN (SELECT id FROM ("
+            "  SELECT id, row_number() OVER (PARTITION BY run ORDER BY note, lineno) AS nth"
+            "  FROM lines WHERE kind = 0 AND run IN temp.affected) WHERE nth = 1)"
             " AND run NOT IN (SELECT run FROM lines WHERE kind = 2 AND run IN temp.affected)"
         )
         db.execute("DELETE FROM temp.affected")

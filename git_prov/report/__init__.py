@@ -145,7 +145,7 @@ def build_report(
         from git_prov.history import log
 
         picked: dict[str, LocatedRun] = {}
-        for entry in log(repo, revisions, scan=scan):
+        for entry in log(repo, revisions):
             for run in entry.runs:
                 picked.setdefault(run.id, run)
         located = sorted(picked.values(), key=lambda r: r.id)

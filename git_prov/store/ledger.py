@@ -125,7 +125,9 @@ class Ledger:
             return scan
         shown: dict[str, list[str]] = {}
         attached: dict[str, list[Attachment]] = {}
-        for commit_hex, blob_id in notes.iter_notes(self.pygit, tree):
+        # In commit id order: the first record of a run id is the one in the note of the
+        # smallest commit id (the query index picks the same one).
+        for commit_hex, blob_id in sorted(notes.iter_notes(self.pygit, tree)):
             blob = self.pygit[blob_id]
             assert isinstance(blob, pygit2.Blob)
             parsed = parse_note(blob.data.decode("utf-8", errors="replace"), commit_hex)
@@ -150,23 +152,24 @@ class Ledger:
         return scan
 
     def runs_on(self, commit_hex: str, scan: LedgerScan | None = None) -> list[LocatedRun]:
-        """Runs shown on one commit, oldest first."""
-        if scan is not None:
-            ids = scan.by_commit.get(commit_hex, [])
-            return [
-                scan.runs[i]
-                for i in sorted(set(ids))
-                if i in scan.runs and i not in scan.tombstones
-            ]
-        entries, _ = self.entries_on(commit_hex)
+        """Runs shown on one commit, oldest first (without ``scan``: found through the query
+        index, which gives the same answer without reading every note)."""
+        if scan is None:
+            from git_prov.query.located import runs_on_commit
+
+            return runs_on_commit(self.repo, commit_hex)
+        ids = scan.by_commit.get(commit_hex, [])
         return [
-            LocatedRun(e, (e.commit, commit_hex) if e.commit != commit_hex else (e.commit,))
-            for e in sorted((e for e in entries if isinstance(e, RunRecord)), key=lambda r: r.id)
+            scan.runs[i] for i in sorted(set(ids)) if i in scan.runs and i not in scan.tombstones
         ]
 
     def resolve_run(self, spec: str, scan: LedgerScan | None = None) -> LocatedRun:
-        """Find a run by full id, by its short id (or a prefix of it), or by an id prefix."""
-        scan = scan or self.scan()
+        """Find a run by full id, by its short id (or a prefix of it), or by an id prefix
+        (without ``scan``: through the query index, as :meth:`runs_on`)."""
+        if scan is None:
+            from git_prov.query.located import find_run
+
+            return find_run(self.repo, spec)
         spec = spec.strip()
         if spec in scan.runs and spec not in scan.tombstones:
             return scan.runs[spec]
@@ -187,7 +190,7 @@ class Ledger:
                 "removed runs are hidden; `git prov fsck` still checks them",
             )
         if not matches:
-            raise NotFound(f"no run matches {spec!r}", "list runs with `git prov log`")
+            raise NotFound(f"no run matches {spec!r}", "list runs with `git prov find`")
         if len(matches) > 1:
             listed = ", ".join(sorted(m.id for m in matches)[:5])
             raise NotFound(

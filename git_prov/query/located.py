@@ -1,0 +1,172 @@
+"""Runs found through the query index, as :meth:`Ledger.scan` would give them.
+
+``git prov show RUN``, ``log``, ``diff``, ``check`` and the API name a few runs or a few
+commits; reading every note to find them (:meth:`~git_prov.store.ledger.Ledger.scan`)
+costs seconds on a ledger of 100k runs. The index knows which note line holds each run's
+record and attachments, so only those lines are read back (from the note blobs the index
+was built from, through one ``git cat-file --batch``) and parsed with the model's exact
+reader. The results equal the scan's: the same record (the live one: see
+:mod:`git_prov.query.index`), the same ``shown_on`` (the commit it ran on, then every other
+commit whose note holds its record or an attachment of it, in commit id order) and the same
+attachments; tests/test_query_located.py checks this against ``Ledger.scan`` on ledgers
+made by rewrites, merges, conflicts and deletions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from git_prov.errors import NotFound
+from git_prov.model.record import Attachment, RunRecord, Tombstone, parse_line
+from git_prov.query.index import (
+    KIND_ATTACH,
+    KIND_RUN,
+    KIND_TOMBSTONE,
+    RepoPaths,
+    RunIndex,
+    note_lines,
+    read_blobs,
+    with_index,
+)
+from git_prov.store.ledger import LocatedRun
+
+if TYPE_CHECKING:
+    from git_prov.store.repo import GitRepo
+
+
+def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
+    """The live runs among ``run_ids`` (deleted or unknown ids are left out)."""
+    wanted = sorted(set(run_ids))
+    if not wanted:
+        return {}
+    with index._temp_runs(wanted):
+        rows = index.db.execute(
+            "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
+            " JOIN notes n ON n.commit_id = l.note"
+            " WHERE l.kind IN (?, ?) AND l.run IN temp.wanted"
+            " AND l.run IN (SELECT run FROM lines WHERE live = 1 AND run IN temp.wanted)"
+            " ORDER BY l.note, l.lineno",
+            (KIND_RUN, KIND_ATTACH),
+        ).fetchall()
+    needed = {blob for _, kind, live, _, _, blob in rows if live or kind == KIND_ATTACH}
+    texts = {oid: note_lines(data) for oid, data in read_blobs(index.paths, sorted(needed)).items()}
+    records: dict[str, RunRecord] = {}
+    notes: dict[str, list[str]] = {}
+    attachments: dict[str, list[Attachment]] = {}
+    for run, kind, live, note, lineno, blob in rows:
+        shown = notes.setdefault(run, [])
+        if not shown or shown[-1] != note:
+            shown.append(note)
+        if not live and kind != KIND_ATTACH:
+            continue
+        entry = _entry(texts.get(blob), lineno)
+        if kind == KIND_ATTACH and isinstance(entry, Attachment):
+            attachments.setdefault(run, []).append(entry)
+        elif isinstance(entry, RunRecord):
+            records[run] = entry
+    out: dict[str, LocatedRun] = {}
+    for run in wanted:
+        record = records.get(run)
+        if record is None:
+            continue  # its note changed under us: the caller reports it as not found
+        others = [c for c in notes.get(run, ()) if c != record.commit]
+        out[run] = LocatedRun(record, (record.commit, *others), tuple(attachments.get(run, ())))
+    return out
+
+
+def resolve(index: RunIndex, spec: str) -> LocatedRun:
+    """The run ``spec`` names — a full id, a short id or a prefix of either (at least 4
+    characters); :class:`NotFound` saying why otherwise, also for a deleted run."""
+    try:
+        run_id = index.resolve_run(spec)
+    except NotFound as missing:
+        stone = _deleted(index, spec.strip())
+        if stone is not None:
+            raise NotFound(
+                f"run {stone.run} was removed on {stone.at[:10]}"
+                + (f" ({stone.reason})" if stone.reason else ""),
+                "removed runs are hidden; `git prov fsck` still checks them",
+            ) from None
+        raise missing from None
+    run = located(index, [run_id]).get(run_id)
+    if run is None:
+        raise NotFound(f"no run matches {spec!r}", "list runs with `git prov find`")
+    return run
+
+
+def runs_on(index: RunIndex, commits: Sequence[str]) -> dict[str, list[LocatedRun]]:
+    """The live runs shown on each of ``commits`` (oldest first); commits without any are
+    left out."""
+    ids = run_ids_on(index, commits)
+    found = located(index, {run for runs in ids.values() for run in runs})
+    out: dict[str, list[LocatedRun]] = {}
+    for commit, runs in ids.items():
+        listed = [found[r] for r in runs if r in found]
+        if listed:
+            out[commit] = listed
+    return out
+
+
+def run_ids_on(index: RunIndex, commits: Sequence[str]) -> dict[str, list[str]]:
+    """The ids of the live runs shown on each of ``commits``, sorted (oldest first);
+    commits without any are left out. Reads no note."""
+    on: dict[str, set[str]] = {}
+    for start in range(0, len(commits), 500):
+        chunk = commits[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for note, run in index.db.execute(
+            f"SELECT DISTINCT note, run FROM lines l WHERE kind IN (?, ?) AND note IN ({marks})"
+            " AND EXISTS (SELECT 1 FROM lines m WHERE m.run = l.run AND m.live = 1)",
+            (KIND_RUN, KIND_ATTACH, *chunk),
+        ):
+            on.setdefault(note, set()).add(run)
+    return {commit: sorted(on[commit]) for commit in commits if commit in on}
+
+
+def annotated(index: RunIndex) -> set[str]:
+    """The commits whose notes show some run (live or not): those worth asking about."""
+    return {
+        c
+        for (c,) in index.db.execute(
+            "SELECT DISTINCT note FROM lines WHERE kind IN (?, ?)", (KIND_RUN, KIND_ATTACH)
+        )
+    }
+
+
+def _entry(lines: list[str] | None, lineno: int) -> RunRecord | Attachment | Tombstone | None:
+    if lines is None or not 1 <= lineno <= len(lines):
+        return None
+    try:
+        return parse_line(lines[lineno - 1])
+    except ValueError:
+        return None
+
+
+def _deleted(index: RunIndex, spec: str) -> Tombstone | None:
+    """The tombstone of the deleted run ``spec`` names, if it names exactly such runs."""
+    if len(spec) < 4:
+        return None
+    low, high = spec, spec[:-1] + chr(ord(spec[-1]) + 1)
+    for run, lineno, blob in index.db.execute(
+        "SELECT l.run, l.lineno, n.blob FROM lines l JOIN notes n ON n.commit_id = l.note"
+        " WHERE l.kind = ? AND ((l.run >= ? AND l.run < ?) OR substr(l.run, 22, ?) = ?)"
+        " AND l.run IN (SELECT run FROM lines WHERE kind = ?) ORDER BY l.note, l.lineno LIMIT 1",
+        (KIND_TOMBSTONE, low, high, len(spec), spec, KIND_RUN),
+    ):
+        data = read_blobs(index.paths, [blob]).get(blob)
+        entry = _entry(note_lines(data) if data is not None else None, lineno)
+        if isinstance(entry, Tombstone) and entry.run == run:
+            return entry
+    return None
+
+
+def find_run(repo: GitRepo, spec: str) -> LocatedRun:
+    """:func:`resolve` in ``repo``'s index (brought up to date first)."""
+    return with_index(RepoPaths.of_repo(repo), lambda index: resolve(index, spec))  # type: ignore[no-any-return]
+
+
+def runs_on_commit(repo: GitRepo, commit: str) -> list[LocatedRun]:
+    """The live runs shown on ``commit``, oldest first, from ``repo``'s index."""
+    found = with_index(RepoPaths.of_repo(repo), lambda index: runs_on(index, [commit]))
+    return list(found.get(commit, []))

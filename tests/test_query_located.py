@@ -1,0 +1,177 @@
+"""Runs found through the index equal what a full read of the ledger (Ledger.scan) finds.
+
+`git prov show`, `log`, `diff`, `check` and the API find runs through the index; if the
+index and the scan disagreed on a run's record, the commits it is shown on or its
+attachments, a user would see different answers from `show` and from `find`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import commit_file, git, prov
+from factories import make_record
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from git_prov.errors import NotFound
+from git_prov.model.record import Attachment, Tombstone
+from git_prov.query import located as loc
+from git_prov.query.index import RepoPaths, open_index
+from git_prov.store.ledger import NOTES_REF, Ledger
+from git_prov.store.repo import open_repo
+
+RUN_IDS = [f"2026010{i}T000000.000Z-{i:08x}" for i in range(1, 6)]
+
+
+def _expected(ledger: Ledger) -> tuple[list[str], dict[str, object], dict[str, list[object]]]:
+    scan = ledger.scan()
+    live = {r.id: r for r in scan.live_runs()}
+    on = {c: ledger.runs_on(c, scan) for c in scan.by_commit}
+    ids = sorted({*RUN_IDS, *scan.runs, *scan.tombstones})
+    return ids, live, {c: runs for c, runs in on.items() if runs}
+
+
+def _check_agrees(repo: Path) -> None:
+    ledger = Ledger(open_repo(repo))
+    ids, live, on = _expected(ledger)
+    scan = ledger.scan()
+    with open_index(RepoPaths.discover(repo)) as index:
+        assert loc.located(index, ids) == live
+        assert loc.runs_on(index, sorted(loc.annotated(index))) == on
+        for run_id in ids:
+            try:
+                expected: object = ledger.resolve_run(run_id[-8:], scan)
+            except NotFound as exc:
+                expected = str(exc)
+            try:
+                found: object = loc.resolve(index, run_id[-8:])
+            except NotFound as exc:
+                found = str(exc)
+            assert found == expected
+
+
+# One step of a ledger's life: a record (two contents per id: a conflict), an attachment,
+# a tombstone, or a rewind of the notes ref to an earlier tip.
+STEP = st.one_of(
+    st.tuples(st.just("record"), st.integers(0, 4), st.integers(0, 3), st.integers(0, 1)),
+    st.tuples(st.just("attach"), st.integers(0, 4), st.integers(0, 3), st.integers(0, 3)),
+    st.tuples(st.just("tombstone"), st.integers(0, 4), st.integers(0, 3), st.just(0)),
+    st.tuples(st.just("rewind"), st.just(0), st.just(0), st.just(0)),
+)
+
+
+@pytest.fixture(scope="module")
+def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    path = tmp_path_factory.mktemp("located")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "t@example.com")
+    git(path, "config", "user.name", "T")
+    commits = [commit_file(path, f"f{i}.txt", f"{i}\n") for i in range(4)]
+    return path, commits
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(st.lists(STEP, min_size=1, max_size=3), min_size=1, max_size=6))
+def test_index_lookups_agree_with_a_full_scan(
+    shared_repo: tuple[Path, list[str]], steps: list[list[tuple[str, int, int, int]]]
+) -> None:
+    repo, commits = shared_repo
+    git(repo, "update-ref", "-d", NOTES_REF)
+    for suffix in ("", "-wal", "-shm"):
+        (repo / ".git" / "prov" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    ledger = Ledger(open_repo(repo))
+    tips: list[str] = []
+    for batch in steps:  # each batch is one ledger commit; the index catches up after it
+        entries: list[tuple[str, object]] = []
+        for action, run, at, extra in batch:
+            run_id, commit = RUN_IDS[run], commits[at]
+            if action == "record":
+                entries.append((commit, make_record(commit, id=run_id, metrics={"acc": extra})))
+            elif action == "attach":
+                original = commits[extra]
+                entries.append(
+                    (commit, Attachment(run_id, commit, original, "rebase", "2026-02-01T00:00:00Z"))
+                )
+            elif action == "tombstone":
+                entries.append((commit, Tombstone(run_id, "2026-03-01T00:00:00Z", "old")))
+            elif tips:
+                git(repo, "update-ref", NOTES_REF, tips[len(tips) // 2])
+        if entries:
+            ledger.write(entries)  # type: ignore[arg-type]
+        tip = git(repo, "for-each-ref", "--format=%(objectname)", NOTES_REF)
+        if tip:
+            tips.append(tip)
+        _check_agrees(repo)
+    # and a full rebuild gives the same as the incremental updates did
+    for suffix in ("", "-wal", "-shm"):
+        (repo / ".git" / "prov" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    _check_agrees(repo)
+
+
+def test_show_and_log_agree_after_amends_and_a_rebase(repo: Path) -> None:
+    """What `show` and `log` print comes from the index, and equals the scan's view."""
+    prov(repo, "init")
+    commit_file(repo, "train.py", "print(1)\n")
+    first = prov(repo, "record", "--json", "--command", "python train.py").stdout
+    (repo / "train.py").write_text("print(2)\n")
+    git(repo, "commit", "-q", "-a", "--amend", "-m", "amended")
+    git(repo, "commit", "-q", "--amend", "-m", "amended again")
+    commit_file(repo, "other.py", "x\n")
+    prov(repo, "record", "--command", "python other.py")
+    git(repo, "commit", "-q", "--amend", "-m", "other amended")
+    _check_agrees(repo)
+    run = json.loads(first)
+    shown = json.loads(prov(repo, "show", "--json", run["id"][-8:]).stdout)
+    scan_view = Ledger(open_repo(repo)).scan().runs[run["id"]]
+    assert shown["shown_on"] == list(scan_view.shown_on)
+    assert len(shown["attachments"]) == len(scan_view.attachments) == 2
+    logged = json.loads(prov(repo, "log", "--json").stdout)
+    ledger = Ledger(open_repo(repo))
+    scan = ledger.scan()
+    history = git(repo, "rev-list", "HEAD").split()
+    expected = {c: [r.id for r in ledger.runs_on(c, scan)] for c in history}
+    assert {c["commit"]: [r["id"] for r in c["runs"]] for c in logged} == {
+        c: ids for c, ids in expected.items() if ids
+    }
+    assert len(logged) == 2
+
+
+def test_log_streams_into_the_pager_and_stops_quietly_when_it_quits(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`git prov log` on a terminal pipes into git's pager as it goes; quitting the pager
+    early (a long history) ends it with status 0 and no traceback, as for git log."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    marks = "".join(
+        f"commit refs/heads/main\nmark :{i}\ncommitter T <t@example.com> {1700000000 + i} +0000\n"
+        f"data 7\nstep{i:03d}\n" + ("from refs/heads/main^0\n" if i == 1 else "") + "\n"
+        for i in range(1, 401)
+    )
+    git(repo, "fast-import", "--quiet", input=marks)
+    commits = git(repo, "rev-list", "main").split()
+    ledger = Ledger(open_repo(repo))
+    ledger.write([(c, make_record(c)) for c in commits])
+    out = tmp_path / "paged.txt"
+    env = {**os.environ, "GIT_PAGER": f"head -n 3 > {out}"}
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "git_prov", "--color", "never", "log"],
+            cwd=repo, stdout=secondary, stderr=subprocess.PIPE, env=env, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b""
+    paged = out.read_text().splitlines()
+    assert paged[0] == f"commit {commits[0]} (HEAD -> main)" and paged[1] == "    step400"
