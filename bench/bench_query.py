@@ -9,7 +9,10 @@ process) and the best of ``--repeat`` wall-clock times is reported:
 * ``warm …``   — the same index, already fresh: ``-n 20`` (the newest runs), ``--where``
   (a selective metric condition), ``--format '{id}'`` (every run) and the default table of
   every run;
-* ``+1 run``   — ``find -n 20`` after one more run was recorded: an incremental update.
+* ``+1 run``   — ``find -n 20`` after one more run was recorded: an incremental update;
+* ``show RUN``, ``log -n 20`` — one run, the 20 newest commits with runs;
+* ``log, first page`` — ``git prov log`` on a terminal whose pager quits after 40 lines,
+  as a person reading the top of a long history does.
 
 Python runs from compiled bytecode as an installed package does (``PYTHONPYCACHEPREFIX``
 outside the tree, even when ``PYTHONDONTWRITEBYTECODE`` is set).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pty
 import subprocess
 import sys
 import tempfile
@@ -33,12 +37,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ledger_factory import make_ledger
 
-FIND = [sys.executable, "-m", "git_prov", "--no-pager", "find"]
+PROV = [sys.executable, "-m", "git_prov", "--no-pager"]
+FIND = [*PROV, "find"]
 QUERIES = {
     "warm -n 20": ["-n", "20"],
     "warm --where": ["--where", "acc>0.99", "--sort", "-acc"],
     "warm every run (--format)": ["--format", "{id}"],
     "warm every run (table)": [],
+}
+# Commands that name a run or a commit range (through the same index).
+READS = {
+    "show RUN": ["show", "RUN"],
+    "log -n 20": ["log", "-n", "20"],
 }
 
 
@@ -102,7 +112,29 @@ def measure(repo: Path, repeat: int) -> dict[str, float]:
     out["+1 run, then -n 20 (incremental)"] = best(
         lambda: run([*FIND, "-n", "20"], repo), repeat, lambda: add_run(repo)
     )
+    newest = subprocess.run(
+        [*FIND, "-n", "1", "--format", "{short_id}"], cwd=repo, env=ENV, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    for label, args in READS.items():
+        args = [newest if a == "RUN" else a for a in args]
+        out[label] = best(lambda args=args: run([*PROV, *args], repo), repeat)  # type: ignore[misc]
+    out["log, first page (pager quits)"] = best(lambda: first_page(repo), repeat)
     return out
+
+
+def first_page(repo: Path) -> None:
+    """``git prov log`` on a terminal whose pager quits after a screenful (``head``)."""
+    primary, secondary = pty.openpty()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "git_prov", "--color", "never", "log"], cwd=repo,
+            stdout=secondary, check=True,
+            env={**ENV, "GIT_PAGER": "head -n 40 >/dev/null"},
+        )  # fmt: skip
+    finally:
+        os.close(secondary)
+        os.close(primary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
