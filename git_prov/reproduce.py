@@ -58,12 +58,12 @@ BLOCKED = "blocked"  # dry run: something would block it
 INPUT_OK = "ok"
 INPUT_MISSING = "missing"
 INPUT_CHANGED = "changed"
-INPUT_UNVERIFIABLE = "unverifiable"  # an algorithm we cannot compute (md5 of DVC, annex keys)
+INPUT_UNVERIFIABLE = "unverifiable"  # an algorithm we cannot compute (git-annex keys)
 
 FOUND_IN_SOURCE = "source"  # checked out with the run's source
 FOUND_IN_WORKING_TREE = "working-tree"  # copied from the user's working tree
 
-_VERIFIABLE = ("sha256", "git")
+_VERIFIABLE = ("sha256", "git", "md5", "md5-dos2unix")  # md5*: DVC's (capture/dvc.py)
 _FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
 
 
@@ -291,6 +291,10 @@ def _blob_hash(repo: GitRepo, blob: str, like: str) -> str | None:
     algorithm = like.partition(":")[0]
     if algorithm == "git":
         return f"git:{blob}"
+    if algorithm in ("md5", "md5-dos2unix"):
+        from git_prov.capture.dvc import hash_like
+
+        return hash_like([repo.git("cat-file", "blob", blob).stdout], like)
     if algorithm == "sha256":
         from git_prov.capture.hashing import parse_lfs_pointer
 

@@ -8,12 +8,15 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import commit_file, git
+from conftest import commit_file, git, prov
 
+from git_prov.capture import hashing
 from git_prov.capture.annex import key_of_link, parse_key
 from git_prov.capture.data import build_manifest
 from git_prov.capture.dvc import hash_of_cache_path, object_path
@@ -263,7 +266,7 @@ def test_dvc_copies_and_stale_metadata_are_hashed(repo: Path) -> None:
     old, new = b"version 1", b"version 2"
     _cache_object(cache, old)
     # A copy (DVC's default cache type) whose .dvc names the old bytes, as after a
-    # `git checkout` without `dvc checkout`: nothing cheap tells, so it is read.
+    # `git checkout` without `dvc checkout`: its bytes are read and do not match.
     (repo / "copy.csv").write_bytes(new)
     (repo / "copy.csv.dvc").write_text(f"outs:\n- md5: {md5(old)}\n  hash: md5\n  path: copy.csv\n")
     # A hard link to some other file than the cache object the metadata names.
@@ -285,8 +288,211 @@ def test_files_outside_a_dvc_project_are_untouched(repo: Path) -> None:
     assert {e.source for e in entries.values()} == {SOURCE_READ}
 
 
+# ---- DVC copies: read once, named by DVC's hash only when the bytes have it ------------------
+
+LONG_AGO_NS = time.time_ns() - 3600 * 10**9  # older than the stat cache's racy window
+MiB = 1 << 20
+
+
+class BytesRead:
+    """A progress that adds up the bytes the capture says it is going to read."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def start(self, label: str, total: int) -> None:
+        self.total += total
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stat_cache(repo: Path) -> Path:
+    return repo / ".git" / "prov" / "hash-cache.sqlite"
+
+
+def _age(*paths: Path) -> None:
+    """Make files old enough for the stat cache to remember them."""
+    for path in paths:
+        os.utime(path, ns=(LONG_AGO_NS, LONG_AGO_NS))
+
+
+def _dvc_file(data: Path, digest: str, *, legacy: bool = False) -> Path:
+    """``<data>.dvc`` as `dvc add` writes it (DVC 3; DVC 2 wrote no ``hash`` field)."""
+    field = "" if legacy else "  hash: md5\n"
+    dvc_file = data.with_name(data.name + ".dvc")
+    dvc_file.write_text(f"outs:\n- md5: {digest}\n  size: 1\n{field}  path: {data.name}\n")
+    return dvc_file
+
+
+def _record(repo: Path, paths: list[str], cache: Path) -> tuple[dict[str, tuple[str, str]], int]:
+    """path → (hash, source) of a manifest built with the stat cache, and the bytes read."""
+    progress = BytesRead()
+    manifest = build_manifest(repo, paths, cache_path=cache, progress=progress)
+    return {e.path: (e.hash, e.source) for e in manifest.entries}, progress.total
+
+
+@needs_yaml
+def test_dvc_copies_are_named_by_dvc_md5_once_their_bytes_are_checked(
+    repo: Path, stat_cache: Path
+) -> None:
+    # DVC's default cache type: the workspace holds copies of the cache objects.
+    cache = _dvc_project(repo, "[cache]\n    type = reflink,copy\n")
+    model, one, two = os.urandom(3 * MiB + 17), b"one\n", b"two\n"
+    (repo / "images").mkdir()
+    for path, content in [(repo / "model.bin", model), (repo / "images" / "1.txt", one)]:
+        _cache_object(cache, content)
+        path.write_bytes(content)
+    _cache_object(cache, two)
+    (repo / "images" / "2.txt").write_bytes(two)
+    _dvc_file(repo / "model.bin", md5(model))
+    listing = json.dumps(
+        [{"md5": md5(one), "relpath": "1.txt"}, {"md5": md5(two), "relpath": "2.txt"}]
+    ).encode()
+    dir_obj = cache / "files" / "md5" / md5(listing)[:2] / f"{md5(listing)[2:]}.dir"
+    dir_obj.parent.mkdir(parents=True, exist_ok=True)
+    dir_obj.write_bytes(listing)
+    _dvc_file(repo / "images", f"{md5(listing)}.dir")
+    _age(repo / "model.bin", repo / "images" / "1.txt", repo / "images" / "2.txt")
+    expected = {
+        "model.bin": (f"md5:{md5(model)}", SOURCE_DVC),
+        "images/1.txt": (f"md5:{md5(one)}", SOURCE_DVC),
+        "images/2.txt": (f"md5:{md5(two)}", SOURCE_DVC),
+    }
+    assert _record(repo, ["model.bin", "images"], stat_cache) == (expected, len(model) + 8)
+    # Recording again reads nothing: the stat cache remembers the checked MD5.
+    assert _record(repo, ["model.bin", "images"], stat_cache) == (expected, 0)
+
+
+@needs_yaml
+def test_a_dvc_copy_edited_since_dvc_add_is_named_by_its_bytes(
+    repo: Path, stat_cache: Path
+) -> None:
+    cache = _dvc_project(repo)
+    added, edited = b"a,b\n1,2\n", b"a,b\n1,3\n"
+    _cache_object(cache, added)
+    data = repo / "data.csv"
+    data.write_bytes(edited)
+    _age(data)
+    dvc_file = _dvc_file(data, md5(added))
+    read = {"data.csv": (f"sha256:{sha256(edited)}", SOURCE_READ)}
+    assert _record(repo, ["data.csv"], stat_cache) == (read, len(edited))
+    assert _record(repo, ["data.csv"], stat_cache) == (read, 0)
+    # `dvc commit` records the edit; the MD5 the stat cache kept now matches.
+    dvc_file.unlink()
+    _dvc_file(data, md5(edited))
+    assert _record(repo, ["data.csv"], stat_cache) == (
+        {"data.csv": (f"md5:{md5(edited)}", SOURCE_DVC)},
+        0,
+    )
+
+
+@needs_yaml
+def test_a_file_added_to_dvc_after_a_record_is_read_once_more(repo: Path, stat_cache: Path) -> None:
+    content = os.urandom(5000)
+    data = repo / "table.parquet"
+    data.write_bytes(content)
+    _age(data)
+    assert _record(repo, ["table.parquet"], stat_cache) == (
+        {"table.parquet": (f"sha256:{sha256(content)}", SOURCE_READ)},
+        len(content),
+    )
+    # `dvc add` (copy mode): the stat cache knows the SHA-256 but not yet the MD5.
+    _cache_object(_dvc_project(repo), content)
+    _dvc_file(data, md5(content))
+    named = {"table.parquet": (f"md5:{md5(content)}", SOURCE_DVC)}
+    assert _record(repo, ["table.parquet"], stat_cache) == (named, len(content))
+    assert _record(repo, ["table.parquet"], stat_cache) == (named, 0)
+
+
+def dvc_legacy_md5(data: bytes, *, per_block: bool) -> str:
+    """``md5-dos2unix`` exactly as DVC computes it, transcribed from DVC 2's
+    ``dvc.utils.file_md5`` + ``dvc.istextfile`` (text decided once, from the first 512
+    bytes; ``per_block=False``) and dvc-data's ``Dos2UnixHashStreamFile`` (DVC 3 checking
+    legacy outputs: decided for each 1 MiB block)."""
+    text_chars = bytes(range(32, 127)) + b"\n\r\t\f\b"
+
+    def istextblock(block: bytes) -> bool:
+        if not block:
+            return True
+        if b"\x00" in block:
+            return False
+        return float(len(block.translate(None, text_chars))) / len(block) <= 0.30
+
+    digest = hashlib.md5()
+    file_is_text = istextblock(data[:512])
+    for start in range(0, len(data), MiB):
+        block = data[start : start + MiB]
+        text = istextblock(block[:512]) if per_block else file_is_text
+        digest.update(block.replace(b"\r\n", b"\n") if text else block)
+    return digest.hexdigest()
+
+
+def _crlf_text(size: int) -> bytes:
+    lines = b"".join(b"%d,row %d,%d\r\n" % (i, i * 7, i % 13) for i in range(size // 10 + 1))
+    return lines[:size]
+
+
+@needs_yaml
+@pytest.mark.parametrize("read_path", ["sequential", "read-ahead", "small buffers"])
+def test_dvc2_copies_are_checked_with_dvc2s_dos2unix_md5(
+    repo: Path, stat_cache: Path, monkeypatch: pytest.MonkeyPatch, read_path: str
+) -> None:
+    if read_path != "sequential":
+        monkeypatch.setattr(hashing, "_usable_cpus", lambda: 2)  # read ahead even on 1 CPU
+        monkeypatch.setattr(hashing, "READ_AHEAD_MIN", 1)
+    if read_path == "small buffers":
+        monkeypatch.setattr(hashing, "CHUNK", 4096)  # reads that are not DVC's 1 MiB blocks
+    _dvc_project(repo)
+    crlf = _crlf_text(MiB - 1) + b"\r\n" + _crlf_text(MiB + 300)  # a CRLF across blocks
+    mixed = b"\x00" * 600 + os.urandom(MiB - 600) + _crlf_text(MiB)  # binary, then text
+    weights = b"\x00" + os.urandom(2 * MiB) + b"\r\n"
+    files = {
+        "small.csv": (b"a,b\r\n1,2\r\n", md5(b"a,b\n1,2\n")),
+        "big.csv": (crlf, dvc_legacy_md5(crlf, per_block=False)),
+        "weights.bin": (weights, md5(weights)),  # binary: dos2unix leaves it alone
+        # DVC 2 and DVC 3 disagree about a file whose blocks look different: both count.
+        "mixed-dvc2.bin": (mixed, dvc_legacy_md5(mixed, per_block=False)),
+        "mixed-dvc3.bin": (mixed, dvc_legacy_md5(mixed, per_block=True)),
+        # The plain MD5 of a CRLF text file is not what DVC 2 recorded: no claim holds.
+        "wrong.csv": (crlf, md5(crlf)),
+    }
+    assert files["mixed-dvc2.bin"][1] == md5(mixed) != files["mixed-dvc3.bin"][1]
+    for name, (content, digest) in files.items():
+        (repo / name).write_bytes(content)
+        _age(repo / name)
+        _dvc_file(repo / name, digest, legacy=True)
+    expected = {
+        name: (f"md5-dos2unix:{digest}", SOURCE_DVC)
+        for name, (_, digest) in files.items()
+        if name != "wrong.csv"
+    }
+    expected["wrong.csv"] = (f"sha256:{sha256(crlf)}", SOURCE_READ)
+    total = sum(len(content) for content, _ in files.values())
+    assert _record(repo, sorted(files), stat_cache) == (expected, total)
+    assert _record(repo, sorted(files), stat_cache) == (expected, 0)
+
+
+def test_a_stat_cache_from_before_dvc_checks_is_kept(repo: Path, stat_cache: Path) -> None:
+    # Upgrading git-prov must not cost a full re-read of unchanged data.
+    content = os.urandom(4000)
+    (repo / "data.bin").write_bytes(content)
+    _age(repo / "data.bin")
+    _record(repo, ["data.bin"], stat_cache)
+    db = sqlite3.connect(stat_cache)
+    db.execute("DROP TABLE dvc")  # the cache as git-prov wrote it before DVC copies
+    db.commit()
+    db.close()
+    read = {"data.bin": (f"sha256:{sha256(content)}", SOURCE_READ)}
+    assert _record(repo, ["data.bin"], stat_cache) == (read, 0)
+
+
 @pytest.mark.skipif(shutil.which("dvc") is None, reason="DVC is not installed")
-@pytest.mark.parametrize("cache_type", ["symlink", "hardlink"])
+@pytest.mark.parametrize("cache_type", ["symlink", "hardlink", "copy"])
 def test_real_dvc(repo: Path, cache_type: str) -> None:
     def dvc(*args: str) -> None:
         subprocess.run(["dvc", *args], cwd=repo, check=True, capture_output=True)
@@ -299,8 +505,8 @@ def test_real_dvc(repo: Path, cache_type: str) -> None:
         (repo / name).write_bytes(content)
     dvc("add", "-q", "data.csv", "images")
     entries = build_manifest(repo, ["data.csv", "images"]).by_path()
-    if cache_type == "hardlink" and not has_yaml():
-        pytest.skip("hard-linked DVC files are matched through metadata read with PyYAML")
+    if cache_type != "symlink" and not has_yaml():
+        pytest.skip("hard links and copies are matched through metadata read with PyYAML")
     assert {p: e.hash for p, e in entries.items()} == {n: f"md5:{md5(c)}" for n, c in files.items()}
     assert {e.source for e in entries.values()} == {SOURCE_DVC}
 
@@ -328,3 +534,38 @@ def test_real_git_lfs_pointer_and_smudged_file_agree(repo: Path, tmp_path: Path)
     (pointer,) = build_manifest(clone, ["model.bin"]).entries
     assert (clone / "model.bin").stat().st_size < 200
     assert (pointer.hash, pointer.size, pointer.source) == (smudged.hash, len(content), SOURCE_LFS)
+
+
+@needs_yaml
+def test_check_and_reproduce_verify_inputs_named_by_dvcs_md5(repo: Path) -> None:
+    """A DVC copy recorded by DVC's MD5 is verified by `check` and `reproduce`: unchanged
+    it is ok, edited (so no longer DVC's bytes) it is reported changed — never left
+    unverified or unverifiable."""
+    cache = _dvc_project(repo, "[cache]\n    type = reflink,copy\n")
+    added = b"a,b\n1,2\n"
+    _cache_object(cache, added)
+    (repo / ".gitignore").write_text("/data.csv\n")
+    data = repo / "data.csv"
+    data.write_bytes(added)
+    _dvc_file(data, md5(added))
+    git(repo, "add", ".gitignore", ".dvc/config", "data.csv.dvc")
+    git(repo, "commit", "-q", "-m", "track data with dvc")
+    run = json.loads(prov(repo, "record", "-i", "data.csv", "--json", "--command", "true").stdout)
+    [entry] = json.loads(prov(repo, "show", "--json", run["id"]).stdout)["inputs_manifest"]["files"]
+    assert (entry["hash"], entry["source"]) == (f"md5:{md5(added)}", SOURCE_DVC)
+
+    assert prov(repo, "check", run["id"], check=False).returncode == 0
+    ready = json.loads(prov(repo, "reproduce", "--dry-run", "--json", run["id"]).stdout)
+    assert [(i["path"], i["status"]) for i in ready["inputs"]] == [("data.csv", "ok")]
+
+    edited = b"a,b\n1,3\n"  # the same size, other bytes
+    data.write_bytes(edited)
+    drift = prov(repo, "check", "--json", run["id"], check=False)
+    assert drift.returncode == 1
+    [change] = json.loads(drift.stdout)["inputs"]["changes"]
+    assert (change["change"], change["old_hash"]) == ("changed", f"md5:{md5(added)}")
+    assert change["new_hash"] == f"md5:{md5(edited)}"
+    blocked = prov(repo, "reproduce", "--dry-run", "--json", run["id"], check=False)
+    assert [(i["path"], i["status"]) for i in json.loads(blocked.stdout)["inputs"]] == [
+        ("data.csv", "changed")
+    ]

@@ -9,7 +9,9 @@ source that is still exact:
 * ``lfs`` — a git-LFS pointer file is named by the object it points to;
 * ``annex`` / ``dvc`` — a file that is a link into git-annex's or DVC's content-addressed
   store is named by the key or hash that store gave it (:mod:`git_prov.capture.annex`,
-  :mod:`git_prov.capture.dvc`), without reading it;
+  :mod:`git_prov.capture.dvc`), without reading it; a DVC-tracked copy is named by the
+  hash DVC's metadata gives it once its bytes are found to have it (read once, with the
+  SHA-256, and remembered by the stat cache);
 * ``read`` — anything else is hashed with SHA-256, or taken from the stat cache when its
   stat data has not changed since it was last read.
 
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from git_prov.capture.dvc import algorithms_of, confirmed_hash, dvc_names
 from git_prov.capture.hashing import LFS_POINTER_MAX, FileDigest, HashJob, StatKey, hash_files
 from git_prov.errors import BadPath, RepositoryProblem
 from git_prov.model.manifest import (
@@ -99,11 +102,12 @@ def build_manifest(
             present.append(rel)
 
     vouched = _vouched_by_git(root, present, files) if files else {}
-    stored = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
+    stored, claimed = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
 
     # Tracked files git vouches for are named by their blob id; only those small enough to
     # be LFS pointers are opened, to tell. Files git-annex or DVC name are not opened.
-    # Everything else is hashed (or found in the cache).
+    # Everything else is hashed (or found in the cache), with DVC's MD5 as well where DVC
+    # claims one.
     to_hash = [
         f
         for f in files.values()
@@ -111,7 +115,10 @@ def build_manifest(
         and (f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX)
     ]
     digests = hash_files(
-        [HashJob(f.path, f.rel, StatKey.of(f.stat)) for f in to_hash],
+        [
+            HashJob(f.path, f.rel, StatKey.of(f.stat), algorithms_of(claimed.get(f.rel, ())))
+            for f in to_hash
+        ],
         cache_path=cache_path,
         workers=workers,
         progress=progress,
@@ -134,19 +141,27 @@ def build_manifest(
             entries.append(DataEntry(f.rel, f.stat.st_size, hash_value, f.mode, source, f.link))
         else:
             assert digest is not None
-            entries.append(DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link))
+            confirmed = confirmed_hash(claimed.get(f.rel, ()), digest.dvc)
+            if confirmed is not None:
+                entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
+            else:
+                entries.append(
+                    DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link)
+                )
     return DataManifest.build(declared, entries, missing)
 
 
-def _named_by_store(root: str, files: Sequence[_File]) -> dict[str, tuple[str, str]]:
-    """rel → (hash, source) for files that are links into git-annex's or DVC's store."""
+def _named_by_store(
+    root: str, files: Sequence[_File]
+) -> tuple[dict[str, tuple[str, str]], dict[str, frozenset[str]]]:
+    """rel → (hash, source) for files that are links into git-annex's or DVC's store, and
+    rel → the hashes DVC claims for other files (true only if their bytes agree)."""
     from git_prov.capture.annex import annexed_hashes
-    from git_prov.capture.dvc import dvc_hashes
 
     named = {rel: (h, SOURCE_ANNEX) for rel, h in annexed_hashes(files).items()}
-    rest = [f for f in files if f.rel not in named]
-    named.update((rel, (h, SOURCE_DVC)) for rel, h in dvc_hashes(root, rest).items())
-    return named
+    dvc = dvc_names(root, [f for f in files if f.rel not in named])
+    named.update((rel, (h, SOURCE_DVC)) for rel, h in dvc.linked.items())
+    return named, dvc.claimed
 
 
 # --- declared paths -----------------------------------------------------------------------

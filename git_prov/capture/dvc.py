@@ -1,4 +1,5 @@
-"""DVC: name DVC-tracked files by the hash DVC already gave them, without reading them.
+"""DVC: name DVC-tracked files by the hash DVC gave them — without reading them when they
+are links into DVC's cache, after checking their bytes when they are copies.
 
 DVC keeps the data it tracks in a content-addressed cache (``.dvc/cache`` unless
 ``cache.dir`` says otherwise) and puts the workspace copy in place as a **link** to the
@@ -13,31 +14,33 @@ link sharing the object's inode — is therefore named by that object, with noth
 
 * DVC 3 objects give ``md5:<hex>`` (the MD5 of the bytes, what ``md5sum`` prints);
 * legacy objects give ``md5-dos2unix:<hex>``: DVC 2 hashed text files after converting
-  CRLF to LF, so the value is only the plain MD5 for binary files.
+  CRLF to LF (see :class:`DvcDigest`), so the value is the plain MD5 for binary files.
 
-Symlinks name their object themselves. For hard links the candidate hashes come from the
-DVC metadata that tracks the file: ``<path>.dvc`` next to the data (or next to a tracked
-ancestor directory), the ``outs`` and ``deps`` of ``dvc.lock`` files in the file's
-directory or above (paths relative to the stage's ``wdir`` from ``dvc.yaml``), and, for
-a tracked directory (``md5: <hex>.dir``), the per-file listing DVC keeps in the cache
-object ``<hex>.dir``. Reading that metadata needs PyYAML (the ``yaml`` extra); without
-it, hard-linked files are hashed like others. A candidate counts only when the cache
-object is the very same inode as the workspace file, so stale metadata never names a
-file wrongly.
+Symlinks name their object themselves. For hard links and copies the candidate hashes
+come from the DVC metadata that tracks the file: ``<path>.dvc`` next to the data (or next
+to a tracked ancestor directory), the ``outs`` and ``deps`` of ``dvc.lock`` files in the
+file's directory or above (paths relative to the stage's ``wdir`` from ``dvc.yaml``), and,
+for a tracked directory (``md5: <hex>.dir``), the per-file listing DVC keeps in the cache
+object ``<hex>.dir``. Reading that metadata needs PyYAML (the ``yaml`` extra); without it,
+hard-linked files and copies are hashed like others. A hard link counts only when the
+cache object is the very same inode as the workspace file.
 
-Copies cannot be matched to a hash without reading them: after ``git checkout`` of a
+A copy cannot be matched to a hash without reading it: after ``git checkout`` of a
 different ``.dvc`` and before ``dvc checkout`` the metadata describes bytes the workspace
-does not hold, and nothing cheap (size, times) tells. They are hashed (``read``) — once;
-the stat cache remembers them afterwards.
+does not hold, and nothing cheap (size, times) tells. So a copy's candidates are only a
+*claim*: the capture reads the file once, computing DVC's hash alongside its SHA-256, and
+names it by DVC's hash only when that equals a candidate (the stat cache keeps both, so
+an unchanged file is not read again). Stale metadata therefore never names a file wrongly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import stat as stat_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +48,7 @@ ALGORITHM_MD5 = "md5"
 ALGORITHM_LEGACY = "md5-dos2unix"
 MAX_METADATA_BYTES = 16 << 20  # a .dvc / dvc.lock / .dir file bigger than this is ignored
 _MD5 = re.compile(r"[0-9a-f]{32}")
+_NOTHING: dict[str, set[str]] = {}  # no metadata (shared: never modified)
 _CONFIG_SECTION = re.compile(r"\s*\[\s*(?P<name>[^\]]+?)\s*\]\s*")
 _CONFIG_KEY = re.compile(r"\s*(?P<key>[A-Za-z0-9_.-]+)\s*=\s*(?P<value>.*?)\s*")
 
@@ -73,35 +77,64 @@ class _Project:
     cache: str  # absolute, symlinks resolved
 
 
-def dvc_hashes(root: str, files: Iterable[StatFile]) -> dict[str, str]:
-    """``rel → hash`` for the files that are links into a DVC cache (see the module doc).
+@dataclass(frozen=True)
+class DvcNames:
+    """What DVC says about the files of a manifest.
 
-    Regular files with one link (copies) are skipped without any file system access, so a
-    repository without DVC pays nothing.
+    ``linked``: rel → hash for files that *are* cache objects (exact without reading).
+    ``claimed``: rel → the hashes DVC metadata gives a file that is not (a copy, or a
+    hard link to something else): true only if its bytes turn out to have one of them.
     """
-    linked = [
-        f
-        for f in files
-        if f.link is not None or (f.stat.st_nlink > 1 and stat_module.S_ISREG(f.stat.st_mode))
-    ]
-    if not linked:
-        return {}
+
+    linked: dict[str, str]
+    claimed: dict[str, frozenset[str]]
+
+
+def dvc_names(root: str, files: Iterable[StatFile]) -> DvcNames:
+    """Links into a DVC cache and DVC's claims about other files (see the module doc).
+
+    Costs one ``.dvc/`` look-up per directory, so a repository without DVC pays next to
+    nothing; inside a DVC project, metadata is parsed once per ``.dvc`` / ``dvc.lock``.
+    """
     projects = _Projects(root)
-    found: dict[str, str] = {}
-    for f in linked:
+    linked: dict[str, str] = {}
+    claimed: dict[str, frozenset[str]] = {}
+    for f in files:
         project = projects.of(f.rel)
         if project is None:
             continue
         if f.link is not None:
             named = hash_of_cache_path(project.cache, os.path.realpath(f.path))
             if named is not None:
-                found[f.rel] = named
+                linked[f.rel] = named
+                continue
+        candidates = projects.candidates(project, f.rel)
+        if not candidates:
             continue
-        for candidate in sorted(projects.candidates(project, f.rel)):
-            if _same_inode(f.stat, object_path(project.cache, candidate)):
-                found[f.rel] = candidate
-                break
-    return found
+        if f.link is None and f.stat.st_nlink > 1 and stat_module.S_ISREG(f.stat.st_mode):
+            cached = (
+                c for c in sorted(candidates) if _same_inode(f.stat, object_path(project.cache, c))
+            )
+            linked_to = next(cached, None)
+            if linked_to is not None:
+                linked[f.rel] = linked_to
+                continue
+        claimed[f.rel] = frozenset(candidates)
+    return DvcNames(linked, claimed)
+
+
+def algorithms_of(hashes: Iterable[str]) -> frozenset[str]:
+    """The algorithms of ``<algorithm>:<hex>`` values (what to compute to check them)."""
+    return frozenset(h.partition(":")[0] for h in hashes)
+
+
+def confirmed_hash(claimed: Iterable[str], computed: Iterable[str]) -> str | None:
+    """The claimed hash the bytes were found to have (computed by :class:`DvcDigest`),
+    preferring DVC 3's plain ``md5:``; None when the claim is false."""
+    both = set(claimed) & set(computed)
+    if not both:
+        return None
+    return min(both, key=lambda h: (h.partition(":")[0] != ALGORITHM_MD5, h))
 
 
 def hash_of_cache_path(cache: str, target: str) -> str | None:
@@ -139,6 +172,134 @@ def _same_inode(st: os.stat_result, path: str) -> bool:
     return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
 
 
+# --- DVC's hashes of bytes -------------------------------------------------------------------
+
+DVC_BLOCK = 1 << 20  # DVC reads files in blocks of 1 MiB and converts line ends per block
+_TEXT_SAMPLE = 512  # DVC looks at this many bytes to tell text from binary
+_TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
+_CRLF, _LF = b"\r\n", b"\n"
+# How each variant treats a block: never converted (``md5``), converted when the file's
+# first block looks like text (DVC 2's ``md5-dos2unix``), or when the block itself does
+# (DVC 3 computing ``md5-dos2unix`` for legacy outputs).
+_PLAIN, _BY_FILE, _BY_BLOCK = "plain", "by-file", "by-block"
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    """DVC's text heuristic (``istextblock``): empty, or no NUL byte and at most 30 % of
+    bytes outside printable ASCII and ``\\n \\r \\t \\f \\b``."""
+    if not sample:
+        return True
+    if b"\x00" in sample:
+        return False
+    return len(sample.translate(None, _TEXT_CHARS)) / len(sample) <= 0.30
+
+
+class DvcDigest:
+    """DVC's hashes of a file's bytes (``md5`` and/or ``md5-dos2unix``), computed from
+    the bytes fed in order, in one pass.
+
+    ``md5-dos2unix`` is the MD5 of each 1 MiB block with CRLF replaced by LF when the file
+    looks like text (a CRLF split across two blocks stays). DVC 2 decided "text" once, from
+    the file's first 512 bytes; DVC 3 (checking legacy outputs) decides per block, from the
+    block's first 512 bytes. Both are computed — they differ only for files whose blocks
+    disagree — and either counts. Variants share one MD5 state until a block treats them
+    differently (``copy()``), so the usual cost is one MD5 pass, plus a copy of the blocks
+    of text files that hold CRLFs.
+    """
+
+    def __init__(self, algorithms: Iterable[str]) -> None:
+        wanted = set(algorithms)
+        variants = set()
+        if ALGORITHM_MD5 in wanted:
+            variants.add(_PLAIN)
+        if ALGORITHM_LEGACY in wanted:
+            variants |= {_BY_FILE, _BY_BLOCK}
+        self._groups: list[tuple[Any, frozenset[str]]] = (
+            [(hashlib.md5(usedforsecurity=False), frozenset(variants))] if variants else []
+        )
+        self._blocks = ALGORITHM_LEGACY in wanted  # needs DVC's block boundaries
+        self._pending = bytearray()
+        self._file_is_text: bool | None = None
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next bytes. Pass whole 1 MiB buffers where possible: those are hashed
+        in place, anything else is gathered into blocks first."""
+        if not self._blocks:
+            for hasher, _ in self._groups:
+                hasher.update(data)
+            return
+        if not self._pending and len(data) == DVC_BLOCK and not isinstance(data, memoryview):
+            self._block(data)
+            return
+        view = memoryview(data)
+        while view:
+            take = min(DVC_BLOCK - len(self._pending), len(view))
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) == DVC_BLOCK:
+                self._block(bytes(self._pending))
+                self._pending.clear()
+
+    def values(self) -> frozenset[str]:
+        """``<algorithm>:<hex>`` for the algorithms asked for (two ``md5-dos2unix`` values
+        when DVC 2 and DVC 3 disagree). Call once, after the last :meth:`update`."""
+        if self._pending:
+            self._block(bytes(self._pending))
+            self._pending.clear()
+        out = set()
+        for hasher, variants in self._groups:
+            digest = hasher.hexdigest()
+            for variant in variants:
+                algorithm = ALGORITHM_MD5 if variant == _PLAIN else ALGORITHM_LEGACY
+                out.add(f"{algorithm}:{digest}")
+        return frozenset(out)
+
+    def _block(self, block: bytes | bytearray) -> None:
+        block_is_text = _looks_like_text(bytes(block[:_TEXT_SAMPLE]))
+        if self._file_is_text is None:
+            self._file_is_text = block_is_text
+        converted = {_PLAIN: False, _BY_FILE: self._file_is_text, _BY_BLOCK: block_is_text}
+        if not any(converted[v] for _, variants in self._groups for v in variants) or (
+            block.find(_CRLF) < 0
+        ):
+            for hasher, _ in self._groups:
+                hasher.update(block)
+            return
+        unix = block.replace(_CRLF, _LF)
+        groups = []
+        for hasher, variants in self._groups:
+            as_is = frozenset(v for v in variants if not converted[v])
+            if as_is and as_is != variants:
+                other = hasher.copy()
+                other.update(unix)
+                groups.append((other, variants - as_is))
+            hasher.update(block if as_is else unix)
+            groups.append((hasher, as_is or variants))
+        self._groups = groups
+
+
+def hash_like(chunks: Iterable[bytes], like: str) -> str | None:
+    """The hash of the bytes ``chunks`` yields in DVC's algorithm of ``like`` (``md5:…``
+    or ``md5-dos2unix:…``): ``like`` itself when the bytes have it (either DVC 2 or DVC 3
+    reading of ``md5-dos2unix``), else the value they have. None for other algorithms.
+    Used to verify a recorded DVC hash again (``check``, ``reproduce``)."""
+    algorithm = like.partition(":")[0]
+    if algorithm not in (ALGORITHM_MD5, ALGORITHM_LEGACY):
+        return None
+    digest = DvcDigest([algorithm])
+    for chunk in chunks:
+        digest.update(chunk)
+    values = digest.values()
+    return like if like in values else min(values)
+
+
+def file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The bytes of a file in DVC's 1 MiB blocks."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(DVC_BLOCK):
+            yield chunk
+
+
 # --- projects and their metadata -------------------------------------------------------------
 
 
@@ -149,11 +310,10 @@ class _Projects:
         self.root = root
         self._by_dir: dict[str, _Project | None] = {}
         self._parsed: dict[str, dict[str, set[str]]] = {}
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError:
-            yaml = None
-        self._yaml: Any = yaml
+        self._around_dir: dict[str, list[dict[str, set[str]]]] = {}
+        self._listed: dict[str, frozenset[str]] = {}
+        self._yaml: Any = None  # the module, once a file inside a project needs it
+        self._yaml_loaded = False
 
     def of(self, rel: str) -> _Project | None:
         """The project whose ``.dvc/`` is in the closest directory above ``rel``."""
@@ -180,22 +340,59 @@ class _Projects:
         """The hashes DVC metadata gives the file ``rel``: from ``<p>.dvc`` for ``rel`` and
         each directory above it, and from ``dvc.lock`` in each directory above it, up to
         the project's root. Empty without PyYAML."""
-        hashes: set[str] = set()
+        if not self._yaml_loaded:
+            self._yaml_loaded = True
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                yaml = None
+            self._yaml = yaml
         if self._yaml is None:
-            return hashes
-        path = rel
-        while path and path != project.rel:
-            parent = posix_dirname(path)
-            hashes |= self._metadata(project, f"{path}.dvc", parent).get(rel, set())
-            hashes |= self._metadata(project, _join(parent, "dvc.lock"), parent).get(rel, set())
-            path = parent
+            return set()
+        directory = posix_dirname(rel)
+        hashes = set(self._metadata(project, f"{rel}.dvc", directory).get(rel, ()))
+        for metadata in self._around(project, directory):
+            hashes.update(metadata.get(rel, ()))
         return hashes
 
+    def _around(self, project: _Project, directory: str) -> list[dict[str, set[str]]]:
+        """The metadata that may name files in ``directory`` besides their own ``.dvc``:
+        ``dvc.lock`` there and in each directory above, and ``<d>.dvc`` of each of those
+        directories, up to the project's root (worked out once per directory)."""
+        around = self._around_dir.get(directory)
+        if around is None:
+            around = [self._metadata(project, _join(directory, "dvc.lock"), directory)]
+            if directory and directory != project.rel:
+                parent = posix_dirname(directory)
+                around.append(self._metadata(project, f"{directory}.dvc", parent))
+                around += self._around(project, parent)
+            around = [metadata for metadata in around if metadata]
+            self._around_dir[directory] = around
+        return around
+
     def _metadata(self, project: _Project, rel: str, rel_dir: str) -> dict[str, set[str]]:
-        """The paths one ``.dvc`` or ``dvc.lock`` file gives hashes for (read once)."""
+        """The paths one ``.dvc`` or ``dvc.lock`` file in ``rel_dir`` gives hashes for (read
+        once; {} when there is no such file)."""
+        if rel.rpartition("/")[2] not in self._metadata_names(rel_dir):
+            return _NOTHING
         if rel not in self._parsed:
             self._parsed[rel] = _read_metadata(self.root, project, rel, rel_dir, self._yaml)
         return self._parsed[rel]
+
+    def _metadata_names(self, directory: str) -> frozenset[str]:
+        """The ``*.dvc`` and ``dvc.lock`` names in ``directory``: listed once, which is
+        cheaper than looking for ``<file>.dvc`` next to each of many data files."""
+        names = self._listed.get(directory)
+        if names is None:
+            try:
+                with os.scandir(os.path.join(self.root, directory)) as entries:
+                    names = frozenset(
+                        e.name for e in entries if e.name.endswith(".dvc") or e.name == "dvc.lock"
+                    )
+            except OSError:
+                names = frozenset()
+            self._listed[directory] = names
+        return names
 
 
 def posix_dirname(rel: str) -> str:

@@ -5,10 +5,13 @@ Throughput. A single SHA-256 stream cannot be split across cores, so a big file 
 second thread into a small ring of 1 MiB buffers while the calling thread hashes (hashlib and
 ``os.readv`` both release the GIL); copying from the page cache then overlaps with hashing
 instead of adding to it. Many files are spread over a thread pool, small files in batches so
-they do not pay one pool round trip each.
+they do not pay one pool round trip each. A job may also ask for DVC's MD5 of the bytes
+(:class:`~git_prov.capture.dvc.DvcDigest`, to check a DVC-tracked copy): it is computed from
+the same read, by a third thread for big files, so the two digests overlap.
 
 The stat cache maps a path and its stat data — device, inode, size, mtime and ctime, the
-fields git's index trusts — to the digest read last time. It is a SQLite database in WAL mode
+fields git's index trusts — to the digest read last time (and to DVC's hashes of the bytes,
+in a second table, when they were asked for). It is a SQLite database in WAL mode
 (so concurrent ``git prov run`` processes read without blocking and write one short
 transaction each), it is only ever a cache: any problem with it (locked for too long,
 unwritable, corrupt) means "hash the file" and never fails a run, and a corrupt file is
@@ -29,10 +32,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from git_prov.capture.dvc import DvcDigest
 from git_prov.errors import BadPath
 from git_prov.progress import NO_PROGRESS, Progress
 
@@ -68,11 +72,13 @@ class StatKey(NamedTuple):
 
 
 class HashJob(NamedTuple):
-    """A file to hash: where to open it, its name for messages, and its stat data."""
+    """A file to hash: where to open it, its name for messages, its stat data, and the DVC
+    hash algorithms (``md5``, ``md5-dos2unix``) to compute as well, from the same read."""
 
     path: str
     name: str
     stat: StatKey
+    dvc: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,15 @@ class FileDigest:
     For an ordinary file, ``hash`` is ``sha256:<hex>`` of its bytes and ``size`` their
     count. For a git-LFS pointer file (``lfs`` true) they are the object id and size the
     pointer names, which are the SHA-256 and size of the real content.
+
+    ``dvc`` holds DVC's hashes of the bytes (``md5:<hex>``, ``md5-dos2unix:<hex>``) for the
+    algorithms the job asked for, and nothing else.
     """
 
     hash: str
     size: int
     lfs: bool = False
+    dvc: frozenset[str] = frozenset()
 
 
 def default_workers() -> int:
@@ -105,7 +115,7 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise _unreadable(fspath, exc) from None
     hexdigest, _, _, _ = _read_and_hash(
-        fspath, fspath, size, bytearray(CHUNK), lambda n: None, threading.Event()
+        fspath, fspath, size, bytearray(CHUNK), lambda n: None, threading.Event(), None
     )
     return f"sha256:{hexdigest}"
 
@@ -158,14 +168,20 @@ def hash_files(
         found: list[FileDigest | None] = (
             cache.lookup(jobs) if cache is not None else [None] * len(jobs)
         )
-        # One read per file even when it is reached by several names (hard links, links);
-        # but not on file systems that report no inode numbers.
+        # One read per file even when it is reached by several names (hard links, links),
+        # computing what any of the names asked for; but not on file systems that report
+        # no inode numbers.
         todo: dict[StatKey | int, list[int]] = {}
         for i, digest in enumerate(found):
             if digest is None:
                 key = jobs[i].stat
                 todo.setdefault(key if key.ino else i, []).append(i)
-        to_read = [jobs[same[0]] for same in todo.values()]
+        to_read = [
+            jobs[same[0]]
+            if len(same) == 1
+            else jobs[same[0]]._replace(dvc=frozenset().union(*(jobs[i].dvc for i in same)))
+            for same in todo.values()
+        ]
         progress.start("hashing", sum(job.stat.size for job in to_read))
         # Taken before reading anything: a file whose mtime is not safely older than the
         # moment we started reading it could change again without its stat data changing.
@@ -177,8 +193,8 @@ def hash_files(
         cacheable: list[tuple[HashJob, FileDigest]] = []
         for same, (digest, stable) in zip(todo.values(), fresh, strict=True):
             for i in same:
-                found[i] = digest
                 job = jobs[i]
+                found[i] = _only(digest, job.dvc)
                 if stable and job.stat.mtime_ns <= started_ns - RACY_NS:
                     cacheable.append((job, digest))
         if cache is not None and cacheable:
@@ -187,6 +203,13 @@ def hash_files(
         if cache is not None:
             cache.close()
     return [digest for digest in found if digest is not None]
+
+
+def _only(digest: FileDigest, algorithms: frozenset[str]) -> FileDigest:
+    """``digest`` with the DVC hashes of ``algorithms`` only: what a job gets back does not
+    depend on what other names of the file, or earlier runs, asked for."""
+    kept = frozenset(h for h in digest.dvc if h.partition(":")[0] in algorithms)
+    return digest if kept == digest.dvc else replace(digest, dvc=kept)
 
 
 # --- hashing ------------------------------------------------------------------------------
@@ -300,14 +323,16 @@ class _Meter:
 def _digest(
     job: HashJob, buffer: bytearray, report: Callable[[int], None], stop: threading.Event
 ) -> tuple[FileDigest, bool]:
+    dvc = DvcDigest(job.dvc) if job.dvc else None
     hexdigest, size, head, after = _read_and_hash(
-        job.path, job.name, job.stat.size, buffer, report, stop
+        job.path, job.name, job.stat.size, buffer, report, stop, dvc
     )
     stable = after == job.stat and size == job.stat.size
+    dvc_hashes = dvc.values() if dvc is not None else frozenset()
     pointer = parse_lfs_pointer(head) if head is not None else None
     if pointer is not None:
-        return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True), stable
-    return FileDigest(f"sha256:{hexdigest}", size), stable
+        return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True, dvc=dvc_hashes), stable
+    return FileDigest(f"sha256:{hexdigest}", size, dvc=dvc_hashes), stable
 
 
 def _read_and_hash(
@@ -317,8 +342,10 @@ def _read_and_hash(
     buffer: bytearray,
     report: Callable[[int], None],
     stop: threading.Event,
+    dvc: DvcDigest | None,
 ) -> tuple[str, int, bytes | None, StatKey]:
-    """(sha256 hex, bytes read, the whole content if under 1 KiB, stat after reading)."""
+    """(sha256 hex, bytes read, the whole content if under 1 KiB, stat after reading);
+    ``dvc``, when given, is fed the same bytes."""
     try:
         # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -337,10 +364,10 @@ def _read_and_hash(
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
             if size_hint >= READ_AHEAD_MIN and _usable_cpus() > 1:
-                hexdigest, size = _hash_read_ahead(fd, report, stop)
+                hexdigest, size = _hash_read_ahead(fd, report, stop, dvc)
                 head = None
             else:
-                hexdigest, size, head = _hash_sequential(fd, buffer, report, stop)
+                hexdigest, size, head = _hash_sequential(fd, buffer, report, stop, dvc)
             after = StatKey.of(os.fstat(fd))
         except OSError as exc:
             raise _unreadable(name, exc) from None
@@ -350,7 +377,11 @@ def _read_and_hash(
 
 
 def _hash_sequential(
-    fd: int, buffer: bytearray, report: Callable[[int], None], stop: threading.Event
+    fd: int,
+    buffer: bytearray,
+    report: Callable[[int], None],
+    stop: threading.Event,
+    dvc: DvcDigest | None,
 ) -> tuple[str, int, bytes | None]:
     digest = hashlib.sha256()
     view = memoryview(buffer)
@@ -362,6 +393,8 @@ def _hash_sequential(
             head = bytes(view[:n])  # n < CHUNK: this is the whole file
         if n:
             digest.update(view[:n])
+            if dvc is not None:
+                dvc.update(buffer if n == len(buffer) else view[:n])
             report(n)
             total += n
         if n < len(view):
@@ -371,12 +404,13 @@ def _hash_sequential(
 
 
 def _hash_read_ahead(
-    fd: int, report: Callable[[int], None], stop: threading.Event
+    fd: int, report: Callable[[int], None], stop: threading.Event, dvc: DvcDigest | None
 ) -> tuple[str, int]:
-    """Hash while a second thread reads the next buffers: reading overlaps hashing."""
+    """Hash while a second thread reads the next buffers: reading overlaps hashing. With
+    ``dvc``, a third thread feeds it each buffer SHA-256 is done with: MD5 overlaps too."""
     free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
-    for _ in range(READ_AHEAD_BUFFERS):
+    for _ in range(READ_AHEAD_BUFFERS + (dvc is not None)):
         free.put(bytearray(CHUNK))
 
     def read_ahead() -> None:
@@ -389,8 +423,26 @@ def _hash_read_ahead(
         except BaseException as exc:  # handed to the hashing thread, which raises it
             full.put(exc)
 
+    handed: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+    failed: list[BaseException] = []
+
+    def follow() -> None:  # DVC's hashes, one buffer behind SHA-256
+        assert dvc is not None
+        while (item := handed.get()) is not None:
+            buffer, n = item
+            if not failed:
+                try:
+                    dvc.update(buffer if n == len(buffer) else memoryview(buffer)[:n])
+                except BaseException as exc:  # handed to the hashing thread, which raises it
+                    failed.append(exc)
+            free.put(buffer)
+
     reader = threading.Thread(target=read_ahead, name="git-prov-read-ahead", daemon=True)
     reader.start()
+    follower: threading.Thread | None = None
+    if dvc is not None:
+        follower = threading.Thread(target=follow, name="git-prov-dvc-md5", daemon=True)
+        follower.start()
     digest = hashlib.sha256()
     total = 0
     try:
@@ -403,14 +455,23 @@ def _hash_read_ahead(
                 digest.update(memoryview(buffer)[:n])
                 report(n)
                 total += n
+            if follower is not None:
+                handed.put((buffer, n))
             if n < CHUNK:
-                return digest.hexdigest(), total
+                break
             if stop.is_set():
                 raise _Cancelled
-            free.put(buffer)
+            if follower is None:
+                free.put(buffer)
     finally:
         free.put(None)  # the reader stops at its next buffer; it must be gone before close()
+        if follower is not None:
+            handed.put(None)
+            follower.join()
         reader.join()
+    if failed:
+        raise failed[0]
+    return digest.hexdigest(), total
 
 
 @functools.cache
@@ -450,10 +511,22 @@ def _unreadable(name: str, exc: OSError) -> BadPath:
 
 # --- stat cache ---------------------------------------------------------------------------
 
+# Version 1 is the ``files`` table. The ``dvc`` table was added later without a new version:
+# git-prov versions that predate it keep using the same cache and simply ignore it.
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 5.0
 _LOOKUP_BATCH = 500  # under SQLite's smallest host-parameter limit (999)
 _CACHED_HASH = re.compile(r"sha256:[0-9a-f]{64}")  # anything else in a row is damage
+_CACHED_DVC_HASH = re.compile(r"(md5|md5-dos2unix):[0-9a-f]{32}")
+_KEY_COLUMNS = "path BLOB PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
+_KEY_COLUMNS += " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL"
+_FILES_TABLE = (
+    f"CREATE TABLE files ({_KEY_COLUMNS}, hash TEXT NOT NULL,"
+    " content_size INTEGER NOT NULL, lfs INTEGER NOT NULL) WITHOUT ROWID"
+)
+# DVC's hashes of a file's bytes, space-separated: every value computed for the algorithms
+# asked for when the file was read (a row answers a job only if it has them all).
+_DVC_TABLE = f"CREATE TABLE dvc ({_KEY_COLUMNS}, hashes TEXT NOT NULL) WITHOUT ROWID"
 
 
 class StatCache:
@@ -485,19 +558,23 @@ class StatCache:
         return None
 
     def lookup(self, jobs: Sequence[HashJob]) -> list[FileDigest | None]:
-        """The cached digest of each job whose stat data still matches, else None."""
+        """The cached digest of each job whose stat data still matches (and, for a job
+        asking for DVC's hashes, whose DVC hashes are cached too), else None."""
         found: list[FileDigest | None] = [None] * len(jobs)
         if self._db is None:
             return found
         keys = [os.fsencode(job.path) for job in jobs]
-        rows: dict[bytes, tuple[int, int, int, int, int, str, int, int]] = {}
+        rows: dict[bytes, tuple[Any, ...]] = {}
         try:
             for start in range(0, len(keys), _LOOKUP_BATCH):
                 chunk = keys[start : start + _LOOKUP_BATCH]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
-                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hash, content_size,"
-                    f" lfs FROM files WHERE path IN ({marks})",
+                    "SELECT f.path, f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns, f.hash,"
+                    " f.content_size, f.lfs, d.hashes FROM files f LEFT JOIN dvc d"
+                    " ON d.path = f.path AND d.dev = f.dev AND d.ino = f.ino"
+                    " AND d.size = f.size AND d.mtime_ns = f.mtime_ns AND d.ctime_ns = f.ctime_ns"
+                    f" WHERE f.path IN ({marks})",
                     chunk,
                 ):
                     rows[row[0]] = row[1:]
@@ -509,40 +586,47 @@ class StatCache:
             if row is None:
                 continue
             dev, ino, size, mtime_ns, ctime_ns = job.stat
-            digest, content_size, lfs = row[5:]
-            if (
+            digest, content_size, lfs, dvc_text = row[5:]
+            if not (
                 row[:5] == (_i64(dev), _i64(ino), size, mtime_ns, ctime_ns)
                 and isinstance(digest, str)
                 and _CACHED_HASH.fullmatch(digest)
                 and isinstance(content_size, int)
             ):
-                found[i] = FileDigest(digest, content_size, bool(lfs))
+                continue
+            dvc_hashes = _cached_dvc_hashes(dvc_text, job.dvc) if job.dvc else frozenset()
+            if dvc_hashes is not None:
+                found[i] = FileDigest(digest, content_size, bool(lfs), dvc_hashes)
         return found
 
     def store(self, entries: Sequence[tuple[HashJob, FileDigest]]) -> None:
         """Remember digests (one short write transaction; skipped if the cache is busy)."""
         if self._db is None:
             return
-        rows = [
-            (
+        rows = []
+        dvc_rows = []
+        for job, digest in entries:
+            key = (
                 os.fsencode(job.path),
                 _i64(job.stat.dev),
                 _i64(job.stat.ino),
                 job.stat.size,
                 job.stat.mtime_ns,
                 job.stat.ctime_ns,
-                digest.hash,
-                digest.size,
-                int(digest.lfs),
             )
-            for job, digest in entries
-        ]
+            rows.append((*key, digest.hash, digest.size, int(digest.lfs)))
+            if digest.dvc:
+                dvc_rows.append((*key, " ".join(sorted(digest.dvc))))
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", rows
                 )
+                if dvc_rows:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO dvc VALUES (?,?,?,?,?,?,?)", dvc_rows
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):  # keep the first error (or ^C)
@@ -564,6 +648,23 @@ class StatCache:
             _remove_database(self._path)
 
 
+def _cached_dvc_hashes(text: object, algorithms: frozenset[str]) -> frozenset[str] | None:
+    """The DVC hashes of ``algorithms`` in a ``dvc`` row's text, or None unless it has all
+    of them (a row of the same stat data, or NULL when there is none)."""
+    if not isinstance(text, str):
+        return None
+    kept = set()
+    have = set()
+    for value in text.split(" "):
+        match = _CACHED_DVC_HASH.fullmatch(value)
+        if match is None:
+            return None
+        have.add(match.group(1))
+        if match.group(1) in algorithms:
+            kept.add(value)
+    return frozenset(kept) if algorithms <= have else None
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the write
     # lock up front (waiting up to the busy timeout) instead of failing on lock upgrade.
@@ -571,24 +672,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # a cache needs consistency, not durability
-        if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+        if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION or not _has_dvc(db):
             db.execute("BEGIN IMMEDIATE")
             if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
                 db.execute("DROP TABLE IF EXISTS files")
-                db.execute(
-                    "CREATE TABLE files (path BLOB PRIMARY KEY, dev INTEGER NOT NULL,"
-                    " ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-                    " ctime_ns INTEGER NOT NULL, hash TEXT NOT NULL,"
-                    " content_size INTEGER NOT NULL, lfs INTEGER NOT NULL) WITHOUT ROWID"
-                )
+                db.execute("DROP TABLE IF EXISTS dvc")
+                db.execute(_FILES_TABLE)
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            if not _has_dvc(db):
+                db.execute(_DVC_TABLE)
             db.execute("COMMIT")
-        # Reading the schema touches only the first page; make sure the table is readable.
+        # Reading the schema touches only the first page; make sure the tables are readable.
         db.execute("SELECT 1 FROM files LIMIT 1").fetchall()
+        db.execute("SELECT 1 FROM dvc LIMIT 1").fetchall()
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _has_dvc(db: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dvc'"
+    return db.execute(query).fetchone() is not None
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:

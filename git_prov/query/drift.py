@@ -214,9 +214,14 @@ def settle_unverified(repo: Any, root: Path, diff: DataDiff) -> DataDiff:
 
 
 def rehash(repo: Any, path: Path, like: str) -> str | None:
-    """The file's hash in the algorithm of ``like`` (``git:`` or ``sha256:``), or None."""
+    """The file's hash in the algorithm of ``like`` (``git:``, ``sha256:``, or DVC's
+    ``md5:`` / ``md5-dos2unix:``), or None."""
     algorithm = like.partition(":")[0]
     try:
+        if algorithm in ("md5", "md5-dos2unix"):
+            from git_prov.capture.dvc import file_chunks, hash_like
+
+            return hash_like(file_chunks(path), like)
         if algorithm == "sha256":
             from git_prov.capture.hashing import hash_file, parse_lfs_pointer
 
