@@ -168,29 +168,32 @@ class Ledger:
         :attr:`problems`. Deleted (tombstoned) runs are never returned.
         """
         from git_prov import history
+        from git_prov.query import located as by_index
+        from git_prov.query.index import RepoPaths, RunIndex, with_index
 
-        if commit is None:
-            scan = self._store.scan()
-            self.problems = list(scan.problems)
-            located = scan.live_runs()
-        else:
-            from git_prov.query import located as by_index
-            from git_prov.query.index import RepoPaths, RunIndex, with_index
-
-            commit_hex = history.resolve_commit(self.repo, commit)
-            if commit_hex is None:
+        target: str | None = None
+        if commit is not None:
+            target = history.resolve_commit(self.repo, commit)
+            if target is None:
                 raise NotFound(f"{commit!r} does not name a commit", "see `git help revisions`")
-            target = commit_hex
+        statuses = sorted({status} if isinstance(status, str) else set(status or ()))
 
-            def on(index: RunIndex) -> tuple[list[LocatedRun], list[LineProblem]]:
+        def find(index: RunIndex) -> tuple[list[LocatedRun], list[LineProblem]]:
+            if target is not None:
                 return by_index.runs_on(index, [target]).get(target, []), index.problems()
+            sql, args = "SELECT run FROM lines WHERE live = 1", statuses
+            if statuses:
+                sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            ids = [run for (run,) in index.db.execute(sql, args)]
+            return list(by_index.located(index, ids).values()), index.problems()
 
-            located, self.problems = with_index(RepoPaths.of_repo(self.repo), on)
-        wanted = {status} if isinstance(status, str) else set(status or ())
+        # Through the query index: only the lines of the runs returned are read.
+        located, self.problems = with_index(RepoPaths.of_repo(self.repo), find)
         return [
             Run._from(self._store, r)
             for r in sorted(located, key=lambda r: r.id)
-            if (not wanted or r.record.status in wanted) and (tag is None or tag in r.record.tags)
+            if (not statuses or r.record.status in statuses)
+            and (tag is None or tag in r.record.tags)
         ]
 
     def run(self, spec: str) -> Run:

@@ -227,6 +227,19 @@ def test_deleted_runs_are_not_returned(here: Path) -> None:
         ledger.run(dropped.run.id)
 
 
+def test_unreadable_lines_are_listed_in_problems_and_the_rest_returned(here: Path) -> None:
+    with git_prov.run(command="good"):
+        pass
+    head = git(here, "rev-parse", "HEAD")
+    note = git(here, "notes", "--ref=prov", "show", head) + '\n{"v": 1, "kind": "run"}\n'
+    git(here, "notes", "--ref=prov", "add", "-f", "-F", "-", head, input=note)
+    ledger = git_prov.Ledger()
+    assert [r.command for r in ledger.runs()] == ["good"]
+    assert [(p.commit, p.line_number) for p in ledger.problems] == [(head, 2)]
+    assert [r.command for r in ledger.runs(commit="HEAD", status="ok")] == ["good"]
+    assert len(ledger.problems) == 1
+
+
 def test_import_is_cheap_and_names_load_lazily() -> None:
     code = (
         "import sys, git_prov\n"
