@@ -227,3 +227,34 @@ def test_fast_reader_agrees_with_parse_line(line: str) -> None:
         assert record_json_of(json.loads(payload)) == exact.to_json_dict()
         if not exact.extra:
             assert valid_run_json(json.loads(payload))  # the fast path took it
+
+
+def test_a_first_build_reports_progress_through_the_ambient_reporter(repo: Path) -> None:
+    """A first query on a big ledger takes seconds: the CLI's progress bar (set as the
+    ambient reporter) hears about the build; nothing is reported once the index is fresh."""
+    from git_prov import progress
+
+    heard: list[tuple[str, object]] = []
+
+    class Recorder:
+        def start(self, label: str, total: int, unit: str = "B") -> None:
+            heard.append(("start", (label, total, unit)))
+
+        def advance(self, amount: int) -> None:
+            heard.append(("advance", amount))
+
+        def finish(self) -> None:
+            heard.append(("finish", None))
+
+    commits = [commit_file(repo, f"f{i}.txt", "x\n") for i in range(300)]
+    Ledger(open_repo(repo)).write([(c, make_record(c)) for c in commits])
+    progress.set_ambient(Recorder)
+    try:
+        assert index_of(repo)[0] == 300
+        assert heard[0] == ("start", ("indexing the ledger", 300, "notes"))
+        assert ("advance", 256) in heard and heard[-1] == ("finish", None)
+        heard.clear()
+        index_of(repo)  # fresh: no work, no report
+        assert heard == []
+    finally:
+        progress.set_ambient(None)

@@ -141,6 +141,9 @@ def cli(ctx: click.Context, directory: str | None, color: str, no_pager: bool, d
         color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     )
     ctx.obj = State(use_color, debug, no_pager)
+    from git_prov import progress
+
+    progress.set_ambient(_progress)  # e.g. building the query index on a first query
 
 
 # ---- run and record ----------------------------------------------------------------------
@@ -649,10 +652,11 @@ class TerminalProgress:
         self.done = 0
         self.begun = 0.0
         self.drawn = 0.0
+        self.unit = "B"
 
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, unit: str = "B") -> None:
         with self.lock:
-            self.label, self.total, self.done = label, total, 0
+            self.label, self.total, self.done, self.unit = label, total, 0, unit
             self.begun = time.monotonic()
             self.drawn = 0.0
 
@@ -671,10 +675,16 @@ class TerminalProgress:
         rate = self.done / max(now - self.begun, 1e-6)
         pct = 100 * self.done / self.total if self.total else 100.0
         width = shutil.get_terminal_size((80, 20)).columns
-        line = (
-            f"git-prov: {self.label} {pct:5.1f}% {human_size(self.done)} / "
-            f"{human_size(self.total)}  {human_size(int(rate))}/s"
-        )
+        if self.unit == "B":
+            done, total, speed = (
+                human_size(self.done),
+                human_size(self.total),
+                human_size(int(rate)),
+            )
+        else:
+            done, total = f"{self.done:,}", f"{self.total:,} {self.unit}"
+            speed = f"{rate:,.0f} {self.unit}"
+        line = f"git-prov: {self.label} {pct:5.1f}% {done} / {total}  {speed}/s"
         sys.stderr.write("\r" + line[: width - 1].ljust(min(width - 1, len(line))))
         sys.stderr.flush()
 

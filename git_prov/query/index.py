@@ -63,6 +63,7 @@ from git_prov.model.record import (
     Tombstone,
     parse_line,
 )
+from git_prov.progress import ambient as ambient_progress
 
 NOTES_REF = "refs/notes/prov"  # the same names as git_prov.store.ledger (not imported:
 OBJECTS_REF = "refs/prov/objects"  # that module loads pygit2)
@@ -948,7 +949,11 @@ class RunIndex:
         rows: list[tuple[Any, ...]] = []
         known: set[str] = set()
         contents = stream_blobs(self.paths, [blob for _, blob in notes])
-        for (commit, _), (_, data) in zip(notes, contents, strict=True):
+        progress = ambient_progress()
+        progress.start("indexing the ledger", len(notes), "notes")
+        for number, ((commit, _), (_, data)) in enumerate(zip(notes, contents, strict=True)):
+            if number % 256 == 255:
+                progress.advance(256)
             if data is None:
                 rows.append(_problem_row(commit, 0, "note blob is missing", ""))
                 continue
@@ -973,6 +978,7 @@ class RunIndex:
         db.executemany("INSERT INTO notes VALUES (?, ?)", notes)
         for _, sql in _LINE_INDEXES:
             db.execute(sql)
+        progress.finish()
 
     def _update(self, old_tip: str, tips: _Tips) -> bool:
         """Apply the notes that changed between ``old_tip`` and the new tip; False when
