@@ -6,12 +6,16 @@ Python start-up included) and, on the same repository, one small commit with a p
 Prints the median time of each, the bytes on the wire, and the ratio to the target:
 ``git prov sync`` within 3x of the plain fetch+push pair at every size. Also timed: the
 same one-run sync in-process (``git_prov.sync.sync``), which leaves out the interpreter
-start-up and imports (Python + click + git_prov.cli), a fixed cost that a local path does
-not hide; that start-up alone (``git prov --version``); and ``git prov fetch`` when there
-is nothing new, next to a plain ``git fetch``. Python byte-code caching is on (in a
-scratch ``PYTHONPYCACHEPREFIX``), as after a normal install, even when the caller set
-``PYTHONDONTWRITEBYTECODE``. Timings are interleaved, so a busy machine slows both sides
-of a ratio alike (though not equally: the CLI needs more CPU than git).
+start-up and imports, a fixed cost that a local path does not hide; that start-up alone,
+both for the quick path push, fetch and sync take (git_prov/entry.py: the imports it
+makes before the work, ``QUICK_IMPORTS``) and for any other command (click and
+git_prov.cli: ``git prov --version``); and ``git prov fetch`` when there is nothing new,
+next to a plain ``git fetch``. The CLI is run as ``python -m git_prov``, which takes the
+same path through git_prov/entry.py as ``git prov`` (git running ``git-prov``). Python
+byte-code caching is on (in a scratch ``PYTHONPYCACHEPREFIX``), as after a normal install,
+even when the caller set ``PYTHONDONTWRITEBYTECODE``. Timings are interleaved, so a busy
+machine slows both sides of a ratio alike (though not equally: the CLI needs more CPU than
+git).
 
 Bytes are counted by a small TCP proxy between git and ``git daemon`` (both directions,
 everything git says: ref advertisement, negotiation, pack), so they are exact for git://;
@@ -20,26 +24,29 @@ a local path speaks the same protocol over pipes, so only its time is shown.
     python bench/bench_sync.py                   # 1k, 10k, 100k runs
     python bench/bench_sync.py --sizes 1000 --repeat 3
 
-Last results, in ms (medians of 9; 2 shared cores that other jobs kept busy, load 2-4;
-git 2.39, Python 3.11, editable install; "start-up" is ``git prov --version``):
+Last results, in ms (medians of 9; 2 shared cores, load 0.8-1.7 from other jobs; git 2.39,
+Python 3.11, non-editable install). "before" is the same run of the code before the quick
+path (everything through click), measured in the same session; "start-up" is quick / click:
 
-| runs | transport | git fetch+push | git prov sync | ratio | in-process | start-up |
-|-----:|-----------|---------------:|--------------:|------:|-----------:|---------:|
-|   1k | file      |             38 |           143 | 3.78x |         38 |       90 |
-|   1k | git://    |            127 |           196 | 1.55x |         80 |       98 |
-|  10k | file      |             43 |           166 | 3.82x |         47 |       95 |
-|  10k | git://    |            127 |           200 | 1.58x |         84 |       95 |
-| 100k | file      |             38 |           166 | 4.43x |         49 |       94 |
-| 100k | git://    |            123 |           176 | 1.42x |         83 |       74 |
+| runs | transport | fetch+push | git prov sync | ratio |      before | in-process | start-up |
+|-----:|-----------|-----------:|--------------:|------:|------------:|-----------:|---------:|
+|   1k | file      |         35 |            86 | 2.46x | 143 (4.04x) |         29 |  44 / 93 |
+|   1k | git://    |        126 |           140 | 1.11x | 198 (1.65x) |         83 |  50 / 88 |
+|  10k | file      |         44 |           106 | 2.43x | 137 (3.52x) |         42 |  64 / 97 |
+|  10k | git://    |        142 |           159 | 1.12x | 236 (1.47x) |         87 |  51 / 96 |
+| 100k | file      |         34 |            96 | 2.80x | 170 (3.23x) |         40 |  43 / 86 |
+| 100k | git://    |        136 |           160 | 1.17x | 246 (1.54x) |         87 |  45 / 84 |
 
-``git prov fetch`` with nothing new: 129-133 ms (file) and 162-180 ms (git://) next to
-11-12 and 57-61 ms for a plain ``git fetch``. Neither ``push``, ``sync`` nor such a
-``fetch`` loads pygit2 any more (it cost ~100 ms of a 230 ms sync); the sync's own work is
-now about one plain fetch+push pair (in-process column), and the CLI start-up alone is
-~2.4x the pair over a local path, so the 3x target is out of reach there until start-up
-shrinks (of it, Python with ``site`` is ~35 ms, ~12 ms of which is the editable-install
-path hook every interpreter of this venv loads; click and the command modules most of the
-rest).
+With the editable install (the dev venv) the sync took 84-137 ms, 2.40-2.42x over a local
+path; its path finder adds ~13 ms to every interpreter start (``python -c pass``: 27 against
+13 ms at best), which these medians hardly showed. ``git prov fetch`` with nothing new:
+66-89 ms (file) and 121-143 ms (git://), before 122-125 and 167-202, next to 12-14 and
+59-62 ms for a plain ``git fetch``. The quick start-up is Python itself (~13 ms) and, at
+~30 ms, mostly what ``subprocess`` needs (enum, re, locale, signal, threading, selectors:
+~15 ms in-process) plus typing and git_prov's six modules (~6 ms); the rest of a sync is
+its own work, about one plain fetch+push pair (in-process column). ``git prov sync``
+through git (``git-prov`` on PATH) adds git's start-up: 100 ms median for 1k runs against
+82-92 ms for ``python -m git_prov``, in a separate interleaved run.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.repo import open_repo
 
 TARGET_RATIO = 3.0
+# What the quick path (git_prov/entry.py) imports before it runs push, fetch or sync.
+QUICK_IMPORTS = "import git_prov.entry, git_prov.sync_commands"
 
 
 class CountingProxy:
@@ -192,6 +201,7 @@ class Row:
     plain_fetch_seconds: float
     prov_fetch_seconds: float
     startup_seconds: float
+    quick_startup_seconds: float
     plain_bytes: tuple[int, int] | None
     prov_bytes: tuple[int, int] | None
 
@@ -254,6 +264,7 @@ def _measure_clone(
         proxy.take()
     plain_times, prov_times, library_times = [], [], []
     plain_fetch_times, prov_fetch_times, startup_times = [], [], []
+    quick_startup_times = []
     plain_bytes, prov_bytes = [], []
     for i in range(repeat):
         repo = open_repo(clone)
@@ -270,6 +281,7 @@ def _measure_clone(
         prov_fetch_times.append(_timed(clone, [sys.executable, "-m", "git_prov", "fetch"]))
         plain_fetch_times.append(_timed(clone, ["git", "fetch", "-q", "origin"]))
         startup_times.append(_timed(clone, [sys.executable, "-m", "git_prov", "--version"]))
+        quick_startup_times.append(_timed(clone, [sys.executable, "-c", QUICK_IMPORTS]))
         Ledger(repo).write([(head, make_run(head, 2 * (runs + i) + 1))], keep=[head])
         began = time.perf_counter()
         result = sync.sync(open_repo(clone))
@@ -294,6 +306,7 @@ def _measure_clone(
         statistics.median(plain_fetch_times),
         statistics.median(prov_fetch_times),
         statistics.median(startup_times),
+        statistics.median(quick_startup_times),
         _median_pair(plain_bytes) if proxy else None,
         _median_pair(prov_bytes) if proxy else None,
     )
@@ -314,10 +327,11 @@ def render(rows: list[Row]) -> str:
     """The table, as Markdown."""
     lines = [
         "| runs | transport | git fetch+push (ms) | git prov sync CLI (ms) | ratio "
-        "| sync in-process (ms) | ratio | CLI start-up (ms) | git fetch, nothing new (ms) "
+        "| sync in-process (ms) | ratio | start-up, quick (ms) | start-up, click (ms) "
+        "| git fetch, nothing new (ms) "
         "| git prov fetch CLI (ms) | ratio | fetch+push bytes up/down "
         "| prov sync bytes up/down |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def verdict(ratio: float) -> str:
@@ -328,7 +342,8 @@ def render(rows: list[Row]) -> str:
             f"| {row.runs:,} | {row.transport} | {row.plain_seconds * 1000:.0f} | "
             f"{row.prov_seconds * 1000:.0f} | {verdict(row.ratio)} | "
             f"{row.library_seconds * 1000:.0f} | {verdict(row.library_ratio)} | "
-            f"{row.startup_seconds * 1000:.0f} | {row.plain_fetch_seconds * 1000:.0f} | "
+            f"{row.quick_startup_seconds * 1000:.0f} | {row.startup_seconds * 1000:.0f} | "
+            f"{row.plain_fetch_seconds * 1000:.0f} | "
             f"{row.prov_fetch_seconds * 1000:.0f} | "
             f"{row.fetch_ratio:.1f}× | "
             f"{_bytes(row.plain_bytes)} | {_bytes(row.prov_bytes)} |"

@@ -1,3 +1,3 @@
-from git_prov.cli import main
+from git_prov.entry import main
 
 main()

@@ -31,14 +31,14 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
-from git_prov.store.gitcli import prov_dir, run_git
+from git_prov.store.gitcli import PROV_DIR, prov_dir, run_git
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from git_prov.rewrite import RemapMatch
     from git_prov.store.repo import GitRepo
 
@@ -107,20 +107,23 @@ class SyncRepo:
     this module takes either (or a path).
     """
 
-    # (Plain classes, not dataclasses, for what every start-up defines: it is cheaper.)
+    # (Plain classes, not dataclasses, for what every start-up defines: it is cheaper. The
+    # paths are kept as strings, and made Paths only when asked for: pathlib is not needed
+    # on the common path, and importing it costs a sync's start-up ~5 ms.)
     def __init__(
         self,
-        git_dir: Path,
-        common_dir: Path,
-        workdir: Path | None,
+        git_dir: StrPath,
+        common_dir: StrPath,
+        workdir: StrPath | None,
         branch: str | None,
         *,
         full: GitRepo | None = None,
         config: dict[str, list[str]] | None = None,
     ):
-        self.git_dir = git_dir
-        self.common_dir = common_dir
-        self.workdir = workdir
+        self._git_dir = os.fspath(git_dir)
+        self._common_dir = os.fspath(common_dir)
+        self._workdir = os.fspath(workdir) if workdir is not None else None
+        self._cwd = self._workdir or self._git_dir  # where git runs
         self.branch = branch  # the checked-out branch's short name; None when detached
         self._full = full
         self._config = config
@@ -128,7 +131,28 @@ class SyncRepo:
         self._diffs: dict[tuple[str, str], tuple[int, int] | None] = {}
 
     def __repr__(self) -> str:
-        return f"SyncRepo({self.workdir or self.git_dir})"
+        return f"SyncRepo({self._cwd})"
+
+    @property
+    def git_dir(self) -> Path:
+        """The git directory (``.git``, or a worktree's)."""
+        from pathlib import Path
+
+        return Path(self._git_dir)
+
+    @property
+    def common_dir(self) -> Path:
+        """The git directory worktrees share (``git rev-parse --git-common-dir``)."""
+        from pathlib import Path
+
+        return Path(self._common_dir)
+
+    @property
+    def workdir(self) -> Path | None:
+        """The working tree's top directory; None in a bare repository."""
+        from pathlib import Path
+
+        return Path(self._workdir) if self._workdir is not None else None
 
     @classmethod
     def open(cls, target: RepoLike) -> SyncRepo:
@@ -147,7 +171,7 @@ class SyncRepo:
             return target, None
         if not isinstance(target, str | os.PathLike):
             return cls._wrap(target), None
-        path = Path(target)
+        path = os.fspath(target)
         jobs = [
             _start_git(path, _WHERE),
             _start_git(path, ("config", "-z", "--get-regexp", _CONFIG_KEYS)),
@@ -159,9 +183,9 @@ class SyncRepo:
             return cls._wrap(_open_full(path)), None
         head = lines[3]
         repo = cls(
-            git_dir=Path(lines[0]).resolve(),
-            common_dir=Path(lines[1]).resolve(),
-            workdir=Path(lines[2]).resolve(),
+            git_dir=os.path.realpath(lines[0]),
+            common_dir=os.path.realpath(lines[1]),
+            workdir=os.path.realpath(lines[2]),
             branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
             config=_parse_config(config.stdout),
         )
@@ -178,6 +202,12 @@ class SyncRepo:
         """Local caches: ``<git common dir>/prov``."""
         return prov_dir(self.common_dir)
 
+    def _cache_file(self, name: str) -> str:
+        """``<git common dir>/prov/<name>`` (:attr:`prov_dir`, without pathlib)."""
+        folder = os.path.join(self._common_dir, PROV_DIR)
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, name)
+
     def git(
         self,
         *args: str,
@@ -187,12 +217,12 @@ class SyncRepo:
     ) -> subprocess.CompletedProcess[bytes]:
         """Run the git binary on this repository (RepositoryProblem on failure if
         ``check``), as ``GitRepo.git`` does."""
-        return run_git(self.workdir or self.git_dir, args, input=input, check=check, env=env)
+        return run_git(self._cwd, args, input=input, check=check, env=env)
 
     def full(self) -> GitRepo:
         """The pygit2-backed repository (opened on first use)."""
         if self._full is None:
-            self._full = _open_full(self.git_dir)
+            self._full = _open_full(self._git_dir)
         return self._full
 
     def config(self) -> dict[str, list[str]]:
@@ -214,10 +244,11 @@ def _parse_config(output: bytes) -> dict[str, list[str]]:
 
 # What every function here takes: a path inside a repository, or an open repository.
 RepoLike: TypeAlias = "SyncRepo | GitRepo | str | os.PathLike[str]"
+StrPath: TypeAlias = "str | os.PathLike[str]"
 
 
 def _start_git(
-    cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None, input: bool = False
+    cwd: str, args: Sequence[str], *, env: Mapping[str, str] | None = None, input: bool = False
 ) -> subprocess.Popen[bytes]:
     """Start ``git args…`` in ``cwd``; :func:`_finish_git` waits for it."""
     try:
@@ -240,7 +271,7 @@ def _finish_git(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _open_full(path: Path) -> GitRepo:
+def _open_full(path: str) -> GitRepo:
     from git_prov.store.repo import open_repo
 
     return open_repo(path)
@@ -319,10 +350,11 @@ def _contains(repo: SyncRepo, ours: Sequence[str], theirs: Sequence[str]) -> boo
 
 
 # ---- results ---------------------------------------------------------------------------------
+# Named tuples, not dataclasses: importing dataclasses (it loads inspect) and building four
+# would add ~14 ms to the start-up of every sync.
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(NamedTuple):
     """What ``fetch`` did: runs new to the local ledger, and what to warn about.
 
     ``rewritten`` names the remote's ledger refs that were force-rewritten since the last
@@ -342,8 +374,7 @@ class FetchResult:
     remap_problem: str | None = None
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(NamedTuple):
     """What ``push`` did. ``runs_fetched`` counts runs merged in while retrying."""
 
     remote: str
@@ -358,8 +389,7 @@ class PushResult:
     rewritten: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class SyncResult:
+class SyncResult(NamedTuple):
     """What ``sync`` (fetch + merge + push, retried) did; ``remapped`` as for fetch."""
 
     remote: str
@@ -375,8 +405,7 @@ class SyncResult:
     remap_problem: str | None = None
 
 
-@dataclass(frozen=True)
-class HookResult:
+class HookResult(NamedTuple):
     """What the pre-push hook did: pushed (``pushed``), skipped (``skipped`` says why), or
     failed without blocking the user's push (``warning``)."""
 
@@ -799,7 +828,7 @@ def _push_once(
         args.append("--atomic")
     # Objects first: a note must never reach the remote before what it names.
     specs = [f"{tips[ref]}:{ref}" for ref in (OBJECTS_REF, NOTES_REF) if ref in tips]
-    job = _start_git(repo.workdir or repo.git_dir, (*args, remote, *specs), env=_GIT_ENV)
+    job = _start_git(repo._cwd, (*args, remote, *specs), env=_GIT_ENV)
     if meanwhile is not None:
         meanwhile()
     proc = _finish_git(job)
@@ -1048,10 +1077,9 @@ def _remap_and_push(
     we still hold the same ledger."""
     remapped, problem = _remap_arrived(repo, result.runs_fetched, before)
     if not remapped:
-        return _replace(result, remap_problem=problem)
+        return result._replace(remap_problem=problem)
     again = _push_with_retries(repo, result.remote, attempts)
-    return _replace(
-        result,
+    return result._replace(
         runs_fetched=result.runs_fetched + again.runs_fetched,
         runs_pushed=result.runs_pushed + again.runs_pushed,
         runs_total=again.runs_total,
@@ -1062,10 +1090,6 @@ def _remap_and_push(
         remapped=remapped,
         remap_problem=problem,
     )
-
-
-def _replace(result: SyncResult, **changes: Any) -> SyncResult:
-    return replace(result, **changes)
 
 
 # ---- counting runs -----------------------------------------------------------------------------
@@ -1086,10 +1110,12 @@ def run_total(repo: RepoLike, tree: str | None = None, *, hint: str | None = Non
         tree = tip.tree if tip is not None else None
     if tree is None:
         return 0
-    path = sync_repo.prov_dir / RUN_COUNT_CACHE
+    path = sync_repo._cache_file(RUN_COUNT_CACHE)
     cached: dict[str, int] = {}
     try:
-        for line in path.read_text().splitlines():
+        with open(path) as file:
+            text = file.read()
+        for line in text.splitlines():
             key, _, value = line.partition(" ")
             cached.setdefault(key, int(value))
     except (OSError, ValueError):
@@ -1107,10 +1133,11 @@ def run_total(repo: RepoLike, tree: str | None = None, *, hint: str | None = Non
     if total is None:
         total = _count_all(sync_repo, tree)
     lines = [f"{tree} {total}", *[f"{k} {c}" for k, c in cached.items()][: RUN_COUNT_KEPT - 1]]
-    tmp = path.with_name(f"{RUN_COUNT_CACHE}.{os.getpid()}")
+    tmp = f"{path}.{os.getpid()}"
     try:
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(path)
+        with open(tmp, "w") as file:
+            file.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
     except OSError:
         pass  # only a cache
     return total

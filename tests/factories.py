@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from git_prov.model.ids import new_run_id
@@ -25,3 +26,16 @@ def make_record(commit: str, **changes: Any) -> RunRecord:
     }
     fields.update(changes)
     return RunRecord(**fields)
+
+
+def write_runs(path: Path, n: int = 1, commit: str | None = None) -> list[RunRecord]:
+    """Write ``n`` runs on ``commit`` (default HEAD, kept alive in refs/prov/objects)
+    straight through the ledger API, as `git prov record` would."""
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import open_repo
+
+    repo = open_repo(path)
+    c = commit or str(repo.head_commit().id)
+    records = [make_record(c) for _ in range(n)]
+    Ledger(repo).write([(c, r) for r in records], keep=[c])
+    return records

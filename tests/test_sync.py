@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_file, git
-from factories import make_record
+from factories import write_runs
 
 from git_prov import sync
 from git_prov.errors import EXIT_REMOTE, RemoteProblem
@@ -56,15 +56,6 @@ def remote(tmp_path: Path) -> Path:
 def _clone(url: str | Path, dest: Path, *args: str) -> Path:
     git(dest.parent, "clone", "-q", *args, str(url), str(dest))
     return dest
-
-
-def _record(path: Path, n: int = 1, commit: str | None = None) -> list[RunRecord]:
-    """Write ``n`` runs (with their commit kept) straight through the ledger API."""
-    repo = open_repo(path)
-    c = commit or str(repo.head_commit().id)
-    records = [make_record(c) for _ in range(n)]
-    Ledger(repo).write([(c, r) for r in records], keep=[c])
-    return records
 
 
 def _tree(path: Path, ref: str) -> str:
@@ -162,7 +153,7 @@ def daemon(remote: Path) -> Iterator[str]:
 
 def test_first_push_to_a_remote_without_provenance(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    records = _record(a, 3)
+    records = write_runs(a, 3)
     fetched = sync.fetch(open_repo(a))
     assert (fetched.had_provenance, fetched.runs_added, fetched.runs_total) == (False, 0, 3)
     pushed = sync.push(open_repo(a))
@@ -178,8 +169,8 @@ def test_first_push_to_a_remote_without_provenance(remote: Path, tmp_path: Path)
 
 def test_plain_clone_then_git_prov_fetch_shows_all_runs(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    first = _record(a, 2)
-    second = _record(a, 1, commit_file(a, "train.py", "print(1)\n"))
+    first = write_runs(a, 2)
+    second = write_runs(a, 1, commit_file(a, "train.py", "print(1)\n"))
     git(a, "push", "-q", "origin", "main")
     assert _cli(a, "push").returncode == 0
     b = _clone(remote, tmp_path / "b")
@@ -198,11 +189,11 @@ def test_two_clones_on_the_same_and_different_commits_converge(
 ) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
-    ra = _record(a, 2)
-    rb = _record(b, 2)  # the same commit as a's
-    rb += _record(b, 1, commit_file(b, "b.txt", "b"))  # and one only b has
+    ra = write_runs(a, 2)
+    rb = write_runs(b, 2)  # the same commit as a's
+    rb += write_runs(b, 1, commit_file(b, "b.txt", "b"))  # and one only b has
     git(b, "push", "-q", "origin", "main")
-    ra += _record(a, 1, commit_file(a, "a.txt", "a"))
+    ra += write_runs(a, 1, commit_file(a, "a.txt", "a"))
     first = sync.sync(open_repo(a))
     second = sync.sync(open_repo(b))
     third = sync.sync(open_repo(a))
@@ -224,9 +215,9 @@ def test_eight_clones_syncing_concurrently_over_git_daemon(
     clones = [_clone(daemon, tmp_path / f"c{i}") for i in range(8)]
     expected: set[str] = set()
     for i, clone in enumerate(clones):
-        expected |= {r.id for r in _record(clone, 2)}
+        expected |= {r.id for r in write_runs(clone, 2)}
         if i % 3 == 0:  # some runs on commits only that clone has
-            expected |= {r.id for r in _record(clone, 1, commit_file(clone, f"{i}", "x"))}
+            expected |= {r.id for r in write_runs(clone, 1, commit_file(clone, f"{i}", "x"))}
     order = list(clones)
     random.Random(11).shuffle(order)
     procs = [
@@ -260,7 +251,7 @@ def test_a_declining_pre_receive_hook_is_a_clear_error_after_bounded_retries(
     hook.write_text("#!/bin/sh\necho 'provenance is not welcome here' >&2\nexit 1\n")
     hook.chmod(0o755)
     a = _clone(remote, tmp_path / "a")
-    _record(a, 1)
+    write_runs(a, 1)
     monkeypatch.setattr(sync.time, "sleep", lambda _: None)
     with pytest.raises(RemoteProblem, match="hook declined") as caught:
         sync.push(open_repo(a), attempts=50)
@@ -275,7 +266,7 @@ def test_retries_are_bounded_when_the_rejection_is_a_race(
 ) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
-    _record(a, 1)
+    write_runs(a, 1)
     monkeypatch.setattr(sync.time, "sleep", lambda _: None)
     original = sync._push_once
     beat_us = {"left": 1}
@@ -283,7 +274,7 @@ def test_retries_are_bounded_when_the_rejection_is_a_race(
     def someone_pushes_first(*args, **kwargs):  # type: ignore[no-untyped-def]
         if args[0].workdir == a.resolve() and beat_us["left"]:
             beat_us["left"] -= 1
-            _record(b, 1)  # another clone pushes just before us
+            write_runs(b, 1)  # another clone pushes just before us
             sync.push(open_repo(b))
         return original(*args, **kwargs)
 
@@ -292,7 +283,7 @@ def test_retries_are_bounded_when_the_rejection_is_a_race(
     assert (result.attempts, result.runs_fetched, result.runs_pushed) == (2, 1, 1)
     assert _state(a) == _state(remote)
     beat_us["left"] = 99  # now someone always wins: we give up after the bound
-    _record(a, 1)
+    write_runs(a, 1)
     with pytest.raises(RemoteProblem, match="still rejected after 3 attempts"):
         sync.push(open_repo(a), attempts=3)
     assert beat_us["left"] == 96
@@ -300,7 +291,7 @@ def test_retries_are_bounded_when_the_rejection_is_a_race(
 
 def test_a_missing_remote_exits_8(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    _record(a, 1)
+    write_runs(a, 1)
     done = _cli(a, "sync", "nosuch")
     assert done.returncode == EXIT_REMOTE
     assert done.stderr.startswith("error: no remote named 'nosuch'")
@@ -339,14 +330,14 @@ def test_a_force_rewritten_remote_is_warned_about_and_local_runs_are_kept(
 ) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
-    mine = _record(a, 2)
+    mine = write_runs(a, 2)
     sync.sync(open_repo(a))
     sync.fetch(open_repo(b))
     # Someone replaces the remote's ledger with an unrelated history.
     c = _clone(remote, tmp_path / "c")
-    theirs = _record(c, 1)
+    theirs = write_runs(c, 1)
     git(c, "push", "-q", "-f", "origin", f"{NOTES_REF}:{NOTES_REF}", f"{OBJECTS_REF}:{OBJECTS_REF}")
-    later = _record(b, 1)
+    later = write_runs(b, 1)
     done = _cli(b, "fetch")
     assert done.returncode == 0, done.stderr
     assert "warning: origin rewrote its refs/notes/prov" in done.stderr
@@ -359,7 +350,7 @@ def test_a_force_rewritten_remote_is_warned_about_and_local_runs_are_kept(
 
 def test_a_remote_that_lost_its_ledger_refs(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    _record(a, 2)
+    write_runs(a, 2)
     sync.sync(open_repo(a))
     git(remote, "update-ref", "-d", NOTES_REF)
     fetched = sync.fetch(open_repo(a))
@@ -377,12 +368,12 @@ def test_a_remote_that_lost_its_ledger_refs(remote: Path, tmp_path: Path) -> Non
 def test_a_shallow_clone_records_and_syncs(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     for i in range(3):
-        _record(a, 1, commit_file(a, f"f{i}", str(i)))
+        write_runs(a, 1, commit_file(a, f"f{i}", str(i)))
     git(a, "push", "-q", "origin", "main")
     sync.sync(open_repo(a))
     shallow = _clone(f"file://{remote}", tmp_path / "shallow", "--depth", "1")
     assert git(shallow, "rev-parse", "--is-shallow-repository") == "true"
-    mine = _record(shallow, 1)
+    mine = write_runs(shallow, 1)
     result = sync.sync(open_repo(shallow))
     assert result.runs_fetched == 3 and result.runs_pushed == 1
     assert _state(shallow) == _state(remote)
@@ -390,7 +381,7 @@ def test_a_shallow_clone_records_and_syncs(remote: Path, tmp_path: Path) -> None
     # Pushing to a remote that lacks the history the runs name: git refuses; say why.
     other = _bare(tmp_path / "other.git")
     git(shallow, "commit", "-q", "--allow-empty", "-m", "local work")
-    _record(shallow, 1)
+    write_runs(shallow, 1)
     git(shallow, "remote", "add", "other", str(other))
     with pytest.raises(RemoteProblem) as caught:
         sync.push(open_repo(shallow), "other")
@@ -412,7 +403,7 @@ def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
     specs = git(b, "config", "--get-all", "remote.origin.fetch").splitlines()
     assert specs == ["+refs/heads/*:refs/remotes/origin/*", *sync.fetch_refspecs("origin")]
     git(b, "fetch", "-q")  # the remote has no provenance yet: plain fetch still works
-    runs = _record(a, 2)
+    runs = write_runs(a, 2)
     sync.push(open_repo(a))
     git(b, "fetch", "-q")
     assert git(b, "rev-parse", "refs/notes/remotes/origin/prov") == git(a, "rev-parse", NOTES_REF)
@@ -423,7 +414,7 @@ def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
     assert _run_ids(b) == {r.id for r in runs}
     # remote.origin.push stays unset; a plain git push still pushes just the branch.
     assert git(b, "config", "--get", "remote.origin.push", check=False) == ""
-    mine = _record(b, 1)
+    mine = write_runs(b, 1)
     commit_file(b, "x", "x")
     out = subprocess.run(
         ["git", "push", "--porcelain", "origin"], cwd=b, capture_output=True, text=True, check=True
@@ -445,7 +436,7 @@ def test_pre_push_hook_makes_plain_git_push_carry_provenance(remote: Path, tmp_p
     assert any("now also pushes provenance" in line for line in lines)
     hook = a / ".git" / "hooks" / "pre-push"
     assert hook.read_text() == render_hook("pre-push")  # this interpreter, not PATH
-    runs = _record(a, 2, commit_file(a, "x", "x"))
+    runs = write_runs(a, 2, commit_file(a, "x", "x"))
     git(a, "push", "-q", "origin", "main")
     assert _state(remote) == _state(a)
     assert {r.id for r in runs} <= _run_ids(remote)
@@ -476,7 +467,7 @@ def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
         "kept your pre-push hook as pre-push.legacy; it still runs first" in ln for ln in lines
     )
     assert (hooks / "pre-push.legacy").exists()
-    _record(a, 1, commit_file(a, "x", "x"))
+    write_runs(a, 1, commit_file(a, "x", "x"))
     head = git(a, "rev-parse", "HEAD")
     git(a, "push", "-q", "origin", "main")
     text = log.read_text()
@@ -486,7 +477,7 @@ def test_pre_push_hook_chains_an_existing_hook_which_can_still_block(
     assert _state(remote) == _state(a)
     # The legacy hook can still block a push, and then no provenance goes either.
     (a / "block").write_text("")
-    _record(a, 1, commit_file(a, "y", "y"))
+    write_runs(a, 1, commit_file(a, "y", "y"))
     blocked = subprocess.run(
         ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, check=False
     )
@@ -504,7 +495,7 @@ def test_pre_push_hook_never_blocks_and_does_not_recurse(remote: Path, tmp_path:
         "  case $ref in refs/notes/*|refs/prov/*) exit 1;; esac\ndone\n"
     )
     hook.chmod(0o755)
-    _record(a, 1, commit_file(a, "x", "x"))
+    write_runs(a, 1, commit_file(a, "x", "x"))
     done = subprocess.run(
         ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, check=False
     )
@@ -563,9 +554,9 @@ def test_sync_with_a_new_run_costs_one_push_and_no_fetch(
     remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a = _clone(remote, tmp_path / "a")
-    _record(a, 2)
+    write_runs(a, 2)
     sync.sync(open_repo(a))
-    _record(a, 1)
+    write_runs(a, 1)
     fetches = []
     original = sync._fetch_tracking
 
@@ -602,7 +593,7 @@ def test_init_remote_and_push_hook_from_the_cli(tmp_path: Path) -> None:
     )
 
 
-# ---- the common path loads no pygit2 -----------------------------------------------------------
+# ---- the common path loads no pygit2 (nor click: see test_cli_fastpath.py) ----------------------
 
 
 def _cli_imports(path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -627,14 +618,14 @@ def _cli_imports(path: Path, *args: str) -> tuple[subprocess.CompletedProcess[st
 def test_push_sync_and_fetch_without_a_merge_load_no_pygit2(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
-    _record(a, 2)
+    write_runs(a, 2)
     assert _cli(a, "sync").returncode == 0  # the first push (and the first count)
-    _record(a, 1)
+    write_runs(a, 1)
     done, modules = _cli_imports(a, "sync")
     assert done.stdout.strip() == "synced with origin: 0 runs fetched, 1 run pushed (3 in all)"
     assert not {m for m in modules if m.startswith("pygit2")}, done.stderr
     assert "git_prov.store.ledger" not in modules
-    _record(a, 2)
+    write_runs(a, 2)
     done, modules = _cli_imports(a, "push")
     assert done.stdout.strip() == "pushed 2 runs to origin (5 in all)"
     assert "pygit2" not in modules
@@ -647,9 +638,10 @@ def test_push_sync_and_fetch_without_a_merge_load_no_pygit2(remote: Path, tmp_pa
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == said
         assert "pygit2" not in modules, command
+        assert "click" not in modules, command  # git_prov.entry's quick path
     assert _state(a) == _state(remote)
     # A merge is what needs pygit2: b has runs of its own and has never fetched.
-    _record(b, 1)
+    write_runs(b, 1)
     done, modules = _cli_imports(b, "sync")
     assert done.stdout.strip() == "synced with origin: 5 runs fetched, 1 run pushed (6 in all)"
     assert "pygit2" in modules
@@ -660,12 +652,12 @@ def test_runs_pushed_are_counted_from_what_the_remote_held_not_a_stale_tracking_
     remote: Path, tmp_path: Path
 ) -> None:
     a = _clone(remote, tmp_path / "a")
-    _record(a, 1)
+    write_runs(a, 1)
     sync.sync(open_repo(a))
-    _record(a, 2)
+    write_runs(a, 2)
     # A plain push moves the remote without touching our tracking copy.
     git(a, "push", "-q", "origin", f"{OBJECTS_REF}:{OBJECTS_REF}", f"{NOTES_REF}:{NOTES_REF}")
-    _record(a, 1)
+    write_runs(a, 1)
     result = sync.push(open_repo(a))
     assert (result.runs_pushed, result.runs_total, result.attempts) == (1, 4, 1)
     tracking = git(a, "rev-parse", "refs/notes/remotes/origin/prov")
@@ -674,10 +666,10 @@ def test_runs_pushed_are_counted_from_what_the_remote_held_not_a_stale_tracking_
 
 def test_run_totals_survive_a_lost_count_cache(remote: Path, tmp_path: Path) -> None:
     a = _clone(remote, tmp_path / "a")
-    _record(a, 3)
+    write_runs(a, 3)
     sync.sync(open_repo(a))
     (open_repo(a).prov_dir / sync.RUN_COUNT_CACHE).unlink()
-    _record(a, 1)
+    write_runs(a, 1)
     result = sync.sync(a)  # a path: the git binary only
     assert (result.runs_pushed, result.runs_total) == (1, 4)
     assert sync.run_total(a) == 4
@@ -699,16 +691,16 @@ def test_fetched_runs_show_in_plain_git_log_after_init(remote: Path, tmp_path: P
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     assert _cli(b, "init").returncode == 0
-    [first] = _record(a, 1)
+    [first] = write_runs(a, 1)
     sync.sync(open_repo(a))
     done = _cli(b, "fetch")
     assert done.returncode == 0, done.stderr
     shown = git(b, "log", "-1")
     assert "Notes (prov-log):" in shown and first.short_id in shown
     # Runs merged in while a push is retried show up too.
-    [second] = _record(a, 1)
+    [second] = write_runs(a, 1)
     sync.sync(open_repo(a))
-    [mine] = _record(b, 1)
+    [mine] = write_runs(b, 1)
     result = sync.sync(b)
     assert (result.runs_fetched, result.runs_pushed, result.attempts) == (1, 1, 2)
     shown = git(b, "log", "-1")
@@ -722,7 +714,7 @@ def _squash_merged_elsewhere(remote: Path, tmp_path: Path) -> tuple[list[RunReco
     git(mine, "checkout", "-q", "-b", "feature")
     runs = []
     for n in range(3):
-        runs += _record(mine, 1, commit_file(mine, "model.py", f"depth = {n}\n", f"step {n}"))
+        runs += write_runs(mine, 1, commit_file(mine, "model.py", f"depth = {n}\n", f"step {n}"))
     git(mine, "push", "-q", "origin", "feature")
     sync.push(open_repo(mine))
     host = _clone(remote, tmp_path / "host")
@@ -769,11 +761,11 @@ def test_remap_runs_only_when_an_arrived_run_may_be_orphaned(
     monkeypatch.setattr(rewrite, "remap", counting)
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
-    _record(a, 2)  # on main, which b reaches: remap would have nothing to do
+    write_runs(a, 2)  # on main, which b reaches: remap would have nothing to do
     sync.sync(open_repo(a))
     assert sync.fetch(open_repo(b)).runs_added == 2 and calls == []
     git(a, "checkout", "-q", "-b", "experiment")
-    _record(a, 1, commit_file(a, "e.txt", "e"))  # a branch b has not fetched
+    write_runs(a, 1, commit_file(a, "e.txt", "e"))  # a branch b has not fetched
     sync.sync(open_repo(a))
     assert sync.fetch(open_repo(b)).runs_added == 1 and calls == [1]
 
@@ -811,7 +803,7 @@ def test_pre_push_hook_without_git_prov_warns_once_and_pushes(remote: Path, tmp_
         ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, env=env
     )
     assert quiet.returncode == 0 and "git-prov" not in quiet.stderr  # no ledger: nothing to do
-    _record(a, 1, commit_file(a, "y", "y"))
+    write_runs(a, 1, commit_file(a, "y", "y"))
     done = subprocess.run(
         ["git", "push", "origin", "main"], cwd=a, capture_output=True, text=True, env=env
     )

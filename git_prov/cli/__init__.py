@@ -1,7 +1,9 @@
 """The ``git prov`` command line: parse, call one library function, render.
 
-This is the only module that prints or exits. Errors become ``error: …`` on stderr and the
-exit code of their :class:`~git_prov.errors.ProvError`; see docs/cli.md for the table.
+This package and :mod:`git_prov.entry` (the executable, which runs push, fetch and sync
+itself without click) are the only modules that print or exit. Errors become ``error: …`` on
+stderr and the exit code of their :class:`~git_prov.errors.ProvError`
+(:func:`git_prov.entry.report_failure`); see docs/cli.md for the table.
 """
 
 from __future__ import annotations
@@ -23,13 +25,8 @@ from typing import Any
 import click
 
 from git_prov import __version__
-from git_prov.errors import (
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    NotFound,
-    ProvError,
-    UsageProblem,
-)
+from git_prov.entry import COMPLETE_ENV, debug_wanted, report_failure
+from git_prov.errors import EXIT_INTERRUPTED, NotFound, UsageProblem
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PATHSPEC_COMMANDS = ("log",)
@@ -746,43 +743,29 @@ def _rewrite_pathspec(args: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``git-prov`` executable."""
+    """Run ``git prov`` through click (:mod:`git_prov.entry`, the executable, sends it every
+    command line it does not run itself)."""
     args = _rewrite_pathspec(list(sys.argv[1:] if argv is None else argv))
-    debug = os.environ.get("GIT_PROV_DEBUG", "") not in ("", "0") or "--debug" in args
+    debug = debug_wanted(args)
     try:
         code = cli.main(
             args=args,
             prog_name="git prov",
             standalone_mode=False,
-            complete_var="_GIT_PROV_COMPLETE",
+            complete_var=COMPLETE_ENV,
         )
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except ProvError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        # `git prov log | head`: the reader left; that is not our failure.
-        sys.stderr.close()
-        sys.exit(0)
-    except Exception as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(
-            f"error: internal error: {type(exc).__name__}: {exc} — please report it "
-            f"(rerun with GIT_PROV_DEBUG=1 for the traceback)",
-            err=True,
-        )
-        sys.exit(EXIT_INTERNAL)
+    except (KeyboardInterrupt, Exception) as exc:
+        sys.exit(report_failure(exc, debug=debug, say=_say_error))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _say_error(text: str) -> None:
+    click.echo(text, err=True)

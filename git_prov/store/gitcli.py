@@ -6,13 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from git_prov.errors import RepositoryProblem
 
+if TYPE_CHECKING:  # (pathlib is not imported on sync's path: see git_prov.sync.SyncRepo)
+    from pathlib import Path
+
+PROV_DIR = "prov"  # under the git common dir
+
 
 def run_git(
-    cwd: Path,
+    cwd: str | os.PathLike[str],
     args: Sequence[str],
     *,
     input: bytes | None = None,
@@ -45,6 +50,6 @@ def run_git(
 
 def prov_dir(common_dir: Path) -> Path:
     """Local, rebuildable caches and locks: ``<git common dir>/prov`` (created if needed)."""
-    path = common_dir / "prov"
+    path = common_dir / PROV_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,0 +1,271 @@
+"""The ``git-prov`` executable (``git prov …``, ``python -m git_prov``).
+
+``git prov push``, ``fetch`` and ``sync`` ride on a git fetch or push of a few tens of
+milliseconds, and the pre-push hook runs ``git prov hook pre-push`` on every ``git push``:
+for them start-up is most of the cost, and importing click and the command line built on it
+costs more than their own work. So a command line of one of these with its options in their
+plain forms runs here, without click (:mod:`git_prov.sync_commands`). Anything else — help,
+a typo, an option spelt another way, every other command — goes to
+:func:`git_prov.cli.main`, which stays the one real parser, so its errors and help are
+unchanged. Both paths print the same bytes and exit with the same codes; errors are told
+by :func:`report_failure`, which both use.
+
+Set ``GIT_PROV_NO_QUICK=1`` to send every command line through click.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TextIO
+
+# The commands run without click, with the options each takes: the same as
+# git_prov/cli/sync.py declares (a test holds the two equal). Only --attempts takes a value.
+QUICK_OPTIONS = {
+    "fetch": frozenset({"--no-remap", "--json"}),
+    "push": frozenset({"--attempts", "--json"}),
+    "sync": frozenset({"--attempts", "--no-remap", "--json"}),
+}
+GLOBAL_FLAGS = frozenset({"--no-pager", "--debug"})  # no effect on these commands
+COLORS = ("auto", "always", "never")
+# GIT_PROV_DEBUG values click reads as a boolean in every version (it rejects others).
+DEBUG_VALUES = frozenset({"", "0", "1", "true", "false", "yes", "no", "on", "off"})
+NO_QUICK_ENV = "GIT_PROV_NO_QUICK"
+COMPLETE_ENV = "_GIT_PROV_COMPLETE"  # shell completion: click's job
+
+
+class QuickCall(NamedTuple):
+    """A command line the quick path runs."""
+
+    command: str  # fetch, push, sync or pre-push
+    arguments: tuple[str, ...]  # REMOTE (and URL, for pre-push)
+    flags: frozenset[str]  # --json, --no-remap
+    attempts: int | None
+    directory: str | None  # -C DIR
+    color: str  # --color
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``git prov ARGV…`` (default: ``sys.argv[1:]``) and exit with its status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    call = parse_quick(args)
+    if call is not None and _enter(call.directory):
+        sys.exit(run_quick(call, debug=debug_wanted(args)))
+    from git_prov.cli import main as click_main
+
+    click_main(args)
+
+
+def parse_quick(args: Sequence[str]) -> QuickCall | None:
+    """``args`` as the quick path runs them, or None when click should parse them: any
+    other command, help, an unknown or repeated option, an option value click might read
+    differently, a shell-completion request, or output streams click would re-encode."""
+    args = list(args)
+    if os.environ.get(NO_QUICK_ENV) or os.environ.get(COMPLETE_ENV) is not None:
+        return None
+    debug = os.environ.get("GIT_PROV_DEBUG")
+    if debug is not None and debug.strip().lower() not in DEBUG_VALUES:
+        return None  # click says it is not a boolean
+    if not (_plain_stream(sys.stdout) and _plain_stream(sys.stderr)):
+        return None
+    directory, color, at = None, "auto", 0
+    while at < len(args) and args[at].startswith("-"):
+        arg, at = args[at], at + 1
+        if arg in GLOBAL_FLAGS:
+            continue
+        if arg in ("-C", "--color"):
+            if at == len(args):
+                return None
+            name, value, at = arg, args[at], at + 1
+        elif arg.startswith("--color="):
+            name, value = "--color", arg.partition("=")[2]
+        elif arg.startswith("-C"):
+            name, value = "-C", arg[2:]
+        else:
+            return None
+        if name == "--color" and value in COLORS:
+            color = value
+        elif name == "-C" and value and not value.startswith("-") and os.path.isdir(value):
+            directory = value
+        else:
+            return None  # (click says what is wrong with it)
+    if args[at : at + 2] == ["hook", "pre-push"]:
+        arguments = args[at + 2 :]
+        if not 1 <= len(arguments) <= 2 or any(a.startswith("-") for a in arguments):
+            return None
+        return QuickCall("pre-push", tuple(arguments), frozenset(), None, directory, color)
+    if at == len(args) or args[at] not in QUICK_OPTIONS:
+        return None
+    command, accepted = args[at], QUICK_OPTIONS[args[at]]
+    positional: list[str] = []
+    given: set[str] = set()
+    attempts = None
+    rest = args[at + 1 :]
+    while rest:
+        arg, rest = rest[0], rest[1:]
+        if not arg.startswith("-"):
+            positional.append(arg)
+            continue
+        name, equals, value = arg.partition("=")
+        if name not in accepted or name in given:
+            return None  # unknown to the command, or given twice: click's call
+        given.add(name)
+        if name == "--attempts":
+            if not equals:
+                if not rest:
+                    return None
+                value, rest = rest[0], rest[1:]
+            if not (value.isascii() and value.isdigit() and int(value) >= 1):
+                return None
+            attempts = int(value)
+        elif equals:
+            return None  # a flag takes no value
+    if len(positional) > 1:
+        return None
+    flags = frozenset(given - {"--attempts"})
+    return QuickCall(command, tuple(positional), flags, attempts, directory, color)
+
+
+def run_quick(call: QuickCall, *, debug: bool) -> int:
+    """Run a parsed command line (from its ``-C DIR``, where :func:`main` went); returns
+    the exit status."""
+    try:
+        from git_prov import sync_commands as commands
+
+        remote = call.arguments[0] if call.arguments else None
+        as_json, no_remap = "--json" in call.flags, "--no-remap" in call.flags
+        # As the click group decides (State.style); echo drops the codes off a terminal.
+        colored = call.color == "always" or (
+            call.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        )
+        style = ansi_style if colored else _plain
+        if call.command == "fetch":
+            return commands.fetch_command(
+                remote, no_remap=no_remap, as_json=as_json, echo=echo, style=style
+            )
+        if call.command == "push":
+            return commands.push_command(remote, attempts=call.attempts, as_json=as_json, echo=echo)
+        if call.command == "sync":
+            return commands.sync_command(
+                remote,
+                attempts=call.attempts,
+                no_remap=no_remap,
+                as_json=as_json,
+                echo=echo,
+                style=style,
+            )
+        url = call.arguments[1] if len(call.arguments) > 1 else ""
+        return commands.pre_push_command(call.arguments[0], url, echo=echo)
+    except (KeyboardInterrupt, Exception) as exc:
+        return report_failure(exc, debug=debug, say=_say_error)
+
+
+def debug_wanted(args: Sequence[str]) -> bool:
+    """Whether an internal error shows its traceback: ``--debug`` or ``GIT_PROV_DEBUG``."""
+    return os.environ.get("GIT_PROV_DEBUG", "") not in ("", "0") or "--debug" in args
+
+
+def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None]) -> int:
+    """Tell why a command failed, through ``say`` (a line on stderr); returns the exit
+    status (docs/cli.md): a :class:`~git_prov.errors.ProvError`'s own, 130 for ^C, 0 when
+    the reader of our output left, 3 for anything else (an internal error)."""
+    from git_prov.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ProvError
+
+    if isinstance(exc, KeyboardInterrupt | EOFError):  # (click reads EOF as ^C, too)
+        say("\ninterrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, ProvError):
+        say(f"error: {exc}")
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        # `git prov log | head`: the reader left; that is not our failure.
+        sys.stderr.close()
+        return 0
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    say(
+        f"error: internal error: {type(exc).__name__}: {exc} — please report it "
+        f"(rerun with GIT_PROV_DEBUG=1 for the traceback)"
+    )
+    return EXIT_INTERNAL
+
+
+# ---- output as click gives it ------------------------------------------------------------------
+
+_COLOR_CODES = {
+    "black": 30,
+    "red": 31,
+    "green": 32,
+    "yellow": 33,
+    "blue": 34,
+    "magenta": 35,
+    "cyan": 36,
+    "white": 37,
+}
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """``click.echo``: a line on stdout (or stderr), flushed, with ANSI codes removed
+    unless the stream is a terminal."""
+    stream = sys.stderr if err else sys.stdout
+    if not _isatty(stream):
+        text = _strip_ansi(text)
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def ansi_style(text: str, *, fg: str | None = None, bold: bool | None = None) -> str:
+    """``click.style`` for what the quick commands use of it (a test holds them equal)."""
+    codes = []
+    if fg is not None:
+        codes.append(f"\x1b[{_COLOR_CODES[fg]}m")
+    if bold is not None:
+        codes.append(f"\x1b[{1 if bold else 22}m")
+    return "".join(codes) + text + "\x1b[0m"
+
+
+def _plain(text: str, **_: object) -> str:
+    return text
+
+
+def _say_error(text: str) -> None:
+    echo(text, err=True)
+
+
+def _strip_ansi(text: str) -> str:
+    if "\x1b" not in text:
+        return text
+    import re
+
+    return re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]", "", text)  # click's pattern
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except Exception:  # (a closed or odd stream: click says no too)
+        return False
+
+
+def _plain_stream(stream: TextIO | None) -> bool:
+    """True for a text stream click writes to as it is (it re-encodes ASCII ones)."""
+    import codecs
+
+    encoding = getattr(stream, "encoding", None)
+    try:
+        return encoding is not None and codecs.lookup(encoding).name != "ascii"
+    except LookupError:
+        return False
+
+
+def _enter(directory: str | None) -> bool:
+    """Change to ``-C DIR``; False when that fails (click then says why)."""
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError:
+            return False
+    return True

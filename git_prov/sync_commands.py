@@ -1,0 +1,194 @@
+"""The bodies of ``git prov push``, ``fetch``, ``sync`` and ``hook pre-push``, without click:
+call :mod:`git_prov.sync`, then say what happened.
+
+Two front ends run them: the click commands of :mod:`git_prov.cli.sync` (which parse, then
+call one of these), and the quick path of :mod:`git_prov.entry`, which runs them straight
+from ``argv`` so that a sync, riding on a git fetch/push of tens of milliseconds, does not
+also pay for importing click. Output goes through the ``echo`` and ``style`` each front end
+passes (``click.echo`` and ``click.style``, or their plain equivalents), so both print the
+same bytes; nothing here imports click.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from git_prov import sync
+
+if TYPE_CHECKING:
+    from git_prov.sync import FetchResult, PushResult, SyncResult
+
+HERE = "."  # the repository around the working directory (after -C)
+MAX_LISTED = 10
+
+Style = Callable[..., str]  # (text, fg=…, bold=…) → text, coloured or not
+
+
+class Echo(Protocol):
+    """Prints one line, on stdout or (``err``) stderr: ``click.echo`` is one."""
+
+    def __call__(self, text: str, /, *, err: bool = False) -> None: ...
+
+
+def fetch_command(
+    remote: str | None, *, no_remap: bool, as_json: bool, echo: Echo, style: Style
+) -> int:
+    """``git prov fetch``: fetch ``remote``'s provenance and merge it; exit status."""
+    result = sync.fetch(HERE, remote, remap=not no_remap)
+    if as_json:
+        echo(to_json(result))
+    elif not result.had_provenance:
+        echo(
+            f"{result.remote} has no provenance yet (push yours with git prov push {result.remote})"
+        )
+    elif result.runs_added:
+        echo(
+            f"fetched {_runs(result.runs_added, 'new')} from {result.remote} "
+            f"({result.runs_total} in all)"
+        )
+    else:
+        echo(f"already up to date with {result.remote} ({_runs(result.runs_total)})")
+    if not as_json:
+        _remapped(result, echo, style)
+    _warn(result, echo)
+    return 0
+
+
+def push_command(remote: str | None, *, attempts: int | None, as_json: bool, echo: Echo) -> int:
+    """``git prov push``: push provenance to ``remote``; exit status."""
+    result = sync.push(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
+    if as_json:
+        echo(to_json(result))
+    elif result.up_to_date and not result.runs_total:
+        echo("no provenance recorded here yet: nothing to push")
+    elif result.up_to_date:
+        echo(f"{result.remote} already has all {_runs(result.runs_total)}")
+    else:
+        fresh = "" if result.had_provenance else ", which had no provenance before"
+        echo(
+            f"pushed {_runs(result.runs_pushed)} to {result.remote}{fresh} "
+            f"({result.runs_total} in all)"
+        )
+    if not as_json and result.runs_fetched:
+        echo(
+            f"fetched {_runs(result.runs_fetched, 'new')} from {result.remote} on the way", err=True
+        )
+    _warn(result, echo)
+    return 0
+
+
+def sync_command(
+    remote: str | None,
+    *,
+    attempts: int | None,
+    no_remap: bool,
+    as_json: bool,
+    echo: Echo,
+    style: Style,
+) -> int:
+    """``git prov sync``: fetch, merge and push provenance; exit status."""
+    result = sync.sync(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS, remap=not no_remap)
+    if as_json:
+        echo(to_json(result))
+    else:
+        tries = f", {result.attempts} attempts" if result.attempts > 1 else ""
+        if result.runs_fetched or result.runs_pushed:
+            echo(
+                f"synced with {result.remote}: {_runs(result.runs_fetched)} fetched, "
+                f"{_runs(result.runs_pushed)} pushed ({result.runs_total} in all{tries})"
+            )
+        else:
+            echo(f"already in sync with {result.remote} ({_runs(result.runs_total)})")
+        _remapped(result, echo, style)
+    _warn(result, echo)
+    return 0
+
+
+def pre_push_command(remote: str, url: str, *, echo: Echo) -> int:
+    """``git prov hook pre-push REMOTE [URL]``, with git's update lines on stdin: push
+    provenance too. Never blocks the push (always 0)."""
+    lines = sys.stdin.read().splitlines() if not sys.stdin.isatty() else []
+    result = sync.hook_pre_push(HERE, remote, url or remote, lines)
+    if result.warning:
+        echo(
+            f"warning: {result.warning} (your push goes on; retry with git prov sync {remote})",
+            err=True,
+        )
+    elif result.pushed is not None and not result.pushed.up_to_date:
+        echo(f"git-prov: pushed {_runs(result.pushed.runs_pushed)} to {remote}", err=True)
+    return 0
+
+
+def to_json(result: FetchResult | PushResult | SyncResult) -> str:
+    """The ``--json`` document of a result: its fields, sorted, indented."""
+    import json
+
+    return json.dumps(_plain(result), indent=2, sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: results (named tuples) and the dataclasses in them become dicts."""
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses  # (only remapped runs hold dataclasses: rewrite loaded it)
+
+        return dataclasses.asdict(value)
+    return value
+
+
+def _runs(n: int, adjective: str = "") -> str:
+    words = f"{adjective} run" if adjective else "run"
+    return f"{n} {words}" if n == 1 else f"{n} {words}s"
+
+
+def _warn(result: FetchResult | PushResult | SyncResult, echo: Echo) -> None:
+    """Warnings every command shares: rewritten remote history, conflicting records."""
+    remote = result.remote
+    for ref in result.rewritten:
+        echo(
+            f"warning: {remote} rewrote its {ref} (a force-push); it was merged with "
+            "yours and no local run was dropped — git prov sync puts them back there",
+            err=True,
+        )
+    conflicts = result.conflicts
+    if conflicts:
+        listed = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
+        echo(
+            f"warning: {len(conflicts)} run id(s) now have two different records "
+            f"({listed}); both are kept — inspect them with git prov show",
+            err=True,
+        )
+    for path in result.object_conflicts[:5]:
+        echo(f"warning: {remote} holds a different object at {path}; ours was kept", err=True)
+    problem = getattr(result, "remap_problem", None)
+    if problem:
+        echo(f"warning: arrived runs were not remapped: {problem} (try git prov remap)", err=True)
+
+
+def _remapped(result: FetchResult | SyncResult, echo: Echo, style: Style) -> None:
+    """The arrived runs remap attached to the commits their code was copied to."""
+    matches = result.remapped
+    if not matches:
+        return
+    from git_prov.model.ids import short_run_id
+
+    runs = len({m.run for m in matches})
+    echo(
+        f"attached {_runs(runs, 'arrived')} to the commits their code was copied to "
+        "(git prov remap):"
+    )
+    for m in matches[:MAX_LISTED]:
+        echo(
+            "  "
+            + style(short_run_id(m.run), fg="green")
+            + f"  ran on {m.original[:7]} → now also on "
+            + style(m.commit[:7], fg="yellow")
+            + f" ({m.how})"
+        )
+    if len(matches) > MAX_LISTED:
+        echo(f"  … and {len(matches) - MAX_LISTED} more (--json lists all)")
