@@ -175,3 +175,29 @@ def test_log_streams_into_the_pager_and_stops_quietly_when_it_quits(
     assert done.stderr == b""
     paged = out.read_text().splitlines()
     assert paged[0] == f"commit {commits[0]} (HEAD -> main)" and paged[1] == "    step400"
+
+
+def test_a_missing_note_blob_is_named_not_hidden(repo: Path) -> None:
+    """A note blob lost from the object store (a broken copy of a repository): show and
+    log say which note cannot be read, whether the index was built before or after."""
+    head = git(repo, "rev-parse", "HEAD")
+    record = make_record(head)
+    Ledger(open_repo(repo)).write([(head, record)])
+    assert prov(repo, "show", record.short_id).returncode == 0  # the index is built
+    blob = git(repo, "notes", "--ref=prov", "list", "HEAD")
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+
+    fresh_index = prov(repo, "show", record.short_id, check=False)
+    assert fresh_index.returncode == 9  # a corrupt ledger (docs/cli.md)
+    assert f"the note on {head[:12]} that holds run {record.id} cannot be read" in (
+        fresh_index.stderr
+    )
+    assert "Traceback" not in fresh_index.stderr
+
+    for suffix in ("", "-wal", "-shm"):
+        (repo / ".git" / "prov" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    rebuilt = prov(repo, "show", record.short_id, check=False)
+    assert rebuilt.returncode == 6
+    assert f"the note on {head[:12]}: note blob is missing" in rebuilt.stderr
+    logged = prov(repo, "log")
+    assert "note blob is missing" in logged.stderr and logged.stdout == ""

@@ -453,8 +453,10 @@ def log_command(
       git prov log --all -- train.py     runs on commits touching train.py
     """
     from git_prov import history, render
+    from git_prov.query.index import RepoPaths, with_index
 
     repo = _open()
+    _report_problems(with_index(RepoPaths.of_repo(repo), lambda index: index.problems()))
     if as_json:
         entries = history.log(repo, revisions, paths, all_commits=all_commits, max_count=max_count)
         click.echo(json.dumps(render.log_json(entries), indent=2, sort_keys=True))
@@ -506,9 +508,9 @@ def show(
     repo = _open()
     ledger = Ledger(repo)
 
-    def find(index: RunIndex) -> tuple[list[LocatedRun], list[Any]]:
+    def find(index: RunIndex) -> list[LocatedRun]:
         try:
-            return [located.resolve(index, spec)], index.problems()
+            return [located.resolve(index, spec)]
         except NotFound as not_a_run:
             commit = history.resolve_commit(repo, spec)
             if commit is None and spec == "HEAD" and repo.pygit.head_is_unborn:
@@ -521,10 +523,13 @@ def show(
                     f"no runs recorded on {spec} ({commit[:12]})",
                     "see which commits have runs with `git prov log`",
                 ) from None
-            return runs, index.problems()
+            return runs
 
-    runs, problems = with_index(RepoPaths.of_repo(repo), find)
-    _report_problems(problems)
+    def find_and_warn(index: RunIndex) -> list[LocatedRun]:
+        _report_problems(index.problems())  # (also before "not found": it may be why)
+        return find(index)
+
+    runs = with_index(RepoPaths.of_repo(repo), find_and_warn)
     if log_stream:
         oid = getattr(runs[-1].record, log_stream)
         if oid is None:

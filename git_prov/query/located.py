@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from git_prov.errors import NotFound
+from git_prov.errors import CorruptLedger, NotFound
 from git_prov.model.record import Attachment, RunRecord, Tombstone, parse_line
 from git_prov.query.index import (
     KIND_ATTACH,
@@ -65,6 +65,12 @@ def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
             attachments.setdefault(run, []).append(entry)
         elif isinstance(entry, RunRecord):
             records[run] = entry
+        elif blob not in texts:
+            raise CorruptLedger(
+                f"the note on {note[:12]} that holds run {run} cannot be read: its blob "
+                f"{blob[:12]} is missing",
+                "run git prov fsck; fetch the ledger again (git prov fetch) if a clone has it",
+            )
     out: dict[str, LocatedRun] = {}
     for run in wanted:
         record = records.get(run)
