@@ -453,6 +453,9 @@ def start_harness(tmp_path: Path, command: list[str]) -> subprocess.Popen[bytes]
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # As from a terminal, whatever ours are (under nohup SIGHUP is ignored, and an
+        # ignored signal is rightly left ignored for the command: nothing to forward).
+        preexec_fn=_default_termination_signals,
     )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 10)
@@ -461,13 +464,19 @@ def start_harness(tmp_path: Path, command: list[str]) -> subprocess.Popen[bytes]
     return proc
 
 
+def _default_termination_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def finish_harness(proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, object]]:
-    try:
-        out, _ = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with proc:  # (closes its pipes however this ends)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     return proc.returncode, harness_report(b"running\n" + out)
 
 
