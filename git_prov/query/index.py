@@ -723,7 +723,7 @@ class RunIndex:
         out: dict[str, list[str]] = {}
         if not run_ids:
             return out
-        with self._temp_runs(run_ids):
+        with self.selecting(run_ids):
             commits = dict(
                 self.db.execute(
                     "SELECT run, commit_id FROM lines WHERE live = 1 AND run IN temp.wanted"
@@ -752,7 +752,7 @@ class RunIndex:
         if len(wanted) * 4 >= self.run_count():  # most runs: no temporary table
             located = [row for row in self.db.execute(sql) if row[0] in wanted]
         else:
-            with self._temp_runs(run_ids):
+            with self.selecting(run_ids):
                 located = self.db.execute(sql + " AND l.run IN temp.wanted").fetchall()
         shown_notes: dict[str, set[str]] = {}
         first: dict[str, str] = {}
@@ -816,7 +816,9 @@ class RunIndex:
         return out
 
     @contextlib.contextmanager
-    def _temp_runs(self, run_ids: Sequence[str]) -> Iterator[None]:
+    def selecting(self, run_ids: Sequence[str]) -> Iterator[None]:
+        """Within the block, ``temp.wanted`` holds ``run_ids`` (for ``run IN temp.wanted``:
+        one join instead of a statement per id)."""
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (run TEXT PRIMARY KEY)")
         self.db.execute("DELETE FROM temp.wanted")
         self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((r,) for r in run_ids))

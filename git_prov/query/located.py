@@ -40,7 +40,7 @@ def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
     wanted = sorted(set(run_ids))
     if not wanted:
         return {}
-    with index._temp_runs(wanted):
+    with index.selecting(wanted):
         rows = index.db.execute(
             "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
             " JOIN notes n ON n.commit_id = l.note"
@@ -131,13 +131,8 @@ def run_ids_on(index: RunIndex, commits: Sequence[str]) -> dict[str, list[str]]:
 
 
 def annotated(index: RunIndex) -> set[str]:
-    """The commits whose notes show some run (live or not): those worth asking about."""
-    return {
-        c
-        for (c,) in index.db.execute(
-            "SELECT DISTINCT note FROM lines WHERE kind IN (?, ?)", (KIND_RUN, KIND_ATTACH)
-        )
-    }
+    """The commits that have a note (names only): the only ones worth asking about."""
+    return {c for (c,) in index.db.execute("SELECT commit_id FROM notes")}
 
 
 def _entry(lines: list[str] | None, lineno: int) -> RunRecord | Attachment | Tombstone | None:
