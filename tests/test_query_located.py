@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import commit_file, git, prov
 from factories import make_record
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from git_prov.errors import NotFound
 from git_prov.model.record import Attachment, Tombstone
 from git_prov.query import located as loc
 from git_prov.query.index import RepoPaths, open_index
+from git_prov.render import record_json
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
 
@@ -40,6 +41,8 @@ def _check_agrees(repo: Path) -> None:
     scan = ledger.scan()
     with open_index(RepoPaths.discover(repo)) as index:
         assert loc.located(index, ids) == live
+        # and `find --json` (index.record_jsons) says what `show --json` says
+        assert index.record_jsons(ids) == {i: record_json(r) for i, r in live.items()}
         assert loc.runs_on(index, sorted(loc.annotated(index))) == on
         for run_id in ids:
             try:
@@ -77,6 +80,9 @@ def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[st
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(st.lists(STEP, min_size=1, max_size=3), min_size=1, max_size=6))
+# A run attached to two commits in one write: attachments listed in note order, not blob order
+@example(steps=[[("record", 0, 0, 0), ("attach", 0, 0, 1), ("attach", 0, 1, 1)]])
+@example(steps=[[("record", 0, 0, 0), ("attach", 0, 2, 1), ("attach", 0, 3, 1)]])
 def test_index_lookups_agree_with_a_full_scan(
     shared_repo: tuple[Path, list[str]], steps: list[list[tuple[str, int, int, int]]]
 ) -> None:

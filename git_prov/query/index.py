@@ -766,6 +766,9 @@ class RunIndex:
             run: [first.get(run, min(notes)), *sorted(notes - {first.get(run, "")})]
             for run, notes in shown_notes.items()
         }
+        first_note: dict[str, str] = {}  # blob → the first note holding it
+        for _, _, blob, note, _, _, _ in located:
+            first_note[blob] = min(note, first_note.get(blob, note))
         located = [(run, kind, blob) for run, kind, blob, _, live, _, _ in located if live or kind]
         records_in: dict[str, set[str]] = {}  # blob → runs whose live record it holds
         attached_in: dict[str, set[str]] = {}  # blob → runs it has attachments of
@@ -775,7 +778,8 @@ class RunIndex:
         records: dict[str, dict[str, Any]] = {}
         attachments: dict[str, list[dict[str, Any]]] = {}
         loads = json.loads
-        for blob_id, blob in blobs.items():
+        # In note (commit id) order, so attachments are listed as Ledger.scan lists them.
+        for blob_id, blob in sorted(blobs.items(), key=lambda item: first_note[item[0]]):
             want_record = records_in.get(blob_id, set())
             want_attach = attached_in.get(blob_id, set())
             for line in note_lines(blob):
