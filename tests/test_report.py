@@ -399,7 +399,7 @@ def test_cli_default_table_cap_matches_the_library() -> None:
     from git_prov.cli import cli
     from git_prov.report import MAX_TABLE_RUNS
 
-    command = cli.commands["report"]
+    command = cli.get_command(click.Context(cli), "report")  # (loaded lazily)
     assert isinstance(command, click.Command)
     [option] = [p for p in command.params if p.name == "max_runs"]
     assert option.default == MAX_TABLE_RUNS
