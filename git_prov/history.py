@@ -9,7 +9,7 @@ import pygit2
 
 from git_prov.errors import UsageProblem
 from git_prov.query import located
-from git_prov.query.index import RepoPaths, open_index
+from git_prov.query.index import RunIndex
 from git_prov.store.ledger import LocatedRun
 from git_prov.store.repo import GitRepo
 
@@ -28,29 +28,7 @@ class CommitRuns:
 
 
 def log(
-    repo: GitRepo,
-    revisions: Sequence[str] = (),
-    paths: Sequence[str] = (),
-    *,
-    all_commits: bool = False,
-    max_count: int | None = None,
-    newest: int | None = None,
-) -> list[CommitRuns]:
-    """Commits of ``git log REVISIONS -- PATHS`` (default HEAD) with their runs.
-
-    Only commits with runs are listed unless ``all_commits``; ``max_count`` limits the
-    commits listed; ``newest`` loads only the newest N runs of each commit (the others are
-    counted in ``earlier``). Runs are found through the query index: only the note lines
-    of the runs listed are read.
-    """
-    return list(
-        iter_log(
-            repo, revisions, paths, all_commits=all_commits, max_count=max_count, newest=newest
-        )
-    )
-
-
-def iter_log(
+    index: RunIndex,
     repo: GitRepo,
     revisions: Sequence[str] = (),
     paths: Sequence[str] = (),
@@ -59,34 +37,35 @@ def iter_log(
     max_count: int | None = None,
     newest: int | None = None,
 ) -> Iterator[CommitRuns]:
-    """:func:`log`, a batch of commits at a time, so that a long history starts showing
-    at once. Bad revisions raise before the first commit is yielded."""
+    """Commits of ``git log REVISIONS -- PATHS`` (default HEAD) with their runs, found in
+    ``index`` (open and fresh: :func:`~git_prov.query.index.open_index`).
+
+    Only commits with runs are listed unless ``all_commits``; ``max_count`` limits the
+    commits listed; ``newest`` loads only the newest N runs of each commit (the others are
+    counted in ``earlier``). Only the note lines of the runs listed are read, a batch of
+    commits at a time, so that a long history starts showing at once. Bad revisions raise
+    before the first commit is yielded.
+    """
     commits = _commits(repo, revisions, paths)
-    if not commits:
-        return
-    index = open_index(RepoPaths.of_repo(repo))
-    try:
-        annotated = located.annotated(index)
-        if not all_commits:
-            commits = [c for c in commits if c[0] in annotated]
-        listed = 0
-        batch = 50 if max_count is None else min(max(max_count, 50), 1000)
-        for start in range(0, len(commits), batch):
-            chunk = commits[start : start + batch]
-            every = located.run_ids_on(index, [c[0] for c in chunk if c[0] in annotated])
-            ids = every if newest is None else {c: r[-newest:] for c, r in every.items()}
-            found = located.located(index, [run for runs in ids.values() for run in runs])
-            for commit, subject, author, date, refs in chunk:
-                runs = tuple(found[r] for r in ids.get(commit, ()) if r in found)
-                if not runs and not all_commits:
-                    continue
-                earlier = len(every.get(commit, ())) - len(ids.get(commit, ()))
-                yield CommitRuns(commit, subject, author, date, refs, runs, earlier)
-                listed += 1
-                if max_count is not None and listed >= max_count:
-                    return
-    finally:
-        index.close()
+    annotated = located.annotated(index) if commits else set()
+    if not all_commits:
+        commits = [c for c in commits if c[0] in annotated]
+    listed = 0
+    batch = 50 if max_count is None else min(max(max_count, 50), 1000)
+    for start in range(0, len(commits), batch):
+        chunk = commits[start : start + batch]
+        every = located.run_ids_on(index, [c[0] for c in chunk if c[0] in annotated])
+        ids = every if newest is None else {c: r[-newest:] for c, r in every.items()}
+        found = located.located(index, [run for runs in ids.values() for run in runs])
+        for commit, subject, author, date, refs in chunk:
+            runs = tuple(found[r] for r in ids.get(commit, ()) if r in found)
+            if not runs and not all_commits:
+                continue
+            earlier = len(every.get(commit, ())) - len(ids.get(commit, ()))
+            yield CommitRuns(commit, subject, author, date, refs, runs, earlier)
+            listed += 1
+            if max_count is not None and listed >= max_count:
+                return
 
 
 def _commits(

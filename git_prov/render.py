@@ -3,7 +3,7 @@ JSON-ready data; only ``cli.py`` prints them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from git_prov.history import CommitRuns
@@ -140,7 +140,7 @@ def record_json(run: LocatedRun) -> dict[str, Any]:
     return data
 
 
-def log_json(entries: Sequence[CommitRuns]) -> list[dict[str, Any]]:
+def log_json(entries: Iterable[CommitRuns]) -> list[dict[str, Any]]:
     """The ``git prov log --json`` document."""
     return [
         {

@@ -453,30 +453,32 @@ def log_command(
       git prov log --all -- train.py     runs on commits touching train.py
     """
     from git_prov import history, render
-    from git_prov.query.index import RepoPaths, with_index
+    from git_prov.query.index import RepoPaths, open_index
 
     repo = _open()
-    _report_problems(with_index(RepoPaths.of_repo(repo), lambda index: index.problems()))
-    if as_json:
-        entries = history.log(repo, revisions, paths, all_commits=all_commits, max_count=max_count)
-        click.echo(json.dumps(render.log_json(entries), indent=2, sort_keys=True))
-        return 0
-    commits = history.iter_log(
-        repo,
-        revisions,
-        paths,
-        all_commits=all_commits,
-        max_count=max_count,
-        newest=None if all_runs or oneline else render.MAX_RUNS_PER_COMMIT,
-    )
-    chunks = render.log_chunks(commits, style=state.style, all_runs=all_runs, oneline=oneline)
-    first = next(chunks, "")
-    if not first:
-        click.echo(
-            "no runs recorded in this range yet (record one with: git prov run -- CMD)", err=True
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        _report_problems(index.problems())
+        commits = history.log(
+            index,
+            repo,
+            revisions,
+            paths,
+            all_commits=all_commits,
+            max_count=max_count,
+            newest=None if as_json or all_runs or oneline else render.MAX_RUNS_PER_COMMIT,
         )
-        return 0
-    _page(state, itertools.chain([first], chunks))
+        if as_json:
+            click.echo(json.dumps(render.log_json(commits), indent=2, sort_keys=True))
+            return 0
+        chunks = render.log_chunks(commits, style=state.style, all_runs=all_runs, oneline=oneline)
+        first = next(chunks, "")
+        if not first:
+            click.echo(
+                "no runs recorded in this range yet (record one with: git prov run -- CMD)",
+                err=True,
+            )
+            return 0
+        _page(state, itertools.chain([first], chunks))
     return 0
 
 

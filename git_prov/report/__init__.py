@@ -143,11 +143,13 @@ def build_report(
     scan = scan or ledger.scan()
     if revisions:
         from git_prov.history import log
+        from git_prov.query.index import RepoPaths, open_index
 
         picked: dict[str, LocatedRun] = {}
-        for entry in log(repo, revisions):
-            for run in entry.runs:
-                picked.setdefault(run.id, run)
+        with open_index(RepoPaths.of_repo(repo)) as index:
+            for entry in log(index, repo, revisions):
+                for run in entry.runs:
+                    picked.setdefault(run.id, run)
         located = sorted(picked.values(), key=lambda r: r.id)
         commits = {c for run in located for c in run.shown_on}
         problems = [p for p in scan.problems if p.commit in commits]
