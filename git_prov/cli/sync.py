@@ -16,6 +16,13 @@ from git_prov.cli import CONTEXT, State, cli
 
 _REMOTE = click.argument("remote", required=False)
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+_ATTEMPTS = click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Give up after N rejected pushes (default: 12).",
+)
 _NO_REMAP = click.option(
     "--no-remap",
     is_flag=True,
@@ -45,13 +52,7 @@ def fetch(state: State, remote: str | None, no_remap: bool, as_json: bool) -> in
 
 @cli.command(context_settings=CONTEXT)
 @_REMOTE
-@click.option(
-    "--attempts",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Give up after N rejected pushes (default: 12).",
-)
+@_ATTEMPTS
 @_JSON
 @click.pass_obj
 def push(state: State, remote: str | None, attempts: int | None, as_json: bool) -> int:
@@ -67,13 +68,7 @@ def push(state: State, remote: str | None, attempts: int | None, as_json: bool) 
 
 @cli.command(name="sync", context_settings=CONTEXT)
 @_REMOTE
-@click.option(
-    "--attempts",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Give up after N rejected pushes (default: 12).",
-)
+@_ATTEMPTS
 @_NO_REMAP
 @_JSON
 @click.pass_obj
