@@ -52,8 +52,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -61,7 +59,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from git_prov.errors import RepositoryProblem, UsageProblem
+from git_prov.capture.source import patch_id_pipeline
+from git_prov.errors import UsageProblem
 from git_prov.model.ids import is_hex_oid
 from git_prov.model.record import Attachment, Entry, RunRecord
 from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger, LedgerScan, LocatedRun
@@ -321,53 +320,11 @@ def patch_ids(repo: GitRepo, commits: Iterable[str]) -> dict[str, str | None]:
     known = _read_cached(cache, {c: f"{c[:2]}/{c[2:]}" for c in wanted})
     todo = [c for c in wanted if c not in known]
     if todo:
-        computed = _patch_id_pipeline(repo, _lines(todo))
+        computed = patch_id_pipeline(repo, _lines(todo))
         for commit in todo:
             known[commit] = computed.get(commit)
         _write_cached(cache, [(f"{c[:2]}/{c[2:]}", known[c]) for c in todo])
     return known
-
-
-def _patch_id_pipeline(
-    repo: GitRepo, stdin: bytes, *, fake_parents: bool = False
-) -> dict[str, str]:
-    """Run ``diff-tree --stdin`` into ``patch-id --stable``; returns {header commit: id}.
-
-    ``diff-tree`` is plumbing: unlike ``git log -p`` it ignores diff.noprefix, textconv and
-    external diff drivers, so user configuration cannot change the ids.
-    """
-    cwd = repo.workdir or repo.git_dir
-    args = ["git", "diff-tree", "--stdin", "-p", "--no-renames", "--full-index"]
-    if not fake_parents:
-        args.append("--root")
-    try:
-        with tempfile.TemporaryFile() as feed:
-            feed.write(stdin)
-            feed.seek(0)
-            diff = subprocess.Popen(args, cwd=cwd, stdin=feed, stdout=subprocess.PIPE)
-            ids = subprocess.run(
-                ["git", "patch-id", "--stable"],
-                cwd=cwd,
-                stdin=diff.stdout,
-                capture_output=True,
-                check=False,
-            )
-            if diff.stdout is not None:
-                diff.stdout.close()
-            status = diff.wait()
-    except OSError as exc:
-        raise RepositoryProblem(f"cannot compute patch-ids: {exc}") from None
-    if status != 0 or ids.returncode != 0:
-        raise RepositoryProblem(
-            "git diff-tree | git patch-id failed while computing patch-ids",
-            "check the repository with git fsck",
-        )
-    out: dict[str, str] = {}
-    for line in ids.stdout.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            out[parts[1]] = parts[0]
-    return out
 
 
 def _range_patch_ids(
@@ -391,7 +348,7 @@ def _range_patch_ids(
                 later.append((start, end))
             else:
                 batch[end] = start
-        computed = _patch_id_pipeline(
+        computed = patch_id_pipeline(
             repo, _lines(f"{end} {start}" for end, start in batch.items()), fake_parents=True
         )
         for end, start in batch.items():

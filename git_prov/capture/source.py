@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,25 +175,55 @@ def _compute_patch_id(repo: GitRepo, commit_hex: str) -> str | None:
         return None
     if commit.parent_ids and repo.pygit.get(commit.parent_ids[0]) is None:
         return None
+    # (A git failure here means no patch-id, not a failed record.)
+    return patch_id_pipeline(repo, f"{commit_hex}\n".encode(), check=False).get(commit_hex)
+
+
+def patch_id_pipeline(
+    repo: GitRepo, stdin: bytes, *, fake_parents: bool = False, check: bool = True
+) -> dict[str, str]:
+    """Run ``git diff-tree --stdin`` (fed ``stdin``: commit lines, or ``END START`` lines
+    with ``fake_parents``) into ``git patch-id --stable``; returns {header commit: id}.
+
+    ``diff-tree`` is plumbing: unlike ``git log -p`` it ignores diff.noprefix, textconv and
+    external diff drivers, so user configuration cannot change the ids. A failing git is a
+    :class:`RepositoryProblem` with ``check``, else (quietly) whatever ids were printed.
+    """
     cwd = repo.workdir or repo.git_dir
+    args = ["git", "diff-tree", "--stdin", "-p", "--no-renames", "--full-index"]
+    if not fake_parents:
+        args.append("--root")
     try:
-        diff = subprocess.Popen(
-            ["git", "diff-tree", "-p", "--no-renames", "--full-index", "--root", commit_hex],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        out = subprocess.run(
-            ["git", "patch-id", "--stable"],
-            cwd=cwd,
-            stdin=diff.stdout,
-            capture_output=True,
-            check=False,
-        )
-        if diff.stdout is not None:
-            diff.stdout.close()
-        diff.wait()
+        with tempfile.TemporaryFile() as feed:
+            feed.write(stdin)
+            feed.seek(0)
+            diff = subprocess.Popen(
+                args,
+                cwd=cwd,
+                stdin=feed,
+                stdout=subprocess.PIPE,
+                stderr=None if check else subprocess.DEVNULL,
+            )
+            ids = subprocess.run(
+                ["git", "patch-id", "--stable"],
+                cwd=cwd,
+                stdin=diff.stdout,
+                capture_output=True,
+                check=False,
+            )
+            if diff.stdout is not None:
+                diff.stdout.close()
+            status = diff.wait()
     except OSError as exc:
-        raise RepositoryProblem(f"cannot compute a patch-id: {exc}") from None
-    words = out.stdout.split()
-    return words[0].decode() if words else None
+        raise RepositoryProblem(f"cannot compute patch-ids: {exc}") from None
+    if check and (status != 0 or ids.returncode != 0):
+        raise RepositoryProblem(
+            "git diff-tree | git patch-id failed while computing patch-ids",
+            "check the repository with git fsck",
+        )
+    out: dict[str, str] = {}
+    for line in ids.stdout.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out[parts[1]] = parts[0]
+    return out
