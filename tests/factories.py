@@ -39,3 +39,16 @@ def write_runs(path: Path, n: int = 1, commit: str | None = None) -> list[RunRec
     records = [make_record(c) for _ in range(n)]
     Ledger(repo).write([(c, r) for r in records], keep=[c])
     return records
+
+
+def write_run(path: Path, commit: str | None = None) -> RunRecord:
+    """One run on ``commit`` (default HEAD), as :func:`write_runs` writes it."""
+    return write_runs(path, 1, commit)[0]
+
+
+def shown_on(path: Path, run_id: str) -> tuple[str, ...]:
+    """The commits a full read of the ledger shows ``run_id`` on."""
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import open_repo
+
+    return Ledger(open_repo(path)).scan().runs[run_id].shown_on

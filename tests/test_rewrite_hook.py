@@ -10,27 +10,15 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_file, git, prov, runs_json
-from factories import make_record
+from factories import shown_on, write_run
 
 from git_prov.hooks_install import hook_template, install_hook, render_hook, uninstall_hook
-from git_prov.model.record import Attachment, RunRecord, parse_note
+from git_prov.model.record import Attachment, parse_note
 from git_prov.rewrite import find_orphans, remap, remap_rewritten
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _record(repo: Path, commit: str | None = None) -> RunRecord:
-    """A run on ``commit`` (default HEAD), written as `git prov run` would (commit kept)."""
-    rev = commit or git(repo, "rev-parse", "HEAD")
-    record = make_record(rev)
-    Ledger(open_repo(repo)).write([(rev, record)], keep=[rev])
-    return record
-
-
-def _shown_on(repo: Path, run_id: str) -> tuple[str, ...]:
-    return Ledger(open_repo(repo)).scan().runs[run_id].shown_on
 
 
 def _attach_lines(repo: Path, commit: str) -> list[Attachment]:
@@ -105,17 +93,17 @@ def test_rebase_onto_a_moved_base_moves_every_run(repo: Path) -> None:
     _install(repo)
     git(repo, "checkout", "-q", "-b", "feature")
     a = commit_file(repo, "a.py", "a\n", "feature a")
-    run_a = _record(repo)
+    run_a = write_run(repo)
     b = commit_file(repo, "b.py", "b\n", "feature b")
-    run_b = _record(repo)
+    run_b = write_run(repo)
     git(repo, "checkout", "-q", "main")
     commit_file(repo, "main.py", "m\n", "main moves")
     git(repo, "checkout", "-q", "feature")
     git(repo, "rebase", "-q", "main")
     new = _by_subject(repo)
     assert new["feature a"] != a and new["feature b"] != b
-    assert _shown_on(repo, run_a.id) == (a, new["feature a"])
-    assert _shown_on(repo, run_b.id) == (b, new["feature b"])
+    assert shown_on(repo, run_a.id) == (a, new["feature a"])
+    assert shown_on(repo, run_b.id) == (b, new["feature b"])
     assert _attach_lines(repo, new["feature b"])[0].how == "rebase"
 
 
@@ -127,7 +115,7 @@ def test_interactive_rebase_reorder_fixup_squash_drop(
     commits, runs = {}, {}
     for n in range(1, 7):
         commits[n] = commit_file(repo, f"f{n}.txt", f"{n}\n", f"c{n}")
-        runs[n] = _record(repo)
+        runs[n] = write_run(repo)
     todo = tmp_path / "todo"
     # c1 is kept as it is, c2 fixed and c3 squashed into it: git then fires "amend" for each
     # step (c1 → intermediate → final) before the final "rebase".
@@ -173,13 +161,13 @@ def test_remap_rewritten_is_idempotent_and_follows_chains_within_one_batch(repo:
     one = git(repo, "rev-parse", "HEAD")
     two = commit_file(repo, "x", "2\n")
     three = commit_file(repo, "x", "3\n")
-    run = _record(repo, one)
+    run = write_run(repo, one)
     gprov = open_repo(repo)
     written = remap_rewritten(gprov, [(one, two), (one, two), (two, three)], "rebase")
     assert [(a.commit, a.original) for a in written] == [(two, one), (three, one)]
     assert remap_rewritten(gprov, [(one, two), (two, three)], "rebase") == []
-    assert _shown_on(repo, run.id)[0] == one
-    assert set(_shown_on(repo, run.id)) == {one, two, three}
+    assert shown_on(repo, run.id)[0] == one
+    assert set(shown_on(repo, run.id)) == {one, two, three}
     # A run already on the new commit (git's own notes.rewriteRef copy) gets nothing new.
     assert remap_rewritten(gprov, [(three, one)], "amend") == []
 
@@ -190,7 +178,7 @@ def test_remap_rewritten_is_idempotent_and_follows_chains_within_one_batch(repo:
 def test_hook_never_fails_a_rebase_even_with_a_broken_ledger(repo: Path) -> None:
     _install(repo)
     commit_file(repo, "a.py", "a\n", "work")
-    _record(repo)
+    write_run(repo)
     blob = git(repo, "hash-object", "-w", "--stdin", input="not a commit\n")
     git(repo, "update-ref", NOTES_REF, blob)
     proc = _amend(repo, "still works")
@@ -207,7 +195,7 @@ def test_hook_warns_in_one_line_when_git_prov_is_gone(repo: Path) -> None:
     (hooks / "post-rewrite").chmod(0o755)
     proc = _amend(repo, "amended", env_path="/usr/bin:/bin")
     assert proc.returncode == 0 and proc.stderr == ""  # no ledger yet: nothing to do
-    _record(repo)
+    write_run(repo)
     proc = _amend(repo, "amended again", env_path="/usr/bin:/bin")
     assert proc.returncode == 0
     [warning] = [ln for ln in proc.stderr.splitlines() if "git-prov" in ln]
@@ -241,11 +229,11 @@ def test_install_chains_an_existing_hook_which_still_runs(repo: Path) -> None:
     out = _install(repo)
     assert "kept your post-rewrite hook as post-rewrite.legacy" in out
     old = git(repo, "rev-parse", "HEAD")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "commit", "-q", "--amend", "-m", "amended")
     new = git(repo, "rev-parse", "HEAD")
     assert log.read_text() == f"args: amend\n{old} {new}\n"  # same args, same input
-    assert _shown_on(repo, run.id) == (old, new)
+    assert shown_on(repo, run.id) == (old, new)
     assert "restored your previous post-rewrite hook" in prov(repo, "hooks", "uninstall").stdout
     assert "echo" in (hooks / "post-rewrite").read_text()
     assert not (hooks / "post-rewrite.legacy").exists()
@@ -258,9 +246,9 @@ def test_install_honours_core_hooks_path(repo: Path, tmp_path: Path) -> None:
     assert (shared / "post-rewrite").exists() and "hint: core.hooksPath is set" in out
     assert not (repo / ".git" / "hooks" / "post-rewrite").exists()
     old = git(repo, "rev-parse", "HEAD")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "commit", "-q", "--amend", "-m", "amended")
-    assert _shown_on(repo, run.id) == (old, git(repo, "rev-parse", "HEAD"))
+    assert shown_on(repo, run.id) == (old, git(repo, "rev-parse", "HEAD"))
 
 
 def test_library_install_and_uninstall_messages(repo: Path) -> None:

@@ -10,26 +10,13 @@ from typing import Any
 
 import pytest
 from conftest import commit_file, git, prov
-from factories import make_record
+from factories import make_record, shown_on, write_run
 
 from git_prov import rewrite
 from git_prov.capture.source import patch_id
-from git_prov.model.record import RunRecord
 from git_prov.rewrite import find_orphans, patch_ids, remap, remap_rewritten
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
-
-
-def _record(repo: Path, commit: str | None = None) -> RunRecord:
-    """A run on ``commit`` (default HEAD), written as `git prov run` would (commit kept)."""
-    rev = commit or git(repo, "rev-parse", "HEAD")
-    record = make_record(rev)
-    Ledger(open_repo(repo)).write([(rev, record)], keep=[rev])
-    return record
-
-
-def _shown_on(repo: Path, run_id: str) -> tuple[str, ...]:
-    return Ledger(open_repo(repo)).scan().runs[run_id].shown_on
 
 
 def _remap_json(repo: Path, *args: str) -> dict[str, Any]:
@@ -89,7 +76,7 @@ def test_cherry_pick_keeps_the_original_reachable_so_only_asked_remaps_attach(
 ) -> None:
     git(repo, "checkout", "-q", "-b", "experiment")
     original = commit_file(repo, "fix.py", "fixed\n", "the fix")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "checkout", "-q", "-b", "release", "main")
     commit_file(repo, "release.txt", "1.0\n")
     git(repo, "cherry-pick", original)
@@ -101,16 +88,16 @@ def test_cherry_pick_keeps_the_original_reachable_so_only_asked_remaps_attach(
     # Asked to look at `release`, remap shows the run on the cherry-picked copy.
     dry = _remap_json(repo, "--dry-run", "--include-reachable", "release")
     assert [m["commit"] for m in dry["matched"]] == [copy]
-    assert _shown_on(repo, run.id) == (original,)
+    assert shown_on(repo, run.id) == (original,)
     text = prov(repo, "remap", "--include-reachable", "release").stdout
     assert f"ran on {original[:7]} → now also on {copy[:7]} (patch-id)" in text
-    assert _shown_on(repo, run.id) == (original, copy)
+    assert shown_on(repo, run.id) == (original, copy)
 
 
 def test_cherry_pick_then_original_branch_deleted_is_found_by_patch_id(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "experiment")
     original = commit_file(repo, "fix.py", "fixed\n", "the fix")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "checkout", "-q", "main")
     commit_file(repo, "other.txt", "moved on\n")
     git(repo, "cherry-pick", original)
@@ -121,7 +108,7 @@ def test_cherry_pick_then_original_branch_deleted_is_found_by_patch_id(repo: Pat
     assert [(m.run, m.commit, m.how, m.original) for m in report.matched] == [
         (run.id, copy, "patch-id", original)
     ]
-    assert report.written and _shown_on(repo, run.id) == (original, copy)
+    assert report.written and shown_on(repo, run.id) == (original, copy)
     assert find_orphans(open_repo(repo)) == []
 
 
@@ -142,12 +129,12 @@ def test_squash_and_rebase_merges_done_elsewhere_then_gc(tmp_path: Path, repo: P
     squashed = []
     for n in range(3):
         commit_file(mine, "model.py", f"depth = {n}\n", f"feature step {n}")
-        squashed.append(_record(mine))
+        squashed.append(write_run(mine))
     git(mine, "checkout", "-q", "-b", "feature2", "main")
     rebased = []
     for n in range(2):
         commit_file(mine, f"data{n}.py", f"{n}\n", f"feature2 step {n}")
-        rebased.append(_record(mine))
+        rebased.append(write_run(mine))
     git(mine, "push", "-q", "origin", "feature", "feature2")
     # The hosting service: squash-merge `feature`, rebase-merge `feature2`, delete both.
     host = _clone(remote, tmp_path / "host")
@@ -194,9 +181,9 @@ def test_squash_found_from_the_fork_point_when_the_first_commit_has_no_run(
     git(repo, "checkout", "-q", "-b", "feature")
     commit_file(repo, "prep.py", "prep\n", "no run here")
     commit_file(repo, "model.py", "v1\n", "step 1")
-    one = _record(repo)
+    one = write_run(repo)
     commit_file(repo, "model.py", "v2\n", "step 2")
-    two = _record(repo)
+    two = write_run(repo)
     git(repo, "checkout", "-q", "main")
     commit_file(repo, "elsewhere.py", "x\n")  # main moved: no tree equals a feature tree
     git(repo, "merge", "-q", "--squash", "feature")
@@ -213,7 +200,7 @@ def test_squash_found_from_the_fork_point_when_the_first_commit_has_no_run(
 def test_a_run_that_followed_an_amend_is_found_through_the_amended_commit(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "feature")
     original = commit_file(repo, "model.py", "v1\n", "model")
-    run = _record(repo)
+    run = write_run(repo)
     commit_file(repo, "model.py", "v1 fixed\n")
     git(repo, "reset", "-q", "--soft", "HEAD~2")
     git(repo, "commit", "-q", "-m", "model, fixed")  # rewritten by hand: a different change
@@ -232,7 +219,7 @@ def test_a_run_that_followed_an_amend_is_found_through_the_amended_commit(repo: 
         amended,
         "patch-id",
     )
-    shown = _shown_on(repo, run.id)  # the commit it ran on first, then the others
+    shown = shown_on(repo, run.id)  # the commit it ran on first, then the others
     assert shown[0] == original and set(shown) == {original, amended, copy}
 
 
@@ -243,7 +230,7 @@ def test_rebase_with_a_hand_resolved_conflict_is_never_attached(repo: Path) -> N
     commit_file(repo, "config.py", "lr = 0.1\nepochs = 1\n")
     git(repo, "checkout", "-q", "-b", "feature")
     original = commit_file(repo, "config.py", "lr = 0.2\nepochs = 1\n", "tune lr")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "checkout", "-q", "main")
     commit_file(repo, "config.py", "lr = 0.5\nepochs = 1\n", "main tunes lr too")
     git(repo, "checkout", "-q", "feature")
@@ -262,27 +249,27 @@ def test_rebase_with_a_hand_resolved_conflict_is_never_attached(repo: Path) -> N
     assert report.matched == () and report.ambiguous == ()
     [unmatched] = report.unmatched
     assert unmatched.run == run.id and unmatched.original == original
-    assert _shown_on(repo, run.id) == (original,)
+    assert shown_on(repo, run.id) == (original,)
 
 
 def test_same_tree_is_the_safe_fallback_when_patch_ids_differ(repo: Path) -> None:
     commit_file(repo, "config.py", "lr = 0.1\n")
     git(repo, "checkout", "-q", "-b", "feature")
     original = commit_file(repo, "config.py", "lr = 0.3\n", "lr 0.3")
-    run = _record(repo)
+    run = write_run(repo)
     git(repo, "checkout", "-q", "main")
     commit_file(repo, "config.py", "lr = 0.2\n", "lr 0.2")
     same = commit_file(repo, "config.py", "lr = 0.3\n", "lr 0.3 after all")
     git(repo, "branch", "-q", "-D", "feature")
     report = remap(open_repo(repo))
     assert [(m.run, m.commit, m.how) for m in report.matched] == [(run.id, same, "same tree")]
-    assert _shown_on(repo, run.id) == (original, same)
+    assert shown_on(repo, run.id) == (original, same)
 
 
 def test_several_copies_are_ambiguous_and_not_attached(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "experiment")
     original = commit_file(repo, "fix.py", "fixed\n", "the fix")
-    run = _record(repo)
+    run = write_run(repo)
     copies = []
     for branch in ("release-1", "release-2"):
         git(repo, "checkout", "-q", "-b", branch, "main")
@@ -294,7 +281,7 @@ def test_several_copies_are_ambiguous_and_not_attached(repo: Path) -> None:
     assert report.matched == ()
     [amb] = report.ambiguous
     assert amb.run == run.id and amb.candidates == tuple(sorted(copies)) and amb.how == "patch-id"
-    assert _shown_on(repo, run.id) == (original,)
+    assert shown_on(repo, run.id) == (original,)
     text = prov(repo, "remap").stdout
     assert "nothing changed since the last remap" in text and "ambiguous" in text
 
@@ -343,7 +330,7 @@ def test_many_orphans_one_write_and_no_work_when_nothing_changed(
 def test_bad_revision_arguments_are_usage_errors(repo: Path) -> None:
     proc = prov(repo, "remap", "--include-reachable", check=False)
     assert proc.returncode == 2 and "needs a REV-RANGE" in proc.stderr
-    _record(repo)
+    write_run(repo)
     git(repo, "commit", "-q", "--amend", "-m", "orphan the run")
     proc = prov(repo, "remap", "no-such-branch", check=False)
     assert proc.returncode == 2 and "bad revision range" in proc.stderr
