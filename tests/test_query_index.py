@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -229,7 +230,9 @@ def test_fast_reader_agrees_with_parse_line(line: str) -> None:
             assert valid_run_json(json.loads(payload))  # the fast path took it
 
 
-def test_a_first_build_reports_progress_through_the_ambient_reporter(repo: Path) -> None:
+def test_a_first_build_reports_progress_through_the_ambient_reporter(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A first query on a big ledger takes seconds: the CLI's progress bar (set as the
     ambient reporter) hears about the build; nothing is reported once the index is fresh."""
     from git_prov import progress
@@ -246,6 +249,7 @@ def test_a_first_build_reports_progress_through_the_ambient_reporter(repo: Path)
         def finish(self) -> None:
             heard.append(("finish", None))
 
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "1")  # this process reads every note
     commits = [commit_file(repo, f"f{i}.txt", "x\n") for i in range(300)]
     Ledger(open_repo(repo)).write([(c, make_record(c)) for c in commits])
     progress.set_ambient(Recorder)
@@ -258,3 +262,65 @@ def test_a_first_build_reports_progress_through_the_ambient_reporter(repo: Path)
         assert heard == []
     finally:
         progress.set_ambient(None)
+
+
+def _rows(repo: Path) -> tuple[object, list[tuple[object, ...]]]:
+    """A fresh build's stats, and every row of ``lines`` but its id, in (note, line) order."""
+    (repo / ".git" / "prov" / "index.sqlite").unlink(missing_ok=True)
+    with open_index(RepoPaths.discover(repo)) as index:
+        rows = index.db.execute("SELECT * FROM lines ORDER BY note, lineno").fetchall()
+        return index.stats, [row[1:] for row in rows]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="helpers fork on Linux only")
+def test_a_build_in_parts_equals_a_build_in_one_process(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big first build is cut into parts that forked helpers parse side by side. The
+    index must come out row for row as one process makes it, including which record is live
+    when a run's records or its tombstone sit in different parts."""
+    commits = [commit_file(repo, f"f{i}.txt", "x\n") for i in range(12)]
+    first, last = commits[0], commits[-1]
+    records = [make_record(c, started=f"2026-01-{i + 1:02d}T00:00:00.000Z")
+               for i, c in enumerate(commits)]  # fmt: skip
+    twin = make_record(last, id=records[0].id, metrics={"acc": 0.1})  # a conflict across parts
+    doomed = records[1]
+    ledger = Ledger(open_repo(repo))
+    ledger.write([(r.commit, r) for r in records] + [(last, twin)])
+    ledger.write([(commits[-2], Tombstone(doomed.id, "2026-03-01T00:00:00Z"))])
+    broken = ledger.note_text(commits[6]) + "not an entry\n"
+    git(repo, "notes", "--ref=prov", "add", "-f", "-F", "-", commits[6], input=broken)
+
+    scratch = set(Path(tempfile.gettempdir()).glob("git-prov-index-*"))
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "1")
+    alone_stats, alone = _rows(repo)
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "4")
+    parts_stats, in_parts = _rows(repo)
+    assert (alone_stats.parts, parts_stats.parts) == (1, 4)  # type: ignore[attr-defined]
+    assert in_parts == alone
+    live = {row[3]: row[0] for row in alone if row[-1] == 1}  # run -> note of its live row
+    assert live[records[0].id] == min(first, last) and doomed.id not in live
+    assert [row[2] for row in alone].count(3) == 1  # the unreadable line, once
+    assert set(Path(tempfile.gettempdir()).glob("git-prov-index-*")) == scratch  # removed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="helpers fork on Linux only")
+def test_a_part_whose_helper_fails_is_parsed_by_the_build_itself(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper that dies (killed, out of memory, a bug) costs time, never rows."""
+    from git_prov.query import index as index_module
+
+    commits = [commit_file(repo, f"f{i}.txt", "x\n") for i in range(6)]
+    Ledger(open_repo(repo)).write([(c, make_record(c)) for c in commits])
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "1")
+    _, alone = _rows(repo)
+
+    def dies(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(index_module, "_parse_into", dies)
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "3")
+    stats, rows = _rows(repo)
+    assert stats.parts == 3 and rows == alone  # type: ignore[attr-defined]
+    assert len(alone) == 6

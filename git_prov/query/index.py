@@ -45,9 +45,9 @@ import json
 import os
 import sqlite3
 import subprocess
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +76,14 @@ STATE_MISSING, STATE_LOADED, STATE_BAD = 0, 1, 2
 _ZERO_OID = frozenset({"0" * 40, "0" * 64})
 _HEX = frozenset("0123456789abcdef")
 
-# Columns of a run row, in insert order (``live`` is appended last).
-_LINE_COLUMNS = (
+# The columns of a parsed row, in order (``live`` is set afterwards).
+_ROW_COLUMNS = (
     "note, lineno, kind, run, commit_id, started, duration, status, exit_code, host,"
     " user_name, branch, env, inputs, outputs, snapshot, command, params, metrics, tags,"
-    " detail, live"
+    " detail"
 )
+_INSERT_ROWS = f"INSERT INTO lines ({_ROW_COLUMNS}) VALUES ({','.join('?' * 21)})"
+_INSERT_MARKED = f"INSERT INTO lines ({_ROW_COLUMNS}, live) VALUES ({','.join('?' * 22)})"
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE notes (commit_id TEXT PRIMARY KEY, blob TEXT NOT NULL) WITHOUT ROWID;
@@ -411,60 +413,92 @@ _CHECKED_KEYS = frozenset(_RUN_KEYS | {"v", "kind"})
 _INFINITIES = (float("inf"), float("-inf"))
 
 
+_NONE = type(None)
+_SHAPES_KEPT = 4096  # distinct shapes remembered (a ledger has a handful)
+
+
+def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] | None:
+    """What is still to check of a run object with these members and value types: (oid
+    members, dict members, list members, whether ``duration`` is a float), or None when no
+    object of this shape is a valid run."""
+    if not _CHECKED_KEYS.issuperset(keys):
+        return None
+    typed = dict(zip(keys, types, strict=True))
+    if any(typed.get(key) is not str for key in ("id", "commit", *_REQUIRED_STR)):
+        return None
+    oids = ["commit"]
+    for key in _OPT_OID:
+        kind = typed.get(key, _NONE)
+        if kind is str:
+            oids.append(key)
+        elif kind is not _NONE:
+            return None
+    if any(typed.get(key, _NONE) not in (str, _NONE) for key in _OPT_STR):
+        return None
+    if any(typed.get(key, _NONE) not in (int, _NONE) for key in ("exit_code", "signal")):
+        return None
+    duration = typed.get("duration", int)
+    if duration is not float and duration is not int:
+        return None
+    dicts = [key for key in ("params", "metrics") if key in typed]
+    if any(typed[key] is not dict for key in dicts):
+        return None
+    lists = []
+    for key in ("tags", "omitted", "argv"):
+        kind = typed.get(key, list)
+        if kind is _NONE and key == "argv":
+            continue
+        if kind is not list:
+            return None
+        if key in typed:
+            lists.append(key)
+    return tuple(oids), tuple(dicts), tuple(lists), duration is float
+
+
+_plans: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+_UNSEEN: tuple[Any, ...] = ()
+
+
 def valid_run_json(data: dict[str, Any], _known_oids: set[str] | None = None) -> bool:
     """True when :func:`~git_prov.model.record.parse_line` would accept this decoded run
     object (``json.loads`` output: exact JSON types).
 
     The same checks as the model's reader without building a :class:`RunRecord` — several
-    times faster, and the index reads every run of the ledger. ``_known_oids`` remembers
-    ids already checked (runs share commits and manifests). A test holds the two readers to
-    agreement.
+    times faster, and the index reads every run of the ledger. The members' names and value
+    types (the object's shape) are checked once per shape, and remembered; what is left per
+    object is the formats of ids and the contents of params, metrics and lists.
+    ``_known_oids`` remembers ids already checked (runs share commits and manifests). A test
+    holds the two readers to agreement.
     """
-    if not _CHECKED_KEYS.issuperset(data):
+    shape: tuple[Any, ...] = (*data, *map(type, data.values()))
+    plan = _plans.get(shape, _UNSEEN)
+    if plan is _UNSEEN:
+        half = len(data)
+        plan = _shape_plan(shape[:half], shape[half:])
+        if len(_plans) >= _SHAPES_KEPT:
+            _plans.clear()
+        _plans[shape] = plan
+    if plan is None:
         return False
-    get = data.get
-    value = get("id")
-    if type(value) is not str or not _run_id_match(value):
+    oids, dicts, lists, finite = plan
+    if not _run_id_match(data["id"]):
         return False
     known = _known_oids if _known_oids is not None else set()
-    for key in ("commit", *_OPT_OID):
-        value = get(key)
-        if value is None:
-            if key == "commit":
-                return False
-            continue
-        if type(value) is not str:
-            return False
+    for key in oids:
+        value = data[key]
         if value not in known:
             if not _oid_match(value):
                 return False
             known.add(value)
-    for key in _REQUIRED_STR:
-        if type(get(key)) is not str:
+    for key in dicts:
+        if not _SCALAR_TYPES.issuperset(map(type, data[key].values())):
             return False
-    for key in _OPT_STR:
-        value = get(key)
-        if value is not None and type(value) is not str:
+    for key in lists:
+        if not _STR_TYPE.issuperset(map(type, data[key])):
             return False
-    for key in ("exit_code", "signal"):
-        value = get(key)
-        if value is not None and type(value) is not int:
-            return False
-    value = get("duration", 0.0)
-    if type(value) is not float and type(value) is not int:
-        return False
-    if value != value or value in _INFINITIES:  # NaN / Infinity literals: not a duration
-        return False
-    for key in ("params", "metrics"):
-        if key in data:
-            value = data[key]
-            if type(value) is not dict or not _SCALAR_TYPES.issuperset(map(type, value.values())):
-                return False
-    for key in ("tags", "omitted", "argv"):
-        value = get(key, [])
-        if value is None and key == "argv":
-            continue
-        if type(value) is not list or not _STR_TYPE.issuperset(map(type, value)):
+    if finite:  # NaN and Infinity literals are not a duration
+        value = data["duration"]
+        if value != value or value in _INFINITIES:
             return False
     return True
 
@@ -523,20 +557,16 @@ def json_member(payload: str, key: str, value: Any) -> str | None:
 
 def _run_row(note: str, lineno: int, data: dict[str, Any], payload: str) -> tuple[Any, ...]:
     get = data.get
+    params, metrics, tags = get("params"), get("metrics"), get("tags")
     return (
         note, lineno, KIND_RUN, data["id"], data["commit"], data["started"],
         float(get("duration", 0.0)), data["status"], get("exit_code"), get("host"),
         get("user"), get("branch"), get("env"), get("inputs"), get("outputs"),
-        get("snapshot"), data["command"], json_member(payload, "params", get("params")),
-        json_member(payload, "metrics", get("metrics")),
-        json_member(payload, "tags", get("tags")), _line_key(payload),
+        get("snapshot"), data["command"],
+        json_member(payload, "params", params) if params else None,
+        json_member(payload, "metrics", metrics) if metrics else None,
+        json_member(payload, "tags", tags) if tags else None, None,
     )  # fmt: skip
-
-
-def _line_key(payload: str) -> str | None:
-    """A checksum of a run line's JSON, so the exact line can be found again in its note
-    without checking it a second time (None: read that line with the exact reader)."""
-    return f"{zlib.crc32(payload.encode()):08x}" if payload else None
 
 
 def _entry_row(note: str, lineno: int, line: str) -> tuple[Any, ...] | None:
@@ -574,6 +604,12 @@ def _parse_or_none(line: str) -> Any:
         return None
 
 
+# Decoding one JSON value from a position, without json.loads' wrappers (a quarter of the
+# time of decoding a record). ``json.loads(payload)`` of a stripped payload starting with
+# ``{`` succeeds exactly when this scan succeeds and ends at the payload's end.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def parse_lines(
     note: str, numbered: Iterable[tuple[int, str]], known_oids: set[str] | None = None
 ) -> list[tuple[Any, ...]]:
@@ -582,7 +618,7 @@ def parse_lines(
     The hot loop of a full build: valid run lines are decoded once and checked by
     :func:`valid_run_json`; anything else goes through the model's exact reader.
     """
-    loads = json.loads
+    scan = _scan_json
     known = known_oids if known_oids is not None else set()
     seen: set[str] = set()
     rows: list[tuple[Any, ...]] = []
@@ -591,9 +627,12 @@ def parse_lines(
         data: Any = None
         if payload[:1] == "{" and len(line) <= MAX_LINE_BYTES:
             try:
-                data = loads(payload)
-            except (ValueError, RecursionError):
+                data, end = scan(payload, 0)
+            except (ValueError, StopIteration, RecursionError):
                 data = None
+            else:
+                if end != len(payload):
+                    data = None
         if _fast_run(line, data, known):
             if payload not in seen:  # the same entry twice in one note: once (as parse_note)
                 seen.add(payload)
@@ -616,6 +655,59 @@ def note_lines(blob: bytes) -> list[str]:
     return [line.removesuffix("\r") for line in blob.decode("utf-8", "replace").split("\n")]
 
 
+def _note_rows(
+    paths: RepoPaths, notes: Sequence[tuple[str, str]], progress: Any = None, scale: int = 1
+) -> Iterator[tuple[Any, ...]]:
+    """The index rows of ``notes`` ((commit, note blob) pairs), read as git streams them."""
+    known: set[str] = set()
+    contents = stream_blobs(paths, [blob for _, blob in notes])
+    for number, ((commit, _), (_, data)) in enumerate(zip(notes, contents, strict=True)):
+        if progress is not None and number % 256 == 255:
+            progress.advance(256 * scale)
+        if data is None:
+            yield _problem_row(commit, 0, "note blob is missing", "")
+            continue
+        yield from parse_lines(commit, enumerate(note_lines(data), start=1), known)
+
+
+def _marked(
+    rows: Iterable[tuple[Any, ...]],
+    firsts: set[str],
+    buried: set[str],
+    recheck: set[str] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """``rows`` (in note and line order) with ``live`` appended: 1 for the first record of
+    a run not in ``firsts`` (which it joins). Tombstoned runs are added to ``buried``, and
+    runs already in ``firsts`` to ``recheck``: the caller works those out again."""
+    for row in rows:
+        kind, run = row[2], row[3]
+        if kind == KIND_RUN:
+            if run not in firsts:
+                firsts.add(run)
+                yield (*row, 1)
+                continue
+            if recheck is not None:
+                recheck.add(run)
+        elif kind == KIND_TOMBSTONE:
+            buried.add(run)
+        yield (*row, 0)
+
+
+def _parse_into(paths: RepoPaths, notes: Sequence[tuple[str, str]], path: str) -> None:
+    """Parse ``notes`` into a new SQLite file's ``lines`` table, ``live`` marking the first
+    record of each run in this part (what a forked helper of a build does)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute(f"CREATE TABLE lines ({_ROW_COLUMNS}, live)")
+        db.execute("BEGIN")
+        db.executemany(_INSERT_MARKED, _marked(_note_rows(paths, notes), set(), set()))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
 # ---- the index ------------------------------------------------------------------------------
 
 
@@ -629,6 +721,7 @@ class IndexStats:
     lines_parsed: int = 0
     manifests_loaded: int = 0
     tags_loaded: bool = False
+    parts: int = 0  # how many processes parsed the notes in a build (git_prov.query.parts)
 
 
 @dataclass
@@ -645,6 +738,8 @@ class RunIndex:
     paths: RepoPaths
     stats: IndexStats = field(default_factory=IndexStats)
     tips: _Tips = field(default_factory=_Tips)
+    _helpers: Any = field(default=None, repr=False)  # parts.Helpers of a build under way
+    _attached: list[str] = field(default_factory=list, repr=False)
 
     def __enter__(self) -> RunIndex:
         return self
@@ -745,7 +840,7 @@ class RunIndex:
         if not run_ids:
             return {}
         sql = (
-            "SELECT l.run, l.kind, n.blob, l.note, l.live, l.commit_id, l.detail FROM lines l"
+            "SELECT l.run, l.kind, n.blob, l.note, l.live, l.commit_id, l.lineno FROM lines l"
             " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (0, 1)"
         )
         wanted = set(run_ids)
@@ -756,12 +851,12 @@ class RunIndex:
                 located = self.db.execute(sql + " AND l.run IN temp.wanted").fetchall()
         shown_notes: dict[str, set[str]] = {}
         first: dict[str, str] = {}
-        line_keys: dict[str, str | None] = {}
-        for run, _, _, note, live, commit, key in located:
+        line_of: dict[str, int] = {}  # the line of each run's live record (in its blob)
+        for run, _, _, note, live, commit, lineno in located:
             shown_notes.setdefault(run, set()).add(note)
             if live:
                 first[run] = commit
-                line_keys[run] = key
+                line_of[run] = lineno
         shown = {
             run: [first.get(run, min(notes)), *sorted(notes - {first.get(run, "")})]
             for run, notes in shown_notes.items()
@@ -782,7 +877,7 @@ class RunIndex:
         for blob_id, blob in sorted(blobs.items(), key=lambda item: first_note[item[0]]):
             want_record = records_in.get(blob_id, set())
             want_attach = attached_in.get(blob_id, set())
-            for line in note_lines(blob):
+            for lineno, line in enumerate(note_lines(blob), start=1):
                 payload = line[line.rfind("\t") + 1 :].strip()
                 try:
                     data = loads(payload)
@@ -795,9 +890,10 @@ class RunIndex:
                     run_id = data.get("id")
                     if run_id not in want_record or run_id in records:
                         continue
-                    key = line_keys.get(run_id)
-                    if key is not None and key == _line_key(payload):
-                        records[run_id] = record_json_of(data)  # the line indexed, checked then
+                    # The line indexed (blob ids name contents): when the fast reader takes
+                    # it, no need for the exact one.
+                    if line_of.get(run_id) == lineno and _fast_run(line, data):
+                        records[run_id] = record_json_of(data)
                         continue
                 entry = _parse_or_none(line) if kind in ("run", "attach") else None
                 if isinstance(entry, RunRecord) and entry.id in want_record:
@@ -919,6 +1015,14 @@ class RunIndex:
         if not force and self._meta() == tips and self._has_meta():
             self.tips = tips
             return self.stats
+        try:
+            self._refresh(tips, force)
+        finally:
+            self._release_parts()
+        self.tips = tips
+        return self.stats
+
+    def _refresh(self, tips: _Tips, force: bool) -> None:
         with self._write():
             indexed = self._meta()
             has_meta = self._has_meta()
@@ -937,14 +1041,16 @@ class RunIndex:
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [("notes_tip", tips.notes), ("objects_tip", tips.objects), ("complete", "1")],
             )
-        self.tips = tips
-        return self.stats
 
     def _has_meta(self) -> bool:
         return bool(self.db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchall())
 
     def _build(self, tip: str) -> None:
-        """Read every note of ``tip`` into an emptied index."""
+        """Read every note of ``tip`` into an emptied index: the notes cut into parts,
+        parsed side by side by forked helpers when there are enough of them
+        (:mod:`git_prov.query.parts`), and copied in in commit id order."""
+        from git_prov.query import parts
+
         self.stats.mode = "built" if self.stats.mode != "memory" else "memory"
         db = self.db
         for name, _ in _LINE_INDEXES:
@@ -952,39 +1058,58 @@ class RunIndex:
         db.execute("DELETE FROM lines")
         db.execute("DELETE FROM notes")
         notes = sorted(list_notes(self.paths, tip)) if tip else []  # commit id order
-        rows: list[tuple[Any, ...]] = []
-        known: set[str] = set()
-        contents = stream_blobs(self.paths, [blob for _, blob in notes])
+        pieces = parts.split(notes, parts.part_count(len(notes)))
         progress = ambient_progress()
         progress.start("indexing the ledger", len(notes), "notes")
-        for number, ((commit, _), (_, data)) in enumerate(zip(notes, contents, strict=True)):
-            if number % 256 == 255:
-                progress.advance(256)
-            if data is None:
-                rows.append(_problem_row(commit, 0, "note blob is missing", ""))
-                continue
-            rows.extend(parse_lines(commit, enumerate(note_lines(data), start=1), known))
-        self.stats.notes_read += len(notes)
-        self.stats.lines_parsed += len(rows)
-        dead = {row[3] for row in rows if row[2] == KIND_TOMBSTONE}
-        first: set[str] = set()
-
-        def with_live() -> Iterator[tuple[Any, ...]]:
-            for row in rows:
-                run = row[3]
-                if row[2] == KIND_RUN and run not in first:
-                    first.add(run)
-                    yield (*row, 0 if run in dead else 1)
-                else:
-                    yield (*row, 0)
-
-        db.executemany(
-            f"INSERT INTO lines ({_LINE_COLUMNS}) VALUES ({','.join('?' * 22)})", with_live()
-        )
+        scale = self.stats.parts = len(pieces)  # the others advance as this process does
+        firsts: set[str] = set()  # runs with a live row so far
+        buried: set[str] = set()  # runs with a tombstone
+        recheck: set[str] = set()  # runs whose live row is to be worked out again
+        own = _note_rows(self.paths, pieces[0], progress, scale)
+        if scale == 1:
+            db.executemany(_INSERT_MARKED, _marked(own, firsts, buried))
+        else:  # fork first: the helpers parse while this process parses the first part
+            self._helpers = parts.Helpers(partial(_parse_into, self.paths), pieces[1:])
+            with self._helpers:
+                db.executemany(_INSERT_MARKED, _marked(own, firsts, buried))
+                for number, (piece, path) in enumerate(self._helpers.results(), start=1):
+                    if path is None:  # the helper failed: parse its part here
+                        rows = _marked(_note_rows(self.paths, piece), firsts, buried, recheck)
+                        db.executemany(_INSERT_MARKED, rows)
+                        continue
+                    name = f"part{number}"
+                    db.execute("ATTACH DATABASE ? AS ?", (path, name))
+                    self._attached.append(name)
+                    for run, kind in db.execute(
+                        f"SELECT run, kind FROM {name}.lines WHERE live = 1 OR kind = 2"
+                    ):
+                        if kind == KIND_TOMBSTONE:
+                            buried.add(run)
+                        elif run in firsts:  # live in an earlier part too
+                            recheck.add(run)
+                        else:
+                            firsts.add(run)
+                    db.execute(
+                        f"INSERT INTO main.lines ({_ROW_COLUMNS}, live)"
+                        f" SELECT {_ROW_COLUMNS}, live FROM {name}.lines ORDER BY rowid"
+                    )
         db.executemany("INSERT INTO notes VALUES (?, ?)", notes)
         for _, sql in _LINE_INDEXES:
             db.execute(sql)
+        self._relive(recheck | buried)
+        self.stats.notes_read += len(notes)
+        self.stats.lines_parsed += db.execute("SELECT count(*) FROM lines").fetchone()[0]
         progress.finish()
+
+    def _release_parts(self) -> None:
+        """Detach the helpers' files (possible only outside the transaction) and delete them."""
+        for name in self._attached:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute(f"DETACH DATABASE {name}")
+        self._attached.clear()
+        if self._helpers is not None:
+            self._helpers.remove()
+            self._helpers = None
 
     def _update(self, old_tip: str, tips: _Tips) -> bool:
         """Apply the notes that changed between ``old_tip`` and the new tip; False when
@@ -1029,10 +1154,7 @@ class RunIndex:
             affected |= {row[3] for row in rows if row[3] is not None}
             db.execute("INSERT OR REPLACE INTO notes VALUES (?, ?)", (commit, new_blob))
         self.stats.lines_parsed += len(new_rows)
-        db.executemany(
-            f"INSERT INTO lines ({_LINE_COLUMNS}) VALUES ({','.join('?' * 22)})",
-            ((*row, 0) for row in new_rows),
-        )
+        db.executemany(_INSERT_ROWS, new_rows)
         self._relive(affected)
         return True
 
