@@ -20,27 +20,29 @@ outside the tree, even when ``PYTHONDONTWRITEBYTECODE`` is set).
     python bench/bench_query.py                       # 10k and 100k runs
     python bench/bench_query.py --sizes 10000:1000 --repeat 3
 
-Last results (best of 5, non-editable install, 2 CPUs, load 0.4-0.6; ledgers of 10 runs
-per commit from ``ledger_factory``):
+Last results (best of 5, non-editable install, 2 CPUs; ledgers of 10 runs per commit from
+``ledger_factory``). Two runs on the same day, the second on a slower moment of a shared
+machine (``git log`` itself took 30% longer):
 
 | | 10k runs ms | × git log | 100k runs ms | × git log |
 |---|---:|---:|---:|---:|
-| git log | 36 | 1.0 | 252 | 1.0 |
-| cold (build index, -n 20) | 436 | 12.0 | 3035 | 12.1 |
-| warm -n 20 | 116 | 3.2 | 158 | 0.6 |
-| warm --where | 100 | 2.7 | 219 | 0.9 |
-| warm every run (--format) | 132 | 3.6 | 729 | 2.9 |
-| warm every run (table) | 224 | 6.2 | 1807 | 7.2 |
-| +1 run, then -n 20 (incremental) | 103 | 2.8 | 136 | 0.5 |
-| show RUN | 159 | 4.4 | 183 | 0.7 |
-| log -n 20 | 179 | 4.9 | 293 | 1.2 |
-| log, first page (pager quits) | 183 | 5.0 | 295 | 1.2 |
+| git log | 32–33 | 1.0 | 262–338 | 1.0 |
+| cold (build index, -n 20) | 468–487 | 14.7–14.8 | 2006–2716 | 7.7–8.0 |
+| warm -n 20 | 96–128 | 3.0–3.9 | 125–166 | 0.5 |
+| warm --where | 97–145 | 3.0–4.4 | 190–236 | 0.7 |
+| warm every run (--format) | 142–171 | 4.5–5.2 | 641–727 | 2.1–2.4 |
+| warm every run (table) | 223–305 | 7.0–9.3 | 1684–2234 | 6.4–6.6 |
+| +1 run, then -n 20 (incremental) | 105–172 | 3.3–5.2 | 136–199 | 0.5–0.6 |
+| show RUN | 159–262 | 5.0–8.0 | 182–274 | 0.7–0.8 |
+| log -n 20 | 200–268 | 6.3–8.2 | 275–408 | 1.0–1.2 |
+| log, first page (pager quits) | 207–263 | 6.5–8.0 | 336–355 | 1.0–1.3 |
 
-``show RUN`` and ``log`` read every note before they used the index (14.2 s and 13.9 s
-at 100k runs). At 10k runs every row is bound by start-up: ``python -c "import click"``
-alone takes about as long as that ``git log``. A cold build parses ~100k lines in Python
-(about 2 s of the 3 s at 100k: JSON decoding, the validation that keeps it exact, the
-insert); SQLite's JSON functions were tried for it and were no faster.
+At 10k runs every row is bound by start-up: Python and the imports of a query take about
+90 ms, three times that ``git log``. A cold build parses every note line in Python (about
+20 µs each: JSON decoding, the validation that keeps the index exact, the insert); forked
+helpers parse parts of the ledger side by side (:mod:`git_prov.query.parts`), which took the
+100k cold build from 3.0 s to 2.0 s here. ``show RUN`` and ``log`` read every note before
+they used the index (14.2 s and 13.9 s at 100k runs).
 """
 
 from __future__ import annotations

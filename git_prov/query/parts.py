@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 JOBS_ENV = "GIT_PROV_INDEX_JOBS"
-MIN_NOTES_PER_PART = 512  # below this, a fork costs about what it saves
+MIN_NOTES_PER_PART = 256  # below this, a fork costs about what it saves
 MAX_PARTS = 8
 
 T = TypeVar("T")
@@ -66,6 +66,7 @@ class Helpers:
     def __init__(self, work: Callable[[Sequence[Any], str], None], parts: Sequence[Sequence[Any]]):
         self.directory = tempfile.mkdtemp(prefix="git-prov-index-")
         self.running: list[tuple[int, str, Sequence[Any]]] = []
+        parent = os.getpid()
         for number, part in enumerate(parts):
             path = os.path.join(self.directory, f"part{number}.sqlite")
             try:
@@ -80,6 +81,8 @@ class Helpers:
                     work(part, path)
                     code = 0
                 finally:
+                    if os.getppid() != parent:  # the build was killed: nobody will read it
+                        shutil.rmtree(self.directory, ignore_errors=True)
                     os._exit(code)
             self.running.append((pid, path, part))
 
