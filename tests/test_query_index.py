@@ -324,3 +324,32 @@ def test_a_part_whose_helper_fails_is_parsed_by_the_build_itself(
     stats, rows = _rows(repo)
     assert stats.parts == 3 and rows == alone  # type: ignore[attr-defined]
     assert len(alone) == 6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="helpers fork on Linux only")
+def test_a_build_whose_helpers_cannot_start_or_wrote_garbage_still_has_every_row(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No temporary directory for the helpers' files (a full or unwritable TMPDIR), or a
+    file a helper left unreadable: the build parses those notes itself."""
+    from git_prov.query import index as index_module
+
+    commits = [commit_file(repo, f"f{i}.txt", "x\n") for i in range(6)]
+    Ledger(open_repo(repo)).write([(c, make_record(c)) for c in commits])
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "1")
+    _, alone = _rows(repo)
+    monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "3")
+
+    not_a_directory = tmp_path / "tmp-is-a-file"
+    not_a_directory.write_text("")
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(not_a_directory))
+        stats, rows = _rows(repo)
+    assert stats.parts == 1 and rows == alone  # type: ignore[attr-defined]
+
+    def garbage(paths: object, notes: object, path: str) -> None:
+        Path(path).write_bytes(b"not a database" * 100)
+
+    monkeypatch.setattr(index_module, "_parse_into", garbage)
+    stats, rows = _rows(repo)
+    assert stats.parts == 3 and rows == alone  # type: ignore[attr-defined]

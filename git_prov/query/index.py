@@ -1061,38 +1061,23 @@ class RunIndex:
         pieces = parts.split(notes, parts.part_count(len(notes)))
         progress = ambient_progress()
         progress.start("indexing the ledger", len(notes), "notes")
+        # Fork first: the helpers parse while this process parses the first part.
+        helpers = self._start_helpers(pieces[1:]) if len(pieces) > 1 else None
+        if helpers is None:
+            pieces = [notes]
         scale = self.stats.parts = len(pieces)  # the others advance as this process does
         firsts: set[str] = set()  # runs with a live row so far
         buried: set[str] = set()  # runs with a tombstone
         recheck: set[str] = set()  # runs whose live row is to be worked out again
         own = _note_rows(self.paths, pieces[0], progress, scale)
-        if scale == 1:
+        with helpers or contextlib.nullcontext():
             db.executemany(_INSERT_MARKED, _marked(own, firsts, buried))
-        else:  # fork first: the helpers parse while this process parses the first part
-            self._helpers = parts.Helpers(partial(_parse_into, self.paths), pieces[1:])
-            with self._helpers:
-                db.executemany(_INSERT_MARKED, _marked(own, firsts, buried))
-                for number, (piece, path) in enumerate(self._helpers.results(), start=1):
-                    if path is None:  # the helper failed: parse its part here
-                        rows = _marked(_note_rows(self.paths, piece), firsts, buried, recheck)
-                        db.executemany(_INSERT_MARKED, rows)
-                        continue
-                    name = f"part{number}"
-                    db.execute("ATTACH DATABASE ? AS ?", (path, name))
-                    self._attached.append(name)
-                    for run, kind in db.execute(
-                        f"SELECT run, kind FROM {name}.lines WHERE live = 1 OR kind = 2"
-                    ):
-                        if kind == KIND_TOMBSTONE:
-                            buried.add(run)
-                        elif run in firsts:  # live in an earlier part too
-                            recheck.add(run)
-                        else:
-                            firsts.add(run)
-                    db.execute(
-                        f"INSERT INTO main.lines ({_ROW_COLUMNS}, live)"
-                        f" SELECT {_ROW_COLUMNS}, live FROM {name}.lines ORDER BY rowid"
-                    )
+            done = helpers.results() if helpers else []
+            for number, (piece, path) in enumerate(done, start=1):
+                if path is None or not self._copy_part(number, path, firsts, buried, recheck):
+                    # the helper failed, or its file cannot be read: parse the part here
+                    rows = _marked(_note_rows(self.paths, piece), firsts, buried, recheck)
+                    db.executemany(_INSERT_MARKED, rows)
         db.executemany("INSERT INTO notes VALUES (?, ?)", notes)
         for _, sql in _LINE_INDEXES:
             db.execute(sql)
@@ -1100,6 +1085,46 @@ class RunIndex:
         self.stats.notes_read += len(notes)
         self.stats.lines_parsed += db.execute("SELECT count(*) FROM lines").fetchone()[0]
         progress.finish()
+
+    def _start_helpers(self, pieces: Sequence[Sequence[tuple[str, str]]]) -> Any:
+        """Forked helpers for ``pieces`` (:class:`git_prov.query.parts.Helpers`), or None
+        when they cannot start (no temporary directory): this process parses every part."""
+        from git_prov.query import parts
+
+        try:
+            self._helpers = parts.Helpers(partial(_parse_into, self.paths), pieces)
+        except OSError:
+            return None
+        return self._helpers
+
+    def _copy_part(
+        self, number: int, path: str, firsts: set[str], buried: set[str], recheck: set[str]
+    ) -> bool:
+        """Copy the rows a helper wrote to ``path`` in after the rows so far; False when its
+        file cannot be read (nothing was copied)."""
+        db, name = self.db, f"part{number}"
+        try:
+            db.execute("ATTACH DATABASE ? AS ?", (path, name))
+            self._attached.append(name)
+            marks = db.execute(
+                f"SELECT run, kind FROM {name}.lines WHERE live = 1 OR kind = 2"
+            ).fetchall()
+            db.execute(
+                f"INSERT INTO main.lines ({_ROW_COLUMNS}, live)"
+                f" SELECT {_ROW_COLUMNS}, live FROM {name}.lines ORDER BY rowid"
+            )
+        except sqlite3.Error:
+            if not db.in_transaction:  # an error that ended the whole transaction
+                raise
+            return False  # (a failed statement changes nothing)
+        for run, kind in marks:
+            if kind == KIND_TOMBSTONE:
+                buried.add(run)
+            elif run in firsts:  # live in an earlier part too
+                recheck.add(run)
+            else:
+                firsts.add(run)
+        return True
 
     def _release_parts(self) -> None:
         """Detach the helpers' files (possible only outside the transaction) and delete them."""
