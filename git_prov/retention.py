@@ -19,42 +19,28 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pygit2
 
-from git_prov.errors import UsageProblem
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
+from git_prov.model.when import parse_time
 from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, LedgerScan, LocatedRun, object_path
 from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
 
 DROP_DIR = "drop"
-_DURATION_PART = re.compile(r"(\d+)\s*([smhdwy])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 def parse_age(text: str, now: datetime | None = None) -> datetime:
-    """The cut-off time of ``--older-than``: a duration before ``now`` (``30d``, ``12h``,
-    ``2w``, ``1y``, ``1w2d``; units s m h d w y) or a date/time (``2026-01-31``)."""
-    now = now or datetime.now(UTC)
-    compact = text.strip().lower().replace(" ", "")
-    if compact and _DURATION_PART.sub("", compact) == "" and _DURATION_PART.search(compact):
-        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(compact))
-        return now - timedelta(seconds=seconds)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageProblem(
-            f"--older-than {text!r} is neither a duration nor a date",
-            "write e.g. 30d, 12h, 2w or 2026-01-31",
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """The cut-off time of ``--older-than``: an age before ``now`` (``30d``, ``12h``, ``2w``,
+    ``1y``, ``1w2d``, ``2 days ago``) or a date or time (``2026-01-31``, local unless it says
+    otherwise), read as every time option reads it (:func:`git_prov.model.when.parse_time`)."""
+    return parse_time(text, now, option="--older-than")
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def test_parse_age_accepts_durations_and_dates() -> None:
     assert retention.parse_age("30d", NOW) == NOW - timedelta(days=30)
     assert retention.parse_age("1w2d", NOW) == NOW - timedelta(days=9)
     assert retention.parse_age("12h", NOW) == NOW - timedelta(hours=12)
-    assert retention.parse_age("2026-01-31", NOW) == datetime(2026, 1, 31, tzinfo=UTC)
+    assert retention.parse_age("2026-01-31T00:00Z", NOW) == datetime(2026, 1, 31, tzinfo=UTC)
     with pytest.raises(UsageProblem):
         retention.parse_age("last tuesday", NOW)
 

@@ -90,7 +90,7 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
 @click.option(
     "--older-than",
     metavar="AGE",
-    help="Only runs started more than AGE ago (30d, 12h, 2w, 1y) or before a date.",
+    help="Only runs started more than AGE ago (30d, 12h, 1w2d, 2 days ago) or before a date.",
 )
 @click.option(
     "--keep-last",

@@ -16,12 +16,13 @@ import os
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from git_prov.errors import NotFound, UsageProblem
 from git_prov.model.ids import short_run_id
 from git_prov.model.values import Scalar, as_number, parse_scalar
+from git_prov.model.when import parse_time
 from git_prov.query.index import RepoPaths, RunIndex, package_key
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<", "=")
@@ -155,43 +156,12 @@ class FindResult:
 
 # ---- parsing user input ------------------------------------------------------------------
 
-_AGO = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|"
-    r"w|weeks?)\s*(?:ago)?\s*$"
-)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-
-def parse_when(text: str, now: datetime | None = None) -> str:
-    """A time typed by a user as the UTC form records use (``2026-01-02T03:04:05.000Z``).
-
-    Accepts ISO 8601 dates and times (local time unless they say otherwise), ``now``,
-    ``today``, ``yesterday``, and ages: ``3d``, ``12h``, ``30m``, ``2w``, ``2 days ago``.
-    """
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    word = text.strip().lower()
-    moment: datetime | None = None
-    match = _AGO.match(word)
-    if match:
-        unit = match.group(2)
-        seconds = _UNIT_SECONDS["m" if unit.startswith("mi") or unit == "m" else unit[0]]
-        moment = now - timedelta(seconds=float(match.group(1)) * seconds)
-    elif word == "now":
-        moment = now
-    elif word in ("today", "yesterday"):
-        local = now.astimezone()
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        moment = midnight - timedelta(days=1 if word == "yesterday" else 0)
-    else:
-        try:
-            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageProblem(
-                f"{text!r} is not a time",
-                "give an ISO date or time (2026-01-02, 2026-01-02T15:00Z) or an age (3d, 12h)",
-            ) from None
-        moment = parsed if parsed.tzinfo is not None else parsed.astimezone()
-    moment = moment.astimezone(UTC)
+def parse_when(text: str, now: datetime | None = None, option: str = "") -> str:
+    """A time typed by a user (:func:`git_prov.model.when.parse_time`: a date or time, local
+    unless it says otherwise, ``today``, or an age such as ``3d`` or ``2 days ago``) in the
+    UTC form records use (``2026-01-02T03:04:05.000Z``)."""
+    moment = parse_time(text, now, option=option)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
