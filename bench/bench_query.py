@@ -5,7 +5,8 @@ For each size, a ledger is made with ``ledger_factory.make_ledger`` (and kept un
 process) and the best of ``--repeat`` wall-clock times is reported:
 
 * ``git log``  — ``git log --notes=prov --format=%H%n%N``: git reading every note;
-* ``cold``     — ``git prov find -n 20`` with no query index: the index is built first;
+* ``cold``     — ``git prov find -n 20`` with no query index: the index is built first
+  (by forked helpers side by side, and once more by one process alone);
 * ``warm …``   — the same index, already fresh: ``-n 20`` (the newest runs), ``--where``
   (a selective metric condition), ``--format '{id}'`` (every run) and the default table of
   every run;
@@ -95,8 +96,8 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.setdefault("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / "bench-query-pycache"))
 
 
-def run(args: Sequence[str], cwd: Path) -> None:
-    subprocess.run(args, cwd=cwd, stdout=subprocess.DEVNULL, check=True, env=ENV)
+def run(args: Sequence[str], cwd: Path, **env: str) -> None:
+    subprocess.run(args, cwd=cwd, stdout=subprocess.DEVNULL, check=True, env={**ENV, **env})
 
 
 def drop_index(repo: Path) -> None:
@@ -129,6 +130,11 @@ def measure(repo: Path, repeat: int) -> dict[str, float]:
     )
     out["cold (build index, -n 20)"] = best(
         lambda: run([*FIND, "-n", "20"], repo), max(2, repeat // 2), lambda: drop_index(repo)
+    )
+    out["cold, one process (no helpers)"] = best(
+        lambda: run([*FIND, "-n", "20"], repo, GIT_PROV_INDEX_JOBS="1"),
+        max(2, repeat // 2),
+        lambda: drop_index(repo),
     )
     for label, args in QUERIES.items():
         run([*FIND, "-n", "1"], repo)  # fresh
