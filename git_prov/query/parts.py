@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 JOBS_ENV = "GIT_PROV_INDEX_JOBS"
@@ -61,7 +61,7 @@ def split(items: Sequence[T], parts: int) -> list[Sequence[T]]:
 class Helpers:
     """Forked helpers, each running ``work(part, path)`` for one part: ``path`` is a file
     of its own in a private temporary directory. Use as a context manager: on the way out
-    every helper still running is killed, and the directory is removed."""
+    every helper still running is killed. :meth:`remove` deletes the directory."""
 
     def __init__(self, work: Callable[[Sequence[Any], str], None], parts: Sequence[Sequence[Any]]):
         self.directory = tempfile.mkdtemp(prefix="git-prov-index-")
@@ -86,19 +86,17 @@ class Helpers:
                     os._exit(code)
             self.running.append((pid, path, part))
 
-    def results(self) -> list[tuple[Sequence[Any], str | None]]:
-        """Wait for every helper, in order: (part, its file, or None when the helper
-        failed and the part is still to be parsed)."""
-        done: list[tuple[Sequence[Any], str | None]] = []
+    def results(self) -> Iterator[tuple[Sequence[Any], str | None]]:
+        """Each helper's result once it has finished, in order: (part, its file, or None
+        when the helper failed and the part is still to be parsed)."""
         while self.running:
-            pid, path, part = self.running.pop(0)
-            if pid < 0:
-                done.append((part, None))
-                continue
-            _, status = os.waitpid(pid, 0)
-            ok = os.waitstatus_to_exitcode(status) == 0 and os.path.exists(path)
-            done.append((part, path if ok else None))
-        return done
+            pid, path, part = self.running[0]
+            ok = False
+            if pid >= 0:
+                _, status = os.waitpid(pid, 0)
+                ok = os.waitstatus_to_exitcode(status) == 0 and os.path.exists(path)
+            self.running.pop(0)
+            yield part, path if ok else None
 
     def __enter__(self) -> Helpers:
         return self
