@@ -169,9 +169,9 @@ def _variants() -> list[str]:
         "env": [None, 7, "zz", ["b" * 40]],
         "command": [None, 3],
         "status": [None, False],
-        "duration": [None, "1", True, 3, float("nan"), float("inf")],
-        "exit_code": [None, 1.5, True, "0"],
-        "signal": [None, 9, "9", False],
+        "duration": [None, "1", True, 3, float("nan"), float("inf"), 10**400, 2**70],
+        "exit_code": [None, 1.5, True, "0", 2**63, -(2**63) - 1, 2**63 - 1],
+        "signal": [None, 9, "9", False, 2**64],
         "argv": [None, [], ["a", 1], "a"],
         "params": [None, {}, {"a": [1]}, {"a": None}, {"a": {"b": 1}}, []],
         "metrics": [{"a": True}, {"a": "x"}, {"a": 1.5e300}],
@@ -353,3 +353,24 @@ def test_a_build_whose_helpers_cannot_start_or_wrote_garbage_still_has_every_row
     monkeypatch.setattr(index_module, "_parse_into", garbage)
     stats, rows = _rows(repo)
     assert stats.parts == 3 and rows == alone  # type: ignore[attr-defined]
+
+
+def test_numbers_past_any_float_or_64_bits_are_named_not_a_traceback(repo: Path) -> None:
+    """Hand-edited numbers JSON allows but no float or SQLite integer holds: a duration of
+    10**400 seconds and an exit code of 2**64 make their lines unreadable (reported, as any
+    other), and a metric of 10**400 compares as infinity."""
+    head = git(repo, "rev-parse", "HEAD")
+    huge = make_record(head, metrics={"acc": 1})
+    Ledger(open_repo(repo)).write([(head, huge)])
+    text = Ledger(open_repo(repo)).note_text(head).replace('"acc":1', '"acc":1' + "0" * 400)
+    base = json.loads(encode_entry(make_record(head)).rpartition("\t")[2])
+    long_run = {**base, "id": "20260101T000000.000Z-0000aaaa", "duration": 10**400}
+    odd_exit = {**base, "id": "20260101T000000.000Z-0000bbbb", "exit_code": 2**64}
+    text += json.dumps(long_run) + "\n" + json.dumps(odd_exit) + "\n"
+    git(repo, "notes", "--ref=prov", "add", "-f", "-F", "-", head, input=text)
+
+    shown = prov(repo, "find", "--where", "acc>1e308", "--sort", "-acc", "--format", "{id}")
+    assert shown.stdout.split() == [huge.id]
+    assert "duration is not a finite number" in shown.stderr
+    assert "exit_code is out of range" in shown.stderr
+    assert prov(repo, "show", huge.short_id).returncode == 0

@@ -26,6 +26,9 @@ from git_prov.model.values import Scalar, canonical_json, format_assignments
 FORMAT_VERSION = 1
 # The oldest and newest format versions this code reads.
 READABLE_VERSIONS = range(1, FORMAT_VERSION + 1)
+# The exit codes and signal numbers a record may hold: 64-bit, as SQLite (the query index)
+# and any other reader keep integers.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 MAX_LINE_BYTES = 1 << 20  # a hostile note cannot make us parse megabytes of one line
 MAX_NESTING = 32  # records nest 3 levels deep; deeper JSON is refused, not recursed into
 
@@ -375,10 +378,16 @@ def _run_from_json(data: dict[str, Any]) -> RunRecord:
     exit_code = data.get("exit_code")
     if exit_code is not None and (not isinstance(exit_code, int) or isinstance(exit_code, bool)):
         raise ValueError("exit_code is not an integer")
+    if exit_code is not None and not INT64_MIN <= exit_code <= INT64_MAX:
+        raise ValueError("exit_code is out of range")
     duration = data.get("duration", 0.0)
     if not isinstance(duration, int | float) or isinstance(duration, bool):
         raise ValueError("duration is not a number")
-    if not math.isfinite(duration):
+    try:
+        seconds = float(duration)
+    except OverflowError:  # an integer past any float
+        raise ValueError("duration is not a finite number") from None
+    if not math.isfinite(seconds):
         raise ValueError("duration is not a finite number")
     status = _str(data, "status")
     argv = data.get("argv")
@@ -387,13 +396,15 @@ def _run_from_json(data: dict[str, Any]) -> RunRecord:
     signal = data.get("signal")
     if signal is not None and (not isinstance(signal, int) or isinstance(signal, bool)):
         raise ValueError("signal is not an integer")
+    if signal is not None and not INT64_MIN <= signal <= INT64_MAX:
+        raise ValueError("signal is out of range")
     return RunRecord(
         id=_run_id(data, "id"),
         commit=_oid(data, "commit"),
         command=_str(data, "command"),
         started=_str(data, "started"),
         ended=_str(data, "ended"),
-        duration=float(duration),
+        duration=seconds,
         exit_code=exit_code,
         status=status,
         argv=tuple(argv) if argv is not None else None,

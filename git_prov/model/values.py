@@ -91,7 +91,10 @@ def as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past any float: as far as comparing goes, ±inf
+            return math.copysign(math.inf, value)
     if isinstance(value, str):
         if value in _NON_FINITE:
             return _NON_FINITE[value]

@@ -55,6 +55,8 @@ from git_prov.errors import RepositoryProblem
 from git_prov.model.ids import HEX_OID_RE, RUN_ID_RE
 from git_prov.model.record import (
     FORMAT_VERSION,
+    INT64_MAX,
+    INT64_MIN,
     MAX_LINE_BYTES,
     READABLE_VERSIONS,
     Attachment,
@@ -419,8 +421,8 @@ _SHAPES_KEPT = 4096  # distinct shapes remembered (a ledger has a handful)
 
 def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] | None:
     """What is still to check of a run object with these members and value types: (oid
-    members, dict members, list members, whether ``duration`` is a float), or None when no
-    object of this shape is a valid run."""
+    members, dict members, list members, integer members, the type of ``duration``), or
+    None when no object of this shape is a valid run."""
     if not _CHECKED_KEYS.issuperset(keys):
         return None
     typed = dict(zip(keys, types, strict=True))
@@ -437,9 +439,10 @@ def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] |
         return None
     if any(typed.get(key, _NONE) not in (int, _NONE) for key in ("exit_code", "signal")):
         return None
-    duration = typed.get("duration", int)
-    if duration is not float and duration is not int:
+    duration = typed.get("duration")  # None: absent (0 seconds)
+    if duration is not None and duration is not float and duration is not int:
         return None
+    ints = tuple(key for key in ("exit_code", "signal") if typed.get(key) is int)
     dicts = [key for key in ("params", "metrics") if key in typed]
     if any(typed[key] is not dict for key in dicts):
         return None
@@ -452,7 +455,7 @@ def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] |
             return None
         if key in typed:
             lists.append(key)
-    return tuple(oids), tuple(dicts), tuple(lists), duration is float
+    return tuple(oids), tuple(dicts), tuple(lists), ints, duration
 
 
 _plans: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
@@ -480,7 +483,7 @@ def valid_run_json(data: dict[str, Any], _known_oids: set[str] | None = None) ->
         _plans[shape] = plan
     if plan is None:
         return False
-    oids, dicts, lists, finite = plan
+    oids, dicts, lists, ints, duration = plan
     if not _run_id_match(data["id"]):
         return False
     known = _known_oids if _known_oids is not None else set()
@@ -496,9 +499,17 @@ def valid_run_json(data: dict[str, Any], _known_oids: set[str] | None = None) ->
     for key in lists:
         if not _STR_TYPE.issuperset(map(type, data[key])):
             return False
-    if finite:  # NaN and Infinity literals are not a duration
+    for key in ints:
+        if not INT64_MIN <= data[key] <= INT64_MAX:
+            return False
+    if duration is float:  # NaN and Infinity literals are not a duration
         value = data["duration"]
         if value != value or value in _INFINITIES:
+            return False
+    elif duration is int:
+        try:
+            float(data["duration"])
+        except OverflowError:  # an integer past any float
             return False
     return True
 
