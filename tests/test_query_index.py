@@ -8,10 +8,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import commit_file, git, prov
 from factories import make_record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from git_prov.model.record import RunRecord, Tombstone, encode_entry, parse_note
 from git_prov.query.index import (
@@ -184,13 +187,24 @@ def _variants() -> list[str]:
         "signature": [None, 5, "-----BEGIN PGP SIGNATURE-----"],
         "deep": [[[[1]]], json.loads("[" * 40 + "]" * 40), {"a": {"b": None}}],
     }
+    canonical = {"sort_keys": True, "separators": (",", ":")}  # as git-prov writes lines
     for key, values in bad_values.items():
         for value in values:
             changed = dict(data)
             changed[key] = value
-            out.append(json.dumps(changed))
+            out += [json.dumps(changed), json.dumps(changed, **canonical)]
         without = {k: v for k, v in data.items() if k != key}
-        out.append(json.dumps(without))
+        out += [json.dumps(without), json.dumps(without, **canonical)]
+    numbers = ["1", "-0", "1.0", "1e5", "1E-5", "-2.5e+3", "1" + "0" * 30, "1e999", "-1e999"]
+    for text in numbers:  # numbers as JSON writes them, where the regular expression reads them
+        for key in ("duration", "exit_code", "signal"):
+            line = json.dumps({**data, key: 7}, **canonical)
+            out.append(line.replace(f'"{key}":7', f'"{key}":{text}'))
+        line = json.dumps({**data, "metrics": {"m": 7}}, **canonical)
+        out.append(line.replace('"m":7', f'"m":{text}'))
+    out.append(json.dumps({**data, "v": 1}, **canonical).replace('"v":1}', '"v":01}'))
+    out.append(json.dumps({**data, "command": "caf\u00e9"}, **canonical, ensure_ascii=False))
+    out.append(json.dumps({**data, "argv": None, "env": None}, **canonical))
     # Members the index cuts out of the line's text instead of re-encoding them.
     tricky = [
         {"params": {"a": "}"}, "metrics": {"b": 'x"}', "c": "\\"}},
@@ -211,6 +225,7 @@ def _variants() -> list[str]:
 def test_fast_reader_agrees_with_parse_line(line: str) -> None:
     parsed = parse_note(line, "c" * 40)  # the ledger's own reading of a note
     rows = parse_lines("c" * 40, [(1, line)])
+    assert parse_lines("c" * 40, [(1, line)], canonical=True) == rows  # and the regex
     if parsed.problems:
         assert [r[2] for r in rows] == [3]  # a problem row, with the same reason
         assert rows[0][-1] == parsed.problems[0].reason
@@ -374,3 +389,84 @@ def test_numbers_past_any_float_or_64_bits_are_named_not_a_traceback(repo: Path)
     assert "duration is not a finite number" in shown.stderr
     assert "exit_code is out of range" in shown.stderr
     assert prov(repo, "show", huge.short_id).returncode == 0
+
+
+# Run objects near what git-prov writes: every member of the model, mostly with values of
+# the right type and sometimes with wrong ones, strings with quotes, escapes and control
+# characters, numbers past 64 bits and past any float; sometimes a missing or unknown
+# member, sometimes a character or two changed in the line.
+def _mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.sampled_from([good] * 5 + [bad]).flatmap(lambda chosen: chosen)
+
+
+_ASCII = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=8)
+_TEXT = _mostly(
+    _ASCII,
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=8)
+    | st.sampled_from(['q"', "b\\", "\x00", "\x1f", "\x7f", "é", "\u2028"]),
+)
+_OID_TEXT = _mostly(
+    st.sampled_from(["a" * 40, "0123456789" * 4, "b" * 64]),
+    st.sampled_from(["A" * 40, "a" * 39, "a" * 41, "z" * 40, ""]),
+)
+_FLOAT = st.floats(allow_nan=False, allow_infinity=False)
+_BIG = st.sampled_from([10**400, -(10**30), 2**63, -(2**63) - 1, 2**63 - 1, -(2**63)])
+_NUMBER = _mostly(
+    _FLOAT | st.integers(-1000, 1000),
+    _BIG | st.floats() | st.integers(-(2**70), 2**70),
+)
+_SCALAR = _mostly(_TEXT | _NUMBER | st.booleans(), st.none() | st.lists(st.integers(), max_size=1))
+_MEMBER = {
+    "id": _mostly(
+        st.just("20260101T000000.000Z-0000abcd"),
+        st.sampled_from(["20260101T000000.000Z-0000ABCD", "2026-x", "٢" * 8, ""]),
+    ),
+    "commit": _OID_TEXT,
+    "command": _TEXT,
+    "started": _TEXT,
+    "ended": _TEXT,
+    "status": _TEXT,
+    "duration": _NUMBER,
+    "exit_code": _mostly(st.integers(-300, 300) | st.none(), _NUMBER),
+    "signal": _mostly(st.integers(1, 64) | st.none(), _NUMBER),
+    "params": st.dictionaries(_ASCII, _SCALAR, max_size=3),
+    "metrics": st.dictionaries(_TEXT, _SCALAR, max_size=3),
+    "tags": _mostly(st.lists(_TEXT, max_size=2), st.lists(_SCALAR, max_size=2)),
+    "argv": st.lists(_TEXT, max_size=2) | st.none(),
+    "env": _OID_TEXT | st.none(),
+    "inputs": _OID_TEXT | st.none(),
+    "host": _TEXT | st.none(),
+    "user": _TEXT | st.none(),
+    "branch": _TEXT | st.none(),
+    "kind": _mostly(st.just("run"), st.sampled_from(["attach", "Run", ""])),
+    "v": _mostly(st.just(1), st.sampled_from([0, 2, True, 1.0])),
+}
+_REQUIRED = ("id", "commit", "command", "started", "ended", "status", "kind", "v")
+_RARELY = st.sampled_from([False] * 5 + [True])
+
+
+@st.composite
+def _canonical_lines(draw: st.DrawFn) -> str:
+    keys = set(_REQUIRED) | draw(st.sets(st.sampled_from(sorted(set(_MEMBER) - set(_REQUIRED)))))
+    if draw(_RARELY):
+        keys.discard(draw(st.sampled_from(_REQUIRED)))
+    data = {k: draw(_MEMBER[k]) for k in keys}
+    if draw(_RARELY):
+        data["extra"] = draw(_SCALAR)
+    line = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    if draw(_RARELY):
+        at = draw(st.integers(0, len(line)))
+        change = ["", '"', "\\", ",", ":", "{", "}", "]", "0", "a", " ", "e", "-", ".", "null"]
+        line = line[:at] + draw(st.sampled_from(change)) + line[at + 1 :]
+    return line
+
+
+@settings(max_examples=1500, deadline=None)
+@given(line=_canonical_lines())
+def test_the_canonical_reader_agrees_with_the_other_two(line: str) -> None:
+    """The regular expression reads a canonical line as the fast and the exact reader do,
+    and passes every other line on to them (so it can only ever accept)."""
+    parsed = parse_note(line, "c" * 40)
+    rows = parse_lines("c" * 40, [(1, line)])
+    assert parse_lines("c" * 40, [(1, line)], canonical=True) == rows
+    assert len(rows) == len(parsed.entries) + len(parsed.problems)

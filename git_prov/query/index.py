@@ -41,8 +41,10 @@ loads pygit2, which is most of the start-up time of a short command.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -615,6 +617,91 @@ def _parse_or_none(line: str) -> Any:
         return None
 
 
+# ---- the canonical reader: run lines exactly as git-prov writes them ------------------------
+#
+# git-prov writes a run's JSON one way: keys sorted, no spaces, ASCII only (see
+# git_prov.model.values.canonical_json). One regular expression matches exactly the lines of
+# that form whose strings have no escapes and whose members have the types the exact reader
+# accepts, and its groups are the index row: no JSON decoding, no second pass of checks,
+# about three times faster than the fast reader. It only ever accepts: a line it does not
+# match goes to the fast reader, then to the exact one. A test holds the three to agreement.
+
+_STRING = r'"([^"\\\x00-\x1f]*)"'  # a JSON string with no escapes (its text is its value)
+_OID = r'"([0-9a-f]{40}(?:[0-9a-f]{24})?)"'
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_SCALAR = rf'(?:"[^"\\\x00-\x1f]*"|{_NUMBER}|true|false|NaN|-?Infinity)'
+_NAME = r'"[^"\\\x00-\x1f]*"'
+_MEMBERS = {
+    "id": r'"([0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{8})"',
+    "commit": _OID,
+    "kind": '"(run)"',
+    "duration": f"({_NUMBER})",
+    "exit_code": r"(?:(-?(?:0|[1-9][0-9]*))|null)",
+    "signal": r"(?:(-?(?:0|[1-9][0-9]*))|null)",
+    "params": rf"(\{{(?:{_NAME}:{_SCALAR}(?:,{_NAME}:{_SCALAR})*)?\}})",
+    "metrics": rf"(\{{(?:{_NAME}:{_SCALAR}(?:,{_NAME}:{_SCALAR})*)?\}})",
+    "tags": rf"(\[(?:{_NAME}(?:,{_NAME})*)?\])",
+    "omitted": rf"(\[(?:{_NAME}(?:,{_NAME})*)?\])",
+    "argv": rf"(?:(\[(?:{_NAME}(?:,{_NAME})*)?\])|null)",
+    **{key: _STRING for key in _REQUIRED_STR},
+    **{key: f"(?:{_OID}|null)" for key in _OPT_OID},
+    **{key: f"(?:{_STRING}|null)" for key in _OPT_STR},
+}
+_CANONICAL_KEYS = tuple(sorted(_MEMBERS))  # then "v", which sorts after every one of them
+_AT = {key: number for number, key in enumerate((*_CANONICAL_KEYS, "v"))}  # group numbers
+_REQUIRED_MEMBERS = frozenset(("id", "commit", "kind", *_REQUIRED_STR))
+_INT64_DIGITS = 19
+_MANY_NOTES = 64  # an update of this many notes reads canonical lines the canonical way
+
+
+@functools.cache
+def _canonical_match() -> Callable[[str], re.Match[str] | None]:
+    """``fullmatch`` of the canonical run line (compiled on first use: ~5 ms)."""
+    assert set(_CANONICAL_KEYS) == _CHECKED_KEYS - {"v"} and max(_CANONICAL_KEYS) < "v"
+    parts = [r"\{"]
+    for key in _CANONICAL_KEYS:
+        member = f'"{key}":{_MEMBERS[key]},'
+        parts.append(member if key in _REQUIRED_MEMBERS else f"(?:{member})?")
+    parts.append(r'"v":([1-9][0-9]{0,5})\}')
+    return re.compile("".join(parts)).fullmatch
+
+
+def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | None:
+    """The index row of a canonical run line, or None (not one: read it the other ways)."""
+    match = _canonical_match()(payload)
+    if match is None:
+        return None
+    found = match.groups()
+    if int(found[_AT["v"]]) not in READABLE_VERSIONS:
+        return None
+    exit_code = found[_AT["exit_code"]]
+    for number in (exit_code, found[_AT["signal"]]):
+        if number is not None and (
+            len(number.lstrip("-")) > _INT64_DIGITS or not INT64_MIN <= int(number) <= INT64_MAX
+        ):
+            return None
+    text = found[_AT["duration"]]
+    if text is None:
+        duration = 0.0
+    elif "." in text or "e" in text or "E" in text:
+        duration = float(text)
+        if duration != duration or duration in _INFINITIES:
+            return None
+    elif len(text) > _INT64_DIGITS:
+        return None  # (a huge integer: the other readers say what it is)
+    else:
+        duration = float(int(text))
+    params, metrics, tags = found[_AT["params"]], found[_AT["metrics"]], found[_AT["tags"]]
+    return (
+        note, lineno, KIND_RUN, found[_AT["id"]], found[_AT["commit"]], found[_AT["started"]],
+        duration, found[_AT["status"]], None if exit_code is None else int(exit_code),
+        found[_AT["host"]], found[_AT["user"]], found[_AT["branch"]], found[_AT["env"]],
+        found[_AT["inputs"]], found[_AT["outputs"]], found[_AT["snapshot"]],
+        found[_AT["command"]], None if params == "{}" else params,
+        None if metrics == "{}" else metrics, None if tags == "[]" else tags, None,
+    )  # fmt: skip
+
+
 # Decoding one JSON value from a position, without json.loads' wrappers (a quarter of the
 # time of decoding a record). ``json.loads(payload)`` of a stripped payload starting with
 # ``{`` succeeds exactly when this scan succeeds and ends at the payload's end.
@@ -622,11 +709,17 @@ _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once
 
 
 def parse_lines(
-    note: str, numbered: Iterable[tuple[int, str]], known_oids: set[str] | None = None
+    note: str,
+    numbered: Iterable[tuple[int, str]],
+    known_oids: set[str] | None = None,
+    *,
+    canonical: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Index rows (without ``live``) for note lines; unreadable lines become problem rows.
 
-    The hot loop of a full build: valid run lines are decoded once and checked by
+    The hot loop of a full build. With ``canonical`` (worth its one-off compile on many
+    lines) run lines as git-prov writes them are read by one regular expression
+    (:func:`_canonical_row`); other run lines are decoded once and checked by
     :func:`valid_run_json`; anything else goes through the model's exact reader.
     """
     scan = _scan_json
@@ -637,6 +730,13 @@ def parse_lines(
         payload = line[line.rfind("\t") + 1 :].strip()
         data: Any = None
         if payload[:1] == "{" and len(line) <= MAX_LINE_BYTES:
+            if canonical:
+                row = _canonical_row(note, lineno, payload)
+                if row is not None:
+                    if payload not in seen:  # the same entry twice in one note: once
+                        seen.add(payload)
+                        rows.append(row)
+                    continue
             try:
                 data, end = scan(payload, 0)
             except (ValueError, StopIteration, RecursionError):
@@ -678,7 +778,7 @@ def _note_rows(
         if data is None:
             yield _problem_row(commit, 0, "note blob is missing", "")
             continue
-        yield from parse_lines(commit, enumerate(note_lines(data), start=1), known)
+        yield from parse_lines(commit, enumerate(note_lines(data), start=1), known, canonical=True)
 
 
 def _marked(
@@ -1159,6 +1259,7 @@ class RunIndex:
         blobs = read_blobs(self.paths, blob_ids)
         affected: set[str] = set()
         new_rows: list[tuple[Any, ...]] = []
+        many = len(changes) >= _MANY_NOTES
         for commit, (old_blob, new_blob) in sorted(changes.items()):
             self.stats.notes_read += 1
             new_data = blobs.get(new_blob) if new_blob else None
@@ -1185,7 +1286,7 @@ class RunIndex:
                     affected |= self._drop_note(commit)
             elif old_blob is not None:  # a note new to the index has no rows to drop
                 affected |= self._drop_note(commit)
-            rows = parse_lines(commit, numbered)
+            rows = parse_lines(commit, numbered, canonical=many)
             new_rows.extend(rows)
             affected |= {row[3] for row in rows if row[3] is not None}
             db.execute("INSERT OR REPLACE INTO notes VALUES (?, ?)", (commit, new_blob))
