@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -666,38 +667,50 @@ def _canonical_match() -> Callable[[str], re.Match[str] | None]:
     return re.compile("".join(parts)).fullmatch
 
 
+_PICK = operator.itemgetter(
+    *(_AT[key] for key in (
+        "id", "commit", "started", "duration", "status", "exit_code", "host", "user", "branch",
+        "env", "inputs", "outputs", "snapshot", "command", "params", "metrics", "tags", "v",
+        "signal",
+    ))
+)  # fmt: skip
+
+
 def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | None:
     """The index row of a canonical run line, or None (not one: read it the other ways)."""
     match = _canonical_match()(payload)
     if match is None:
         return None
-    found = match.groups()
-    if int(found[_AT["v"]]) not in READABLE_VERSIONS:
+    (
+        run, commit, started, duration, status, exit_code, host, user, branch, env, inputs,
+        outputs, snapshot, command, params, metrics, tags, version, signal,
+    ) = _PICK(match.groups())  # fmt: skip
+    if version != "1" and int(version) not in READABLE_VERSIONS:
         return None
-    exit_code = found[_AT["exit_code"]]
-    for number in (exit_code, found[_AT["signal"]]):
-        if number is not None and (
-            len(number.lstrip("-")) > _INT64_DIGITS or not INT64_MIN <= int(number) <= INT64_MAX
-        ):
+    code = None
+    if exit_code is not None:
+        if len(exit_code) > _INT64_DIGITS + 1:
+            return None  # (past 64 bits: the other readers say so)
+        code = int(exit_code)
+        if not INT64_MIN <= code <= INT64_MAX:
             return None
-    text = found[_AT["duration"]]
-    if text is None:
-        duration = 0.0
-    elif "." in text or "e" in text or "E" in text:
-        duration = float(text)
-        if duration != duration or duration in _INFINITIES:
+    if signal is not None and (
+        len(signal) > _INT64_DIGITS + 1 or not INT64_MIN <= int(signal) <= INT64_MAX
+    ):
+        return None
+    if duration is None:
+        seconds = 0.0
+    elif "." in duration or "e" in duration or "E" in duration:
+        seconds = float(duration)
+        if seconds != seconds or seconds in _INFINITIES:
             return None
-    elif len(text) > _INT64_DIGITS:
+    elif len(duration) > _INT64_DIGITS:
         return None  # (a huge integer: the other readers say what it is)
     else:
-        duration = float(int(text))
-    params, metrics, tags = found[_AT["params"]], found[_AT["metrics"]], found[_AT["tags"]]
+        seconds = float(int(duration))
     return (
-        note, lineno, KIND_RUN, found[_AT["id"]], found[_AT["commit"]], found[_AT["started"]],
-        duration, found[_AT["status"]], None if exit_code is None else int(exit_code),
-        found[_AT["host"]], found[_AT["user"]], found[_AT["branch"]], found[_AT["env"]],
-        found[_AT["inputs"]], found[_AT["outputs"]], found[_AT["snapshot"]],
-        found[_AT["command"]], None if params == "{}" else params,
+        note, lineno, KIND_RUN, run, commit, started, seconds, status, code, host, user,
+        branch, env, inputs, outputs, snapshot, command, None if params == "{}" else params,
         None if metrics == "{}" else metrics, None if tags == "[]" else tags, None,
     )  # fmt: skip
 
