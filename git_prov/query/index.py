@@ -1185,6 +1185,7 @@ class RunIndex:
         pieces = parts.split(notes, parts.part_count(len(notes)))
         progress = ambient_progress()
         progress.start("indexing the ledger", len(notes), "notes")
+        _canonical_match()  # compiled once, before the helpers are forked
         # Fork first: the helpers parse while this process parses the first part.
         helpers = self._start_helpers(pieces[1:]) if len(pieces) > 1 else None
         if helpers is None:
