@@ -21,29 +21,34 @@ outside the tree, even when ``PYTHONDONTWRITEBYTECODE`` is set).
     python bench/bench_query.py                       # 10k and 100k runs
     python bench/bench_query.py --sizes 10000:1000 --repeat 3
 
-Last results (best of 5, non-editable install, 2 CPUs; ledgers of 10 runs per commit from
-``ledger_factory``). Two runs on the same day, the second on a slower moment of a shared
-machine (``git log`` itself took 30% longer):
+Last results (non-editable install, 2 CPUs; ledgers of 10 runs per commit from
+``ledger_factory``): the final code, best of 7, then best of 5 a few minutes earlier (a
+shared machine: git log itself moved by 10%):
 
 | | 10k runs ms | × git log | 100k runs ms | × git log |
 |---|---:|---:|---:|---:|
-| git log | 32–33 | 1.0 | 262–338 | 1.0 |
-| cold (build index, -n 20) | 468–487 | 14.7–14.8 | 2006–2716 | 7.7–8.0 |
-| warm -n 20 | 96–128 | 3.0–3.9 | 125–166 | 0.5 |
-| warm --where | 97–145 | 3.0–4.4 | 190–236 | 0.7 |
-| warm every run (--format) | 142–171 | 4.5–5.2 | 641–727 | 2.1–2.4 |
-| warm every run (table) | 223–305 | 7.0–9.3 | 1684–2234 | 6.4–6.6 |
-| +1 run, then -n 20 (incremental) | 105–172 | 3.3–5.2 | 136–199 | 0.5–0.6 |
-| show RUN | 159–262 | 5.0–8.0 | 182–274 | 0.7–0.8 |
-| log -n 20 | 200–268 | 6.3–8.2 | 275–408 | 1.0–1.2 |
-| log, first page (pager quits) | 207–263 | 6.5–8.0 | 336–355 | 1.0–1.3 |
+| git log | 31 | 1.0 | 282–298 | 1.0 |
+| cold (build index, -n 20) | 326–365 | 10.5–11.8 | 2077–2208 | 7.4 |
+| cold, one process (no helpers) | 367–481 | 11.8–15.6 | 2627–4113 | 8.8–14.6 |
+| warm -n 20 | 96–109 | 3.1–3.5 | 137–160 | 0.5–0.6 |
+| warm --where | 112–128 | 3.6–4.1 | 193–206 | 0.6–0.7 |
+| warm every run (--format) | 151–154 | 4.9–5.0 | 679–775 | 2.3–2.8 |
+| warm every run (table) | 213–269 | 6.8–8.7 | 1754–2228 | 5.9–7.9 |
+| +1 run, then -n 20 (incremental) | 103–115 | 3.3–3.7 | 157–161 | 0.5–0.6 |
+| show RUN | 180–186 | 5.8–6.0 | 201–231 | 0.7–0.8 |
+| log -n 20 | 207–256 | 6.7–8.3 | 304–355 | 1.0–1.3 |
+| log, first page (pager quits) | 225–287 | 7.2–9.3 | 304–364 | 1.0–1.3 |
+
+Before this session's changes, the cold build took 436 ms (12×) and 3035 ms (12×).
 
 At 10k runs every row is bound by start-up: Python and the imports of a query take about
-90 ms, three times that ``git log``. A cold build parses every note line in Python (about
-20 µs each: JSON decoding, the validation that keeps the index exact, the insert); forked
-helpers parse parts of the ledger side by side (:mod:`git_prov.query.parts`), which took the
-100k cold build from 3.0 s to 2.0 s here. ``show RUN`` and ``log`` read every note before
-they used the index (14.2 s and 13.9 s at 100k runs).
+90 ms, three times that ``git log``. A cold build parses every note line in Python. Run lines
+as git-prov writes them are read by one regular expression (about 5 µs each), then inserted
+into SQLite (about 5 µs each: 22 columns). Forked helpers parse parts of the ledger side by
+side (:mod:`git_prov.query.parts`). What is left at 100k is the first part (~1 s) and a serial
+tail of ~0.5 s: copying the other parts in, building the indexes, and committing the WAL.
+``show RUN`` and ``log`` read every note before they used the index (14.2 s and 13.9 s at
+100k runs).
 """
 
 from __future__ import annotations
