@@ -997,12 +997,15 @@ class RunIndex:
         records: dict[str, dict[str, Any]] = {}
         attachments: dict[str, list[dict[str, Any]]] = {}
         loads = json.loads
+        known: set[str] = set()  # ids the fast reader has checked
         # In note (commit id) order, so attachments are listed as Ledger.scan lists them.
         for blob_id, blob in sorted(blobs.items(), key=lambda item: first_note[item[0]]):
             want_record = records_in.get(blob_id, set())
             want_attach = attached_in.get(blob_id, set())
             for lineno, line in enumerate(note_lines(blob), start=1):
                 payload = line[line.rfind("\t") + 1 :].strip()
+                if payload[:1] != "{":  # not an entry (a blank line ends every note)
+                    continue
                 try:
                     data = loads(payload)
                 except (ValueError, RecursionError):
@@ -1016,7 +1019,7 @@ class RunIndex:
                         continue
                     # The line indexed (blob ids name contents): when the fast reader takes
                     # it, no need for the exact one.
-                    if line_of.get(run_id) == lineno and _fast_run(line, data):
+                    if line_of.get(run_id) == lineno and _fast_run(line, data, known):
                         records[run_id] = record_json_of(data)
                         continue
                 entry = _parse_or_none(line) if kind in ("run", "attach") else None
@@ -1487,18 +1490,36 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
     return index
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the block: a query over 100k runs holds millions of
+    objects at once (rows, records), which the collector would walk again and again — a
+    fifth of the time of ``find --json`` — and makes no cycles, so refcounting frees it all."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def with_index(paths: RepoPaths, use: Callable[[RunIndex], Any]) -> Any:
-    """Run ``use(index)``; when the index file turns out corrupt mid-query, rebuild it and
-    run ``use`` once more."""
+    """Run ``use(index)`` (with the cycle collector paused); when the index file turns out
+    corrupt mid-query, rebuild it and run ``use`` once more."""
     index = open_index(paths)
     try:
-        return use(index)
+        with collector_paused():
+            return use(index)
     except sqlite3.DatabaseError as exc:
         if not _is_corrupt(exc) or index.stats.mode == "memory":
             raise
         index.close()
         _remove(paths.common_dir / "prov" / INDEX_FILE)
         index = open_index(paths)
-        return use(index)
+        with collector_paused():
+            return use(index)
     finally:
         index.close()
