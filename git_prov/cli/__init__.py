@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -674,6 +673,8 @@ class TerminalProgress:
             self._draw(now)
 
     def _draw(self, now: float) -> None:
+        import shutil  # (only once a bar is drawn: it loads the compression modules)
+
         from git_prov.render import human_size
 
         rate = self.done / max(now - self.begun, 1e-6)
