@@ -599,7 +599,7 @@ def _entry_row(note: str, lineno: int, line: str) -> tuple[Any, ...] | None:
     return (note, lineno, kind, entry.run, *([None] * 17))
 
 
-def _fast_run(line: str, data: Any, known: set[str] | None = None) -> bool:
+def fast_run(line: str, data: Any, known: set[str] | None = None) -> bool:
     """True when decoded ``data`` is a run record the exact reader would accept."""
     return (
         type(data) is dict
@@ -609,13 +609,6 @@ def _fast_run(line: str, data: Any, known: set[str] | None = None) -> bool:
         and len(line) <= MAX_LINE_BYTES
         and valid_run_json(data, known)
     )
-
-
-def _parse_or_none(line: str) -> Any:
-    try:
-        return parse_line(line)
-    except ValueError:
-        return None
 
 
 # ---- the canonical reader: run lines exactly as git-prov writes them ------------------------
@@ -757,7 +750,7 @@ def parse_lines(
             else:
                 if end != len(payload):
                     data = None
-        if _fast_run(line, data, known):
+        if fast_run(line, data, known):
             if payload not in seen:  # the same entry twice in one note: once (as parse_note)
                 seen.add(payload)
                 rows.append(_run_row(note, lineno, data, payload))
@@ -958,89 +951,11 @@ class RunIndex:
         return out
 
     def record_jsons(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Each run as ``render.record_json`` makes it — the stored record plus
-        ``short_id``, ``shown_on`` and ``attachments`` — read back from the note blobs
-        the index was built from."""
-        if not run_ids:
-            return {}
-        sql = (
-            "SELECT l.run, l.kind, n.blob, l.note, l.live, l.commit_id, l.lineno FROM lines l"
-            " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (0, 1)"
-        )
-        wanted = set(run_ids)
-        if len(wanted) * 4 >= self.run_count():  # most runs: no temporary table
-            located = [row for row in self.db.execute(sql) if row[0] in wanted]
-        else:
-            with self.selecting(run_ids):
-                located = self.db.execute(sql + " AND l.run IN temp.wanted").fetchall()
-        shown_notes: dict[str, set[str]] = {}
-        first: dict[str, str] = {}
-        line_of: dict[str, int] = {}  # the line of each run's live record (in its blob)
-        for run, _, _, note, live, commit, lineno in located:
-            shown_notes.setdefault(run, set()).add(note)
-            if live:
-                first[run] = commit
-                line_of[run] = lineno
-        shown = {
-            run: [first.get(run, min(notes)), *sorted(notes - {first.get(run, "")})]
-            for run, notes in shown_notes.items()
-        }
-        first_note: dict[str, str] = {}  # blob → the first note holding it
-        for _, _, blob, note, _, _, _ in located:
-            first_note[blob] = min(note, first_note.get(blob, note))
-        located = [(run, kind, blob) for run, kind, blob, _, live, _, _ in located if live or kind]
-        records_in: dict[str, set[str]] = {}  # blob → runs whose live record it holds
-        attached_in: dict[str, set[str]] = {}  # blob → runs it has attachments of
-        for run, kind, blob in located:
-            (attached_in if kind == KIND_ATTACH else records_in).setdefault(blob, set()).add(run)
-        blobs = read_blobs(self.paths, sorted(records_in.keys() | attached_in.keys()))
-        records: dict[str, dict[str, Any]] = {}
-        attachments: dict[str, list[dict[str, Any]]] = {}
-        loads = json.loads
-        known: set[str] = set()  # ids the fast reader has checked
-        # In note (commit id) order, so attachments are listed as Ledger.scan lists them.
-        for blob_id, blob in sorted(blobs.items(), key=lambda item: first_note[item[0]]):
-            want_record = records_in.get(blob_id, set())
-            want_attach = attached_in.get(blob_id, set())
-            for lineno, line in enumerate(note_lines(blob), start=1):
-                payload = line[line.rfind("\t") + 1 :].strip()
-                if payload[:1] != "{":  # not an entry (a blank line ends every note)
-                    continue
-                try:
-                    data = loads(payload)
-                except (ValueError, RecursionError):
-                    continue
-                if type(data) is not dict:
-                    continue
-                kind = data.get("kind")
-                if kind == "run":
-                    run_id = data.get("id")
-                    if run_id not in want_record or run_id in records:
-                        continue
-                    # The line indexed (blob ids name contents): when the fast reader takes
-                    # it, no need for the exact one.
-                    if line_of.get(run_id) == lineno and _fast_run(line, data, known):
-                        records[run_id] = record_json_of(data)
-                        continue
-                entry = _parse_or_none(line) if kind in ("run", "attach") else None
-                if isinstance(entry, RunRecord) and entry.id in want_record:
-                    records.setdefault(entry.id, entry.to_json_dict())
-                elif isinstance(entry, Attachment) and entry.run in want_attach:
-                    found = attachments.setdefault(entry.run, [])
-                    if entry.to_json_dict() not in found:
-                        found.append(entry.to_json_dict())
-        out: dict[str, dict[str, Any]] = {}
-        for run_id in run_ids:
-            if run_id not in records:
-                continue
-            data = records[run_id]
-            match = RUN_ID_RE.match(run_id)
-            data["short_id"] = match.group(2) if match else run_id[:8]
-            data["shown_on"] = shown.get(run_id, [data.get("commit", "")])
-            if attachments.get(run_id):
-                data["attachments"] = attachments[run_id]
-            out[run_id] = data
-        return out
+        """Each run as ``render.record_json`` makes it
+        (:func:`git_prov.query.located.record_jsons`)."""
+        from git_prov.query.located import record_jsons
+
+        return record_jsons(self, run_ids)
 
     @contextlib.contextmanager
     def selecting(self, run_ids: Sequence[str]) -> Iterator[None]:

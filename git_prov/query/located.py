@@ -14,10 +14,12 @@ made by rewrites, merges, conflicts and deletions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
+from git_prov.model.ids import RUN_ID_RE
 from git_prov.model.record import Attachment, RunRecord, Tombstone, parse_line
 from git_prov.query.index import (
     KIND_ATTACH,
@@ -25,8 +27,10 @@ from git_prov.query.index import (
     KIND_TOMBSTONE,
     RepoPaths,
     RunIndex,
+    fast_run,
     note_lines,
     read_blobs,
+    record_json_of,
     with_index,
 )
 from git_prov.store.ledger import LocatedRun
@@ -35,23 +39,42 @@ if TYPE_CHECKING:
     from git_prov.store.repo import GitRepo
 
 
-def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
-    """The live runs among ``run_ids`` (deleted or unknown ids are left out)."""
+R = TypeVar("R")
+
+
+def _walk(
+    index: RunIndex,
+    run_ids: Iterable[str],
+    read_run: Callable[[str], R | None],
+    commit_of: Callable[[R], str],
+    *,
+    missing_ok: bool = False,
+) -> dict[str, tuple[R, tuple[str, ...], list[Attachment]]]:
+    """Each live run among ``run_ids``: its record (its line read by ``read_run``), the
+    commits it is shown on, and its attachments. A note blob that is missing raises
+    :class:`CorruptLedger`, unless ``missing_ok`` (then its runs are left out)."""
     wanted = sorted(set(run_ids))
     if not wanted:
         return {}
-    with index.selecting(wanted):
-        rows = index.db.execute(
-            "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
-            " JOIN notes n ON n.commit_id = l.note"
-            " WHERE l.kind IN (?, ?) AND l.run IN temp.wanted"
-            " AND l.run IN (SELECT run FROM lines WHERE live = 1 AND run IN temp.wanted)"
-            " ORDER BY l.note, l.lineno",
-            (KIND_RUN, KIND_ATTACH),
-        ).fetchall()
+    sql = (
+        "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
+        " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (?, ?) AND {which}"
+        " ORDER BY l.note, l.lineno"
+    )
+    if len(wanted) * 4 >= index.run_count():  # most runs: no temporary table
+        chosen = set(wanted)
+        everything = sql.format(which="l.run IN (SELECT run FROM lines WHERE live = 1)")
+        rows = [r for r in index.db.execute(everything, (KIND_RUN, KIND_ATTACH)) if r[0] in chosen]
+    else:
+        with index.selecting(wanted):
+            which = (
+                "l.run IN temp.wanted"
+                " AND l.run IN (SELECT run FROM lines WHERE live = 1 AND run IN temp.wanted)"
+            )
+            rows = index.db.execute(sql.format(which=which), (KIND_RUN, KIND_ATTACH)).fetchall()
     needed = {blob for _, kind, live, _, _, blob in rows if live or kind == KIND_ATTACH}
     texts = {oid: note_lines(data) for oid, data in read_blobs(index.paths, sorted(needed)).items()}
-    records: dict[str, RunRecord] = {}
+    records: dict[str, R] = {}
     notes: dict[str, list[str]] = {}
     attachments: dict[str, list[Attachment]] = {}
     for run, kind, live, note, lineno, blob in rows:
@@ -60,24 +83,72 @@ def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
             shown.append(note)
         if not live and kind != KIND_ATTACH:
             continue
-        entry = _entry(texts.get(blob), lineno)
-        if kind == KIND_ATTACH and isinstance(entry, Attachment):
-            attachments.setdefault(run, []).append(entry)
-        elif isinstance(entry, RunRecord):
-            records[run] = entry
-        elif blob not in texts:
+        lines = texts.get(blob)
+        line = lines[lineno - 1] if lines is not None and 1 <= lineno <= len(lines) else None
+        if kind == KIND_ATTACH:
+            entry = _entry(line)
+            if isinstance(entry, Attachment):
+                attachments.setdefault(run, []).append(entry)
+                continue
+        elif line is not None:
+            record = read_run(line)
+            if record is not None:
+                records[run] = record
+                continue
+        if lines is None and not missing_ok:
             raise CorruptLedger(
                 f"the note on {note[:12]} that holds run {run} cannot be read: its blob "
                 f"{blob[:12]} is missing",
                 "run git prov fsck; fetch the ledger again (git prov fetch) if a clone has it",
             )
-    out: dict[str, LocatedRun] = {}
+    out: dict[str, tuple[R, tuple[str, ...], list[Attachment]]] = {}
     for run in wanted:
         record = records.get(run)
         if record is None:
             continue  # its note changed under us: the caller reports it as not found
-        others = [c for c in notes.get(run, ()) if c != record.commit]
-        out[run] = LocatedRun(record, (record.commit, *others), tuple(attachments.get(run, ())))
+        commit = commit_of(record)
+        others = [c for c in notes.get(run, ()) if c != commit]
+        out[run] = (record, (commit, *others), attachments.get(run, []))
+    return out
+
+
+def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
+    """The live runs among ``run_ids`` (deleted or unknown ids are left out)."""
+    found = _walk(index, run_ids, _exact_run, lambda record: record.commit)
+    return {
+        run: LocatedRun(record, shown, tuple(attached))
+        for run, (record, shown, attached) in found.items()
+    }
+
+
+def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each live run among ``run_ids`` as ``render.record_json`` makes it from
+    :func:`located` — the stored record plus ``short_id``, ``shown_on`` and
+    ``attachments`` — without building record objects: a line the fast reader takes is
+    turned into JSON directly (``find --json`` of 100k runs). Runs whose note blob is
+    missing are left out."""
+    known: set[str] = set()  # ids the fast reader has checked
+
+    def as_json(line: str) -> dict[str, Any] | None:
+        payload = line[line.rfind("\t") + 1 :].strip()
+        try:
+            data = json.loads(payload)
+        except (ValueError, RecursionError):
+            return None
+        if fast_run(line, data, known):
+            return record_json_of(data)
+        entry = _entry(line)
+        return entry.to_json_dict() if isinstance(entry, RunRecord) else None
+
+    found = _walk(index, run_ids, as_json, lambda data: str(data["commit"]), missing_ok=True)
+    out: dict[str, dict[str, Any]] = {}
+    for run, (data, shown, attached) in found.items():
+        match = RUN_ID_RE.match(run)
+        data["short_id"] = match.group(2) if match else run[:8]
+        data["shown_on"] = list(shown)
+        if attached:
+            data["attachments"] = [a.to_json_dict() for a in attached]
+        out[run] = data
     return out
 
 
@@ -135,13 +206,18 @@ def annotated(index: RunIndex) -> set[str]:
     return {c for (c,) in index.db.execute("SELECT commit_id FROM notes")}
 
 
-def _entry(lines: list[str] | None, lineno: int) -> RunRecord | Attachment | Tombstone | None:
-    if lines is None or not 1 <= lineno <= len(lines):
+def _entry(line: str | None) -> RunRecord | Attachment | Tombstone | None:
+    if line is None:
         return None
     try:
-        return parse_line(lines[lineno - 1])
+        return parse_line(line)
     except ValueError:
         return None
+
+
+def _exact_run(line: str) -> RunRecord | None:
+    entry = _entry(line)
+    return entry if isinstance(entry, RunRecord) else None
 
 
 def _deleted(index: RunIndex, spec: str) -> Tombstone | None:
@@ -156,7 +232,8 @@ def _deleted(index: RunIndex, spec: str) -> Tombstone | None:
         (KIND_TOMBSTONE, low, high, len(spec), spec, KIND_RUN),
     ):
         data = read_blobs(index.paths, [blob]).get(blob)
-        entry = _entry(note_lines(data) if data is not None else None, lineno)
+        lines = note_lines(data) if data is not None else []
+        entry = _entry(lines[lineno - 1] if 1 <= lineno <= len(lines) else None)
         if isinstance(entry, Tombstone) and entry.run == run:
             return entry
     return None
