@@ -106,6 +106,7 @@ def prov(
         text=True,
         capture_output=True,
         input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,  # never the test's stdin
         env=full_env,
         check=False,
     )

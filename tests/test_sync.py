@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import commit_file, git
+from conftest import commit_file, git, prov
 from factories import write_runs
 
 from git_prov import sync
@@ -73,16 +73,7 @@ def _run_ids(path: Path) -> set[str]:
 def _cli(
     path: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "git_prov", *args],
-        cwd=path,
-        text=True,
-        capture_output=True,
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    return prov(path, *args, check=False, input=input, env=env)
 
 
 def _log(path: Path, *revisions: str) -> list[dict[str, object]]:
