@@ -417,62 +417,101 @@ _CHECKED_KEYS = frozenset(_RUN_KEYS | {"v", "kind"})
 _INFINITIES = (float("inf"), float("-inf"))
 
 
+_NONE = type(None)
+_SHAPES_KEPT = 4096  # distinct shapes remembered (a ledger has a handful)
+
+
+def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] | None:
+    """What is still to check of a run object with these members and value types: (oid
+    members, dict members, list members, integer members, the type of ``duration``), or
+    None when no object of this shape is a valid run."""
+    if not _CHECKED_KEYS.issuperset(keys):
+        return None
+    typed = dict(zip(keys, types, strict=True))
+    if any(typed.get(key) is not str for key in ("id", "commit", *_REQUIRED_STR)):
+        return None
+    oids = ["commit"]
+    for key in _OPT_OID:
+        kind = typed.get(key, _NONE)
+        if kind is str:
+            oids.append(key)
+        elif kind is not _NONE:
+            return None
+    if any(typed.get(key, _NONE) not in (str, _NONE) for key in _OPT_STR):
+        return None
+    if any(typed.get(key, _NONE) not in (int, _NONE) for key in ("exit_code", "signal")):
+        return None
+    duration = typed.get("duration")  # None: absent (0 seconds)
+    if duration is not None and duration is not float and duration is not int:
+        return None
+    ints = tuple(key for key in ("exit_code", "signal") if typed.get(key) is int)
+    dicts = [key for key in ("params", "metrics") if key in typed]
+    if any(typed[key] is not dict for key in dicts):
+        return None
+    lists = []
+    for key in ("tags", "omitted", "argv"):
+        kind = typed.get(key, list)
+        if kind is _NONE and key == "argv":
+            continue
+        if kind is not list:
+            return None
+        if key in typed:
+            lists.append(key)
+    return tuple(oids), tuple(dicts), tuple(lists), ints, duration
+
+
+_plans: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+_UNSEEN: tuple[Any, ...] = ()
+
+
 def valid_run_json(data: dict[str, Any], _known_oids: set[str] | None = None) -> bool:
     """True when :func:`~git_prov.model.record.parse_line` would accept this decoded run
     object (``json.loads`` output: exact JSON types).
 
     The same checks as the model's reader without building a :class:`RunRecord` — several
-    times faster. ``_known_oids`` remembers ids already checked (runs share commits and
-    manifests). A test holds the two readers to agreement.
+    times faster, and the index reads every run of the ledger. The members' names and value
+    types (the object's shape) are checked once per shape, and remembered; what is left per
+    object is the formats of ids and the contents of params, metrics and lists.
+    ``_known_oids`` remembers ids already checked (runs share commits and manifests). A test
+    holds the two readers to agreement.
     """
-    if not _CHECKED_KEYS.issuperset(data):
+    shape: tuple[Any, ...] = (*data, *map(type, data.values()))
+    plan = _plans.get(shape, _UNSEEN)
+    if plan is _UNSEEN:
+        half = len(data)
+        plan = _shape_plan(shape[:half], shape[half:])
+        if len(_plans) >= _SHAPES_KEPT:
+            _plans.clear()
+        _plans[shape] = plan
+    if plan is None:
         return False
-    get = data.get
-    value = get("id")
-    if type(value) is not str or not _run_id_match(value):
+    oids, dicts, lists, ints, duration = plan
+    if not _run_id_match(data["id"]):
         return False
     known = _known_oids if _known_oids is not None else set()
-    for key in ("commit", *_OPT_OID):
-        value = get(key)
-        if value is None:
-            if key == "commit":
-                return False
-            continue
-        if type(value) is not str:
-            return False
+    for key in oids:
+        value = data[key]
         if value not in known:
             if not _oid_match(value):
                 return False
             known.add(value)
-    for key in _REQUIRED_STR:
-        if type(get(key)) is not str:
+    for key in dicts:
+        if not _SCALAR_TYPES.issuperset(map(type, data[key].values())):
             return False
-    for key in _OPT_STR:
-        value = get(key)
-        if value is not None and type(value) is not str:
+    for key in lists:
+        if not _STR_TYPE.issuperset(map(type, data[key])):
             return False
-    for key in ("exit_code", "signal"):
-        value = get(key)
-        if value is not None and (type(value) is not int or not INT64_MIN <= value <= INT64_MAX):
+    for key in ints:
+        if not INT64_MIN <= data[key] <= INT64_MAX:
             return False
-    value = get("duration", 0.0)
-    if type(value) is int:
+    if duration is float:  # NaN and Infinity literals are not a duration
+        value = data["duration"]
+        if value != value or value in _INFINITIES:
+            return False
+    elif duration is int:
         try:
-            value = float(value)
+            float(data["duration"])
         except OverflowError:  # an integer past any float
-            return False
-    if type(value) is not float or value != value or value in _INFINITIES:
-        return False  # (NaN and Infinity literals are not a duration)
-    for key in ("params", "metrics"):
-        if key in data:
-            value = data[key]
-            if type(value) is not dict or not _SCALAR_TYPES.issuperset(map(type, value.values())):
-                return False
-    for key in ("tags", "omitted", "argv"):
-        value = get(key, [])
-        if value is None and key == "argv":
-            continue
-        if type(value) is not list or not _STR_TYPE.issuperset(map(type, value)):
             return False
     return True
 
