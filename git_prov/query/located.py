@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 
 R = TypeVar("R")
+_NOTE_ORDER = itemgetter(3, 4)  # (note, lineno) of a row
 
 
 def _walk(
@@ -56,22 +58,24 @@ def _walk(
     wanted = sorted(set(run_ids))
     if not wanted:
         return {}
-    sql = (
+    select = (
         "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
-        " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (?, ?) AND {which}"
-        " ORDER BY l.note, l.lineno"
+        " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (?, ?)"
     )
-    if len(wanted) * 4 >= index.run_count():  # most runs: no temporary table
+    kinds = (KIND_RUN, KIND_ATTACH)
+    if len(wanted) * 4 >= index.run_count():  # most runs: one plain scan, sorted here
         chosen = set(wanted)
-        everything = sql.format(which="l.run IN (SELECT run FROM lines WHERE live = 1)")
-        rows = [r for r in index.db.execute(everything, (KIND_RUN, KIND_ATTACH)) if r[0] in chosen]
+        rows = [r for r in index.db.execute(select, kinds) if r[0] in chosen]
+        live = {r[0] for r in rows if r[2]}
+        rows = sorted((r for r in rows if r[0] in live), key=_NOTE_ORDER)
     else:
         with index.selecting(wanted):
-            which = (
-                "l.run IN temp.wanted"
+            rows = index.db.execute(
+                select + " AND l.run IN temp.wanted"
                 " AND l.run IN (SELECT run FROM lines WHERE live = 1 AND run IN temp.wanted)"
-            )
-            rows = index.db.execute(sql.format(which=which), (KIND_RUN, KIND_ATTACH)).fetchall()
+                " ORDER BY l.note, l.lineno",
+                kinds,
+            ).fetchall()
     needed = {blob for _, kind, live, _, _, blob in rows if live or kind == KIND_ATTACH}
     texts = {oid: note_lines(data) for oid, data in read_blobs(index.paths, sorted(needed)).items()}
     records: dict[str, R] = {}
