@@ -20,16 +20,14 @@ import pytest
 
 from git_prov.capture.environment import (
     DEFAULT_ALLOWED_VARIABLES,
-    REDACTED,
     capture_environment,
     find_lockfiles,
-    is_secret_name,
-    redact_value,
     resolve_interpreter,
 )
-from git_prov.capture.gpu import parse_query_gpu, parse_smi_header, query_nvidia_smi
+from git_prov.capture.environment.gpu import parse_query_gpu, parse_smi_header, query_nvidia_smi
 from git_prov.errors import UsageProblem
 from git_prov.model.manifest import EnvironmentManifest
+from git_prov.trust.secrets import REDACTED, is_secret_name, redact_value
 
 H200_UUID = "GPU-443e086d-7979-1e6b-9813-f18e2474a6e6"
 H200 = {

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import git, prov, runs_json
 
-from git_prov.capture.environment import REDACTED
 from git_prov.trust.redaction import Redactor, known_secrets
+from git_prov.trust.secrets import REDACTED
 
 PY = sys.executable
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

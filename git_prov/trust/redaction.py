@@ -1,8 +1,8 @@
 """Keeping secrets out of stored records: command lines, params, messages and logs.
 
 The environment manifest already redacts variables (:mod:`git_prov.capture.environment`).
-This module applies the same judgement — :func:`~git_prov.capture.environment.is_secret_name`
-for names, :func:`~git_prov.capture.environment.redact_value` for URL passwords and known
+This module applies the same judgement — :func:`~git_prov.trust.secrets.is_secret_name`
+for names, :func:`~git_prov.trust.secrets.redact_value` for URL passwords and known
 token shapes — to everything else a record stores, before it is written:
 
 * the argument vector and the command text (``--password=…``, ``--token X``,
@@ -32,8 +32,8 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from git_prov.capture.environment import REDACTED, is_secret_name, redact_value
 from git_prov.model.values import Scalar
+from git_prov.trust.secrets import REDACTED, is_secret_name, redact_value
 
 # Shorter values of secret-named variables ("1", "true", "prod") would redact half a log.
 MIN_KNOWN_SECRET = 8

@@ -4,6 +4,8 @@ The parsers take the text the tool printed and return plain dicts ready for
 :class:`~git_prov.model.manifest.EnvironmentManifest` (no ``None`` values, so a manifest
 equals its TOML round-trip). :func:`query_nvidia_smi` runs the tool; a missing driver, a
 machine without GPUs, a hung or failing ``nvidia-smi`` all mean "no GPUs", never an error.
+:func:`nvidia_part` is that query behind the fingerprint cache, and :func:`toolkit_versions`
+reads the CUDA and ROCm toolkit versions from variables and version files.
 
 Only facts that stay put while the machine is up are kept: name, UUID, driver, total memory,
 compute capability, PCI bus id. Utilisation, temperature, power and memory in use are
@@ -13,13 +15,21 @@ volatile and never read.
 from __future__ import annotations
 
 import csv
+import json
 import os
+import platform
 import re
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from git_prov.capture.environment.cache import cache_file_for, read_cached, stamp_of, write_cached
+from git_prov.capture.environment.interpreter import find_executable
+from git_prov.capture.environment.reading import read_text, under
+from git_prov.model.manifest import EnvironmentManifest
 
 QUERY_FIELDS: tuple[str, ...] = (
     "index",
@@ -197,3 +207,72 @@ def _finish(proc: subprocess.Popen[str] | None, timeout: float) -> tuple[int, st
         proc.communicate()
         return -1, "", "timed out"
     return proc.returncode, out, err
+
+
+def nvidia_part(env: Mapping[str, str], cache_dir: Path | None, root: Path) -> NvidiaReport:
+    empty = NvidiaReport(gpus=())
+    executable = find_executable("nvidia-smi", env.get("PATH", os.defpath))
+    if executable is None:
+        return empty
+    # NVIDIA_VISIBLE_DEVICES picks a container's GPUs when it is created.
+    identity = ["gpu", executable, platform.node(), env.get("NVIDIA_VISIBLE_DEVICES", "")]
+    # The driver is a kernel module: changing it needs a reboot (new boot id); a changed
+    # user-space nvidia-smi shows in its stat; the driver lists the GPUs it sees (by PCI
+    # bus id) in /proc. A GPU that falls off the bus, or MIG reconfiguration, without any
+    # of these changing is not seen — an accepted gap.
+    keys = [
+        f"realpath:{executable}",
+        f"file:{os.path.realpath(executable)}",
+        f"bootid:{root / 'proc/sys/kernel/random/boot_id'}",
+        f"names:{root / 'proc/driver/nvidia/gpus'}",
+    ]
+    cache_file = cache_file_for(cache_dir, "gpu", identity) if cache_dir is not None else None
+    if cache_file is not None and (cached := read_cached(cache_file, identity)) is not None:
+        return NvidiaReport(
+            gpus=cached.gpus,
+            driver_version=_optional(cached.accelerator.get("driver_version")),
+            cuda_driver_version=_optional(cached.accelerator.get("cuda_driver_version")),
+        )
+    report = query_nvidia_smi(executable, env)
+    if report is None:
+        return empty  # not cached: the driver may come up later in this boot
+    if cache_file is not None:
+        part = EnvironmentManifest(gpus=report.gpus, accelerator=report.accelerator())
+        write_cached(cache_file, identity, stamp_of(keys), part)
+    return report
+
+
+def _optional(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def toolkit_versions(env: Mapping[str, str], root: Path) -> dict[str, str]:
+    """CUDA toolkit and ROCm versions, from variables and version files only (no nvcc)."""
+    out: dict[str, str] = {}
+    if env.get("CUDA_VERSION"):
+        out["cuda_toolkit_version"] = env["CUDA_VERSION"]
+    else:
+        homes = [env.get("CUDA_HOME"), env.get("CUDA_PATH"), "/usr/local/cuda"]
+        for home in filter(None, homes):
+            if version := _cuda_home_version(under(root, home)):
+                out["cuda_toolkit_version"] = version
+                break
+    rocm = read_text(under(root, env.get("ROCM_PATH") or "/opt/rocm") / ".info" / "version")
+    if rocm and rocm.strip():
+        out["rocm_version"] = rocm.strip().splitlines()[0]
+    return out
+
+
+def _cuda_home_version(home: Path) -> str | None:
+    text = read_text(home / "version.json")
+    if text is not None:
+        try:
+            version = json.loads(text).get("cuda", {}).get("version")
+        except (ValueError, AttributeError):
+            version = None
+        if isinstance(version, str) and version:
+            return version
+    text = read_text(home / "version.txt")  # CUDA ≤ 10: "CUDA Version 10.2.89"
+    if text is not None and (match := re.search(r"CUDA Version\s+(\S+)", text)):
+        return match.group(1)
+    return None
