@@ -28,6 +28,7 @@ import signal as signals
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
@@ -110,6 +111,14 @@ class Run:
             record=r,
             _ledger=ledger,
         )
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Problems met while recording the run that did not stop it (a metrics file that
+        could not be read, an output that could not be hashed, data not present)."""
+        from git_prov.recording import record_warnings
+
+        return record_warnings(self.record)
 
     @property
     def ok(self) -> bool:
@@ -367,6 +376,12 @@ class ActiveRun:
             exc.add_note(f"git-prov: this run was not recorded: {problem}")
             return False
         self.run = Run._from(ledger, LocatedRun(record, (record.commit,)))
+        for found in self.run.warnings:
+            message = f"git-prov: run {record.short_id} recorded with a problem: {found}"
+            if exc is not None:
+                exc.add_note(message)  # the block's own exception stays the one raised
+            else:
+                warnings.warn(message, UserWarning, stacklevel=2)
         return False
 
     def _check_open(self, what: str) -> None:

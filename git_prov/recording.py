@@ -15,9 +15,9 @@ from typing import Any, BinaryIO
 from git_prov import __version__
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
-from git_prov.errors import BadPath, UsageProblem
+from git_prov.errors import BadPath, ProvError, UsageProblem
 from git_prov.model.ids import new_run_id
-from git_prov.model.manifest import DataManifest, EnvironmentManifest
+from git_prov.model.manifest import DataEntry, DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord, status_for
 from git_prov.model.values import Scalar
 from git_prov.progress import NO_PROGRESS, Progress
@@ -68,6 +68,8 @@ class Prepared:
     cwd: Path
     inputs_declared: tuple[str, ...]
     outputs_declared: tuple[str, ...]
+    # Problems met while capturing that did not stop the recording (see :func:`finish`).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,13 @@ def prepare(
     argv: Sequence[str] | None,
     progress: Progress = NO_PROGRESS,
     started: datetime | None = None,
+    *,
+    lenient: bool = False,
 ) -> Prepared:
-    """Capture source, inputs, params and environment before a command runs."""
+    """Capture source, inputs, params and environment before a command runs.
+
+    With ``lenient`` (``record``: the command already ran) a params file that cannot be
+    read is a warning in :attr:`Prepared.warnings` instead of an error."""
     from git_prov.capture.environment import DEFAULT_ALLOWED_VARIABLES, capture_environment
 
     root = repo.root
@@ -130,10 +137,16 @@ def prepare(
         )
     )
     params: dict[str, Scalar] = {}
+    warnings: list[str] = []
     for path in _declared_files(root, cwd, config.params_files, options.params_files):
         from git_prov.capture.values_files import read_values_file
 
-        params.update(read_values_file(path, "params"))
+        try:
+            params.update(read_values_file(path, "params"))
+        except ProvError as exc:
+            if not lenient:
+                raise
+            warnings.append(f"params not read: {exc}")
     params.update(options.params)
     source = capture_source(
         repo, exclude=inputs + outputs, max_untracked_bytes=config.max_snapshot_file
@@ -166,6 +179,7 @@ def prepare(
         cwd=cwd,
         inputs_declared=inputs,
         outputs_declared=outputs,
+        warnings=tuple(warnings),
     )
 
 
@@ -259,7 +273,7 @@ def record(
         argv = ()
     redactor = Redactor.from_environment(options.env)
     signer = _signer(repo, options)
-    prepared = prepare(repo, options, list(argv) or None, progress, started=started)
+    prepared = prepare(repo, options, list(argv) or None, progress, started=started, lenient=True)
     return finish(
         repo,
         ledger,
@@ -306,32 +320,34 @@ def finish(
     tags, the message and environment variables are redacted here. With ``signer`` the
     record is signed; if signing fails after a command ran, the run is still recorded
     (unsigned) and :class:`~git_prov.trust.signing.SigningProblem` is raised afterwards.
+
+    The command has run: no problem met while capturing its results (a metrics file
+    missing or unparseable, an output that cannot be hashed) loses it. Whatever could be
+    captured is recorded, and each problem becomes one line of the record's ``warnings``
+    (callers show them: :func:`record_warnings`).
     """
     from git_prov.fsck import recover_stale_ref_locks
 
     redactor = redactor or Redactor.from_environment(options.env)
     root = repo.root
     config = prepared.config
+    warnings = list(prepared.warnings)
     outputs = None
     if prepared.outputs_declared:
-        from git_prov.capture.data import build_manifest
-
-        outputs = build_manifest(
-            root,
-            list(prepared.outputs_declared),
-            cwd=root,
-            cache_path=repo.prov_dir / "hash-cache.sqlite",
-            missing_ok=True,
-            progress=progress,
-        )
+        outputs = _capture_outputs(repo, prepared, progress, warnings)
     metrics: dict[str, Scalar] = {}
     for path in _declared_files(root, prepared.cwd, config.metrics_files, options.metrics_files):
         from git_prov.capture.values_files import read_values_file
 
-        # A failed run may not have written its metrics: that is not a second failure.
-        if path.exists() or exit_code == 0:
+        try:
             metrics.update(read_values_file(path, "metrics"))
+        except ProvError as exc:
+            warnings.append(f"metrics not read: {exc}")
+        except Exception as exc:  # the run is worth more than its metrics
+            warnings.append(f"metrics not read from {path}: {type(exc).__name__}: {exc}")
     metrics.update(options.metrics)
+    if warnings:
+        extra = {**(extra or {}), "warnings": [redactor.text(w) for w in warnings]}
 
     objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
     inputs_id = outputs_id = None
@@ -406,6 +422,52 @@ def finish(
             "`git prov verify` lists unsigned runs",
         )
     return run_record
+
+
+def _capture_outputs(
+    repo: GitRepo, prepared: Prepared, progress: Progress, warnings: list[str]
+) -> DataManifest:
+    """The outputs' manifest; a declared path that cannot be described (unreadable, not
+    a regular file, …) is left out of its files, with a warning, rather than failing."""
+    from git_prov.capture.data import build_manifest
+
+    def build(paths: Sequence[str]) -> DataManifest:
+        return build_manifest(
+            repo.root,
+            list(paths),
+            cwd=repo.root,
+            cache_path=repo.prov_dir / "hash-cache.sqlite",
+            missing_ok=True,
+            progress=progress,
+        )
+
+    declared = prepared.outputs_declared
+    try:
+        return build(declared)
+    except Exception:  # find which path it was, and keep the others
+        pass
+    entries: list[DataEntry] = []
+    missing: list[str] = []
+    for path in declared:
+        try:
+            part = build([path])
+        except ProvError as exc:
+            warnings.append(f"output not recorded: {exc}")
+            continue
+        except Exception as exc:
+            warnings.append(f"output {path} not recorded: {type(exc).__name__}: {exc}")
+            continue
+        entries.extend(part.entries)
+        missing.extend(part.missing)
+    return DataManifest.build(declared, entries, missing)
+
+
+def record_warnings(record: RunRecord) -> tuple[str, ...]:
+    """The problems a record's ``warnings`` key lists (none for older records)."""
+    found = record.extra.get("warnings")
+    if not isinstance(found, list):
+        return ()
+    return tuple(w for w in found if isinstance(w, str))
 
 
 def _signer(repo: GitRepo, options: RunOptions) -> SigningSetup | None:

@@ -152,10 +152,15 @@ def test_logging_outside_the_block_is_refused(here: Path) -> None:
 def test_a_failed_recording_does_not_hide_the_blocks_exception(here: Path) -> None:
     with pytest.raises(ZeroDivisionError) as caught, git_prov.run(metrics_files=["m.json"]):
         1 / 0  # noqa: B018
-    # m.json was never written: the run is still recorded (a failed run may lack metrics).
-    assert not getattr(caught.value, "__notes__", None)
+    # m.json was never written: the run is still recorded, the problem noted on the error.
+    assert [n for n in caught.value.__notes__ if "m.json" in n and "recorded with" in n]
     (here / "m.json").write_text("not json")
     with pytest.raises(ZeroDivisionError) as caught, git_prov.run(metrics_files=["m.json"]):
+        1 / 0  # noqa: B018
+    assert any("recorded with a problem" in note for note in caught.value.__notes__)
+    assert len(runs_json(here)) == 2
+    # A recording that cannot happen at all (signing asked for, no key) is noted too.
+    with pytest.raises(ZeroDivisionError) as caught, git_prov.run(sign=True):
         1 / 0  # noqa: B018
     assert any("not recorded" in note for note in caught.value.__notes__)
 

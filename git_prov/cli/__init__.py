@@ -313,6 +313,7 @@ def run(
         sign,
     )
     outcome = recording.run(repo, command, options, progress=_progress())
+    _say_record_warnings(outcome.record)
     if not quiet:
         r = outcome.record
         dirty = " (dirty tree, snapshot kept)" if r.dirty else ""
@@ -405,6 +406,7 @@ def record(
     rec = recording.record(
         repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()
     )
+    _say_record_warnings(rec)
     if as_json:
         click.echo(json.dumps(rec.to_json_dict(), indent=2, sort_keys=True))
     else:
@@ -551,6 +553,15 @@ def show(
     )
     _page(state, text)
     return 0
+
+
+def _say_record_warnings(record: Any) -> None:
+    """The problems met while recording a run that still got recorded, one per line."""
+    from git_prov.model.record import printable
+    from git_prov.recording import record_warnings
+
+    for text in record_warnings(record):
+        click.echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
 
 
 def _report_problems(problems: Sequence[Any]) -> None:
