@@ -18,6 +18,8 @@ EXIT_NOT_FOUND = 6
 EXIT_CONFLICT = 7
 EXIT_REMOTE = 8
 EXIT_CORRUPT = 9
+EXIT_UNTRUSTED = 10
+EXIT_STORAGE = 11
 EXIT_COMMAND_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 
@@ -86,3 +88,17 @@ class CommandNotFound(ProvError):
     """The command given to ``git prov run`` could not be started."""
 
     exit_code = EXIT_COMMAND_NOT_FOUND
+
+
+class Untrusted(ProvError):
+    """``reproduce`` was not allowed to run another person's recorded command (no terminal
+    to ask and no ``--yes``, or declined at the prompt)."""
+
+    exit_code = EXIT_UNTRUSTED
+
+
+class StorageProblem(ProvError):
+    """The repository cannot be written: a read-only file system or ``.git``, a full disk,
+    a quota, missing permissions."""
+
+    exit_code = EXIT_STORAGE

@@ -15,26 +15,30 @@ The steps, each reported in a :class:`Reproduction`:
    lead out of the worktree are refused).
 3. **environment** — the environment the rerun used (with ``dry_run``: the one captured
    now) compared with the recorded one (:func:`git_prov.query.compare.diff_environments`).
-4. **rerun** — the recorded argv (else ``sh -c COMMAND``) in the recorded cwd, recorded as a
+4. **consent** — a record not written in this repository and not signed by a key you
+   trust is someone else's command: it runs only when ``ask`` says yes or with
+   ``assume_yes`` (:mod:`git_prov.trust.consent`).
+5. **rerun** — the recorded argv (else ``sh -c COMMAND``) in the recorded cwd, recorded as a
    new run with ``reproduces`` set and the original's declared inputs and outputs.
-5. **verdict** — outputs compared file by file, metrics within ``rtol``/``atol``.
+6. **verdict** — outputs compared file by file, metrics within ``rtol``/``atol``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from git_prov.errors import EXIT_BAD_PATH, EXIT_FINDING, BadPath, NotFound, UsageProblem
 from git_prov.model.manifest import MODE_EXECUTABLE, DataEntry, DataManifest, EnvironmentManifest
-from git_prov.model.record import RunRecord
+from git_prov.model.record import RunRecord, printable
 from git_prov.model.values import as_number
 from git_prov.progress import NO_PROGRESS, Progress
 from git_prov.query.compare import (
@@ -45,6 +49,7 @@ from git_prov.query.compare import (
 )
 from git_prov.query.drift import rehash, settle_unverified
 from git_prov.store.repo import GitRepo
+from git_prov.trust.consent import CONSENT_REFUSED, gate
 
 # Verdicts.
 IDENTICAL = "identical"  # every recorded output has the same bytes, metrics within tolerance
@@ -80,6 +85,7 @@ class ReproduceOptions:
     metrics_files: Sequence[str] = ()  # repo-relative; outputs holding the metrics are found
     write_requirements: Path | None = None
     environment: bool = True  # compare environments
+    assume_yes: bool = False  # --yes: run a record that is not yours without asking
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class Reproduction:
     rtol: float = 1e-9
     atol: float = 0.0
     drift: tuple[str, ...] = field(default=())  # inputs that drifted (allowed or not)
+    trust: dict[str, Any] | None = None  # trust.consent.TrustDecision.to_json_dict()
 
     @property
     def exit_code(self) -> int:
@@ -167,6 +174,7 @@ class Reproduction:
             "metrics": [asdict(m) for m in self.metrics],
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
             "requirements": self.requirements,
+            "trust": self.trust,
         }
         if self.environment is not None:
             doc["environment"] = asdict(self.environment) | {"same": self.environment.same}
@@ -521,6 +529,23 @@ def _check_worktree_dir(repo: GitRepo, directory: Path) -> Path:
     return directory
 
 
+def checkout_problem(repo: GitRepo, source: str) -> str | None:
+    """Why git would refuse to check ``source`` out (a path such as ``.git/config`` or
+    ``../x`` in a hostile snapshot), or None. Asked of git itself: its tree is read into
+    a throw-away index, which applies the checks a checkout does."""
+    index = repo.prov_dir / f"reproduce-check-{os.getpid()}.index"
+    try:
+        proc = repo.git("read-tree", source, check=False, env={"GIT_INDEX_FILE": str(index)})
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(index)
+    if proc.returncode == 0:
+        return None
+    said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    detail = said[0].removeprefix("error: ") if said else f"exit status {proc.returncode}"
+    return f"the run's source {source[:12]} cannot be checked out: {printable(detail)}"
+
+
 # ---- reproduce ------------------------------------------------------------------------------
 
 
@@ -532,10 +557,15 @@ def reproduce(
     progress: Progress = NO_PROGRESS,
     stdout: BinaryIO | None = None,
     stderr: BinaryIO | None = None,
+    ask: Callable[[str], bool] | None = None,
 ) -> Reproduction:
     """Reproduce run ``spec`` (see the module docstring). The command's output goes to
     ``stdout``/``stderr`` (default: ours). Returns what happened; the caller decides the
-    exit status from :attr:`Reproduction.exit_code`."""
+    exit status from :attr:`Reproduction.exit_code`.
+
+    A record that is not yours (see :mod:`git_prov.trust.consent`) runs only after
+    ``ask(question)`` says yes, or with ``options.assume_yes``; without ``ask`` it raises
+    :class:`~git_prov.errors.Untrusted` before anything is checked out."""
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
@@ -560,8 +590,14 @@ def reproduce(
         )
         if not options.dry_run:
             raise NotFound(blockers[-1], "fetch the provenance: git prov fetch")
-    elif not ledger.is_kept(source):
-        notes.append(f"source {source[:12]} is not kept by refs/prov/objects (git gc may drop it)")
+    else:
+        if not ledger.is_kept(source):
+            notes.append(
+                f"source {source[:12]} is not kept by refs/prov/objects (git gc may drop it)"
+            )
+        refused = checkout_problem(repo, source)
+        if refused:
+            blockers.append(refused)
 
     inputs = ledger.data_manifest(run.inputs) if run.inputs else None
     outputs = ledger.data_manifest(run.outputs) if run.outputs else None
@@ -607,7 +643,14 @@ def reproduce(
         atol=options.atol,
         drift=drift,
     )
+    trust = gate(repo, run, command, cwd, assume_yes=options.assume_yes, ask=ask, dry_run=True)
+    base = replace(base, trust=trust.to_json_dict())
     if options.dry_run:
+        if trust.consent == CONSENT_REFUSED:
+            blockers.append(
+                f"run {run.short_id} is not yours ({trust.reason}): without a terminal to "
+                "ask, it would not run (--yes trusts it)"
+            )
         if options.environment and recorded_env is not None:
             now = capture_environment_now(repo, run, recorded_env)
             env_diff = diff_environments(recorded_env, now, run.env, None)
@@ -623,6 +666,9 @@ def reproduce(
         raise BadPath(blockers[0], "nothing was run")
     if drifted and not options.allow_drift:
         return replace(base, verdict=REFUSED, blockers=drift)
+    if not trust.trusted:  # asked only now: nothing else stands in the way
+        trust = gate(repo, run, command, cwd, assume_yes=options.assume_yes, ask=ask, dry_run=False)
+        base = replace(base, trust=trust.to_json_dict())
 
     metrics_files = _metrics_files(repo, run, outputs, options.metrics_files)
     directory = _check_worktree_dir(repo, options.worktree or default_worktree(repo, run))

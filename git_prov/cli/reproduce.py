@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from git_prov.cli import CONTEXT, State, _open, _progress, cli
+from git_prov.model.record import printable
 
 
 @cli.command(context_settings=CONTEXT)
@@ -49,6 +50,13 @@ from git_prov.cli import CONTEXT, State, _open, _progress, cli
 )
 @click.option("--no-env", is_flag=True, help="Do not compare environments.")
 @click.option(
+    "-y",
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Run the recorded command even when the run is not yours (no question asked).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -67,6 +75,7 @@ def reproduce(
     metrics_files: tuple[str, ...],
     write_requirements: Path | None,
     no_env: bool,
+    assume_yes: bool,
     as_json: bool,
 ) -> int:
     """Rerun RUN from its exact source in a separate worktree and compare the results.
@@ -74,10 +83,15 @@ def reproduce(
     Inputs are verified by hash first (missing or changed ones refuse the rerun, exit 5,
     unless --allow-drift). The rerun is recorded as a new run that `reproduces` RUN.
 
+    A run not recorded in this repository and not signed by a key you trust is someone
+    else's command: it is shown and you are asked first; without a terminal it is refused
+    (exit 10) unless --yes (or `git config prov.reproduceTrust all`).
+
     \b
     Exit status: 0 reproduced (outputs identical, or outputs differ but every recorded
     metric is within --rtol/--atol); 1 not reproduced (with --dry-run: something would
-    block it); 5 inputs missing or changed; 6 run or source not found.
+    block it); 5 inputs missing or changed; 6 run or source not found; 10 not run:
+    someone else's command, not trusted.
     """
     from git_prov.reproduce import ReproduceOptions
     from git_prov.reproduce import reproduce as reproduce_run
@@ -93,6 +107,7 @@ def reproduce(
         metrics_files=metrics_files,
         write_requirements=write_requirements,
         environment=not no_env,
+        assume_yes=assume_yes,
     )
     # With --json, stdout carries only the answer: the command's output goes to stderr.
     result = reproduce_run(
@@ -101,6 +116,7 @@ def reproduce(
         options,
         progress=_progress(),
         stdout=sys.stderr.buffer if as_json else None,
+        ask=_ask_on_terminal if _on_terminal() else None,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
@@ -114,6 +130,16 @@ def reproduce(
             err=True,
         )
     return int(result.exit_code)
+
+
+def _on_terminal() -> bool:
+    """Someone is there to answer: stdin and stderr (where the question goes) are a
+    terminal."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask_on_terminal(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
 
 
 def render_text(result: Any, state: State) -> str:
@@ -143,6 +169,18 @@ def render_text(result: Any, state: State) -> str:
                 lines.append(f"  package {p.name}: {p.change} {p.old or '-'} → {p.new or '-'}")
             for f in env.facts:
                 lines.append(f"  {f.section}.{f.key}: {f.old!r} → {f.new!r}")
+    trust = result.trust
+    if trust is not None:
+        how = {
+            "own": "recorded in this repository",
+            "signed": trust["reason"],
+            "yes": "not yours; trusted with --yes",
+            "config": "not yours; trusted by prov.reproduceTrust=all",
+            "asked": "not yours; you said yes",
+            "would-ask": "not yours; you will be asked before it runs",
+            "refused": "not yours; it would not run without a terminal to ask (--yes)",
+        }.get(trust["consent"], trust["consent"])
+        lines.append(f"  trust    {printable(how)}")
     for text in result.notes:
         lines.append(f"note: {text}")
     if result.requirements:

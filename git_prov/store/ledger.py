@@ -27,7 +27,9 @@ from git_prov.model.record import (
     encode_entry,
     parse_note,
 )
+from git_prov.model.values import canonical_json
 from git_prov.store import notes
+from git_prov.store.authored import remember_authored
 from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
@@ -282,6 +284,14 @@ class Ledger:
                 additions.setdefault(commit_hex, []).append(encode_entry(entry))
             if additions:
                 self._update_notes(additions, message)
+                remember_authored(
+                    self.repo.prov_dir,
+                    (
+                        canonical_json(e.to_json_dict())
+                        for _, e in entries
+                        if isinstance(e, RunRecord)
+                    ),
+                )
                 self.refresh_display(additions)
 
     def display_enabled(self) -> bool:
