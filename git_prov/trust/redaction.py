@@ -1,9 +1,10 @@
 """Keeping secrets out of stored records: command lines, params, messages and logs.
 
-The environment manifest already redacts variables (:mod:`git_prov.capture.environment`).
-This module applies the same judgement — :func:`~git_prov.trust.secrets.is_secret_name`
-for names, :func:`~git_prov.trust.secrets.redact_value` for URL passwords and known
-token shapes — to everything else a record stores, before it is written:
+The rules live in :mod:`git_prov.trust.secrets` (secret names, the token shapes and their
+hints); the environment manifest applies them to variables. This module applies the same
+rules — :func:`~git_prov.trust.secrets.is_secret_name` for names,
+:func:`~git_prov.trust.secrets.redact_value` for URL passwords and token shapes — to
+everything else a record stores, before it is written:
 
 * the argument vector and the command text (``--password=…``, ``--token X``,
   ``API_KEY=…`` assignments, ``https://user:pass@…``, ``curl -u user:pass``,
@@ -33,7 +34,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from git_prov.model.values import Scalar
-from git_prov.trust.secrets import REDACTED, is_secret_name, redact_value
+from git_prov.trust.secrets import (
+    LINE_HINTS,
+    REDACTED,
+    SECRET_NAME_HINTS,
+    TEXT_HINTS,
+    is_secret_name,
+    redact_value,
+)
 
 # Shorter values of secret-named variables ("1", "true", "prod") would redact half a log.
 MIN_KNOWN_SECRET = 8
@@ -72,49 +80,13 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # --model x``: the first is a flag).
 _OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9_.\-]*(?:=.*)?")
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
-# Lower-case substrings without which no rule below can match a line: URLs, the prefixes of
-# the token shapes redact_value knows, and the fragments of every name is_secret_name
-# accepts. A line without any of them is left alone without running a regex.
-_TOKEN_HINTS = (
-    "://",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "hf_",
-    "sk-",
-    "k_live",
-    "k_test",
-    "akia",
-    "asia",
-    "xox",
-    "npm_",
-    "pypi-",
-    "aiza",
-    "ya29.",
-    "eyj",
-)
-_NAME_HINTS = (
-    "token",
-    "secret",
-    "pass",
-    "pwd",
-    "key",
-    "cred",
-    "auth",
-    "private",
-    "session",
-    "cookie",
-    "pat",
-    "dsn",
-    "signature",
-)
-_HINTS = (*_TOKEN_HINTS, *_NAME_HINTS, "bearer")
-_TOKEN_HINT_SET = frozenset(_TOKEN_HINTS)
-_NAME_HINT_SET = frozenset(_NAME_HINTS)
+# Lower-case substrings without which no rule below can match a line: those of the secret
+# rules (URLs, token shapes, fragments of secret names; all from git_prov.trust.secrets,
+# never copied here) and "bearer". A line without any of them is left alone without
+# running a regex.
+_HINTS = (*LINE_HINTS, *SECRET_NAME_HINTS, "bearer")
+_TOKEN_HINT_SET = frozenset(LINE_HINTS)
+_NAME_HINT_SET = frozenset(SECRET_NAME_HINTS)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -124,7 +96,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 # Python kwargs); the value is a quoted string or one word.
 _ASSIGNMENT = re.compile(
     r"""(?<![A-Za-z0-9_.\-])(?P<name>(?=[A-Za-z_])[A-Za-z0-9_.\-]*?"""
-    r"""(?i:token|secret|pass|pwd|key|cred|auth|private|session|cookie|pat|dsn|signature)"""
+    r"""(?i:""" + "|".join(map(re.escape, SECRET_NAME_HINTS)) + r""")"""
     r"""[A-Za-z0-9_.\-]*)(?P<sep>["']?[ \t]*[:=][ \t]*)"""
     r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;&"'<>)\]}]+)"""
 )
@@ -207,7 +179,7 @@ class Redactor:
             if value in text:
                 text = text.replace(value, REDACTED)
         lowered = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
-        if "private key-----" in lowered:  # a PEM block spans lines: the whole text
+        if any(hint in lowered for hint in TEXT_HINTS):  # a PEM block spans lines
             text = redact_value("", text)
             lowered = text.translate(_ASCII_LOWER)
         lines: dict[tuple[int, int], list[str]] = {}  # (start, end) of a line -> its hints

@@ -5,6 +5,7 @@ and every redaction path (:mod:`git_prov.trust.redaction`) use these and only th
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 REDACTED = "<redacted>"
 
@@ -51,34 +52,105 @@ _SECRET_FRAGMENTS = (
     "AUTHORIZ",
 )
 _SECRET_ENDINGS = ("TOKEN", "TOKENS", "KEY", "KEYS", "AUTH", "PWD")
+
+
 # Words ending like a secret that are not one.
 _HARMLESS_WORDS = frozenset(
     {"MONKEY", "DONKEY", "HOCKEY", "JOCKEY", "TURKEY", "WHISKEY", "HOTKEY", "OLDPWD"}
 )
 
+_NAME_RULES = {w.lower() for w in (*_SECRET_WORDS, *_SECRET_FRAGMENTS, *_SECRET_ENDINGS)}
+SECRET_NAME_HINTS: tuple[str, ...] = tuple(
+    sorted(w for w in _NAME_RULES if not any(o != w and o in w for o in _NAME_RULES))
+)
+"""Lower-case fragments one of which every name :func:`is_secret_name` accepts contains:
+its words, fragments and endings, minus those holding another (``tokens`` holds
+``token``). Derived, never copied: text without any of them holds no secret-named
+assignment, so redaction looks for these before running a regular expression."""
+
+
+@dataclass(frozen=True)
+class TokenShape:
+    """A kind of credential recognised by its shape wherever it appears, whatever its name.
+
+    ``hints`` are lower-case substrings one of which every match contains: redaction of free
+    text (logs of megabytes) runs ``pattern`` only on lines holding a hint, so a shape whose
+    hints miss its matches is a shape that lets tokens through. ``spans_lines``: a match may
+    cover several lines (a PEM block), so the whole text is searched, not line by line.
+    """
+
+    name: str
+    pattern: str
+    hints: tuple[str, ...]
+    spans_lines: bool = False
+
+
+TOKEN_SHAPES: tuple[TokenShape, ...] = (
+    TokenShape(
+        "GitHub token",
+        r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ),
+    TokenShape(
+        "GitHub fine-grained token",
+        r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}",
+        ("github_pat_",),
+    ),
+    TokenShape("GitLab token", r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_\-]{20,}", ("glpat-",)),
+    TokenShape("Hugging Face token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}", ("hf_",)),
+    TokenShape(
+        "OpenAI or Anthropic key",
+        r"(?<![A-Za-z0-9])sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}",
+        ("sk-",),
+    ),
+    TokenShape(
+        "Stripe key",
+        r"(?<![A-Za-z0-9])[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+        ("k_live_", "k_test_"),
+    ),
+    TokenShape(
+        "AWS access key id",
+        r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        ("akia", "asia"),
+    ),
+    TokenShape("Slack token", r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9\-]{10,}", ("xox",)),
+    TokenShape("npm token", r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}", ("npm_",)),
+    TokenShape("PyPI token", r"(?<![A-Za-z0-9])pypi-[A-Za-z0-9_\-]{50,}", ("pypi-",)),
+    TokenShape("Google API key", r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}", ("aiza",)),
+    TokenShape(
+        "Google OAuth access token", r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}", ("ya29.",)
+    ),
+    TokenShape(
+        "JSON Web Token",
+        r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+        ("eyj",),
+    ),
+    TokenShape(
+        "PEM private key",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+        ("private key-----",),
+        spans_lines=True,
+    ),
+)
+"""Every credential shape git-prov redacts, in environment variables, argv, params,
+messages, tags, logs and tracebacks alike (docs/security.md lists them)."""
+
+URL_PASSWORD_HINT = "://"
 _URL_PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<password>[^/?#\s]+)@"
 )
-_TOKEN_SHAPES = re.compile(
-    "|".join(
-        [
-            r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
-            r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}",
-            r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
-            r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}",  # Hugging Face
-            r"(?<![A-Za-z0-9])sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}",  # OpenAI, Anthropic
-            r"(?<![A-Za-z0-9])[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-            r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS access key id
-            r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
-            r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}",
-            r"(?<![A-Za-z0-9])pypi-[A-Za-z0-9_\-]{50,}",
-            r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}",  # Google API key
-            r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_\-]{20,}",  # Google OAuth access token
-            r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",  # JWT
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-        ]
-    )
+_TOKEN_PATTERN = re.compile("|".join(shape.pattern for shape in TOKEN_SHAPES))
+
+LINE_HINTS: tuple[str, ...] = (
+    URL_PASSWORD_HINT,
+    *(hint for shape in TOKEN_SHAPES if not shape.spans_lines for hint in shape.hints),
 )
+"""Lower-case substrings without which no line holds a URL password or a token that
+:func:`redact_value` replaces (shapes that span lines excepted: :data:`TEXT_HINTS`)."""
+TEXT_HINTS: tuple[str, ...] = tuple(
+    hint for shape in TOKEN_SHAPES if shape.spans_lines for hint in shape.hints
+)
+"""Lower-case substrings of the shapes that may span lines: look for them in a whole text."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -107,8 +179,7 @@ def redact_value(name: str, value: str) -> str:
 
     The whole value when :func:`is_secret_name` says ``name`` is secret (an empty value
     stays empty); otherwise the password of ``scheme://user:password@host`` URLs and every
-    substring shaped like a known credential (GitHub, GitLab, Hugging Face, OpenAI, Stripe,
-    AWS access key ids, Slack, npm, PyPI, Google, JWTs, PEM private keys). Pass ``name=""``
+    substring shaped like a credential of :data:`TOKEN_SHAPES`. Pass ``name=""``
     for text that has no name, such as one argument of a command line.
     """
     if not value:
@@ -116,4 +187,9 @@ def redact_value(name: str, value: str) -> str:
     if name and is_secret_name(name):
         return REDACTED
     value = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", value)
-    return _TOKEN_SHAPES.sub(REDACTED, value)
+    return _TOKEN_PATTERN.sub(REDACTED, value)
+
+
+def url_passwords(value: str) -> list[str]:
+    """The passwords of the ``scheme://user:password@host`` URLs in ``value``."""
+    return [m.group("password") for m in _URL_PASSWORD.finditer(value)]
