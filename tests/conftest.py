@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The `lfs_server` fixture: a real git-LFS server (giftless) on 127.0.0.1.
+pytest_plugins = ("lfs_server",)
+
 
 @pytest.fixture(autouse=True)
 def hermetic_seal(

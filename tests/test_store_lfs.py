@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import git
+from lfs_server import LfsServer
 
 from git_prov.capture.hashing import parse_lfs_pointer
-from git_prov.errors import EXIT_BAD_PATH, EXIT_NOT_FOUND, EXIT_REPOSITORY
+from git_prov.errors import EXIT_BAD_PATH, EXIT_NOT_FOUND, EXIT_REMOTE, EXIT_REPOSITORY
 from git_prov.store.lfs import (
     LfsError,
     fetch_lfs_objects,
@@ -232,3 +233,75 @@ def test_without_git_lfs_the_error_says_how_to_install(
     assert "git-lfs is not installed" in str(err.value) and "apt install git-lfs" in str(err.value)
     with pytest.raises(LfsError):
         fetch_lfs_objects(repo, "origin", [(oid_of(b"y"), 1)])
+
+
+# ---- a real LFS server over HTTP (giftless, tests/lfs_server.py) -------------------------------
+
+
+@pytest.fixture
+def served(lfs_server: LfsServer, repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """``repo`` pushed to repository org/repo on the server, and a clone of it; both may
+    use the server's LFS."""
+    url = lfs_server.create_repo("org/repo")
+    git(repo, "remote", "add", "origin", url)
+    lfs_server.authorize(repo)
+    git(repo, "push", "-q", "origin", "main")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-c", "=".join(lfs_server.batch_header()), url, str(clone))
+    return repo, clone
+
+
+def test_objects_travel_through_an_http_lfs_server(
+    lfs_server: LfsServer, served: tuple[Path, Path]
+) -> None:
+    repo, clone = served
+    blobs = [os.urandom(5000), os.urandom(70_000)]
+    oids = [keep(repo, f"f{i}.bin", b) for i, b in enumerate(blobs)]
+    push_lfs_objects(repo, "origin", oids)
+    assert all(lfs_server.has_object("org/repo", oid) for oid in oids)
+    push_lfs_objects(repo, "origin", oids)  # again: the server has them, nothing to do
+    fetch_lfs_objects(clone, "origin", [(o, len(b)) for o, b in zip(oids, blobs, strict=True)])
+    for oid, data in zip(oids, blobs, strict=True):
+        assert lfs_object_path(clone / ".git", oid).read_bytes() == data
+
+
+def test_objects_missing_on_the_http_server_are_named(served: tuple[Path, Path]) -> None:
+    repo, clone = served
+    there = keep(repo, "a.bin", b"uploaded")
+    push_lfs_objects(repo, "origin", [there])
+    absent = oid_of(b"never uploaded")
+    with pytest.raises(LfsError) as err:
+        fetch_lfs_objects(clone, "origin", [(absent, 14), (there, 8)])
+    assert err.value.exit_code == EXIT_NOT_FOUND
+    assert err.value.missing == (absent,)
+    assert "origin does not have 1 git-LFS object(s)" in str(err.value)
+    assert has_lfs_object(clone / ".git", there, 8)
+
+
+def test_a_refused_token_is_an_auth_failure(
+    lfs_server: LfsServer, served: tuple[Path, Path]
+) -> None:
+    repo, clone = served
+    oid = keep(repo, "a.bin", b"secret weights")
+    lfs_server.authorize(repo, token="not-a-valid-token")
+    with pytest.raises(LfsError) as err:
+        push_lfs_objects(repo, "origin", [oid])
+    assert err.value.exit_code == EXIT_REMOTE
+    assert "uploading git-LFS objects to origin was refused" in str(err.value)
+    assert not lfs_server.has_object("org/repo", oid)
+    git(clone, "config", "--unset-all", lfs_server.batch_header()[0])
+    with pytest.raises(LfsError) as err:
+        fetch_lfs_objects(clone, "origin", [(oid, 14)])
+    assert "was refused" in str(err.value)
+
+
+def test_a_host_without_lfs_says_so(lfs_server: LfsServer, repo: Path) -> None:
+    # The server has no LFS endpoint for a repository outside any organization.
+    url = lfs_server.create_repo("plain")
+    git(repo, "remote", "add", "origin", url)
+    git(repo, "push", "-q", "origin", "main")
+    oid = keep(repo, "a.bin", b"weights")
+    with pytest.raises(LfsError) as err:
+        push_lfs_objects(repo, "origin", [oid])
+    assert err.value.exit_code == EXIT_REMOTE
+    assert "origin has no git-LFS endpoint that answers" in str(err.value)

@@ -418,7 +418,7 @@ _NO_ENDPOINT = (
     "endpoint",
 )
 _MISSING_LOCAL = "unable to stat local media path"
-_MISSING_REMOTE = ("remote missing object", "object does not exist", "not found on the server")
+_MISSING_REMOTE = ("remote missing object", "object does not exist")
 _OID_IN = re.compile(r"[0-9a-f]{64}")
 
 
@@ -454,7 +454,7 @@ def _lfs_problem(
             exit_code=EXIT_NOT_FOUND,
             missing=absent,
         )
-    if any(word in lowered for word in _MISSING_REMOTE):
+    if not push and any(word in lowered for word in _MISSING_REMOTE):
         return _missing_on_remote(remote, wanted)
     if any(word in lowered for word in _AUTH):
         return LfsError(
