@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
-from git_prov.store.gitcli import PROV_DIR, prov_dir, run_git
+from git_prov.store.gitcli import PROV_DIR, finish_git, prov_dir, read_blobs, run_git, start_git
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -173,11 +173,11 @@ class SyncRepo:
             return cls._wrap(target), None
         path = os.fspath(target)
         jobs = [
-            _start_git(path, _WHERE),
-            _start_git(path, ("config", "-z", "--get-regexp", _CONFIG_KEYS)),
-            _start_git(path, ("for-each-ref", _REF_FORMAT, *_LEDGER_PATTERNS), env=_GIT_ENV),
+            start_git(path, _WHERE),
+            start_git(path, ("config", "-z", "--get-regexp", _CONFIG_KEYS)),
+            start_git(path, ("for-each-ref", _REF_FORMAT, *_LEDGER_PATTERNS), env=_GIT_ENV),
         ]
-        where, config, refs = (_finish_git(job) for job in jobs)
+        where, config, refs = (finish_git(job) for job in jobs)
         lines = where.stdout.decode(errors="replace").splitlines()
         if where.returncode != 0 or len(lines) != 4:
             return cls._wrap(_open_full(path)), None
@@ -245,30 +245,6 @@ def _parse_config(output: bytes) -> dict[str, list[str]]:
 # What every function here takes: a path inside a repository, or an open repository.
 RepoLike: TypeAlias = "SyncRepo | GitRepo | str | os.PathLike[str]"
 StrPath: TypeAlias = "str | os.PathLike[str]"
-
-
-def _start_git(
-    cwd: str, args: Sequence[str], *, env: Mapping[str, str] | None = None, input: bool = False
-) -> subprocess.Popen[bytes]:
-    """Start ``git args…`` in ``cwd``; :func:`_finish_git` waits for it."""
-    try:
-        return subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            stdin=subprocess.PIPE if input else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env} if env is not None else None,
-        )
-    except FileNotFoundError:
-        raise RepositoryProblem("the git command is not installed or not on PATH") from None
-
-
-def _finish_git(
-    proc: subprocess.Popen[bytes], input: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    out, err = proc.communicate(input)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _open_full(path: str) -> GitRepo:
@@ -828,10 +804,10 @@ def _push_once(
         args.append("--atomic")
     # Objects first: a note must never reach the remote before what it names.
     specs = [f"{tips[ref]}:{ref}" for ref in (OBJECTS_REF, NOTES_REF) if ref in tips]
-    job = _start_git(repo._cwd, (*args, remote, *specs), env=_GIT_ENV)
+    job = start_git(repo._cwd, (*args, remote, *specs), env=_GIT_ENV)
     if meanwhile is not None:
         meanwhile()
-    proc = _finish_git(job)
+    proc = finish_git(job)
     err = proc.stderr.decode(errors="replace")
     if atomic and "does not support --atomic" in err:
         return _PushOutcome(False, atomic_unsupported=True)
@@ -1189,7 +1165,8 @@ def _diff_runs(repo: SyncRepo, old: str, new: str) -> tuple[int, int] | None:
             before.append(parts[2])
         if parts[3] not in zero:
             after.append(parts[3])
-    blobs = _read_blobs(repo, [oid for pair in sides.values() for side in pair for oid in side])
+    oids = [oid for pair in sides.values() for side in pair for oid in side]
+    blobs = read_blobs(repo._cwd, oids, check=False)
     gained = lost = 0
     for before, after in sides.values():
         old_lines = _run_lines(blobs.get(oid, b"") for oid in before)
@@ -1215,27 +1192,8 @@ def _count_all(repo: SyncRepo, tree: str) -> int:
         commit = _note_commit(raw_path.decode(errors="replace"))
         if len(parts) == 3 and parts[1] == "blob" and commit is not None:
             notes.setdefault(commit, []).append(parts[2])
-    blobs = _read_blobs(repo, [oid for oids in notes.values() for oid in oids])
+    blobs = read_blobs(repo._cwd, [o for oids in notes.values() for o in oids], check=False)
     return sum(len(_run_lines(blobs.get(o, b"") for o in oids)) for oids in notes.values())
-
-
-def _read_blobs(repo: SyncRepo, oids: Sequence[str]) -> dict[str, bytes]:
-    """The contents of blobs, in one ``git cat-file --batch``."""
-    wanted = list(dict.fromkeys(oids))
-    if not wanted:
-        return {}
-    proc = _git(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode())
-    out, data, at = {}, proc.stdout, 0
-    while at < len(data):
-        end = data.index(b"\n", at)
-        header = data[at:end].split(b" ")
-        at = end + 1
-        if len(header) != 3:  # "<oid> missing"
-            continue
-        size = int(header[2])
-        out[header[0].decode()] = data[at : at + size]
-        at += size + 1
-    return out
 
 
 # ---- configuring a remote and the pre-push hook ------------------------------------------------

@@ -299,7 +299,7 @@ def resolve_env(index: RunIndex, spec: str) -> tuple[list[str], list[tuple[str, 
 
 def rev_list(paths: RepoPaths, revisions: Sequence[str]) -> list[str]:
     """The commits ``git rev-list REVISIONS`` names; UsageProblem for a bad revision."""
-    from git_prov.query.index import _run_git
+    from git_prov.store.gitcli import run_git
 
     for rev in revisions:
         if rev.startswith("-") and rev not in ("--all", "--branches", "--tags", "--remotes"):
@@ -307,7 +307,7 @@ def rev_list(paths: RepoPaths, revisions: Sequence[str]) -> list[str]:
                 f"unsupported revision option {rev!r}",
                 "give revisions or ranges such as main~10..main, or --branch NAME",
             )
-    proc = _run_git(paths.cwd, ["rev-list", *revisions, "--"], check=False)
+    proc = run_git(paths.cwd, ["rev-list", *revisions, "--"], check=False)
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UsageProblem(

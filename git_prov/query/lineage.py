@@ -259,7 +259,7 @@ def current_hashes(paths: RepoPaths, rel: str) -> list[str]:
     """The hashes a file in the working tree would be recorded under: the SHA-256 of its
     bytes (or the object an LFS pointer names) and its git blob id."""
     from git_prov.capture.hashing import hash_file, parse_lfs_pointer
-    from git_prov.query.index import _run_git
+    from git_prov.store.gitcli import run_git
 
     assert paths.workdir is not None
     full = paths.workdir / rel
@@ -271,7 +271,7 @@ def current_hashes(paths: RepoPaths, rel: str) -> list[str]:
         out.append(f"sha256:{pointer[0]}" if pointer else hash_file(full))
     except OSError:
         return []
-    proc = _run_git(paths.workdir, ["hash-object", "--", rel], check=False)
+    proc = run_git(paths.workdir, ["hash-object", "--", rel], check=False)
     if proc.returncode == 0:
         out.append("git:" + proc.stdout.decode().strip())
     return out

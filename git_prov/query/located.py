@@ -28,12 +28,10 @@ from git_prov.query.index import (
     KIND_TOMBSTONE,
     RepoPaths,
     RunIndex,
-    fast_run,
-    note_lines,
-    read_blobs,
-    record_json_of,
     with_index,
 )
+from git_prov.query.rows import fast_run, note_lines, record_json_of
+from git_prov.store.gitcli import read_blobs
 from git_prov.store.ledger import LocatedRun
 
 if TYPE_CHECKING:
@@ -77,7 +75,9 @@ def _walk(
                 kinds,
             ).fetchall()
     needed = {blob for _, kind, live, _, _, blob in rows if live or kind == KIND_ATTACH}
-    texts = {oid: note_lines(data) for oid, data in read_blobs(index.paths, sorted(needed)).items()}
+    texts = {
+        oid: note_lines(data) for oid, data in read_blobs(index.paths.cwd, sorted(needed)).items()
+    }
     records: dict[str, R] = {}
     notes: dict[str, list[str]] = {}
     attachments: dict[str, list[Attachment]] = {}
@@ -235,7 +235,7 @@ def _deleted(index: RunIndex, spec: str) -> Tombstone | None:
         " AND l.run IN (SELECT run FROM lines WHERE kind = ?) ORDER BY l.note, l.lineno LIMIT 1",
         (KIND_TOMBSTONE, low, high, len(spec), spec, KIND_RUN),
     ):
-        data = read_blobs(index.paths, [blob]).get(blob)
+        data = read_blobs(index.paths.cwd, [blob]).get(blob)
         lines = note_lines(data) if data is not None else []
         entry = _entry(lines[lineno - 1] if 1 <= lineno <= len(lines) else None)
         if isinstance(entry, Tombstone) and entry.run == run:

@@ -1,0 +1,66 @@
+"""A notes tree read through the ``git`` binary (no pygit2): every note of a notes
+commit (:func:`list_notes`), and the notes that differ between two (:func:`changed_notes`)."""
+
+from __future__ import annotations
+
+from git_prov.store.gitcli import run_git
+from git_prov.store.gitcli.paths import RepoPaths
+
+_ZERO_OID = frozenset({"0" * 40, "0" * 64})
+_HEX = frozenset("0123456789abcdef")
+
+
+def _note_commit(path: str) -> str | None:
+    """The annotated commit a notes-tree path names (any fan-out), or None (a non-note)."""
+    name = path.replace("/", "")
+    if len(name) in (40, 64) and set(name) <= _HEX:
+        return name
+    return None
+
+
+def list_notes(paths: RepoPaths, tip: str) -> list[tuple[str, str]]:
+    """Every (annotated commit, note blob id) of a notes commit, in tree order."""
+    out = paths.git("ls-tree", "-r", "-z", "--full-tree", tip)
+    notes: list[tuple[str, str]] = []
+    for item in out.split(b"\0"):
+        if not item:
+            continue
+        meta, _, path = item.partition(b"\t")
+        mode_type_oid = meta.split()
+        if len(mode_type_oid) != 3 or mode_type_oid[1] != b"blob":
+            continue
+        commit = _note_commit(path.decode("ascii", "replace"))
+        if commit is not None:
+            notes.append((commit, mode_type_oid[2].decode()))
+    return notes
+
+
+def changed_notes(
+    paths: RepoPaths, old: str, new: str
+) -> dict[str, tuple[str | None, str | None]] | None:
+    """Notes that differ between two notes commits: commit → (old blob, new blob), None for
+    absent. None when ``old`` cannot be read any more (gc'd): the caller rebuilds."""
+    proc = run_git(
+        paths.cwd, ["diff-tree", "-r", "-z", "--no-renames", "--no-ext-diff", old, new],
+        check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return None
+    fields = proc.stdout.split(b"\0")
+    changes: dict[str, tuple[str | None, str | None]] = {}
+    i = 0
+    while i + 1 < len(fields):
+        meta, path = fields[i].decode("ascii", "replace"), fields[i + 1]
+        i += 2
+        parts = meta.lstrip(":").split()
+        if len(parts) < 5:
+            continue
+        commit = _note_commit(path.decode("ascii", "replace"))
+        if commit is None:
+            continue
+        old_blob = None if parts[2] in _ZERO_OID or parts[0] == "040000" else parts[2]
+        new_blob = None if parts[3] in _ZERO_OID or parts[1] == "040000" else parts[3]
+        before, after = changes.get(commit, (None, None))
+        # A note moved between fan-out levels shows as a deletion and an addition.
+        changes[commit] = (before or old_blob, after or new_blob)
+    return {c: (o, n) for c, (o, n) in changes.items() if o != n}

@@ -1,0 +1,126 @@
+"""Where a repository is, found through the ``git`` binary without opening it through
+pygit2 (:class:`RepoPaths`), and a ref read from its files (:func:`read_ref`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from git_prov.errors import RepositoryProblem
+from git_prov.model.ids import HEX_OID_RE
+from git_prov.store.gitcli import PROV_DIR, run_git
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where a repository is, found without opening it through pygit2.
+
+    ``prefix`` is the current directory relative to the working tree root ('' at the
+    root and in a bare repository); ``cwd`` is where git commands run.
+    """
+
+    common_dir: Path
+    workdir: Path | None
+    prefix: str
+    cwd: Path
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> RepoPaths:
+        """The repository containing ``cwd`` (default: the current directory)."""
+        here = Path(os.path.abspath(cwd or os.getcwd()))
+        proc = run_git(
+            here,
+            ["rev-parse", "--path-format=absolute", "--git-common-dir",
+             "--is-inside-work-tree", "--show-prefix"],
+            check=False,
+        )  # fmt: skip
+        lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")
+        if proc.returncode != 0 or len(lines) < 2:
+            raise RepositoryProblem(
+                f"not a git repository (or any parent up to the root): {here}",
+                "run git prov inside a git repository, or create one with `git init`",
+            )
+        common = Path(lines[0])
+        inside = lines[1] == "true"
+        prefix = lines[2] if inside and len(lines) > 2 else ""
+        workdir = None
+        if inside:
+            depth = len([p for p in prefix.split("/") if p])
+            workdir = Path(os.path.normpath(os.path.join(here, *([".."] * depth))))
+        _refuse_reftable(common)
+        return cls(common, workdir, prefix, here)
+
+    @classmethod
+    def of_repo(cls, repo: Any) -> RepoPaths:
+        """The paths of an open :class:`~git_prov.store.repo.GitRepo`."""
+        workdir = repo.workdir
+        here = Path(os.path.abspath(os.getcwd()))
+        prefix = ""
+        if workdir is not None:
+            with contextlib.suppress(ValueError):
+                rel = here.relative_to(workdir).as_posix()
+                prefix = "" if rel == "." else rel + "/"
+        return cls(Path(repo.common_dir), workdir, prefix, Path(workdir or repo.git_dir))
+
+    @property
+    def prov_dir(self) -> Path:
+        """Local caches: ``<git common dir>/prov`` (created if needed)."""
+        path = self.common_dir / PROV_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def git(self, *args: str, input: bytes | None = None) -> bytes:
+        """Run ``git args…`` here and return its stdout; RepositoryProblem on failure."""
+        return run_git(self.cwd, args, input=input).stdout
+
+
+def _refuse_reftable(common: Path) -> None:
+    if (common / "reftable").is_dir():
+        raise RepositoryProblem(
+            "this repository stores its refs as reftable, which libgit2 1.9 (used by "
+            "git-prov through pygit2) cannot read",
+            "use a repository with the files ref backend (git refs migrate --ref-format=files)",
+        )
+
+
+def read_ref(paths: RepoPaths, name: str) -> str | None:
+    """The object id a ref points at, or None — read from the ref files (no git process).
+
+    Loose refs win over ``packed-refs`` as in git; anything unusual (a symbolic ref) is
+    asked of git itself.
+    """
+    common = paths.common_dir
+    try:
+        text = (common / name).read_bytes().decode("ascii", "replace").strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        text = None
+    except OSError:
+        text = ""
+    if text is not None:
+        if HEX_OID_RE.match(text):
+            return text
+        return _ref_from_git(paths, name)
+    try:
+        packed = (common / "packed-refs").read_bytes()
+    except FileNotFoundError:
+        return None
+    needle = b" " + name.encode() + b"\n"
+    at = packed.find(needle)
+    while at != -1:
+        start = packed.rfind(b"\n", 0, at) + 1
+        oid = packed[start:at].decode("ascii", "replace")
+        if HEX_OID_RE.match(oid):
+            return oid
+        at = packed.find(needle, at + 1)
+    if not packed.endswith(b"\n") and packed.endswith(needle[:-1]):
+        return _ref_from_git(paths, name)
+    return None
+
+
+def _ref_from_git(paths: RepoPaths, name: str) -> str | None:
+    proc = run_git(paths.cwd, ["rev-parse", "--verify", "-q", name + "^{commit}"], check=False)
+    value = proc.stdout.decode().strip()
+    return value if proc.returncode == 0 and HEX_OID_RE.match(value) else None
