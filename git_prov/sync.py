@@ -34,7 +34,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
-from git_prov.store.gitcli import PROV_DIR, finish_git, prov_dir, read_blobs, run_git, start_git
+from git_prov.store.gitcli import (
+    PROV_DIR,
+    finish_git,
+    prov_dir,
+    read_blobs,
+    refuse_reftable,
+    run_git,
+    start_git,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,7 +66,7 @@ RUN_COUNT_KEPT = 4  # trees whose run count is remembered
 # same test as git_prov.store.merge.count_run_lines, which a test keeps in step.
 RUN_MARK = '"kind":"run"'
 _HEX = frozenset("0123456789abcdef")
-_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote|extensions\.refstorage)$"
+_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote)$"
 # LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
 _GIT_ENV = {"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"}
 _REF_FORMAT = "--format=%(objectname) %(objecttype) %(tree) %(refname)"
@@ -158,8 +166,9 @@ class SyncRepo:
     def open(cls, target: RepoLike) -> SyncRepo:
         """A SyncRepo for ``target``: a path inside a repository, a ``GitRepo`` or a
         SyncRepo (returned as it is). Repositories the quick look cannot read (bare, no
-        commit yet, reftable, not a repository) are opened through pygit2, which says
-        clearly what is wrong with them."""
+        commit yet, not a repository) are opened through pygit2, which says clearly what
+        is wrong with them; a reftable repository is refused
+        (:func:`~git_prov.store.gitcli.refuse_reftable`)."""
         return cls._open(target)[0]
 
     @classmethod
@@ -189,8 +198,7 @@ class SyncRepo:
             branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
             config=_parse_config(config.stdout),
         )
-        if any(v.lower() == "reftable" for v in repo.config().get("extensions.refstorage", [])):
-            return cls._wrap(_open_full(path)), None  # raises the clear reftable error
+        refuse_reftable(repo._common_dir)
         return repo, _parse_refs(refs.stdout, None) if refs.returncode == 0 else None
 
     @classmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 
 from git_prov.errors import RepositoryProblem
-from git_prov.store.gitcli import prov_dir, run_git
+from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 
 FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
@@ -106,7 +106,7 @@ def open_repo(path: Path | str | None = None) -> GitRepo:
             f"not a git repository (or any parent up to the root): {start}",
             "run git prov inside a git repository, or create one with `git init`",
         )
-    _refuse_reftable(Path(found))
+    refuse_reftable(_common_dir(Path(found)))
     try:
         repo = pygit2.Repository(found)
     except pygit2.GitError as exc:
@@ -123,17 +123,3 @@ def _common_dir(git_dir: Path) -> Path:
         target = Path(commondir_file.read_text().strip())
         return (git_dir / target).resolve() if not target.is_absolute() else target.resolve()
     return git_dir
-
-
-def _refuse_reftable(git_dir: Path) -> None:
-    config = _common_dir(git_dir) / "config"
-    try:
-        text = config.read_text(errors="replace").lower()
-    except OSError:
-        return
-    if "refstorage" in text and "reftable" in text:
-        raise RepositoryProblem(
-            "this repository stores its refs as reftable, which libgit2 1.9 (used by "
-            "git-prov through pygit2) cannot read",
-            "use a repository with the files ref backend (git refs migrate --ref-format=files)",
-        )

@@ -7,7 +7,7 @@ and transport: both run git through this package.
 * this module — running git (:func:`run_git`, or :func:`start_git` + :func:`finish_git`
   for several processes side by side); reading many objects through one
   ``git cat-file --batch`` (:func:`read_blobs`, :func:`stream_blobs`: one parser); the
-  local cache directory;
+  local cache directory; the one check for a reftable repository (:func:`refuse_reftable`);
 * :mod:`~git_prov.store.gitcli.paths` — where a repository is (:class:`RepoPaths`) and
   reading a ref from its files;
 * :mod:`~git_prov.store.gitcli.notes` — a notes tree listed and diffed through git.
@@ -100,6 +100,143 @@ def prov_dir(common_dir: Path) -> Path:
     path = common_dir / PROV_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- the ref storage format --------------------------------------------------------------
+
+REFTABLE_PROBLEM = (
+    "this repository stores its refs as reftable, which libgit2 1.9 (used by "
+    "git-prov through pygit2) cannot read",
+    "use a repository with the files ref backend (git refs migrate --ref-format=files)",
+)
+
+
+def refuse_reftable(common_dir: str | os.PathLike[str]) -> None:
+    """Raise RepositoryProblem when the repository at ``common_dir`` keeps its refs in a
+    reftable (:func:`ref_storage`): libgit2 1.9 cannot read one, and git-prov must not
+    half-work on it. Every way of opening a repository calls this."""
+    if ref_storage(common_dir) == "reftable":
+        raise RepositoryProblem(*REFTABLE_PROBLEM)
+
+
+def ref_storage(common_dir: str | os.PathLike[str]) -> str:
+    """The repository's ref storage format: ``extensions.refStorage`` of the config file in
+    its common dir, or ``files`` when unset or unreadable.
+
+    Read as git reads its repository format: that one file only (no includes, no global
+    or system config), section and key names in any case, the last value winning, the
+    value itself compared exactly (git knows ``files`` and ``reftable``). The repository
+    format version is not consulted: git ≥ 2.45 refuses a version-0 repository that names
+    a ref storage at all, so such a repository is refused here too.
+    """
+    try:
+        with open(os.path.join(common_dir, "config"), "rb") as file:
+            text = file.read().decode("utf-8", "replace")
+    except OSError:
+        return "files"
+    if "refstorage" not in text.lower():  # (the common case: no parsing)
+        return "files"
+    found = "files"
+    for section, key, value in config_entries(text):
+        if section == "extensions" and key == "refstorage" and value is not None:
+            found = value
+    return found
+
+
+def config_entries(text: str) -> Iterator[tuple[str, str, str | None]]:
+    """(section, key, value) of each variable in a git config file's text, in order.
+
+    ``section`` is lower-cased, with a subsection after a dot (``remote.origin``, its case
+    kept); ``key`` is lower-cased; ``value`` is None for a bare ``key`` line (git's
+    boolean true). Values are unquoted and unescaped, comments and line continuations
+    handled, as git's own parser does. A line git would reject is skipped.
+    """
+    section = ""
+    pos, end = 0, len(text)
+    while pos < end:
+        char = text[pos]
+        if char in " \t\r\n":
+            pos += 1
+        elif char in "#;":
+            pos = _line_end(text, pos)
+        elif char == "[":
+            close = text.find("]", pos)
+            if close < 0:
+                return
+            section = _section_name(text[pos + 1 : close])
+            pos = close + 1
+        else:
+            name_end = pos
+            while name_end < end and (text[name_end].isalnum() or text[name_end] == "-"):
+                name_end += 1
+            key = text[pos:name_end].lower()
+            pos = name_end
+            while pos < end and text[pos] in " \t":
+                pos += 1
+            if not key or (pos < end and text[pos] not in "=\n#;\r"):
+                pos = _line_end(text, pos)  # not a variable: skip the line
+                continue
+            if pos < end and text[pos] == "=":
+                value, pos = _config_value(text, pos + 1)
+                yield section, key, value
+            else:
+                pos = _line_end(text, pos)
+                yield section, key, None
+
+
+def _line_end(text: str, pos: int) -> int:
+    newline = text.find("\n", pos)
+    return len(text) if newline < 0 else newline + 1
+
+
+def _section_name(header: str) -> str:
+    """``extensions``, ``remote "origin"`` → ``remote.origin``; ``Core.Sub`` (the old
+    form) → ``core.sub``."""
+    name, _, rest = header.strip().partition(" ")
+    rest = rest.strip()
+    if rest.startswith('"') and rest.endswith('"') and len(rest) >= 2:
+        sub = rest[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return f"{name.lower()}.{sub}"
+    return header.strip().lower()
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "b": "\b", "\\": "\\", '"': '"'}
+
+
+def _config_value(text: str, pos: int) -> tuple[str, int]:
+    """A value from ``pos`` (after ``=``) to the end of its line: (value, next position)."""
+    out: list[str] = []
+    quoted = False
+    trailing = 0  # unquoted whitespace at the end of ``out``, dropped at the end
+    end = len(text)
+    while pos < end and text[pos] in " \t":
+        pos += 1
+    while pos < end:
+        char = text[pos]
+        pos += 1
+        if char == "\n" and not quoted:
+            break
+        if char == "\r" and pos < end and text[pos] == "\n" and not quoted:
+            pos += 1
+            break
+        if char in "#;" and not quoted:
+            pos = _line_end(text, pos)
+            break
+        if char == "\\" and pos < end:
+            following = text[pos]
+            pos += 1
+            if following == "\n":
+                continue  # a continued line
+            out.append(_ESCAPES.get(following, following))
+            trailing = 0
+        elif char == '"':
+            quoted = not quoted
+            trailing = 0
+        else:
+            out.append(char)
+            trailing = trailing + 1 if char in " \t" and not quoted else 0
+    value = "".join(out)
+    return (value[: len(value) - trailing] if trailing else value), pos
 
 
 # ---- reading objects in batches -----------------------------------------------------------

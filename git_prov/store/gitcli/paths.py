@@ -11,7 +11,7 @@ from typing import Any
 
 from git_prov.errors import RepositoryProblem
 from git_prov.model.ids import HEX_OID_RE
-from git_prov.store.gitcli import PROV_DIR, run_git
+from git_prov.store.gitcli import PROV_DIR, refuse_reftable, run_git
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class RepoPaths:
         if inside:
             depth = len([p for p in prefix.split("/") if p])
             workdir = Path(os.path.normpath(os.path.join(here, *([".."] * depth))))
-        _refuse_reftable(common)
+        refuse_reftable(common)
         return cls(common, workdir, prefix, here)
 
     @classmethod
@@ -75,15 +75,6 @@ class RepoPaths:
     def git(self, *args: str, input: bytes | None = None) -> bytes:
         """Run ``git args…`` here and return its stdout; RepositoryProblem on failure."""
         return run_git(self.cwd, args, input=input).stdout
-
-
-def _refuse_reftable(common: Path) -> None:
-    if (common / "reftable").is_dir():
-        raise RepositoryProblem(
-            "this repository stores its refs as reftable, which libgit2 1.9 (used by "
-            "git-prov through pygit2) cannot read",
-            "use a repository with the files ref backend (git refs migrate --ref-format=files)",
-        )
 
 
 def read_ref(paths: RepoPaths, name: str) -> str | None:
