@@ -11,6 +11,7 @@ from git_prov.errors import UsageProblem
 CONFIG_NAME = ".gitprov.toml"
 DEFAULT_LOG_LIMIT = 1 << 20
 DEFAULT_MAX_SNAPSHOT_FILE = 10 << 20
+DEFAULT_LFS_THRESHOLD = 8 << 20  # kept files this big or bigger go to git-LFS
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ProvConfig:
     log_limit: int = DEFAULT_LOG_LIMIT
     max_snapshot_file: int = DEFAULT_MAX_SNAPSHOT_FILE
     variables: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()  # [keep] what: inputs, outputs, all, or paths
+    keep_max_size: int | None = None  # [keep] max_size: larger files are not kept by default
+    lfs_threshold: int = DEFAULT_LFS_THRESHOLD  # [keep] lfs_threshold
 
 
 def template_text() -> str:
@@ -53,6 +57,8 @@ def load_config(root: Path) -> ProvConfig:
         ) from None
     run = _table(doc, "run")
     environment = _table(doc, "environment")
+    keep = _table(doc, "keep")
+    max_size = _int(keep, "max_size", 0)
     return ProvConfig(
         inputs=_strings(run, "inputs"),
         outputs=_strings(run, "outputs"),
@@ -61,6 +67,9 @@ def load_config(root: Path) -> ProvConfig:
         log_limit=_int(run, "log_limit", DEFAULT_LOG_LIMIT),
         max_snapshot_file=_int(run, "max_snapshot_file", DEFAULT_MAX_SNAPSHOT_FILE),
         variables=_strings(environment, "variables"),
+        keep=_strings(keep, "what"),
+        keep_max_size=max_size or None,
+        lfs_threshold=_int(keep, "lfs_threshold", DEFAULT_LFS_THRESHOLD),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from git_prov import __version__
+from git_prov.capture.keep import KEEP_INPUTS, KEEP_OUTPUTS, KeepPlan, plan_keep
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, UsageProblem
@@ -52,6 +53,7 @@ class RunOptions:
     use_config: bool = True
     sign: bool | None = None  # None: as `git config prov.sign` says (off by default)
     reproduces: str | None = None  # the id of the run this one reproduces (git prov reproduce)
+    keep: Sequence[str] = ()  # --keep: inputs, outputs, all, none, or paths (capture/keep.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Prepared:
     outputs_declared: tuple[str, ...]
     # Problems met while capturing that did not stop the recording (see :func:`finish`).
     warnings: tuple[str, ...] = ()
+    keep: KeepPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -152,12 +155,19 @@ def prepare(
         repo, exclude=inputs + outputs, max_untracked_bytes=config.max_snapshot_file
     )
     cache = repo.prov_dir
+    keep = plan_keep(repo, config, options.keep, cwd)
     manifest = None
     if inputs:
         from git_prov.capture.data import build_manifest
 
         manifest = build_manifest(
-            root, list(inputs), cwd=root, cache_path=cache / "hash-cache.sqlite", progress=progress
+            root,
+            list(inputs),
+            cwd=root,
+            cache_path=cache / "hash-cache.sqlite",
+            progress=progress,
+            keep=keep.chooser(KEEP_INPUTS) if keep else None,
+            keeper=keep.store if keep else None,
         )
     environment = capture_environment(
         root,
@@ -180,6 +190,7 @@ def prepare(
         inputs_declared=inputs,
         outputs_declared=outputs,
         warnings=tuple(warnings),
+        keep=keep,
     )
 
 
@@ -333,8 +344,13 @@ def finish(
     config = prepared.config
     warnings = list(prepared.warnings)
     outputs = None
+    keeping = prepared.keep
     if prepared.outputs_declared:
         outputs = _capture_outputs(repo, prepared, progress, warnings)
+    if keeping is not None and keeping.store.too_large:
+        from git_prov.capture.keep import not_kept_warning
+
+        warnings.append(not_kept_warning(keeping.store.too_large, keeping.store.lfs_threshold))
     metrics: dict[str, Scalar] = {}
     for path in _declared_files(root, prepared.cwd, config.metrics_files, options.metrics_files):
         from git_prov.capture.values_files import read_values_file
@@ -409,6 +425,8 @@ def finish(
     # A writer killed inside a ref update leaves a ref lock behind that would fail this
     # write; it is removed when provably stale (see git_prov.fsck).
     recover_stale_ref_locks(repo)
+    if keeping is not None:  # kept bytes are reachable before any record names them
+        keeping.store.commit(f"git-prov: keep data of run {run_record.id}")
     ledger.write(
         [(source.commit, run_record)],
         objects=objects,
@@ -439,8 +457,11 @@ def _capture_outputs(
             cache_path=repo.prov_dir / "hash-cache.sqlite",
             missing_ok=True,
             progress=progress,
+            keep=keeping.chooser(KEEP_OUTPUTS) if keeping else None,
+            keeper=keeping.store if keeping else None,
         )
 
+    keeping = prepared.keep
     declared = prepared.outputs_declared
     try:
         return build(declared)

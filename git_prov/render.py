@@ -155,12 +155,14 @@ def log_json(entries: Iterable[CommitRuns]) -> list[dict[str, Any]]:
     ]
 
 
-def manifest_json(manifest: DataManifest) -> dict[str, Any]:
-    return {
-        "paths": list(manifest.paths),
-        "missing": list(manifest.missing),
-        "files": [e.to_dict() for e in manifest.entries],
-    }
+def manifest_json(manifest: DataManifest, available: Any = None) -> dict[str, Any]:
+    """A data manifest as JSON; with ``available`` (a :class:`git_prov.kept_data.
+    Availability`), each file says whether and where its bytes can be had."""
+    files = [e.to_dict() for e in manifest.entries]
+    if available is not None:
+        for doc, entry in zip(files, manifest.entries, strict=True):
+            doc["available"] = available.describe(entry)
+    return {"paths": list(manifest.paths), "missing": list(manifest.missing), "files": files}
 
 
 def env_json(env: EnvironmentManifest) -> dict[str, Any]:
@@ -182,10 +184,11 @@ def show_json(ledger: Ledger, run: LocatedRun) -> dict[str, Any]:
     """``git prov show --json``: the record with its manifests loaded."""
     r = run.record
     data = record_json(run)
+    available = _availability(ledger) if r.inputs or r.outputs else None
     if r.inputs:
-        data["inputs_manifest"] = manifest_json(ledger.data_manifest(r.inputs))
+        data["inputs_manifest"] = manifest_json(ledger.data_manifest(r.inputs), available)
     if r.outputs:
-        data["outputs_manifest"] = manifest_json(ledger.data_manifest(r.outputs))
+        data["outputs_manifest"] = manifest_json(ledger.data_manifest(r.outputs), available)
     if r.env:
         data["environment"] = env_json(ledger.env_manifest(r.env))
     return data
@@ -242,9 +245,11 @@ def show_text(
         row("Params", format_assignments(sorted(r.params.items())))
     if r.metrics:
         row("Metrics", format_assignments(sorted(r.metrics.items())), fg="cyan")
+    available = _availability(ledger) if r.inputs or r.outputs else None
     for label, oid in (("Inputs", r.inputs), ("Outputs", r.outputs)):
         if oid:
-            out.extend(_manifest_lines(label, oid, ledger.data_manifest(oid), style, all_files))
+            manifest = ledger.data_manifest(oid)
+            out.extend(_manifest_lines(label, oid, manifest, style, all_files, available))
     if r.env:
         env = ledger.env_manifest(r.env)
         row("Environment", f"env {short_oid(r.env)} — {env.summary()}")
@@ -265,8 +270,19 @@ def show_text(
     return "\n".join(out) + "\n"
 
 
+def _availability(ledger: Ledger) -> Any:
+    from git_prov.kept_data import Availability
+
+    return Availability(ledger.repo)
+
+
 def _manifest_lines(
-    label: str, oid: str, manifest: DataManifest, style: Style, all_files: bool
+    label: str,
+    oid: str,
+    manifest: DataManifest,
+    style: Style,
+    all_files: bool,
+    available: Any = None,
 ) -> list[str]:
     n = len(manifest.entries)
     lines = [
@@ -278,7 +294,13 @@ def _manifest_lines(
     for e in entries:
         lines.append(
             f"    {printable(e.path):<{width}}  {human_size(e.size):>9}  "
-            f"{e.algorithm}:{e.digest[:12]}" + style(f"  ({e.source})", dim=True)
+            f"{e.algorithm}:{e.digest[:12]}"
+            + style(
+                f"  ({e.source}"
+                + (f"; {available.describe(e)}" if available is not None else "")
+                + ")",
+                dim=True,
+            )
         )
     if len(entries) < n:
         lines.append(style(f"    … {n - len(entries)} more files (--all-files)", dim=True))

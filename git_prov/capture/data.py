@@ -25,12 +25,19 @@ import errno
 import os
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from git_prov.capture.dvc import algorithms_of, confirmed_hash, dvc_names
-from git_prov.capture.hashing import LFS_POINTER_MAX, FileDigest, HashJob, StatKey, hash_files
+from git_prov.capture.hashing import (
+    LFS_POINTER_MAX,
+    FileDigest,
+    HashJob,
+    KeepSink,
+    StatKey,
+    hash_files,
+)
 from git_prov.errors import BadPath, RepositoryProblem
 from git_prov.model.manifest import (
     MODE_EXECUTABLE,
@@ -72,6 +79,8 @@ def build_manifest(
     exclude: Sequence[str] = (),
     progress: Progress = NO_PROGRESS,
     workers: int | None = None,
+    keep: Callable[[str, int], bool] | None = None,
+    keeper: KeepSink | None = None,
 ) -> DataManifest:
     """Describe the declared data ``paths`` of the working tree at ``repo_root``.
 
@@ -81,7 +90,10 @@ def build_manifest(
     to leave out. A missing path (or dangling symlink) is an error unless ``missing_ok``,
     in which case it is listed in the manifest's ``missing``. ``cache_path`` names the
     stat cache (none: read every file not vouched for by git); ``workers`` bounds the
-    hashing threads; ``progress`` hears about the bytes read.
+    hashing threads; ``progress`` hears about the bytes read. ``keep`` (repo-relative path,
+    size → bool) chooses files whose bytes ``keeper`` keeps, from the same read that hashes
+    them; their entries say how they were kept (files git, LFS, DVC or git-annex already
+    hold are not kept again).
 
     Raises :class:`BadPath` for a path outside the repository, missing, unreadable or not
     a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
@@ -114,14 +126,30 @@ def build_manifest(
         if f.rel not in stored
         and (f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX)
     ]
+    keeping = {
+        f.rel
+        for f in to_hash
+        if keep is not None
+        and keeper is not None
+        and f.rel not in vouched
+        and f.rel not in claimed
+        and keep(f.rel, f.stat.st_size)
+    }
     digests = hash_files(
         [
-            HashJob(f.path, f.rel, StatKey.of(f.stat), algorithms_of(claimed.get(f.rel, ())))
+            HashJob(
+                f.path,
+                f.rel,
+                StatKey.of(f.stat),
+                algorithms_of(claimed.get(f.rel, ())),
+                f.rel in keeping,
+            )
             for f in to_hash
         ],
         cache_path=cache_path,
         workers=workers,
         progress=progress,
+        keeper=keeper,
     )
     by_rel: dict[str, FileDigest] = {f.rel: d for f, d in zip(to_hash, digests, strict=True)}
 
@@ -145,8 +173,9 @@ def build_manifest(
             if confirmed is not None:
                 entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
             else:
+                kept = keeper.kind_of(digest.hash) if keeper and f.rel in keeping else None
                 entries.append(
-                    DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link)
+                    DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link, kept)
                 )
     return DataManifest.build(declared, entries, missing)
 

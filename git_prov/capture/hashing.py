@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from git_prov.capture.dvc import DvcDigest
 from git_prov.errors import BadPath
@@ -72,13 +72,42 @@ class StatKey(NamedTuple):
 
 
 class HashJob(NamedTuple):
-    """A file to hash: where to open it, its name for messages, its stat data, and the DVC
-    hash algorithms (``md5``, ``md5-dos2unix``) to compute as well, from the same read."""
+    """A file to hash: where to open it, its name for messages, its stat data, the DVC
+    hash algorithms (``md5``, ``md5-dos2unix``) to compute as well, from the same read, and
+    whether to keep its bytes (``git prov run --keep``) from that same read."""
 
     path: str
     name: str
     stat: StatKey
     dvc: frozenset[str] = frozenset()
+    keep: bool = False
+
+
+class KeepWriter(Protocol):
+    """Receives a kept file's bytes as they are read; ``finish`` stores them under the hash
+    of exactly those bytes, ``abort`` forgets them."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def finish(self, hash_value: str, size: int) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class KeepSink(Protocol):
+    """Where kept bytes go (:class:`git_prov.store.kept.KeptStore`)."""
+
+    def has(self, hash_value: str, size: int) -> bool:
+        """Whether these bytes are kept already: a cached digest then needs no read."""
+        ...
+
+    def open(self, name: str, size_hint: int) -> KeepWriter | None:
+        """A writer for one file's bytes, or None when it cannot be kept."""
+        ...
+
+    def kind_of(self, hash_value: str) -> str | None:
+        """How the bytes of ``hash_value`` are kept, if they are."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -157,17 +186,30 @@ def hash_files(
     cache_path: Path | None = None,
     workers: int | None = None,
     progress: Progress = NO_PROGRESS,
+    keeper: KeepSink | None = None,
 ) -> list[FileDigest]:
     """Digest every file of ``jobs`` (results in the same order), reading only cache misses.
 
-    ``progress`` is told the bytes that will actually be read (``start("hashing", total)``)
-    and advanced as they are. Raises :class:`BadPath` for a file that cannot be read.
+    Jobs marked ``keep`` have their bytes handed to ``keeper`` from the same read that
+    hashes them; one whose digest the cache knows is read only if ``keeper`` does not have
+    those bytes yet. ``progress`` is told the bytes that will actually be read
+    (``start("hashing", total)``) and advanced as they are. Raises :class:`BadPath` for a
+    file that cannot be read.
     """
     cache = StatCache.open(cache_path) if cache_path is not None and jobs else None
     try:
         found: list[FileDigest | None] = (
             cache.lookup(jobs) if cache is not None else [None] * len(jobs)
         )
+        if keeper is not None:
+            for i, cached in enumerate(found):
+                if (
+                    cached is not None
+                    and jobs[i].keep
+                    and not cached.lfs
+                    and not keeper.has(cached.hash, cached.size)
+                ):
+                    found[i] = None  # known, but not kept yet: read it once, keeping it
         # One read per file even when it is reached by several names (hard links, links),
         # computing what any of the names asked for; but not on file systems that report
         # no inode numbers.
@@ -179,7 +221,10 @@ def hash_files(
         to_read = [
             jobs[same[0]]
             if len(same) == 1
-            else jobs[same[0]]._replace(dvc=frozenset().union(*(jobs[i].dvc for i in same)))
+            else jobs[same[0]]._replace(
+                dvc=frozenset().union(*(jobs[i].dvc for i in same)),
+                keep=any(jobs[i].keep for i in same),
+            )
             for same in todo.values()
         ]
         progress.start("hashing", sum(job.stat.size for job in to_read))
@@ -187,7 +232,7 @@ def hash_files(
         # moment we started reading it could change again without its stat data changing.
         started_ns = time.time_ns()
         try:
-            fresh = _hash_all(to_read, workers or default_workers(), progress)
+            fresh = _hash_all(to_read, workers or default_workers(), progress, keeper)
         finally:
             progress.finish()
         cacheable: list[tuple[HashJob, FileDigest]] = []
@@ -220,7 +265,7 @@ class _Cancelled(Exception):
 
 
 def _hash_all(
-    jobs: Sequence[HashJob], workers: int, progress: Progress
+    jobs: Sequence[HashJob], workers: int, progress: Progress, keeper: KeepSink | None = None
 ) -> list[tuple[FileDigest, bool]]:
     """Hash ``jobs``: (digest, whether the file stayed unchanged while it was read)."""
     results: list[tuple[FileDigest, bool] | None] = [None] * len(jobs)
@@ -237,7 +282,7 @@ def _hash_all(
 
         for task in tasks:
             for i in task:
-                results[i] = _digest(jobs[i], buffer, report, stop)
+                results[i] = _digest(jobs[i], buffer, report, stop, keeper)
         progress.advance(meter.take())
         return [r for r in results if r is not None]
 
@@ -250,7 +295,7 @@ def _hash_all(
         for i in task:
             if stop.is_set():
                 raise _Cancelled
-            results[i] = _digest(jobs[i], buffer, meter.add, stop)
+            results[i] = _digest(jobs[i], buffer, meter.add, stop, keeper)
 
     with ThreadPoolExecutor(
         max_workers=min(workers, len(tasks)), thread_name_prefix="git-prov-hash"
@@ -321,17 +366,32 @@ class _Meter:
 
 
 def _digest(
-    job: HashJob, buffer: bytearray, report: Callable[[int], None], stop: threading.Event
+    job: HashJob,
+    buffer: bytearray,
+    report: Callable[[int], None],
+    stop: threading.Event,
+    keeper: KeepSink | None = None,
 ) -> tuple[FileDigest, bool]:
     dvc = DvcDigest(job.dvc) if job.dvc else None
-    hexdigest, size, head, after = _read_and_hash(
-        job.path, job.name, job.stat.size, buffer, report, stop, dvc
-    )
+    writer = keeper.open(job.name, job.stat.size) if keeper is not None and job.keep else None
+    try:
+        hexdigest, size, head, after = _read_and_hash(
+            job.path, job.name, job.stat.size, buffer, report, stop, dvc, writer
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     stable = after == job.stat and size == job.stat.size
     dvc_hashes = dvc.values() if dvc is not None else frozenset()
     pointer = parse_lfs_pointer(head) if head is not None else None
     if pointer is not None:
+        if writer is not None:
+            writer.abort()  # a pointer file: its content is in git-LFS already
         return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True, dvc=dvc_hashes), stable
+    if writer is not None:
+        # The bytes kept are the bytes hashed, even if the file changed while it was read.
+        writer.finish(f"sha256:{hexdigest}", size)
     return FileDigest(f"sha256:{hexdigest}", size, dvc=dvc_hashes), stable
 
 
@@ -343,9 +403,10 @@ def _read_and_hash(
     report: Callable[[int], None],
     stop: threading.Event,
     dvc: DvcDigest | None,
+    writer: KeepWriter | None = None,
 ) -> tuple[str, int, bytes | None, StatKey]:
     """(sha256 hex, bytes read, the whole content if under 1 KiB, stat after reading);
-    ``dvc``, when given, is fed the same bytes."""
+    ``dvc`` and ``writer``, when given, are fed the same bytes."""
     try:
         # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -364,10 +425,10 @@ def _read_and_hash(
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
             if size_hint >= READ_AHEAD_MIN and _usable_cpus() > 1:
-                hexdigest, size = _hash_read_ahead(fd, report, stop, dvc)
+                hexdigest, size = _hash_read_ahead(fd, report, stop, dvc, writer)
                 head = None
             else:
-                hexdigest, size, head = _hash_sequential(fd, buffer, report, stop, dvc)
+                hexdigest, size, head = _hash_sequential(fd, buffer, report, stop, dvc, writer)
             after = StatKey.of(os.fstat(fd))
         except OSError as exc:
             raise _unreadable(name, exc) from None
@@ -382,6 +443,7 @@ def _hash_sequential(
     report: Callable[[int], None],
     stop: threading.Event,
     dvc: DvcDigest | None,
+    writer: KeepWriter | None = None,
 ) -> tuple[str, int, bytes | None]:
     digest = hashlib.sha256()
     view = memoryview(buffer)
@@ -395,6 +457,8 @@ def _hash_sequential(
             digest.update(view[:n])
             if dvc is not None:
                 dvc.update(buffer if n == len(buffer) else view[:n])
+            if writer is not None:
+                writer.write(view[:n])
             report(n)
             total += n
         if n < len(view):
@@ -404,10 +468,16 @@ def _hash_sequential(
 
 
 def _hash_read_ahead(
-    fd: int, report: Callable[[int], None], stop: threading.Event, dvc: DvcDigest | None
+    fd: int,
+    report: Callable[[int], None],
+    stop: threading.Event,
+    dvc: DvcDigest | None,
+    writer: KeepWriter | None = None,
 ) -> tuple[str, int]:
     """Hash while a second thread reads the next buffers: reading overlaps hashing. With
-    ``dvc``, a third thread feeds it each buffer SHA-256 is done with: MD5 overlaps too."""
+    ``dvc``, a third thread feeds it each buffer SHA-256 is done with: MD5 overlaps too.
+    With ``writer``, each buffer is handed to it after it is hashed (the kept bytes are the
+    hashed bytes)."""
     free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
     for _ in range(READ_AHEAD_BUFFERS + (dvc is not None)):
@@ -453,6 +523,8 @@ def _hash_read_ahead(
             buffer, n = item
             if n:
                 digest.update(memoryview(buffer)[:n])
+                if writer is not None:
+                    writer.write(memoryview(buffer)[:n])
                 report(n)
                 total += n
             if follower is not None:

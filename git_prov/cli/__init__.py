@@ -66,6 +66,7 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "gc": ("trust",),
     "fsck": ("trust",),
     "export": ("ecosystem",),
+    "get": ("data",),
     "completion": ("ecosystem",),
 }
 
@@ -205,6 +206,16 @@ def _record_options(func: Any) -> Any:
             help="The interpreter whose packages to record (default: the one the command uses).",
         ),
         click.option(
+            "-k",
+            "--keep",
+            "keep",
+            multiple=True,
+            metavar="WHAT",
+            help="Keep the bytes of data, not only their hash: inputs, outputs, all, a "
+            "declared PATH, or none (ignore .gitprov.toml's [keep]); repeatable. "
+            "`git prov get RUN` gives them back.",
+        ),
+        click.option(
             "--sign/--no-sign",
             "sign",
             default=None,
@@ -228,6 +239,7 @@ def _options(
     python: str | None,
     capture_logs: bool | None = None,
     sign: bool | None = None,
+    keep: Sequence[str] = (),
 ) -> Any:
     from git_prov.model.values import parse_assignment
     from git_prov.recording import RunOptions
@@ -254,6 +266,7 @@ def _options(
         python=python,
         capture_logs=capture_logs,
         sign=sign,
+        keep=keep,
     )
 
 
@@ -285,6 +298,7 @@ def run(
     capture_logs: bool | None,
     quiet: bool,
     sign: bool | None,
+    keep: tuple[str, ...],
 ) -> int:
     """Run COMMAND and record it with its code, data and environment.
 
@@ -311,6 +325,7 @@ def run(
         python,
         capture_logs,
         sign,
+        keep,
     )
     outcome = recording.run(repo, command, options, progress=_progress())
     _say_record_warnings(outcome.record)
@@ -362,6 +377,7 @@ def record(
     message: str | None,
     python: str | None,
     sign: bool | None,
+    keep: tuple[str, ...],
 ) -> int:
     """Record a run that happened outside git prov.
 
@@ -402,6 +418,7 @@ def record(
         message,
         python,
         sign=sign,
+        keep=keep,
     )
     rec = recording.record(
         repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()

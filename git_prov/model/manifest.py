@@ -24,6 +24,10 @@ SOURCE_LFS = "lfs"  # a git-LFS pointer file: the object id it names
 SOURCE_DVC = "dvc"
 SOURCE_ANNEX = "annex"
 
+# Where a data entry's bytes were kept by git-prov (``--keep``; docs/format.md "Kept data").
+KEPT_GIT = "git"  # a git blob at data/sha256/<ab>/<rest> of refs/prov/data
+KEPT_LFS = "lfs"  # a git-LFS object (pointer at data/lfs/<ab>/<rest> of refs/prov/data)
+
 MODE_FILE = "100644"
 MODE_EXECUTABLE = "100755"
 MODE_LINK = "120000"
@@ -39,6 +43,7 @@ class DataEntry:
     mode: str = MODE_FILE
     source: str = SOURCE_READ
     link: str | None = None  # the target, when the declared path (or a file in it) is a symlink
+    kept: str | None = None  # KEPT_GIT or KEPT_LFS when git-prov kept the bytes (``--keep``)
 
     @property
     def algorithm(self) -> str:
@@ -58,6 +63,8 @@ class DataEntry:
         }
         if self.link is not None:
             out["link"] = self.link
+        if self.kept is not None:
+            out["kept"] = self.kept
         return out
 
 
@@ -106,6 +113,7 @@ class DataManifest:
                     mode=_s(f.get("mode", MODE_FILE)),
                     source=_s(f.get("source", SOURCE_READ)),
                     link=None if f.get("link") is None else _s(f["link"]),
+                    kept=None if f.get("kept") is None else _s(f["kept"]),
                 )
                 for f in doc.get("file", [])
             ]

@@ -1,0 +1,126 @@
+"""Which files of a run to keep the bytes of (``--keep``, ``keep=``, ``[keep]`` in
+``.gitprov.toml``), and the store they go to.
+
+A choice is ``inputs``, ``outputs``, ``all``, ``none`` (drop the defaults of
+``.gitprov.toml``) or a path (a file or directory, relative to the current directory; write
+``./outputs`` for a path that is called ``outputs``). Choices from ``.gitprov.toml`` keep
+files up to its ``max_size``; choices given for one run keep files of any size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from git_prov.errors import BadPath
+
+if TYPE_CHECKING:
+    from git_prov.config import ProvConfig
+    from git_prov.store.kept import KeptStore
+    from git_prov.store.repo import GitRepo
+
+KEEP_INPUTS = "inputs"
+KEEP_OUTPUTS = "outputs"
+KEEP_ALL = "all"
+KEEP_NONE = "none"
+WORDS = (KEEP_INPUTS, KEEP_OUTPUTS, KEEP_ALL, KEEP_NONE)
+
+
+@dataclass(frozen=True)
+class KeepChoice:
+    """One rule: keep the inputs, the outputs, or the files below ``paths`` (repo-relative),
+    files up to ``max_size`` bytes (None: any size)."""
+
+    inputs: bool = False
+    outputs: bool = False
+    paths: tuple[str, ...] = ()
+    max_size: int | None = None
+
+    def chooses(self, side: str, rel: str, size: int) -> bool:
+        """Whether this rule keeps the file ``rel`` of ``size`` bytes on ``side``."""
+        if self.max_size is not None and size > self.max_size:
+            return False
+        if (side == KEEP_INPUTS and self.inputs) or (side == KEEP_OUTPUTS and self.outputs):
+            return True
+        return any(rel == p or rel.startswith(p + "/") for p in self.paths)
+
+
+def parse_choices(
+    values: Sequence[str], root: Path, cwd: Path, max_size: int | None = None
+) -> tuple[KeepChoice, bool]:
+    """The rule ``values`` make, and whether they said ``none``. Paths are relative to
+    ``cwd`` (or absolute) and must lie inside the repository at ``root``."""
+    inputs = outputs = none = False
+    paths: list[str] = []
+    for value in values:
+        if value == KEEP_NONE:
+            none = True
+        elif value == KEEP_INPUTS:
+            inputs = True
+        elif value == KEEP_OUTPUTS:
+            outputs = True
+        elif value == KEEP_ALL:
+            inputs = outputs = True
+        else:
+            paths.append(_repo_relative(root, cwd, value))
+    return KeepChoice(inputs, outputs, tuple(paths), max_size), none
+
+
+def _repo_relative(root: Path, cwd: Path, value: str) -> str:
+    absolute = os.path.abspath(os.path.join(cwd, value))
+    rel = os.path.relpath(absolute, root)
+    if not value or rel == "." or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        raise BadPath(
+            f"--keep {value}: not a path inside the repository",
+            "give inputs, outputs, all, none, or a declared file or directory",
+        )
+    return rel.replace(os.sep, "/")
+
+
+@dataclass(frozen=True)
+class KeepPlan:
+    """The rules of one run and the store kept bytes go to."""
+
+    choices: tuple[KeepChoice, ...]
+    store: KeptStore
+
+    def chooser(self, side: str) -> Callable[[str, int], bool] | None:
+        """A (path, size) → keep? test for one side (None when nothing there is kept)."""
+        choices = [
+            c for c in self.choices if c.paths or (c.inputs if side == KEEP_INPUTS else c.outputs)
+        ]
+        if not choices:
+            return None
+        return lambda rel, size: any(c.chooses(side, rel, size) for c in choices)
+
+
+def plan_keep(
+    repo: GitRepo, config: ProvConfig, values: Sequence[str], cwd: Path
+) -> KeepPlan | None:
+    """The keep plan of a run: ``.gitprov.toml``'s rules (unless ``values`` say ``none``)
+    and the run's own ``values`` (relative to ``cwd``); None when nothing is to be kept."""
+    from git_prov.store.kept import KeptStore
+
+    root = repo.root
+    own, none = parse_choices(values, root, cwd)
+    choices = [own]
+    if not none and config.keep:
+        defaults, _ = parse_choices(config.keep, root, root, config.keep_max_size)
+        choices.append(defaults)
+    choices = [c for c in choices if c.inputs or c.outputs or c.paths]
+    if not choices:
+        return None
+    return KeepPlan(tuple(choices), KeptStore(repo, lfs_threshold=config.lfs_threshold))
+
+
+def not_kept_warning(names: Sequence[str], threshold: int) -> str:
+    """The record's warning for chosen files that could not be kept (as large as the LFS
+    threshold, and git-LFS not available): their hashes are recorded, their bytes not."""
+    shown = ", ".join(sorted(names)[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{len(names)} file(s) not kept ({shown}): {threshold:,} bytes or more needs git-LFS, "
+        "which is not available — install git-lfs, or raise [keep] lfs_threshold"
+    )

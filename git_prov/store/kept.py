@@ -1,0 +1,346 @@
+"""Kept data: the bytes of a run's files, stored by content under ``refs/prov/data``.
+
+``git prov run --keep …`` keeps the bytes of declared data beside their hash. Each kept
+file is stored once, however many runs share it, named by the SHA-256 its data manifest
+records:
+
+* ``sha256/<ab>/<rest>`` — a git blob holding the bytes (files under the LFS threshold);
+* ``lfs/<ab>/<rest>`` — a git-LFS pointer; the bytes are an object of the local LFS store
+  (``<common>/lfs/objects/…``), moved by ``git lfs`` (large files).
+
+``refs/prov/data`` is its own commit chain, apart from ``refs/prov/objects``, so that
+syncing the metadata never moves data: data travels with ``git prov push/fetch/sync
+--data`` and is fetched on demand by ``git prov get``. Its tree merges as a union, like the
+objects tree; bytes dropped by ``git prov gc`` leave a ``drop-data/<ab>/<rest>`` marker in
+``refs/prov/objects`` (which every sync carries), and no merge brings such bytes back.
+
+Writing follows the ledger's discipline: blobs (and LFS objects) first, then one
+compare-and-swap update of ``refs/prov/data`` under the ledger lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pygit2
+
+from git_prov.model.manifest import KEPT_GIT, KEPT_LFS
+from git_prov.store.ledger import OBJECTS_REF, Ledger
+from git_prov.store.lfs import (
+    has_lfs_object,
+    lfs_available,
+    lfs_object_path,
+    lfs_pointer,
+)
+from git_prov.store.locking import ledger_lock
+from git_prov.store.repo import GitRepo
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path, walk_blobs
+
+DATA_REF = "refs/prov/data"
+GIT_DIR = "sha256"
+LFS_DIR = "lfs"
+DROP_DATA_DIR = "drop-data"  # in refs/prov/objects: kept bytes dropped by `git prov gc`
+DEFAULT_LFS_THRESHOLD = 8 << 20
+_SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def tracking_data_ref(remote: str) -> str:
+    """Where a remote's ``refs/prov/data`` is fetched to (never written by hand)."""
+    return f"refs/prov/remotes/{remote}/data"
+
+
+def sha256_of(hash_value: str) -> str | None:
+    """The hex digest of a ``sha256:<hex>`` hash, else None (other algorithms are never
+    kept by git-prov: their bytes live in the store that named them)."""
+    match = _SHA256.fullmatch(hash_value)
+    return match.group(1) if match else None
+
+
+def kept_path(kind: str, digest: str) -> str:
+    """The path of kept bytes (or their LFS pointer) in the data tree."""
+    return f"{GIT_DIR if kind == KEPT_GIT else LFS_DIR}/{digest[:2]}/{digest[2:]}"
+
+
+def drop_path(digest: str) -> str:
+    """The marker in ``refs/prov/objects`` saying these kept bytes were dropped."""
+    return f"{DROP_DATA_DIR}/{digest[:2]}/{digest[2:]}"
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where kept bytes can be had: a git blob, or an LFS object (``size`` bytes) whose
+    pointer is in ``ref``'s tree."""
+
+    kind: str
+    ref: str
+    blob: str | None = None  # the git blob with the bytes (KEPT_GIT)
+
+
+class KeptStore:
+    """The kept-data store of one repository: what is kept, and keeping more.
+
+    It is also the sink the hashing code writes into (:class:`git_prov.capture.hashing.
+    KeepSink`): a file being kept is copied into a git blob (or an LFS object) from the same
+    read that hashes it. Writers run on hashing threads; the store's own state is guarded
+    by a lock.
+    """
+
+    def __init__(self, repo: GitRepo, *, lfs_threshold: int = DEFAULT_LFS_THRESHOLD):
+        self.repo = repo
+        self.lfs_threshold = lfs_threshold
+        self._ledger = Ledger(repo)
+        tip = self._ledger.tip(DATA_REF)
+        self._tree: pygit2.Tree | None = tip.tree if tip is not None else None
+        self._lock = threading.Lock()
+        self._new: dict[str, Change] = {}  # data-tree paths written since the last commit
+        self._kinds: dict[str, str] = {}  # sha256 hex → KEPT_GIT / KEPT_LFS, this session
+        self.too_large: list[str] = []  # names of files that could not be kept (no LFS)
+        self._lfs: bool | None = None  # whether git-lfs can be run (asked when first needed)
+
+    # ---- the sink the hashing code writes into ------------------------------------------
+
+    def has(self, hash_value: str, size: int) -> bool:
+        """Whether the bytes hashed ``hash_value`` are kept already (nothing to read)."""
+        hexdigest = sha256_of(hash_value)
+        if hexdigest is None:
+            return False
+        kind = self._kind_here(hexdigest, size)
+        if kind is not None:
+            with self._lock:
+                self._kinds[hexdigest] = kind
+        return kind is not None
+
+    def open(self, name: str, size_hint: int) -> KeepWriter | None:
+        """A writer for the bytes of file ``name`` (``size_hint`` bytes by its stat data),
+        or None when it cannot be kept (too large for a git blob, and no git-LFS)."""
+        if size_hint >= self.lfs_threshold:
+            if self._lfs is None:
+                self._lfs = lfs_available()
+            if not self._lfs:
+                with self._lock:
+                    self.too_large.append(name)
+                return None
+            return _LfsWriter(self)
+        return _GitWriter(self)
+
+    # ---- what is kept -------------------------------------------------------------------
+
+    def kind_of(self, hash_value: str) -> str | None:
+        """KEPT_GIT / KEPT_LFS when the bytes of ``hash_value`` were kept (in this session,
+        or before)."""
+        hexdigest = sha256_of(hash_value)
+        if hexdigest is None:
+            return None
+        with self._lock:
+            return self._kinds.get(hexdigest)
+
+    def commit(self, message: str) -> None:
+        """Make everything kept in this session reachable from ``refs/prov/data`` (one
+        compare-and-swap commit; nothing when there is nothing new)."""
+        with self._lock:
+            changes = dict(self._new)
+        if not changes:
+            return
+        pygit = self.repo.pygit
+
+        def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+            tree = tip.tree if tip is not None else None
+            missing = {
+                p: c
+                for p, c in changes.items()
+                if tree is None or lookup_path(pygit, tree, p) is None
+            }
+            if not missing:
+                return None
+            tree_id = edit_tree(pygit, tree, missing)
+            return self._ledger._commit(tree_id, [tip.id] if tip is not None else [], message)
+
+        with ledger_lock(self.repo.prov_dir / "ledger.lock"):
+            self._ledger._cas(DATA_REF, build, message)
+        with self._lock:
+            for path in changes:
+                self._new.pop(path, None)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _kind_here(self, hexdigest: str, size: int) -> str | None:
+        with self._lock:
+            known = self._kinds.get(hexdigest)
+        if known is not None:
+            return known
+        if self._tree is None:
+            return None
+        pygit = self.repo.pygit
+        if lookup_path(pygit, self._tree, kept_path(KEPT_GIT, hexdigest)) is not None:
+            return KEPT_GIT
+        if lookup_path(
+            pygit, self._tree, kept_path(KEPT_LFS, hexdigest)
+        ) is not None and has_lfs_object(self.repo.common_dir, hexdigest, size):
+            return KEPT_LFS
+        return None
+
+    def _add(self, hexdigest: str, kind: str, blob: pygit2.Oid) -> None:
+        with self._lock:
+            self._new[kept_path(kind, hexdigest)] = (blob, FILEMODE_BLOB)
+            self._kinds[hexdigest] = kind
+
+
+class KeepWriter:
+    """Receives the bytes of one file as they are read and hashed; :meth:`finish` stores
+    them under the digest of exactly those bytes, :meth:`abort` forgets them."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def finish(self, hash_value: str, size: int) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _GitWriter(KeepWriter):
+    """Small files: gathered in memory, written as one git blob (git compresses it)."""
+
+    def __init__(self, store: KeptStore):
+        self._store = store
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._parts.append(bytes(data))
+
+    def finish(self, hash_value: str, size: int) -> None:
+        hexdigest = sha256_of(hash_value)
+        assert hexdigest is not None
+        data = b"".join(self._parts)
+        self._parts = []
+        with self._store._lock:  # libgit2 object writes from several threads: one at a time
+            blob = self._store.repo.pygit.create_blob(data)
+        self._store._add(hexdigest, KEPT_GIT, blob)
+
+    def abort(self) -> None:
+        self._parts = []
+
+
+class _LfsWriter(KeepWriter):
+    """Large files: copied into ``<common>/lfs/tmp`` as they are hashed, then renamed into
+    the LFS store under the hash of exactly the bytes copied."""
+
+    def __init__(self, store: KeptStore):
+        self._store = store
+        tmp_dir = store.repo.common_dir / "lfs" / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix="git-prov-keep-", dir=tmp_dir)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._file.write(data)
+
+    def finish(self, hash_value: str, size: int) -> None:
+        hexdigest = sha256_of(hash_value)
+        assert hexdigest is not None
+        self._file.close()
+        common = self._store.repo.common_dir
+        if has_lfs_object(common, hexdigest, size):
+            self.abort()
+        else:
+            target = lfs_object_path(common, hexdigest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(self._tmp, 0o444)  # as git-lfs keeps its objects
+            os.replace(self._tmp, target)
+        with self._store._lock:
+            pointer = self._store.repo.pygit.create_blob(lfs_pointer(hexdigest, size))
+        self._store._add(hexdigest, KEPT_LFS, pointer)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)
+
+
+def _lfs_ready() -> bool:
+    try:
+        from git_prov.store.lfs import lfs_available
+    except ImportError:  # pragma: no cover - store.lfs is part of the package
+        return False
+    return lfs_available()
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def data_trees(repo: GitRepo, remotes: Iterable[str] = ()) -> list[tuple[str, pygit2.Tree]]:
+    """The data trees to look in: ours, then the tracking copies of ``remotes``."""
+    ledger = Ledger(repo)
+    out = []
+    for ref in (DATA_REF, *(tracking_data_ref(r) for r in remotes)):
+        tip = ledger.tip(ref)
+        if tip is not None:
+            out.append((ref, tip.tree))
+    return out
+
+
+def find_kept(
+    repo: GitRepo, hexdigest: str, trees: Iterable[tuple[str, pygit2.Tree]]
+) -> Found | None:
+    """Where the kept bytes of ``hexdigest`` are named in ``trees`` (None: nowhere)."""
+    pygit = repo.pygit
+    for ref, tree in trees:
+        found = lookup_path(pygit, tree, kept_path(KEPT_GIT, hexdigest))
+        if isinstance(found, pygit2.Blob):
+            return Found(KEPT_GIT, ref, str(found.id))
+        if lookup_path(pygit, tree, kept_path(KEPT_LFS, hexdigest)) is not None:
+            return Found(KEPT_LFS, ref)
+    return None
+
+
+def dropped_digests(ledger: Ledger) -> set[str]:
+    """Digests of kept bytes dropped by ``git prov gc`` (markers in ``refs/prov/objects``)."""
+    tip = ledger.tip(OBJECTS_REF)
+    if tip is None:
+        return set()
+    sub = lookup_path(ledger.pygit, tip.tree, DROP_DATA_DIR)
+    if not isinstance(sub, pygit2.Tree):
+        return set()
+    return {path.replace("/", "") for path, _ in walk_blobs(ledger.pygit, sub)}
+
+
+def kept_digests(repo: GitRepo, ref: str = DATA_REF) -> dict[str, str]:
+    """Every digest named by ``ref``'s data tree → its kind."""
+    tip = Ledger(repo).tip(ref)
+    out: dict[str, str] = {}
+    if tip is None:
+        return out
+    for directory, kind in ((GIT_DIR, KEPT_GIT), (LFS_DIR, KEPT_LFS)):
+        sub = lookup_path(repo.pygit, tip.tree, directory)
+        if isinstance(sub, pygit2.Tree):
+            for path, _ in walk_blobs(repo.pygit, sub):
+                out[path.replace("/", "")] = kind
+    return out
+
+
+def remove_kept(
+    repo: GitRepo, digests: Mapping[str, str], message: str
+) -> None:  # pragma: no cover - used by gc
+    """Drop ``digests`` (hex → kind) from ``refs/prov/data`` (one CAS commit)."""
+    ledger = Ledger(repo)
+    pygit = repo.pygit
+    changes: dict[str, Change] = {kept_path(kind, d): None for d, kind in digests.items()}
+
+    def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        if tip is None:
+            return None
+        present = {p: c for p, c in changes.items() if lookup_path(pygit, tip.tree, p) is not None}
+        if not present:
+            return None
+        return ledger._commit(edit_tree(pygit, tip.tree, present), [tip.id], message)
+
+    with ledger_lock(repo.prov_dir / "ledger.lock"):
+        ledger._cas(DATA_REF, build, message)

@@ -1,0 +1,299 @@
+"""Kept data (issue #14): ``--keep`` stores the bytes of declared data by content under
+``refs/prov/data``; ``git prov get`` writes them back, verified; ``show`` says where each
+file's bytes can be had. Real git, real repositories, the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import commit_file, git, prov
+
+DATA_REF = "refs/prov/data"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _run_id(repo: Path, *args: str) -> str:
+    proc = prov(repo, *args)
+    text = proc.stderr + proc.stdout  # run says so on stderr, record on stdout
+    return text.split("recorded run ")[1].split()[0]
+
+
+def _manifest(repo: Path, run: str, side: str) -> dict[str, dict[str, object]]:
+    doc = json.loads(prov(repo, "show", run, "--json").stdout)
+    return {f["path"]: f for f in doc[f"{side}_manifest"]["files"]}
+
+
+def _ignore_data(repo: Path) -> None:
+    (repo / ".gitignore").write_text("data/\nout/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore data")
+
+
+@pytest.fixture
+def kept_repo(repo: Path) -> Path:
+    _ignore_data(repo)
+    return repo
+
+
+def test_keep_outputs_and_inputs_then_get_restores_exact_bytes(kept_repo: Path) -> None:
+    repo = kept_repo
+    train = os.urandom(3000) + b"\x00\r\n"  # binary, with bytes text filters would change
+    _write(repo / "data/train.csv", train)
+    run = _run_id(
+        repo,
+        "run",
+        "-i",
+        "data",
+        "-o",
+        "out",
+        "--keep",
+        "all",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cp data/train.csv out/model.bin && echo x > out/log.txt",
+    )
+    inputs = _manifest(repo, run, "inputs")
+    outputs = _manifest(repo, run, "outputs")
+    assert inputs["data/train.csv"]["kept"] == "git"
+    assert outputs["out/model.bin"]["kept"] == "git"
+    assert outputs["out/log.txt"]["kept"] == "git"
+    # Stored by content under refs/prov/data: plain git can read the bytes back.
+    digest = _sha(train)
+    raw = subprocess.run(
+        ["git", "cat-file", "blob", f"{DATA_REF}:sha256/{digest[:2]}/{digest[2:]}"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert raw == train
+
+    # Change and remove them; get puts the recorded bytes back.
+    _write(repo / "data/train.csv", b"changed")
+    (repo / "out/model.bin").unlink()
+    (repo / "out/log.txt").unlink()
+    refused = prov(repo, "get", run, check=False)
+    assert refused.returncode == 5, refused.stderr
+    assert "data/train.csv" in refused.stderr and "--force" in refused.stderr
+    assert not (repo / "out/model.bin").exists()  # refused before anything was written
+    prov(repo, "get", run, "--force")
+    assert (repo / "data/train.csv").read_bytes() == train
+    assert (repo / "out/model.bin").read_bytes() == train
+    assert (repo / "out/log.txt").read_bytes() == b"x\n"
+    # Again: nothing to do, nothing refused.
+    again = json.loads(prov(repo, "get", run, "--json").stdout)
+    assert {f["action"] for f in again["files"]} == {"unchanged"}
+
+
+def test_get_one_path_into_another_directory(kept_repo: Path, tmp_path: Path) -> None:
+    repo = kept_repo
+    _write(repo / "data/a.bin", b"A" * 100)
+    _write(repo / "data/sub/b.bin", b"B" * 100)
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "true")
+    dest = tmp_path / "elsewhere"
+    prov(repo, "get", run, "data/sub", "-o", str(dest))
+    assert (dest / "data/sub/b.bin").read_bytes() == b"B" * 100
+    assert not (dest / "data/a.bin").exists()
+    missing = prov(repo, "get", run, "data/nothing", "-o", str(dest), check=False)
+    assert missing.returncode == 6 and "no data file" in missing.stderr
+
+
+def test_not_kept_is_a_clear_error_and_show_says_hash_only(kept_repo: Path) -> None:
+    repo = kept_repo
+    _write(repo / "data/a.bin", b"hello")
+    run = _run_id(repo, "record", "-i", "data", "-c", "true")
+    proc = prov(repo, "get", run, check=False)
+    assert proc.returncode == 6
+    assert "kept none of its data files" in proc.stderr and "--keep" in proc.stderr
+    named = prov(repo, "get", run, "data/a.bin", "-o", "x", check=False)
+    assert named.returncode == 6 and "were not kept" in named.stderr
+    assert "hash only" in prov(repo, "show", run).stdout
+
+
+def test_show_says_where_bytes_can_be_had(kept_repo: Path) -> None:
+    repo = kept_repo
+    commit_file(repo, "params.yaml", "lr: 1\n")
+    _write(repo / "data/a.bin", b"kept")
+    _write(repo / "data/b.bin", b"not kept")
+    run = _run_id(
+        repo, "record", "-i", "params.yaml", "-i", "data", "--keep", "data/a.bin", "-c", "true"
+    )
+    lines = {
+        line.split()[0]: line
+        for line in prov(repo, "show", run).stdout.splitlines()
+        if "  " in line
+    }
+    assert "kept here" in lines["data/a.bin"]
+    assert "hash only" in lines["data/b.bin"]
+    assert "in git" in lines["params.yaml"]
+    doc = json.loads(prov(repo, "show", run, "--json").stdout)
+    files = {f["path"]: f for f in doc["inputs_manifest"]["files"]}
+    assert files["data/a.bin"]["available"] == "kept here"
+    # A file in git comes back from git, without being stored again.
+    (repo / "params.yaml").write_text("lr: 2\n")
+    prov(repo, "get", run, "params.yaml", "--force")
+    assert (repo / "params.yaml").read_text() == "lr: 1\n"
+
+
+def test_kept_bytes_are_stored_once_for_two_runs(kept_repo: Path) -> None:
+    repo = kept_repo
+    _write(repo / "data/big.bin", os.urandom(200_000))
+    first = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "one")
+    tip = git(repo, "rev-parse", DATA_REF)
+    second = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "two")
+    assert first != second
+    assert git(repo, "rev-parse", DATA_REF) == tip  # nothing new to store
+    listing = git(repo, "ls-tree", "-r", "--name-only", DATA_REF).splitlines()
+    assert len(listing) == 1
+
+
+class _BytesRead:
+    """A Progress that adds up the bytes the hashing code says it will read."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def start(self, label: str, total: int, unit: str = "B") -> None:
+        self.total += total
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def test_kept_file_is_read_once_and_an_unchanged_one_not_again(kept_repo: Path) -> None:
+    """Keeping costs no second read: the bytes stored are the bytes hashed, and a file the
+    stat cache knows and the store holds costs nothing on the next record."""
+    from git_prov.capture.data import build_manifest
+    from git_prov.store.kept import KeptStore
+    from git_prov.store.repo import open_repo
+
+    repo = kept_repo
+    payload = os.urandom(50_000)
+    _write(repo / "data/x.bin", payload)
+    os.utime(repo / "data/x.bin", (1_700_000_000, 1_700_000_000))  # old: the cache trusts it
+    handle = open_repo(repo)
+    cache = handle.prov_dir / "hash-cache.sqlite"
+
+    def record() -> tuple[int, str | None]:
+        store = KeptStore(handle)
+        read = _BytesRead()
+        manifest = build_manifest(
+            repo,
+            ["data"],
+            cache_path=cache,
+            keep=lambda rel, size: True,
+            keeper=store,
+            progress=read,
+        )
+        store.commit("test: keep")
+        return read.total, manifest.entries[0].kept
+
+    assert record() == (len(payload), "git")  # read once: hashed and kept
+    assert record() == (0, "git")  # known and kept: not read at all
+    # Known to the stat cache but not kept yet (the store lost it): read once, kept again.
+    git(repo, "update-ref", "-d", DATA_REF)
+    assert record() == (len(payload), "git")
+
+
+def test_keep_defaults_from_gitprov_toml_with_a_size_limit(kept_repo: Path) -> None:
+    repo = kept_repo
+    (repo / ".gitprov.toml").write_text('[keep]\nwhat = ["outputs"]\nmax_size = 1000\n')
+    run = _run_id(
+        repo,
+        "run",
+        "-o",
+        "out",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && head -c 10 /dev/zero > out/small && head -c 5000 /dev/zero > out/big",
+    )
+    outputs = _manifest(repo, run, "outputs")
+    assert outputs["out/small"].get("kept") == "git"
+    assert "kept" not in outputs["out/big"]
+    # --keep none ignores the defaults for one run.
+    run2 = _run_id(repo, "run", "-o", "out", "--keep", "none", "--", "true")
+    assert all("kept" not in f for f in _manifest(repo, run2, "outputs").values())
+
+
+def test_hostile_manifest_paths_never_write_outside_the_destination(
+    kept_repo: Path, tmp_path: Path
+) -> None:
+    """A ledger fetched from someone else may name any path: get refuses the unsafe ones
+    and never follows a symlink out of the destination."""
+    from git_prov.model.manifest import DataEntry, DataManifest
+    from git_prov.store.kept import KeptStore
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import open_repo
+
+    repo = kept_repo
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _write(repo / "data/ok.bin", b"payload")
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "true")
+    entry = _manifest(repo, run, "inputs")["data/ok.bin"]
+
+    handle = open_repo(repo)
+    ledger = Ledger(handle)
+    store = KeptStore(handle)
+    assert store.has(str(entry["hash"]), 7)
+    for hostile in ("../outside/evil", "/tmp/evil-abs", "data/../../outside/evil", ".git/hooks/x"):
+        manifest = DataManifest.build(
+            [hostile], [DataEntry(hostile, 7, str(entry["hash"]), kept="git")]
+        )
+        oid = ledger.store_object(manifest.to_toml())
+        bad_run = _forge_run(repo, ledger, oid)
+        dest = tmp_path / "dest"
+        proc = prov(repo, "get", bad_run, "-o", str(dest), check=False)
+        assert proc.returncode == 5, proc.stderr
+        assert "unsafe path" in proc.stderr
+        assert list(outside.iterdir()) == []
+
+    # A symlink inside the destination that leads out is not followed.
+    dest = tmp_path / "dest2"
+    (dest).mkdir()
+    (dest / "data").symlink_to(outside)
+    proc = prov(repo, "get", run, "-o", str(dest), check=False)
+    assert proc.returncode == 5 and "symbolic link" in proc.stderr
+    assert list(outside.iterdir()) == []
+
+
+def _forge_run(repo: Path, ledger: object, inputs_oid: str) -> str:
+    """Write a run record naming ``inputs_oid`` straight into the ledger (as a hostile
+    clone could), and return its id."""
+    from git_prov.model.ids import new_run_id
+    from git_prov.model.record import RunRecord
+    from git_prov.store.ledger import KIND_DATA, Ledger
+
+    assert isinstance(ledger, Ledger)
+    head = git(repo, "rev-parse", "HEAD")
+    run_id = new_run_id()
+    record = RunRecord(
+        id=run_id,
+        commit=head,
+        command="evil",
+        started="2026-01-02T03:04:05.000Z",
+        ended="2026-01-02T03:04:05.000Z",
+        duration=0.0,
+        status="ok",
+        exit_code=0,
+        inputs=inputs_oid,
+    )
+    ledger.write([(head, record)], objects={KIND_DATA: [inputs_oid]}, keep=[head])
+    return run_id
