@@ -25,7 +25,11 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _run_id(repo: Path, *args: str) -> str:
+def _run_id(repo: Path, *args: str, input_bytes: bytes | None = None) -> str:
+    if input_bytes is not None:  # the command reads these bytes on stdin
+        feed = repo.parent / "stdin.bin"
+        feed.write_bytes(input_bytes)
+        args = (*args[:-1], args[-1] + f" < {feed}")
     proc = prov(repo, *args)
     text = proc.stderr + proc.stdout  # run says so on stderr, record on stdout
     return text.split("recorded run ")[1].split()[0]
@@ -297,3 +301,35 @@ def _forge_run(repo: Path, ledger: object, inputs_oid: str) -> str:
     )
     ledger.write([(head, record)], objects={KIND_DATA: [inputs_oid]}, keep=[head])
     return run_id
+
+
+def test_large_files_are_kept_in_git_lfs_not_as_git_blobs(kept_repo: Path) -> None:
+    repo = kept_repo
+    (repo / ".gitprov.toml").write_text("[keep]\nlfs_threshold = 10000\n")
+    big = os.urandom(50_000)
+    run = _run_id(
+        repo,
+        "run",
+        "-o",
+        "out",
+        "--keep",
+        "outputs",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cat > out/model.bin",
+        input_bytes=big,
+    )
+    outputs = _manifest(repo, run, "outputs")
+    assert outputs["out/model.bin"]["kept"] == "lfs"
+    digest = _sha(big)
+    # The bytes are an object of the local LFS store; refs/prov/data holds its pointer.
+    stored = repo / ".git/lfs/objects" / digest[:2] / digest[2:4] / digest
+    assert stored.read_bytes() == big
+    pointer = git(repo, "cat-file", "blob", f"{DATA_REF}:lfs/{digest[:2]}/{digest[2:]}")
+    assert f"oid sha256:{digest}" in pointer and "size 50000" in pointer
+    assert "sha256/" not in git(repo, "ls-tree", "-r", "--name-only", DATA_REF)
+    (repo / "out/model.bin").write_bytes(b"overwritten in place")
+    assert stored.read_bytes() == big  # the store is not the user's file
+    prov(repo, "get", run, "--force")
+    assert (repo / "out/model.bin").read_bytes() == big
