@@ -3,7 +3,7 @@ JSON-ready data; only ``cli.py`` prints them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from git_prov.history import CommitRuns
@@ -201,8 +201,10 @@ def show_text(
     style: Style = plain,
     all_files: bool = False,
     full_env: bool = False,
+    where: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """``git prov show``: everything about one run, for people."""
+    """``git prov show``: everything about one run, for people. ``where`` are extra
+    (label, text) rows after the commits it is shown on (where its code is now)."""
     r = run.record
     color = "green" if r.status == STATUS_OK else "red"
     out = [style(f"run {r.id}", fg="yellow", bold=True)]
@@ -228,6 +230,8 @@ def show_text(
         if commit != r.commit:
             how = next((a.how for a in run.attachments if a.commit == commit), "notes rewrite")
             row("Also on", f"{commit} ({how})")
+    for label, text in where:
+        row(label, text, fg="yellow")
     row(
         "Started",
         f"{r.started.replace('T', ' ').replace('Z', ' UTC')}   "

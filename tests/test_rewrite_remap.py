@@ -12,9 +12,8 @@ import pytest
 from conftest import commit_file, git, prov
 from factories import make_record, shown_on, write_run
 
-from git_prov import rewrite
 from git_prov.capture.source import patch_id
-from git_prov.rewrite import find_orphans, patch_ids, remap, remap_rewritten
+from git_prov.rewrite import find_orphans, matching, patch_ids, remap, remap_rewritten
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
 
@@ -175,9 +174,10 @@ def test_squash_and_rebase_merges_done_elsewhere_then_gc(tmp_path: Path, repo: P
     assert f"ran on {first.commit[:7]}" in log
 
 
-def test_squash_found_from_the_fork_point_when_the_first_commit_has_no_run(
+def test_squash_from_the_fork_point_onto_a_moved_main_without_evidence_is_only_listed(
     repo: Path,
 ) -> None:
+    # (With a message naming the squashed commits it is attached: test_rewrite_evidence.)
     git(repo, "checkout", "-q", "-b", "feature")
     commit_file(repo, "prep.py", "prep\n", "no run here")
     commit_file(repo, "model.py", "v1\n", "step 1")
@@ -191,9 +191,10 @@ def test_squash_found_from_the_fork_point_when_the_first_commit_has_no_run(
     squash = git(repo, "rev-parse", "HEAD")
     git(repo, "branch", "-q", "-D", "feature")
     report = remap(open_repo(repo))
-    assert {(m.run, m.commit, m.how) for m in report.matched} == {
-        (one.id, squash, "squash of 3 commits"),
-        (two.id, squash, "squash of 3 commits"),
+    assert report.matched == ()
+    assert {(c.run, c.commit, c.how, c.missing) for c in report.unconfirmed} == {
+        (one.id, squash, "squash of 3 commits", "tree, message"),
+        (two.id, squash, "squash of 3 commits", "tree, message"),
     }
 
 
@@ -319,7 +320,7 @@ def test_many_orphans_one_write_and_no_work_when_nothing_changed(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("a remap with nothing changed must not recompute")
 
-    monkeypatch.setattr(rewrite, "_compute", no_work)
+    monkeypatch.setattr(matching, "_compute", no_work)
     again = remap(gprov)
     assert again.up_to_date and again.matched == () and not again.written
     monkeypatch.undo()

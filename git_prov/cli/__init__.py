@@ -560,12 +560,21 @@ def show(
             raise NotFound(f"the {log_stream} of run {runs[-1].record.short_id} was dropped by gc")
         sys.stdout.buffer.write(ledger.read_object(oid, f"{log_stream} log"))
         return 0
+    from git_prov.cli.rewrite import whereabouts_json, whereabouts_rows
+
     if as_json:
-        docs = [render.show_json(ledger, r) for r in runs]
+        docs = [{**render.show_json(ledger, r), **whereabouts_json(repo, r)} for r in runs]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True))
         return 0
     text = "\n".join(
-        render.show_text(ledger, r, style=state.style, all_files=all_files, full_env=full_env)
+        render.show_text(
+            ledger,
+            r,
+            style=state.style,
+            all_files=all_files,
+            full_env=full_env,
+            where=whereabouts_rows(repo, r),
+        )
         for r in runs
     )
     _page(state, text)

@@ -45,8 +45,12 @@ def remap(
     hosting service, a cherry-pick, or a rebase without the post-rewrite hook. Each is
     matched to a reachable commit (default: every one; or those of REV-RANGE) with the
     same change (git patch-id), the same combined change (a squash), or the same tree.
-    Ambiguous and unmatched runs are listed, never attached. Runs keep naming the commit
-    they ran on, which stays in the repository.
+    A match needs evidence that the commit is a copy: a rebased or cherry-picked copy
+    keeps the author, author date and message; a squash has the branch tip's tree or
+    names the squashed commits in its message. The same change without that evidence
+    (someone made the same edit) is listed as not attached. Ambiguous and unmatched runs
+    are listed, never attached. Runs keep naming the commit they ran on, which stays in
+    the repository.
 
     \b
     Examples:
@@ -98,6 +102,20 @@ def _report_text(state: State, report: Any) -> str:
             )
         if len(report.ambiguous) > MAX_LISTED:
             lines.append(f"  … and {len(report.ambiguous) - MAX_LISTED} more (--json lists all)")
+    if report.unconfirmed:
+        runs = len({c.run for c in report.unconfirmed})
+        lines.append(
+            f"not attached, the same change but no evidence of a copy ({runs} "
+            f"run{'s' if runs != 1 else ''}):"
+        )
+        for c in report.unconfirmed[:MAX_LISTED]:
+            lines.append(
+                f"  {short_run_id(c.run)}  ran on {short(c.original)}: {c.how} matches "
+                f"{short(c.commit)}, but its {c.missing} "
+                + ("differ" if "," in c.missing else "differs")
+            )
+        if len(report.unconfirmed) > MAX_LISTED:
+            lines.append(f"  … and {len(report.unconfirmed) - MAX_LISTED} more (--json lists all)")
     if report.unmatched:
         lines.append(f"unmatched, code kept ({len(report.unmatched)}):")
         for u in report.unmatched[:MAX_LISTED]:
@@ -110,6 +128,60 @@ def _report_text(state: State, report: Any) -> str:
             "(git prov fetch brings them)"
         )
     return "\n".join(lines) + "\n"
+
+
+def whereabouts_rows(repo: Any, run: Any) -> list[tuple[str, str]]:
+    """``git prov show`` rows saying where a run's code is now, when that is not simply
+    the commits it is shown on: gone from the repository, or orphaned (with the commits
+    remap lists for it but does not attach)."""
+    from git_prov.rewrite import whereabouts
+
+    where = whereabouts(repo, run)
+    rows: list[tuple[str, str]] = []
+    if run.record.commit in where.gone:
+        rows.append(
+            (
+                "Code",
+                f"gone: {run.record.commit[:12]} is not in this repository (a history "
+                "rewrite such as git filter-repo purged it, or it was never fetched); "
+                "the record stands, its code cannot be checked out",
+            )
+        )
+    elif where.gone:
+        rows.append(("Code", "not in this repository: " + ", ".join(c[:12] for c in where.gone)))
+    if where.orphaned:
+        rows.append(
+            (
+                "Reachable",
+                "no: no branch, tag or HEAD reaches the commits it is shown on "
+                "(git prov remap finds copies)",
+            )
+        )
+    for c in where.unconfirmed:
+        verb = "differ" if "," in c.missing else "differs"
+        rows.append(
+            (
+                "Candidate",
+                f"{c.commit} has the same change ({c.how} of {c.via[:7]}), but its "
+                f"{c.missing} {verb}: not a proven copy, not attached",
+            )
+        )
+    return rows
+
+
+def whereabouts_json(repo: Any, run: Any) -> dict[str, Any]:
+    """The ``git prov show --json`` keys of :func:`whereabouts_rows`: ``code_gone``
+    (commits of the run this repository lacks), ``orphaned`` and ``candidates``."""
+    from dataclasses import asdict
+
+    from git_prov.rewrite import whereabouts
+
+    where = whereabouts(repo, run)
+    return {
+        "code_gone": list(where.gone),
+        "orphaned": where.orphaned,
+        "candidates": [asdict(c) for c in where.unconfirmed],
+    }
 
 
 @hook_group.command(name="post-rewrite", context_settings=CONTEXT)
