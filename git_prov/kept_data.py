@@ -582,3 +582,37 @@ def fetch_data(repo: GitRepo, remote: str) -> bool:
             f"check the remote (git ls-remote {remote})",
         )
     return True
+
+
+# ---- reproduce and check ---------------------------------------------------------------------
+
+
+def restorable(repo: GitRepo, manifest: DataManifest, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` (files of ``manifest``) whose recorded bytes were kept and not
+    dropped: ``get`` can write them back (from here, or by fetching from the remote)."""
+    available = Availability(repo)
+    entries = manifest.by_path()
+    return {
+        p
+        for p in paths
+        if p in entries
+        and entries[p].kept is not None
+        and available.describe(entries[p]) in (KEPT_HERE, KEPT_ELSEWHERE)
+    }
+
+
+def restore_hints(
+    repo: GitRepo, run: RunRecord, manifest: DataManifest, paths: Sequence[str]
+) -> list[str]:
+    """``check``'s notes for drifted inputs whose recorded bytes were kept."""
+    return [
+        f"{p}: its recorded bytes were kept — restore with git prov get {run.short_id} {p}"
+        for p in sorted(restorable(repo, manifest, paths))
+    ]
+
+
+def write_kept(repo: GitRepo, run: RunRecord, paths: Sequence[str], root: Path) -> None:
+    """Write the recorded bytes of the input files ``paths`` of ``run`` below ``root``
+    (``reproduce``'s worktree), replacing what is there; verified as ``get`` verifies."""
+    if paths:
+        get_files(repo, run.id, GetOptions(paths=paths, output=root, force=True, side="inputs"))

@@ -67,6 +67,7 @@ INPUT_UNVERIFIABLE = "unverifiable"  # an algorithm we cannot compute (git-annex
 
 FOUND_IN_SOURCE = "source"  # checked out with the run's source
 FOUND_IN_WORKING_TREE = "working-tree"  # copied from the user's working tree
+FOUND_IN_KEPT = "kept"  # drifted here; the recorded bytes come from kept data (git prov get)
 
 _VERIFIABLE = ("sha256", "git", "md5", "md5-dos2unix")  # md5*: DVC's (capture/dvc.py)
 _FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
@@ -98,7 +99,7 @@ class InputCheck:
     recorded_size: int
     found_hash: str | None = None
     found_size: int | None = None
-    found_in: str | None = None  # source | working-tree
+    found_in: str | None = None  # source | working-tree | kept
 
 
 @dataclass(frozen=True)
@@ -612,6 +613,8 @@ def reproduce(
         if path not in unsafe and not _is_safe(path):
             blockers.append(f"unsafe declared path in the manifest: {path!r}")
     drifted = [c for c in checks if c.status in (INPUT_MISSING, INPUT_CHANGED)]
+    if drifted and inputs is not None:
+        checks, drifted = _use_kept(repo, run, inputs, checks, drifted, notes)
     drift = tuple(_describe(c) for c in drifted)
     for check in checks:
         if check.status == INPUT_UNVERIFIABLE:
@@ -723,10 +726,16 @@ def _rerun_in(
     worktree = open_repo(directory)
     root = worktree.root
     modes = {e.path: e.mode for e in inputs.entries} if inputs else {}
-    # Inputs not in the checked-out source come from the user's working tree.
+    # Inputs not in the checked-out source come from the user's working tree, or, where
+    # they drifted there, from the bytes the run kept.
     for check in checks:
         if check.found_in == FOUND_IN_WORKING_TREE:
             place_file(root, check.path, repo.root / check.path, modes.get(check.path, ""))
+    from_kept = [c.path for c in checks if c.found_in == FOUND_IN_KEPT]
+    if from_kept:
+        from git_prov.kept_data import write_kept
+
+        write_kept(repo, run, from_kept, root)
     # Verify what the command will actually read, in the worktree.
     verified = []
     for check in checks:
@@ -802,6 +811,39 @@ def _rerun_in(
         outputs=out_diff,
         metrics=metrics,
     )
+
+
+def _use_kept(
+    repo: GitRepo,
+    run: RunRecord,
+    inputs: DataManifest,
+    checks: list[InputCheck],
+    drifted: list[InputCheck],
+    notes: list[str],
+) -> tuple[list[InputCheck], list[InputCheck]]:
+    """Drifted inputs whose recorded bytes were kept are no drift: the rerun gets the kept
+    bytes (and a note says so). Returns the checks and what still drifted."""
+    from git_prov.kept_data import restorable
+
+    kept = restorable(repo, inputs, [c.path for c in drifted])
+    if not kept:
+        return checks, drifted
+    out = []
+    for check in checks:
+        if check.path in kept:
+            how = "is missing" if check.status == INPUT_MISSING else "changed"
+            notes.append(f"input {check.path} {how} here: the rerun uses its kept recorded bytes")
+            check = InputCheck(
+                check.path,
+                INPUT_OK,
+                check.recorded_hash,
+                check.recorded_size,
+                check.recorded_hash,
+                check.recorded_size,
+                FOUND_IN_KEPT,
+            )
+        out.append(check)
+    return out, [c for c in drifted if c.path not in kept]
 
 
 def decide(

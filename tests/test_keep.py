@@ -333,3 +333,52 @@ def test_large_files_are_kept_in_git_lfs_not_as_git_blobs(kept_repo: Path) -> No
     assert stored.read_bytes() == big  # the store is not the user's file
     prov(repo, "get", run, "--force")
     assert (repo / "out/model.bin").read_bytes() == big
+
+
+def test_reproduce_uses_kept_bytes_of_a_drifted_input_and_check_says_how_to_restore(
+    kept_repo: Path,
+) -> None:
+    repo = kept_repo
+    _write(repo / "data/in.txt", b"the recorded input\n")
+    run = _run_id(
+        repo,
+        "run",
+        "-i",
+        "data/in.txt",
+        "-o",
+        "out/res.txt",
+        "--keep",
+        "inputs",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cp data/in.txt out/res.txt",
+    )
+    _write(repo / "data/in.txt", b"drifted since\n")
+
+    check = prov(repo, "check", run, check=False)
+    assert check.returncode == 1
+    assert f"restore with git prov get {run} data/in.txt" in check.stdout
+
+    proc = prov(repo, "reproduce", "--json", run, check=False)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr
+    assert doc["verdict"] == "identical"
+    assert any("kept recorded bytes" in n for n in doc["notes"])
+    (checked,) = doc["inputs"]
+    assert checked["found_in"] == "kept" and checked["status"] == "ok"
+    # The user's working tree is not touched.
+    assert (repo / "data/in.txt").read_bytes() == b"drifted since\n"
+
+    # Without kept bytes, the same drift refuses (exit 5), as before.
+    plain = _run_id(
+        repo,
+        "run",
+        "-i",
+        "data/in.txt",
+        "--",
+        "true",
+    )
+    _write(repo / "data/in.txt", b"drifted again\n")
+    refused = prov(repo, "reproduce", "--json", plain, check=False)
+    assert refused.returncode == 5

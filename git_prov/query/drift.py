@@ -125,6 +125,11 @@ def check_run(
             notes.append("the run declared no inputs: nothing to compare")
         else:
             data_drift = _data(repo, inputs, run.inputs, progress)
+            if not data_drift.same:
+                from git_prov.kept_data import restore_hints
+
+                drifted = [c.path for c in data_drift.changes] + list(data_drift.new_missing)
+                notes.extend(restore_hints(repo, run, inputs, drifted))
     env_drift = None
     current_env = None
     if environment:
