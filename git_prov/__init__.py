@@ -28,6 +28,7 @@ _LAZY = {
     "run": "git_prov.api",
     "record": "git_prov.api",
     "active_run": "git_prov.api",
+    "get": "git_prov.api",
     "Ledger": "git_prov.api",
     "Run": "git_prov.api",
     "ActiveRun": "git_prov.api",
@@ -41,12 +42,13 @@ __all__ = [
     "Run",
     "__version__",
     "active_run",
+    "get",
     "record",
     "run",
 ]
 
 if TYPE_CHECKING:
-    from git_prov.api import ActiveRun, Ledger, Run, active_run, record, run
+    from git_prov.api import ActiveRun, Ledger, Run, active_run, get, record, run
     from git_prov.errors import ProvError
 
 

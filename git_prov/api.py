@@ -406,6 +406,7 @@ def run(
     python: str | None = None,
     notebook: bool | None = None,
     sign: bool | None = None,
+    keep: Sequence[str] | str = (),
 ) -> ActiveRun:
     """Record the code in a ``with`` block as a run: ``with git_prov.run(…) as run:``.
 
@@ -417,7 +418,9 @@ def run(
     are recorded (default: this one, ``sys.executable``). In a Jupyter kernel the
     notebook file is added to the inputs (``notebook=False`` turns that off; see
     :mod:`git_prov.capture.notebook`). ``sign`` signs the record (default:
-    ``git config prov.sign``).
+    ``git config prov.sign``). ``keep`` keeps the bytes of data, not only their hash, as
+    ``--keep`` does: ``"inputs"``, ``"outputs"``, ``"all"``, ``"none"`` or declared paths
+    (:func:`get` gives them back).
 
     Runs do not nest: starting one inside another's block raises
     :class:`~git_prov.errors.UsageProblem` (runs in other threads are independent).
@@ -434,8 +437,13 @@ def run(
         message=message,
         python=python or sys.executable,
         sign=sign,
+        keep=_keep(keep),
     )
     return ActiveRun(repo, options, command, notebook)
+
+
+def _keep(keep: Sequence[str] | str) -> tuple[str, ...]:
+    return (keep,) if isinstance(keep, str) else tuple(keep)
 
 
 def record(
@@ -455,10 +463,11 @@ def record(
     repo: RepoLike = ".",
     python: str | None = None,
     sign: bool | None = None,
+    keep: Sequence[str] | str = (),
 ) -> Run:
     """Record a run that happened outside git-prov (``git prov record``): the code is the
     current HEAD (and working tree if dirty), inputs and outputs are hashed as they are
-    now. ``started`` defaults to now minus ``duration``."""
+    now. ``started`` defaults to now minus ``duration``; ``keep`` as for :func:`run`."""
     from git_prov import recording
 
     options = recording.RunOptions(
@@ -472,6 +481,7 @@ def record(
         message=message,
         python=python,
         sign=sign,
+        keep=_keep(keep),
     )
     repository = _open(repo)
     stored = recording.record(
@@ -561,3 +571,24 @@ def _error(exc: BaseException, redactor: Redactor) -> dict[str, str]:
     if len(message) > MAX_ERROR_MESSAGE:
         message = message[: MAX_ERROR_MESSAGE - 1] + "…"
     return {"type": type(exc).__qualname__, "message": message}
+
+
+def get(
+    run: str,
+    paths: Sequence[str] = (),
+    *,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    repo: RepoLike = ".",
+) -> list[str]:
+    """Write the recorded bytes of run ``run``'s kept data files (``git prov get``): all of
+    them, or those at or below ``paths``, below ``output`` (default: the working tree).
+    Returns the paths written or found unchanged. Raises as ``git prov get`` fails."""
+    from git_prov.kept_data import GetOptions, get_files
+
+    result = get_files(
+        _open(repo),
+        run,
+        GetOptions(paths=tuple(paths), output=Path(output) if output else None, force=force),
+    )
+    return [f.target for f in result.files]

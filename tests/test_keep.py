@@ -382,3 +382,21 @@ def test_reproduce_uses_kept_bytes_of_a_drifted_input_and_check_says_how_to_rest
     _write(repo / "data/in.txt", b"drifted again\n")
     refused = prov(repo, "reproduce", "--json", plain, check=False)
     assert refused.returncode == 5
+
+
+def test_python_api_keep_and_get(
+    kept_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import git_prov
+
+    repo = kept_repo
+    monkeypatch.chdir(repo)
+    with git_prov.run(outputs=["out"], keep="outputs", command="train") as active:
+        _write(repo / "out/model.bin", b"weights")
+    run = active.id
+    (repo / "out/model.bin").unlink()
+    written = git_prov.get(run, output=tmp_path / "got")
+    assert written == [str(tmp_path / "got/out/model.bin")]
+    assert (tmp_path / "got/out/model.bin").read_bytes() == b"weights"
+    rec = git_prov.record("by hand", inputs=["out"], keep=["inputs"], repo=repo)
+    assert rec.id
