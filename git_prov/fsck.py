@@ -457,7 +457,8 @@ def _objects_tree_paths(
                 report.add(
                     ERROR,
                     "keep-missing-commit",
-                    f"refs/prov/objects keeps commit {oid[:12]}, which is missing",
+                    f"refs/prov/objects keeps commit {oid[:12]}, which is missing (a history "
+                    "rewrite such as git filter-repo purged it: the code runs ran on is gone)",
                     object=oid,
                 )
         elif path.startswith(DROP_DIR + "/"):
@@ -505,14 +506,27 @@ def _check_commit(
     report: FsckReport,
 ) -> None:
     if not objects.is_commit(oid):
-        report.add(
-            ERROR,
-            f"missing-{what}",
-            f"run {record.id}: its {what} {oid[:12]} is not in this repository "
-            "(fetch the provenance it came with: git prov fetch)",
-            run=record.id,
-            object=oid,
-        )
+        if object_path(KEEP_DIR, oid) in tree_paths:
+            # We kept it, so it was here: a history rewrite purged it (git filter-repo's
+            # default rewrites refs/prov/objects too).
+            from git_prov.rewrite.filter_repo import rewritten_to
+
+            new = rewritten_to(objects.repo.path, oid)
+            detail = (
+                f"git filter-repo rewrote it to {new[:12]}; git prov remap shows the run there"
+                if new
+                else "purged by a history rewrite such as git filter-repo"
+            )
+            message = (
+                f"run {record.id}: the code it ran on no longer exists: its {what} "
+                f"{oid[:12]} was kept but is not in this repository ({detail})"
+            )
+        else:
+            message = (
+                f"run {record.id}: its {what} {oid[:12]} is not in this repository "
+                "(fetch the provenance it came with: git prov fetch)"
+            )
+        report.add(ERROR, f"missing-{what}", message, run=record.id, object=oid)
     elif object_path(KEEP_DIR, oid) not in tree_paths:
         report.add(
             WARNING,

@@ -77,7 +77,7 @@ def _report_text(state: State, report: Any) -> str:
     lines: list[str] = []
     if report.up_to_date:
         lines.append("nothing changed since the last remap")
-    elif not report.orphans:
+    elif not report.orphans and not report.matched:
         lines.append("no orphaned runs: every run is on a reachable commit")
     verb = "would attach" if report.dry_run else "attached"
     if report.matched:
@@ -139,12 +139,20 @@ def whereabouts_rows(repo: Any, run: Any) -> list[tuple[str, str]]:
     where = whereabouts(repo, run)
     rows: list[tuple[str, str]] = []
     if run.record.commit in where.gone:
+        from git_prov.rewrite.filter_repo import rewritten_to
+
+        new = rewritten_to(repo.git_dir, run.record.commit)
+        why = (
+            f"git filter-repo rewrote it to {new[:12]}"
+            + ("" if new in run.shown_on else "; git prov remap shows the run there")
+            if new
+            else "a history rewrite such as git filter-repo purged it, or it was never fetched"
+        )
         rows.append(
             (
                 "Code",
-                f"gone: {run.record.commit[:12]} is not in this repository (a history "
-                "rewrite such as git filter-repo purged it, or it was never fetched); "
-                "the record stands, its code cannot be checked out",
+                f"gone: {run.record.commit[:12]} is not in this repository ({why}); the "
+                "record stands, the exact code it ran on no longer exists here",
             )
         )
     elif where.gone:

@@ -53,7 +53,12 @@ def rebase_in_progress(repo: GitRepo) -> bool:
 
 
 def remap_rewritten(
-    repo: GitRepo, mapping: Iterable[tuple[str, str]], how: str, *, at: str | None = None
+    repo: GitRepo,
+    mapping: Iterable[tuple[str, str]],
+    how: str,
+    *,
+    at: str | None = None,
+    write: bool = True,
 ) -> list[Attachment]:
     """Show the runs of each rewritten ``old`` commit on its ``new`` commit as well.
 
@@ -63,7 +68,7 @@ def remap_rewritten(
     Idempotent: a run already shown on ``new`` (by its record, an attachment, or git's own
     notes copying) gets nothing new, so a hook that fires twice writes nothing twice.
     Everything is written in one ledger commit; the originals stay kept. Returns the
-    attachments written.
+    attachments written (without ``write``: those that would be, nothing is written).
     """
     pairs = list(dict.fromkeys((old, new) for old, new in mapping if old != new))
     ledger = Ledger(repo)
@@ -91,7 +96,7 @@ def remap_rewritten(
                 continue
             target[run_id] = original
             written.append(Attachment(run_id, new, original, how, stamp))
-    if written:
+    if written and write:
         ledger.write(
             [(a.commit, a) for a in written],
             keep=present(repo, {a.original for a in written}),

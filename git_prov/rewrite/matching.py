@@ -102,31 +102,53 @@ def remap(
             "--include-reachable needs a REV-RANGE",
             "name where copies are, e.g. git prov remap --include-reachable release",
         )
-    settings = {"v": MATCHER_VERSION, "revisions": revisions, "reachable": include_reachable}
+    from git_prov.rewrite.filter_repo import HOW_FILTER_REPO, commit_map_state, follow_filter_repo
+
+    settings = {
+        "v": MATCHER_VERSION,
+        "revisions": revisions,
+        "reachable": include_reachable,
+        "filter_repo": commit_map_state(repo),
+    }
     before = ref_state(repo)
     key = state_key(before, settings)
     cached = read_watermark(repo, key)
     if cached is not None:
         return replace(cached, dry_run=dry_run)
+    # git filter-repo said exactly which commit became which: follow that first.
+    followed = tuple(
+        RemapMatch(a.run, a.original, a.commit, HOW_FILTER_REPO, a.original)
+        for a in follow_filter_repo(repo, write=not dry_run)
+    )
+    if followed and not dry_run:
+        before = ref_state(repo)
     ledger = Ledger(repo)
     report = _compute(repo, ledger, revisions, include_reachable, dry_run)
+    if followed:
+        done = {m.run for m in followed}
+        report = replace(
+            report,
+            matched=followed + report.matched,
+            written=not dry_run,
+            missing=max(report.missing - len(done), 0) if dry_run else report.missing,
+        )
     if dry_run:
         return report
-    if report.matched:
+    if any(m.how != HOW_FILTER_REPO for m in report.matched):
         stamp = now_iso()
+        fresh = [m for m in report.matched if m.how != HOW_FILTER_REPO]
         ledger.write(
-            [
-                (m.commit, Attachment(m.run, m.commit, m.original, m.how, stamp))
-                for m in report.matched
-            ],
-            keep=present(repo, {m.original for m in report.matched}),
-            message=f"git-prov: remap {len(report.matched)} run(s)",
+            [(m.commit, Attachment(m.run, m.commit, m.original, m.how, stamp)) for m in fresh],
+            keep=present(repo, {m.original for m in fresh}),
+            message=f"git-prov: remap {len(fresh)} run(s)",
         )
         report = replace(report, written=True)
         after = ref_state(repo)
         if not only_our_write(repo, before, after):
             return report  # someone else changed refs meanwhile: no watermark, recompute
         key = state_key(after, settings)
+    elif followed:
+        key = state_key(ref_state(repo), settings)
     write_watermark(repo, key, report)
     return report
 
