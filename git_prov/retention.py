@@ -20,12 +20,13 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pygit2
 
+from git_prov.kept_retention import DataDrops, drop_data, plan_data_drops
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
 from git_prov.model.when import parse_time
 from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, LedgerScan, LocatedRun, object_path
@@ -88,10 +89,12 @@ class GcPlan:
     logs_only: bool
     kept: int
     redrop: tuple[str, ...] = ()
+    data: DataDrops | None = None  # kept bytes to drop (git_prov.kept_retention)
+    data_only: bool = False  # --data-only: the runs stay; only their kept bytes go
 
     @property
     def empty(self) -> bool:
-        return not (self.runs or self.logs or self.redrop)
+        return not (self.runs or self.logs or self.redrop or (self.data and not self.data.empty))
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +113,9 @@ class GcPlan:
             "logs": list(self.logs),
             "log_bytes": self.log_bytes,
             "runs_kept": self.kept,
+            "data_only": self.data_only,
+            "data": list(self.data.digests) if self.data else [],
+            "data_bytes": self.data.size if self.data else 0,
         }
 
 
@@ -121,6 +127,7 @@ class GcResult:
     dry_run: bool
     tombstones: int = 0
     dropped: list[str] = field(default_factory=list)
+    dropped_data: list[str] = field(default_factory=list)  # digests of kept bytes dropped
 
 
 def select_runs(scan: LedgerScan, rules: RetentionRules) -> tuple[list[LocatedRun], int]:
@@ -213,10 +220,21 @@ def plan_gc(
     *,
     logs_only: bool = False,
     scan: LedgerScan | None = None,
+    data_only: bool = False,
 ) -> GcPlan:
     """What :func:`gc` would remove. Without a selecting rule nothing is chosen, and only
-    logs dropped before that a merge brought back are dropped again."""
+    logs (and kept bytes) dropped before that a merge brought back are dropped again.
+    With ``data_only`` the runs stay and only kept bytes go (git_prov.kept_retention)."""
     scan = scan or ledger.scan()
+    if data_only:
+        selected = None
+        if rules.selects():
+            chosen_runs, _ = select_runs(scan, replace(rules, keep_last=None))
+            selected = [r.id for r in chosen_runs]
+        data = plan_data_drops(ledger, scan, selected=selected, keep_last=rules.keep_last)
+        going = set(data.runs)
+        runs = tuple(r for r in scan.live_runs() if r.id in going)
+        return GcPlan(runs, (), 0, False, len(scan.live_runs()), (), data, True)
     chosen, kept = select_runs(scan, rules) if rules.selects() else ([], len(scan.live_runs()))
     chosen_ids = {r.id for r in chosen}
     # A log is dropped only when no surviving run (any version) still names it.
@@ -251,12 +269,13 @@ def plan_gc(
             and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid)) is not None
         )
     size = sum(_size(ledger, oid) for oid in logs)
+    data = plan_data_drops(ledger, scan, removed=() if logs_only else sorted(chosen_ids))
     if logs_only:
         with_logs = [
             r for r in chosen if any(o in logs for o in (r.record.stdout, r.record.stderr))
         ]
-        return GcPlan(tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop))
-    return GcPlan(tuple(chosen), tuple(logs), size, False, kept, tuple(redrop))
+        return GcPlan(tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data)
+    return GcPlan(tuple(chosen), tuple(logs), size, False, kept, tuple(redrop), data)
 
 
 def _size(ledger: Ledger, oid: str) -> int:
@@ -273,6 +292,7 @@ def gc(
     logs_only: bool = False,
     dry_run: bool = False,
     now: datetime | None = None,
+    data_only: bool = False,
 ) -> GcResult:
     """Remove runs (or only their logs) chosen by ``rules``.
 
@@ -284,11 +304,15 @@ def gc(
     from git_prov.fsck import recover_stale_ref_locks
 
     ledger = Ledger(repo)
-    plan = plan_gc(ledger, rules, logs_only=logs_only)
+    plan = plan_gc(ledger, rules, logs_only=logs_only, data_only=data_only)
     result = GcResult(plan, dry_run)
     if dry_run or plan.empty:
         return result
     recover_stale_ref_locks(repo)
+    if plan.data is not None and not plan.data.empty:
+        result.dropped_data = drop_data(ledger, plan.data, rules.describe())
+    if plan.data_only:
+        return result
     drops = [*plan.logs, *plan.redrop]
     if drops:
         _drop_logs(ledger, drops, rules.describe())

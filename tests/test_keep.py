@@ -25,12 +25,14 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _run_id(repo: Path, *args: str, input_bytes: bytes | None = None) -> str:
+def _run_id(
+    repo: Path, *args: str, input_bytes: bytes | None = None, check: bool = True
+) -> str:
     if input_bytes is not None:  # the command reads these bytes on stdin
         feed = repo.parent / "stdin.bin"
         feed.write_bytes(input_bytes)
         args = (*args[:-1], args[-1] + f" < {feed}")
-    proc = prov(repo, *args)
+    proc = prov(repo, *args, check=check)
     text = proc.stderr + proc.stdout  # run says so on stderr, record on stdout
     return text.split("recorded run ")[1].split()[0]
 
@@ -400,3 +402,73 @@ def test_python_api_keep_and_get(
     assert (tmp_path / "got/out/model.bin").read_bytes() == b"weights"
     rec = git_prov.record("by hand", inputs=["out"], keep=["inputs"], repo=repo)
     assert rec.id
+
+
+def test_gc_drops_kept_bytes_by_keep_last_per_path_and_get_then_says_so(kept_repo: Path) -> None:
+    repo = kept_repo
+    runs = []
+    for n in range(3):
+        runs.append(
+            _run_id(
+                repo,
+                "run",
+                "-o",
+                "out",
+                "--keep",
+                "outputs",
+                "--",
+                "sh",
+                "-c",
+                f"mkdir -p out && echo version {n} > out/model.txt",
+            )
+        )
+    plan = json.loads(
+        prov(repo, "gc", "--data-only", "--keep-last", "1", "--dry-run", "--json").stdout
+    )
+    assert len(plan["data"]) == 2 and plan["dry_run"]
+    prov(repo, "gc", "--data-only", "--keep-last", "1", "--force")
+    # The runs stay, with their hashes; the bytes of the older two are gone.
+    assert len(json.loads(prov(repo, "find", "--json").stdout)) == 3
+    proc = prov(repo, "get", runs[0], "-o", "x", check=False)
+    assert proc.returncode == 6
+    assert "dropped by git prov gc" in proc.stderr and "out/model.txt" in proc.stderr
+    assert "dropped by git prov gc" in prov(repo, "show", runs[1]).stdout
+    listing = git(repo, "ls-tree", "-r", "--name-only", DATA_REF).splitlines()
+    assert len(listing) == 1
+    prov(repo, "get", runs[2], "-o", "y")
+    assert (repo / "y/out/model.txt").read_text() == "version 2\n"
+
+
+def test_gc_of_failed_runs_drops_their_kept_bytes_unless_shared(kept_repo: Path) -> None:
+    repo = kept_repo
+    ok = _run_id(
+        repo,
+        "run",
+        "-o",
+        "out",
+        "--keep",
+        "outputs",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && echo same > out/a.txt",
+    )
+    failed = _run_id(
+        repo,
+        "run",
+        "-o",
+        "out",
+        "--keep",
+        "outputs",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && echo same > out/a.txt && echo bad > out/b.txt && exit 3",
+        check=False,
+    )
+    assert prov(repo, "gc", "--failed-only", "--force", check=False).returncode == 0
+    listing = git(repo, "ls-tree", "-r", "--name-only", DATA_REF).splitlines()
+    assert len(listing) == 1  # out/a.txt stays: the surviving run kept the same bytes
+    prov(repo, "get", ok, "-o", "z")
+    assert (repo / "z/out/a.txt").read_text() == "same\n"
+    assert failed

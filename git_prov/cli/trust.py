@@ -105,6 +105,12 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
     is_flag=True,
     help="Keep the runs; drop only their kept stdout/stderr logs.",
 )
+@click.option(
+    "--data-only",
+    is_flag=True,
+    help="Keep the runs; drop only the bytes they kept (--keep), leaving the hashes. "
+    "--keep-last N keeps each path's bytes of its newest N runs.",
+)
 @click.option("-n", "--dry-run", is_flag=True, help="List what would go; change nothing.")
 @click.option("-f", "--force", is_flag=True, help="Really remove (required unless --dry-run).")
 @_JSON
@@ -117,6 +123,7 @@ def gc(
     keep_tagged: bool,
     failed_only: bool,
     logs_only: bool,
+    data_only: bool,
     dry_run: bool,
     force: bool,
     as_json: bool,
@@ -138,6 +145,7 @@ def gc(
       git prov gc --failed-only --older-than 30d --force
       git prov gc --logs-only --older-than 14d --force
       git prov gc --keep-last 3 --force
+      git prov gc --data-only --older-than 30d --keep-last 2 --force
     """
     from git_prov.retention import RetentionRules, parse_age, plan_gc
     from git_prov.retention import gc as run_gc
@@ -153,14 +161,17 @@ def gc(
         keep_tagged=keep_tagged,
         failed_only=failed_only,
     )
-    plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan)
-    if not rules.selects() and not plan.redrop:
+    if logs_only and data_only:
+        raise UsageProblem("--logs-only and --data-only exclude each other", "choose one")
+    plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan, data_only=data_only)
+    redrop_data = plan.data is not None and bool(plan.data.redrop)
+    if not rules.selects() and not plan.redrop and not redrop_data:
         raise UsageProblem(
             "say which runs to remove",
             "give RUN ids, --older-than, --failed-only or --keep-last (see git prov gc --help)",
         )
     # Dropping again the logs a merge brought back repeats a decision already made.
-    if not dry_run and (plan.runs or plan.logs) and not force:
+    if not dry_run and (plan.runs or plan.logs or (plan.data and plan.data.digests)) and not force:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageProblem(
                 f"gc would remove {_what(plan)}; it changes every clone after the next sync",
@@ -171,11 +182,16 @@ def gc(
         if not click.confirm(f"Remove {_what(plan)}?", default=False, err=True):
             click.echo("nothing removed", err=True)
             return 0
-    result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run)
+    result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run, data_only=data_only)
     plan = result.plan
     if as_json:
         doc = plan.to_json_dict()
-        doc.update(dry_run=dry_run, tombstones=result.tombstones, dropped=result.dropped)
+        doc.update(
+            dry_run=dry_run,
+            tombstones=result.tombstones,
+            dropped=result.dropped,
+            dropped_data=result.dropped_data,
+        )
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
@@ -195,16 +211,24 @@ def _what(plan: Any) -> str:
     from git_prov.render import human_size
 
     logs = f"{len(plan.logs)} logs ({human_size(plan.log_bytes)})"
+    data = plan.data
+    kept = f"the kept bytes of {len(data.digests)} files ({human_size(data.size)})" if data else ""
+    if plan.data_only:
+        return kept if data and data.digests else "no kept data"
+    if data and data.digests:
+        logs = f"{logs} and {kept}" if plan.logs else kept
     if plan.logs_only:
         return logs if plan.logs else "no logs"
     runs = f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}"
-    return f"{runs} and {logs}" if plan.logs else runs
+    return f"{runs} and {logs}" if plan.logs or (data and data.digests) else runs
 
 
 def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
     from git_prov.model.record import printable, shorten
 
     verb = "drop logs of" if plan.logs_only else "remove"
+    if plan.data_only:
+        verb = "drop kept data of"
     if dry_run:
         verb = "would " + verb
     lines = []
@@ -216,6 +240,11 @@ def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
         )
     if plan.redrop:
         lines.append(f"{'would drop' if dry_run else 'dropped'} again {len(plan.redrop)} logs")
+    if plan.data is not None and plan.data.redrop:
+        lines.append(
+            f"{'would drop' if dry_run else 'dropped'} again the kept bytes of "
+            f"{len(plan.data.redrop)} files"
+        )
     return lines
 
 

@@ -1,0 +1,188 @@
+"""``git prov gc`` for kept data: which kept bytes go, and dropping them.
+
+Kept bytes are shared by content: a digest is dropped only when no surviving kept entry
+(of a run that stays, or whose data stays) still names it. Dropping leaves the hash in the
+manifests, writes a ``drop-data/<ab>/<rest>`` marker in ``refs/prov/objects`` (which every
+sync carries, so the bytes stay dropped in every clone and no merge brings them back) and
+removes the bytes' path from ``refs/prov/data``. Local git-LFS objects of dropped bytes are
+left to ``git lfs prune``.
+
+Rules (with ``--data-only``): a run's kept entries go when the run matches the selecting
+rules (RUN ids, ``--older-than``, ``--failed-only``; all runs when only ``--keep-last`` is
+given), unless ``--keep-tagged`` protects the run or ``--keep-last N`` does: the newest N
+runs that kept a path keep it. Without ``--data-only``, the kept data of the runs gc
+removes goes with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pygit2
+
+from git_prov.model.manifest import DataManifest
+from git_prov.store.kept import (
+    DATA_REF,
+    drop_path,
+    dropped_digests,
+    kept_digests,
+    kept_path,
+    sha256_of,
+)
+from git_prov.store.ledger import OBJECTS_REF, Ledger, LedgerScan, LocatedRun
+from git_prov.store.locking import ledger_lock
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+
+
+@dataclass(frozen=True)
+class KeptEntry:
+    """One kept file of one run."""
+
+    run: str
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DataDrops:
+    """Kept bytes ``gc`` drops (digests) and their size; ``redrop``: dropped before, then
+    brought back into ``refs/prov/data`` by a merge."""
+
+    digests: tuple[str, ...] = ()
+    size: int = 0
+    redrop: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()  # runs some of whose kept data goes
+
+    @property
+    def empty(self) -> bool:
+        return not (self.digests or self.redrop)
+
+
+def kept_entries(ledger: Ledger, runs: Iterable[LocatedRun], scan: LedgerScan) -> list[KeptEntry]:
+    """The kept files of ``runs`` (every version of a conflicting run)."""
+    manifests: dict[str, DataManifest] = {}
+    out = []
+    for run in runs:
+        for record in scan.conflicts.get(run.id, [run.record]):
+            for oid in (record.inputs, record.outputs):
+                if not oid:
+                    continue
+                if oid not in manifests:
+                    try:
+                        manifests[oid] = ledger.data_manifest(oid)
+                    except Exception:  # unreadable or missing: fsck reports it
+                        manifests[oid] = DataManifest((), ())
+                for entry in manifests[oid].entries:
+                    digest = sha256_of(entry.hash) if entry.kept else None
+                    if digest is not None:
+                        out.append(KeptEntry(run.id, entry.path, digest, entry.size))
+    return out
+
+
+def plan_data_drops(
+    ledger: Ledger,
+    scan: LedgerScan,
+    *,
+    removed: Sequence[str] = (),
+    selected: Sequence[str] | None = None,
+    keep_last: int | None = None,
+) -> DataDrops:
+    """What kept bytes go: those of the ``removed`` runs, and (``--data-only``) of the
+    ``selected`` runs except the newest ``keep_last`` runs keeping each path; in both
+    cases only bytes no remaining kept entry names."""
+    already = dropped_digests(ledger)
+    here = kept_digests(ledger.repo)
+    redrop = sorted(d for d in already if d in here)
+    if not removed and selected is None:  # nothing chosen: only bytes a merge brought back
+        return DataDrops(redrop=tuple(redrop))
+    live = scan.live_runs()
+    entries = kept_entries(ledger, live, scan)
+    removed_ids = set(removed)
+    going: set[KeptEntry] = {e for e in entries if e.run in removed_ids}
+    if selected is not None:
+        chosen = set(selected)
+        protected: set[tuple[str, str]] = set()
+        if keep_last is not None:
+            by_path: dict[str, set[str]] = {}
+            for e in entries:
+                by_path.setdefault(e.path, set()).add(e.run)
+            for path, keeping in by_path.items():
+                newest = sorted(keeping, reverse=True)[:keep_last]  # run ids sort by start
+                protected.update((run, path) for run in newest)
+        going |= {e for e in entries if e.run in chosen and (e.run, e.path) not in protected}
+    staying = {e.digest for e in entries if e not in going}
+    sizes: dict[str, int] = {}
+    for e in going:
+        if e.digest not in staying and e.digest not in already:
+            sizes[e.digest] = e.size
+    runs = sorted({e.run for e in going if e.digest in sizes})
+    return DataDrops(tuple(sorted(sizes)), sum(sizes.values()), tuple(redrop), tuple(runs))
+
+
+def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
+    """Drop the planned kept bytes: markers in ``refs/prov/objects`` first (one CAS
+    commit), then their paths out of ``refs/prov/data`` (one CAS commit). A crash in between
+    leaves bytes that every reader already treats as dropped; the next gc removes them."""
+    digests = list(dict.fromkeys([*drops.digests, *drops.redrop]))
+    if not digests:
+        return []
+    pygit = ledger.pygit
+    message = f"git-prov: {reason}: drop the kept bytes of {len(digests)} files"
+
+    def mark(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        tree = tip.tree if tip is not None else None
+        empty = pygit.create_blob(b"")
+        changes: dict[str, Change] = {
+            drop_path(d): (empty, FILEMODE_BLOB)
+            for d in digests
+            if tree is None or lookup_path(pygit, tree, drop_path(d)) is None
+        }
+        if not changes:
+            return None
+        return ledger._commit(
+            edit_tree(pygit, tree, changes), [tip.id] if tip is not None else [], message
+        )
+
+    here = kept_digests(ledger.repo)
+
+    def unkeep(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        if tip is None:
+            return None
+        changes: dict[str, Change] = {}
+        for d in digests:
+            if d in here and lookup_path(pygit, tip.tree, kept_path(here[d], d)) is not None:
+                changes[kept_path(here[d], d)] = None
+        if not changes:
+            return None
+        return ledger._commit(edit_tree(pygit, tip.tree, changes), [tip.id], message)
+
+    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
+        ledger._cas(OBJECTS_REF, mark, message)
+        ledger._cas(DATA_REF, unkeep, message)
+    return digests
+
+
+def without_dropped_data(
+    repo: pygit2.Repository, data_tree: pygit2.Tree, dropped: Iterable[str]
+) -> pygit2.Oid:
+    """``data_tree`` without the paths of ``dropped`` digests: applied after the union merge
+    of two data trees, so that bytes dropped in one clone never come back from another."""
+    changes: dict[str, Change] = {}
+    for digest in dropped:
+        for kind in ("git", "lfs"):
+            path = kept_path(kind, digest)
+            if lookup_path(repo, data_tree, path) is not None:
+                changes[path] = None
+    return data_tree.id if not changes else edit_tree(repo, data_tree, changes)
+
+
+__all__ = [
+    "DataDrops",
+    "KeptEntry",
+    "drop_data",
+    "kept_entries",
+    "plan_data_drops",
+    "without_dropped_data",
+]
