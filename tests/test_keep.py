@@ -25,9 +25,7 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _run_id(
-    repo: Path, *args: str, input_bytes: bytes | None = None, check: bool = True
-) -> str:
+def _run_id(repo: Path, *args: str, input_bytes: bytes | None = None, check: bool = True) -> str:
     if input_bytes is not None:  # the command reads these bytes on stdin
         feed = repo.parent / "stdin.bin"
         feed.write_bytes(input_bytes)
