@@ -371,6 +371,9 @@ class PushResult(NamedTuple):
     conflicts: tuple[str, ...] = ()
     object_conflicts: tuple[str, ...] = ()
     rewritten: tuple[str, ...] = ()
+    # git-LFS objects of the pushed commits (snapshots): sent, and not in the local store
+    lfs_uploaded: int = 0
+    lfs_missing: tuple[str, ...] = ()
 
 
 class SyncResult(NamedTuple):
@@ -387,6 +390,8 @@ class SyncResult(NamedTuple):
     rewritten: tuple[str, ...] = ()
     remapped: tuple[RemapMatch, ...] = ()
     remap_problem: str | None = None
+    lfs_uploaded: int = 0
+    lfs_missing: tuple[str, ...] = ()
 
 
 class HookResult(NamedTuple):
@@ -887,12 +892,16 @@ def _push_with_retries(
     refused_unchanged: str | None = None  # a refusal after which the remote did not move
     reason = ""
     had = tracking[NOTES_REF] in state
+    lfs_sent: set[str] = set()
+    lfs_missing: set[str] = set()
     for attempt in range(1, max(1, attempts) + 1):
         local = {ref: tip for ref in (OBJECTS_REF, NOTES_REF) if (tip := _ledger_tip(state, ref))}
         if not local:
             return PushResult(remote, had, 0, 0, attempt, True, fetched.runs_added)
         tips = {ref: tip.commit for ref, tip in local.items()}
         known, notes = state.get(tracking[NOTES_REF]), local.get(NOTES_REF)
+        # LFS objects before the commits that name them, as git-lfs's pre-push hook does.
+        _upload_lfs(repo, remote, tips, state.get(tracking[OBJECTS_REF]), lfs_sent, lfs_missing)
 
         outcome = _push_once(
             repo,
@@ -920,6 +929,8 @@ def _push_with_retries(
                 conflicts=tuple(sorted(fetched.conflicts)),
                 object_conflicts=tuple(sorted(fetched.object_conflicts)),
                 rewritten=tuple(sorted(rewritten)),
+                lfs_uploaded=len(lfs_sent),
+                lfs_missing=tuple(sorted(lfs_missing)),
             )
         reason = outcome.reason
         if not outcome.race and refused_unchanged == reason:
@@ -950,6 +961,28 @@ def _push_with_retries(
         "others may be pushing at the same moment: run `git prov sync` again, or give "
         "more --attempts",
     )
+
+
+def _upload_lfs(
+    repo: SyncRepo,
+    remote: str,
+    tips: Mapping[str, str],
+    known: Tip | None,
+    sent: set[str],
+    missing: set[str],
+) -> None:
+    """Upload the git-LFS objects of the commits the objects ref is about to carry to
+    ``remote`` (:mod:`git_prov.sync_lfs`); adds to ``sent`` and ``missing``."""
+    new = tips.get(OBJECTS_REF)
+    if new is None or (known is not None and known.commit == new):
+        return
+    from git_prov.sync_lfs import upload_lfs_objects_for_push
+
+    done = upload_lfs_objects_for_push(
+        repo._cwd, repo._common_dir, remote, new, [known.commit] if known else []
+    )
+    sent.update(done.uploaded)
+    missing.update(done.missing)
 
 
 def _count_ahead(repo: SyncRepo, known: Tip | None, notes: Tip | None) -> None:
@@ -1050,6 +1083,8 @@ def sync(
         conflicts=tuple(sorted({*before.conflicts, *pushed.conflicts})),
         object_conflicts=tuple(sorted({*before.object_conflicts, *pushed.object_conflicts})),
         rewritten=tuple(sorted({*before.rewritten, *pushed.rewritten})),
+        lfs_uploaded=pushed.lfs_uploaded,
+        lfs_missing=pushed.lfs_missing,
     )
     return _remap_and_push(sync_repo, result, attempts, notes_before) if remap else result
 
@@ -1073,6 +1108,8 @@ def _remap_and_push(
         rewritten=tuple(sorted({*result.rewritten, *again.rewritten})),
         remapped=remapped,
         remap_problem=problem,
+        lfs_uploaded=result.lfs_uploaded + again.lfs_uploaded,
+        lfs_missing=tuple(sorted({*result.lfs_missing, *again.lfs_missing})),
     )
 
 

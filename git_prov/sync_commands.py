@@ -165,6 +165,15 @@ def _warn(result: FetchResult | PushResult | SyncResult, echo: Echo) -> None:
         )
     for path in result.object_conflicts[:5]:
         echo(f"warning: {remote} holds a different object at {path}; ours was kept", err=True)
+    lfs_missing = getattr(result, "lfs_missing", ())
+    if lfs_missing:
+        listed = ", ".join(oid[:12] for oid in lfs_missing[:3])
+        echo(
+            f"warning: {len(lfs_missing)} git-LFS object(s) named by the pushed snapshots are "
+            f"not in this clone's LFS store and were not uploaded to {remote} ({listed}"
+            f"{' …' if len(lfs_missing) > 3 else ''}); those files will not check out elsewhere",
+            err=True,
+        )
     problem = getattr(result, "remap_problem", None)
     if problem:
         echo(f"warning: arrived runs were not remapped: {problem} (try git prov remap)", err=True)
