@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from git_prov.errors import RepositoryProblem
+from git_prov.store.gitcli import read_blobs
 
 # (git-lfs never treats a blob this big as a pointer; the smallest pointer is larger.)
 _POINTER_MAX = 1024
@@ -111,25 +112,8 @@ def _new_pointers(cwd: str, new: str, known: Sequence[str], remote: str) -> dict
         )
     if not candidates:
         return {}
-    contents = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=cwd,
-        input="".join(f"{oid}\n" for oid in candidates).encode(),
-        capture_output=True,
-        env=env,
-        check=False,
-    ).stdout
     found: dict[str, int] = {}
-    at = 0
-    while at < len(contents):
-        header_end = contents.index(b"\n", at)
-        header = contents[at:header_end].split()
-        if len(header) != 3:  # "<oid> missing": not in this repository (a promisor clone)
-            at = header_end + 1
-            continue
-        length = int(header[2])
-        body = contents[header_end + 1 : header_end + 1 + length]
-        at = header_end + 1 + length + 1
+    for body in read_blobs(cwd, candidates).values():
         pointer = parse_lfs_pointer(body)
         if pointer is not None:
             found[pointer[0]] = pointer[1]
