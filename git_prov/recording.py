@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from git_prov import __version__
 from git_prov.capture.keep import KEEP_INPUTS, KEEP_OUTPUTS, KeepPlan, plan_keep
@@ -25,6 +25,9 @@ from git_prov.progress import NO_PROGRESS, Progress
 from git_prov.store.ledger import KIND_DATA, KIND_ENV, KIND_LOG, Ledger
 from git_prov.store.repo import GitRepo
 from git_prov.trust.redaction import Redactor
+
+if TYPE_CHECKING:
+    from git_prov.capture.data import OutputsBefore
 from git_prov.trust.signing import (
     SigningProblem,
     SigningSetup,
@@ -73,6 +76,9 @@ class Prepared:
     # Problems met while capturing that did not stop the recording (see :func:`finish`).
     warnings: tuple[str, ...] = ()
     keep: KeepPlan | None = None
+    # The declared outputs as they were before the command (None for ``record``: it ran
+    # already), to tell which of them the run wrote.
+    outputs_before: OutputsBefore | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,12 @@ def prepare(
         cwd=cwd,
         allow_variables=(*DEFAULT_ALLOWED_VARIABLES, *config.variables),
     )
+    before = None
+    if outputs and not lenient:
+        from git_prov.capture.data import outputs_before
+
+        # Last, so that as little as possible happens between this look and the command.
+        before = outputs_before(root, outputs, cache_path=cache / "hash-cache.sqlite")
     return Prepared(
         run_id=new_run_id(started),
         started=started or datetime.now(UTC),
@@ -191,6 +203,7 @@ def prepare(
         outputs_declared=outputs,
         warnings=tuple(warnings),
         keep=keep,
+        outputs_before=before,
     )
 
 
@@ -459,6 +472,7 @@ def _capture_outputs(
             progress=progress,
             keep=keeping.chooser(KEEP_OUTPUTS) if keeping else None,
             keeper=keeping.store if keeping else None,
+            before=prepared.outputs_before,
         )
 
     keeping = prepared.keep

@@ -91,3 +91,97 @@ def test_the_api_records_the_block_and_warns(repo: Path, monkeypatch: pytest.Mon
     assert active.run is not None
     assert any("nope.json" in w for w in active.run.warnings)
     assert [r["id"] for r in runs_json(repo)] == [active.run.id]
+
+
+# ---- outputs the run did not write -------------------------------------------------------
+
+
+def _two_runs_one_failed(repo: Path) -> tuple[dict[str, object], dict[str, object]]:
+    """The first run writes out.txt; the second declares it, fails and leaves it alone."""
+    prov(repo, "run", "-o", "out.txt", "--", "sh", "-c", "echo 1 > out.txt")
+    prov(repo, "run", "-o", "out.txt", "--", "sh", "-c", "exit 1", check=False)
+    by_status = {run["status"]: run for run in runs_json(repo)}
+    return by_status["ok"], by_status["failed"]
+
+
+def _output_files(repo: Path, run: dict[str, object]) -> list[dict[str, object]]:
+    shown = json.loads(prov(repo, "show", "--json", str(run["short_id"])).stdout)
+    files: list[dict[str, object]] = shown["outputs_manifest"]["files"]
+    return files
+
+
+def test_an_output_the_run_did_not_write_is_recorded_as_such(repo: Path) -> None:
+    ok, failed = _two_runs_one_failed(repo)
+    [wrote] = _output_files(repo, ok)
+    [left] = _output_files(repo, failed)
+    assert wrote["written"] is True and left["written"] is False
+    assert wrote["hash"] == left["hash"]  # the same bytes: only the fact tells them apart
+
+
+def test_lineage_credits_only_the_run_that_wrote_the_bytes(repo: Path) -> None:
+    ok, failed = _two_runs_one_failed(repo)
+    tree = json.loads(prov(repo, "lineage", "--json", "out.txt").stdout)["tree"]
+    assert tree["run"] == ok["id"] and tree["match"] == "hash"
+    assert failed["id"] not in tree["others"]
+    text = prov(repo, "lineage", "out.txt").stdout
+    assert str(ok["short_id"]) in text and str(failed["short_id"]) not in text
+    # A consumer of out.txt is linked to the run that wrote it, not to the failed one.
+    prov(repo, "run", "-i", "out.txt", "-o", "sum.txt", "--", "sh", "-c", "cat out.txt > sum.txt")
+    tree = json.loads(prov(repo, "lineage", "--json", "sum.txt").stdout)["tree"]
+    [step] = tree["inputs"]
+    assert step["run"] == ok["id"] and failed["id"] not in step["others"]
+
+
+def test_a_failed_run_that_did_write_is_credited_when_no_ok_run_did(repo: Path) -> None:
+    prov(
+        repo, "run", "-o", "part.txt", "--", "sh", "-c", "echo half > part.txt; exit 2", check=False
+    )
+    [failed] = runs_json(repo)
+    [entry] = _output_files(repo, failed)
+    assert entry["written"] is True
+    tree = json.loads(prov(repo, "lineage", "--json", "part.txt").stdout)["tree"]
+    assert tree["run"] == failed["id"]
+
+
+def test_exports_and_report_credit_only_the_writer(repo: Path, tmp_path: Path) -> None:
+    from git_prov.report import build_report
+    from git_prov.store.repo import open_repo
+
+    ok, failed = _two_runs_one_failed(repo)
+    prov(repo, "run", "-i", "out.txt", "--", "sh", "-c", "cat out.txt")
+    doc = json.loads(prov(repo, "export", "--all", "-f", "prov-json").stdout)
+    generated = [
+        g["prov:activity"]
+        for g in doc["wasGeneratedBy"].values()
+        if str(g["prov:entity"]).startswith("file:out.txt@")
+    ]
+    assert generated == [f"run:{ok['id']}"]
+    crate = tmp_path / "crate"
+    prov(repo, "export", "--all", "-f", "ro-crate", "-o", str(crate))
+    graph = json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]
+    results = {
+        e["identifier"]: json.dumps(e.get("result", []))
+        for e in graph
+        if e["@type"] == "CreateAction"
+    }
+    assert "out.txt" in results[ok["id"]] and "out.txt" not in results[failed["id"]]
+    report = build_report(open_repo(repo))
+    assert [e.source for e in report.graph.edges] == [ok["id"]]
+
+
+def test_the_credit_rule_lists_candidates_when_records_do_not_say() -> None:
+    from git_prov.model.producers import Writer, credit
+
+    left, wrote, unknown = (
+        Writer("a", "ok", "x", False),
+        Writer("b", "failed", "x", True),
+        Writer("c", "ok", "x", None),
+    )
+    assert credit([left]) is None  # left as it found it: never the producer
+    only = credit([left, wrote], "x")
+    assert only is not None and (only.best, only.conclusive) == ("b", True)
+    # An ok run is preferred, but its record does not say it wrote the file: candidates.
+    both = credit([wrote, unknown], "x")
+    assert both is not None and (both.best, both.others, both.conclusive) == ("c", ("b",), False)
+    sure = credit([Writer("d", "ok", "x", True), unknown], "x")
+    assert sure is not None and (sure.best, sure.conclusive) == ("d", True)

@@ -25,20 +25,23 @@ import errno
 import os
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from git_prov.capture.dvc import algorithms_of, confirmed_hash, dvc_names
 from git_prov.capture.hashing import (
     LFS_POINTER_MAX,
+    RACY_NS,
     FileDigest,
     HashJob,
     KeepSink,
     StatKey,
     hash_files,
 )
-from git_prov.errors import BadPath, RepositoryProblem
+from git_prov.errors import BadPath, ProvError, RepositoryProblem
 from git_prov.model.manifest import (
     MODE_EXECUTABLE,
     MODE_FILE,
@@ -56,6 +59,95 @@ from git_prov.progress import NO_PROGRESS, Progress
 # Tracked files smaller than this need not be opened to rule out being a pointer.
 _LFS_POINTER_MIN = 125
 _INDEX_MODES = {b"100644", b"100755"}  # regular files; not symlinks (120000) or submodules
+
+
+# A declared output modified this recently before the run could be rewritten during it
+# without its stat data changing (coarse timestamps): files up to this size are hashed
+# before the run to tell; bigger ones are "unknown".
+RACY_HASH_MAX = 64 << 20
+
+
+@dataclass(frozen=True)
+class OutputsBefore:
+    """The declared outputs as they were before the command started, to tell afterwards
+    which files the run wrote (:func:`build_manifest` ``before=``).
+
+    ``stats``: rel → stat data of every file found; ``digests``: rel → hash of the racy
+    ones (modified just before); ``unknown``: declared paths or files whose earlier state
+    could not be taken (their ``written`` stays unknown).
+    """
+
+    stats: Mapping[str, StatKey]
+    digests: Mapping[str, str]
+    unknown: frozenset[str]
+
+
+def outputs_before(
+    repo_root: Path, paths: Sequence[str], *, cache_path: Path | None = None
+) -> OutputsBefore:
+    """Stat the declared output ``paths`` (repo-relative) before the command runs: a walk
+    and one ``stat`` per file, plus a hash of the few files modified in the last seconds.
+    Never fails: a path that cannot be walked is only marked unknown."""
+    root = os.path.abspath(repo_root)
+    taken_ns = time.time_ns()
+    files: dict[str, _File] = {}
+    unknown: set[str] = set()
+    for rel in paths:
+        found: dict[str, _File] = {}
+        try:
+            _collect(root, rel, (), True, found, [])
+        except ProvError:
+            unknown.add(rel)
+            continue
+        files.update(found)
+    racy = [
+        f
+        for f in files.values()
+        if max(f.stat.st_mtime_ns, f.stat.st_ctime_ns) > taken_ns - RACY_NS
+    ]
+    digests: dict[str, str] = {}
+    small = [f for f in racy if f.stat.st_size <= RACY_HASH_MAX]
+    unknown.update(f.rel for f in racy if f.stat.st_size > RACY_HASH_MAX)
+    if small:
+        try:
+            hashed = hash_files(
+                [HashJob(f.path, f.rel, StatKey.of(f.stat)) for f in small], cache_path=cache_path
+            )
+            digests = {f.rel: d.hash for f, d in zip(small, hashed, strict=True)}
+        except ProvError:
+            unknown.update(f.rel for f in small)
+    return OutputsBefore(
+        {rel: StatKey.of(f.stat) for rel, f in files.items()}, digests, frozenset(unknown)
+    )
+
+
+def _written(
+    files: Mapping[str, _File], before: OutputsBefore, cache_path: Path | None
+) -> dict[str, bool | None]:
+    """rel → whether the run wrote each file found now (see :class:`OutputsBefore`)."""
+    out: dict[str, bool | None] = {}
+    recheck: list[_File] = []
+    for rel, f in files.items():
+        earlier = before.stats.get(rel)
+        if rel in before.unknown or any(rel.startswith(u + "/") for u in before.unknown):
+            out[rel] = None
+        elif earlier is None or earlier != StatKey.of(f.stat):
+            out[rel] = True  # new, or changed since: the run wrote it
+        elif rel in before.digests:
+            recheck.append(f)  # same stat data, but too recent for that to prove anything
+        else:
+            out[rel] = False
+    if recheck:
+        try:
+            hashed = hash_files(
+                [HashJob(f.path, f.rel, StatKey.of(f.stat)) for f in recheck],
+                cache_path=cache_path,
+            )
+            for f, digest in zip(recheck, hashed, strict=True):
+                out[f.rel] = digest.hash != before.digests[f.rel]
+        except ProvError:
+            out.update((f.rel, None) for f in recheck)
+    return out
 
 
 class _File(NamedTuple):  # a tuple: cheap to build for every file of a big dataset
@@ -81,6 +173,7 @@ def build_manifest(
     workers: int | None = None,
     keep: Callable[[str, int], bool] | None = None,
     keeper: KeepSink | None = None,
+    before: OutputsBefore | None = None,
 ) -> DataManifest:
     """Describe the declared data ``paths`` of the working tree at ``repo_root``.
 
@@ -93,7 +186,8 @@ def build_manifest(
     hashing threads; ``progress`` hears about the bytes read. ``keep`` (repo-relative path,
     size → bool) chooses files whose bytes ``keeper`` keeps, from the same read that hashes
     them; their entries say how they were kept (files git, LFS, DVC or git-annex already
-    hold are not kept again).
+    hold are not kept again). With ``before`` (outputs: what :func:`outputs_before` saw
+    before the command) each entry says whether the run ``written`` it.
 
     Raises :class:`BadPath` for a path outside the repository, missing, unreadable or not
     a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
@@ -177,6 +271,9 @@ def build_manifest(
                 entries.append(
                     DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link, kept)
                 )
+    if before is not None:
+        written = _written(files, before, cache_path)
+        entries = [replace(e, written=written.get(e.path)) for e in entries]
     return DataManifest.build(declared, entries, missing)
 
 

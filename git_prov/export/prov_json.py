@@ -8,9 +8,14 @@ The mapping (``docs/integrations.md`` has the table):
   tree was dirty, itself derived from the commit it was taken on;
 * each data file is an **entity** ``file:<path>@<algorithm>-<digest>`` (path and content
   both name it, so the output of one run is the very entity a later run used); inputs are
-  ``used``, outputs ``wasGeneratedBy``; manifests (data, environment) and kept logs are
-  entities ``object:<blob id>``, a data manifest a ``prov:Collection`` with its files as
-  members;
+  ``used``; an output is ``wasGeneratedBy`` the one run credited with producing it
+  (:func:`git_prov.model.producers.credit`: never a run whose record says it left the file
+  as it found it; successful runs first, then the earliest) — PROV allows one generation
+  per entity, so other runs that wrote the same bytes are listed in the entity's
+  ``gitprov:alsoWrittenBy``, and when the records do not say which run wrote it there is
+  no ``wasGeneratedBy`` but ``gitprov:candidateGenerators``; manifests (data,
+  environment) and kept logs are entities ``object:<blob id>``, a data manifest a
+  ``prov:Collection`` with its files as members;
 * **agents**: the person who ran it (``agent:user/<user>@<host>``) and git-prov itself
   (``agent:software/git-prov-<version>``), which acted on the person's behalf.
 
@@ -26,6 +31,7 @@ from urllib.parse import quote
 
 from git_prov.export import ExportRun
 from git_prov.model.manifest import DataEntry, DataManifest
+from git_prov.model.producers import Credit, Writer, credit
 from git_prov.model.values import to_json_safe
 
 PREFIXES = {
@@ -79,12 +85,36 @@ class _Document:
 def prov_document(runs: Sequence[ExportRun]) -> dict[str, Any]:
     """The PROV-JSON document describing ``runs`` (see the module doc)."""
     doc = _Document()
+    generators = _generators(runs)
     for run in runs:
-        _add_run(doc, run)
+        _add_run(doc, run, generators)
+    for ident, found in generators.items():
+        if found.conclusive:
+            others = [f"run:{r}" for r in found.others]
+            doc.node("entity", ident, {"gitprov:alsoWrittenBy": others})
+        else:
+            candidates = [f"run:{r}" for r in (found.best, *found.others)]
+            doc.node("entity", ident, {"gitprov:candidateGenerators": candidates})
     return doc.to_json()
 
 
-def _add_run(doc: _Document, run: ExportRun) -> None:
+def _generators(runs: Sequence[ExportRun]) -> dict[str, Credit[str]]:
+    """File entity → the run credited with generating it (runs in the order given, the
+    earliest preferred: it generated the content first)."""
+    writers: dict[str, list[Writer[str]]] = {}
+    for run in runs:
+        for entry in run.outputs.entries if run.outputs is not None else ():
+            writer = Writer(run.record.id, run.record.status, entry.path, entry.written)
+            writers.setdefault(_file_id(entry), []).append(writer)
+    out: dict[str, Credit[str]] = {}
+    for ident, found in writers.items():
+        credited = credit(found, found[0].path)
+        if credited is not None:
+            out[ident] = credited
+    return out
+
+
+def _add_run(doc: _Document, run: ExportRun, generators: Mapping[str, Credit[str]]) -> None:
     r = run.record
     activity = f"run:{r.id}"
     attributes: dict[str, Any] = {
@@ -145,9 +175,10 @@ def _add_run(doc: _Document, run: ExportRun) -> None:
         for entry in manifest.entries:
             entity = _add_file(doc, entry)
             doc.relation("hadMember", "m", {"prov:collection": collection, "prov:entity": entity})
+            found = generators.get(entity)
             if relation == "used":
                 doc.relation("used", "u", {"prov:activity": activity, "prov:entity": entity})
-            else:
+            elif found is not None and found.conclusive and found.best == r.id:
                 doc.relation(
                     "wasGeneratedBy",
                     "g",
@@ -224,14 +255,17 @@ def _add_manifest(doc: _Document, oid: str, manifest: DataManifest) -> str:
     )
 
 
-def _add_file(doc: _Document, entry: DataEntry) -> str:
-    ident = (
+def _file_id(entry: DataEntry) -> str:
+    return (
         f"file:{quote(entry.path, safe=_SAFE)}@{quote(entry.algorithm, safe='._-')}-"
         f"{quote(entry.digest, safe='._-')}"
     )
+
+
+def _add_file(doc: _Document, entry: DataEntry) -> str:
     return doc.node(
         "entity",
-        ident,
+        _file_id(entry),
         {
             "prov:type": _qname("gitprov:File"),
             "prov:label": entry.path,

@@ -6,7 +6,8 @@ runs of tools that are not a workflow definition — a git-prov run is one comma
 * Each run is a ``CreateAction`` (``FailedActionStatus`` for failed or killed runs) whose
   ``instrument`` is the code that ran — a ``SoftwareSourceCode`` for the commit (or the
   snapshot of a dirty tree) — whose ``object`` lists the input files and the params
-  (``PropertyValue``), whose ``result`` lists the output files and metrics, and whose
+  (``PropertyValue``), whose ``result`` lists the output files it wrote (not those its
+  record says it left as it found them) and metrics, and whose
   ``agent`` is the person who ran it.
 * Data files are ``File`` entities with local identifiers
   ``#file:<path>@<algorithm>-<digest>`` carrying ``contentSize``, the hash as
@@ -114,7 +115,12 @@ def crate_metadata(
             }
         )
         inputs = [_file(add, parts, e) for e in (run.inputs.entries if run.inputs else ())]
-        outputs = [_file(add, parts, e) for e in (run.outputs.entries if run.outputs else ())]
+        # An output the run left as it found it (``written = false``) is not its result.
+        outputs = [
+            _file(add, parts, e)
+            for e in (run.outputs.entries if run.outputs else ())
+            if e.written is not False
+        ]
         params = [
             add(_property(f"#run-{r.id}-param-{_slug(k)}", k, v))
             for k, v in sorted(r.params.items())

@@ -44,6 +44,9 @@ class DataEntry:
     source: str = SOURCE_READ
     link: str | None = None  # the target, when the declared path (or a file in it) is a symlink
     kept: str | None = None  # KEPT_GIT or KEPT_LFS when git-prov kept the bytes (``--keep``)
+    # Outputs only: did the run write the file (True), leave it as it found it (False), or
+    # is that unknown (None: older records, ``record``, a racy stat)? See docs/format.md.
+    written: bool | None = None
 
     @property
     def algorithm(self) -> str:
@@ -65,6 +68,8 @@ class DataEntry:
             out["link"] = self.link
         if self.kept is not None:
             out["kept"] = self.kept
+        if self.written is not None:
+            out["written"] = self.written
         return out
 
 
@@ -114,6 +119,7 @@ class DataManifest:
                     source=_s(f.get("source", SOURCE_READ)),
                     link=None if f.get("link") is None else _s(f["link"]),
                     kept=None if f.get("kept") is None else _s(f["kept"]),
+                    written=_optional_bool(f.get("written")),
                 )
                 for f in doc.get("file", [])
             ]
@@ -223,6 +229,12 @@ def _load(data: bytes, kind: str) -> dict[str, Any]:
     if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
         raise ValueError(f"{kind} manifest has unsupported format version {version!r}")
     return doc
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, found {type(value).__name__}")
 
 
 def _s(value: Any) -> str:

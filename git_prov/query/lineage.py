@@ -2,8 +2,12 @@
 those, and so on back to raw data.
 
 A run *produced* a file when one of its recorded outputs has exactly the file's content
-(its hash; the same bytes written under another name count too, and when several runs
-wrote them the latest one that ran before the consumer is chosen, the others listed). For
+(its hash; the same bytes written under another name count too) and the run wrote it: an
+output the record says the run left as it found it (``written = false``, see
+docs/format.md) is never credited. Among the runs that wrote those bytes, successful ones
+are preferred, then the latest that ran before the consumer (same path first), the others
+listed; when the chosen run's record does not say whether it wrote the file (older
+records, ``record``), the answer is a list of candidates, not a pick. For
 the file asked about, when no run wrote its current content, the latest run that declared
 it as an output is named instead, with a note that the content differs. Inputs recorded
 as a git blob id whose producer recorded a SHA-256 (the file was committed in between) are
@@ -15,14 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git_prov.errors import NotFound, UsageProblem
 from git_prov.model.ids import short_run_id
+from git_prov.model.producers import Writer, credit
 from git_prov.query.index import RepoPaths, RunIndex
+
+if TYPE_CHECKING:
+    from git_prov.model.manifest import DataManifest
 
 MATCH_HASH = "hash"  # the run wrote exactly these bytes
 MATCH_PATH = "path"  # the run declared this path as output; content not (or differently) hashed
+MATCH_CANDIDATES = "candidates"  # one of these runs wrote exactly these bytes; which is unknown
 MAX_DEPTH = 64
 
 
@@ -56,8 +65,9 @@ class Step:
 
     file: FileNode | None
     producer: RunNode | None
-    match: str | None = None  # MATCH_HASH, MATCH_PATH, None (raw data, or the asked run)
-    others: list[RunNode] = field(default_factory=list)  # other runs that wrote it
+    match: str | None = None  # MATCH_*, or None (raw data, or the asked run)
+    # Other runs that wrote it (MATCH_CANDIDATES: the other candidates).
+    others: list[RunNode] = field(default_factory=list)
     inputs: list[Step] = field(default_factory=list)  # the producer's inputs
     note: str = ""  # "raw data", "cycle", "shown above", "modified since …"
 
@@ -97,15 +107,19 @@ class Lineage:
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(from, to, kind) between node ids ``file:<path>@<hash>`` and ``run:<id>``;
-        kind is ``output`` (run wrote file), ``input`` (run read file) or ``alternative``
-        (another run wrote the same content)."""
+        kind is ``output`` (run wrote file), ``input`` (run read file), ``alternative``
+        (another run wrote the same content) or ``candidate`` (one of several runs that
+        may have written it, the evidence not saying which)."""
         out: dict[tuple[str, str, str], None] = {}
         for step in self.steps():
+            maybe = step.match == MATCH_CANDIDATES
             if step.producer is not None and step.file is not None:
-                out[(run_key(step.producer), file_key(step.file), "output")] = None
+                kind = "candidate" if maybe else "output"
+                out[(run_key(step.producer), file_key(step.file), kind)] = None
             for other in step.others:
                 if step.file is not None:
-                    out[(run_key(other), file_key(step.file), "alternative")] = None
+                    kind = "candidate" if maybe else "alternative"
+                    out[(run_key(other), file_key(step.file), kind)] = None
             for child in step.inputs:
                 if child.file is not None and step.producer is not None:
                     out[(file_key(child.file), run_key(step.producer), "input")] = None
@@ -153,13 +167,31 @@ class _Tracer:
         self.db = index.db
         self.max_depth = max_depth
         self.expanded: set[str] = set()
+        self.manifests: dict[str, DataManifest | None] = {}
 
-    def producers_of(self, digest_hash: str, before: str | None) -> list[tuple[RunNode, str]]:
+    def written(self, manifest: str, path: str) -> bool | None:
+        """What the outputs manifest ``manifest`` says about whether its run wrote ``path``
+        (None: it does not say — an older record, or a manifest this clone lacks)."""
+        if manifest not in self.manifests:
+            from git_prov.model.manifest import DataManifest
+            from git_prov.query.index import read_blobs
+
+            data = read_blobs(self.index.paths, [manifest]).get(manifest)
+            try:
+                self.manifests[manifest] = None if data is None else DataManifest.from_toml(data)
+            except ValueError:
+                self.manifests[manifest] = None
+        found = self.manifests[manifest]
+        entry = found.by_path().get(path) if found is not None else None
+        return entry.written if entry is not None else None
+
+    def producers_of(self, digest_hash: str, before: str | None) -> list[Writer[RunNode]]:
         """Runs whose outputs hold exactly ``digest_hash`` (and started before ``before``),
-        latest first, with the path they wrote it at."""
+        latest first, with the path they wrote it at and what their record says about
+        having written it."""
         digest = digest_hash.partition(":")[2].lower()
         sql = (
-            f"{_RUN_SQL}, f.path FROM files f JOIN lines l ON l.outputs = f.manifest"
+            f"{_RUN_SQL}, f.path, l.outputs FROM files f JOIN lines l ON l.outputs = f.manifest"
             " WHERE f.digest = ? AND f.hash = ? AND l.live = 1"
         )
         args: list[Any] = [digest, digest_hash]
@@ -167,20 +199,27 @@ class _Tracer:
             sql += " AND l.started < ?"
             args.append(before)
         rows = self.db.execute(sql + " ORDER BY l.started DESC, l.run DESC", args).fetchall()
-        return [(RunNode(*row[:5]), row[5]) for row in rows]
+        return [
+            Writer(RunNode(*row[:5]), row[2], row[5], self.written(row[6], row[5])) for row in rows
+        ]
 
     def declared_by(self, path: str, before: str | None) -> list[tuple[RunNode, str | None, int]]:
-        """Runs that declared ``path`` as an output, latest first, with what they wrote."""
+        """Runs that declared ``path`` as an output and did not leave it as they found it,
+        latest first, with what they wrote."""
         sql = (
-            f"{_RUN_SQL}, f.hash, f.size FROM files f JOIN lines l ON l.outputs = f.manifest"
-            " WHERE f.path = ? AND l.live = 1"
+            f"{_RUN_SQL}, f.hash, f.size, l.outputs FROM files f"
+            " JOIN lines l ON l.outputs = f.manifest WHERE f.path = ? AND l.live = 1"
         )
         args: list[Any] = [path]
         if before is not None:
             sql += " AND l.started < ?"
             args.append(before)
         rows = self.db.execute(sql + " ORDER BY l.started DESC, l.run DESC", args).fetchall()
-        return [(RunNode(*row[:5]), row[5], row[6] if row[6] is not None else -1) for row in rows]
+        return [
+            (RunNode(*row[:5]), row[5], row[6] if row[6] is not None else -1)
+            for row in rows
+            if row[5] is None or self.written(row[7], path) is not False
+        ]
 
     def run_node(self, run_id: str) -> tuple[RunNode, str | None]:
         row = self.db.execute(
@@ -225,9 +264,9 @@ class _Tracer:
         """The step for an input ``node`` of a run that started at ``before``."""
         if node.hash is None:
             return Step(node, None, note="missing when the run read it")
-        producers = self.producers_of(node.hash, before)
-        if producers:
-            return _choose(node, producers)
+        chosen = _choose(node, self.producers_of(node.hash, before))
+        if chosen is not None:
+            return chosen
         from git_prov.model.manifest import DataEntry
         from git_prov.query.compare import UNVERIFIED, entry_change
 
@@ -247,12 +286,21 @@ class _Tracer:
         return Step(node, None, note="raw data")
 
 
-def _choose(node: FileNode, producers: list[tuple[RunNode, str]]) -> Step:
-    """The producer to follow: one that wrote the same path if any, the latest of those."""
-    same_path = [run for run, path in producers if path == node.path]
-    best = same_path[0] if same_path else producers[0][0]
-    others = [run for run, _ in producers if run.id != best.id]
-    return Step(node, best, MATCH_HASH, others=list({r.id: r for r in others}.values()))
+def _choose(node: FileNode, producers: list[Writer[RunNode]]) -> Step | None:
+    """The step crediting the run that produced ``node`` (:func:`credit`'s rule), or None
+    when none of ``producers`` wrote it."""
+    found = credit(producers, node.path)
+    if found is None:
+        return None
+    if found.conclusive:
+        return Step(node, found.best, MATCH_HASH, others=list(found.others))
+    return Step(
+        node,
+        found.best,
+        MATCH_CANDIDATES,
+        others=list(found.others),
+        note="the records do not say which of these runs wrote it",
+    )
 
 
 def current_hashes(paths: RepoPaths, rel: str) -> list[str]:
@@ -313,9 +361,8 @@ def _file_root(tracer: _Tracer, paths: RepoPaths, rel: str, on_disk: bool) -> St
     size = (paths.workdir / rel).stat().st_size if on_disk and paths.workdir else None
     node = FileNode(rel, hashes[0] if hashes else None, size)
     for file_hash in hashes:
-        producers = tracer.producers_of(file_hash, None)
-        if producers:
-            step = _choose(FileNode(rel, file_hash, size), producers)
+        step = _choose(FileNode(rel, file_hash, size), tracer.producers_of(file_hash, None))
+        if step is not None:
             tracer.expand(step, (), 0)
             return step
     declared = tracer.declared_by(rel, None)
@@ -372,7 +419,10 @@ def to_dot(result: Lineage) -> str:
             f"  {ids[key]} [shape=box, style=rounded, label={_quote_dot(_run_label(run))}];"
         )
     for source, target, kind in result.edges():
-        style = ' [style=dashed, label="also"]' if kind == "alternative" else ""
+        style = {
+            "alternative": ' [style=dashed, label="also"]',
+            "candidate": ' [style=dotted, label="maybe"]',
+        }.get(kind, "")
         lines.append(f"  {ids[source]} -> {ids[target]}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -397,7 +447,7 @@ def to_mermaid(result: Lineage) -> str:
         ids[key] = f"r{len(ids)}"
         lines.append(f"  {ids[key]}([{_quote_mermaid(_run_label(run))}])")
     for source, target, kind in result.edges():
-        arrow = "-. also .->" if kind == "alternative" else "-->"
+        arrow = {"alternative": "-. also .->", "candidate": "-. maybe .->"}.get(kind, "-->")
         lines.append(f"  {ids[source]} {arrow} {ids[target]}")
     return "\n".join(lines) + "\n"
 
@@ -425,7 +475,9 @@ def to_text(result: Lineage, *, style: Any = None) -> str:
                 out.append(f"{prefix}{branch}{head}  " + paint(f"— {step.note}", dim=True))
                 return
             out.append(f"{prefix}{branch}{head}")
-            how = "made by" if step.match == MATCH_HASH else "declared as output by"
+            how = {MATCH_HASH: "made by", MATCH_CANDIDATES: "made by one of"}.get(
+                step.match or "", "declared as output by"
+            )
             out.append(f"{inner}└─ {how} {run_text(step.producer)}")
             run_prefix = inner + "   "
         else:
@@ -435,7 +487,8 @@ def to_text(result: Lineage, *, style: Any = None) -> str:
         if step.others:
             listed = ", ".join(r.short_id for r in step.others[:5])
             more = f" … {len(step.others) - 5} more" if len(step.others) > 5 else ""
-            out.append(f"{run_prefix}" + paint(f"(also written by {listed}{more})", dim=True))
+            also = "or" if step.match == MATCH_CANDIDATES else "also written by"
+            out.append(f"{run_prefix}" + paint(f"({also} {listed}{more})", dim=True))
         if step.note:
             out.append(f"{run_prefix}" + paint(f"({step.note})", dim=True))
         for i, child in enumerate(step.inputs):

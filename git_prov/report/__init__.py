@@ -238,26 +238,34 @@ def _load_environments(
 
 def lineage_graph(oldest_first: Sequence[RunView], limit: int = MAX_GRAPH_RUNS) -> Graph:
     """Runs linked by data, with the rules of ``git prov lineage``: a run's input is
-    produced by the latest run that wrote exactly those bytes (same path preferred) and
-    started before it. Layers by longest path; within layers, barycentre ordering."""
-    writers: dict[str, list[tuple[str, str, str]]] = {}  # hash → [(started, run, path)]
+    produced by the run credited for exactly those bytes among those that started before
+    it (:func:`git_prov.model.producers.credit`: never a run that left the file as it found
+    it; successful runs first, same path first, the latest). When the records do not say
+    which of several runs wrote it, no edge is drawn. Layers by longest path; within
+    layers, barycentre ordering."""
+    from git_prov.model.producers import Writer, credit
+
+    # hash → [(started, Writer(run id))], oldest first
+    writers: dict[str, list[tuple[str, Writer[str]]]] = {}
     for view in oldest_first:
         if view.outputs is None:
             continue
         for entry in view.outputs.entries:
-            writers.setdefault(entry.hash, []).append((view.record.started, view.id, entry.path))
+            writer = Writer(view.id, view.record.status, entry.path, entry.written)
+            writers.setdefault(entry.hash, []).append((view.record.started, writer))
     links: dict[tuple[str, str], list[str]] = {}
     for view in oldest_first:
         if view.inputs is None:
             continue
         for entry in view.inputs.entries:
-            before = [w for w in writers.get(entry.hash, ()) if w[0] < view.record.started]
-            if not before:
+            before = [
+                w for started, w in writers.get(entry.hash, ()) if started < view.record.started
+            ]
+            found = credit(before[::-1], entry.path)
+            if found is None or not found.conclusive:
                 continue
-            same_path = [w for w in before if w[2] == entry.path]
-            producer = (same_path or before)[-1][1]
             label = file_key(FileNode(entry.path, entry.hash)).removeprefix("file:")
-            links.setdefault((producer, view.id), []).append(label.rsplit("@", 1)[0])
+            links.setdefault((found.best, view.id), []).append(label.rsplit("@", 1)[0])
     connected = {rid for pair in links for rid in pair}
     order = [v.id for v in oldest_first if v.id in connected]
     omitted = max(0, len(order) - limit)
