@@ -174,9 +174,9 @@ class _Tracer:
         (None: it does not say — an older record, or a manifest this clone lacks)."""
         if manifest not in self.manifests:
             from git_prov.model.manifest import DataManifest
-            from git_prov.query.index import read_blobs
+            from git_prov.store.gitcli import read_blobs
 
-            data = read_blobs(self.index.paths, [manifest]).get(manifest)
+            data = read_blobs(self.index.paths.cwd, [manifest]).get(manifest)
             try:
                 self.manifests[manifest] = None if data is None else DataManifest.from_toml(data)
             except ValueError:
