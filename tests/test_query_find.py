@@ -275,3 +275,51 @@ def test_parse_when_accepts_dates_and_ages() -> None:
     assert parse_when("1w", now) == "2026-03-03T12:00:00.000Z"
     with pytest.raises(Exception, match="not a time"):
         parse_when("last tuesday", now)
+
+
+@pytest.mark.parametrize(
+    ("args", "bad_part"),
+    [
+        (("--where", "acc>>0.9"), ">0.9"),
+        (("--where", "acc => 0.9"), "> 0.9"),
+        (("--where", "acc<>0.9"), ">0.9"),
+        (("--where", "acc=!0.9"), "!0.9"),
+        (("--where", "acc>=>0.9"), "=>0.9"),
+        (("--param", "lr=>0.1"), ">0.1"),
+        (("--param", "lr>0.1"), "lr>0.1"),
+    ],
+)
+def test_malformed_conditions_are_usage_errors(
+    world: World, args: tuple[str, ...], bad_part: str | None
+) -> None:
+    ran = cli_run(world.repo, "find", *args)
+    assert ran.returncode == 2, (args, ran.stderr)
+    assert ran.stderr.startswith("error: ") and ran.stdout == ""
+    if bad_part is not None:
+        assert bad_part in ran.stderr
+
+
+def test_param_accepts_double_equals_and_quoted_values(world: World) -> None:
+    assert found(world, "--param", "lr==0.1") == found(world, "--param", "lr=0.1") != []
+    assert found(world, "--where", "model=='resnet'") == ["exp"]
+
+
+def test_unknown_names_get_a_hint_listing_the_names_that_exist(world: World) -> None:
+    ran = cli_run(world.repo, "find", "--where", "accuracy>0.9")
+    assert ran.returncode == 0 and "no runs match" in ran.stderr
+    assert "no run has a metric or param 'accuracy'" in ran.stderr
+    assert "acc" in ran.stderr and "loss" in ran.stderr and "lr" in ran.stderr
+    ran = cli_run(world.repo, "find", "--param", "learning_rate=0.1")
+    assert "no run has a param 'learning_rate'" in ran.stderr and "lr" in ran.stderr
+    # A name some run has is not hinted at, even when no run matches.
+    ran = cli_run(world.repo, "find", "--where", "acc>5")
+    assert "no runs match" in ran.stderr and "no run has" not in ran.stderr
+
+
+def test_an_unknown_sort_key_is_a_usage_error_listing_what_can_be_sorted(world: World) -> None:
+    ran = cli_run(world.repo, "find", "--sort", "-acuracy")
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert "acuracy" in ran.stderr and "started" in ran.stderr and "acc" in ran.stderr
+    assert found(world, "--sort", "-metrics.acc")[0] == "exp"
+    # A param only some runs have still sorts.
+    assert found(world, "--sort", "model")[:2] == ["base", "exp"]

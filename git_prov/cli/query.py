@@ -139,15 +139,7 @@ def find_command(
         except ValueError as exc:
             raise UsageProblem(f"bad --format template: {exc}") from None
     paths = RepoPaths.discover()
-    param_conditions = []
-    for item in params:
-        from git_prov.model.values import parse_assignment
-
-        try:
-            key, value = parse_assignment(item, "param")
-        except ValueError as exc:
-            raise UsageProblem(str(exc), "write it as --param name=value") from None
-        param_conditions.append(finding.Condition(key, "==", value, "params"))
+    param_conditions = [finding.Condition.parse_param(item) for item in params]
     query = finding.FindQuery(
         revisions=revisions,
         branch=branch,
@@ -168,6 +160,8 @@ def find_command(
     )
     from git_prov.query.index import with_index
 
+    hints: list[str] = []
+
     def answer(index: Any) -> str:
         if as_json or as_csv:
             needed: tuple[str, ...] = ("id",)
@@ -176,6 +170,8 @@ def find_command(
         else:
             needed = TABLE_FIELDS
         result = finding.find_runs(index, query, needed)
+        if not result.runs:
+            hints.extend(finding.unknown_name_hints(index, query))
         _report_problems(index.problems())
         _debug_stats(state, index.stats)
         runs = result.runs
@@ -201,6 +197,11 @@ def find_command(
     text = with_index(paths, answer)
     if not text and not (as_json or as_csv or template):
         click.echo("no runs match", err=True)
+    from git_prov.model.record import printable
+
+    for hint in hints:  # names come from records: through the one escaping path
+        click.echo(f"hint: {printable(hint)}", err=True)
+    if not text and not (as_json or as_csv or template):
         return 0
     if as_json or as_csv or template is not None:
         click.echo(text, nl=False)

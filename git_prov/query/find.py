@@ -58,15 +58,29 @@ class Condition:
     section: str | None = None  # "metrics", "params" or None (metrics, then params)
 
     @classmethod
-    def parse(cls, text: str, section: str | None = None) -> Condition:
-        """Read ``acc>0.9``; raise :class:`UsageProblem` when it is not a condition."""
+    def parse(cls, text: str, section: str | None = None, option: str = "--where") -> Condition:
+        """Read ``acc>0.9``; raise :class:`UsageProblem` when it is not a condition.
+
+        One operator only: ``acc>>0.9`` or ``acc => 0.9`` is a typo, not a comparison with
+        the text ``>0.9``; a value that really starts with ``<``, ``>``, ``=`` or ``!`` is
+        written quoted (``name=='=x'``)."""
         match = _CONDITION_RE.match(text)
         if not match or not match.group(3):
             raise UsageProblem(
-                f"{text!r} is not a condition",
+                f"{option} {text!r} is not a condition",
                 "write NAME OP VALUE with OP one of > >= < <= == != (e.g. 'acc>0.9')",
             )
         key, op, raw = match.groups()
+        if raw[0] in "<>=!":
+            raise UsageProblem(
+                f"{option} {text!r}: {raw!r} after {op!r} is not a value (two operators?)",
+                "use one operator: > >= < <= == != (e.g. 'acc>0.9'); "
+                "quote a value that starts with one ('name=='=x'')",
+            )
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            value: Scalar = raw[1:-1]  # quoted: the text as is, never a number
+        else:
+            value = parse_scalar(raw)
         if op == "=":
             op = "=="
         if section is None:
@@ -76,7 +90,19 @@ class Condition:
                     break
         if '"' in key:
             raise UsageProblem(f"{key!r}: names with a double quote cannot be queried")
-        return cls(key, op, parse_scalar(raw), section)
+        return cls(key, op, value, section)
+
+    @classmethod
+    def parse_param(cls, text: str) -> Condition:
+        """Read ``--param NAME=VALUE`` (``==`` is the same); other operators belong in
+        ``--where``."""
+        condition = cls.parse(text, "params", option="--param")
+        if condition.op != "==":
+            raise UsageProblem(
+                f"--param {text!r}: only = compares a param",
+                f"use --where 'params.{condition.key}{condition.op}…' for other comparisons",
+            )
+        return condition
 
     @property
     def number(self) -> float | None:
@@ -282,6 +308,78 @@ def _sort_sql(sort: str) -> tuple[str, list[Any]]:
     )
 
 
+def _has_value(index: RunIndex, section: str | None, key: str) -> bool:
+    """Whether any live run has the metric or param ``key`` (stops at the first)."""
+    path = f'$."{key}"'
+    sections = [section] if section else ["metrics", "params"]
+    test = " OR ".join(f"json_type({s}, ?) IS NOT NULL" for s in sections)
+    row = index.db.execute(
+        f"SELECT 1 FROM lines WHERE live = 1 AND ({test}) LIMIT 1", [path] * len(sections)
+    ).fetchone()
+    return row is not None
+
+
+def value_names(index: RunIndex, section: str | None = None) -> list[str]:
+    """The metric and/or param names live runs have, sorted (one pass over the index)."""
+    sections = [section] if section else ["metrics", "params"]
+    names: set[str] = set()
+    for name in sections:
+        names.update(
+            key
+            for (key,) in index.db.execute(
+                f"SELECT DISTINCT j.key FROM lines, json_each(lines.{name}) j"
+                f" WHERE lines.live = 1 AND lines.{name} IS NOT NULL"
+            )
+        )
+    return sorted(names)
+
+
+def _what(section: str | None) -> str:
+    return {"metrics": "metric", "params": "param"}.get(section or "", "metric or param")
+
+
+def _listed(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def unknown_name_hints(index: RunIndex, query: FindQuery) -> list[str]:
+    """For each ``--where``/``--param`` name no run has (a typo, most likely), one line
+    naming it and listing the names runs do have."""
+    hints: list[str] = []
+    conditions = [*query.params, *query.where]
+    for cond in dict.fromkeys((c.section, c.key) for c in conditions):
+        section, key = cond
+        if _has_value(index, section, key):
+            continue
+        names = value_names(index, section)
+        known = f"; names runs have: {_listed(names)}" if names else ""
+        hints.append(f"no run has a {_what(section)} {key!r}{known}")
+    return hints
+
+
+def _check_sort(index: RunIndex, sort: str) -> None:
+    """An unknown ``--sort`` key would leave the output unsorted: a usage error listing
+    what can be sorted on (only when some run exists, so an empty ledger is no error)."""
+    name = sort.lstrip("-+").strip()
+    if not name or name in SORT_COLUMNS:
+        return
+    section = None
+    for prefix in ("metrics.", "params."):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            section, name = prefix[:-1], name[len(prefix) :]
+    if '"' in name or _has_value(index, section, name):
+        return
+    if index.db.execute("SELECT 1 FROM lines WHERE live = 1 LIMIT 1").fetchone() is None:
+        return
+    names = value_names(index, section)
+    raise UsageProblem(
+        f"--sort {sort!r}: no run has a {_what(section)} {name!r}",
+        f"sort on {', '.join(SORT_COLUMNS)}"
+        + (f", or a {_what(section)}: {_listed(names)}" if names else ""),
+    )
+
+
 def resolve_env(index: RunIndex, spec: str) -> tuple[list[str], list[tuple[str, str]]]:
     """An ``--env`` value as exact ids (a tag) and id-prefix ranges; NotFound if neither."""
     tags = index.env_tags()
@@ -350,6 +448,7 @@ def find_runs(
     clauses = ["live = 1"]
     args: list[Any] = []
     db = index.db
+    _check_sort(index, query.sort)
 
     def any_of(parts: list[str], part_args: list[Any]) -> None:
         clauses.append("(" + " OR ".join(parts) + ")")
