@@ -138,6 +138,24 @@ def test_a_read_only_file_is_linked_not_copied(repo: Path) -> None:
     assert stored.stat().st_ino == path.stat().st_ino or stored.stat().st_nlink == 1
 
 
+def test_a_read_only_file_on_another_file_system_is_copied(repo: Path) -> None:
+    # A hard link cannot cross file systems: the store falls back to a verified copy.
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(repo).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        data = b"dataset on tmpfs" * 1000
+        path = Path(elsewhere) / "data.bin"
+        path.write_bytes(data)
+        path.chmod(0o444)
+        store_in_lfs(repo / ".git", path, oid_of(data), len(data))
+        stored = lfs_object_path(repo / ".git", oid_of(data))
+        assert stored.read_bytes() == data
+        assert stored.stat().st_nlink == 1
+
+
 @pytest.fixture
 def pair(tmp_path: Path, repo: Path) -> tuple[Path, Path, Path]:
     """``repo`` with a bare ``file://`` remote ``origin``, and a clone of it."""

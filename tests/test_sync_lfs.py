@@ -141,3 +141,22 @@ def test_a_refused_lfs_upload_pushes_no_provenance(
     lfs_server.authorize(repo)
     prov(repo, "push")
     assert git(repo, "ls-remote", "origin", "refs/prov/objects") != ""
+
+
+def test_plain_git_push_with_the_hook_carries_snapshot_lfs_content(
+    repo: Path, tmp_path: Path
+) -> None:
+    # git-lfs's own pre-push hook (installed by `git lfs install`) is chained as
+    # pre-push.legacy; ours then pushes provenance, snapshots' LFS objects first.
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    dirty = lfs_repo(repo, remote.as_uri())
+    prov(repo, "hooks", "install", "pre-push")
+    assert (repo / ".git" / "hooks" / "pre-push.legacy").is_file()
+    prov(repo, "run", "--", "true")
+    snapshot = snapshot_of_last_run(repo)
+    commit_file(repo, "notes.txt", "a plain commit to push\n")
+    git(repo, "push", "-q", "origin", "main")
+    clone = check_out_elsewhere(tmp_path, remote.as_uri(), snapshot)
+    for name, data in dirty.items():
+        assert (clone / name).read_bytes() == data

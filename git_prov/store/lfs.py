@@ -178,18 +178,35 @@ def _place(source: Path, tmp: Path) -> tuple[str, str, int]:
         st = os.fstat(src.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
+        read_only = st.st_mode & 0o222 == 0
         with open(tmp, "wb", buffering=0) as dst:
             try:
                 fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-            except OSError:
-                pass
+            except OSError:  # (another file system, or one without reflinks)
+                if not read_only:
+                    return ("copy", *_copy_hashing(src, dst))
             else:
                 return ("reflink", *_hash_file(tmp))
-            if st.st_mode & 0o222 != 0:
-                return ("copy", *_copy_hashing(src, dst))
+        if _link_same_inode(source, st, tmp):
+            return ("link", *_hash_file(tmp))
+        with open(tmp, "wb", buffering=0) as dst:
+            return ("copy", *_copy_hashing(src, dst))
+
+
+def _link_same_inode(source: Path, opened: os.stat_result, tmp: Path) -> bool:
+    """Hard-link ``source`` at ``tmp`` if it is still the inode that was opened (a rename
+    in between must not link another file); False when linking is not possible (another
+    file system, no hard links), leaving ``tmp`` free."""
+    try:
         tmp.unlink()
         os.link(source, tmp)
-        return ("link", *_hash_file(tmp))
+    except OSError:
+        return False
+    linked = os.stat(tmp)
+    if (linked.st_dev, linked.st_ino) == (opened.st_dev, opened.st_ino):
+        return True
+    tmp.unlink()
+    return False
 
 
 def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
