@@ -137,6 +137,9 @@ def record_json(run: LocatedRun) -> dict[str, Any]:
     data["shown_on"] = list(run.shown_on)
     if run.attachments:
         data["attachments"] = [a.to_json_dict() for a in run.attachments]
+    from git_prov.query.whereabouts import newest_commit
+
+    data["shown_now"] = newest_commit(run.record.commit, run.attachments)
     return data
 
 

@@ -676,7 +676,12 @@ def reproduce(
     metrics_files = _metrics_files(repo, run, outputs, options.metrics_files)
     directory = _check_worktree_dir(repo, options.worktree or default_worktree(repo, run))
     directory.parent.mkdir(parents=True, exist_ok=True)
-    repo.git("worktree", "add", "--detach", str(directory), source)
+    # The rerun is recorded on the commit the run ran on (where git log shows the run), with
+    # the run's exact code as its working tree: a dirty run's snapshot is read into the
+    # worktree, so the rerun's snapshot is the same commit as the run's.
+    repo.git("worktree", "add", "--detach", str(directory), run.commit if run.snapshot else source)
+    if run.snapshot:
+        repo.git("read-tree", "-u", "--reset", run.snapshot, cwd=directory)
     kept = options.keep_worktree
     try:
         return _rerun_in(
@@ -778,6 +783,7 @@ def _rerun_in(
         outputs=[str(root / safe_relative(p)) for p in (outputs.paths if outputs else ())],
         metrics_files=[str(root / p) for p in metrics_files],
         cwd=cwd,
+        params=dict(run.params),  # the same command: the same parameters
         reproduces=run.id,
         message=f"reproduces {run.id}",
     )

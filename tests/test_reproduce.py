@@ -141,7 +141,9 @@ def test_dirty_tree_run_reproduces_from_its_snapshot(pipeline: Path) -> None:
     assert doc["source"] == run["snapshot"] and doc["verdict"] == "identical"
     kept = Path(str(doc["worktree"]))
     assert (kept / "out" / "result.txt").read_text() == "60\n"
-    assert doc["rerun"]["commit"] == run["snapshot"]
+    # Recorded on the commit the run ran on, with the same snapshot (issue 15, item 8).
+    assert doc["rerun"]["commit"] == run["commit"]
+    assert doc["rerun"]["snapshot"] == run["snapshot"]
     assert _user_state(pipeline) == before
     git(pipeline, "worktree", "remove", "--force", str(kept))
 

@@ -545,11 +545,16 @@ def show(
                 ) from None
             return runs
 
-    def find_and_warn(index: RunIndex) -> list[LocatedRun]:
+    def find_and_warn(index: RunIndex) -> tuple[list[LocatedRun], dict[str, list[LocatedRun]]]:
         _report_problems(index.problems())  # (also before "not found": it may be why)
-        return find(index)
+        found = find(index)
+        if log_stream:
+            return found, {}
+        from git_prov.query.whereabouts import reproductions
 
-    runs = with_index(RepoPaths.of_repo(repo), find_and_warn)
+        return found, {r.id: reproductions(index, r) for r in found}
+
+    runs, reproduced = with_index(RepoPaths.of_repo(repo), find_and_warn)
     if log_stream:
         oid = getattr(runs[-1].record, log_stream)
         if oid is None:
@@ -563,7 +568,14 @@ def show(
     from git_prov.cli.rewrite import whereabouts_json, whereabouts_rows
 
     if as_json:
-        docs = [{**render.show_json(ledger, r), **whereabouts_json(repo, r)} for r in runs]
+        docs = [
+            {
+                **render.show_json(ledger, r),
+                **whereabouts_json(repo, r),
+                "reproduced_by": [x.id for x in reproduced.get(r.id, [])],
+            }
+            for r in runs
+        ]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True))
         return 0
     text = "\n".join(
@@ -573,7 +585,7 @@ def show(
             style=state.style,
             all_files=all_files,
             full_env=full_env,
-            where=whereabouts_rows(repo, r),
+            where=whereabouts_rows(repo, r, reproduced.get(r.id, [])),
         )
         for r in runs
     )

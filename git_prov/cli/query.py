@@ -189,7 +189,10 @@ def find_command(
         if not runs:
             return ""
         first = [c.key for c in query.where] + [sort.lstrip("-+")]
-        text = runs_table(runs, style=state.style, first=first)
+        from git_prov.query.whereabouts import shown_now
+
+        now = shown_now(index, [r.id for r in runs])
+        text = runs_table(runs, style=state.style, first=first, now=now)
         if result.matched > len(runs):
             text += state.style(f"… {result.matched - len(runs)} more (--limit)", dim=True) + "\n"
         return text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -130,14 +131,23 @@ def _report_text(state: State, report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def whereabouts_rows(repo: Any, run: Any) -> list[tuple[str, str]]:
+def whereabouts_rows(repo: Any, run: Any, reproduced: Sequence[Any] = ()) -> list[tuple[str, str]]:
     """``git prov show`` rows saying where a run's code is now, when that is not simply
     the commits it is shown on: gone from the repository, or orphaned (with the commits
-    remap lists for it but does not attach)."""
+    remap lists for it but does not attach); and the runs that reproduce it."""
     from git_prov.rewrite import whereabouts
 
     where = whereabouts(repo, run)
     rows: list[tuple[str, str]] = []
+    for other in reproduced:
+        r = other.record
+        rows.append(
+            (
+                "Reproduced",
+                f"{r.short_id} {r.status} {r.started[:16].replace('T', ' ')} "
+                f"(git prov show {r.short_id})",
+            )
+        )
     if run.record.commit in where.gone:
         from git_prov.rewrite.filter_repo import rewritten_to
 

@@ -131,6 +131,8 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
     ``attachments`` — without building record objects: a line the fast reader takes is
     turned into JSON directly (``find --json`` of 100k runs). Runs whose note blob is
     missing are left out."""
+    from git_prov.query.whereabouts import newest_commit
+
     known: set[str] = set()  # ids the fast reader has checked
 
     def as_json(line: str) -> dict[str, Any] | None:
@@ -152,6 +154,7 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
         data["shown_on"] = list(shown)
         if attached:
             data["attachments"] = [a.to_json_dict() for a in attached]
+        data["shown_now"] = newest_commit(str(data["commit"]), attached)
         out[run] = data
     return out
 

@@ -45,29 +45,43 @@ def key_metrics(metrics: Sequence[Mapping[str, Any]], first: Sequence[str] = ())
 TABLE_FIELDS = ("id", "started", "status", "duration", "commit", "command", "metrics_json")
 
 
-def runs_table(runs: Sequence[Any], *, style: Style = plain, first: Sequence[str] = ()) -> str:
+def runs_table(
+    runs: Sequence[Any],
+    *,
+    style: Style = plain,
+    first: Sequence[str] = (),
+    now: Mapping[str, str] | None = None,
+) -> str:
     """The aligned table ``git prov find`` prints: id, start, status, duration, commit,
-    command and the key metrics (needs :data:`TABLE_FIELDS` of each run)."""
+    command and the key metrics (needs :data:`TABLE_FIELDS` of each run). ``now`` maps
+    run ids to the commit each is shown on now (after a rewrite): COMMIT shows that, and
+    a RAN ON column the commit it ran on, when any differ."""
+    now = now or {}
     metric_values = [run.metrics for run in runs]
     metrics = key_metrics(metric_values, first)
-    header = ["ID", "STARTED", "STATUS", "DURATION", "COMMIT", "COMMAND", *metrics]
+    moved = any(now.get(run.id, run.commit) != run.commit for run in runs)
+    where = ["COMMIT", "RAN ON"] if moved else ["COMMIT"]
+    header = ["ID", "STARTED", "STATUS", "DURATION", *where, "COMMAND", *metrics]
     rows = []
     for run, values in zip(runs, metric_values, strict=True):
         started = run.started
+        shown = now.get(run.id, run.commit)
+        ran = [run.commit[:7] if shown != run.commit else ""] if moved else []
         rows.append(
             [
                 run.short_id,
                 f"{started[:10]} {started[11:16]}",
                 run.status,
                 format_duration(run.duration),
-                run.commit[:7],
+                shown[:7],
+                *ran,
                 shorten(run.command, 48),
                 *[format_scalar(values[m]) if m in values else "" for m in metrics],
             ]
         )
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(header)
     widths = [max([len(h), *map(len, c)]) for h, c in zip(header, columns, strict=True)]
-    right = {3} | set(range(6, len(header)))  # numbers align right
+    right = {3} | set(range(5 + len(where), len(header)))  # numbers align right
     ok = style("ok".ljust(widths[2]), fg="green")
 
     def line(cells: Sequence[str], head: bool = False) -> str:
