@@ -190,6 +190,19 @@ def test_objects_travel_through_a_file_remote(pair: tuple[Path, Path, Path]) -> 
 
 
 @needs_lfs
+def test_many_objects_go_in_several_commands(
+    pair: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from git_prov.store import lfs
+
+    monkeypatch.setattr(lfs, "PUSH_BATCH", 2)
+    repo, remote, _ = pair
+    oids = [keep(repo, f"f{i}.bin", f"object {i}".encode()) for i in range(5)]
+    push_lfs_objects(repo, "origin", oids)
+    assert all(lfs_object_path(remote, oid).is_file() for oid in oids)
+
+
+@needs_lfs
 def test_a_path_remote_works_too(tmp_path: Path, repo: Path) -> None:
     remote = tmp_path / "plain.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))

@@ -40,6 +40,7 @@ LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 _OID = re.compile(r"[0-9a-f]{64}")
 _FICLONE = 0x40049409  # <linux/fs.h>: _IOW(0x94, 9, int)
 _CHUNK = 8 << 20
+PUSH_BATCH = 500  # object ids per `git lfs push` (65 bytes each: far below ARG_MAX)
 INSTALL_HINT = (
     "install git-lfs (Debian/Ubuntu: `apt install git-lfs`, macOS: `brew install git-lfs`, "
     "others: https://git-lfs.com) and run `git lfs install` once"
@@ -296,22 +297,23 @@ def _git(
 def push_lfs_objects(work_tree: Path, remote: str, oids: Sequence[str]) -> None:
     """Upload the named objects from the local LFS store to ``remote``'s LFS endpoint.
 
-    Runs ``git lfs push --object-id <remote> --stdin`` (the ids on stdin, so any number
-    fit); the server skips objects it has. Raises LfsError for an object missing from the
-    local store (``missing``), a remote without an LFS endpoint, refused credentials, and
-    git-lfs not installed.
+    Runs ``git lfs push --object-id <remote> <oid>…``, :data:`PUSH_BATCH` ids per command
+    (``--stdin`` would need git-lfs 3; distributions still ship 2.x); the server skips
+    objects it has. Raises LfsError for objects missing from the local store
+    (``missing``), a remote without an LFS endpoint, refused credentials, an unknown
+    remote, and git-lfs not installed.
     """
     wanted = list(dict.fromkeys(_check_oid(oid) for oid in oids))
     if not wanted:
         return
     _require_lfs()
-    proc = _git(
-        work_tree,
-        ["lfs", "push", "--object-id", "--stdin", remote],
-        input="".join(f"{oid}\n" for oid in wanted).encode(),
-    )
-    if proc.returncode != 0:
-        raise _lfs_problem("uploading git-LFS objects to", remote, proc.stderr, wanted, push=True)
+    for start in range(0, len(wanted), PUSH_BATCH):
+        batch = wanted[start : start + PUSH_BATCH]
+        proc = _git(work_tree, ["lfs", "push", "--object-id", remote, *batch])
+        if proc.returncode != 0:
+            raise _lfs_problem(
+                "uploading git-LFS objects to", remote, proc.stderr, batch, push=True
+            )
 
 
 def fetch_lfs_objects(work_tree: Path, remote: str, objects: Sequence[tuple[str, int]]) -> None:
