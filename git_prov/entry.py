@@ -23,9 +23,9 @@ from typing import NamedTuple, TextIO
 # The commands run without click, with the options each takes: the same as
 # git_prov/cli/sync.py declares (a test holds the two equal). Only --attempts takes a value.
 QUICK_OPTIONS = {
-    "fetch": frozenset({"--no-remap", "--json"}),
-    "push": frozenset({"--attempts", "--json"}),
-    "sync": frozenset({"--attempts", "--no-remap", "--json"}),
+    "fetch": frozenset({"--no-remap", "--json", "--data"}),
+    "push": frozenset({"--attempts", "--json", "--data"}),
+    "sync": frozenset({"--attempts", "--no-remap", "--json", "--data"}),
 }
 GLOBAL_FLAGS = frozenset({"--no-pager", "--debug"})  # no effect on these commands
 COLORS = ("auto", "always", "never")
@@ -135,6 +135,7 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
 
         remote = call.arguments[0] if call.arguments else None
         as_json, no_remap = "--json" in call.flags, "--no-remap" in call.flags
+        data = "--data" in call.flags
         # As the click group decides (State.style); echo drops the codes off a terminal.
         colored = call.color == "always" or (
             call.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -142,10 +143,12 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
         style = ansi_style if colored else _plain
         if call.command == "fetch":
             return commands.fetch_command(
-                remote, no_remap=no_remap, as_json=as_json, echo=echo, style=style
+                remote, no_remap=no_remap, as_json=as_json, echo=echo, style=style, data=data
             )
         if call.command == "push":
-            return commands.push_command(remote, attempts=call.attempts, as_json=as_json, echo=echo)
+            return commands.push_command(
+                remote, attempts=call.attempts, as_json=as_json, echo=echo, data=data
+            )
         if call.command == "sync":
             return commands.sync_command(
                 remote,
@@ -154,6 +157,7 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
                 as_json=as_json,
                 echo=echo,
                 style=style,
+                data=data,
             )
         url = call.arguments[1] if len(call.arguments) > 1 else ""
         return commands.pre_push_command(call.arguments[0], url, echo=echo)

@@ -43,6 +43,7 @@ from git_prov.store.kept import (
     find_kept,
     sha256_of,
     tracking_data_ref,
+    tracking_remotes,
 )
 from git_prov.store.ledger import Ledger
 from git_prov.store.repo import GitRepo
@@ -64,9 +65,9 @@ class Availability:
     """Says, for each data entry, whether and where its bytes can be had (read once per
     ``show``: the local and tracking data trees, and the drop markers)."""
 
-    def __init__(self, repo: GitRepo, remotes: Sequence[str] = ()):
+    def __init__(self, repo: GitRepo):
         self.repo = repo
-        self._trees = data_trees(repo, remotes)
+        self._trees = data_trees(repo, tracking_remotes(repo))
         self._dropped = dropped_digests(Ledger(repo))
 
     def describe(self, entry: DataEntry) -> str:
@@ -266,16 +267,8 @@ class _Fetcher:
         self._remote_name = remote
         self._remote: str | None = None
         self._fetched = False
-        self._trees = data_trees(repo, self._tracking_remotes())
+        self._trees = data_trees(repo, tracking_remotes(repo))
         self._dropped: set[str] | None = None
-
-    def _tracking_remotes(self) -> list[str]:
-        names = []
-        prefix = "refs/prov/remotes/"
-        for ref in self.repo.pygit.references:
-            if ref.startswith(prefix) and ref.endswith("/data"):
-                names.append(ref[len(prefix) : -len("/data")])
-        return sorted(names)
 
     def remote(self) -> str:
         if self._remote is None:
@@ -338,7 +331,7 @@ class _Fetcher:
         self._fetched = True
         remote = self.remote()
         fetch_data(self.repo, remote)
-        self._trees = data_trees(self.repo, [remote, *self._tracking_remotes()])
+        self._trees = data_trees(self.repo, tracking_remotes(self.repo))
 
     def _blob_reader(self, oid: str) -> Opener:
         def open_blob() -> contextlib.AbstractContextManager[Iterator[bytes]]:

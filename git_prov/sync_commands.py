@@ -12,7 +12,7 @@ same bytes; nothing here imports click.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from git_prov import sync
@@ -33,12 +33,20 @@ class Echo(Protocol):
 
 
 def fetch_command(
-    remote: str | None, *, no_remap: bool, as_json: bool, echo: Echo, style: Style
+    remote: str | None,
+    *,
+    no_remap: bool,
+    as_json: bool,
+    echo: Echo,
+    style: Style,
+    data: bool = False,
 ) -> int:
-    """``git prov fetch``: fetch ``remote``'s provenance and merge it; exit status."""
+    """``git prov fetch``: fetch ``remote``'s provenance and merge it (with ``data``, its
+    kept data too); exit status."""
     result = sync.fetch(HERE, remote, remap=not no_remap)
+    moved = _data(remote, push=False, fetch=True) if data else []
     if as_json:
-        echo(to_json(result))
+        echo(to_json(result, moved))
     elif not result.had_provenance:
         echo(
             f"{result.remote} has no provenance yet (push yours with git prov push {result.remote})"
@@ -52,15 +60,20 @@ def fetch_command(
         echo(f"already up to date with {result.remote} ({_runs(result.runs_total)})")
     if not as_json:
         _remapped(result, echo, style)
+        _data_lines(moved, echo)
     _warn(result, echo)
     return 0
 
 
-def push_command(remote: str | None, *, attempts: int | None, as_json: bool, echo: Echo) -> int:
-    """``git prov push``: push provenance to ``remote``; exit status."""
+def push_command(
+    remote: str | None, *, attempts: int | None, as_json: bool, echo: Echo, data: bool = False
+) -> int:
+    """``git prov push``: push provenance to ``remote`` (with ``data``, kept data first);
+    exit status."""
+    moved = _data(remote, push=True, fetch=False) if data else []
     result = sync.push(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
     if as_json:
-        echo(to_json(result))
+        echo(to_json(result, moved))
     elif result.up_to_date and not result.runs_total:
         echo("no provenance recorded here yet: nothing to push")
     elif result.up_to_date:
@@ -75,6 +88,8 @@ def push_command(remote: str | None, *, attempts: int | None, as_json: bool, ech
         echo(
             f"fetched {_runs(result.runs_fetched, 'new')} from {result.remote} on the way", err=True
         )
+    if not as_json:
+        _data_lines(moved, echo)
     _warn(result, echo)
     return 0
 
@@ -87,11 +102,14 @@ def sync_command(
     as_json: bool,
     echo: Echo,
     style: Style,
+    data: bool = False,
 ) -> int:
-    """``git prov sync``: fetch, merge and push provenance; exit status."""
+    """``git prov sync``: fetch, merge and push provenance (with ``data``, kept data too);
+    exit status."""
     result = sync.sync(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS, remap=not no_remap)
+    moved = _data(remote, push=True, fetch=True) if data else []
     if as_json:
-        echo(to_json(result))
+        echo(to_json(result, moved))
     else:
         tries = f", {result.attempts} attempts" if result.attempts > 1 else ""
         if result.runs_fetched or result.runs_pushed:
@@ -102,8 +120,23 @@ def sync_command(
         else:
             echo(f"already in sync with {result.remote} ({_runs(result.runs_total)})")
         _remapped(result, echo, style)
+        _data_lines(moved, echo)
     _warn(result, echo)
     return 0
+
+
+def _data(remote: str | None, *, push: bool, fetch: bool) -> list[Any]:
+    """``--data``: move kept data (git_prov.kept_sync); metadata-only sync never loads it."""
+    from git_prov.kept_sync import with_data
+
+    return with_data(None, remote, push=push, fetch=fetch)
+
+
+def _data_lines(moved: Sequence[Any], echo: Echo) -> None:
+    from git_prov.kept_sync import data_summary
+
+    for result in moved:
+        echo(data_summary(result))
 
 
 def pre_push_command(remote: str, url: str, *, echo: Echo) -> int:
@@ -121,11 +154,15 @@ def pre_push_command(remote: str, url: str, *, echo: Echo) -> int:
     return 0
 
 
-def to_json(result: FetchResult | PushResult | SyncResult) -> str:
-    """The ``--json`` document of a result: its fields, sorted, indented."""
+def to_json(result: FetchResult | PushResult | SyncResult, data: Sequence[Any] = ()) -> str:
+    """The ``--json`` document of a result: its fields, sorted, indented (with ``--data``,
+    a ``data`` list of what moving kept data did)."""
     import json
 
-    return json.dumps(_plain(result), indent=2, sort_keys=True)
+    doc = _plain(result)
+    if data:
+        doc["data"] = [d.to_json() for d in data]
+    return json.dumps(doc, indent=2, sort_keys=True)
 
 
 def _plain(value: Any) -> Any:

@@ -470,3 +470,96 @@ def test_gc_of_failed_runs_drops_their_kept_bytes_unless_shared(kept_repo: Path)
     prov(repo, "get", ok, "-o", "z")
     assert (repo / "z/out/a.txt").read_text() == "same\n"
     assert failed
+
+
+# ---- between clones ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def remote(tmp_path: Path, kept_repo: Path) -> Path:
+    """A bare remote (reached by a file:// URL, as git-lfs's file transfer needs) holding
+    the kept repo's main branch; the kept repo is its clone "origin"."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(kept_repo, "remote", "add", "origin", f"file://{bare}")
+    git(kept_repo, "push", "-q", "origin", "main")
+    return bare
+
+
+def _clone(remote: Path, dest: Path) -> Path:
+    git(dest.parent, "clone", "-q", f"file://{remote}", str(dest))
+    prov(dest, "fetch")
+    return dest
+
+
+def test_push_data_then_get_in_a_fresh_clone(kept_repo: Path, remote: Path, tmp_path: Path) -> None:
+    repo = kept_repo
+    (repo / ".gitprov.toml").write_text("[keep]\nlfs_threshold = 20000\n")
+    small, big = os.urandom(1000), os.urandom(60_000)
+    _write(repo / "data/small.bin", small)
+    _write(repo / "data/big.bin", big)
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "train")
+    kinds = {p: f["kept"] for p, f in _manifest(repo, run, "inputs").items()}
+    assert kinds == {"data/small.bin": "git", "data/big.bin": "lfs"}
+
+    # Metadata only: the remote gets the run, not the bytes.
+    prov(repo, "push")
+    assert git(remote, "for-each-ref", DATA_REF) == ""
+    early = _clone(remote, tmp_path / "early")
+    assert "kept, not here" in prov(early, "show", run).stdout
+    proc = prov(early, "get", run, check=False)
+    assert proc.returncode == 6
+    assert "origin" in proc.stderr and "git prov push --data origin" in proc.stderr
+
+    out = prov(repo, "push", "--data")
+    assert "1 through git-LFS" in out.stdout, out.stdout
+    assert git(remote, "for-each-ref", "--format=%(refname)", DATA_REF) == DATA_REF
+
+    clone = _clone(remote, tmp_path / "clone")
+    assert git(clone, "for-each-ref", DATA_REF, "refs/prov/remotes/origin/data") == ""
+    prov(clone, "get", run)  # fetches what it needs: git blobs, then the LFS object
+    assert (clone / "data/small.bin").read_bytes() == small
+    assert (clone / "data/big.bin").read_bytes() == big
+    assert "kept here" in prov(clone, "show", run).stdout
+
+
+def test_dropped_data_stays_dropped_after_sync(
+    kept_repo: Path, remote: Path, tmp_path: Path
+) -> None:
+    repo = kept_repo
+    _write(repo / "data/a.bin", b"will be dropped")
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "one")
+    prov(repo, "push", "--data")
+    other = _clone(remote, tmp_path / "other")
+    prov(other, "fetch", "--data")
+    assert "kept here" in prov(other, "show", run).stdout
+
+    prov(repo, "gc", "--data-only", run, "--force")
+    prov(repo, "sync", "--data")
+    prov(other, "sync", "--data")  # the other clone still had the bytes
+    for clone in (repo, other):
+        assert "dropped by git prov gc" in prov(clone, "show", run).stdout
+        proc = prov(clone, "get", run, "data/a.bin", "-o", "x", check=False)
+        assert proc.returncode == 6 and "dropped" in proc.stderr
+    assert git(other, "ls-tree", "-r", "--name-only", DATA_REF) == ""
+    assert git(remote, "ls-tree", "-r", "--name-only", DATA_REF) == ""
+
+
+def test_concurrent_data_pushes_merge(kept_repo: Path, remote: Path, tmp_path: Path) -> None:
+    repo = kept_repo
+    prov(repo, "push")
+    other = _clone(remote, tmp_path / "other")
+    _ignore_data(other) if not (other / ".gitignore").exists() else None
+    _write(repo / "data/a.bin", b"from repo")
+    _write(other / "data/b.bin", b"from other")
+    first = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "one")
+    second = _run_id(other, "record", "-i", "data", "--keep", "inputs", "-c", "two")
+    prov(repo, "push", "--data")
+    prov(other, "sync", "--data")  # rejected once, merges, pushes the union
+    prov(repo, "sync", "--data")
+    assert len(git(remote, "ls-tree", "-r", "--name-only", DATA_REF).splitlines()) == 2
+    third = _clone(remote, tmp_path / "third")
+    prov(third, "get", first, "-o", "g1")
+    prov(third, "get", second, "-o", "g2")
+    assert (third / "g1/data/a.bin").read_bytes() == b"from repo"
+    assert (third / "g2/data/b.bin").read_bytes() == b"from other"

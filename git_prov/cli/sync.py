@@ -23,6 +23,12 @@ _ATTEMPTS = click.option(
     metavar="N",
     help="Give up after N rejected pushes (default: 12).",
 )
+_DATA = click.option(
+    "--data",
+    is_flag=True,
+    help="Also move kept data (refs/prov/data, and its git-LFS objects); "
+    "git prov get fetches what it needs without it.",
+)
 _NO_REMAP = click.option(
     "--no-remap",
     is_flag=True,
@@ -33,9 +39,10 @@ _NO_REMAP = click.option(
 @cli.command(context_settings=CONTEXT)
 @_REMOTE
 @_NO_REMAP
+@_DATA
 @_JSON
 @click.pass_obj
-def fetch(state: State, remote: str | None, no_remap: bool, as_json: bool) -> int:
+def fetch(state: State, remote: str | None, no_remap: bool, data: bool, as_json: bool) -> int:
     """Fetch provenance from REMOTE and merge it into yours.
 
     REMOTE defaults to the current branch's upstream remote, else origin. Runs are united,
@@ -46,16 +53,17 @@ def fetch(state: State, remote: str | None, no_remap: bool, as_json: bool) -> in
     from git_prov.sync_commands import fetch_command
 
     return fetch_command(
-        remote, no_remap=no_remap, as_json=as_json, echo=click.echo, style=state.style
+        remote, no_remap=no_remap, as_json=as_json, echo=click.echo, style=state.style, data=data
     )
 
 
 @cli.command(context_settings=CONTEXT)
 @_REMOTE
 @_ATTEMPTS
+@_DATA
 @_JSON
 @click.pass_obj
-def push(state: State, remote: str | None, attempts: int | None, as_json: bool) -> int:
+def push(state: State, remote: str | None, attempts: int | None, data: bool, as_json: bool) -> int:
     """Push your provenance to REMOTE.
 
     If others pushed first, their runs are fetched and merged, then the push is retried.
@@ -63,17 +71,23 @@ def push(state: State, remote: str | None, attempts: int | None, as_json: bool) 
     """
     from git_prov.sync_commands import push_command
 
-    return push_command(remote, attempts=attempts, as_json=as_json, echo=click.echo)
+    return push_command(remote, attempts=attempts, as_json=as_json, echo=click.echo, data=data)
 
 
 @cli.command(name="sync", context_settings=CONTEXT)
 @_REMOTE
 @_ATTEMPTS
 @_NO_REMAP
+@_DATA
 @_JSON
 @click.pass_obj
 def sync_command(
-    state: State, remote: str | None, attempts: int | None, no_remap: bool, as_json: bool
+    state: State,
+    remote: str | None,
+    attempts: int | None,
+    no_remap: bool,
+    data: bool,
+    as_json: bool,
 ) -> int:
     """Fetch, merge and push provenance: afterwards REMOTE and you hold the same runs.
 
@@ -88,6 +102,7 @@ def sync_command(
         as_json=as_json,
         echo=click.echo,
         style=state.style,
+        data=data,
     )
 
 

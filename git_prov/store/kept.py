@@ -55,6 +55,16 @@ def tracking_data_ref(remote: str) -> str:
     return f"refs/prov/remotes/{remote}/data"
 
 
+def tracking_remotes(repo: GitRepo) -> list[str]:
+    """Remotes whose kept data was fetched here (``refs/prov/remotes/<remote>/data``)."""
+    prefix, suffix = "refs/prov/remotes/", "/data"
+    return sorted(
+        ref[len(prefix) : -len(suffix)]
+        for ref in repo.pygit.references
+        if ref.startswith(prefix) and ref.endswith(suffix)
+    )
+
+
 def sha256_of(hash_value: str) -> str | None:
     """The hex digest of a ``sha256:<hex>`` hash, else None (other algorithms are never
     kept by git-prov: their bytes live in the store that named them)."""
