@@ -245,6 +245,20 @@ def test_an_unknown_remote_is_a_remote_problem(repo: Path) -> None:
     assert "no remote named 'nowhere'" in str(err.value)
 
 
+@needs_lfs
+def test_an_unreachable_lfs_server_is_named(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    git(repo, "remote", "add", "origin", "http://127.0.0.1:9/org/repo.git")
+    oid = keep(repo, "a.bin", b"weights")
+    with pytest.raises(LfsError) as err:
+        push_lfs_objects(repo, "origin", [oid])
+    assert err.value.exit_code == EXIT_REMOTE
+    assert "cannot reach origin's git-LFS server" in str(err.value)
+    with pytest.raises(LfsError) as err:
+        fetch_lfs_objects(repo, "origin", [(oid_of(b"other"), 5)])
+    assert "cannot reach origin's git-LFS server" in str(err.value)
+
+
 def test_without_git_lfs_the_error_says_how_to_install(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

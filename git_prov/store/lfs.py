@@ -432,9 +432,16 @@ _NO_ENDPOINT = (
     "git-lfs-authenticate",
     "missing protocol",
     "unsupported protocol",
-    "no such host",
     "not a git repository",
     "endpoint",
+)
+_UNREACHABLE = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "network is unreachable",
+    "connection reset",
+    "tls handshake",
 )
 _MISSING_LOCAL = "unable to stat local media path"
 _MISSING_REMOTE = ("remote missing object", "object does not exist")
@@ -475,6 +482,12 @@ def _lfs_problem(
         )
     if not push and any(word in lowered for word in _MISSING_REMOTE):
         return _missing_on_remote(remote, wanted)
+    if any(word in lowered for word in _UNREACHABLE):
+        return LfsError(
+            f"cannot reach {remote}'s git-LFS server: {detail}",
+            "check the network, and the LFS URL `git lfs env` shows",
+            missing=wanted,
+        )
     if any(word in lowered for word in _AUTH):
         return LfsError(
             f"{action} {remote} was refused: {detail}",
