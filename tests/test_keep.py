@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_file, git, prov
+from lfs_server import LfsServer
 
 DATA_REF = "refs/prov/data"
 
@@ -563,3 +564,36 @@ def test_concurrent_data_pushes_merge(kept_repo: Path, remote: Path, tmp_path: P
     prov(third, "get", second, "-o", "g2")
     assert (third / "g1/data/a.bin").read_bytes() == b"from repo"
     assert (third / "g2/data/b.bin").read_bytes() == b"from other"
+
+
+def test_large_kept_file_through_an_http_lfs_server(
+    lfs_server: LfsServer, kept_repo: Path, tmp_path: Path
+) -> None:
+    repo = kept_repo
+    url = lfs_server.create_repo("org/repo")
+    lfs_server.authorize(repo)
+    git(repo, "remote", "add", "origin", url)
+    git(repo, "push", "-q", "origin", "main")
+    (repo / ".gitprov.toml").write_text("[keep]\nlfs_threshold = 20000\n")
+    big = os.urandom(80_000)
+    run = _run_id(
+        repo,
+        "run",
+        "-o",
+        "out",
+        "--keep",
+        "outputs",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p out && cat > out/model.bin",
+        input_bytes=big,
+    )
+    prov(repo, "push", "--data")
+    assert lfs_server.has_object("org/repo", _sha(big))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", url, str(clone))
+    lfs_server.authorize(clone)
+    prov(clone, "fetch")
+    prov(clone, "get", run, "-o", "got")
+    assert (clone / "got/out/model.bin").read_bytes() == big
