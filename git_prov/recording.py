@@ -164,7 +164,7 @@ def prepare(
     keep = plan_keep(repo, config, options.keep, cwd)
     manifest = None
     if inputs:
-        from git_prov.capture.data import build_manifest
+        from git_prov.capture.data import absent_warnings, build_manifest
 
         manifest = build_manifest(
             root,
@@ -175,6 +175,7 @@ def prepare(
             keep=keep.chooser(KEEP_INPUTS) if keep else None,
             keeper=keep.store if keep else None,
         )
+        warnings.extend(absent_warnings(manifest, "input"))
     environment = capture_environment(
         root,
         argv=argv,
@@ -359,7 +360,10 @@ def finish(
     outputs = None
     keeping = prepared.keep
     if prepared.outputs_declared:
+        from git_prov.capture.data import absent_warnings
+
         outputs = _capture_outputs(repo, prepared, progress, warnings)
+        warnings.extend(absent_warnings(outputs, "output"))
     if keeping is not None and keeping.store.too_large:
         from git_prov.capture.keep import not_kept_warning
 
@@ -473,6 +477,7 @@ def _capture_outputs(
             keep=keeping.chooser(KEEP_OUTPUTS) if keeping else None,
             keeper=keeping.store if keeping else None,
             before=prepared.outputs_before,
+            git_ids=True,
         )
 
     keeping = prepared.keep

@@ -185,3 +185,41 @@ def test_the_credit_rule_lists_candidates_when_records_do_not_say() -> None:
     assert both is not None and (both.best, both.others, both.conclusive) == ("c", ("b",), False)
     sure = credit([Writer("d", "ok", "x", True), unknown], "x")
     assert sure is not None and (sure.best, sure.conclusive) == ("d", True)
+
+
+# ---- the same bytes, whatever hash named them --------------------------------------------
+
+
+def test_an_output_later_committed_is_the_same_entity_in_lineage_and_exports(repo: Path) -> None:
+    from conftest import git
+
+    prov(repo, "run", "-o", "out.csv", "--", "sh", "-c", "echo a,b > out.csv")
+    [producer] = runs_json(repo)
+    [written] = _output_files(repo, producer)
+    blob = git(repo, "hash-object", "out.csv")
+    assert str(written["hash"]).startswith("sha256:")
+    assert f"git:{blob}" in written["also"]  # both names of the bytes are recorded
+    git(repo, "add", "out.csv")
+    git(repo, "commit", "-q", "-m", "commit the output")
+    prov(repo, "run", "-i", "out.csv", "-o", "n.txt", "--", "sh", "-c", "wc -c < out.csv > n.txt")
+    consumer = next(r for r in runs_json(repo) if r["id"] != producer["id"])
+    shown = json.loads(prov(repo, "show", "--json", str(consumer["short_id"])).stdout)
+    [read] = shown["inputs_manifest"]["files"]
+    assert read["hash"] == f"git:{blob}"  # named by git this time
+
+    tree = json.loads(prov(repo, "lineage", "--json", "n.txt").stdout)["tree"]
+    [step] = tree["inputs"]
+    assert step["run"] == producer["id"] and step["match"] == "hash"
+
+    doc = json.loads(prov(repo, "export", "--all", "-f", "prov-json").stdout)
+    generated = {
+        g["prov:entity"]
+        for g in doc["wasGeneratedBy"].values()
+        if g["prov:activity"] == f"run:{producer['id']}" and "out.csv" in g["prov:entity"]
+    }
+    used = {
+        u["prov:entity"]
+        for u in doc["used"].values()
+        if u["prov:activity"] == f"run:{consumer['id']}" and "out.csv" in u["prov:entity"]
+    }
+    assert generated == used and len(used) == 1

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from git_prov.capture.dvc import algorithms_of, confirmed_hash, dvc_names
 from git_prov.capture.hashing import (
@@ -55,11 +55,19 @@ from git_prov.model.manifest import (
 )
 from git_prov.progress import NO_PROGRESS, Progress
 
+if TYPE_CHECKING:
+    from git_prov.capture.annex import AnnexKey
+
 # Smallest possible LFS pointer: the version line, "oid sha256:<64 hex>" and "size 0".
 # Tracked files smaller than this need not be opened to rule out being a pointer.
 _LFS_POINTER_MIN = 125
 _INDEX_MODES = {b"100644", b"100755"}  # regular files; not symlinks (120000) or submodules
 
+
+# Outputs up to this size also get their git blob id (``also``): an output later committed
+# to git is then recognised when a later run reads it under that name. Bigger files are
+# rarely committed to git itself (hosts refuse them; LFS names them by SHA-256 anyway).
+GIT_ID_MAX = 16 << 20
 
 # A declared output modified this recently before the run could be rewritten during it
 # without its stat data changing (coarse timestamps): files up to this size are hashed
@@ -155,6 +163,8 @@ class _File(NamedTuple):  # a tuple: cheap to build for every file of a big data
     path: str  # absolute path to open
     stat: os.stat_result  # of the file itself, symlinks followed
     link: str | None  # readlink() of the path, when it is a symlink
+    # A locked git-annex file whose content is not here (``stat`` is the link's lstat).
+    absent: bool = False
 
     @property
     def mode(self) -> str:
@@ -174,6 +184,7 @@ def build_manifest(
     keep: Callable[[str, int], bool] | None = None,
     keeper: KeepSink | None = None,
     before: OutputsBefore | None = None,
+    git_ids: bool = False,
 ) -> DataManifest:
     """Describe the declared data ``paths`` of the working tree at ``repo_root``.
 
@@ -187,7 +198,9 @@ def build_manifest(
     size → bool) chooses files whose bytes ``keeper`` keeps, from the same read that hashes
     them; their entries say how they were kept (files git, LFS, DVC or git-annex already
     hold are not kept again). With ``before`` (outputs: what :func:`outputs_before` saw
-    before the command) each entry says whether the run ``written`` it.
+    before the command) each entry says whether the run ``written`` it. With ``git_ids``,
+    files hashed as SHA-256 of up to :data:`GIT_ID_MAX` bytes also get their git blob id
+    in ``also``.
 
     Raises :class:`BadPath` for a path outside the repository, missing, unreadable or not
     a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
@@ -207,6 +220,7 @@ def build_manifest(
         if _collect(root, rel, excludes, missing_ok, files, missing):
             present.append(rel)
 
+    absent = {rel: files.pop(rel) for rel in [f.rel for f in files.values() if f.absent]}
     vouched = _vouched_by_git(root, present, files) if files else {}
     stored, claimed = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
 
@@ -251,7 +265,12 @@ def build_manifest(
     for f in files.values():
         digest = by_rel.get(f.rel)
         if digest is not None and digest.lfs:
-            entries.append(DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_LFS, f.link))
+            # The working tree holds the pointer: the content was never downloaded.
+            entries.append(
+                DataEntry(
+                    f.rel, digest.size, digest.hash, f.mode, SOURCE_LFS, f.link, present=False
+                )
+            )
         elif f.rel in vouched:
             entries.append(
                 DataEntry(
@@ -271,10 +290,83 @@ def build_manifest(
                 entries.append(
                     DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link, kept)
                 )
+    for f in absent.values():
+        key = _annex_key(f.link or "")
+        assert key is not None
+        entries.append(
+            DataEntry(
+                f.rel, key.size or 0, key.hash, MODE_FILE, SOURCE_ANNEX, f.link, present=False
+            )
+        )
+    if git_ids:
+        entries = [
+            replace(e, also=(blob,))
+            if e.source == SOURCE_READ
+            and e.size <= GIT_ID_MAX
+            and (blob := _git_blob_id(files[e.path])) is not None
+            else e
+            for e in entries
+        ]
     if before is not None:
         written = _written(files, before, cache_path)
         entries = [replace(e, written=written.get(e.path)) for e in entries]
     return DataManifest.build(declared, entries, missing)
+
+
+def _git_blob_id(f: _File) -> str | None:
+    """``git:<id>`` git would give the file's bytes (no filters), or None when the file is
+    not the one hashed any more (its stat data changed) or cannot be read."""
+    import hashlib
+
+    expected = StatKey.of(f.stat)
+    try:
+        with open(f.path, "rb") as handle:
+            if StatKey.of(os.fstat(handle.fileno())) != expected:
+                return None
+            data = handle.read(GIT_ID_MAX + 1)
+            if StatKey.of(os.fstat(handle.fileno())) != expected:
+                return None
+    except OSError:
+        return None
+    if len(data) != f.stat.st_size:
+        return None
+    # SHA-1 object ids: git-prov works on SHA-1 repositories (libgit2 opens no others).
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    digest.update(data)
+    return f"git:{digest.hexdigest()}"
+
+
+def absent_warnings(manifest: DataManifest, role: str) -> list[str]:
+    """One warning per kind of declared ``role`` data (``input``, ``output``) whose content
+    was not in the working tree (``present = false``), saying how to get it."""
+    out = []
+    for source in (SOURCE_LFS, SOURCE_ANNEX):
+        paths = [e.path for e in manifest.entries if e.present is False and e.source == source]
+        if not paths:
+            continue
+        few = paths[:5]
+        words = " ".join(_shell_word(p) for p in few)
+        if source == SOURCE_LFS:
+            what = "git-LFS pointer file (the content was never downloaded)"
+            fix = "git lfs pull" + (
+                f" --include={_shell_word(','.join(few))}" if few == paths else ""
+            )
+        else:
+            what = "git-annex file whose content is not present"
+            fix = "git annex get " + (words if few == paths else "PATH…")
+        if len(paths) == 1:
+            head = f"{role} {words} is a {what}"
+        else:
+            more = f" … and {len(paths) - len(few)} more" if len(paths) > len(few) else ""
+            head = f"{len(paths)} {role} files ({words}{more}) are each a {what}"
+        out.append(f"{head}; the record names the content it stands for — run `{fix}`")
+    return out
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _named_by_store(
@@ -371,6 +463,8 @@ def _collect(
     st, link = found
     if stat.S_ISREG(st.st_mode):
         files[rel] = _File(rel, path, st, link)
+    elif stat.S_ISLNK(st.st_mode):  # see _stat: annexed, content absent
+        files[rel] = _File(rel, path, st, link, absent=True)
     elif stat.S_ISDIR(st.st_mode):
         _walk(rel, path, st, excludes, missing_ok, files, missing)
     else:
@@ -425,6 +519,8 @@ def _walk(
                     subdirs.append((child_rel, child.path, (*ancestors, identity)))
             elif stat.S_ISREG(st.st_mode):
                 files[child_rel] = _File(child_rel, child.path, st, link)
+            elif stat.S_ISLNK(st.st_mode):  # see _stat: annexed, content absent
+                files[child_rel] = _File(child_rel, child.path, st, link, absent=True)
             # Sockets, FIFOs and devices inside a data directory are not data we can hash.
         stack.extend(reversed(subdirs))
 
@@ -432,7 +528,11 @@ def _walk(
 def _stat(
     path: str, rel: str, missing_ok: bool, *, declared: bool
 ) -> tuple[os.stat_result, str | None] | None:
-    """(stat with symlinks followed, link target or None); None if missing and allowed."""
+    """(stat with symlinks followed, link target or None); None if missing and allowed.
+
+    A link into git-annex's object store whose content is not present is not broken: it
+    is data whose content is elsewhere. It is returned with the link's own ``lstat``
+    (so ``S_ISLNK``), for the manifest to record as not present."""
     link: str | None = None
     try:
         st = os.lstat(path)
@@ -448,6 +548,8 @@ def _stat(
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             raise BadPath(f"{_show(rel)}: cannot be read ({exc.strerror})") from None
+        if link is not None and exc.errno == errno.ENOENT and _annex_key(link) is not None:
+            return st, link
         if missing_ok:
             return None
         if link is not None:
@@ -464,6 +566,12 @@ def _stat(
             "record the run again once the data stops changing",
         ) from None
     return st, link
+
+
+def _annex_key(link: str) -> AnnexKey | None:
+    from git_prov.capture.annex import key_of_link
+
+    return key_of_link(link) if "annex" in link else None
 
 
 def _check_name(name: str, shown: str | None = None) -> None:

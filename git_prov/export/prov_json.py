@@ -85,9 +85,10 @@ class _Document:
 def prov_document(runs: Sequence[ExportRun]) -> dict[str, Any]:
     """The PROV-JSON document describing ``runs`` (see the module doc)."""
     doc = _Document()
-    generators = _generators(runs)
+    names = FileNames(runs)
+    generators = _generators(runs, names)
     for run in runs:
-        _add_run(doc, run, generators)
+        _add_run(doc, run, generators, names)
     for ident, found in generators.items():
         if found.conclusive:
             others = [f"run:{r}" for r in found.others]
@@ -98,14 +99,61 @@ def prov_document(runs: Sequence[ExportRun]) -> dict[str, Any]:
     return doc.to_json()
 
 
-def _generators(runs: Sequence[ExportRun]) -> dict[str, Credit[str]]:
+class FileNames:
+    """One entity per file version, whatever hash named it: an entry that recorded other
+    names of its bytes (``also``: the git blob id of an output hashed as SHA-256) joins
+    them, and every entry of the same path naming the bytes by any of them uses one
+    entity id, built from the SHA-256 when one is known (else the smallest name)."""
+
+    def __init__(self, runs: Sequence[ExportRun]) -> None:
+        parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+        def root(key: tuple[str, str]) -> tuple[str, str]:
+            while parent.setdefault(key, key) != key:
+                key = parent[key]
+            return key
+
+        for run in runs:
+            for manifest in (run.inputs, run.outputs):
+                for entry in manifest.entries if manifest is not None else ():
+                    first = root((entry.path, entry.hash))
+                    for name in entry.also:
+                        other = root((entry.path, name))
+                        if other != first:
+                            parent[other] = first
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key in list(parent):
+            groups.setdefault(root(key), []).append(key[1])
+        self.canonical: dict[tuple[str, str], str] = {}
+        self.members: dict[tuple[str, str], list[str]] = {}
+        for (path, _), hashes in groups.items():
+            main = min(hashes, key=lambda h: (not h.startswith("sha256:"), h))
+            for name in hashes:
+                self.canonical[(path, name)] = main
+            self.members[(path, main)] = sorted(hashes)
+
+    def hash_of(self, entry: DataEntry) -> str:
+        return self.canonical.get((entry.path, entry.hash), entry.hash)
+
+    def names_of(self, entry: DataEntry) -> list[str]:
+        return self.members.get((entry.path, self.hash_of(entry)), [entry.hash])
+
+    def file_id(self, entry: DataEntry) -> str:
+        algorithm, _, digest = self.hash_of(entry).partition(":")
+        return (
+            f"file:{quote(entry.path, safe=_SAFE)}@{quote(algorithm, safe='._-')}-"
+            f"{quote(digest, safe='._-')}"
+        )
+
+
+def _generators(runs: Sequence[ExportRun], names: FileNames) -> dict[str, Credit[str]]:
     """File entity → the run credited with generating it (runs in the order given, the
     earliest preferred: it generated the content first)."""
     writers: dict[str, list[Writer[str]]] = {}
     for run in runs:
         for entry in run.outputs.entries if run.outputs is not None else ():
             writer = Writer(run.record.id, run.record.status, entry.path, entry.written)
-            writers.setdefault(_file_id(entry), []).append(writer)
+            writers.setdefault(names.file_id(entry), []).append(writer)
     out: dict[str, Credit[str]] = {}
     for ident, found in writers.items():
         credited = credit(found, found[0].path)
@@ -114,7 +162,9 @@ def _generators(runs: Sequence[ExportRun]) -> dict[str, Credit[str]]:
     return out
 
 
-def _add_run(doc: _Document, run: ExportRun, generators: Mapping[str, Credit[str]]) -> None:
+def _add_run(
+    doc: _Document, run: ExportRun, generators: Mapping[str, Credit[str]], names: FileNames
+) -> None:
     r = run.record
     activity = f"run:{r.id}"
     attributes: dict[str, Any] = {
@@ -173,7 +223,7 @@ def _add_run(doc: _Document, run: ExportRun, generators: Mapping[str, Credit[str
             continue
         collection = _add_manifest(doc, oid, manifest)
         for entry in manifest.entries:
-            entity = _add_file(doc, entry)
+            entity = _add_file(doc, entry, names)
             doc.relation("hadMember", "m", {"prov:collection": collection, "prov:entity": entity})
             found = generators.get(entity)
             if relation == "used":
@@ -255,22 +305,18 @@ def _add_manifest(doc: _Document, oid: str, manifest: DataManifest) -> str:
     )
 
 
-def _file_id(entry: DataEntry) -> str:
-    return (
-        f"file:{quote(entry.path, safe=_SAFE)}@{quote(entry.algorithm, safe='._-')}-"
-        f"{quote(entry.digest, safe='._-')}"
-    )
-
-
-def _add_file(doc: _Document, entry: DataEntry) -> str:
+def _add_file(doc: _Document, entry: DataEntry, names: FileNames) -> str:
+    all_names = names.names_of(entry)
     return doc.node(
         "entity",
-        _file_id(entry),
+        names.file_id(entry),
         {
             "prov:type": _qname("gitprov:File"),
             "prov:label": entry.path,
             "gitprov:path": entry.path,
-            "gitprov:hash": entry.hash,
+            "gitprov:hash": names.hash_of(entry),
+            # Every name of these bytes (a SHA-256 and a git blob id) when several are known.
+            "gitprov:hashes": all_names if len(all_names) > 1 else None,
             "gitprov:hashSource": entry.source,
             "gitprov:size": entry.size,
             "gitprov:mode": entry.mode,

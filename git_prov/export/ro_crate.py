@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from git_prov.errors import UsageProblem
 from git_prov.export import ExportRun
+from git_prov.export.prov_json import FileNames
 from git_prov.model.manifest import DataEntry
 from git_prov.model.record import STATUS_OK
 from git_prov.model.values import to_json_safe
@@ -71,6 +72,7 @@ def crate_metadata(
             parts.append(ident)
         return ident
 
+    names = FileNames(runs)
     for run in runs:
         r = run.record
         record_part = add_part(
@@ -114,10 +116,10 @@ def crate_metadata(
                 ),
             }
         )
-        inputs = [_file(add, parts, e) for e in (run.inputs.entries if run.inputs else ())]
+        inputs = [_file(add, parts, e, names) for e in (run.inputs.entries if run.inputs else ())]
         # An output the run left as it found it (``written = false``) is not its result.
         outputs = [
-            _file(add, parts, e)
+            _file(add, parts, e, names)
             for e in (run.outputs.entries if run.outputs else ())
             if e.written is not False
         ]
@@ -227,16 +229,18 @@ def write_crate(
         raise UsageProblem(f"cannot write the crate in {directory}: {exc.strerror}") from None
 
 
-def _file(add: Any, parts: list[str], entry: DataEntry) -> str:
+def _file(add: Any, parts: list[str], entry: DataEntry, names: FileNames) -> str:
+    # One File per version of a path, whatever hash named it (see FileNames).
+    algorithm, _, digest = names.hash_of(entry).partition(":")
     ident = add(
         {
-            "@id": f"#file:{quote(entry.path, safe='/._-~')}@{entry.algorithm}-{entry.digest}",
+            "@id": f"#file:{quote(entry.path, safe='/._-~')}@{algorithm}-{digest}",
             "@type": "File",
             "name": entry.path.rpartition("/")[2],
             "alternateName": entry.path,
             "contentSize": str(entry.size),
             "encodingFormat": mimetypes.guess_type(entry.path, strict=False)[0],
-            "identifier": entry.hash,
+            "identifier": names.hash_of(entry),
             "description": f"hash from {entry.source}"
             + (f"; symbolic link to {entry.link}" if entry.link else ""),
         }

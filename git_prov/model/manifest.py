@@ -47,6 +47,12 @@ class DataEntry:
     # Outputs only: did the run write the file (True), leave it as it found it (False), or
     # is that unknown (None: older records, ``record``, a racy stat)? See docs/format.md.
     written: bool | None = None
+    # False when the working tree did not hold the content (an LFS pointer never
+    # downloaded, an annexed file whose content is absent); None: it did.
+    present: bool | None = None
+    # Other names of the same bytes (``git:<blob id>`` of an output hashed as SHA-256), so
+    # that a later run reading them under another hash is linked to this one.
+    also: tuple[str, ...] = ()
 
     @property
     def algorithm(self) -> str:
@@ -55,6 +61,11 @@ class DataEntry:
     @property
     def digest(self) -> str:
         return self.hash.partition(":")[2]
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        """Every name recorded for these bytes: ``hash`` first, then ``also``."""
+        return (self.hash, *self.also)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,6 +81,10 @@ class DataEntry:
             out["kept"] = self.kept
         if self.written is not None:
             out["written"] = self.written
+        if self.present is False:
+            out["present"] = False
+        if self.also:
+            out["also"] = list(self.also)
         return out
 
 
@@ -120,6 +135,8 @@ class DataManifest:
                     link=None if f.get("link") is None else _s(f["link"]),
                     kept=None if f.get("kept") is None else _s(f["kept"]),
                     written=_optional_bool(f.get("written")),
+                    present=_optional_bool(f.get("present")),
+                    also=tuple(_s(h) for h in f.get("also", [])),
                 )
                 for f in doc.get("file", [])
             ]

@@ -50,8 +50,8 @@ class DataDiff:
 
 def entry_change(old: DataEntry, new: DataEntry) -> str:
     """SAME, CHANGED or UNVERIFIED for two entries of one path."""
-    if old.hash == new.hash:
-        return SAME
+    if old.hash == new.hash or set(old.hashes) & set(new.hashes):
+        return SAME  # the same bytes (also under another recorded name: ``also``)
     if old.algorithm == new.algorithm or old.size != new.size:
         return CHANGED
     return UNVERIFIED

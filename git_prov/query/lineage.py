@@ -27,7 +27,7 @@ from git_prov.model.producers import Writer, credit
 from git_prov.query.index import RepoPaths, RunIndex
 
 if TYPE_CHECKING:
-    from git_prov.model.manifest import DataManifest
+    from git_prov.model.manifest import DataEntry, DataManifest
 
 MATCH_HASH = "hash"  # the run wrote exactly these bytes
 MATCH_PATH = "path"  # the run declared this path as output; content not (or differently) hashed
@@ -172,6 +172,11 @@ class _Tracer:
     def written(self, manifest: str, path: str) -> bool | None:
         """What the outputs manifest ``manifest`` says about whether its run wrote ``path``
         (None: it does not say — an older record, or a manifest this clone lacks)."""
+        entry = self.entry(manifest, path)
+        return entry.written if entry is not None else None
+
+    def entry(self, manifest: str, path: str) -> DataEntry | None:
+        """The entry for ``path`` of a data manifest (None when unreadable or absent)."""
         if manifest not in self.manifests:
             from git_prov.model.manifest import DataManifest
             from git_prov.store.gitcli import read_blobs
@@ -182,8 +187,27 @@ class _Tracer:
             except ValueError:
                 self.manifests[manifest] = None
         found = self.manifests[manifest]
-        entry = found.by_path().get(path) if found is not None else None
-        return entry.written if entry is not None else None
+        return found.by_path().get(path) if found is not None else None
+
+    def alias_producers(self, node: FileNode, before: str | None) -> list[Writer[RunNode]]:
+        """Runs that wrote ``node.path`` with these very bytes recorded under another name
+        (their entry's ``also`` holds ``node.hash``: an output hashed as SHA-256, read
+        after a commit under its git blob id), latest first."""
+        sql = (
+            f"{_RUN_SQL}, l.outputs FROM files f JOIN lines l ON l.outputs = f.manifest"
+            " WHERE f.path = ? AND l.live = 1"
+        )
+        args: list[Any] = [node.path]
+        if before is not None:
+            sql += " AND l.started < ?"
+            args.append(before)
+        rows = self.db.execute(sql + " ORDER BY l.started DESC, l.run DESC", args).fetchall()
+        out = []
+        for row in rows:
+            entry = self.entry(row[5], node.path)
+            if entry is not None and node.hash in entry.also:
+                out.append(Writer(RunNode(*row[:5]), row[2], node.path, entry.written))
+        return out
 
     def producers_of(self, digest_hash: str, before: str | None) -> list[Writer[RunNode]]:
         """Runs whose outputs hold exactly ``digest_hash`` (and started before ``before``),
@@ -265,6 +289,8 @@ class _Tracer:
         if node.hash is None:
             return Step(node, None, note="missing when the run read it")
         chosen = _choose(node, self.producers_of(node.hash, before))
+        if chosen is None:
+            chosen = _choose(node, self.alias_producers(node, before))
         if chosen is not None:
             return chosen
         from git_prov.model.manifest import DataEntry
