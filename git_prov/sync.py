@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
+from git_prov.model.notepath import note_commit
 from git_prov.store.gitcli import (
     PROV_DIR,
     finish_git,
@@ -65,7 +66,6 @@ RUN_COUNT_KEPT = 4  # trees whose run count is remembered
 # The JSON of a run record always holds this (canonical JSON: no spaces, sorted keys); the
 # same test as git_prov.store.merge.count_run_lines, which a test keeps in step.
 RUN_MARK = '"kind":"run"'
-_HEX = frozenset("0123456789abcdef")
 _CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote)$"
 # LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
 _GIT_ENV = {"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"}
@@ -739,7 +739,7 @@ def _arrived_on_unreachable(repo: SyncRepo, before: Tip | None) -> bool:
         proc = _git(repo, "ls-tree", "-r", "-z", "--name-only", now.tree)
     if proc.returncode != 0:
         return True  # cannot tell: let remap look
-    commits = {c for p in proc.stdout.decode().split("\0") if (c := _note_commit(p))}
+    commits = {c for p in proc.stdout.decode().split("\0") if (c := note_commit(p))}
     if not commits:
         return False
     proc = _git(
@@ -1164,16 +1164,6 @@ def run_total(repo: RepoLike, tree: str | None = None, *, hint: str | None = Non
     return total
 
 
-def _note_commit(path: str) -> str | None:
-    """The annotated commit a notes-tree path names (any fan-out), or None for a
-    non-note (the same rule as :func:`git_prov.store.notes.iter_notes`)."""
-    *dirs, name = path.split("/")
-    commit = "".join(dirs) + name
-    if len(commit) in (40, 64) and set(commit) <= _HEX and all(len(d) == 2 for d in dirs):
-        return commit
-    return None
-
-
 def _run_lines(texts: Iterable[bytes]) -> set[str]:
     """The distinct run-record lines of some note texts (see :data:`RUN_MARK`)."""
     found = set()
@@ -1202,7 +1192,7 @@ def _diff_runs(repo: SyncRepo, old: str, new: str) -> tuple[int, int] | None:
     zero = {"0" * 40, "0" * 64}
     for meta, raw_path in zip(fields[0::2], fields[1::2], strict=False):
         parts = meta.decode().lstrip(":").split(" ")
-        commit = _note_commit(raw_path.decode(errors="replace"))
+        commit = note_commit(raw_path.decode(errors="replace"))
         if len(parts) < 5 or commit is None:
             continue
         before, after = sides.setdefault(commit, ([], []))
@@ -1234,7 +1224,7 @@ def _count_all(repo: SyncRepo, tree: str) -> int:
     for entry in proc.stdout.split(b"\0"):
         info, _, raw_path = entry.partition(b"\t")
         parts = info.decode().split(" ")
-        commit = _note_commit(raw_path.decode(errors="replace"))
+        commit = note_commit(raw_path.decode(errors="replace"))
         if len(parts) == 3 and parts[1] == "blob" and commit is not None:
             notes.setdefault(commit, []).append(parts[2])
     blobs = read_blobs(repo._cwd, [o for oids in notes.values() for o in oids], check=False)

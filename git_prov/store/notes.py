@@ -14,9 +14,10 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import pygit2
 
+from git_prov.model.notepath import HEX_DIGITS, is_fanout, note_commit
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree
 
-HEX = frozenset("0123456789abcdef")
+HEX = HEX_DIGITS
 
 
 def find_note(
@@ -124,18 +125,23 @@ def set_notes(
 def iter_notes(
     repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = ""
 ) -> Iterator[tuple[str, pygit2.Oid]]:
-    """Every (annotated commit hex, note blob id) in a notes tree of any fan-out.
+    """Every (annotated commit hex, note blob id) in a notes tree of any fan-out: the paths
+    git reads as notes (:func:`git_prov.model.notepath.note_commit`); git's "non-notes"
+    are skipped. ``prefix``: the hex digits of the fan-out directories above ``tree``
+    ('' for a notes tree's root)."""
+    base = "".join(prefix[i : i + 2] + "/" for i in range(0, len(prefix), 2))
+    return _walk_notes(repo, tree, base)
 
-    Entries whose names are not hex (git keeps such "non-notes" in notes trees) are skipped.
-    """
+
+def _walk_notes(
+    repo: pygit2.Repository, tree: pygit2.Tree, base: str
+) -> Iterator[tuple[str, pygit2.Oid]]:
     for entry in tree:
-        name = entry.name or ""
-        if not set(name) <= HEX:
-            continue
-        full = prefix + name
-        if entry.type_str == "tree" and len(name) == 2 and len(full) < 40:
-            sub = repo[entry.id]
-            assert isinstance(sub, pygit2.Tree)
-            yield from iter_notes(repo, sub, full)
-        elif entry.type_str == "blob" and len(full) in (40, 64):
-            yield full, entry.id
+        path = base + (entry.name or "")
+        if entry.type_str == "tree":
+            if is_fanout(path):
+                sub = repo[entry.id]
+                assert isinstance(sub, pygit2.Tree)
+                yield from _walk_notes(repo, sub, path + "/")
+        elif entry.type_str == "blob" and (commit := note_commit(path)) is not None:
+            yield commit, entry.id

@@ -1,21 +1,14 @@
 """A notes tree read through the ``git`` binary (no pygit2): every note of a notes
-commit (:func:`list_notes`), and the notes that differ between two (:func:`changed_notes`)."""
+commit (:func:`list_notes`), and the notes that differ between two (:func:`changed_notes`).
+Which paths are notes is git's rule (:func:`git_prov.model.notepath.note_commit`)."""
 
 from __future__ import annotations
 
+from git_prov.model.notepath import note_commit
 from git_prov.store.gitcli import run_git
 from git_prov.store.gitcli.paths import RepoPaths
 
 _ZERO_OID = frozenset({"0" * 40, "0" * 64})
-_HEX = frozenset("0123456789abcdef")
-
-
-def _note_commit(path: str) -> str | None:
-    """The annotated commit a notes-tree path names (any fan-out), or None (a non-note)."""
-    name = path.replace("/", "")
-    if len(name) in (40, 64) and set(name) <= _HEX:
-        return name
-    return None
 
 
 def list_notes(paths: RepoPaths, tip: str) -> list[tuple[str, str]]:
@@ -29,7 +22,7 @@ def list_notes(paths: RepoPaths, tip: str) -> list[tuple[str, str]]:
         mode_type_oid = meta.split()
         if len(mode_type_oid) != 3 or mode_type_oid[1] != b"blob":
             continue
-        commit = _note_commit(path.decode("ascii", "replace"))
+        commit = note_commit(path.decode("ascii", "replace"))
         if commit is not None:
             notes.append((commit, mode_type_oid[2].decode()))
     return notes
@@ -55,7 +48,7 @@ def changed_notes(
         parts = meta.lstrip(":").split()
         if len(parts) < 5:
             continue
-        commit = _note_commit(path.decode("ascii", "replace"))
+        commit = note_commit(path.decode("ascii", "replace"))
         if commit is None:
             continue
         old_blob = None if parts[2] in _ZERO_OID or parts[0] == "040000" else parts[2]
