@@ -78,17 +78,6 @@ def _exit(r: RunRecord) -> str:
     return str(r.exit_code)
 
 
-def log_text(
-    entries: Iterable[CommitRuns],
-    *,
-    style: Style = plain,
-    all_runs: bool = False,
-    oneline: bool = False,
-) -> str:
-    """The ``git prov log`` view."""
-    return "".join(log_chunks(entries, style=style, all_runs=all_runs, oneline=oneline))
-
-
 def log_chunks(
     entries: Iterable[CommitRuns],
     *,

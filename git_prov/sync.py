@@ -654,19 +654,6 @@ def _merge_tracking(repo: SyncRepo, remote: str, refs: Mapping[str, Tip] | None 
     return out
 
 
-def merge_all_tracking(repo: RepoLike) -> int:
-    """:func:`merge_tracking` for every remote; returns the runs added. For readers that
-    want what a plain ``git fetch`` brought (after :func:`configure_remote`) to show up."""
-    sync_repo = SyncRepo.open(repo)
-    names = remote_names(sync_repo)
-    copies = read_refs(sync_repo, [ref for n in names for ref in tracking_refs(n).values()])
-    added = 0
-    for name in names:
-        if any(ref in copies for ref in tracking_refs(name).values()):
-            added += _merge_tracking(sync_repo, name).runs_added
-    return added
-
-
 def fetch(repo: RepoLike, remote: str | None = None, *, remap: bool = True) -> FetchResult:
     """Fetch ``remote``'s provenance into tracking refs and union-merge it into the local
     ledger. A remote without provenance is not an error (``had_provenance`` is False).

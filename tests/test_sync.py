@@ -401,7 +401,6 @@ def test_configure_remote_makes_plain_git_fetch_fill_the_tracking_refs(
     assert git(b, "rev-parse", "-q", "--verify", NOTES_REF, check=False) == ""
     assert sync.merge_tracking(open_repo(b), "origin")[0] == 2
     assert sync.merge_tracking(open_repo(b), "origin") == (0, (), ())
-    assert sync.merge_all_tracking(open_repo(b)) == 0
     assert _run_ids(b) == {r.id for r in runs}
     # remote.origin.push stays unset; a plain git push still pushes just the branch.
     assert git(b, "config", "--get", "remote.origin.push", check=False) == ""

@@ -51,10 +51,6 @@ _RUN_KEYS = frozenset(
 )  # fmt: skip
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 _REQUIRED_STR = ("command", "started", "ended", "status")
 _SCALAR_TYPES = frozenset((str, int, float, bool))
 _STR_TYPE = frozenset((str,))
