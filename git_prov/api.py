@@ -208,7 +208,9 @@ class Ledger:
     def run(self, spec: str) -> Run:
         """One run by id, short id or unique prefix; :class:`~git_prov.errors.NotFound`
         when there is none (or it was deleted)."""
-        return Run._from(self._store, self._store.resolve_run(spec))  # never a deleted run
+        from git_prov.query.located import find_run
+
+        return Run._from(self._store, find_run(self.repo, spec))  # never a deleted run
 
 
 # ---- recording -------------------------------------------------------------------------------

@@ -567,10 +567,11 @@ def reproduce(
     A record that is not yours (see :mod:`git_prov.trust.consent`) runs only after
     ``ask(question)`` says yes, or with ``options.assume_yes``; without ``ask`` it raises
     :class:`~git_prov.errors.Untrusted` before anything is checked out."""
+    from git_prov.query.located import find_run
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
-    run = ledger.resolve_run(spec).record
+    run = find_run(repo, spec).record
     source = run.source_commit
     command = _command(run)
     notes: list[str] = []

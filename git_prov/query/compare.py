@@ -410,11 +410,12 @@ def diff_runs(
     repo: Any, a_spec: str, b_spec: str, *, patch: bool = False, color: bool = False
 ) -> RunDiff:
     """Compare two runs named by id (or short id / prefix)."""
+    from git_prov.query.located import find_run
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
-    a = ledger.resolve_run(a_spec).record
-    b = ledger.resolve_run(b_spec).record
+    a = find_run(repo, a_spec).record
+    b = find_run(repo, b_spec).record
 
     def data(oid: str | None) -> DataManifest | None:
         return ledger.data_manifest(oid) if oid else None

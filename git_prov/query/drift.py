@@ -88,8 +88,10 @@ class CheckResult:
 
 def latest_run_on_head(repo: Any, ledger: Any) -> Any:
     """The most recently started run shown on HEAD; NotFound when HEAD has none."""
+    from git_prov.query.located import runs_on_commit
+
     head = str(repo.head_commit().id)
-    runs = ledger.runs_on(head)
+    runs = runs_on_commit(repo, head)
     if not runs:
         raise NotFound(
             f"no runs recorded on HEAD ({head[:12]})",
@@ -110,10 +112,11 @@ def check_run(
 ) -> CheckResult:
     """Compare run ``spec`` (default: the latest run on HEAD) with the working tree and
     environment now."""
+    from git_prov.query.located import find_run
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
-    located = latest_run_on_head(repo, ledger) if spec is None else ledger.resolve_run(spec)
+    located = latest_run_on_head(repo, ledger) if spec is None else find_run(repo, spec)
     run: RunRecord = located.record
     inputs = ledger.data_manifest(run.inputs) if run.inputs else None
     outputs = ledger.data_manifest(run.outputs) if run.outputs else None

@@ -235,6 +235,7 @@ def resolve_environment(ledger: Any, spec: str) -> tuple[str, str]:
     """The full environment id ``spec`` names — a tag, a run (its environment) or an
     environment id prefix — and how it was found (``tag``, ``run``, ``env``)."""
     from git_prov.errors import NotFound
+    from git_prov.query.located import find_run
     from git_prov.store.objects_tree import objects_with_prefix
 
     tag = current_tags(ledger).get(spec)
@@ -243,7 +244,7 @@ def resolve_environment(ledger: Any, spec: str) -> tuple[str, str]:
     run_env: str | None = None
     run_error: NotFound | None = None
     try:
-        run = ledger.resolve_run(spec)
+        run = find_run(ledger.repo, spec)
         run_env = run.record.env
         if run_env is None:
             raise NotFound(f"run {run.record.short_id} recorded no environment")

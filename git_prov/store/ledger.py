@@ -154,12 +154,12 @@ class Ledger:
         return scan
 
     def runs_on(self, commit_hex: str, scan: LedgerScan | None = None) -> list[LocatedRun]:
-        """Runs shown on one commit, oldest first (without ``scan``: found through the query
-        index, which gives the same answer without reading every note)."""
-        if scan is None:
-            from git_prov.query.located import runs_on_commit
+        """Runs shown on one commit, oldest first (without ``scan``: from a fresh one).
 
-            return runs_on_commit(self.repo, commit_hex)
+        Queries find them through the query index instead, which gives the same answer
+        without reading every note (:func:`git_prov.query.located.runs_on_commit`)."""
+        if scan is None:
+            scan = self.scan()
         ids = scan.by_commit.get(commit_hex, [])
         return [
             scan.runs[i] for i in sorted(set(ids)) if i in scan.runs and i not in scan.tombstones
@@ -167,11 +167,10 @@ class Ledger:
 
     def resolve_run(self, spec: str, scan: LedgerScan | None = None) -> LocatedRun:
         """Find a run by full id, by its short id (or a prefix of it), or by an id prefix
-        (without ``scan``: through the query index, as :meth:`runs_on`)."""
+        (without ``scan``: in a fresh one; queries use the query index instead, as
+        :func:`git_prov.query.located.find_run`)."""
         if scan is None:
-            from git_prov.query.located import find_run
-
-            return find_run(self.repo, spec)
+            scan = self.scan()
         spec = spec.strip()
         if spec in scan.runs and spec not in scan.tombstones:
             return scan.runs[spec]
