@@ -6,7 +6,7 @@ and ``info`` do not):
 * the ledger refs (``refs/notes/prov``, ``refs/prov/objects``) point at readable commits —
   if not, :class:`~git_prov.errors.CorruptLedger` (exit 9): nothing else can be trusted;
 * stale ``*.lock`` files on ledger refs left by a killed writer (warning; the next
-  git-prov write removes them, see :func:`recover_stale_ref_locks`);
+  git-prov write removes them, see :func:`git_prov.store.reflocks.recover_stale_ref_locks`);
 * every note line parses (commit and line number of each that does not); no two lines
   give one run id different content (a conflict); tombstones and attachments naming
   runs this ledger does not have (info);
@@ -21,7 +21,8 @@ and ``info`` do not):
 * with ``--data``: the files of data manifests that still exist in the working tree are
   re-hashed and compared (``info``: drift is what ``git prov check`` is for, not damage).
 
-Nothing is modified, except by :func:`recover_stale_ref_locks`, which writers call.
+Nothing is modified (stale ref locks are removed by the writers:
+:func:`git_prov.store.reflocks.recover_stale_ref_locks`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from git_prov.model.record import (
     printable,
 )
 from git_prov.store import notes
+from git_prov.store.drops import DROP_DIR  # drop/<ab>/<rest>: a log `git prov gc` dropped
 from git_prov.store.ledger import (
     DISPLAY_REF,
     KEEP_DIR,
@@ -62,7 +63,9 @@ from git_prov.store.ledger import (
     Ledger,
     object_path,
 )
-from git_prov.store.locking import ledger_lock
+from git_prov.store.reflocks import STALE_LOCK_SECONDS as STALE_LOCK_SECONDS
+from git_prov.store.reflocks import ledger_ref_locks, lock_age
+from git_prov.store.reflocks import recover_stale_ref_locks as recover_stale_ref_locks
 from git_prov.store.repo import GitRepo
 
 ERROR = "error"
@@ -71,10 +74,6 @@ INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 MAX_NOTE_BYTES = 64 << 20  # one commit's note; 64 MiB is ~100k runs on one commit
-# A ref lock this old, found while we hold the ledger lock, belongs to a dead writer: git
-# and libgit2 hold ref locks for milliseconds (git itself gives up after 100 ms).
-STALE_LOCK_SECONDS = 2.0
-DROP_DIR = "drop"  # drop/<ab>/<rest>: a log dropped by `git prov gc` (see retention.py)
 # Top-level directories of the objects tree this version knows; others are reported as
 # information (a newer git-prov may add some).
 _CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG)
@@ -143,71 +142,6 @@ class FsckReport:
         }
 
 
-# ---- stale ref locks ------------------------------------------------------------------------
-
-
-def ledger_ref_locks(repo: GitRepo) -> list[Path]:
-    """``*.lock`` files present next to the ledger refs, their git-log display ref and the
-    tracking copies of remotes' ledgers."""
-    refs = repo.common_dir / "refs"
-    candidates = [
-        repo.common_dir / f"{NOTES_REF}.lock",
-        repo.common_dir / f"{OBJECTS_REF}.lock",
-        repo.common_dir / f"{DISPLAY_REF}.lock",
-        *refs.glob("notes/remotes/*/prov.lock"),
-        *refs.glob("prov/remotes/*/objects.lock"),
-    ]
-    return [p for p in candidates if p.is_file()]
-
-
-def _age(path: Path) -> float | None:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return None
-
-
-def recover_stale_ref_locks(
-    repo: GitRepo, *, min_age: float = STALE_LOCK_SECONDS, wait: bool = True, held: bool = False
-) -> list[Path]:
-    """Remove ref ``*.lock`` files that a killed writer left on the ledger refs.
-
-    A writer killed inside a ref update (SIGKILL, power loss) leaves ``<ref>.lock``, and
-    every later update of that ref fails. git never removes such files. We do, only when
-    it is provably safe: while holding ``ledger.lock`` (so no git-prov writer of this
-    repository is inside an update — the flock dies with its holder) and only for lock
-    files at least ``min_age`` seconds old (no other git program holds a ref lock that
-    long). With ``wait``, a younger lock is waited for until it goes or ages. ``held``
-    says the caller already holds ``ledger.lock`` (inside :meth:`Ledger.write`: taking it
-    again from a second descriptor would wait for ourselves). Returns the files removed.
-    """
-    if not ledger_ref_locks(repo):
-        return []
-    if held:
-        return _remove_stale(repo, min_age, wait)
-    with ledger_lock(repo.prov_dir / "ledger.lock") as taken:
-        return _remove_stale(repo, min_age, wait) if taken else []
-
-
-def _remove_stale(repo: GitRepo, min_age: float, wait: bool) -> list[Path]:
-    removed: list[Path] = []
-    deadline = time.monotonic() + (min_age + 0.5 if wait else 0.0)
-    for path in ledger_ref_locks(repo):
-        while True:
-            age = _age(path)
-            if age is None:  # its owner finished after all
-                break
-            if age >= min_age:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(path)
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-    return removed
-
-
 # ---- the check ------------------------------------------------------------------------------
 
 
@@ -260,7 +194,7 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
     notes_tree = _tip_tree(ledger, NOTES_REF)
     objects_tree = _tip_tree(ledger, OBJECTS_REF)
     for path in ledger_ref_locks(repo):
-        age = _age(path)
+        age = lock_age(path)
         report.add(
             WARNING,
             "stale-lock",

@@ -351,7 +351,7 @@ def finish(
     captured is recorded, and each problem becomes one line of the record's ``warnings``
     (callers show them: :func:`record_warnings`).
     """
-    from git_prov.fsck import recover_stale_ref_locks
+    from git_prov.store.reflocks import recover_stale_ref_locks
 
     redactor = redactor or Redactor.from_environment(options.env)
     root = repo.root

@@ -6,7 +6,7 @@ stays self-contained and the union merge carries the removal to every clone. Log
 dropped from the objects tree (``log/ab/cd…`` removed) and a **drop marker**
 ``drop/ab/cd…`` (an empty blob) is added, which the union merge also carries; a log path
 that a merge brings back next to its drop marker is dropped again by the next ``gc``
-(and by :func:`without_dropped_logs`, which merges may apply).
+(and by :func:`git_prov.store.drops.without_dropped_logs`, which merges apply).
 
 What gc does *not* do: rewrite history. The ledger refs are commit chains, so removed
 lines and dropped logs stay in their history (and in other clones' histories) until that
@@ -19,22 +19,20 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import pygit2
-
+from git_prov.errors import NotFound
 from git_prov.kept_retention import DataDrops, drop_data, plan_data_drops
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
 from git_prov.model.when import parse_time
+from git_prov.store.drops import DROP_DIR as DROP_DIR
+from git_prov.store.drops import drop_logs, drop_markers
+from git_prov.store.drops import without_dropped_logs as without_dropped_logs
 from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, LedgerScan, LocatedRun, object_path
-from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
-from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
-
-DROP_DIR = "drop"
+from git_prov.store.trees import lookup_path
 
 
 def parse_age(text: str, now: datetime | None = None) -> datetime:
@@ -175,19 +173,7 @@ def _started_before(record: RunRecord, cutoff: datetime) -> bool:
 def dropped_logs(ledger: Ledger) -> set[str]:
     """Ids of the logs ``gc`` dropped (their ``drop/`` markers in the objects tree)."""
     tip = ledger.tip(OBJECTS_REF)
-    return set() if tip is None else _markers(ledger.pygit, tip.tree)
-
-
-def _markers(repo: pygit2.Repository, tree: pygit2.Tree) -> set[str]:
-    sub = lookup_path(repo, tree, DROP_DIR)
-    if not isinstance(sub, pygit2.Tree):
-        return set()
-    found: set[str] = set()
-    for fan in sub:
-        leaves = repo[fan.id]
-        if isinstance(leaves, pygit2.Tree):
-            found.update((fan.name or "") + (leaf.name or "") for leaf in leaves)
-    return found
+    return set() if tip is None else drop_markers(ledger.pygit, tip.tree)
 
 
 def is_dropped(ledger: Ledger, oid: str) -> bool:
@@ -197,21 +183,6 @@ def is_dropped(ledger: Ledger, oid: str) -> bool:
         tip is not None
         and lookup_path(ledger.pygit, tip.tree, object_path(DROP_DIR, oid)) is not None
     )
-
-
-def without_dropped_logs(repo: pygit2.Repository, tree: pygit2.Tree) -> pygit2.Oid:
-    """``tree`` (an objects tree) without the ``log/`` paths that have a drop marker.
-
-    A pure function of the tree, so applying it after the union merge keeps that merge
-    commutative, associative and idempotent: (A ∪ B) minus drops is the same whichever
-    side dropped a log, and a dropped log never comes back from a clone that still has it.
-    """
-    changes: dict[str, Change] = {
-        object_path(KIND_LOG, oid): None
-        for oid in _markers(repo, tree)
-        if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None
-    }
-    return tree.id if not changes else edit_tree(repo, tree, changes)
 
 
 def plan_gc(
@@ -264,7 +235,7 @@ def plan_gc(
     if tree is not None:
         redrop = sorted(
             oid
-            for oid in _markers(ledger.pygit, tree)
+            for oid in drop_markers(ledger.pygit, tree)
             if oid not in candidates
             and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid)) is not None
         )
@@ -280,8 +251,8 @@ def plan_gc(
 
 def _size(ledger: Ledger, oid: str) -> int:
     try:
-        return int(ledger.pygit.odb.read_header(pygit2.Oid(hex=oid))[1])
-    except (KeyError, ValueError, pygit2.GitError):
+        return ledger.object_size(oid, "log")
+    except NotFound:
         return 0
 
 
@@ -301,7 +272,7 @@ def gc(
     between leaves dropped logs of runs that are still listed — consistent, and the next
     ``gc`` finishes the job.
     """
-    from git_prov.fsck import recover_stale_ref_locks
+    from git_prov.store.reflocks import recover_stale_ref_locks
 
     ledger = Ledger(repo)
     plan = plan_gc(ledger, rules, logs_only=logs_only, data_only=data_only)
@@ -315,7 +286,7 @@ def gc(
         return result
     drops = [*plan.logs, *plan.redrop]
     if drops:
-        _drop_logs(ledger, drops, rules.describe())
+        drop_logs(ledger, drops, rules.describe())
         result.dropped = drops
     if plan.runs and not plan.logs_only:
         at = _iso(now or datetime.now(UTC))
@@ -327,30 +298,6 @@ def gc(
         ledger.write(entries, message=f"git-prov: gc removes {len(plan.runs)} runs")
         result.tombstones = len(plan.runs)
     return result
-
-
-def _drop_logs(ledger: Ledger, oids: Iterable[str], reason: str) -> None:
-    repo = ledger.pygit
-    wanted = list(dict.fromkeys(oids))
-    message = f"git-prov: {reason}: drop {len(wanted)} logs"
-
-    def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
-        if tip is None:
-            return None
-        tree = tip.tree
-        empty = repo.create_blob(b"")
-        changes: dict[str, Change] = {}
-        for oid in wanted:
-            if lookup_path(repo, tree, object_path(DROP_DIR, oid)) is None:
-                changes[object_path(DROP_DIR, oid)] = (empty, FILEMODE_BLOB)
-            if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None:
-                changes[object_path(KIND_LOG, oid)] = None
-        if not changes:
-            return None
-        return ledger._commit(edit_tree(repo, tree, changes), [tip.id], message)
-
-    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
-        ledger._cas(OBJECTS_REF, build, message)
 
 
 def _iso(moment: datetime) -> str:

@@ -415,7 +415,7 @@ class Ledger:
                 if ".lock" in str(exc) and not recovered:
                     # A writer killed inside a ref update left <ref>.lock behind. Writers
                     # hold ledger.lock here, so one that stays old is provably stale.
-                    from git_prov.fsck import recover_stale_ref_locks
+                    from git_prov.store.reflocks import recover_stale_ref_locks
 
                     recovered = True
                     recover_stale_ref_locks(self.repo, held=True)

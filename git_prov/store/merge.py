@@ -452,7 +452,7 @@ def merge_commit_into(
             tree, conflicts, object_conflicts = merged.tree, merged.conflicts, []
             changed, added = tuple(sorted(merged.gained_ours)), merged.runs_gained_ours()
         else:
-            from git_prov.retention import without_dropped_logs
+            from git_prov.store.drops import without_dropped_logs
 
             objects = merge_objects_trees(repo, tip.tree, theirs_commit.tree)
             assert objects.tree is not None

@@ -1,0 +1,69 @@
+"""Logs dropped by ``git prov gc``: a ``drop/ab/cd…`` marker (an empty blob) in the objects
+tree for each, carried by the union merge like everything there, and the ``log/`` path
+taken out (see :mod:`git_prov.retention` for the rules that choose them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pygit2
+
+from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, object_path
+from git_prov.store.locking import ledger_lock
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+
+DROP_DIR = "drop"
+
+
+def drop_markers(repo: pygit2.Repository, tree: pygit2.Tree) -> set[str]:
+    """The ids of the logs an objects tree has drop markers for."""
+    sub = lookup_path(repo, tree, DROP_DIR)
+    if not isinstance(sub, pygit2.Tree):
+        return set()
+    found: set[str] = set()
+    for fan in sub:
+        leaves = repo[fan.id]
+        if isinstance(leaves, pygit2.Tree):
+            found.update((fan.name or "") + (leaf.name or "") for leaf in leaves)
+    return found
+
+
+def without_dropped_logs(repo: pygit2.Repository, tree: pygit2.Tree) -> pygit2.Oid:
+    """``tree`` (an objects tree) without the ``log/`` paths that have a drop marker.
+
+    A pure function of the tree, so applying it after the union merge keeps that merge
+    commutative, associative and idempotent: (A ∪ B) minus drops is the same whichever
+    side dropped a log, and a dropped log never comes back from a clone that still has it.
+    """
+    changes: dict[str, Change] = {
+        object_path(KIND_LOG, oid): None
+        for oid in drop_markers(repo, tree)
+        if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None
+    }
+    return tree.id if not changes else edit_tree(repo, tree, changes)
+
+
+def drop_logs(ledger: Ledger, oids: Iterable[str], reason: str) -> None:
+    """Add drop markers for ``oids`` and take their ``log/`` paths out of the objects tree,
+    in one compare-and-swap of the objects ref (nothing when there is nothing to change)."""
+    repo = ledger.pygit
+    wanted = list(dict.fromkeys(oids))
+    message = f"git-prov: {reason}: drop {len(wanted)} logs"
+
+    def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        if tip is None:
+            return None
+        tree = tip.tree
+        empty = repo.create_blob(b"")
+        changes: dict[str, Change] = {}
+        for oid in wanted:
+            if lookup_path(repo, tree, object_path(DROP_DIR, oid)) is None:
+                changes[object_path(DROP_DIR, oid)] = (empty, FILEMODE_BLOB)
+            if lookup_path(repo, tree, object_path(KIND_LOG, oid)) is not None:
+                changes[object_path(KIND_LOG, oid)] = None
+        if not changes:
+            return None
+        return ledger._commit(edit_tree(repo, tree, changes), [tip.id], message)
+
+    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
+        ledger._cas(OBJECTS_REF, build, message)
