@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import pygit2
-
 from git_prov.errors import UsageProblem
 from git_prov.query import located
 from git_prov.query.index import RunIndex
@@ -103,9 +101,4 @@ def _commits(
 
 def resolve_commit(repo: GitRepo, spec: str) -> str | None:
     """The full id of the commit ``spec`` names, or None."""
-    try:
-        obj = repo.pygit.revparse_single(spec)
-        commit = obj.peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
-        return None
-    return str(commit.id)
+    return repo.resolve_commit(spec)

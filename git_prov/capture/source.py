@@ -17,10 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
-
 from git_prov.errors import RepositoryProblem
-from git_prov.store.repo import GitRepo
+from git_prov.store.repo import Commit, GitRepo
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
@@ -108,9 +106,7 @@ def _choose_untracked(
     return keep, omitted
 
 
-def _snapshot(
-    repo: GitRepo, head: pygit2.Commit, untracked: list[str], omitted: list[str]
-) -> str | None:
+def _snapshot(repo: GitRepo, head: Commit, untracked: list[str], omitted: list[str]) -> str | None:
     index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{os.urandom(4).hex()}"
     real_index = repo.git_dir / "index"
     try:
@@ -140,10 +136,7 @@ def _snapshot(
     message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
     if omitted:
         message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
-    sig = repo.signature()
-    fixed = pygit2.Signature(sig.name, sig.email, head.committer.time, head.committer.offset)
-    oid = repo.pygit.create_commit(None, fixed, fixed, message, pygit2.Oid(hex=tree_hex), [head.id])
-    return str(oid)
+    return repo.commit_dated_like(tree_hex, head, message)
 
 
 def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
@@ -170,10 +163,10 @@ def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
 
 
 def _compute_patch_id(repo: GitRepo, commit_hex: str) -> str | None:
-    commit = repo.pygit.get(commit_hex)
-    if not isinstance(commit, pygit2.Commit) or len(commit.parent_ids) > 1:
+    parents = repo.commit_parents(commit_hex)
+    if parents is None or len(parents) > 1:
         return None
-    if commit.parent_ids and repo.pygit.get(commit.parent_ids[0]) is None:
+    if parents and not repo.has_object(parents[0]):
         return None
     # (A git failure here means no patch-id, not a failed record.)
     return patch_id_pipeline(repo, f"{commit_hex}\n".encode(), check=False).get(commit_hex)

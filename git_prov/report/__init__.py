@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from git_prov.errors import ProvError
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import LineProblem, RunRecord
@@ -440,10 +438,7 @@ def find_anomalies(
 
     def exists(oid: str) -> bool:
         if oid not in present:
-            try:
-                present[oid] = repo.pygit.get(oid) is not None
-            except (ValueError, pygit2.GitError):
-                present[oid] = False
+            present[oid] = repo.has_object(oid)
         return present[oid]
 
     shown = {v.id for v in oldest_first}

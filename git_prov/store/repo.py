@@ -14,6 +14,11 @@ import pygit2
 from git_prov.errors import RepositoryProblem
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 
+# The object types callers outside store/ name in annotations (they never call pygit2).
+Commit = pygit2.Commit
+Oid = pygit2.Oid
+Tree = pygit2.Tree
+
 FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
 
@@ -74,6 +79,57 @@ class GitRepo:
         except pygit2.GitError as exc:
             raise RepositoryProblem(f"cannot read HEAD: {exc}") from None
         return target
+
+    def resolve_commit(self, spec: str) -> str | None:
+        """The full id of the commit ``spec`` (a revision) names, or None."""
+        try:
+            commit = self.pygit.revparse_single(spec).peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+        return str(commit.id)
+
+    def has_object(self, oid: str) -> bool:
+        """Whether the object ``oid`` is in this repository (False for a malformed id)."""
+        try:
+            return self.pygit.get(oid) is not None
+        except (ValueError, pygit2.GitError):
+            return False
+
+    def commit_parents(self, commit_hex: str) -> list[str] | None:
+        """The parent ids of commit ``commit_hex``; None when it is not a commit here."""
+        commit = self.pygit.get(commit_hex)
+        if not isinstance(commit, pygit2.Commit):
+            return None
+        return [str(p) for p in commit.parent_ids]
+
+    def config_value(self, key: str) -> str | None:
+        """A git configuration value (every scope, as git reads it), or None when unset,
+        empty or unreadable."""
+        try:
+            value = self.pygit.config[key]
+        except (KeyError, pygit2.GitError, ValueError):
+            return None
+        return str(value) if value else None
+
+    def config_flag(self, key: str) -> bool:
+        """A boolean git configuration value; False when unset or not a boolean."""
+        try:
+            return bool(self.pygit.config.get_bool(key))
+        except (KeyError, pygit2.GitError, ValueError):
+            return False
+
+    def commit_dated_like(self, tree_hex: str, parent: pygit2.Commit, message: str) -> str:
+        """A new commit of tree ``tree_hex`` on ``parent``, by :meth:`signature` but with the
+        parent's committer date as both dates: the same tree on the same parent always
+        makes the same commit (a dirty tree's snapshot is stored once). Its id."""
+        sig = self.signature()
+        fixed = pygit2.Signature(
+            sig.name, sig.email, parent.committer.time, parent.committer.offset
+        )
+        oid = self.pygit.create_commit(
+            None, fixed, fixed, message, pygit2.Oid(hex=tree_hex), [parent.id]
+        )
+        return str(oid)
 
     def branch_name(self) -> str | None:
         """The checked-out branch's short name, or None on a detached HEAD."""

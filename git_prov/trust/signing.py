@@ -34,8 +34,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from git_prov.errors import EXIT_REPOSITORY, ProvError
 from git_prov.model.record import RunRecord, line_object, parse_line, signing_payload
 from git_prov.store.ledger import Ledger, LedgerScan
@@ -76,19 +74,12 @@ class SigningSetup:
 
 
 def _config(repo: GitRepo, key: str) -> str | None:
-    try:
-        value = repo.pygit.config[key]
-    except (KeyError, pygit2.GitError, ValueError):
-        return None
-    return str(value) if value else None
+    return repo.config_value(key)
 
 
 def sign_by_default(repo: GitRepo) -> bool:
     """Whether ``git config prov.sign`` asks for every record to be signed."""
-    try:
-        return bool(repo.pygit.config.get_bool(SIGN_CONFIG))
-    except (KeyError, pygit2.GitError, ValueError):
-        return False
+    return repo.config_flag(SIGN_CONFIG)
 
 
 def wants_signing(repo: GitRepo, flag: bool | None) -> bool:
