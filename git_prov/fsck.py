@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from git_prov.capture.hashing import parse_lfs_pointer
 from git_prov.errors import CorruptLedger
 from git_prov.model.ids import is_hex_oid
@@ -52,6 +50,7 @@ from git_prov.model.record import (
 )
 from git_prov.store import notes
 from git_prov.store.drops import DROP_DIR  # drop/<ab>/<rest>: a log `git prov gc` dropped
+from git_prov.store.headers import OBJ_BLOB, ObjectHeaders, git_hash_file
 from git_prov.store.ledger import (
     DISPLAY_REF,
     KEEP_DIR,
@@ -66,7 +65,8 @@ from git_prov.store.ledger import (
 from git_prov.store.reflocks import STALE_LOCK_SECONDS as STALE_LOCK_SECONDS
 from git_prov.store.reflocks import ledger_ref_locks, lock_age
 from git_prov.store.reflocks import recover_stale_ref_locks as recover_stale_ref_locks
-from git_prov.store.repo import GitRepo
+from git_prov.store.repo import GitError, GitRepo, Tree
+from git_prov.store.trees import tree_listing
 
 ERROR = "error"
 WARNING = "warning"
@@ -145,42 +145,13 @@ class FsckReport:
 # ---- the check ------------------------------------------------------------------------------
 
 
-class _Objects:
-    """Object lookups that never read more than a header unless asked, with memory of
-    what was already checked."""
-
-    def __init__(self, repo: pygit2.Repository):
-        self.repo = repo
-        self.headers: dict[str, tuple[int, int] | None] = {}
-
-    def header(self, oid: str) -> tuple[int, int] | None:
-        """(type, size) of an object, or None when it is missing or unreadable."""
-        if oid not in self.headers:
-            try:
-                kind, size = self.repo.odb.read_header(pygit2.Oid(hex=oid))
-                self.headers[oid] = (int(kind), int(size))
-            except (KeyError, ValueError, pygit2.GitError):
-                self.headers[oid] = None
-        return self.headers[oid]
-
-    def is_commit(self, oid: str) -> bool:
-        found = self.header(oid)
-        return found is not None and found[0] == int(pygit2.enums.ObjectType.COMMIT)
-
-    def blob(self, oid: str) -> bytes:
-        blob = self.repo[oid]
-        if not isinstance(blob, pygit2.Blob):
-            raise ValueError("not a blob")
-        return blob.data
-
-
-def _tip_tree(ledger: Ledger, ref: str) -> pygit2.Tree | None:
+def _tip_tree(ledger: Ledger, ref: str) -> Tree | None:
     try:
         tip = ledger.tip(ref)
         return tip.tree if tip is not None else None
     except CorruptLedger:
         raise
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+    except (KeyError, ValueError, GitError) as exc:
         raise CorruptLedger(
             f"{ref} cannot be read: {exc}", f"inspect it with `git show {ref}`"
         ) from None
@@ -190,7 +161,7 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
     """Check the ledger of ``repo``; raises CorruptLedger when its refs cannot be read."""
     ledger = Ledger(repo)
     report = FsckReport()
-    objects = _Objects(repo.pygit)
+    objects = ObjectHeaders(repo.pygit)
     notes_tree = _tip_tree(ledger, NOTES_REF)
     objects_tree = _tip_tree(ledger, OBJECTS_REF)
     for path in ledger_ref_locks(repo):
@@ -203,9 +174,9 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
             path=str(path),
         )
     try:
-        tree_paths = _objects_tree_paths(repo.pygit, objects_tree, report)
-        runs = _check_notes(repo.pygit, notes_tree, objects, report)
-    except (KeyError, pygit2.GitError) as exc:
+        tree_paths = _objects_tree_paths(repo, objects_tree, objects, report)
+        runs = _check_notes(repo, notes_tree, objects, report)
+    except (KeyError, GitError) as exc:
         raise CorruptLedger(
             f"the ledger's trees are incomplete or damaged: {exc}",
             "fetch the ledger again (git prov fetch) or restore it from a clone",
@@ -230,12 +201,12 @@ class _Runs:
 
 
 def _check_notes(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, objects: _Objects, report: FsckReport
+    repo: GitRepo, tree: Tree | None, objects: ObjectHeaders, report: FsckReport
 ) -> _Runs:
     runs = _Runs()
     if tree is None:
         return runs
-    for commit, blob_id in notes.iter_notes(repo, tree):
+    for commit, blob_id in notes.iter_notes(repo.pygit, tree):
         report.notes += 1
         header = objects.header(str(blob_id))
         if header is None:
@@ -339,14 +310,13 @@ def _parse(line: str, commit: str, number: int, report: FsckReport) -> Any:
 
 
 def _objects_tree_paths(
-    repo: pygit2.Repository, tree: pygit2.Tree | None, report: FsckReport
+    repo: GitRepo, tree: Tree | None, objects: ObjectHeaders, report: FsckReport
 ) -> set[str]:
     """Every blob path of the objects tree, checked for shape and content addressing."""
     paths: set[str] = set()
     if tree is None:
         return paths
-    for entry in tree:
-        name = entry.name or ""
+    for name, kind, oid in tree_listing(repo.pygit, tree):
         if name not in _KNOWN_TOP:
             report.add(
                 INFO,
@@ -355,39 +325,33 @@ def _objects_tree_paths(
                 path=name,
             )
             continue
-        if name == "envtag" or entry.type_str != "tree":
+        if name == "envtag" or kind != "tree":
             continue
-        sub = repo[entry.id]
-        assert isinstance(sub, pygit2.Tree)
-        for fan in sub:
-            fan_name = fan.name or ""
-            if fan.type_str != "tree" or len(fan_name) != 2 or not _HEX.match(fan_name):
+        for fan_name, fan_kind, fan_id in tree_listing(repo.pygit, oid):
+            if fan_kind != "tree" or len(fan_name) != 2 or not _HEX.match(fan_name):
                 report.add(ERROR, "bad-tree-path", f"malformed objects path {name}/{fan_name!r}")
                 continue
-            leaves = repo[fan.id]
-            assert isinstance(leaves, pygit2.Tree)
-            for leaf in leaves:
-                rest = leaf.name or ""
-                oid = fan_name + rest
+            for rest, leaf_kind, leaf_id in tree_listing(repo.pygit, fan_id):
+                named = fan_name + rest
                 path = f"{name}/{fan_name}/{rest}"
                 report.objects += 1
-                if leaf.type_str != "blob" or not is_hex_oid(oid):
+                if leaf_kind != "blob" or not is_hex_oid(named):
                     report.add(ERROR, "bad-tree-path", f"malformed objects path {path!r}")
                     continue
-                if name in _CONTENT_ADDRESSED and str(leaf.id) != oid:
+                if name in _CONTENT_ADDRESSED and leaf_id != named:
                     report.add(
                         ERROR,
                         "tree-content-mismatch",
-                        f"{path} holds object {leaf.id}, not the object its name says",
+                        f"{path} holds object {leaf_id}, not the object its name says",
                         path=path,
-                        object=str(leaf.id),
+                        object=leaf_id,
                     )
                     continue
                 paths.add(path)
     for path in sorted(paths):
         if path.startswith(KEEP_DIR + "/"):
             oid = path[len(KEEP_DIR) + 1 :].replace("/", "")
-            if repo.odb.exists(pygit2.Oid(hex=oid)) is False:
+            if not objects.exists(oid):
                 report.add(
                     ERROR,
                     "keep-missing-commit",
@@ -408,7 +372,9 @@ def _objects_tree_paths(
     return paths
 
 
-def _check_runs(runs: _Runs, tree_paths: set[str], objects: _Objects, report: FsckReport) -> None:
+def _check_runs(
+    runs: _Runs, tree_paths: set[str], objects: ObjectHeaders, report: FsckReport
+) -> None:
     checked: set[tuple[str, str]] = set()
     for run_id, versions in sorted(runs.versions.items()):
         for record in versions:
@@ -436,7 +402,7 @@ def _check_commit(
     what: str,
     oid: str,
     tree_paths: set[str],
-    objects: _Objects,
+    objects: ObjectHeaders,
     report: FsckReport,
 ) -> None:
     if not objects.is_commit(oid):
@@ -478,7 +444,7 @@ def _check_object(
     kind: str,
     oid: str,
     tree_paths: set[str],
-    objects: _Objects,
+    objects: ObjectHeaders,
     report: FsckReport,
 ) -> None:
     where = {"run": run_id, "object": oid}
@@ -497,7 +463,7 @@ def _check_object(
             **where,
         )
         return
-    if header[0] != int(pygit2.enums.ObjectType.BLOB):
+    if header[0] != OBJ_BLOB:
         report.add(
             ERROR, "not-a-blob", f"run {run_id}: its {what} {oid[:12]} is not a blob", **where
         )
@@ -616,7 +582,7 @@ def _has_live_run(ledger: Ledger, runs: _Runs, commit: str) -> bool:
 
 
 def _check_data(
-    repo: GitRepo, runs: _Runs, tree_paths: set[str], objects: _Objects, report: FsckReport
+    repo: GitRepo, runs: _Runs, tree_paths: set[str], objects: ObjectHeaders, report: FsckReport
 ) -> None:
     root = repo.root
     users: dict[str, list[str]] = {}
@@ -668,7 +634,7 @@ def _digest(path: Path, algorithm: str, source: str) -> str | None:
     this version cannot compute it (an unknown algorithm, an unreadable file)."""
     try:
         if algorithm == "git":
-            return str(pygit2.hashfile(str(path)))
+            return git_hash_file(path)
         if algorithm not in ("sha256", "md5", "sha1", "sha512"):
             return None
         if source == "lfs" and path.stat().st_size < 1024:

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import pygit2
-
 from git_prov.errors import BadPath, CorruptLedger, NotFound, RemoteProblem
 from git_prov.model.manifest import (
     KEPT_GIT,
@@ -335,18 +333,14 @@ class _Fetcher:
 
     def _blob_reader(self, oid: str) -> Opener:
         def open_blob() -> contextlib.AbstractContextManager[Iterator[bytes]]:
-            blob = self.repo.pygit[oid]
-            assert isinstance(blob, pygit2.Blob)
-            return contextlib.nullcontext(iter([blob.data]))
+            data = self.repo.blob_data(oid)
+            assert data is not None
+            return contextlib.nullcontext(iter([data]))
 
         return open_blob
 
     def _git_blob(self, run: RunRecord, entry: DataEntry, oid: str) -> Opener:
-        try:
-            obj = self.repo.pygit.get(oid)
-        except (ValueError, pygit2.GitError):
-            obj = None
-        if not isinstance(obj, pygit2.Blob):
+        if self.repo.blob_data(oid) is None:
             raise NotFound(
                 f"{entry.path} (run {run.short_id}) is git blob {oid[:12]}, which is not in "
                 "this repository",

@@ -18,6 +18,8 @@ from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 Commit = pygit2.Commit
 Oid = pygit2.Oid
 Tree = pygit2.Tree
+# What pygit2 raises for a damaged repository (beside KeyError and ValueError).
+GitError = pygit2.GitError
 
 FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
@@ -94,6 +96,15 @@ class GitRepo:
             return self.pygit.get(oid) is not None
         except (ValueError, pygit2.GitError):
             return False
+
+    def blob_data(self, oid: str) -> bytes | None:
+        """The contents of blob ``oid``; None when this repository has no such blob (or
+        the id is malformed)."""
+        try:
+            obj = self.pygit.get(oid)
+        except (ValueError, pygit2.GitError):
+            return None
+        return obj.data if isinstance(obj, pygit2.Blob) else None
 
     def commit_parents(self, commit_hex: str) -> list[str] | None:
         """The parent ids of commit ``commit_hex``; None when it is not a commit here."""

@@ -71,6 +71,19 @@ def walk_blobs(
             yield f"{prefix}{entry.name}", entry.id
 
 
+def tree_listing(
+    repo: pygit2.Repository, tree: pygit2.Tree | pygit2.Oid | str
+) -> list[tuple[str, str, str]]:
+    """The entries of a tree (given as a tree or its id): (name, type — ``tree``, ``blob``
+    or ``commit`` —, object id hex), in tree order. KeyError when it is not a tree here."""
+    if not isinstance(tree, pygit2.Tree):
+        found = repo[tree]
+        if not isinstance(found, pygit2.Tree):
+            raise KeyError(f"{tree} is not a tree")
+        tree = found
+    return [(e.name or "", e.type_str, str(e.id)) for e in tree]
+
+
 def lookup_path(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> pygit2.Object | None:
     """The object at ``path`` in ``tree``, or None."""
     try:

@@ -1,0 +1,52 @@
+"""Reading objects header first: type and size without the contents, so a checker never
+reads a hostile giant it is about to refuse (``git prov fsck``, readers of fetched data)."""
+
+from __future__ import annotations
+
+import os
+
+import pygit2
+
+OBJ_COMMIT = int(pygit2.enums.ObjectType.COMMIT)
+OBJ_BLOB = int(pygit2.enums.ObjectType.BLOB)
+
+
+class ObjectHeaders:
+    """Object lookups that never read more than a header unless asked, with memory of
+    what was already checked."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self.repo = repo
+        self.headers: dict[str, tuple[int, int] | None] = {}
+
+    def header(self, oid: str) -> tuple[int, int] | None:
+        """(type, size) of an object (types: :data:`OBJ_COMMIT`, :data:`OBJ_BLOB` …), or
+        None when it is missing or unreadable."""
+        if oid not in self.headers:
+            try:
+                kind, size = self.repo.odb.read_header(pygit2.Oid(hex=oid))
+                self.headers[oid] = (int(kind), int(size))
+            except (KeyError, ValueError, pygit2.GitError):
+                self.headers[oid] = None
+        return self.headers[oid]
+
+    def is_commit(self, oid: str) -> bool:
+        """Whether ``oid`` is a commit in this repository."""
+        found = self.header(oid)
+        return found is not None and found[0] == OBJ_COMMIT
+
+    def blob(self, oid: str) -> bytes:
+        """The contents of blob ``oid``; ValueError when it is not a blob."""
+        blob = self.repo[oid]
+        if not isinstance(blob, pygit2.Blob):
+            raise ValueError("not a blob")
+        return blob.data
+
+    def exists(self, oid: str) -> bool:
+        """Whether the object database has ``oid`` (no header read)."""
+        return self.repo.odb.exists(pygit2.Oid(hex=oid)) is not False
+
+
+def git_hash_file(path: str | os.PathLike[str]) -> str:
+    """The git blob id of a file's contents (``git hash-object``)."""
+    return str(pygit2.hashfile(os.fspath(path)))
