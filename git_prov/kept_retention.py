@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import pygit2
-
 from git_prov.model.manifest import DataManifest
 from git_prov.store.kept import (
     DATA_REF,
@@ -32,6 +30,7 @@ from git_prov.store.kept import (
 )
 from git_prov.store.ledger import OBJECTS_REF, Ledger, LedgerScan, LocatedRun
 from git_prov.store.locking import ledger_lock
+from git_prov.store.repo import Commit, Oid, Repository, Tree
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
 
 
@@ -131,7 +130,7 @@ def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
     pygit = ledger.pygit
     message = f"git-prov: {reason}: drop the kept bytes of {len(digests)} files"
 
-    def mark(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+    def mark(tip: Commit | None) -> Oid | None:
         tree = tip.tree if tip is not None else None
         empty = pygit.create_blob(b"")
         changes: dict[str, Change] = {
@@ -147,7 +146,7 @@ def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
 
     here = kept_digests(ledger.repo)
 
-    def unkeep(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+    def unkeep(tip: Commit | None) -> Oid | None:
         if tip is None:
             return None
         changes: dict[str, Change] = {}
@@ -164,9 +163,7 @@ def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
     return digests
 
 
-def without_dropped_data(
-    repo: pygit2.Repository, data_tree: pygit2.Tree, dropped: Iterable[str]
-) -> pygit2.Oid:
+def without_dropped_data(repo: Repository, data_tree: Tree, dropped: Iterable[str]) -> Oid:
     """``data_tree`` without the paths of ``dropped`` digests: applied after the union merge
     of two data trees, so that bytes dropped in one clone never come back from another."""
     changes: dict[str, Change] = {}

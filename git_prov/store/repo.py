@@ -18,6 +18,7 @@ from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 Commit = pygit2.Commit
 Oid = pygit2.Oid
 Tree = pygit2.Tree
+Repository = pygit2.Repository
 # What pygit2 raises for a damaged repository (beside KeyError and ValueError).
 GitError = pygit2.GitError
 
