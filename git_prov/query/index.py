@@ -57,6 +57,7 @@ from git_prov.query.rows import (
     KIND_PROBLEM,
     KIND_RUN,
     KIND_TOMBSTONE,
+    ROW_COLUMNS,
     _canonical_match,
     _problem_row,
     fast_run,
@@ -85,14 +86,12 @@ BUSY_TIMEOUT_S = 60.0
 STATE_MISSING, STATE_LOADED, STATE_BAD = 0, 1, 2
 _MANY_NOTES = 64  # an update of this many notes reads canonical lines the canonical way
 
-# The columns of a parsed row, in order (``live`` is set afterwards).
-_ROW_COLUMNS = (
-    "note, lineno, kind, run, commit_id, started, duration, status, exit_code, host,"
-    " user_name, branch, env, inputs, outputs, snapshot, command, params, metrics, tags,"
-    " detail"
+# The columns of a parsed row, in order (``live`` is set afterwards): query/rows.py.
+_ROW_COLUMNS = ", ".join(ROW_COLUMNS)
+_INSERT_ROWS = f"INSERT INTO lines ({_ROW_COLUMNS}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
+_INSERT_MARKED = (
+    f"INSERT INTO lines ({_ROW_COLUMNS}, live) VALUES ({','.join('?' * (len(ROW_COLUMNS) + 1))})"
 )
-_INSERT_ROWS = f"INSERT INTO lines ({_ROW_COLUMNS}) VALUES ({','.join('?' * 21)})"
-_INSERT_MARKED = f"INSERT INTO lines ({_ROW_COLUMNS}, live) VALUES ({','.join('?' * 22)})"
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE notes (commit_id TEXT PRIMARY KEY, blob TEXT NOT NULL) WITHOUT ROWID;

@@ -9,8 +9,10 @@ three to agreement), and falls back to the model's for anything else:
   it (:func:`_canonical_row`);
 * the fast reader — the line's JSON decoded once and checked by :func:`valid_run_json`.
 
-A row is a tuple in the order of the index's ``lines`` columns
-(:data:`git_prov.query.index._ROW_COLUMNS`; ``live`` is set by the index).
+A row is a tuple in the order of :data:`ROW_COLUMNS`, the columns of the index's ``lines``
+table (``live`` is set by the index). Adding a field to a run record: see the checklist in
+docs/design.md ("Adding a field to a run record"); tests/test_record_fields.py fails until
+the readers here know the field.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ from git_prov.model.record import (
 )
 
 KIND_RUN, KIND_ATTACH, KIND_TOMBSTONE, KIND_PROBLEM = 0, 1, 2, 3
+# The columns of the index's ``lines`` table a row fills, in order. Runs fill the run
+# columns (``user_name`` is the record's ``user``, ``commit_id`` its ``commit``, ``run`` its
+# ``id``; params, metrics and tags as JSON); a problem row puts the line's start in
+# ``command`` and the reason in ``detail``; attachments and tombstones fill ``run`` only.
+ROW_COLUMNS = (
+    "note", "lineno", "kind", "run", "commit_id", "started", "duration", "status",
+    "exit_code", "host", "user_name", "branch", "env", "inputs", "outputs", "snapshot",
+    "command", "params", "metrics", "tags", "detail",
+)  # fmt: skip
+_BLANK = (None,) * (len(ROW_COLUMNS) - 4)  # the columns after ``run`` of an entry row
 
 # ---- parsing note lines fast -----------------------------------------------------------
 
@@ -184,8 +196,9 @@ def record_json_of(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _problem_row(note: str, lineno: int, reason: str, line: str) -> tuple[Any, ...]:
-    return (note, lineno, KIND_PROBLEM, None, None, None, None, None, None, None, None,
-            None, None, None, None, None, line[:200], None, None, None, reason)  # fmt: skip
+    row: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
+    row.update(note=note, lineno=lineno, kind=KIND_PROBLEM, command=line[:200], detail=reason)
+    return tuple(row.values())
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -242,7 +255,7 @@ def _entry_row(note: str, lineno: int, line: str) -> tuple[Any, ...] | None:
         return _run_row(note, lineno, data, "")
     kind = KIND_ATTACH if isinstance(entry, Attachment) else KIND_TOMBSTONE
     assert isinstance(entry, Attachment | Tombstone)
-    return (note, lineno, kind, entry.run, *([None] * 17))
+    return (note, lineno, kind, entry.run, *_BLANK)
 
 
 def fast_run(line: str, data: Any, known: set[str] | None = None) -> bool:
