@@ -170,10 +170,11 @@ def get_files(repo: GitRepo, spec: str, options: GetOptions = GetOptions()) -> G
     written. Raises NotFound (exit 6) for a file whose bytes are not kept or cannot be had
     here or on the remote, RemoteProblem (exit 8) when the remote cannot be reached.
     """
+    from git_prov.query.located import find_run
     from git_prov.reproduce import safe_relative
 
     ledger = Ledger(repo)
-    run = ledger.resolve_run(spec).record
+    run = find_run(repo, spec).record
     entries = run_entries(ledger, run, options.side)
     if not entries:
         raise NotFound(
