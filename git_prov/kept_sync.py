@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
-
 from git_prov.errors import RemoteProblem
 from git_prov.kept_data import fetch_data
 from git_prov.kept_retention import without_dropped_data
@@ -28,7 +26,7 @@ from git_prov.store.kept import DATA_REF, dropped_digests, kept_digests, trackin
 from git_prov.store.ledger import Ledger
 from git_prov.store.locking import ledger_lock
 from git_prov.store.merge import merge_objects_trees
-from git_prov.store.repo import GitRepo
+from git_prov.store.repo import Commit, GitRepo, Oid, Tree
 
 PUSH_ATTEMPTS = 6
 _REJECTED = (
@@ -74,7 +72,7 @@ def merge_tracking_data(repo: GitRepo, remote: str) -> int:
     dropped = dropped_digests(ledger)
     message = f"git-prov: merge the kept data of {remote}"
 
-    def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+    def build(tip: Commit | None) -> Oid | None:
         if tip is None:
             tree = without_dropped_data(pygit, theirs.tree, dropped)
             if tree == theirs.tree.id:
@@ -85,7 +83,7 @@ def merge_tracking_data(repo: GitRepo, remote: str) -> int:
         union = merge_objects_trees(pygit, tip.tree, theirs.tree)
         assert union.tree is not None
         merged = pygit[union.tree]
-        assert isinstance(merged, pygit2.Tree)
+        assert isinstance(merged, Tree)
         tree = without_dropped_data(pygit, merged, dropped)
         if pygit.descendant_of(theirs.id, tip.id) and tree == theirs.tree.id:
             return theirs.id  # a fast-forward
