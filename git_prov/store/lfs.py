@@ -157,6 +157,8 @@ def store_in_lfs(common_dir: Path, source: Path, oid: str, size: int) -> None:
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, target)
         else:
+            # (mkstemp made it private; store objects are readable as git-lfs makes them.)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, target)
 
 
