@@ -140,7 +140,10 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
         colored = call.color == "always" or (
             call.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         )
-        style = ansi_style if colored else _plain
+        from git_prov.terminal import plain
+        from git_prov.terminal import style as ansi_style
+
+        style = ansi_style if colored else plain
         if call.command == "fetch":
             return commands.fetch_command(
                 remote, no_remap=no_remap, as_json=as_json, echo=echo, style=style, data=data
@@ -177,10 +180,16 @@ def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None
     from git_prov.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ProvError
 
     if isinstance(exc, KeyboardInterrupt | EOFError):  # (click reads EOF as ^C, too)
-        say("\ninterrupted")
+        from git_prov.terminal import View
+
+        say(View("\ninterrupted"))
         return EXIT_INTERRUPTED
+    from git_prov.model.record import printable
+
+    # An error is one line, and its text may quote a ledger (a tombstone's reason, a
+    # path): its control characters and newlines are shown escaped.
     if isinstance(exc, ProvError):
-        say(f"error: {exc}")
+        say(f"error: {printable(str(exc))}")
         return exc.exit_code
     if isinstance(exc, BrokenPipeError):
         # `git prov log | head`: the reader left; that is not our failure.
@@ -191,67 +200,24 @@ def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None
 
         traceback.print_exception(exc)
     say(
-        f"error: internal error: {type(exc).__name__}: {exc} — please report it "
+        f"error: internal error: {type(exc).__name__}: {printable(str(exc))} — please report it "
         f"(rerun with GIT_PROV_DEBUG=1 for the traceback)"
     )
     return EXIT_INTERNAL
 
 
-# ---- output as click gives it ------------------------------------------------------------------
-
-_COLOR_CODES = {
-    "black": 30,
-    "red": 31,
-    "green": 32,
-    "yellow": 33,
-    "blue": 34,
-    "magenta": 35,
-    "cyan": 36,
-    "white": 37,
-}
+# ---- output: the one path to a terminal (git_prov.terminal) ------------------------------
 
 
 def echo(text: str, *, err: bool = False) -> None:
-    """``click.echo``: a line on stdout (or stderr), flushed, with ANSI codes removed
-    unless the stream is a terminal."""
-    stream = sys.stderr if err else sys.stdout
-    if not _isatty(stream):
-        text = _strip_ansi(text)
-    stream.write(text + "\n")
-    stream.flush()
+    """A line on stdout (or stderr) through :func:`git_prov.terminal.echo`."""
+    from git_prov.terminal import echo as terminal_echo
 
-
-def ansi_style(text: str, *, fg: str | None = None, bold: bool | None = None) -> str:
-    """``click.style`` for what the quick commands use of it (a test holds them equal)."""
-    codes = []
-    if fg is not None:
-        codes.append(f"\x1b[{_COLOR_CODES[fg]}m")
-    if bold is not None:
-        codes.append(f"\x1b[{1 if bold else 22}m")
-    return "".join(codes) + text + "\x1b[0m"
-
-
-def _plain(text: str, **_: object) -> str:
-    return text
+    terminal_echo(text, err=err)
 
 
 def _say_error(text: str) -> None:
     echo(text, err=True)
-
-
-def _strip_ansi(text: str) -> str:
-    if "\x1b" not in text:
-        return text
-    import re
-
-    return re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]", "", text)  # click's pattern
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except Exception:  # (a closed or odd stream: click says no too)
-        return False
 
 
 def _plain_stream(stream: TextIO | None) -> bool:

@@ -12,6 +12,7 @@ from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import STATUS_OK, RunRecord, format_duration, printable, shorten
 from git_prov.model.values import format_assignments
 from git_prov.store.ledger import Ledger, LocatedRun
+from git_prov.terminal import View, one_line, view
 
 Style = Callable[..., str]
 MAX_RUNS_PER_COMMIT = 5
@@ -69,7 +70,7 @@ def run_line(run: LocatedRun, style: Style = plain, shown_on: str | None = None)
         ids.append(style(where, fg="yellow"))
     if ids:
         parts.append(style(" ".join(ids), dim=True))
-    return "  ".join(parts)
+    return one_line("  ".join(parts))
 
 
 def _exit(r: RunRecord) -> str:
@@ -102,7 +103,7 @@ def log_chunks(
                     )
                 )
             if lines:
-                yield "\n".join(lines) + "\n"
+                yield view(lines)
             continue
         refs = f" ({printable(entry.refs)})" if entry.refs else ""
         lines.append(style(f"commit {entry.commit}", fg="yellow") + style(refs, fg="cyan"))
@@ -116,7 +117,7 @@ def log_chunks(
             lines.append(style(f"    … {earlier} earlier runs (--all-runs)", dim=True))
         for run in shown:
             lines.append("    " + run_line(run, style, entry.commit))
-        yield ("\n" if number else "") + "\n".join(lines) + "\n"
+        yield view(["", *lines] if number else lines)
 
 
 def record_json(run: LocatedRun) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def show_text(
     all_files: bool = False,
     full_env: bool = False,
     where: Sequence[tuple[str, str]] = (),
-) -> str:
+) -> View:
     """``git prov show``: everything about one run, for people. ``where`` are extra
     (label, text) rows after the commits it is shown on (where its code is now)."""
     r = run.record
@@ -263,7 +264,7 @@ def show_text(
                 name.capitalize(),
                 f"{human_size(size)} kept (git prov show --log {name} {r.short_id})",
             )
-    return "\n".join(out) + "\n"
+    return view(out)
 
 
 def _availability(ledger: Ledger) -> Any:

@@ -5,8 +5,8 @@ Two front ends run them: the click commands of :mod:`git_prov.cli.sync` (which p
 call one of these), and the quick path of :mod:`git_prov.entry`, which runs them straight
 from ``argv`` so that a sync, riding on a git fetch/push of tens of milliseconds, does not
 also pay for importing click. Output goes through the ``echo`` and ``style`` each front end
-passes (``click.echo`` and ``click.style``, or their plain equivalents), so both print the
-same bytes; nothing here imports click.
+passes (:func:`git_prov.terminal.echo` and :func:`git_prov.terminal.style`, or plain
+text), so both print the same bytes; nothing here imports click.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ Style = Callable[..., str]  # (text, fg=…, bold=…) → text, coloured or not
 
 
 class Echo(Protocol):
-    """Prints one line, on stdout or (``err``) stderr: ``click.echo`` is one."""
+    """Prints one line, on stdout or (``err``) stderr: :func:`git_prov.terminal.echo`."""
 
     def __call__(self, text: str, /, *, err: bool = False) -> None: ...
 
@@ -156,13 +156,17 @@ def pre_push_command(remote: str, url: str, *, echo: Echo) -> int:
 
 def to_json(result: FetchResult | PushResult | SyncResult, data: Sequence[Any] = ()) -> str:
     """The ``--json`` document of a result: its fields, sorted, indented (with ``--data``,
-    a ``data`` list of what moving kept data did)."""
+    a ``data`` list of what moving kept data did). (A :class:`~git_prov.terminal.View`:
+    JSON escapes every control character in its strings, so each of its lines is one
+    line.)"""
     import json
+
+    from git_prov.terminal import View
 
     doc = _plain(result)
     if data:
         doc["data"] = [d.to_json() for d in data]
-    return json.dumps(doc, indent=2, sort_keys=True)
+    return View(json.dumps(doc, indent=2, sort_keys=True))
 
 
 def _plain(value: Any) -> Any:

@@ -387,14 +387,17 @@ def test_the_quick_parser_knows_the_options_click_declares() -> None:
     assert isinstance(color.type, click.Choice) and tuple(color.type.choices) == entry.COLORS
 
 
-def test_the_quick_style_and_echo_are_clicks(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_one_style_and_echo_print_what_click_would(capsys: pytest.CaptureFixture[str]) -> None:
+    from git_prov import terminal
+
     for fg in ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"):
         for bold in (None, True, False):
-            assert entry.ansi_style("x", fg=fg, bold=bold) == click.style("x", fg=fg, bold=bold)
-    text = click.style("run", fg="green") + " — → " + click.style("on", bold=True)
+            ours = terminal.for_terminal(terminal.style("x", fg=fg, bold=bold))
+            assert ours == click.style("x", fg=fg, bold=bold)
+    text = terminal.style("run", fg="green") + " — → " + terminal.style("on", bold=True)
     for err in (False, True):
         entry.echo(text, err=err)
-        click.echo(text, err=err)
+        terminal.echo(text, err=err)
     out, err_text = capsys.readouterr()
     assert out == err_text == "run — → on\n" * 2  # codes dropped off a terminal, as click does
 

@@ -26,6 +26,7 @@ import click
 from git_prov import __version__
 from git_prov.entry import COMPLETE_ENV, debug_wanted, report_failure
 from git_prov.errors import EXIT_INTERRUPTED, NotFound, UsageProblem
+from git_prov.terminal import echo
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PATHSPEC_COMMANDS = ("log",)
@@ -40,7 +41,11 @@ class State:
         self.no_pager = no_pager
 
     def style(self, text: str, **kwargs: Any) -> str:
-        return click.style(text, **kwargs) if self.color else text
+        """``text`` in git-prov's colours when they are on (codes marked as our own, so
+        the one output path, :mod:`git_prov.terminal`, lets them through)."""
+        from git_prov import terminal
+
+        return terminal.style(text, **kwargs) if self.color else text
 
 
 # Commands that live in their own modules, and the modules that define them. A module is
@@ -332,7 +337,7 @@ def run(
     if not quiet:
         r = outcome.record
         dirty = " (dirty tree, snapshot kept)" if r.dirty else ""
-        click.echo(
+        echo(
             f"git-prov: recorded run {r.short_id} — {r.status}, "
             f"{format_duration(r.duration)}, on {r.commit[:7]}{dirty}",
             err=True,
@@ -425,9 +430,9 @@ def record(
     )
     _say_record_warnings(rec)
     if as_json:
-        click.echo(json.dumps(rec.to_json_dict(), indent=2, sort_keys=True))
+        echo(json.dumps(rec.to_json_dict(), indent=2, sort_keys=True), data=True)
     else:
-        click.echo(
+        echo(
             f"recorded run {rec.id} on {rec.commit[:7]}"
             + (" (dirty tree, snapshot kept)" if rec.dirty else "")
         )
@@ -486,12 +491,12 @@ def log_command(
             newest=None if as_json or all_runs or oneline else render.MAX_RUNS_PER_COMMIT,
         )
         if as_json:
-            click.echo(json.dumps(render.log_json(commits), indent=2, sort_keys=True))
+            echo(json.dumps(render.log_json(commits), indent=2, sort_keys=True), data=True)
             return 0
         chunks = render.log_chunks(commits, style=state.style, all_runs=all_runs, oneline=oneline)
         first = next(chunks, "")
         if not first:
-            click.echo(
+            echo(
                 "no runs recorded in this range yet (record one with: git prov run -- CMD)",
                 err=True,
             )
@@ -511,14 +516,29 @@ def log_command(
     type=click.Choice(["stdout", "stderr"]),
     help="Print the kept stdout or stderr of the run instead.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="With --log: the kept bytes as they are, even on a terminal (escape codes and all).",
+)
 @click.pass_obj
 def show(
-    state: State, spec: str, as_json: bool, full_env: bool, all_files: bool, log_stream: str | None
+    state: State,
+    spec: str,
+    as_json: bool,
+    full_env: bool,
+    all_files: bool,
+    log_stream: str | None,
+    raw: bool,
 ) -> int:
     """Show everything about a run, or about every run on a commit.
 
     RUN is a run id, its short form (the 8 characters in git prov log) or a unique
     prefix; COMMIT is any git revision (default: HEAD).
+
+    A log printed with --log on a terminal shows control characters escaped (\x1b):
+    logs may come from someone else's ledger. Into a pipe or file, and with --raw, it is
+    written byte for byte.
     """
     from git_prov import history, render
     from git_prov.query import located
@@ -563,8 +583,19 @@ def show(
 
         if is_dropped(ledger, oid):
             raise NotFound(f"the {log_stream} of run {runs[-1].record.short_id} was dropped by gc")
-        sys.stdout.buffer.write(ledger.read_object(oid, f"{log_stream} log"))
+        data = ledger.read_object(oid, f"{log_stream} log")
+        from git_prov import terminal
+
+        if raw and terminal.isatty(sys.stdout):
+            echo(
+                "warning: --raw sends the log's control sequences to your terminal as they "
+                "are; use it only for a log you trust",
+                err=True,
+            )
+        terminal.echo_bytes(data, raw=raw)
         return 0
+    if raw:
+        raise UsageProblem("--raw goes with --log stdout|stderr")
     from git_prov.cli.rewrite import whereabouts_json, whereabouts_rows
 
     if as_json:
@@ -576,18 +607,23 @@ def show(
             }
             for r in runs
         ]
-        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True))
+        echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True), data=True)
         return 0
-    text = "\n".join(
-        render.show_text(
-            ledger,
-            r,
-            style=state.style,
-            all_files=all_files,
-            full_env=full_env,
-            where=whereabouts_rows(repo, r, reproduced.get(r.id, [])),
-        )
-        for r in runs
+    from git_prov.terminal import views
+
+    text = views(
+        (
+            render.show_text(
+                ledger,
+                r,
+                style=state.style,
+                all_files=all_files,
+                full_env=full_env,
+                where=whereabouts_rows(repo, r, reproduced.get(r.id, [])),
+            )
+            for r in runs
+        ),
+        "\n",
     )
     _page(state, text)
     return 0
@@ -599,19 +635,19 @@ def _say_record_warnings(record: Any) -> None:
     from git_prov.recording import record_warnings
 
     for text in record_warnings(record):
-        click.echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
+        echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
 
 
 def _report_problems(problems: Sequence[Any]) -> None:
     for p in problems[:5]:
-        click.echo(
+        echo(
             f"warning: unreadable ledger line {p.line_number} in the note on "
             f"{p.commit[:12]}: {p.reason} (other runs are shown; "
             f"git prov fsck has details)",
             err=True,
         )
     if len(problems) > 5:
-        click.echo(f"warning: … and {len(problems) - 5} more unreadable ledger lines", err=True)
+        echo(f"warning: … and {len(problems) - 5} more unreadable ledger lines", err=True)
 
 
 # ---- setup and demo ------------------------------------------------------------------------
@@ -658,16 +694,16 @@ def init(
     from git_prov import config, initialize
 
     if print_template:
-        click.echo(config.template_text(), nl=False)
+        echo(config.template_text(), nl=False, data=True)
         return 0
     repo = _open()
     for line in initialize.init(repo, display=not no_display, hooks=not no_hooks):
-        click.echo(line)
+        echo(line)
     if remote is not None or push_hook:
         from git_prov import sync
 
         for line in sync.configure_remote(repo, remote, push_hook=push_hook):
-            click.echo(line)
+            echo(line)
     return 0
 
 
@@ -684,7 +720,14 @@ def demo(state: State, directory: Path | None) -> int:
     from git_prov import demo as demo_module
 
     def say(text: str) -> None:
-        click.echo(state.style(text, fg="magenta", bold=True) if text.startswith("$") else text)
+        from git_prov.terminal import adopt, view
+
+        # The demo's commands are git prov itself, on a repository it just made: their
+        # colours are ours; anything else in their output is escaped as usual.
+        if text.startswith("$"):
+            echo(state.style(text, fg="magenta", bold=True))
+        else:
+            echo(view(adopt(text).split("\n")), nl=False)
         sys.stdout.flush()
 
     demo_module.run_demo(directory, say=say, color=state.color)
@@ -738,15 +781,17 @@ class TerminalProgress:
         else:
             done, total = f"{self.done:,}", f"{self.total:,} {self.unit}"
             speed = f"{rate:,.0f} {self.unit}"
+        from git_prov.terminal import own
+
         line = f"git-prov: {self.label} {pct:5.1f}% {done} / {total}  {speed}/s"
-        sys.stderr.write("\r" + line[: width - 1].ljust(min(width - 1, len(line))))
-        sys.stderr.flush()
+        echo(own("\r") + line[: width - 1].ljust(min(width - 1, len(line))), err=True, nl=False)
 
     def finish(self) -> None:
+        from git_prov.terminal import own
+
         with self.lock:
             if self.drawn:
-                sys.stderr.write("\r\x1b[K")
-                sys.stderr.flush()
+                echo(own("\r") + own("\x1b[K"), err=True, nl=False)
 
 
 def _progress() -> Any:
@@ -757,7 +802,11 @@ def _progress() -> Any:
 
 def _page(state: State, text: str | Iterable[str]) -> None:
     """Show ``text`` (or its pieces, as they are made) through git's pager when stdout is a
-    terminal, like git log does; the pager starts with the first piece."""
+    terminal, like git log does; the pager starts with the first piece. Pieces go through
+    the one output path (:mod:`git_prov.terminal`): a piece that is not a ``View`` is
+    one line."""
+    from git_prov.terminal import View, for_terminal, one_line
+
     pieces = [text] if isinstance(text, str) else text
     pager = ""
     if not state.no_pager and sys.stdout.isatty():
@@ -766,7 +815,7 @@ def _page(state: State, text: str | Iterable[str]) -> None:
         ).stdout.strip()
     if not pager or pager == "cat":
         for piece in pieces:
-            click.echo(piece, nl=False)
+            echo(piece, nl=False)
         return
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")
@@ -775,12 +824,13 @@ def _page(state: State, text: str | Iterable[str]) -> None:
         proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
     except OSError:
         for piece in pieces:
-            click.echo(piece, nl=False)
+            echo(piece, nl=False)
         return
     assert proc.stdin is not None
     try:
         for piece in pieces:
-            proc.stdin.write(piece.encode())
+            safe = piece if isinstance(piece, View) else one_line(piece)
+            proc.stdin.write(for_terminal(safe).encode())
             proc.stdin.flush()
         proc.stdin.close()
     except OSError:  # BrokenPipeError: the pager was quit early; stop making the rest
@@ -812,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             complete_var=COMPLETE_ENV,
         )
     except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
@@ -825,4 +875,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _say_error(text: str) -> None:
-    click.echo(text, err=True)
+    echo(text, err=True)

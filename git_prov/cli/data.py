@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.terminal import echo
 
 
 @cli.command(context_settings=CONTEXT)
@@ -71,11 +72,11 @@ def get(
         ),
     )
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        echo(json.dumps(result.to_json(), indent=2, sort_keys=True), data=True)
         return 0
     for f in result.files:
         what = "unchanged" if f.action == "unchanged" else f"written (from {f.source})"
-        click.echo(f"{printable(f.target)}  {what}")
+        echo(f"{printable(f.target)}  {what}")
     for path, why in result.skipped:
-        click.echo(state.style(f"{printable(path)}  skipped: {why}", dim=True), err=True)
+        echo(state.style(f"{printable(path)}  skipped: {why}", dim=True), err=True)
     return 0

@@ -11,11 +11,13 @@ function for bash (git's completion calls ``_git_<command>`` when one is defined
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.terminal import echo
 
 SHELLS = ("bash", "zsh", "fish")
 PROG = "git-prov"
@@ -117,12 +119,15 @@ def export(
         license=license_id,
     )
     for note in result.notes:
-        click.echo(f"warning: {note}", err=True)
+        echo(f"warning: {note}", err=True)
     if result.text is not None:
-        click.echo(result.text, nl=False)
+        from git_prov.terminal import csv_view, isatty
+
+        on_terminal = fmt == "csv" and isatty(sys.stdout)
+        echo(csv_view(result.text) if on_terminal else result.text, nl=False, data=True)
         return 0
     noun = "run" if result.runs == 1 else "runs"
-    click.echo(f"exported {result.runs} {noun} as {fmt} to {result.path}", err=True)
+    echo(f"exported {result.runs} {noun} as {fmt} to {result.path}", err=True)
     return 0
 
 
@@ -139,7 +144,7 @@ def completion(shell: str) -> int:
       zsh:   eval "$(git prov completion zsh)"      in ~/.zshrc, after compinit
       fish:  git prov completion fish > ~/.config/fish/completions/git-prov.fish
     """
-    click.echo(completion_script(shell), nl=False)
+    echo(completion_script(shell), nl=False, data=True)
     return 0
 
 

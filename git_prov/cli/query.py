@@ -4,23 +4,25 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
 
 from git_prov.cli import CONTEXT, State, _open, _page, _report_problems, cli
 from git_prov.errors import EXIT_FINDING, UsageProblem
+from git_prov.terminal import csv_view, echo, isatty, view, views
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 
 
 def _emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
 
 
 def _debug_stats(state: State, stats: Any) -> None:
     if state.debug:
-        click.echo(f"debug: index {stats}", err=True)
+        echo(f"debug: index {stats}", err=True)
 
 
 # ---- find -------------------------------------------------------------------------------------
@@ -194,20 +196,23 @@ def find_command(
         now = shown_now(index, [r.id for r in runs])
         text = runs_table(runs, style=state.style, first=first, now=now)
         if result.matched > len(runs):
-            text += state.style(f"… {result.matched - len(runs)} more (--limit)", dim=True) + "\n"
+            more = state.style(f"… {result.matched - len(runs)} more (--limit)", dim=True)
+            return views([text, view([more])])
         return text
 
     text = with_index(paths, answer)
     if not text and not (as_json or as_csv or template):
-        click.echo("no runs match", err=True)
+        echo("no runs match", err=True)
     from git_prov.model.record import printable
 
     for hint in hints:  # names come from records: through the one escaping path
-        click.echo(f"hint: {printable(hint)}", err=True)
+        echo(f"hint: {printable(hint)}", err=True)
     if not text and not (as_json or as_csv or template):
         return 0
-    if as_json or as_csv or template is not None:
-        click.echo(text, nl=False)
+    if as_csv and isatty(sys.stdout):
+        echo(csv_view(text), nl=False, data=True)
+    elif as_json or as_csv or template is not None:
+        echo(text, nl=False, data=True)
     else:
         _page(state, text)
     return 0
@@ -230,6 +235,8 @@ def _formatted(index: Any, runs: list[Any], template: str, fields: set[str]) -> 
                 lines.append(format_run(template, data))
     except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
         raise UsageProblem(f"bad --format template: {exc}") from None
+    if isatty(sys.stdout):
+        return view(lines)  # on a terminal a field's newline must not start a line
     return "".join(line + "\n" for line in lines)
 
 
@@ -280,7 +287,7 @@ def env_tag(state: State, name: str, target: str | None, force: bool, delete: bo
         if target is not None:
             raise UsageProblem("--delete takes only the tag name")
         envtags.delete_tag(ledger, name)
-        click.echo(f"deleted environment tag {name}")
+        echo(f"deleted environment tag {name}")
         return 0
     if target is None:
         raise UsageProblem("name the run or environment to tag", "git prov env tag NAME RUN|ENV")
@@ -288,7 +295,7 @@ def env_tag(state: State, name: str, target: str | None, force: bool, delete: bo
     ledger.env_manifest(env)  # the manifest must be here: a tag must not dangle
     _, changed = envtags.set_tag(ledger, name, env, force=force)
     verb = "tagged" if changed else "already tagged"
-    click.echo(f"{verb} environment {env[:10]} as {name}")
+    echo(f"{verb} environment {env[:10]} as {name}")
     return 0
 
 
@@ -322,15 +329,15 @@ def env_tags(state: State, as_json: bool, show_all: bool) -> int:
         )
         return 0
     if not tags:
-        click.echo("no environment tags (add one with git prov env tag NAME RUN)", err=True)
+        echo("no environment tags (add one with git prov env tag NAME RUN)", err=True)
         return 0
     width = max(len(t.name) for t in tags)
     for t in tags:
         env = (t.env or "(deleted)")[:10]
-        label = state.style(t.name.ljust(width), fg="yellow")
-        click.echo(f"{label}  {env:<10}  {t.at[:16]}  {t.by}")
+        label = state.style(t.name.ljust(width), fg="yellow")  # (echo: one line each)
+        echo(f"{label}  {env:<10}  {t.at[:16]}  {t.by}")
         for other in t.diverged:
-            click.echo(
+            echo(
                 f"warning: tag {t.name} was also set to {(other.env or 'deleted')[:10]} "
                 f"by {other.by} at {other.at[:16]} (moved on two machines; the latest wins "
                 f"— set it again to settle)",
@@ -383,7 +390,9 @@ def diff_command(state: State, run_a: str, run_b: str, patch: bool, as_json: boo
     from git_prov.query.compare import diff_runs
     from git_prov.query.render import diff_text
 
-    result = diff_runs(_open(), run_a, run_b, patch=patch, color=state.color and not as_json)
+    # git is asked for no colour: its codes could not be told apart from escape codes
+    # in the files it shows; diff_text colours the patch itself.
+    result = diff_runs(_open(), run_a, run_b, patch=patch)
     if as_json:
         _emit_json(result.to_json())
         return 0
@@ -434,7 +443,7 @@ def check_command(
     if as_json:
         _emit_json(result.to_json())
     else:
-        click.echo(check_text(result, style=state.style), nl=False)
+        echo(check_text(result, style=state.style), nl=False)
     return _exit_for(result.drifted)
 
 
@@ -465,9 +474,9 @@ def lineage_command(
     if as_json:
         _emit_json(result.to_json())
     elif as_dot:
-        click.echo(lineage.to_dot(result), nl=False)
+        echo(lineage.to_dot(result), nl=False, data=True)
     elif as_mermaid:
-        click.echo(lineage.to_mermaid(result), nl=False)
+        echo(lineage.to_mermaid(result), nl=False, data=True)
     else:
         _page(state, lineage.to_text(result, style=state.style))
     return 0

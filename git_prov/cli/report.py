@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from git_prov.cli import CONTEXT, State, _open, cli
 from git_prov.errors import UsageProblem
+from git_prov.terminal import echo
 
 
 @cli.command(name="report", context_settings=CONTEXT)
@@ -73,7 +73,7 @@ def report_command(
         except OSError as exc:
             raise UsageProblem(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
         host, bound = server.server_address[:2]
-        click.echo(f"serving the report at http://{host}:{bound}/ (^C to stop)", err=True)
+        echo(f"serving the report at http://{host}:{bound}/ (^C to stop)", err=True)
         try:
             server.serve_forever()
         finally:
@@ -81,7 +81,7 @@ def report_command(
         return 0
     report = build_report(repo, revisions, title=title, max_runs=max_runs or None)
     if output == "-":
-        sys.stdout.write(render(report))
+        echo(render(report), nl=False, data=True)
         return 0
     path = Path(output)
     if path.is_dir():
@@ -90,10 +90,10 @@ def report_command(
         size = write_report(report, path)
     except OSError as exc:
         raise UsageProblem(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(
+    echo(
         f"wrote {output}: {len(report.runs)} of {report.total_runs} runs, {size / 1000:.0f} kB "
         f"({len(report.mismatches)} mismatches, {len(report.anomalies)} anomalies)",
         err=True,
     )
-    click.echo(str(path))
+    echo(str(path))
     return 0

@@ -12,6 +12,7 @@ import click
 
 from git_prov.cli import CONTEXT, State, _open, _progress, cli
 from git_prov.model.record import printable
+from git_prov.terminal import echo, view
 
 
 @cli.command(context_settings=CONTEXT)
@@ -119,11 +120,11 @@ def reproduce(
         ask=_ask_on_terminal if _on_terminal() else None,
     )
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        echo(json.dumps(result.to_json(), indent=2, sort_keys=True), data=True)
     else:
-        click.echo(render_text(result, state), nl=False)
+        echo(render_text(result, state), nl=False)
     if result.verdict == "refused":
-        click.echo(
+        echo(
             f"error: {result.blockers[0]}"
             + (f" (and {len(result.blockers) - 1} more)" if len(result.blockers) > 1 else "")
             + " — restore the recorded data, or rerun with --allow-drift",
@@ -194,7 +195,7 @@ def render_text(result: Any, state: State) -> str:
             lines += [f"  {b}" for b in result.blockers]
         else:
             lines.append("dry run: nothing blocks the rerun (nothing was written)")
-        return "\n".join(lines) + "\n"
+        return view(lines)
     if result.rerun is not None:
         lines.append(
             f"rerun recorded as {result.rerun.short_id} ({result.rerun.status}, "
@@ -226,4 +227,4 @@ def render_text(result: Any, state: State) -> str:
     verdict = verdicts.get(result.verdict, result.verdict)
     colour = "green" if result.exit_code == 0 else "red"
     lines.append(state.style(verdict, fg=colour, bold=True))
-    return "\n".join(lines) + "\n"
+    return view(lines)

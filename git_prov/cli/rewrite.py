@@ -16,6 +16,7 @@ from git_prov.cli import CONTEXT, State, _open, cli
 
 # The hidden `hook` group is defined with the pre-push entry point; ours joins it.
 from git_prov.cli.sync import hook as hook_group
+from git_prov.terminal import echo, view
 
 DEFAULT_HOOKS = ("post-rewrite",)
 MAX_LISTED = 20
@@ -63,9 +64,9 @@ def remap(
 
     report = remap_runs(_open(), revisions, dry_run, include_reachable=include_reachable)
     if as_json:
-        click.echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True))
+        echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True), data=True)
         return 0
-    click.echo(_report_text(state, report), nl=False)
+    echo(_report_text(state, report), nl=False)
     return 0
 
 
@@ -128,7 +129,7 @@ def _report_text(state: State, report: Any) -> str:
             f"{report.missing} run(s) name commits this repository does not have "
             "(git prov fetch brings them)"
         )
-    return "\n".join(lines) + "\n"
+    return view(lines)
 
 
 def whereabouts_rows(repo: Any, run: Any, reproduced: Sequence[Any] = ()) -> list[tuple[str, str]]:
@@ -220,7 +221,7 @@ def post_rewrite(state: State, kind: str) -> int:
         if attached:
             runs = len({a.run for a in attached})
             commits = len({a.commit for a in attached})
-            click.echo(
+            echo(
                 f"git-prov: {runs} run{'s' if runs != 1 else ''} now also shown on "
                 f"{commits} rewritten commit{'s' if commits != 1 else ''} ({kind})",
                 err=True,
@@ -231,7 +232,7 @@ def post_rewrite(state: State, kind: str) -> int:
 
             traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
-        click.echo(
+        echo(
             f"warning: git-prov: runs did not follow this {kind}: {message} "
             "(git prov remap can do it later)",
             err=True,
@@ -263,7 +264,7 @@ def hooks_install(names: tuple[str, ...]) -> int:
     repo = _open()
     for name in _hook_names(names):
         for line in install_hook(repo, name):
-            click.echo(line)
+            echo(line)
     return 0
 
 
@@ -276,5 +277,5 @@ def hooks_uninstall(names: tuple[str, ...]) -> int:
     repo = _open()
     for name in _hook_names(names):
         for line in uninstall_hook(repo, name):
-            click.echo(line)
+            echo(line)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from git_prov.cli import CONTEXT, State, cli
+from git_prov.terminal import echo
 
 _REMOTE = click.argument("remote", required=False)
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
@@ -53,7 +54,7 @@ def fetch(state: State, remote: str | None, no_remap: bool, data: bool, as_json:
     from git_prov.sync_commands import fetch_command
 
     return fetch_command(
-        remote, no_remap=no_remap, as_json=as_json, echo=click.echo, style=state.style, data=data
+        remote, no_remap=no_remap, as_json=as_json, echo=echo, style=state.style, data=data
     )
 
 
@@ -71,7 +72,7 @@ def push(state: State, remote: str | None, attempts: int | None, data: bool, as_
     """
     from git_prov.sync_commands import push_command
 
-    return push_command(remote, attempts=attempts, as_json=as_json, echo=click.echo, data=data)
+    return push_command(remote, attempts=attempts, as_json=as_json, echo=echo, data=data)
 
 
 @cli.command(name="sync", context_settings=CONTEXT)
@@ -100,7 +101,7 @@ def sync_command(
         attempts=attempts,
         no_remap=no_remap,
         as_json=as_json,
-        echo=click.echo,
+        echo=echo,
         style=state.style,
         data=data,
     )
@@ -119,4 +120,4 @@ def pre_push(state: State, remote: str, url: str) -> int:
     """Called by the pre-push hook: push provenance too. Never blocks the push."""
     from git_prov.sync_commands import pre_push_command
 
-    return pre_push_command(remote, url, echo=click.echo)
+    return pre_push_command(remote, url, echo=echo)

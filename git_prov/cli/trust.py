@@ -11,6 +11,7 @@ import click
 
 from git_prov.cli import CONTEXT, State, _open, cli
 from git_prov.errors import EXIT_FINDING, UsageProblem
+from git_prov.terminal import echo
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 STATUS_COLOR = {
@@ -55,7 +56,7 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
     failed = counts[BAD] > 0 or (strict and any(v.status != GOOD for v in verdicts))
     if as_json:
         doc = {"ok": not failed, "counts": counts, "runs": [v.to_json_dict() for v in verdicts]}
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
         return EXIT_FINDING if failed else 0
     for v in verdicts:
         who = ""
@@ -73,12 +74,12 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
             parts.append(who)
         if v.detail:
             parts.append(state.style(f"— {printable(v.detail)}", dim=True))
-        click.echo("  ".join(parts))
+        echo("  ".join(parts))
     if not verdicts:
-        click.echo("no runs to verify", err=True)
+        echo("no runs to verify", err=True)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     if summary:
-        click.echo(f"{len(verdicts)} records: {summary}", err=True)
+        echo(f"{len(verdicts)} records: {summary}", err=True)
     return EXIT_FINDING if failed else 0
 
 
@@ -178,9 +179,9 @@ def gc(
                 "look first with --dry-run, then run it again with --force",
             )
         for line in _plan_lines(state, plan, dry_run=True):
-            click.echo(line, err=True)
+            echo(line, err=True)
         if not click.confirm(f"Remove {_what(plan)}?", default=False, err=True):
-            click.echo("nothing removed", err=True)
+            echo("nothing removed", err=True)
             return 0
     result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run, data_only=data_only)
     plan = result.plan
@@ -192,18 +193,16 @@ def gc(
             dropped=result.dropped,
             dropped_data=result.dropped_data,
         )
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
-        click.echo(line)
+        echo(line)
     if plan.empty:
-        click.echo("nothing to remove", err=True)
+        echo("nothing to remove", err=True)
     elif dry_run:
-        click.echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
+        echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
     else:
-        click.echo(
-            f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True
-        )
+        echo(f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True)
     return 0
 
 
@@ -272,13 +271,13 @@ def fsck(state: State, data: bool, as_json: bool, quiet: bool) -> int:
 
     report = checks.fsck(_open(), data=data)
     if as_json:
-        click.echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True))
+        echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True), data=True)
         return 0 if report.ok else EXIT_FINDING
     color = {checks.ERROR: "red", checks.WARNING: "yellow", checks.INFO: None}
     for finding in report.findings:
         if quiet and finding.severity != checks.ERROR:
             continue
         head, _, rest = finding.text().partition(": ")
-        click.echo(state.style(head + ":", fg=color[finding.severity]) + " " + rest)
-    click.echo(checks.summary(report), err=True)
+        echo(state.style(head + ":", fg=color[finding.severity]) + " " + rest)
+    echo(checks.summary(report), err=True)
     return 0 if report.ok else EXIT_FINDING

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from git_prov.export import ExportRun
-from git_prov.model.values import as_number, format_scalar
+from git_prov.model.values import format_scalar, spreadsheet_safe
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     "id",
     "short_id",
@@ -85,6 +84,4 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # full precision: a table for analysis, not for eyes
     text = format_scalar(value)
-    if isinstance(value, str) and text.startswith(_FORMULA) and as_number(text) is None:
-        return "'" + text
-    return text
+    return spreadsheet_safe(text) if isinstance(value, str) else text

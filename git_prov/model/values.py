@@ -117,3 +117,16 @@ def format_scalar(value: Any) -> str:
 def format_assignments(items: Iterable[tuple[str, Any]]) -> str:
     """``k=v k2=v2`` for listings."""
     return " ".join(f"{k}={format_scalar(v)}" for k, v in items)
+
+
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A CSV cell no spreadsheet runs as a formula: text starting with ``= + - @``, tab or
+    carriage return, and not a number, gets a leading ``'`` (OWASP's advice against CSV
+    injection; spreadsheets hide the quote). Numbers such as ``-0.5`` stay numbers."""
+    if text.startswith(SPREADSHEET_FORMULA) and as_number(text) is None:
+        return "'" + text
+    return text

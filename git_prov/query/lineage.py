@@ -521,7 +521,9 @@ def to_text(result: Lineage, *, style: Any = None) -> str:
             walk(child, run_prefix, i == len(step.inputs) - 1, False)
 
     walk(result.root, "", True, True)
-    return "\n".join(out) + "\n"
+    from git_prov.terminal import view
+
+    return view(out)
 
 
 def open_lineage(paths: RepoPaths, target: str, max_depth: int = MAX_DEPTH) -> Lineage:

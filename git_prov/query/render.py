@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from git_prov.model.record import format_duration, shorten
-from git_prov.model.values import format_scalar
+from git_prov.model.values import format_scalar, spreadsheet_safe
+from git_prov.terminal import View, view
 
 Style = Callable[..., str]
 MAX_METRIC_COLUMNS = 4
@@ -51,7 +53,7 @@ def runs_table(
     style: Style = plain,
     first: Sequence[str] = (),
     now: Mapping[str, str] | None = None,
-) -> str:
+) -> View:
     """The aligned table ``git prov find`` prints: id, start, status, duration, commit,
     command and the key metrics (needs :data:`TABLE_FIELDS` of each run). ``now`` maps
     run ids to the commit each is shown on now (after a rewrite): COMMIT shows that, and
@@ -96,7 +98,7 @@ def runs_table(
         joined = "  ".join(out).rstrip()
         return style(joined, bold=True) if head else joined
 
-    return "\n".join([line(header, True), *(line(r) for r in rows)]) + "\n"
+    return view([line(header, True), *(line(r) for r in rows)])
 
 
 CSV_FIELDS = (
@@ -107,11 +109,15 @@ CSV_FIELDS = (
 
 
 def runs_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    """CSV of records: fixed columns, then ``params.<name>`` and ``metrics.<name>``."""
+    """CSV of records: fixed columns, then ``params.<name>`` and ``metrics.<name>``. A text
+    cell a spreadsheet would run as a formula gets a leading ``'`` (as in
+    :mod:`git_prov.export.csv_table`)."""
     params = sorted({k for r in records for k in (r.get("params") or {})})
     metrics = sorted({k for r in records for k in (r.get("metrics") or {})})
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends, as export -f csv: with "\n" alone the csv module would leave a
+    # cell holding a bare CR unquoted, and readers would split the row there.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(
         [*CSV_FIELDS, *(f"params.{p}" for p in params), *(f"metrics.{m}" for m in metrics)]
     )
@@ -133,7 +139,7 @@ def _csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 class _Blank(dict[str, Any]):
@@ -222,7 +228,7 @@ def run_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def env_text(env_id: str, manifest: Any, tags: Sequence[str], *, style: Style = plain) -> str:
+def env_text(env_id: str, manifest: Any, tags: Sequence[str], *, style: Style = plain) -> View:
     """``git prov env show``: every section of an environment manifest."""
     head = style(f"environment {env_id}", fg="yellow", bold=True)
     out = [head + (f"  ({', '.join(tags)})" if tags else "")]
@@ -250,7 +256,7 @@ def env_text(env_id: str, manifest: Any, tags: Sequence[str], *, style: Style = 
         out.append("")
         out.append(style(f"[packages] ({len(manifest.packages)})", bold=True))
         out.extend(f"  {k}=={v}" for k, v in sorted(manifest.packages.items()))
-    return "\n".join(out) + "\n"
+    return view(out)
 
 
 def _plain_value(value: Any) -> str:
@@ -339,7 +345,7 @@ def _delta(change: Any) -> str:
     return text
 
 
-def diff_text(diff: Any, *, style: Style = plain) -> str:
+def diff_text(diff: Any, *, style: Style = plain) -> View:
     """``git prov diff``: two runs side by side, one section per kind of change."""
     a, b = diff.a, diff.b
     out = [
@@ -371,10 +377,10 @@ def diff_text(diff: Any, *, style: Style = plain) -> str:
     else:
         n = len(source.files)
         section("Source", f"{label}: {n} file{'s' if n != 1 else ''} changed")
-        out.extend("  " + line for line in source.stat.rstrip("\n").splitlines())
+        out.extend("  " + _stat_line(line, style) for line in source.stat.rstrip("\n").split("\n"))
         if source.patch:
             out.append("")
-            out.append(source.patch.rstrip("\n"))
+            out.extend(_patch_line(line, style) for line in source.patch.rstrip("\n").split("\n"))
     for data in (diff.inputs, diff.outputs):
         title = data.role.capitalize()
         if data.old_manifest is None and data.new_manifest is None:
@@ -406,10 +412,38 @@ def diff_text(diff: Any, *, style: Style = plain) -> str:
             elif c.change in ("added", "removed"):
                 line += f"  ({c.change})"
             out.append(style(line, fg="cyan") if c.change == "changed" else line)
-    return "\n".join(out) + "\n"
+    return view(out)
 
 
-def check_text(result: Any, *, style: Style = plain) -> str:
+_STAT_GRAPH = re.compile(r"^(.* \| +\d+ )(\+*)(-*)$")
+
+
+def _stat_line(line: str, style: Style) -> str:
+    """A ``--stat`` line with its +/- graph coloured as git colours it. (git is asked for
+    no colour: its codes could not be told from escape codes in the files it shows.)"""
+    match = _STAT_GRAPH.match(line)
+    if match is None:
+        return line
+    head, plus, minus = match.groups()
+    return (
+        head + (style(plus, fg="green") if plus else "") + (style(minus, fg="red") if minus else "")
+    )
+
+
+def _patch_line(line: str, style: Style) -> str:
+    """A line of a patch coloured as ``git diff`` colours it."""
+    if line.startswith(("diff --git ", "index ", "--- ", "+++ ", "new file", "deleted file")):
+        return style(line, bold=True)
+    if line.startswith("@@"):
+        return style(line, fg="cyan")
+    if line.startswith("+"):
+        return style(line, fg="green")
+    if line.startswith("-"):
+        return style(line, fg="red")
+    return line
+
+
+def check_text(result: Any, *, style: Style = plain) -> View:
     """``git prov check``: per category, same or what drifted."""
     run = result.run
     out = [
@@ -472,4 +506,4 @@ def check_text(result: Any, *, style: Style = plain) -> str:
         out.append(style(f"drift: {', '.join(drifted)}", fg="red", bold=True))
     else:
         out.append(style("nothing drifted", fg="green", bold=True))
-    return "\n".join(out) + "\n"
+    return view(out)
