@@ -223,3 +223,13 @@ def test_an_output_later_committed_is_the_same_entity_in_lineage_and_exports(rep
         if u["prov:activity"] == f"run:{consumer['id']}" and "out.csv" in u["prov:entity"]
     }
     assert generated == used and len(used) == 1
+
+
+def test_show_says_what_the_record_says(repo: Path) -> None:
+    ok, failed = _two_runs_one_failed(repo)
+    assert "not written by this run" in prov(repo, "show", str(failed["short_id"])).stdout
+    assert "not written" not in prov(repo, "show", str(ok["short_id"])).stdout
+    prov(repo, "run", "--metrics-file", "nope.json", "--", "true")
+    last = next(r for r in runs_json(repo) if r["id"] not in (ok["id"], failed["id"]))
+    shown = prov(repo, "show", str(last["short_id"])).stdout
+    assert "Warning:" in shown and "nope.json" in shown

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from git_prov.capture.dvc import algorithms_of, confirmed_hash, dvc_names
+from git_prov.capture.dvc import ALGORITHM_GIT, algorithms_of, confirmed_hash, dvc_names
 from git_prov.capture.hashing import (
     LFS_POINTER_MAX,
     RACY_NS,
@@ -68,6 +68,8 @@ _INDEX_MODES = {b"100644", b"100755"}  # regular files; not symlinks (120000) or
 # to git is then recognised when a later run reads it under that name. Bigger files are
 # rarely committed to git itself (hosts refuse them; LFS names them by SHA-256 anyway).
 GIT_ID_MAX = 16 << 20
+
+_GIT_ID = frozenset({ALGORITHM_GIT})
 
 # A declared output modified this recently before the run could be rewritten during it
 # without its stat data changing (coarse timestamps): files up to this size are hashed
@@ -200,7 +202,7 @@ def build_manifest(
     hold are not kept again). With ``before`` (outputs: what :func:`outputs_before` saw
     before the command) each entry says whether the run ``written`` it. With ``git_ids``,
     files hashed as SHA-256 of up to :data:`GIT_ID_MAX` bytes also get their git blob id
-    in ``also``.
+    in ``also``, computed from the same read (and remembered by the stat cache).
 
     Raises :class:`BadPath` for a path outside the repository, missing, unreadable or not
     a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
@@ -249,7 +251,8 @@ def build_manifest(
                 f.path,
                 f.rel,
                 StatKey.of(f.stat),
-                algorithms_of(claimed.get(f.rel, ())),
+                algorithms_of(claimed.get(f.rel, ()))
+                | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else frozenset()),
                 f.rel in keeping,
             )
             for f in to_hash
@@ -287,8 +290,18 @@ def build_manifest(
                 entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
             else:
                 kept = keeper.kind_of(digest.hash) if keeper and f.rel in keeping else None
+                also = tuple(sorted(h for h in digest.dvc if h.startswith("git:")))
                 entries.append(
-                    DataEntry(f.rel, digest.size, digest.hash, f.mode, SOURCE_READ, f.link, kept)
+                    DataEntry(
+                        f.rel,
+                        digest.size,
+                        digest.hash,
+                        f.mode,
+                        SOURCE_READ,
+                        f.link,
+                        kept,
+                        also=also,
+                    )
                 )
     for f in absent.values():
         key = _annex_key(f.link or "")
@@ -298,42 +311,10 @@ def build_manifest(
                 f.rel, key.size or 0, key.hash, MODE_FILE, SOURCE_ANNEX, f.link, present=False
             )
         )
-    if git_ids:
-        entries = [
-            replace(e, also=(blob,))
-            if e.source == SOURCE_READ
-            and e.size <= GIT_ID_MAX
-            and (blob := _git_blob_id(files[e.path])) is not None
-            else e
-            for e in entries
-        ]
     if before is not None:
         written = _written(files, before, cache_path)
         entries = [replace(e, written=written.get(e.path)) for e in entries]
     return DataManifest.build(declared, entries, missing)
-
-
-def _git_blob_id(f: _File) -> str | None:
-    """``git:<id>`` git would give the file's bytes (no filters), or None when the file is
-    not the one hashed any more (its stat data changed) or cannot be read."""
-    import hashlib
-
-    expected = StatKey.of(f.stat)
-    try:
-        with open(f.path, "rb") as handle:
-            if StatKey.of(os.fstat(handle.fileno())) != expected:
-                return None
-            data = handle.read(GIT_ID_MAX + 1)
-            if StatKey.of(os.fstat(handle.fileno())) != expected:
-                return None
-    except OSError:
-        return None
-    if len(data) != f.stat.st_size:
-        return None
-    # SHA-1 object ids: git-prov works on SHA-1 repositories (libgit2 opens no others).
-    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
-    digest.update(data)
-    return f"git:{digest.hexdigest()}"
 
 
 def absent_warnings(manifest: DataManifest, role: str) -> list[str]:

@@ -44,6 +44,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# Not DVC's: git's blob id of the bytes (SHA-1 of "blob <size>\0" + bytes), computed from
+# the same read for outputs that may later be committed (data manifest ``also``).
+ALGORITHM_GIT = "git"
 ALGORITHM_MD5 = "md5"
 ALGORITHM_LEGACY = "md5-dos2unix"
 MAX_METADATA_BYTES = 16 << 20  # a .dvc / dvc.lock / .dir file bigger than this is ignored
@@ -207,8 +210,17 @@ class DvcDigest:
     of text files that hold CRLFs.
     """
 
-    def __init__(self, algorithms: Iterable[str]) -> None:
+    def __init__(self, algorithms: Iterable[str], size: int = 0) -> None:
         wanted = set(algorithms)
+        # git's blob id needs the size first: that of the stat taken; a file whose byte
+        # count turns out different gets no git id (values()).
+        self._git = (
+            hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+            if ALGORITHM_GIT in wanted
+            else None
+        )
+        self._git_size = size
+        self._git_seen = 0
         variants = set()
         if ALGORITHM_MD5 in wanted:
             variants.add(_PLAIN)
@@ -224,6 +236,9 @@ class DvcDigest:
     def update(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next bytes. Pass whole 1 MiB buffers where possible: those are hashed
         in place, anything else is gathered into blocks first."""
+        if self._git is not None:
+            self._git.update(data)
+            self._git_seen += len(data)
         if not self._blocks:
             for hasher, _ in self._groups:
                 hasher.update(data)
@@ -247,6 +262,8 @@ class DvcDigest:
             self._block(bytes(self._pending))
             self._pending.clear()
         out = set()
+        if self._git is not None and self._git_seen == self._git_size:
+            out.add(f"{ALGORITHM_GIT}:{self._git.hexdigest()}")
         for hasher, variants in self._groups:
             digest = hasher.hexdigest()
             for variant in variants:

@@ -372,7 +372,7 @@ def _digest(
     stop: threading.Event,
     keeper: KeepSink | None = None,
 ) -> tuple[FileDigest, bool]:
-    dvc = DvcDigest(job.dvc) if job.dvc else None
+    dvc = DvcDigest(job.dvc, job.stat.size) if job.dvc else None
     writer = keeper.open(job.name, job.stat.size) if keeper is not None and job.keep else None
     try:
         hexdigest, size, head, after = _read_and_hash(
@@ -589,7 +589,8 @@ _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 5.0
 _LOOKUP_BATCH = 500  # under SQLite's smallest host-parameter limit (999)
 _CACHED_HASH = re.compile(r"sha256:[0-9a-f]{64}")  # anything else in a row is damage
-_CACHED_DVC_HASH = re.compile(r"(md5|md5-dos2unix):[0-9a-f]{32}")
+# DVC's hashes, and git's blob id (computed alongside for outputs, see capture.dvc).
+_CACHED_DVC_HASH = re.compile(r"(?:(md5|md5-dos2unix):[0-9a-f]{32}|(git):[0-9a-f]{40})")
 _KEY_COLUMNS = "path BLOB PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
 _KEY_COLUMNS += " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL"
 _FILES_TABLE = (
@@ -731,8 +732,9 @@ def _cached_dvc_hashes(text: object, algorithms: frozenset[str]) -> frozenset[st
         match = _CACHED_DVC_HASH.fullmatch(value)
         if match is None:
             return None
-        have.add(match.group(1))
-        if match.group(1) in algorithms:
+        algorithm = match.group(1) or match.group(2)
+        have.add(algorithm)
+        if algorithm in algorithms:
             kept.add(value)
     return frozenset(kept) if algorithms <= have else None
 
