@@ -223,6 +223,13 @@ def test_an_output_later_committed_is_the_same_entity_in_lineage_and_exports(rep
         if u["prov:activity"] == f"run:{consumer['id']}" and "out.csv" in u["prov:entity"]
     }
     assert generated == used and len(used) == 1
+    crate = repo / "crate"
+    prov(repo, "export", "--all", "-f", "ro-crate", "-o", str(crate))
+    graph = json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]
+    actions = {e["identifier"]: e for e in graph if e["@type"] == "CreateAction"}
+    wrote = json.dumps(actions[producer["id"]]["result"])
+    read_ids = [o["@id"] for o in [actions[consumer["id"]]["object"]] if "out.csv" in o["@id"]]
+    assert len(read_ids) == 1 and read_ids[0] in wrote  # one File, whatever hash named it
 
 
 def test_show_says_what_the_record_says(repo: Path) -> None:
