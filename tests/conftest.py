@@ -4,14 +4,49 @@ a fixed identity and fixed dates, and builds real repositories with real git."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # The `lfs_server` fixture: a real git-LFS server (giftless) on 127.0.0.1.
 pytest_plugins = ("lfs_server",)
+
+# A test that needs a tool skips, with a reason saying what "is not installed" (or
+# pytest.importorskip's "could not import …"), on a developer's machine. Under CI=true
+# (.ci/run sets it) that skip is a failure: CI installs every tool the tests need, so a
+# missing one is a broken CI set-up, never a silently green run.
+_MISSING_TOOL = re.compile(r"\b(?:is|are) not installed\b|could not import")
+
+
+def missing(what: str) -> str:
+    """The skip reason for a test that needs ``what`` (a tool or a package)."""
+    return f"{what} is not installed"
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Under CI=true, a skip because a tool is missing fails the test (see above)."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not (report.skipped and _under_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if _MISSING_TOOL.search(reason):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"CI=true, and this test skipped because a tool it needs is missing: {reason}\n"
+            "CI must install every tool the tests need (.ci/run, docs/ci.md)"
+        )
 
 
 @pytest.fixture(autouse=True)

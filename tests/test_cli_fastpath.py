@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import click
 import pytest
-from conftest import commit_file, git
+from conftest import commit_file, git, missing
 from factories import write_runs
 
 from git_prov import entry
@@ -426,7 +426,7 @@ def test_failures_map_to_exit_codes_in_one_place(capsys: pytest.CaptureFixture[s
 def test_git_prov_on_path_syncs_without_click(world: Path) -> None:
     scripts = Path(sys.executable).parent
     if shutil.which("git-prov", path=str(scripts)) is None:
-        pytest.skip("no git-prov executable next to this interpreter (not installed)")
+        pytest.skip(missing("the git-prov executable next to this interpreter"))
     a = world / "a"
     write_runs(a, 2)
     env = {

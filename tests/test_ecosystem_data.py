@@ -10,11 +10,12 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import commit_file, git, prov
+from conftest import commit_file, git, missing, prov
 
 from git_prov.capture import hashing
 from git_prov.capture.annex import key_of_link, parse_key
@@ -39,7 +40,7 @@ def has_yaml() -> bool:
     return True
 
 
-needs_yaml = pytest.mark.skipif(not has_yaml(), reason="DVC metadata is read with PyYAML")
+needs_yaml = pytest.mark.skipif(not has_yaml(), reason=missing("PyYAML, which reads DVC metadata,"))
 
 
 def _tool(*argv: str) -> bool:
@@ -491,11 +492,17 @@ def test_a_stat_cache_from_before_dvc_checks_is_kept(repo: Path, stat_cache: Pat
     assert _record(repo, ["data.bin"], stat_cache) == (read, 0)
 
 
-@pytest.mark.skipif(shutil.which("dvc") is None, reason="DVC is not installed")
+# DVC from PyPI: on PATH, or installed beside the interpreter running the tests (a venv's
+# bin/, which `.venv/bin/python -m pytest` does not put on PATH).
+DVC = shutil.which("dvc") or shutil.which("dvc", path=os.path.dirname(sys.executable))
+
+
+@pytest.mark.skipif(DVC is None, reason=missing("DVC"))
 @pytest.mark.parametrize("cache_type", ["symlink", "hardlink", "copy"])
 def test_real_dvc(repo: Path, cache_type: str) -> None:
     def dvc(*args: str) -> None:
-        subprocess.run(["dvc", *args], cwd=repo, check=True, capture_output=True)
+        assert DVC is not None
+        subprocess.run([DVC, *args], cwd=repo, check=True, capture_output=True)
 
     dvc("init", "-q")
     dvc("config", "cache.type", cache_type)
@@ -506,7 +513,7 @@ def test_real_dvc(repo: Path, cache_type: str) -> None:
     dvc("add", "-q", "data.csv", "images")
     entries = build_manifest(repo, ["data.csv", "images"]).by_path()
     if cache_type != "symlink" and not has_yaml():
-        pytest.skip("hard links and copies are matched through metadata read with PyYAML")
+        pytest.skip(missing("PyYAML, which reads the metadata hard links and copies match,"))
     assert {p: e.hash for p, e in entries.items()} == {n: f"md5:{md5(c)}" for n, c in files.items()}
     assert {e.source for e in entries.values()} == {SOURCE_DVC}
 

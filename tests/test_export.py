@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import prov
+from conftest import missing, prov
 
 import git_prov
 from git_prov.errors import NotFound, UsageProblem
@@ -711,7 +711,7 @@ def test_mlflow_names(name: str, key: str) -> None:
 
 
 def test_mlflow_reads_the_store_back(ledger_repo: Path, tmp_path: Path) -> None:
-    mlflow = pytest.importorskip("mlflow", reason="MLflow is the optional test-mlflow extra")
+    mlflow = pytest.importorskip("mlflow", reason=missing("MLflow (the test-mlflow extra)"))
     from mlflow.tracking import MlflowClient
 
     store = tmp_path / "mlruns"

@@ -4,7 +4,8 @@ union of runs, tolerance of damaged notes."""
 from __future__ import annotations
 
 import subprocess
-import threading
+import sys
+import time
 from pathlib import Path
 
 import pygit2
@@ -99,20 +100,58 @@ def test_write_is_compare_and_swap_against_plain_git_writers(repo: Path) -> None
     assert len(ledger.runs_on(commits[0])) == 1
 
 
-def test_concurrent_writers_in_threads_lose_nothing(repo: Path) -> None:
-    c = git(repo, "rev-parse", "HEAD")
-    records = [make_record(c) for _ in range(16)]
+# One writer process: waits for the start signal, then writes its runs one write at a
+# time, each with a blob of its own in refs/prov/objects, as `git prov run` does.
+_WRITER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from factories import make_record
+from git_prov.store.ledger import KIND_LOG, Ledger
+from git_prov.store.repo import open_repo
 
-    def write(i: int) -> None:
-        Ledger(open_repo(repo)).write([(c, records[i])])
+repo_path, go, name, commits = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+repo = open_repo(repo_path)
+while not os.path.exists(go):
+    time.sleep(0.0005)
+for i, commit in enumerate(commits):
+    ledger = Ledger(open_repo(repo_path))
+    record = make_record(commit, command=f"writer {name} run {i}")
+    blob = ledger.store_object(f"log of {record.id}\\n".encode())
+    ledger.write([(commit, record)], objects={KIND_LOG: [blob]}, keep=[commit])
+    print(record.id, blob, flush=True)
+"""
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ids = {r.id for r in Ledger(open_repo(repo)).runs_on(c)}
-    assert ids == {r.id for r in records}
+
+def test_concurrent_writer_processes_lose_nothing(repo: Path, tmp_path: Path) -> None:
+    """Several OS processes write runs at once. Without the ledger lock *and* the
+    compare-and-swap ref updates this loses runs and objects (each writer would move the
+    refs to a commit built on a tip another writer has moved since); with either, none."""
+    commits = _commits(repo, 4)
+    go = tmp_path / "go"
+    tests_dir = str(Path(__file__).parent)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, tests_dir, str(repo), str(go), str(n), *commits * 3],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(6)
+    ]
+    time.sleep(0.5)  # let every writer start up and wait for the signal
+    go.touch()
+    written: dict[str, str] = {}
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        written.update(line.split() for line in out.splitlines())  # type: ignore[misc]
+    assert len(written) == 6 * 12
+    ledger = Ledger(open_repo(repo))
+    found = {run.id for c in commits for run in ledger.runs_on(c)}
+    assert found == set(written), f"{len(set(written) - found)} of {len(written)} runs lost"
+    kept = set(git(repo, "rev-list", "--objects", OBJECTS_REF).split())
+    assert set(written.values()) <= kept, "objects of recorded runs are not kept"
+    assert git(repo, "fsck", "--no-dangling") == ""
 
 
 def test_objects_and_kept_commits_are_reachable_after_gc(repo: Path) -> None:

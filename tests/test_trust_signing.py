@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, prov, runs_json
+from conftest import git, missing, prov, runs_json
 
 from git_prov.model.record import line_object, parse_line, signing_payload
 from git_prov.trust.signing import BAD, GOOD, UNKNOWN_KEY, UNSIGNED
 
 PY = sys.executable
-needs_ssh = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
-needs_gpg = pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
+needs_ssh = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason=missing("ssh-keygen"))
+needs_gpg = pytest.mark.skipif(shutil.which("gpg") is None, reason=missing("gpg"))
 
 
 def _ssh_key(directory: Path, name: str, email: str) -> Path:
