@@ -28,6 +28,15 @@ class ProvConfig:
     keep: tuple[str, ...] = ()  # [keep] what: inputs, outputs, all, or paths
     keep_max_size: int | None = None  # [keep] max_size: larger files are not kept by default
     lfs_threshold: int = DEFAULT_LFS_THRESHOLD  # [keep] lfs_threshold
+    secret_files: tuple[str, ...] = ()
+
+    @property
+    def snapshot_secret_files(self) -> tuple[str, ...]:
+        """Patterns of untracked files left out of snapshots: git-prov's defaults, then
+        ``[run] secret_files`` (the last match decides, ``!pattern`` keeps a file in)."""
+        from git_prov.trust.secrets import DEFAULT_SECRET_FILES
+
+        return (*DEFAULT_SECRET_FILES, *self.secret_files)
 
 
 def template_text() -> str:
@@ -66,6 +75,7 @@ def load_config(root: Path) -> ProvConfig:
         metrics_files=_strings(run, "metrics_files"),
         log_limit=_int(run, "log_limit", DEFAULT_LOG_LIMIT),
         max_snapshot_file=_int(run, "max_snapshot_file", DEFAULT_MAX_SNAPSHOT_FILE),
+        secret_files=_strings(run, "secret_files"),
         variables=_strings(environment, "variables"),
         keep=_strings(keep, "what"),
         keep_max_size=max_size or None,

@@ -36,6 +36,9 @@ from git_prov.trust.signing import (
     wants_signing,
 )
 
+# Run key listing the untracked files the snapshot left out as secret files (docs/format.md).
+SECRETS_LEFT_OUT = "omitted_secrets"
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -158,7 +161,10 @@ def prepare(
             warnings.append(f"params not read: {exc}")
     params.update(options.params)
     source = capture_source(
-        repo, exclude=inputs + outputs, max_untracked_bytes=config.max_snapshot_file
+        repo,
+        exclude=inputs + outputs,
+        max_untracked_bytes=config.max_snapshot_file,
+        secret_files=config.snapshot_secret_files,
     )
     cache = repo.prov_dir
     keep = plan_keep(repo, config, options.keep, cwd)
@@ -381,6 +387,8 @@ def finish(
     metrics.update(options.metrics)
     if warnings:
         extra = {**(extra or {}), "warnings": [redactor.text(w) for w in warnings]}
+    if prepared.source.secrets_left_out:
+        extra = {**(extra or {}), SECRETS_LEFT_OUT: list(prepared.source.secrets_left_out)}
 
     objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
     inputs_id = outputs_id = None
@@ -500,6 +508,14 @@ def _capture_outputs(
         entries.extend(part.entries)
         missing.extend(part.missing)
     return DataManifest.build(declared, entries, missing)
+
+
+def secrets_left_out(record: RunRecord) -> tuple[str, ...]:
+    """The untracked files a record's snapshot left out as secret files (``.env`` …)."""
+    found = record.extra.get(SECRETS_LEFT_OUT)
+    if not isinstance(found, list):
+        return ()
+    return tuple(p for p in found if isinstance(p, str))
 
 
 def record_warnings(record: RunRecord) -> tuple[str, ...]:

@@ -219,6 +219,10 @@ def show_text(
         row("Source", "clean (the commit is the exact code)")
     if r.omitted:
         row("Left out", ", ".join(r.omitted) + " (untracked, too large to snapshot)")
+    secrets = r.extra.get("omitted_secrets")
+    if isinstance(secrets, list) and secrets:
+        left_out = ", ".join(str(p) for p in secrets)
+        row("Left out", left_out + " (untracked secret files, not snapshotted)")
     for commit in run.shown_on:
         if commit != r.commit:
             how = next((a.how for a in run.attachments if a.commit == commit), "notes rewrite")

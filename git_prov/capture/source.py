@@ -19,6 +19,7 @@ from pathlib import Path
 
 from git_prov.errors import RepositoryProblem
 from git_prov.store.repo import Commit, GitRepo
+from git_prov.trust.secrets import DEFAULT_SECRET_FILES, secret_file
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
@@ -32,6 +33,7 @@ class SourceState:
     patch_id: str | None
     branch: str | None
     omitted: tuple[str, ...] = ()
+    secrets_left_out: tuple[str, ...] = ()
 
 
 def capture_source(
@@ -39,12 +41,16 @@ def capture_source(
     *,
     exclude: Sequence[str] = (),
     max_untracked_bytes: int = DEFAULT_MAX_UNTRACKED_BYTES,
+    secret_files: Sequence[str] = DEFAULT_SECRET_FILES,
 ) -> SourceState:
     """Capture HEAD and, if the working tree differs from it, a snapshot commit.
 
     ``exclude`` holds repo-relative paths (files or directories) of declared data, which
     belongs in data manifests rather than in the source snapshot. Untracked files larger
-    than ``max_untracked_bytes`` are left out and listed in ``omitted``.
+    than ``max_untracked_bytes`` are left out and listed in ``omitted``; untracked files
+    that ``secret_files`` names (:func:`~git_prov.trust.secrets.secret_file`: ``.env``,
+    private keys, credential stores …) are left out and listed in ``secrets_left_out``.
+    Tracked files are always snapshotted as they are: they are in git already.
     """
     head = repo.head_commit()
     commit_hex = str(head.id)
@@ -59,16 +65,20 @@ def capture_source(
     untracked, tracked_changed = _parse_status(status)
     snapshot = None
     omitted: list[str] = []
+    secrets: list[str] = []
     if untracked or tracked_changed:
-        keep, omitted = _choose_untracked(repo.root, untracked, exclude, max_untracked_bytes)
+        keep, omitted, secrets = _choose_untracked(
+            repo.root, untracked, exclude, max_untracked_bytes, secret_files
+        )
         if tracked_changed or keep:
-            snapshot = _snapshot(repo, head, keep, omitted)
+            snapshot = _snapshot(repo, head, keep, omitted, secrets)
     return SourceState(
         commit=commit_hex,
         snapshot=snapshot,
         patch_id=patch_id(repo, commit_hex),
         branch=repo.branch_name(),
         omitted=tuple(omitted),
+        secrets_left_out=tuple(secrets),
     )
 
 
@@ -91,22 +101,36 @@ def _excluded(path: str, exclude: Sequence[str]) -> bool:
 
 
 def _choose_untracked(
-    root: Path, untracked: list[str], exclude: Sequence[str], limit: int
-) -> tuple[list[str], list[str]]:
+    root: Path,
+    untracked: list[str],
+    exclude: Sequence[str],
+    limit: int,
+    secret_files: Sequence[str],
+) -> tuple[list[str], list[str], list[str]]:
     keep: list[str] = []
     omitted: list[str] = []
+    secrets: list[str] = []
     for path in untracked:
         if _excluded(path, exclude):
+            continue
+        if secret_file(path, secret_files):
+            secrets.append(path)
             continue
         try:
             size = os.lstat(root / path).st_size
         except OSError:
             continue
         (keep if size <= limit else omitted).append(path)
-    return keep, omitted
+    return keep, omitted, secrets
 
 
-def _snapshot(repo: GitRepo, head: Commit, untracked: list[str], omitted: list[str]) -> str | None:
+def _snapshot(
+    repo: GitRepo,
+    head: Commit,
+    untracked: list[str],
+    omitted: list[str],
+    secrets: list[str],
+) -> str | None:
     index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{os.urandom(4).hex()}"
     real_index = repo.git_dir / "index"
     try:
@@ -136,6 +160,8 @@ def _snapshot(repo: GitRepo, head: Commit, untracked: list[str], omitted: list[s
     message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
     if omitted:
         message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
+    if secrets:
+        message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
     return repo.commit_dated_like(tree_hex, head, message)
 
 

@@ -630,12 +630,19 @@ def show(
 
 
 def _say_record_warnings(record: Any) -> None:
-    """The problems met while recording a run that still got recorded, one per line."""
+    """The problems met while recording a run that still got recorded, one per line; and
+    the secret files its snapshot left out, on one line."""
     from git_prov.model.record import printable
-    from git_prov.recording import record_warnings
+    from git_prov.recording import record_warnings, secrets_left_out
 
     for text in record_warnings(record):
         echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
+    if left_out := secrets_left_out(record):
+        echo(
+            f"note: run {record.short_id}: secret files left out of the snapshot: "
+            f"{printable(', '.join(left_out))} (.gitprov.toml [run] secret_files decides)",
+            err=True,
+        )
 
 
 def _report_problems(problems: Sequence[Any]) -> None:

@@ -148,7 +148,12 @@ def _code(
 
     declared = tuple((inputs.paths if inputs else ()) + (outputs.paths if outputs else ()))
     config = load_config(repo.root)
-    state = capture_source(repo, exclude=declared, max_untracked_bytes=config.max_snapshot_file)
+    state = capture_source(
+        repo,
+        exclude=declared,
+        max_untracked_bytes=config.max_snapshot_file,
+        secret_files=config.snapshot_secret_files,
+    )
     current = state.snapshot or state.commit
     diff = diff_source(repo, run.source_commit, current)
     data_files: tuple[str, ...] = ()

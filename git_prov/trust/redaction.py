@@ -16,8 +16,10 @@ everything else a record stores, before it is written:
   secret-looking names and ``Authorization:``/``Bearer`` credentials.
 
 On top of these rules, the *values* of secret-looking environment variables (``HF_TOKEN``,
-``DB_PASSWORD``, …; at least :data:`MIN_KNOWN_SECRET` characters, not paths) are replaced
-wherever they appear, so a command that prints ``$DB_PASSWORD`` does not store it.
+``DB_PASSWORD``, …) and the passwords of URLs in any variable (at least
+:data:`MIN_KNOWN_SECRET` characters, not paths) are replaced wherever they appear — argv,
+command, params (numbers too), message, tags, logs, tracebacks — so a command that prints
+``$DB_PASSWORD`` does not store it.
 
 Only the secret part is replaced, by ``<redacted>``, so argv stays usable: ``--password=x``
 becomes ``--password=<redacted>``. Redaction is a best effort against accidents, not a
@@ -41,6 +43,7 @@ from git_prov.trust.secrets import (
     TEXT_HINTS,
     is_secret_name,
     redact_value,
+    url_passwords,
 )
 
 # Shorter values of secret-named variables ("1", "true", "prod") would redact half a log.
@@ -139,15 +142,20 @@ def _secret_value(name: str, value: str) -> bool:
 
 
 def known_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
-    """Values of secret-looking variables of ``env`` worth looking for in text: at least
-    :data:`MIN_KNOWN_SECRET` characters and not a path (``SSH_AUTH_SOCK``)."""
+    """The secrets of ``env`` worth looking for in text: values of secret-looking variables
+    and the passwords of URLs in any variable (``DATABASE_URL=postgres://u:PASSWORD@h``) —
+    each at least :data:`MIN_KNOWN_SECRET` characters and not a path (``SSH_AUTH_SOCK``).
+    Everything the environment manifest redacts of a variable is among them."""
+    found: set[str] = set()
+    for name, value in env.items():
+        if secret_name(name):
+            found.add(value)
+        elif "://" in value:
+            found.update(url_passwords(value))
     found = {
         value
-        for name, value in env.items()
-        if len(value) >= MIN_KNOWN_SECRET
-        and not value.startswith(("/", "~"))
-        and value != REDACTED
-        and secret_name(name)
+        for value in found
+        if len(value) >= MIN_KNOWN_SECRET and not value.startswith(("/", "~")) and value != REDACTED
     }
     return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
@@ -285,11 +293,15 @@ class Redactor:
                 out[name] = value
             elif isinstance(value, str):
                 out[name] = REDACTED if _secret_value(name, value) else self.text(value)
-            elif _secret_value(name, repr(value)):
+            elif _secret_value(name, repr(value)) or self._known_number(value):
                 out[name] = REDACTED
             else:
                 out[name] = value
         return out
+
+    def _known_number(self, value: float) -> bool:
+        """Whether a number is, as written, one of the known secrets (a numeric PIN)."""
+        return bool(self.known) and any(text in self.known for text in (repr(value), str(value)))
 
     def strings(self, values: Iterable[str]) -> tuple[str, ...]:
         """Tags and other short strings, redacted as text."""

@@ -1,10 +1,14 @@
-"""Secret rules: which names hold secrets, which substrings are credentials, and how a value
-is redacted. Pure text rules, no I/O: environment capture (:mod:`git_prov.capture.environment`)
-and every redaction path (:mod:`git_prov.trust.redaction`) use these and only these."""
+"""Secret rules: which names hold secrets, which substrings are credentials, how a value
+is redacted, and which files are left out of snapshots. Pure text rules, no I/O:
+environment capture (:mod:`git_prov.capture.environment`), snapshots
+(:mod:`git_prov.capture.source`) and every redaction path (:mod:`git_prov.trust.redaction`)
+use these and only these."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 REDACTED = "<redacted>"
@@ -193,3 +197,73 @@ def redact_value(name: str, value: str) -> str:
 def url_passwords(value: str) -> list[str]:
     """The passwords of the ``scheme://user:password@host`` URLs in ``value``."""
     return [m.group("password") for m in _URL_PASSWORD.finditer(value)]
+
+
+# --- secret files -------------------------------------------------------------------------
+
+DEFAULT_SECRET_FILES: tuple[str, ...] = (
+    # Environment files: dotenv and its variants; their templates are meant to be shared.
+    ".env",
+    ".env.*",
+    "*.env",
+    "!.env.example",
+    "!.env.sample",
+    "!.env.template",
+    "!.env.dist",
+    "!*.env.example",
+    # Private keys and key stores (public halves are fine).
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "*.kdbx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "!*.pub",
+    # Credential stores of common tools.
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".htpasswd",
+    ".dockercfg",
+    ".docker/config.json",
+    "credentials",
+    "credentials.*",
+    "*-credentials.json",
+    "*_credentials.json",
+    "client_secret*.json",
+    "service-account*.json",
+    ".secrets",
+    "secrets.*",
+    "*.tfvars",
+)
+"""Untracked files left out of dirty-tree snapshots by default: ``fnmatch`` patterns,
+case-sensitive. A pattern without ``/`` matches a file's name in any directory; one with
+``/`` matches the end of its repository-relative path. The last pattern matching a path
+decides, and ``!pattern`` keeps a file in, so patterns appended from ``.gitprov.toml``
+(``[run] secret_files``) override these."""
+
+
+def secret_file(path: str, patterns: Sequence[str] = DEFAULT_SECRET_FILES) -> bool:
+    """Whether the repository-relative posix ``path`` is a secret file by ``patterns``
+    (see :data:`DEFAULT_SECRET_FILES` for the rules)."""
+    name = path.rpartition("/")[2]
+    for pattern in reversed(patterns):
+        include = not pattern.startswith("!")
+        body = pattern.removeprefix("!")
+        if "/" in body:
+            body = body.removeprefix("/")
+            hit = fnmatch.fnmatchcase(path, body) or fnmatch.fnmatchcase(path, "*/" + body)
+        else:
+            hit = fnmatch.fnmatchcase(name, body)
+        if hit:
+            return include
+    return False
