@@ -424,6 +424,13 @@ def _match_trees(ctx: _Context, matches: _Matches, runs: list[LocatedRun]) -> No
             if info is None:
                 continue
             found = [c for c in by_tree.get(info.tree, ()) if c not in run.shown_on]
+            pid = ctx.ids.get(via)
+            if len(found) > 1 and pid:
+                # Same code in several commits: the one that also made the same change
+                # (a squash of this one commit, say) is the copy; an empty commit or a
+                # revert that arrives at the same tree is not.
+                same_change = [c for c in found if ctx.ids.get(c) == pid]
+                found = same_change if len(same_change) == 1 else found
             matches.add(run, {c: (HOW_SAME_TREE, via) for c in found}, HOW_SAME_TREE)
 
 
