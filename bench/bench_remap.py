@@ -45,12 +45,22 @@ def git(cwd: Path, *args: str, input: bytes | None = None) -> str:
     ).stdout.decode()
 
 
-def _commit(ref: str, mark: int, when: int, path: str, text: str, parent: int | None) -> bytes:
+def _commit(
+    ref: str,
+    mark: int,
+    when: int,
+    path: str,
+    text: str,
+    parent: int | None,
+    authored: int | None = None,
+) -> bytes:
+    """One fast-import commit; ``authored`` (default ``when``) is its author date — a copy
+    made by a rebase keeps its original's author date and message."""
     data = text.encode()
-    message = f"{path} at {when}\n".encode()
+    message = f"{path}: {text.strip()}\n".encode()
     out = (
         f"commit {ref}\nmark :{mark}\n"
-        f"author Bench <bench@example.com> {when} +0000\n"
+        f"author Bench <bench@example.com> {authored or when} +0000\n"
         f"committer Bench <bench@example.com> {when} +0000\n"
         f"data {len(message)}\n"
     ).encode() + message
@@ -82,7 +92,13 @@ def build(repo: Path, commits: int, runs: int) -> list[str]:
         parent = commits if j == 0 else copy_mark + j - 1
         when = T0 + 60 * commits + j
         stream += _commit(
-            "refs/heads/main", copy_mark + j, when, f"side/exp{j}.py", f"e = {j}\n", parent
+            "refs/heads/main",
+            copy_mark + j,
+            when,
+            f"side/exp{j}.py",
+            f"e = {j}\n",
+            parent,
+            authored=T0 + 60 * FORK_AT + j,  # a rebase keeps the author date
         )
     git(repo, "fast-import", "--quiet", input=bytes(stream))
     git(repo, "checkout", "-q", "main")
