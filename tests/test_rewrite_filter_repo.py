@@ -65,3 +65,15 @@ def test_runs_follow_git_filter_repo_through_its_commit_map(repo: Path) -> None:
     notes = git(repo, "rev-parse", "refs/notes/prov")
     prov(repo, "remap")
     assert git(repo, "rev-parse", "refs/notes/prov") == notes
+
+
+def test_without_the_commit_map_remap_says_the_code_is_gone(repo: Path) -> None:
+    commit_file(repo, "secret.txt", "password\n", "oops")
+    commit_file(repo, "model.py", "depth = 1\n", "model")
+    run = _record(repo, "python train.py")
+    _filter_repo(repo, "--invert-paths", "--path", "secret.txt")
+    shutil.rmtree(repo / ".git" / "filter-repo")
+    text = prov(repo, "remap").stdout
+    assert "1 run(s) ran on code that no longer exists here" in text
+    assert "git prov fetch brings them" not in text
+    assert "Code:        gone:" in prov(repo, "show", run).stdout

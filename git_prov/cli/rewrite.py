@@ -124,10 +124,16 @@ def _report_text(state: State, report: Any) -> str:
             lines.append(f"  {short_run_id(u.run)}  ran on {short(u.original)}: {u.reason}")
         if len(report.unmatched) > MAX_LISTED:
             lines.append(f"  … and {len(report.unmatched) - MAX_LISTED} more (--json lists all)")
-    if report.missing:
+    if report.purged:
         lines.append(
-            f"{report.missing} run(s) name commits this repository does not have "
-            "(git prov fetch brings them)"
+            f"{report.purged} run(s) ran on code that no longer exists here: their commits "
+            "were kept but are gone (a history purge such as git filter-repo; git prov fsck "
+            "lists them)"
+        )
+    if report.missing > report.purged:
+        lines.append(
+            f"{report.missing - report.purged} run(s) name commits this repository does not "
+            "have (git prov fetch brings them)"
         )
     return view(lines)
 

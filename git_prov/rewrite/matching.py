@@ -131,6 +131,7 @@ def remap(
             matched=followed + report.matched,
             written=not dry_run,
             missing=max(report.missing - len(done), 0) if dry_run else report.missing,
+            purged=max(report.purged - len(done), 0) if dry_run else report.purged,
         )
     if dry_run:
         return report
@@ -208,12 +209,15 @@ class _Context:
 def _compute(
     repo: GitRepo, ledger: Ledger, revisions: list[str], include_reachable: bool, dry_run: bool
 ) -> RemapReport:
-    found = scan_orphans(repo, ledger.scan())
+    scan = ledger.scan()
+    found = scan_orphans(repo, scan)
+    # Runs whose commit we kept but no longer have: a purge (git filter-repo) removed it.
+    purged = sum(1 for run in found.missing if ledger.is_kept(scan.runs[run].record.commit))
     examined = list(found.runs)
     if include_reachable:
         examined += found.reachable_runs
     if not examined:
-        return RemapReport(missing=len(found.missing), dry_run=dry_run)
+        return RemapReport(missing=len(found.missing), purged=purged, dry_run=dry_run)
     orphan_commits = {c for run in found.runs for c in run.shown_on if c in found.unreachable}
     if revisions or not orphan_commits:
         candidate_args = list(revisions)
@@ -234,7 +238,11 @@ def _compute(
     examined = [r for r in examined if not any(c in candidates for c in r.shown_on)]
     if not examined:
         return RemapReport(
-            orphans=0, candidates=len(candidates), missing=len(found.missing), dry_run=dry_run
+            orphans=0,
+            candidates=len(candidates),
+            missing=len(found.missing),
+            purged=purged,
+            dry_run=dry_run,
         )
     present_commits = found.present
     ids = patch_ids(
@@ -252,7 +260,7 @@ def _compute(
     pending = [r for r in pending if not matches.decided(r.id)]
     if pending:
         _match_trees(ctx, matches, pending)
-    return _report(ctx, matches, examined, dry_run)
+    return replace(_report(ctx, matches, examined, dry_run), purged=purged)
 
 
 def _shown(ctx: _Context, run: LocatedRun) -> list[str]:

@@ -61,6 +61,7 @@ class RemapReport:
     orphans: int = 0  # runs examined (orphans, plus reachable ones with include_reachable)
     candidates: int = 0  # reachable commits examined
     missing: int = 0  # runs whose commits are not in this repository
+    purged: int = 0  # of those, runs whose commit was kept here: a history purge removed it
     dry_run: bool = False
     written: bool = False  # attachments were written (one ledger commit)
     up_to_date: bool = False  # nothing changed since the last remap: no work was done

@@ -69,6 +69,7 @@ def read_watermark(repo: GitRepo, key: str) -> RemapReport | None:
             orphans=int(data.get("orphans", len(data["ambiguous"]) + len(data["unmatched"]))),
             candidates=int(data["candidates"]),
             missing=int(data["missing"]),
+            purged=int(data.get("purged", 0)),
             up_to_date=True,
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -89,6 +90,7 @@ def write_watermark(repo: GitRepo, key: str, report: RemapReport) -> None:
         ),
         "candidates": report.candidates,
         "missing": report.missing,
+        "purged": report.purged,
     }
     path = repo.prov_dir / WATERMARK_FILE
     with contextlib.suppress(OSError):
