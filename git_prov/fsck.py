@@ -73,6 +73,7 @@ WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
+REPAIR_HINT = "run git prov fsck --repair to restore the newest intact ledger"
 MAX_NOTE_BYTES = 64 << 20  # one commit's note; 64 MiB is ~100k runs on one commit
 # Top-level directories of the objects tree this version knows; others are reported as
 # information (a newer git-prov may add some).
@@ -152,9 +153,7 @@ def _tip_tree(ledger: Ledger, ref: str) -> Tree | None:
     except CorruptLedger:
         raise
     except (KeyError, ValueError, GitError) as exc:
-        raise CorruptLedger(
-            f"{ref} cannot be read: {exc}", f"inspect it with `git show {ref}`"
-        ) from None
+        raise CorruptLedger(f"{ref} cannot be read: {exc}", REPAIR_HINT) from None
 
 
 def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
@@ -178,8 +177,7 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
         runs = _check_notes(repo, notes_tree, objects, report)
     except (KeyError, GitError) as exc:
         raise CorruptLedger(
-            f"the ledger's trees are incomplete or damaged: {exc}",
-            "fetch the ledger again (git prov fetch) or restore it from a clone",
+            f"the ledger's trees are incomplete or damaged: {exc}", REPAIR_HINT
         ) from None
     _check_runs(runs, tree_paths, objects, report)
     _check_display(ledger, runs, report)

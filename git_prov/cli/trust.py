@@ -258,21 +258,43 @@ def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
 )
 @_JSON
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems (no warnings or info).")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Restore a damaged ledger ref (one naming missing objects) from every intact copy "
+    "git still holds, then check. Writes; say what was lost.",
+)
 @click.pass_obj
-def fsck(state: State, data: bool, as_json: bool, quiet: bool) -> int:
+def fsck(state: State, data: bool, as_json: bool, quiet: bool, repair: bool) -> int:
     """Check that the ledger is whole and that everything it names can be read.
 
     Every note line parses, no run id has two different records, every commit,
     snapshot, manifest and log a run names exists and is kept, manifests parse and name
     only safe paths, the objects tree is content-addressed. Exits 0 when the ledger is
-    consistent, 1 when problems were found, 9 when its refs cannot be read.
+    consistent, 1 when problems were found, 9 when its refs cannot be read (then
+    `git prov fsck --repair` restores the newest intact ledger and re-unites every
+    readable newer line; it exits 1 when recorded runs could not be brought back).
     """
     from git_prov import fsck as checks
 
-    report = checks.fsck(_open(), data=data)
+    repo = _open()
+    repaired = None
+    if repair:
+        from git_prov.store import recovery as mending
+
+        repaired = mending.repair(repo)
+        if not as_json:
+            for line in mending.describe(repaired):
+                echo(line, err=True)
+    report = checks.fsck(repo, data=data)
+    lost = repaired is not None and any(r.lost_runs for r in repaired.refs)
+    status = 0 if report.ok and not lost else EXIT_FINDING
     if as_json:
-        echo(json.dumps(report.to_json_dict(), indent=2, sort_keys=True), data=True)
-        return 0 if report.ok else EXIT_FINDING
+        doc = report.to_json_dict()
+        if repaired is not None:
+            doc["repair"] = repaired.to_json_dict()
+        echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
+        return status
     color = {checks.ERROR: "red", checks.WARNING: "yellow", checks.INFO: None}
     for finding in report.findings:
         if quiet and finding.severity != checks.ERROR:
@@ -280,4 +302,4 @@ def fsck(state: State, data: bool, as_json: bool, quiet: bool) -> int:
         head, _, rest = finding.text().partition(": ")
         echo(state.style(head + ":", fg=color[finding.severity]) + " " + rest)
     echo(checks.summary(report), err=True)
-    return 0 if report.ok else EXIT_FINDING
+    return status

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pygit2
 
@@ -48,6 +49,12 @@ CAS_ATTEMPTS = 40
 EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 # Manifests and logs above this size are refused unread (see MAX_MANIFEST_BYTES).
 MAX_OBJECT_BYTES = MAX_MANIFEST_BYTES
+# Objects of a write up to this size are kept in memory until its ref is moved, to be
+# written again should a concurrent prune delete them (larger ones are only checked).
+_REWRITE_LIMIT = 64 << 20
+_RECHECKS = 3  # passes over a write's objects after its ref moved
+# How long a write waits for a `git gc` that was running when its ref moved (see _await_gc).
+GC_WAIT_SECONDS = 10.0
 
 
 def object_path(kind: str, oid: str) -> str:
@@ -90,6 +97,10 @@ class Ledger:
     def __init__(self, repo: GitRepo):
         self.repo = repo
         self.pygit = repo.pygit
+        # Bytes of the blobs this process stored, so that a blob a concurrent
+        # `git gc --prune=now` deleted before its ref named it can be written again.
+        self._stored: dict[str, bytes] = {}
+        self._budget = 0
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -101,9 +112,9 @@ class Ledger:
             return None
         obj = self.pygit.get(target)
         if not isinstance(obj, pygit2.Commit):
-            raise CorruptLedger(
-                f"{ref} does not point at a commit", f"inspect it with `git show {ref}`"
-            )
+            raise broken_ref(ref, str(target), missing=obj is None)
+        if not self.pygit.odb.exists(obj.tree_id):
+            raise broken_ref(ref, str(target), missing=True)
         return obj
 
     def _tree(self, ref: str) -> pygit2.Tree | None:
@@ -259,7 +270,10 @@ class Ledger:
 
     def store_object(self, data: bytes) -> str:
         """Write a blob (manifest, log) into the object database; returns its id."""
-        return str(self.pygit.create_blob(data))
+        oid = str(self.pygit.create_blob(data))
+        if len(data) <= _REWRITE_LIMIT:
+            self._stored[oid] = data
+        return oid
 
     def write(
         self,
@@ -387,6 +401,7 @@ class Ledger:
         """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
         from a fresh read whenever someone else moved it first."""
         recovered = False
+        vanished = 0
         for attempt in range(CAS_ATTEMPTS):
             try:
                 reference = self.pygit.references[ref]
@@ -396,18 +411,41 @@ class Ledger:
             if reference is not None:
                 obj = self.pygit.get(reference.target)
                 if not isinstance(obj, pygit2.Commit):
-                    raise CorruptLedger(
-                        f"{ref} does not point at a commit", f"inspect it with `git show {ref}`"
-                    )
+                    raise broken_ref(ref, str(reference.target), missing=obj is None)
+                if not self.pygit.odb.exists(obj.tree_id):
+                    raise broken_ref(ref, str(reference.target), missing=True)
                 tip = obj
-            new = build(tip)
+            try:
+                new = build(tip)
+            except (KeyError, pygit2.GitError) as exc:
+                # An object the new commit needs vanished while it was built (a blob
+                # stored a moment ago, a snapshot commit): build again, a few times.
+                if "not found" not in str(exc) and not isinstance(exc, KeyError):
+                    raise
+                vanished += 1
+                if vanished >= _RECHECKS:
+                    raise _vanished(ref) from None
+                self._restore_stored()
+                continue
             if new is None:
                 return
+            # A concurrent `git gc --prune=now` deletes loose objects no ref names yet:
+            # ours, until the swap below. Never point the ref at a commit whose objects
+            # are gone (build again from a fresh read), and put back any that vanish
+            # around the swap.
+            written = self._new_objects(new, tip)
+            if written is None:
+                vanished += 1
+                if vanished >= _RECHECKS:
+                    raise _vanished(ref)
+                self._restore_stored()
+                continue
             try:
                 if reference is None:
                     self.pygit.create_reference_direct(ref, new, False, message=message)
                 else:
                     reference.set_target(new, message)
+                self._keep_present(ref, new, written)
                 return
             except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError, OSError) as exc:
                 # libgit2 reports a ref locked by someone else as OSError ("failed to lock
@@ -425,6 +463,188 @@ class Ledger:
             f"could not update {ref}: it kept changing under us ({CAS_ATTEMPTS} attempts)",
             "try again; if it persists, look for a process rewriting it in a loop",
         )
+
+    def _restore_stored(self) -> None:
+        """Write again the blobs this process stored that have vanished."""
+        for oid, data in self._stored.items():
+            if not self.pygit.odb.exists(pygit2.Oid(hex=oid)):
+                self.pygit.create_blob(data)
+
+    def _new_objects(
+        self, new: pygit2.Oid, tip: pygit2.Commit | None
+    ) -> dict[pygit2.Oid, tuple[int, bytes | None]] | None:
+        """The objects of commit ``new`` that its parents do not have (the commit, its
+        changed trees and blobs), with their bytes, or None when one is missing and
+        cannot be written again. Parents must exist: a commit with a missing parent would
+        break ``git gc`` for the whole repository."""
+        commit = self.pygit.get(new)
+        if not isinstance(commit, pygit2.Commit):
+            return None
+        if any(not self.pygit.odb.exists(p) for p in commit.parent_ids):
+            return None
+        bases = [tip.tree] if tip is not None else []
+        if len(commit.parent_ids) > 1:  # a merge: what the other side had is not new
+            other = self.pygit.get(commit.parent_ids[1])
+            if isinstance(other, pygit2.Commit) and (tip is None or other.id != tip.id):
+                bases.append(other.tree)
+        found: dict[pygit2.Oid, tuple[int, bytes | None]] = {}
+        self._budget = _REWRITE_LIMIT * 4
+        try:
+            kind, raw = self.pygit.odb.read(new)
+            found[new] = (int(kind), raw)
+            if not self._collect(commit.tree_id, bases, found):
+                return None
+            # The commits a record keeps (a snapshot of a dirty tree is as new and as
+            # loose as ours): each, and what it adds to its own first parent.
+            for extra in commit.parent_ids[1:]:
+                kept = self.pygit.get(extra)
+                if not isinstance(kept, pygit2.Commit) or extra in found:
+                    return None
+                kind, raw = self.pygit.odb.read(extra)
+                found[extra] = (int(kind), raw)
+                first = self.pygit.get(kept.parent_ids[0]) if kept.parent_ids else None
+                if isinstance(first, pygit2.Commit):
+                    if not self._collect(kept.tree_id, [first.tree], found):
+                        return None
+                elif not self.pygit.odb.exists(kept.tree_id):
+                    return None
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return found
+
+    def _collect(
+        self,
+        tree_id: pygit2.Oid,
+        bases: list[pygit2.Tree],
+        found: dict[pygit2.Oid, tuple[int, bytes | None]],
+    ) -> bool:
+        """Add tree ``tree_id`` and what below it the ``bases`` (the same place in the
+        parents) lack to ``found``; False when one of them is missing for good."""
+        if any(b.id == tree_id for b in bases):
+            return True
+        try:
+            kind, raw = self.pygit.odb.read(tree_id)
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
+        found[tree_id] = (int(kind), raw)
+        tree = self.pygit[tree_id]
+        assert isinstance(tree, pygit2.Tree)
+        for entry in tree:
+            name = entry.name or ""
+            same = [b[name] for b in bases if name in b]
+            if any(e.id == entry.id for e in same):
+                continue
+            if entry.type_str == "tree":
+                subs = [self.pygit[e.id] for e in same if e.type_str == "tree"]
+                if not self._collect(
+                    entry.id, [t for t in subs if isinstance(t, pygit2.Tree)], found
+                ):
+                    return False
+            elif entry.type_str == "blob" and not self._blob_present(entry.id, found):
+                return False
+        return True
+
+    def _blob_present(
+        self, oid: pygit2.Oid, found: dict[pygit2.Oid, tuple[int, bytes | None]]
+    ) -> bool:
+        if oid in found:
+            return True
+        saved = self._stored.get(str(oid))
+        try:
+            kind, size = self.pygit.odb.read_header(oid)
+        except (KeyError, ValueError, pygit2.GitError):
+            if saved is None:
+                return False
+            self.pygit.create_blob(saved)  # deleted before its ref named it: write again
+            found[oid] = (int(pygit2.enums.ObjectType.BLOB), saved)
+            return True
+        data = saved
+        if data is None and size <= _REWRITE_LIMIT and self._budget >= size:
+            self._budget -= size
+            data = self.pygit.odb.read(oid)[1]
+        found[oid] = (int(kind), data)  # (None: too large to keep; only checked)
+        return True
+
+    def _keep_present(
+        self, ref: str, new: pygit2.Oid, written: dict[pygit2.Oid, tuple[int, bytes | None]]
+    ) -> None:
+        """After ``ref`` was moved to ``new``: write back any of its new objects that a
+        concurrent prune deleted meanwhile (identical bytes, so identical ids). A few
+        passes, since a prune that started before the swap may still be deleting."""
+        odb = self.pygit.odb
+        swapped = time.time()
+        for attempt in range(_RECHECKS + 1):
+            if attempt == _RECHECKS and not _await_gc(self.repo.common_dir, swapped):
+                return
+            missing = [oid for oid in written if not odb.exists(oid)]
+            for oid in missing:
+                kind, data = written[oid]
+                if data is None:
+                    raise broken_ref(ref, str(new), missing=True)
+                odb.write(kind, data)
+            if attempt + 1 < _RECHECKS:
+                time.sleep(0.001 * (attempt + 1))
+
+
+def _await_gc(common_dir: Path, since: float) -> bool:
+    """Wait (at most :data:`GC_WAIT_SECONDS`) for a ``git gc`` that was running when our
+    ref moved — its prune may still delete objects it found unreachable before — to end.
+    True when there was one (so the caller checks its objects once more)."""
+    pid_file = common_dir / "gc.pid"
+    deadline = time.monotonic() + GC_WAIT_SECONDS
+    waited = False
+    while True:
+        try:
+            stat = pid_file.stat()
+            owner = pid_file.read_text(errors="replace").split()
+        except OSError:
+            return waited
+        if stat.st_mtime > since + 1 or not _running_here(owner):
+            return waited  # started after our swap (it sees our ref), or stale
+        if time.monotonic() >= deadline:
+            return True
+        waited = True
+        time.sleep(0.02)
+
+
+def _running_here(owner: list[str]) -> bool:
+    """Whether the ``<pid> <host>`` of a gc.pid file names a live process (a gc.pid of
+    another host, on a shared file system, is taken as live)."""
+    import os
+    import socket
+
+    if len(owner) < 2 or not owner[0].isdigit():
+        return False
+    if owner[1] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner[0]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _vanished(ref: str) -> LedgerConflict:
+    return LedgerConflict(
+        f"could not update {ref}: objects it was to name were deleted while it was being "
+        "written (a concurrent git gc --prune=now?); this write was not made",
+        "run it again; do not run git gc --prune=now while git prov writes",
+    )
+
+
+def broken_ref(ref: str, target: str, *, missing: bool) -> CorruptLedger:
+    """The error every command gives when a ledger ref names a missing (or non-commit)
+    object: exit 9, and what repairs it."""
+    if missing:
+        what = (
+            f"{ref} names {target[:12]}, which is missing from the object store "
+            "(a git gc racing a write can do this)"
+        )
+    else:
+        what = f"{ref} does not point at a commit ({target[:12]})"
+    return CorruptLedger(what, "run git prov fsck --repair to restore the newest intact ledger")
 
 
 def _short(run_id: str) -> str:

@@ -67,11 +67,8 @@ class TrustDecision:
 
 def trust_setting(repo: GitRepo) -> str:
     """``prov.reproduceTrust`` from git config (``ask`` when unset)."""
-    try:
-        value = repo.pygit.config["prov.reproduceTrust"]
-    except (KeyError, ValueError):
-        return TRUST_ASK
-    except Exception:  # pygit2.GitError: an unreadable config is no consent
+    value = repo.config_value(TRUST_CONFIG)
+    if value is None:
         return TRUST_ASK
     value = str(value).strip().lower()
     if value not in TRUST_VALUES:
