@@ -4,6 +4,7 @@ Which paths are notes is git's rule (:func:`git_prov.model.notepath.note_commit`
 
 from __future__ import annotations
 
+from git_prov.errors import CorruptLedger
 from git_prov.model.notepath import note_commit
 from git_prov.store.gitcli import run_git
 from git_prov.store.gitcli.paths import RepoPaths
@@ -12,8 +13,17 @@ _ZERO_OID = frozenset({"0" * 40, "0" * 64})
 
 
 def list_notes(paths: RepoPaths, tip: str) -> list[tuple[str, str]]:
-    """Every (annotated commit, note blob id) of a notes commit, in tree order."""
-    out = paths.git("ls-tree", "-r", "-z", "--full-tree", tip)
+    """Every (annotated commit, note blob id) of a notes commit, in tree order. A commit
+    (or tree) that is missing is a damaged ledger: CorruptLedger, saying how to repair."""
+    proc = run_git(paths.cwd, ["ls-tree", "-r", "-z", "--full-tree", tip], check=False)
+    if proc.returncode != 0:
+        said = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise CorruptLedger(
+            f"the ledger commit {tip[:12]} cannot be read"
+            + (f" ({said[-1].removeprefix('fatal: ')})" if said else ""),
+            "run git prov fsck --repair to restore the newest intact ledger",
+        )
+    out = proc.stdout
     notes: list[tuple[str, str]] = []
     for item in out.split(b"\0"):
         if not item:
