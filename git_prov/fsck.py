@@ -38,6 +38,7 @@ from typing import Any
 from git_prov.capture.hashing import parse_lfs_pointer
 from git_prov.errors import CorruptLedger
 from git_prov.model.ids import is_hex_oid
+from git_prov.model.limits import MAX_NOTE_BYTES
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
 from git_prov.model.record import (
     FORMAT_VERSION,
@@ -74,7 +75,6 @@ INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 REPAIR_HINT = "run git prov fsck --repair to restore the newest intact ledger"
-MAX_NOTE_BYTES = 64 << 20  # one commit's note; 64 MiB is ~100k runs on one commit
 # Top-level directories of the objects tree this version knows; others are reported as
 # information (a newer git-prov may add some).
 _CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG)
@@ -213,8 +213,8 @@ def _check_notes(
             report.add(
                 ERROR,
                 "note-too-large",
-                f"the note on {commit[:12]} is {header[1] >> 20} MiB: not read "
-                f"(limit {MAX_NOTE_BYTES >> 20} MiB)",
+                f"the note on {commit[:12]} is {header[1] >> 20} MiB, over the "
+                f"{MAX_NOTE_BYTES >> 20} MiB reader limit: not read by any command",
                 commit=commit,
                 object=str(blob_id),
             )

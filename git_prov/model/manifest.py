@@ -14,8 +14,9 @@ from typing import Any
 
 import tomli_w
 
+from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
+
 MANIFEST_VERSION = 1
-MAX_MANIFEST_BYTES = 256 << 20  # refuse to parse hostile giant manifests
 
 # Where a data entry's hash came from (docs/format.md).
 SOURCE_READ = "read"  # we read the bytes (or our stat cache remembered reading them)

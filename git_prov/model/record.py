@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
+from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
+from git_prov.model.limits import MAX_NESTING as MAX_NESTING
 from git_prov.model.values import Scalar, canonical_json, format_assignments
 
 FORMAT_VERSION = 1
@@ -29,8 +31,7 @@ READABLE_VERSIONS = range(1, FORMAT_VERSION + 1)
 # The exit codes and signal numbers a record may hold: 64-bit, as SQLite (the query index)
 # and any other reader keep integers.
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-MAX_LINE_BYTES = 1 << 20  # a hostile note cannot make us parse megabytes of one line
-MAX_NESTING = 32  # records nest 3 levels deep; deeper JSON is refused, not recursed into
+# (model/limits.py: the one set of reader limits)
 
 # Characters that must never reach a terminal or split a line: C0 and C1 controls (ESC,
 # BEL, CSI), DEL, Unicode line and paragraph separators (Python's splitlines() breaks on

@@ -50,6 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from git_prov.model.limits import note_too_large
 from git_prov.model.record import LineProblem
 from git_prov.progress import ambient as ambient_progress
 from git_prov.query.rows import (
@@ -144,6 +145,10 @@ def _note_rows(
             progress.advance(256 * scale)
         if data is None:
             yield _problem_row(commit, 0, "note blob is missing", "")
+            continue
+        skipped = note_too_large(commit, len(data))
+        if skipped is not None:  # (model/limits.py: every reader skips it, and says so)
+            yield _problem_row(commit, 0, skipped, "")
             continue
         yield from parse_lines(commit, enumerate(note_lines(data), start=1), known, canonical=True)
 
@@ -561,8 +566,8 @@ class RunIndex:
                 affected |= self._drop_note(commit)
                 db.execute("DELETE FROM notes WHERE commit_id = ?", (commit,))
                 continue
-            if new_data is None:
-                return False  # a note we cannot read: start over rather than guess
+            if new_data is None or note_too_large(commit, len(new_data)):
+                return False  # a note we cannot (or will not) read: start over, not guess
             new_lines = note_lines(new_data)
             numbered: Iterable[tuple[int, str]] = enumerate(new_lines, start=1)
             # (kind = 3 literally: the partial index of problem lines answers it)

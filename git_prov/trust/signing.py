@@ -295,13 +295,19 @@ def stored_run_lines(
 
 
 def verify_runs(
-    repo: GitRepo, specs: Sequence[str] = (), options: VerifyOptions | None = None
+    repo: GitRepo,
+    specs: Sequence[str] = (),
+    options: VerifyOptions | None = None,
+    skipped: list[str] | None = None,
 ) -> list[Verdict]:
     """Check the signature of every run named by ``specs`` (default: every run that is
-    not tombstoned), one :class:`Verdict` per distinct stored line."""
+    not tombstoned), one :class:`Verdict` per distinct stored line. Notes not read (over
+    the reader limits of model/limits.py) are described in ``skipped``, when given."""
     ledger = Ledger(repo)
     options = options or VerifyOptions.from_config(repo)
     scan = ledger.scan()
+    if skipped is not None:
+        skipped.extend(p.reason for p in scan.problems if not p.line_number)
     if specs:
         wanted = {ledger.resolve_run(s, scan).id for s in specs}
     else:
