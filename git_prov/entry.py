@@ -191,6 +191,12 @@ def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None
     if isinstance(exc, ProvError):
         say(f"error: {printable(str(exc))}")
         return exc.exit_code
+    from git_prov.errors import storage_problem
+
+    storage = storage_problem(exc)
+    if storage is not None:  # a full disk or a read-only .git is no bug of ours
+        say(f"error: {storage}")
+        return storage.exit_code
     if isinstance(exc, BrokenPipeError):
         # `git prov log | head`: the reader left; that is not our failure.
         sys.stderr.close()

@@ -102,3 +102,50 @@ class StorageProblem(ProvError):
     a quota, missing permissions."""
 
     exit_code = EXIT_STORAGE
+
+
+# What the OS says (in an OSError, or in the text of a pygit2 or git error) when the
+# repository cannot be written: errno → (what, what to do).
+_STORAGE_ERRNOS = {
+    28: ("no space left on the device", "free some space, then run it again"),  # ENOSPC
+    122: ("the disk quota is exceeded", "free some space, then run it again"),  # EDQUOT
+    30: (  # EROFS
+        "the repository is on a read-only file system",
+        "run git prov where .git can be written (reads work as they are)",
+    ),
+    13: (  # EACCES
+        "permission denied writing the repository",
+        "check the owner and permissions of .git (reads work as they are)",
+    ),
+    1: (  # EPERM
+        "the repository may not be written (operation not permitted)",
+        "check .git for immutable files (lsattr) or its permissions",
+    ),
+}
+_STORAGE_TEXTS = {
+    "no space left on device": 28,
+    "disk quota exceeded": 122,
+    "read-only file system": 30,
+    "permission denied": 13,
+    "operation not permitted": 1,
+}
+
+
+def storage_problem(exc: BaseException) -> StorageProblem | None:
+    """The :class:`StorageProblem` an exception is (a full disk, a read-only or
+    unwritable ``.git``), or None when it is something else. Reads the errno of an
+    OSError, else the words the OS puts in pygit2's and git's messages."""
+    if isinstance(exc, StorageProblem):
+        return exc
+    number = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    if number not in _STORAGE_ERRNOS:
+        lowered = text.lower()
+        number = next((n for words, n in _STORAGE_TEXTS.items() if words in lowered), None)
+        if number in (1, 13) and ".git" not in lowered:
+            return None  # ("Permission denied (publickey)" is a remote's answer)
+    if number is None:
+        return None
+    what, hint = _STORAGE_ERRNOS[number]
+    where = getattr(exc, "filename", None)
+    return StorageProblem(f"{what}" + (f" ({where})" if where else ""), hint)

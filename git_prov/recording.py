@@ -16,7 +16,7 @@ from git_prov import __version__
 from git_prov.capture.keep import KEEP_INPUTS, KEEP_OUTPUTS, KeepPlan, plan_keep
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
-from git_prov.errors import BadPath, ProvError, UsageProblem
+from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
 from git_prov.model.ids import new_run_id
 from git_prov.model.manifest import DataEntry, DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord, status_for
@@ -238,6 +238,9 @@ def run(
 
     if not argv:
         raise UsageProblem("no command given", "put the command after --: git prov run -- CMD")
+    from git_prov.store.writable import ensure_writable
+
+    ensure_writable(repo)  # a read-only .git or a full disk: refuse before the command runs
     ledger = Ledger(repo)
     redactor = Redactor.from_environment(options.env)
     signer = _signer(repo, options)  # a broken signing setup fails before the command runs
@@ -259,25 +262,45 @@ def run(
     for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
         if captured is not None and captured.total_bytes:
             # Redacted before the blob is written: the secret never enters the object store.
-            logs[name] = ledger.store_object(redactor.log(captured.data))
+            try:
+                logs[name] = ledger.store_object(redactor.log(captured.data))
+            except Exception as exc:  # a disk that filled while the command ran
+                problem = storage_problem(exc)
+                if problem is None:
+                    raise
+                # The run is worth more than its log: record it without, and say so.
+                note = f"{name} log not kept ({len(captured.data):,} bytes): {problem.message}"
+                prepared = replace(prepared, warnings=(*prepared.warnings, note))
     stored_argv = redactor.argv(argv)
-    record = finish(
-        repo,
-        ledger,
-        prepared,
-        options,
-        command=shlex.join(stored_argv),
-        argv=stored_argv,
-        exit_code=result.exit_code,
-        signal=result.signal,
-        ended=result.ended,
-        duration=result.duration,
-        started=result.started,
-        logs=logs,
-        progress=progress,
-        redactor=redactor,
-        signer=signer,
-    )
+    try:
+        record = finish(
+            repo,
+            ledger,
+            prepared,
+            options,
+            command=shlex.join(stored_argv),
+            argv=stored_argv,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            ended=result.ended,
+            duration=result.duration,
+            started=result.started,
+            logs=logs,
+            progress=progress,
+            redactor=redactor,
+            signer=signer,
+        )
+    except Exception as exc:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        # The disk filled (or .git turned read-only) while the command ran: say that it
+        # ran and how it ended, since no record will.
+        raise StorageProblem(
+            f"the command ran ({status_for(result.exit_code, result.signal)}, exit status "
+            f"{result.shell_status}) but it could not be recorded: {problem.message}",
+            problem.hint or "free some space",
+        ) from None
     return RunOutcome(record, result.shell_status, result.interrupted)
 
 

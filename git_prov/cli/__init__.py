@@ -647,6 +647,14 @@ def _say_record_warnings(record: Any) -> None:
 
 def _report_problems(problems: Sequence[Any]) -> None:
     for p in problems[:5]:
+        if not p.line_number:  # a whole note not read (a reader limit, a missing blob)
+            echo(
+                f"warning: {p.reason} (other runs are shown)"
+                if "limit" in p.reason
+                else f"warning: the note on {p.commit[:12]}: {p.reason}",
+                err=True,
+            )
+            continue
         echo(
             f"warning: unreadable ledger line {p.line_number} in the note on "
             f"{p.commit[:12]}: {p.reason} (other runs are shown; "

@@ -51,7 +51,10 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
     from git_prov.model.record import printable
     from git_prov.trust.signing import BAD, GOOD, VERDICTS, verify_runs
 
-    verdicts = verify_runs(_open(), runs)
+    skipped: list[str] = []
+    verdicts = verify_runs(_open(), runs, skipped=skipped)
+    for reason in skipped:  # (the reader limits: docs/format.md)
+        echo(f"warning: {reason}", err=True)
     counts = {status: sum(1 for v in verdicts if v.status == status) for status in VERDICTS}
     failed = counts[BAD] > 0 or (strict and any(v.status != GOOD for v in verdicts))
     if as_json:

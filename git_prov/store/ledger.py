@@ -18,6 +18,7 @@ import pygit2
 
 from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
 from git_prov.model.ids import RUN_ID_RE, is_hex_oid
+from git_prov.model.limits import note_too_large
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
 from git_prov.model.record import (
     Attachment,
@@ -122,8 +123,21 @@ class Ledger:
         return tip.tree if tip is not None else None
 
     def note_text(self, commit_hex: str) -> str:
-        """The raw note on one commit ('' when there is none)."""
-        return notes.read_note_text(self.pygit, self._tree(NOTES_REF), commit_hex)
+        """The raw note on one commit ('' when there is none, or when it is over the
+        reader limit: :meth:`scan` reports that)."""
+        tree = self._tree(NOTES_REF)
+        found = notes.find_note(self.pygit, tree, commit_hex)
+        if found is None or self._oversized(commit_hex, found[1]):
+            return ""
+        return notes.read_note_text(self.pygit, tree, commit_hex)
+
+    def _oversized(self, commit_hex: str, blob_id: pygit2.Oid) -> str | None:
+        """Why a note is not read (model/limits.py), from its header only."""
+        try:
+            size = self.pygit.odb.read_header(blob_id)[1]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None  # (reading it says what is wrong)
+        return note_too_large(commit_hex, int(size))
 
     def entries_on(self, commit_hex: str) -> tuple[list[Entry], list[LineProblem]]:
         """The parsed entries of one commit's note, and the lines that could not be read."""
@@ -141,6 +155,10 @@ class Ledger:
         # In commit id order: the first record of a run id is the one in the note of the
         # smallest commit id (the query index picks the same one).
         for commit_hex, blob_id in sorted(notes.iter_notes(self.pygit, tree)):
+            skipped = self._oversized(commit_hex, blob_id)
+            if skipped is not None:  # the same limit every reader applies, reported
+                scan.problems.append(LineProblem(commit_hex, 0, skipped, ""))
+                continue
             blob = self.pygit[blob_id]
             assert isinstance(blob, pygit2.Blob)
             parsed = parse_note(blob.data.decode("utf-8", errors="replace"), commit_hex)
@@ -270,7 +288,12 @@ class Ledger:
 
     def store_object(self, data: bytes) -> str:
         """Write a blob (manifest, log) into the object database; returns its id."""
-        oid = str(self.pygit.create_blob(data))
+        try:
+            oid = str(self.pygit.create_blob(data))
+        except (pygit2.GitError, OSError) as exc:
+            from git_prov.store.writable import explain_write_failure
+
+            raise explain_write_failure(self.repo, exc, len(data)) or exc from None
         if len(data) <= _REWRITE_LIMIT:
             self._stored[oid] = data
         return oid
@@ -399,7 +422,18 @@ class Ledger:
         self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
     ) -> None:
         """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
-        from a fresh read whenever someone else moved it first."""
+        from a fresh read whenever someone else moved it first. A full disk or a
+        read-only ``.git`` is a StorageProblem (exit 11), not a race to retry."""
+        try:
+            self._swap(ref, build, message)
+        except (pygit2.GitError, OSError) as exc:
+            from git_prov.store.writable import explain_write_failure
+
+            raise explain_write_failure(self.repo, exc) or exc from None
+
+    def _swap(
+        self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
+    ) -> None:
         recovered = False
         vanished = 0
         for attempt in range(CAS_ATTEMPTS):
@@ -448,6 +482,11 @@ class Ledger:
                 self._keep_present(ref, new, written)
                 return
             except (pygit2.GitError, pygit2.AlreadyExistsError, ValueError, OSError) as exc:
+                from git_prov.store.writable import explain_write_failure
+
+                problem = explain_write_failure(self.repo, exc)
+                if problem is not None:
+                    raise problem from None
                 # libgit2 reports a ref locked by someone else as OSError ("failed to lock
                 # file … .lock"): a race like any other, unless the lock is stale.
                 if ".lock" in str(exc) and not recovered:

@@ -61,7 +61,10 @@ def run_git(
     if check and proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         detail = message[-1] if message else f"exit status {proc.returncode}"
-        raise RepositoryProblem(f"git {args[0]} failed: {detail}")
+        from git_prov.errors import storage_problem
+
+        problem = RepositoryProblem(f"git {args[0]} failed: {detail}")
+        raise storage_problem(RepositoryProblem(" ".join(message))) or problem
     return proc
 
 
