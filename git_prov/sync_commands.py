@@ -133,6 +133,8 @@ def _data(remote: str | None, *, push: bool, fetch: bool) -> list[Any]:
 
 
 def _data_lines(moved: Sequence[Any], echo: Echo) -> None:
+    if not moved:
+        return  # (without --data: kept data, which loads pygit2, is never imported)
     from git_prov.kept_sync import data_summary
 
     for result in moved:
