@@ -440,14 +440,3 @@ def test_git_prov_on_path_syncs_without_click(world: Path) -> None:
     ran = _ran(done.returncode, done.stdout, done.stderr)
     assert ran.said == (0, "synced with origin: 0 runs fetched, 2 runs pushed (2 in all)\n", "")
     assert _went_quick(ran), "reinstall git-prov: its executable predates git_prov.entry"
-
-
-def test_the_quick_paths_load_no_pygit2_when_nothing_needs_merging(world: Path) -> None:
-    """Start-up is the cost of a small sync: pushing, fetching and syncing runs that need
-    no merge never load pygit2 (about as much again as everything else imported)."""
-    a = world / "a"
-    write_runs(a, 1)
-    for args in (("push",), ("push",), ("fetch",), ("sync",)):
-        ran = _cli(a, *args)
-        assert ran.returncode == 0 and _went_quick(ran), (args, ran.stderr)
-        assert "pygit2" not in ran.modules, (args, sorted(m for m in ran.modules if "prov" in m))

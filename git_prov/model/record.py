@@ -216,6 +216,20 @@ Entry = RunRecord | Attachment | Tombstone
 
 
 @dataclass(frozen=True)
+class LocatedRun:
+    """A run record and the commits it is shown on (the commit it ran on, and any that it
+    was carried or attached to after a rewrite)."""
+
+    record: RunRecord
+    shown_on: tuple[str, ...]
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass(frozen=True)
 class LineProblem:
     """A note line that could not be read, and why. Reported, never fatal."""
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
 from git_prov.model.ids import RUN_ID_RE
-from git_prov.model.record import Attachment, RunRecord, Tombstone, parse_line
+from git_prov.model.record import Attachment, LocatedRun, RunRecord, Tombstone, parse_line
 from git_prov.query.index import (
     KIND_ATTACH,
     KIND_RUN,
@@ -32,7 +32,6 @@ from git_prov.query.index import (
 )
 from git_prov.query.rows import fast_run, note_lines, record_json_of
 from git_prov.store.gitcli import read_blobs
-from git_prov.store.ledger import LocatedRun
 
 if TYPE_CHECKING:
     from git_prov.store.repo import GitRepo

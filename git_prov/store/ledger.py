@@ -29,6 +29,7 @@ from git_prov.model.record import (
     encode_entry,
     parse_note,
 )
+from git_prov.model.record import LocatedRun as LocatedRun  # (defined in the model: pure data)
 from git_prov.model.values import canonical_json
 from git_prov.store import notes
 from git_prov.store.authored import remember_authored
@@ -61,20 +62,6 @@ GC_WAIT_SECONDS = 10.0
 def object_path(kind: str, oid: str) -> str:
     """Where an object of ``kind`` lives in the objects tree (content-addressed, fanned out)."""
     return f"{kind}/{oid[:2]}/{oid[2:]}"
-
-
-@dataclass(frozen=True)
-class LocatedRun:
-    """A run record and the commits it is shown on (the commit it ran on, and any that it
-    was carried or attached to after a rewrite)."""
-
-    record: RunRecord
-    shown_on: tuple[str, ...]
-    attachments: tuple[Attachment, ...] = ()
-
-    @property
-    def id(self) -> str:
-        return self.record.id
 
 
 @dataclass
