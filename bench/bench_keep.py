@@ -97,9 +97,12 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--gib", action="store_true", help="1 GiB instead of --size-mb")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--dir", help="where to build the repository (e.g. a reflink-capable XFS/btrfs mount)"
+    )
     args = parser.parse_args()
     size = (1 << 30) if args.gib else args.size_mb << 20
-    with tempfile.TemporaryDirectory(prefix="bench-keep-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-keep-", dir=args.dir) as tmp:
         os.environ.setdefault("PYTHONPYCACHEPREFIX", str(Path(tmp) / "pycache"))
         repo = new_repo(Path(tmp) / "repo", size)
         big = repo / "out" / "model.bin"

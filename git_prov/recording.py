@@ -474,6 +474,7 @@ def finish(
     # write; it is removed when provably stale (see git_prov.fsck).
     recover_stale_ref_locks(repo)
     if keeping is not None:  # kept bytes are reachable before any record names them
+        keeping.remember(repo.prov_dir / "hash-cache.sqlite")
         keeping.store.commit(f"git-prov: keep data of run {run_record.id}")
     ledger.write(
         [(source.commit, run_record)],

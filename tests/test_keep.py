@@ -597,3 +597,19 @@ def test_large_kept_file_through_an_http_lfs_server(
     prov(clone, "fetch")
     prov(clone, "get", run, "-o", "got")
     assert (clone / "got/out/model.bin").read_bytes() == big
+
+
+def test_get_refuses_damaged_kept_bytes(kept_repo: Path) -> None:
+    repo = kept_repo
+    (repo / ".gitprov.toml").write_text("[keep]\nlfs_threshold = 10000\n")
+    big = os.urandom(30_000)
+    _write(repo / "data/big.bin", big)
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "x")
+    digest = _sha(big)
+    stored = repo / ".git/lfs/objects" / digest[:2] / digest[2:4] / digest
+    os.chmod(stored, 0o644)
+    stored.write_bytes(b"X" + big[1:])  # same size, other bytes
+    proc = prov(repo, "get", run, "-o", "out", check=False)
+    assert proc.returncode == 9, proc.stderr
+    assert "not the recorded" in proc.stderr
+    assert not (repo / "out/data/big.bin").exists()

@@ -87,6 +87,12 @@ class KeepWriter(Protocol):
     """Receives a kept file's bytes as they are read; ``finish`` stores them under the hash
     of exactly those bytes, ``abort`` forgets them."""
 
+    def snapshot(self, path: str) -> str | None:
+        """A copy-on-write clone of ``path`` (a reflink: instant where the file system has
+        them), to be hashed instead of ``path`` and kept as it is, with nothing written;
+        None when it cannot make one."""
+        ...
+
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
     def finish(self, hash_value: str, size: int) -> None: ...
@@ -375,9 +381,20 @@ def _digest(
     dvc = DvcDigest(job.dvc, job.stat.size) if job.dvc else None
     writer = keeper.open(job.name, job.stat.size) if keeper is not None and job.keep else None
     try:
-        hexdigest, size, head, after = _read_and_hash(
-            job.path, job.name, job.stat.size, buffer, report, stop, dvc, writer
-        )
+        clone = writer.snapshot(job.path) if writer is not None else None
+        if clone is not None:
+            # The clone is what is hashed and kept: one read, nothing copied.
+            hexdigest, size, head, _ = _read_and_hash(
+                clone, job.name, job.stat.size, buffer, report, stop, dvc
+            )
+            try:
+                after = StatKey.of(os.stat(job.path))
+            except OSError as exc:
+                raise _unreadable(job.name, exc) from None
+        else:
+            hexdigest, size, head, after = _read_and_hash(
+                job.path, job.name, job.stat.size, buffer, report, stop, dvc, writer
+            )
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -476,11 +493,12 @@ def _hash_read_ahead(
 ) -> tuple[str, int]:
     """Hash while a second thread reads the next buffers: reading overlaps hashing. With
     ``dvc``, a third thread feeds it each buffer SHA-256 is done with: MD5 overlaps too.
-    With ``writer``, each buffer is handed to it after it is hashed (the kept bytes are the
-    hashed bytes)."""
+    With ``writer``, the same third thread hands it each buffer once hashed (the kept bytes
+    are the hashed bytes): writing the copy overlaps hashing too."""
+    following = dvc is not None or writer is not None
     free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
-    for _ in range(READ_AHEAD_BUFFERS + (dvc is not None)):
+    for _ in range(READ_AHEAD_BUFFERS + 2 * following):
         free.put(bytearray(CHUNK))
 
     def read_ahead() -> None:
@@ -496,13 +514,16 @@ def _hash_read_ahead(
     handed: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
     failed: list[BaseException] = []
 
-    def follow() -> None:  # DVC's hashes, one buffer behind SHA-256
-        assert dvc is not None
+    def follow() -> None:  # DVC's hashes and the kept copy, one buffer behind SHA-256
         while (item := handed.get()) is not None:
             buffer, n = item
             if not failed:
                 try:
-                    dvc.update(buffer if n == len(buffer) else memoryview(buffer)[:n])
+                    view = buffer if n == len(buffer) else memoryview(buffer)[:n]
+                    if dvc is not None:
+                        dvc.update(view)
+                    if writer is not None:
+                        writer.write(view)
                 except BaseException as exc:  # handed to the hashing thread, which raises it
                     failed.append(exc)
             free.put(buffer)
@@ -510,8 +531,8 @@ def _hash_read_ahead(
     reader = threading.Thread(target=read_ahead, name="git-prov-read-ahead", daemon=True)
     reader.start()
     follower: threading.Thread | None = None
-    if dvc is not None:
-        follower = threading.Thread(target=follow, name="git-prov-dvc-md5", daemon=True)
+    if following:
+        follower = threading.Thread(target=follow, name="git-prov-follow", daemon=True)
         follower.start()
     digest = hashlib.sha256()
     total = 0
@@ -523,8 +544,6 @@ def _hash_read_ahead(
             buffer, n = item
             if n:
                 digest.update(memoryview(buffer)[:n])
-                if writer is not None:
-                    writer.write(memoryview(buffer)[:n])
                 report(n)
                 total += n
             if follower is not None:

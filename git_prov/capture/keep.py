@@ -96,6 +96,28 @@ class KeepPlan:
             return None
         return lambda rel, size: any(c.chooses(side, rel, size) for c in choices)
 
+    def remember(self, cache_path: Path) -> None:
+        """Tell the stat cache the hashes of the LFS objects just written (the bytes hashed
+        are the bytes stored), so that ``get`` verifies them without reading them again."""
+        from git_prov.capture.hashing import FileDigest, HashJob, StatCache, StatKey
+
+        if not self.store.stored_files:
+            return
+        cache = StatCache.open(cache_path)
+        if cache is None:
+            return
+        try:
+            entries = []
+            for path, hash_value, size in self.store.stored_files:
+                try:
+                    key = StatKey.of(os.stat(path))
+                except OSError:
+                    continue
+                entries.append((HashJob(path, path, key), FileDigest(hash_value, size)))
+            cache.store(entries)
+        finally:
+            cache.close()
+
 
 def plan_keep(
     repo: GitRepo, config: ProvConfig, values: Sequence[str], cwd: Path

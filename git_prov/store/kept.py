@@ -21,6 +21,7 @@ compare-and-swap update of ``refs/prov/data`` under the ledger lock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import tempfile
@@ -47,6 +48,7 @@ GIT_DIR = "sha256"
 LFS_DIR = "lfs"
 DROP_DATA_DIR = "drop-data"  # in refs/prov/objects: kept bytes dropped by `git prov gc`
 DEFAULT_LFS_THRESHOLD = 8 << 20
+_FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
 _SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
 
 
@@ -112,6 +114,10 @@ class KeptStore:
         self._kinds: dict[str, str] = {}  # sha256 hex → KEPT_GIT / KEPT_LFS, this session
         self.too_large: list[str] = []  # names of files that could not be kept (no LFS)
         self._lfs: bool | None = None  # whether git-lfs can be run (asked when first needed)
+        self._reflinks: bool | None = None  # whether the file system makes reflinks
+        # LFS objects written in this session: (path, sha256 hash, size), so that the stat
+        # cache can vouch for them when `get` copies them out (capture/keep.py).
+        self.stored_files: list[tuple[str, str, int]] = []
 
     # ---- the sink the hashing code writes into ------------------------------------------
 
@@ -205,6 +211,9 @@ class KeepWriter:
     """Receives the bytes of one file as they are read and hashed; :meth:`finish` stores
     them under the digest of exactly those bytes, :meth:`abort` forgets them."""
 
+    def snapshot(self, path: str) -> str | None:
+        return None
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 
@@ -249,6 +258,20 @@ class _LfsWriter(KeepWriter):
         fd, self._tmp = tempfile.mkstemp(prefix="git-prov-keep-", dir=tmp_dir)
         self._file = os.fdopen(fd, "wb", buffering=0)
 
+    def snapshot(self, path: str) -> str | None:
+        """Reflink ``path`` into the temporary file (copy-on-write: instant, no bytes
+        copied) where the file system can; the caller hashes that clone."""
+        if self._store._reflinks is False:
+            return None
+        try:
+            with open(path, "rb") as source:
+                fcntl.ioctl(self._file.fileno(), _FICLONE, source.fileno())
+        except OSError:
+            self._store._reflinks = False  # (this file system cannot; stop asking)
+            return None
+        self._store._reflinks = True
+        return self._tmp
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._file.write(data)
 
@@ -264,6 +287,8 @@ class _LfsWriter(KeepWriter):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self._tmp, 0o444)  # as git-lfs keeps its objects
             os.replace(self._tmp, target)
+            with self._store._lock:
+                self._store.stored_files.append((str(target), hash_value, size))
         with self._store._lock:
             pointer = self._store.repo.pygit.create_blob(lfs_pointer(hexdigest, size))
         self._store._add(hexdigest, KEPT_LFS, pointer)
