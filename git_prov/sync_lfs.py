@@ -74,6 +74,9 @@ def _new_pointers(cwd: str, new: str, known: Sequence[str], remote: str) -> dict
             "rev-list",
             "--objects",
             "--no-object-names",
+            # (A partial clone's missing blobs are not fetched for this, just skipped:
+            # snapshot blobs are always local.)
+            "--missing=allow-any",
             f"--filter=blob:limit={_POINTER_MAX}",  # (large blobs are not even listed)
             new,
             "--not",
