@@ -78,7 +78,8 @@ REPAIR_HINT = "run git prov fsck --repair to restore the newest intact ledger"
 # Top-level directories of the objects tree this version knows; others are reported as
 # information (a newer git-prov may add some).
 _CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG)
-_KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag"}
+# drop-data/<ab>/<rest of sha256>: kept bytes `git prov gc` dropped (git_prov.store.kept)
+_KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag", "drop-data"}
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -323,7 +324,7 @@ def _objects_tree_paths(
                 path=name,
             )
             continue
-        if name == "envtag" or kind != "tree":
+        if name in ("envtag", "drop-data") or kind != "tree":
             continue
         for fan_name, fan_kind, fan_id in tree_listing(repo.pygit, oid):
             if fan_kind != "tree" or len(fan_name) != 2 or not _HEX.match(fan_name):

@@ -167,7 +167,7 @@ def prepare(
         secret_files=config.snapshot_secret_files,
     )
     cache = repo.prov_dir
-    keep = plan_keep(repo, config, options.keep, cwd)
+    keep = plan_keep(repo, config, options.keep, cwd, declared=inputs + outputs)
     manifest = None
     if inputs:
         from git_prov.capture.data import absent_warnings, build_manifest

@@ -436,6 +436,8 @@ def test_gc_drops_kept_bytes_by_keep_last_per_path_and_get_then_says_so(kept_rep
     assert len(listing) == 1
     prov(repo, "get", runs[2], "-o", "y")
     assert (repo / "y/out/model.txt").read_text() == "version 2\n"
+    fsck = json.loads(prov(repo, "fsck", "--json", check=False).stdout)
+    assert not [f for f in fsck["findings"] if f["code"] == "unknown-tree-entry"]
 
 
 def test_gc_of_failed_runs_drops_their_kept_bytes_unless_shared(kept_repo: Path) -> None:
@@ -613,3 +615,11 @@ def test_get_refuses_damaged_kept_bytes(kept_repo: Path) -> None:
     assert proc.returncode == 9, proc.stderr
     assert "not the recorded" in proc.stderr
     assert not (repo / "out/data/big.bin").exists()
+
+
+def test_keeping_an_undeclared_path_is_refused_before_the_command_runs(kept_repo: Path) -> None:
+    repo = kept_repo
+    proc = prov(repo, "run", "--keep", "models", "--", "touch", "ran", check=False)
+    assert proc.returncode == 2
+    assert "--keep models: not declared data" in proc.stderr and "-o/--output" in proc.stderr
+    assert not (repo / "ran").exists()

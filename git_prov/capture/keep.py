@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from git_prov.errors import BadPath
+from git_prov.errors import BadPath, UsageProblem
 
 if TYPE_CHECKING:
     from git_prov.config import ProvConfig
@@ -120,7 +120,11 @@ class KeepPlan:
 
 
 def plan_keep(
-    repo: GitRepo, config: ProvConfig, values: Sequence[str], cwd: Path
+    repo: GitRepo,
+    config: ProvConfig,
+    values: Sequence[str],
+    cwd: Path,
+    declared: Sequence[str] = (),
 ) -> KeepPlan | None:
     """The keep plan of a run: ``.gitprov.toml``'s rules (unless ``values`` say ``none``)
     and the run's own ``values`` (relative to ``cwd``); None when nothing is to be kept."""
@@ -128,6 +132,12 @@ def plan_keep(
 
     root = repo.root
     own, none = parse_choices(values, root, cwd)
+    for path in own.paths:  # only declared data is kept: say so before anything runs
+        if not any(_overlaps(path, d) for d in declared):
+            raise UsageProblem(
+                f"--keep {path}: not declared data of this run",
+                "declare it with -i/--input or -o/--output (only declared data is kept)",
+            )
     choices = [own]
     if not none and config.keep:
         defaults, _ = parse_choices(config.keep, root, root, config.keep_max_size)
@@ -136,6 +146,10 @@ def plan_keep(
     if not choices:
         return None
     return KeepPlan(tuple(choices), KeptStore(repo, lfs_threshold=config.lfs_threshold))
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def not_kept_warning(names: Sequence[str], threshold: int) -> str:
