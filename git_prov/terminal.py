@@ -23,14 +23,15 @@ This module imports nothing heavy: the quick path of :mod:`git_prov.entry` uses 
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-# The marker of our own codes: NUL, 16 random hex digits, "{"; the code; "}".
-_TOKEN = "\x00" + secrets.token_hex(8) + "{"
+# The marker of our own codes: NUL, 16 random hex digits, "{"; the code; "}". (os.urandom,
+# not the secrets module: that loads hashlib, hmac and random, ~15 modules on sync's path.)
+_TOKEN = "\x00" + os.urandom(8).hex() + "{"
 _OWN_CODE = re.compile(r"\x1b\[[0-9;]*m|\x1b\[K|\r")
 _OWN = re.compile(re.escape(_TOKEN) + r"(\x1b\[[0-9;]*m|\x1b\[K|\r)\}")
 # What a terminal may act on, besides the newline and tab a view is made of: C0 and C1
