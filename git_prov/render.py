@@ -64,6 +64,10 @@ def run_line(run: LocatedRun, style: Style = plain, shown_on: str | None = None)
         ids.append(f"env:{short_oid(r.env)[:7]}")
     if r.dirty:
         ids.append(style("dirty", fg="yellow"))
+    if run.conflict is not None:
+        n = len(run.conflict.copies)
+        why = "verified one shown" if run.conflict.shown == "verified" else "none verifies"
+        ids.append(style(f"conflict: {n} copies, {why}", fg="red"))
     if shown_on is not None and r.commit != shown_on:
         how = next((a.how for a in run.attachments if a.commit == shown_on), None)
         where = f"ran on {short_oid(r.commit)[:7]}" + (f", {how}" if how else "")
@@ -101,6 +105,7 @@ def log_chunks(
                         if r.metrics
                         else ""
                     )
+                    + (style(" [conflict]", fg="red") if run.conflict is not None else "")
                 )
             if lines:
                 yield view(lines)
@@ -130,6 +135,8 @@ def record_json(run: LocatedRun) -> dict[str, Any]:
     from git_prov.query.whereabouts import newest_commit
 
     data["shown_now"] = newest_commit(run.record.commit, run.attachments)
+    if run.conflict is not None:
+        data["conflict"] = run.conflict.to_json_dict()
     return data
 
 
@@ -207,6 +214,12 @@ def show_text(
         text = printable(value)
         out.append(f"{label + ':':<13}{style(text, **look) if look else text}")
 
+    if run.conflict is not None:
+        # Never shown as if it were the only copy: say so first, and how the others differ.
+        look = "yellow" if run.conflict.shown == "verified" else "red"
+        row("Conflict", run.conflict.summary(), fg=look, bold=True)
+        for difference in run.conflict.differences():
+            out.append(f"{'':13}{style(printable(difference), fg=look)}")
     row("Status", f"{r.status} (exit {_exit(r)})", fg=color)
     row("Command", r.command)
     if r.cwd != ".":

@@ -200,12 +200,20 @@ def _warn(result: FetchResult | PushResult | SyncResult, echo: Echo) -> None:
         )
     conflicts = result.conflicts
     if conflicts:
-        listed = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
-        echo(
-            f"warning: {len(conflicts)} run id(s) now have two different records "
-            f"({listed}); both are kept — inspect them with git prov show",
-            err=True,
-        )
+        # Rare, so worth the index: say per run which copy verifies and is shown.
+        from git_prov.query.located import describe_conflicts
+        from git_prov.store.gitcli.paths import RepoPaths
+
+        described = describe_conflicts(RepoPaths.discover(), conflicts[:MAX_LISTED])
+        for line in described:
+            echo(f"warning: {line}", err=True)
+        if len(conflicts) > len(described):
+            listed = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
+            echo(
+                f"warning: {len(conflicts)} run id(s) now have different records ({listed}); "
+                "all are kept — inspect them with git prov show",
+                err=True,
+            )
     for path in result.object_conflicts[:5]:
         echo(f"warning: {remote} holds a different object at {path}; ours was kept", err=True)
     lfs_missing = getattr(result, "lfs_missing", ())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import commit_file, git, prov
@@ -36,22 +38,40 @@ def _expected(ledger: Ledger) -> tuple[list[str], dict[str, object], dict[str, l
     return ids, live, {c: runs for c, runs in on.items() if runs}
 
 
+def _without_conflicts(runs: dict[Any, Any]) -> dict[Any, Any]:
+    return {k: replace(r, conflict=None) for k, r in runs.items()}
+
+
 def _check_agrees(repo: Path) -> None:
     ledger = Ledger(open_repo(repo))
     ids, live, on = _expected(ledger)
     scan = ledger.scan()
     with open_index(RepoPaths.discover(repo)) as index:
-        assert loc.located(index, ids) == live
+        found_runs = loc.located(index, ids)
+        # The index also says which runs are in conflict (the scan lists them apart);
+        # with unsigned copies it shows the same (first) copy the scan does.
+        in_conflict = {i for i, r in found_runs.items() if r.conflict is not None}
+        assert in_conflict == set(scan.conflicts) & set(live)
+        for i in in_conflict:
+            conflict = found_runs[i].conflict
+            assert conflict is not None and conflict.shown == "first"
+            shown = sorted(json.dumps(c.record.to_json_dict()) for c in conflict.copies)
+            stored = {json.dumps(r.to_json_dict()) for r in [live[i].record, *scan.conflicts[i]]}
+            assert shown == sorted(stored)
+        assert _without_conflicts(found_runs) == live
         # and `find --json` (index.record_jsons) says what `show --json` says
-        assert index.record_jsons(ids) == {i: record_json(r) for i, r in live.items()}
-        assert loc.runs_on(index, sorted(loc.annotated(index))) == on
+        assert index.record_jsons(ids) == {i: record_json(r) for i, r in found_runs.items()}
+        found_on = loc.runs_on(index, sorted(loc.annotated(index)))
+        assert {
+            c: list(_without_conflicts(dict(enumerate(rs))).values()) for c, rs in found_on.items()
+        } == on
         for run_id in ids:
             try:
                 expected: object = ledger.resolve_run(run_id[-8:], scan)
             except NotFound as exc:
                 expected = str(exc)
             try:
-                found: object = loc.resolve(index, run_id[-8:])
+                found: object = replace(loc.resolve(index, run_id[-8:]), conflict=None)
             except NotFound as exc:
                 found = str(exc)
             assert found == expected

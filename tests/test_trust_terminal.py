@@ -12,6 +12,7 @@ import select
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,7 @@ def _hostile_ledger(repo: Path, tmp: Path) -> dict[str, str]:
             (head, b),
             (head, removed),
             (first, Attachment(b.id, first, head, p, p)),
+            (first, replace(a, message=f"another copy {p}", host=None)),  # a conflict
             (head, Tombstone(removed.id, p, p)),
             (head, Tombstone(new_run_id(), p, p)),
         ],

@@ -194,13 +194,36 @@ def find_command(
         from git_prov.query.whereabouts import shown_now
 
         now = shown_now(index, [r.id for r in runs])
+        runs = _with_shown_copies(runs)
         text = runs_table(runs, style=state.style, first=first, now=now)
         if result.matched > len(runs):
             more = state.style(f"… {result.matched - len(runs)} more (--limit)", dim=True)
             return views([text, view([more])])
         return text
 
-    text = with_index(paths, answer)
+    def _with_shown_copies(runs: list[Any]) -> list[Any]:
+        """Runs in conflict: the copy show displays (the verified one, if any) in the
+        table, and a warning each — never one copy silently."""
+        from git_prov.query.located import conflicted
+
+        found = conflicted(index_of["index"], [r.id for r in runs])
+        for run in found.values():
+            conflict = run.conflict
+            assert conflict is not None
+            echo(
+                f"warning: run {run.record.short_id} is in conflict: {conflict.summary()} "
+                f"(git prov show {run.record.short_id})",
+                err=True,
+            )
+        return [_as_found(r, found[r.id].record) if r.id in found else r for r in runs]
+
+    index_of: dict[str, Any] = {}
+
+    def answer_with(index: Any) -> Any:
+        index_of["index"] = index
+        return answer(index)
+
+    text = with_index(paths, answer_with)
     if not text and not (as_json or as_csv or template):
         echo("no runs match", err=True)
     from git_prov.model.record import printable
@@ -216,6 +239,21 @@ def find_command(
     else:
         _page(state, text)
     return 0
+
+
+def _as_found(row: Any, record: Any) -> Any:
+    """An index row with the fields of ``record`` (another copy of the same run)."""
+    return row._replace(
+        commit=record.commit,
+        started=record.started,
+        duration=record.duration,
+        status=record.status,
+        exit_code=record.exit_code,
+        command=record.command,
+        params_json=json.dumps(dict(record.params)),
+        metrics_json=json.dumps(dict(record.metrics)),
+        tags_json=json.dumps(list(record.tags)),
+    )
 
 
 def _formatted(index: Any, runs: list[Any], template: str, fields: set[str]) -> str:

@@ -18,12 +18,15 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
 from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
 from git_prov.model.limits import MAX_NESTING as MAX_NESTING
 from git_prov.model.values import Scalar, canonical_json, format_assignments
+
+if TYPE_CHECKING:
+    from git_prov.model.conflict import RunConflict
 
 FORMAT_VERSION = 1
 # The oldest and newest format versions this code reads.
@@ -223,6 +226,9 @@ class LocatedRun:
     record: RunRecord
     shown_on: tuple[str, ...]
     attachments: tuple[Attachment, ...] = ()
+    # Other, different records stored under the same id, and which one ``record`` is
+    # (set by the query layer, git_prov.query.located; None: no conflict, or not asked).
+    conflict: RunConflict | None = None
 
     @property
     def id(self) -> str:

@@ -34,10 +34,14 @@ from git_prov.query.rows import fast_run, note_lines, record_json_of
 from git_prov.store.gitcli import read_blobs
 
 if TYPE_CHECKING:
+    from git_prov.model.conflict import RunConflict
+
+if TYPE_CHECKING:
     from git_prov.store.repo import GitRepo
 
 
 R = TypeVar("R")
+Copies = tuple[tuple[str, str], ...]  # (note, line) of each different copy of a run
 _NOTE_ORDER = itemgetter(3, 4)  # (note, lineno) of a row
 
 
@@ -48,10 +52,12 @@ def _walk(
     commit_of: Callable[[R], str],
     *,
     missing_ok: bool = False,
-) -> dict[str, tuple[R, tuple[str, ...], list[Attachment]]]:
+) -> dict[str, tuple[R, tuple[str, ...], list[Attachment], Copies]]:
     """Each live run among ``run_ids``: its record (its line read by ``read_run``), the
-    commits it is shown on, and its attachments. A note blob that is missing raises
-    :class:`CorruptLedger`, unless ``missing_ok`` (then its runs are left out)."""
+    commits it is shown on, its attachments, and — when the ledger holds different
+    records under its id — every distinct copy as (note, line), the live one first. A
+    note blob that is missing raises :class:`CorruptLedger`, unless ``missing_ok`` (then
+    its runs are left out)."""
     wanted = sorted(set(run_ids))
     if not wanted:
         return {}
@@ -73,21 +79,36 @@ def _walk(
                 " ORDER BY l.note, l.lineno",
                 kinds,
             ).fetchall()
-    needed = {blob for _, kind, live, _, _, blob in rows if live or kind == KIND_ATTACH}
+    # A run stored more than once (copied onto a rewritten commit, or in conflict): its
+    # other lines are read too, to tell identical copies from different ones.
+    stored: dict[str, int] = {}
+    for run, kind, *_ in rows:
+        if kind == KIND_RUN:
+            stored[run] = stored.get(run, 0) + 1
+    needed = {
+        blob
+        for run, kind, live, _, _, blob in rows
+        if live or kind == KIND_ATTACH or stored.get(run, 0) > 1
+    }
     texts = {
         oid: note_lines(data) for oid, data in read_blobs(index.paths.cwd, sorted(needed)).items()
     }
     records: dict[str, R] = {}
+    live_lines: dict[str, str] = {}
     notes: dict[str, list[str]] = {}
     attachments: dict[str, list[Attachment]] = {}
+    copies: dict[str, dict[str, tuple[str, str]]] = {}  # run → payload → (note, line)
     for run, kind, live, note, lineno, blob in rows:
         shown = notes.setdefault(run, [])
         if not shown or shown[-1] != note:
             shown.append(note)
-        if not live and kind != KIND_ATTACH:
-            continue
         lines = texts.get(blob)
         line = lines[lineno - 1] if lines is not None and 1 <= lineno <= len(lines) else None
+        if kind == KIND_RUN and line is not None and stored.get(run, 0) > 1:
+            payload = line[line.rfind("\t") + 1 :].strip()
+            copies.setdefault(run, {}).setdefault(payload, (note, line))
+        if not live and kind != KIND_ATTACH:
+            continue
         if kind == KIND_ATTACH:
             entry = _entry(line)
             if isinstance(entry, Attachment):
@@ -97,6 +118,7 @@ def _walk(
             record = read_run(line)
             if record is not None:
                 records[run] = record
+                live_lines[run] = line
                 continue
         if lines is None and not missing_ok:
             raise CorruptLedger(
@@ -104,24 +126,133 @@ def _walk(
                 f"{blob[:12]} is missing",
                 "run git prov fsck; fetch the ledger again (git prov fetch) if a clone has it",
             )
-    out: dict[str, tuple[R, tuple[str, ...], list[Attachment]]] = {}
+    out: dict[str, tuple[R, tuple[str, ...], list[Attachment], Copies]] = {}
     for run in wanted:
         record = records.get(run)
         if record is None:
             continue  # its note changed under us: the caller reports it as not found
         commit = commit_of(record)
         others = [c for c in notes.get(run, ()) if c != commit]
-        out[run] = (record, (commit, *others), attachments.get(run, []))
+        distinct = copies.get(run, {})
+        listed = tuple(distinct.values()) if len(distinct) > 1 else ()
+        if listed:  # the live copy first (rows are in note order, as liveness is)
+            first = live_lines.get(run)
+            listed = tuple(sorted(listed, key=lambda c: c[1] != first))
+        out[run] = (record, (commit, *others), attachments.get(run, []), listed)
     return out
 
 
 def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
-    """The live runs among ``run_ids`` (deleted or unknown ids are left out)."""
+    """The live runs among ``run_ids`` (deleted or unknown ids are left out). A run the
+    ledger holds different records for carries its :class:`RunConflict`, and its record
+    is the copy :func:`resolve_copies` shows."""
     found = _walk(index, run_ids, _exact_run, lambda record: record.commit)
-    return {
-        run: LocatedRun(record, shown, tuple(attached))
-        for run, (record, shown, attached) in found.items()
-    }
+    out = {}
+    for run, (record, shown, attached, copies) in found.items():
+        conflict = None
+        if copies:
+            record, conflict = resolve_copies(index.paths, copies)
+            shown = (record.commit, *(c for c in shown if c != record.commit))
+        out[run] = LocatedRun(record, shown, tuple(attached), conflict)
+    return out
+
+
+def conflicted(index: RunIndex, run_ids: Sequence[str]) -> dict[str, LocatedRun]:
+    """The runs among ``run_ids`` whose ledger holds different records (each with its
+    :class:`RunConflict` and the copy to show). Reads only runs stored more than once."""
+    several: list[str] = []
+    if len(run_ids) * 4 >= index.run_count():  # most runs: one pass over the table
+        wanted = set(run_ids)
+        several = [
+            run
+            for (run,) in index.db.execute(
+                "SELECT run FROM lines WHERE kind = ? GROUP BY run HAVING count(*) > 1",
+                (KIND_RUN,),
+            )
+            if run in wanted
+        ]
+        run_ids = ()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        several += [
+            run
+            for (run,) in index.db.execute(
+                f"SELECT run FROM lines WHERE kind = ? AND run IN ({marks})"
+                " GROUP BY run HAVING count(*) > 1",
+                (KIND_RUN, *chunk),
+            )
+        ]
+    found = located(index, several) if several else {}
+    return {run: found[run] for run in several if run in found and found[run].conflict}
+
+
+def describe_conflicts(paths: RepoPaths, run_ids: Sequence[str]) -> list[str]:
+    """One line per run of ``run_ids`` in conflict: how many copies, which one verifies
+    and is shown (what ``fetch``/``sync`` warn with when a different copy arrives)."""
+
+    def describe(index: RunIndex) -> list[str]:
+        out = []
+        for _, run in sorted(conflicted(index, run_ids).items()):
+            conflict = run.conflict
+            if conflict is None:
+                continue
+            others = ", ".join(c.verdict for c in conflict.copies[1:])
+            if conflict.shown == "verified":
+                signer = conflict.copies[0].signer
+                how = "the copy that verifies" + (f" (signed by {signer})" if signer else "")
+                out.append(
+                    f"run {run.record.short_id} now has {len(conflict.copies)} different "
+                    f"copies (a conflict); {how} is shown, the other copies are: {others}"
+                )
+            else:
+                out.append(
+                    f"run {run.record.short_id} now has {len(conflict.copies)} different "
+                    f"copies (a conflict) and none verifies ({others}); the first is shown "
+                    f"— compare them with git prov show {run.record.short_id}"
+                )
+        return out
+
+    return list(with_index(paths, describe))
+
+
+def resolve_copies(paths: RepoPaths, copies: Copies) -> tuple[RunRecord, RunConflict]:
+    """The copy of a run in conflict to show, and the conflict to report: each copy's
+    signature is checked (as ``git prov verify`` does, when any copy is signed) and the
+    first copy a trusted key signed is shown; when none is, the first (live) copy,
+    flagged. Never silent: the caller shows the conflict with the record."""
+    from git_prov.model.conflict import choose
+    from git_prov.model.record import line_object
+
+    parsed = []
+    for note, line in copies:
+        record = _exact_run(line)
+        if record is not None:
+            parsed.append((record, note, line_object(line)))
+    if any(data.get("signature") is not None for _, _, data in parsed):
+        from git_prov.trust.signing import VerifyOptions, verify_line
+
+        options = VerifyOptions.from_values(_git_config(paths), paths.workdir)
+        verdicts = [verify_line(data, options) for _, _, data in parsed]
+        return choose(
+            [
+                (r, note, v.status, v.signer)
+                for (r, note, _), v in zip(parsed, verdicts, strict=True)
+            ]
+        )
+    return choose([(r, note, "unsigned", None) for r, note, _ in parsed])
+
+
+def _git_config(paths: RepoPaths) -> Callable[[str], str | None]:
+    import subprocess
+
+    def value(key: str) -> str | None:
+        proc = subprocess.run(
+            ["git", "config", "--get", key], cwd=paths.cwd, capture_output=True, text=True
+        )
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+    return value
 
 
 def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -147,7 +278,12 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
 
     found = _walk(index, run_ids, as_json, lambda data: str(data["commit"]), missing_ok=True)
     out: dict[str, dict[str, Any]] = {}
-    for run, (data, shown, attached) in found.items():
+    for run, (data, shown, attached, copies) in found.items():
+        if copies:
+            record, conflict = resolve_copies(index.paths, copies)
+            data = record.to_json_dict()
+            data["conflict"] = conflict.to_json_dict()
+            shown = (record.commit, *(c for c in shown if c != record.commit))
         match = RUN_ID_RE.match(run)
         data["short_id"] = match.group(2) if match else run[:8]
         data["shown_on"] = list(shown)

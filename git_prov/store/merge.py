@@ -209,6 +209,8 @@ class _NotesWalk:
             gained = self.result.gained_ours if ours_lacks else self.result.gained_theirs
             for commit, note in self.notes_below(item, name, prefix):
                 gained[commit] = sorted(set(self.lines(note.ids)))
+                if ours_lacks:  # a note new to us may hold two copies of one run
+                    self.result.conflicts |= _new_conflicts(set(gained[commit]), set(), set())
         return item
 
     def union_note(self, prefix: str, name: str, a: _Item | None, b: _Item | None) -> _Item:
@@ -246,10 +248,11 @@ class _NotesWalk:
 
 
 def _new_conflicts(union: set[str], ours: set[str], theirs: set[str]) -> set[str]:
-    """Run ids with several different records in the union that neither side had alone."""
+    """Run ids with several different records in the union, where our side had not
+    already all of them: a different copy of a run arrived (from theirs)."""
     found = set()
     for run_id, lines in run_ids_of(union).items():
-        if len(lines) > 1 and not (set(lines) <= ours or set(lines) <= theirs):
+        if len(lines) > 1 and not set(lines) <= ours:
             found.add(run_id)
     return found
 
@@ -435,17 +438,26 @@ def merge_commit_into(
         if tip.id == theirs or _descends(repo, tip.id, theirs):
             outcome["r"] = RefMerge(ref, UP_TO_DATE, old, old)
             return None
-        if _descends(repo, theirs, tip.id):
-            changed, added = (), 0
-            if notes:
-                # A fast-forward may also drop lines (a plain `git notes remove` there).
-                walk = merge_notes_trees(repo, tip.tree, theirs_commit.tree, write=False)
-                changed = tuple(sorted(walk.gained_ours.keys() | walk.gained_theirs.keys()))
-                added = walk.runs_gained_ours()
-            outcome["r"] = RefMerge(
-                ref, FAST_FORWARD, old, str(theirs), changed=changed, runs_added=added
-            )
+        forward = _descends(repo, theirs, tip.id)
+        if forward and not notes:
+            outcome["r"] = RefMerge(ref, FAST_FORWARD, old, str(theirs), changed=(), runs_added=0)
             return theirs
+        if forward:
+            walk = merge_notes_trees(repo, tip.tree, theirs_commit.tree, write=False)
+            if not walk.gained_theirs:  # theirs has every line we have: move up to it
+                outcome["r"] = RefMerge(
+                    ref,
+                    FAST_FORWARD,
+                    old,
+                    str(theirs),
+                    tuple(sorted(walk.conflicts)),
+                    changed=tuple(sorted(walk.gained_ours)),
+                    runs_added=walk.runs_gained_ours(),
+                )
+                return theirs
+            # Theirs descends from ours but lacks lines we have: someone removed or edited
+            # a record there (an edited copy of a signed record, say). Moving up to it
+            # would drop ours silently; a union merge keeps both and reports the conflict.
         if notes:
             merged = merge_notes_trees(repo, tip.tree, theirs_commit.tree, collect=True)
             assert merged.tree is not None

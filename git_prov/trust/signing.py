@@ -29,7 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -249,18 +249,24 @@ class VerifyOptions:
 
     @classmethod
     def from_config(cls, repo: GitRepo) -> VerifyOptions:
+        return cls.from_values(lambda key: _config(repo, key), repo.workdir)
+
+    @classmethod
+    def from_values(
+        cls, config: Callable[[str], str | None], workdir: Path | None
+    ) -> VerifyOptions:
+        """The options from a git-config reader (``key`` → value or None)."""
+
         def path(key: str) -> Path | None:
-            value = _config(repo, key)
+            value = config(key)
             if not value:
                 return None
             p = Path(os.path.expanduser(value))
-            return p if p.is_absolute() or repo.workdir is None else repo.workdir / p
+            return p if p.is_absolute() or workdir is None else workdir / p
 
         return cls(
-            gpg_program=_config(repo, "gpg.openpgp.program")
-            or _config(repo, "gpg.program")
-            or "gpg",
-            ssh_program=_config(repo, "gpg.ssh.program") or "ssh-keygen",
+            gpg_program=config("gpg.openpgp.program") or config("gpg.program") or "gpg",
+            ssh_program=config("gpg.ssh.program") or "ssh-keygen",
             allowed_signers=path("gpg.ssh.allowedSignersFile"),
             revocations=path("gpg.ssh.revocationFile"),
         )
