@@ -18,7 +18,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
+
+if TYPE_CHECKING:  # (errors is imported only when one is reported: start-up)
+    from git_prov.errors import ProvError
 
 # The commands run without click, with the options each takes: the same as
 # git_prov/cli/sync.py declares (a test holds the two equal). Only --attempts takes a value.
@@ -197,6 +200,10 @@ def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None
     if storage is not None:  # a full disk or a read-only .git is no bug of ours
         say(f"error: {storage}")
         return storage.exit_code
+    missing = _missing_object(exc)
+    if missing is not None:
+        say(f"error: {missing}")
+        return missing.exit_code
     if isinstance(exc, BrokenPipeError):
         # `git prov log | head`: the reader left; that is not our failure.
         sys.stderr.close()
@@ -210,6 +217,25 @@ def report_failure(exc: BaseException, *, debug: bool, say: Callable[[str], None
         f"(rerun with GIT_PROV_DEBUG=1 for the traceback)"
     )
     return EXIT_INTERNAL
+
+
+def _missing_object(exc: BaseException) -> ProvError | None:
+    """A git object that vanished while we used it (pygit2's "object not found", "invalid
+    object specified"): a concurrent ``git gc --prune=now`` or a damaged repository, not
+    a bug of ours (exit 9)."""
+    import re
+
+    from git_prov.errors import CorruptLedger
+
+    said = str(exc)
+    found = re.search(r"(?:no match for id \(|invalid object specified - )([0-9a-f]{7,64})", said)
+    if type(exc).__name__ not in ("GitError", "NotFoundError", "KeyError") or found is None:
+        return None
+    return CorruptLedger(
+        f"git object {found.group(1)[:12]} is missing (deleted while git prov used it by a "
+        "concurrent git gc --prune=now, or a damaged repository)",
+        "run it again; if it persists, run git fsck and git prov fsck",
+    )
 
 
 # ---- output: the one path to a terminal (git_prov.terminal) ------------------------------

@@ -441,7 +441,10 @@ class Ledger:
             except (KeyError, pygit2.GitError) as exc:
                 # An object the new commit needs vanished while it was built (a blob
                 # stored a moment ago, a snapshot commit): build again, a few times.
-                if "not found" not in str(exc) and not isinstance(exc, KeyError):
+                said = str(exc)
+                if not isinstance(exc, KeyError) and not (
+                    "not found" in said or "invalid object" in said
+                ):
                     raise
                 vanished += 1
                 if vanished >= _RECHECKS:
@@ -595,42 +598,49 @@ class Ledger:
         self, ref: str, new: pygit2.Oid, written: dict[pygit2.Oid, tuple[int, bytes | None]]
     ) -> None:
         """After ``ref`` was moved to ``new``: write back any of its new objects that a
-        concurrent prune deleted meanwhile (identical bytes, so identical ids). A few
-        passes, since a prune that started before the swap may still be deleting."""
-        odb = self.pygit.odb
+        concurrent prune deleted meanwhile (identical bytes, so identical ids). Once at
+        once; and while a ``git gc`` that started before the swap runs (its prune may still
+        be deleting what it found unreachable), again until it ends."""
         swapped = time.time()
-        for attempt in range(_RECHECKS + 1):
-            if attempt == _RECHECKS and not _await_gc(self.repo.common_dir, swapped):
-                return
-            missing = [oid for oid in written if not odb.exists(oid)]
-            for oid in missing:
-                kind, data = written[oid]
-                if data is None:
-                    raise broken_ref(ref, str(new), missing=True)
-                odb.write(kind, data)
-            if attempt + 1 < _RECHECKS:
-                time.sleep(0.001 * (attempt + 1))
+        self._put_back(ref, new, written)
+        if not _gc_running(self.repo.common_dir, swapped):
+            return  # (the usual case: no sleeping, one pass of header lookups)
+        for attempt in range(1, _RECHECKS):
+            time.sleep(0.001 * attempt)
+            self._put_back(ref, new, written)
+        _await_gc(self.repo.common_dir, swapped)
+        self._put_back(ref, new, written)
+
+    def _put_back(
+        self, ref: str, new: pygit2.Oid, written: dict[pygit2.Oid, tuple[int, bytes | None]]
+    ) -> None:
+        odb = self.pygit.odb
+        for oid, (kind, data) in written.items():
+            if odb.exists(oid):
+                continue
+            if data is None:
+                raise broken_ref(ref, str(new), missing=True)
+            odb.write(kind, data)
 
 
-def _await_gc(common_dir: Path, since: float) -> bool:
+def _await_gc(common_dir: Path, since: float) -> None:
     """Wait (at most :data:`GC_WAIT_SECONDS`) for a ``git gc`` that was running when our
-    ref moved — its prune may still delete objects it found unreachable before — to end.
-    True when there was one (so the caller checks its objects once more)."""
-    pid_file = common_dir / "gc.pid"
+    ref moved — its prune may still delete objects it found unreachable before — to end."""
     deadline = time.monotonic() + GC_WAIT_SECONDS
-    waited = False
-    while True:
-        try:
-            stat = pid_file.stat()
-            owner = pid_file.read_text(errors="replace").split()
-        except OSError:
-            return waited
-        if stat.st_mtime > since + 1 or not _running_here(owner):
-            return waited  # started after our swap (it sees our ref), or stale
-        if time.monotonic() >= deadline:
-            return True
-        waited = True
+    while _gc_running(common_dir, since) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _gc_running(common_dir: Path, since: float) -> bool:
+    """Whether a live ``git gc`` holds ``gc.pid`` and started before ``since`` (one that
+    started later sees our ref, and keeps what it names)."""
+    pid_file = common_dir / "gc.pid"
+    try:
+        stat = pid_file.stat()
+        owner = pid_file.read_text(errors="replace").split()
+    except OSError:
+        return False
+    return stat.st_mtime <= since + 1 and _running_here(owner)
 
 
 def _running_here(owner: list[str]) -> bool:
