@@ -81,7 +81,7 @@ __all__ = [
 NOTES_REF = "refs/notes/prov"  # the same names as git_prov.store.ledger (not imported:
 OBJECTS_REF = "refs/prov/objects"  # that module loads pygit2)
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7  # 7: notes over the reader limit (model/limits.py) are problem rows
 BUSY_TIMEOUT_S = 60.0
 
 STATE_MISSING, STATE_LOADED, STATE_BAD = 0, 1, 2
