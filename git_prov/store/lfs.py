@@ -34,7 +34,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from git_prov.errors import EXIT_BAD_PATH, EXIT_NOT_FOUND, EXIT_REMOTE, EXIT_REPOSITORY, ProvError
+from git_prov.errors import (
+    EXIT_BAD_PATH,
+    EXIT_NOT_FOUND,
+    EXIT_REMOTE,
+    EXIT_REPOSITORY,
+    ProvError,
+    RepositoryProblem,
+)
+from git_prov.store.gitcli import NO_GIT, run_git
 
 LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 _OID = re.compile(r"[0-9a-f]{64}")
@@ -280,20 +288,12 @@ def _require_lfs() -> None:
 def _git(
     cwd: Path, args: Sequence[str], *, input: bytes | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
+    # The one git-binary layer runs it; a missing git binary is an LFS error here, since
+    # the caller asked for an LFS transfer.
     try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            input=input,
-            stdin=subprocess.DEVNULL if input is None else None,
-            capture_output=True,
-            env={**os.environ, **env} if env is not None else None,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise LfsError(
-            "the git command is not installed or not on PATH", exit_code=EXIT_REPOSITORY
-        ) from None
+        return run_git(cwd, args, input=input, env=env, check=False)
+    except RepositoryProblem:
+        raise LfsError(NO_GIT, exit_code=EXIT_REPOSITORY) from None
 
 
 def push_lfs_objects(work_tree: Path, remote: str, oids: Sequence[str]) -> None:
