@@ -260,10 +260,8 @@ def show_text(
     if r.metrics:
         row("Metrics", format_assignments(sorted(r.metrics.items())), fg="cyan")
     # Problems met while recording it (the run key ``warnings``, docs/format.md).
-    warnings = r.extra.get("warnings")
-    for warning in warnings if isinstance(warnings, list) else ():
-        if isinstance(warning, str):
-            row("Warning", warning, fg="yellow")
+    for warning in r.warnings:
+        row("Warning", warning, fg="yellow")
     available = _availability(ledger) if r.inputs or r.outputs else None
     for label, oid in (("Inputs", r.inputs), ("Outputs", r.outputs)):
         if oid:
@@ -316,8 +314,7 @@ def _manifest_lines(
             f"{e.algorithm}:{e.digest[:12]}"
             + style(
                 f"  ({e.source}"
-                + ("; not written by this run" if e.written is False else "")
-                + ("; content not present" if e.present is False else "")
+                + "".join(f"; {fact}" for fact in e.recorded_facts)
                 + (f"; {available.describe(e)}" if available is not None else "")
                 + ")",
                 dim=True,

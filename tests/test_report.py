@@ -403,3 +403,14 @@ def test_cli_default_table_cap_matches_the_library() -> None:
     assert isinstance(command, click.Command)
     [option] = [p for p in command.params if p.name == "max_runs"]
     assert option.default == MAX_TABLE_RUNS
+
+
+def test_run_details_say_what_the_record_saw(repo: Path) -> None:
+    """An output the run left as it found it and a problem met while recording show in the
+    report as they do in `show`, not as an ordinary output of a clean run."""
+    (repo / "out.txt").write_text("made earlier\n")
+    prov(repo, "run", "-o", "out.txt", "--metrics-file", "nope.json", "--", "true")
+    prov(repo, "report", "-o", "report.html")
+    page = (repo / "report.html").read_text()
+    assert "read; not written by this run" in page
+    assert "metrics not read" in page

@@ -56,6 +56,17 @@ class DataEntry:
     also: tuple[str, ...] = ()
 
     @property
+    def recorded_facts(self) -> tuple[str, ...]:
+        """What the record says beyond the hash, in words for people (``show``, the
+        report): an output the run left as it found it, content that was not there."""
+        facts = []
+        if self.written is False:
+            facts.append("not written by this run")
+        if self.present is False:
+            facts.append("content not present")
+        return tuple(facts)
+
+    @property
     def algorithm(self) -> str:
         return self.hash.partition(":")[0]
 

@@ -101,6 +101,13 @@ class RunRecord:
     def short_id(self) -> str:
         return short_run_id(self.id)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Problems met while recording it (the run key ``warnings``, docs/format.md);
+        entries that are not text are left out."""
+        found = self.extra.get("warnings")
+        return tuple(w for w in found if isinstance(w, str)) if isinstance(found, list) else ()
+
     def signing_payload(self) -> bytes:
         """The bytes a signature of this record covers (see :func:`signing_payload`)."""
         return signing_payload(self.to_json_dict())

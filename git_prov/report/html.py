@@ -547,7 +547,8 @@ def _manifest_table(caption: str, oid: str, manifest: DataManifest | None) -> st
         return f"<p>{esc(caption)}: manifest <code>{esc(oid)}</code> could not be read.</p>"
     rows = "".join(
         f'<tr><td class="mono">{esc(e.path)}</td><td class="num">{e.size}</td>'
-        f'<td class="mono">{esc(e.hash)}</td><td>{esc(e.source)}</td></tr>'
+        f'<td class="mono">{esc(e.hash)}</td>'
+        f"<td>{esc('; '.join((e.source, *e.recorded_facts)))}</td></tr>"
         for e in manifest.entries[:MAX_FILES_PER_MANIFEST]
     )
     more = len(manifest.entries) - MAX_FILES_PER_MANIFEST
@@ -591,6 +592,7 @@ def _detail(view: RunView, report: Report) -> str:
             ("Tags", ", ".join(r.tags)),
             ("Message", r.message),
             ("Reproduces", r.reproduces),
+            ("Warnings", "; ".join(r.warnings)),
             ("Recorded by", r.tool),
         ]
     )
