@@ -20,6 +20,9 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
   font-size: .92em;
   overflow-wrap: anywhere; }
 a { color: var(--accent); }
+/* Run ids, commits and times are read as one token: never broken inside one. */
+.token { white-space: nowrap; overflow-wrap: normal; }
+.tokens { overflow-wrap: normal; }
 a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible,
 svg a:focus-visible { outline: 3px solid #fb8500; outline-offset: 2px; }
 svg a:focus-visible rect { stroke: #fb8500; stroke-width: 3; }

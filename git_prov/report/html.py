@@ -266,17 +266,17 @@ def _run_row(view: RunView, report: Report) -> str:
     env = r.env or ""
     env_cell = f'<a href="#{esc(env_anchor(env))}">{esc(env[:10])}</a>' if env else ""
     cells = [
-        f'<th scope="row"><a href="#{esc(run_anchor(r.id))}" class="mono">'
+        f'<th scope="row"><a href="#{esc(run_anchor(r.id))}" class="mono token">'
         f"{esc(short(r.id))}</a></th>",
-        f"<td>{esc(_when(r.started))}</td>",
+        f'<td class="token">{esc(_when(r.started))}</td>',
         f'<td class="status">{esc(r.status)}</td>',
         f"<td>{esc(r.branch or '')}</td>",
-        f'<td class="mono">{esc(r.commit[:10])}</td>',
+        f'<td class="mono token">{esc(r.commit[:10])}</td>',
         f'<td class="cmd mono">{esc(_cut(r.command, 120))}</td>',
         f'<td class="num">{esc(format_duration(r.duration))}</td>',
         f"<td>{esc(', '.join(r.tags))}</td>",
-        f'<td class="mono">{esc(" ".join(data))}</td>',
-        f'<td class="mono">{env_cell}</td>',
+        f'<td class="mono tokens">{esc(" ".join(data))}</td>',
+        f'<td class="mono token">{env_cell}</td>',
     ]
     for name in report.metric_names:
         value = r.metrics.get(name)
