@@ -690,6 +690,13 @@ def _report_problems(problems: Sequence[Any]) -> None:
 @click.option(
     "--print-template", is_flag=True, help="Print the documented .gitprov.toml template and exit."
 )
+@click.option(
+    "--template",
+    "template_name",
+    metavar="NAME",
+    help="Also set the repository up for a kind of project: .gitignore entries, "
+    ".gitprov.toml, an example and a CI workflow (`--template list` lists them).",
+)
 @click.pass_obj
 def init(
     state: State,
@@ -698,6 +705,7 @@ def init(
     push_hook: bool,
     no_hooks: bool,
     print_template: bool,
+    template_name: str | None,
 ) -> int:
     """Prepare this repository for git prov (optional; safe to run again).
 
@@ -705,13 +713,33 @@ def init(
     `git log` show each commit's runs, and installs a post-rewrite hook so runs follow
     their commits through amend and rebase (an existing hook is kept and chained).
     Every other command also works without init.
+
+    With --template NAME it first writes a project template's files; an existing file
+    is never overwritten (it is kept and named; .gitignore gets the missing lines).
+
+    \b
+    Examples:
+      git prov init --template list      the templates there are
+      git prov init --template python    a Python training project
     """
     from git_prov import config, initialize
 
     if print_template:
         echo(config.template_text(), nl=False, data=True)
         return 0
+    template = None
+    if template_name is not None:
+        from git_prov import project_templates
+
+        if template_name == "list":
+            for t in project_templates.TEMPLATES:
+                echo(f"{t.name:<10} {t.summary}")
+            return 0
+        template = project_templates.find_template(template_name)
     repo = _open()
+    if template is not None:
+        for line in project_templates.apply_template(repo.root, template.name):
+            echo(f"template {template.name}: {line}")
     for line in initialize.init(repo, display=not no_display, hooks=not no_hooks):
         echo(line)
     if remote is not None or push_hook:
@@ -719,6 +747,10 @@ def init(
 
         for line in sync.configure_remote(repo, remote, push_hook=push_hook):
             echo(line)
+    if template is not None:
+        echo("next, try:")
+        for step in template.next_steps:
+            echo(f"  {step}")
     return 0
 
 
