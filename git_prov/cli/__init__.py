@@ -59,6 +59,7 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "diff": ("query",),
     "check": ("query",),
     "lineage": ("query",),
+    "compare": ("query",),
     "report": ("report",),
     "reproduce": ("reproduce",),
     "remap": ("rewrite",),

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from git_prov.cli import CONTEXT, State, _open, _page, _report_problems, cli
-from git_prov.errors import EXIT_FINDING, UsageProblem
+from git_prov.errors import EXIT_FINDING, NotFound, UsageProblem
 from git_prov.terminal import csv_view, echo, isatty, view, views
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
@@ -141,19 +141,19 @@ def find_command(
         except ValueError as exc:
             raise UsageProblem(f"bad --format template: {exc}") from None
     paths = RepoPaths.discover()
-    param_conditions = [finding.Condition.parse_param(item) for item in params]
-    query = finding.FindQuery(
+    query = _find_query(
+        paths,
         revisions=revisions,
         branch=branch,
-        data=tuple(c for d in data for c in finding.data_candidates(paths, d)),
+        data=data,
         data_hashes=data_hashes,
         envs=envs,
         packages=packages,
-        params=tuple(param_conditions),
-        where=tuple(finding.Condition.parse(w) for w in where),
+        params=params,
+        where=where,
         statuses=statuses,
-        since=finding.parse_when(since, option="--since") if since else None,
-        until=finding.parse_when(until, option="--until") if until else None,
+        since=since,
+        until=until,
         hosts=hosts,
         users=users,
         tags=tags,
@@ -190,7 +190,7 @@ def find_command(
             return _formatted(index, runs, template, fields)
         if not runs:
             return ""
-        first = [c.key for c in query.where] + [sort.lstrip("-+")]
+        first = [c.key for c in (*query.where, *query.params)] + [sort.lstrip("-+")]
         from git_prov.query.whereabouts import shown_now
 
         now = shown_now(index, [r.id for r in runs])
@@ -241,6 +241,30 @@ def find_command(
     return 0
 
 
+def _find_query(paths: Any, **given: Any) -> Any:
+    """The FindQuery of find's selection options (compare takes the same ones)."""
+    from git_prov.query import find as finding
+
+    return finding.FindQuery(
+        revisions=tuple(given["revisions"]),
+        branch=given["branch"],
+        data=tuple(c for d in given["data"] for c in finding.data_candidates(paths, d)),
+        data_hashes=tuple(given["data_hashes"]),
+        envs=tuple(given["envs"]),
+        packages=tuple(given["packages"]),
+        params=tuple(finding.Condition.parse_param(item) for item in given["params"]),
+        where=tuple(finding.Condition.parse(w) for w in given["where"]),
+        statuses=tuple(given["statuses"]),
+        since=finding.parse_when(given["since"], option="--since") if given["since"] else None,
+        until=finding.parse_when(given["until"], option="--until") if given["until"] else None,
+        hosts=tuple(given["hosts"]),
+        users=tuple(given["users"]),
+        tags=tuple(given["tags"]),
+        sort=given["sort"],
+        limit=given["limit"],
+    )
+
+
 def _as_found(row: Any, record: Any) -> Any:
     """An index row with the fields of ``record`` (another copy of the same run)."""
     return row._replace(
@@ -288,6 +312,130 @@ cli.add_command(
         short_help="Same as find.",
     )
 )
+
+
+# ---- compare ----------------------------------------------------------------------------------
+
+# find's options that select runs: compare takes the very same ones (one definition).
+_SELECTING = (
+    "branch", "data", "data_hashes", "envs", "packages", "params", "where", "statuses",
+    "since", "until", "hosts", "users", "tags", "sort", "limit",
+)  # fmt: skip
+
+
+@cli.command(name="compare", context_settings=CONTEXT)
+@click.argument("specs", nargs=-1, metavar="[RUN|REVISION]...")
+@click.option(
+    "--maximize",
+    multiple=True,
+    metavar="METRIC",
+    help="Best is the highest value of METRIC (repeatable).",
+)
+@click.option(
+    "--minimize",
+    multiple=True,
+    metavar="METRIC",
+    help="Best is the lowest value of METRIC (repeatable).",
+)
+@_JSON
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: the differing params and the metrics.")
+@click.pass_obj
+def compare_command(
+    state: State,
+    /,
+    specs: tuple[str, ...],
+    maximize: tuple[str, ...],
+    minimize: tuple[str, ...],
+    as_json: bool,
+    as_csv: bool,
+    **selection: Any,
+) -> int:
+    """Compare runs side by side: the params that differ between them (the ones all share
+    are listed once above the table), every metric, and the best value of each metric
+    marked with *.
+
+    Name runs (ids, short ids, prefixes), or select them as find does (--tag, --where,
+    --status, …, and REVISIONS such as main~5..main); both together compare the runs
+    named and those selected. An argument that names a run is a run, otherwise a revision.
+
+    Best is decided per metric, among runs that ended ok: --maximize/--minimize say which
+    way is better; otherwise a name containing a word such as loss, error, mse, rmse,
+    perplexity is lower-is-better, and acc, accuracy, f1, auc, precision, recall, r2,
+    bleu, iou higher-is-better (docs/cli.md lists them). Any other metric gets no mark.
+
+    \b
+    Examples:
+      git prov compare 3f2a9c1d 8be04a11 c0ffee12
+      git prov compare --tag sweep:20261203-0512-ab12 --maximize acc
+      git prov compare main~5..main --status ok --csv
+    """
+    from git_prov.query import comparison, located
+    from git_prov.query import find as finding
+    from git_prov.query.index import RepoPaths, with_index
+    from git_prov.query.render import compare_csv, compare_text
+
+    if as_json and as_csv:
+        raise UsageProblem("choose one of --json and --csv")
+    paths = RepoPaths.discover()
+    defaults = {"sort": "-started", "limit": None}
+    selecting = any(
+        bool(v) if k not in defaults else v != defaults[k] for k, v in selection.items()
+    )
+
+    def answer(index: Any) -> Any:
+        _report_problems(index.problems())
+        named: dict[str, Any] = {}
+        revisions: list[str] = []
+        for spec in specs:
+            try:
+                run = located.resolve(index, spec)
+            except NotFound as not_a_run:
+                if not _is_revision(paths, spec):
+                    raise not_a_run from None
+                revisions.append(spec)
+                continue
+            named.setdefault(run.record.id, comparison.from_record(run.record))
+        if not named and not revisions and not selecting:
+            raise UsageProblem(
+                "name the runs to compare, or select them",
+                "git prov compare RUN RUN…, or --tag TAG, --where COND, REVISIONS (as find)",
+            )
+        runs = list(named.values())
+        if revisions or selecting:
+            query = _find_query(paths, revisions=tuple(revisions), **selection)
+            found = finding.find_runs(index, query)
+            runs += [comparison.from_found(r) for r in found.runs if r.id not in named]
+        return runs
+
+    runs = with_index(paths, answer)
+    result = comparison.compare_runs(runs, maximize=maximize, minimize=minimize)
+    if as_json:
+        _emit_json(result.to_json())
+    elif as_csv:
+        text = compare_csv(result)
+        echo(csv_view(text) if isatty(sys.stdout) else text, nl=False, data=True)
+    elif not runs:
+        echo("no runs match", err=True)
+    else:
+        _page(state, compare_text(result, style=state.style))
+    return 0
+
+
+compare_command.params[1:1] = [p for p in find_command.params if p.name in _SELECTING]
+
+
+def _is_revision(paths: Any, spec: str) -> bool:
+    """Whether ``spec`` names commits: a range, an exclusion, or what git rev-parse takes."""
+    from git_prov.store.gitcli import run_git
+
+    if ".." in spec or spec.startswith("^"):
+        return True  # find's rev-list says precisely what is wrong with a bad one
+    if spec.startswith("-"):
+        return False
+    proc = run_git(
+        paths.cwd, ["rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"], check=False
+    )
+    return proc.returncode == 0
 
 
 # ---- env ----------------------------------------------------------------------------------------

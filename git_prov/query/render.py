@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from git_prov.model.record import format_duration, shorten
-from git_prov.model.values import format_scalar, spreadsheet_safe
+from git_prov.model.values import format_assignments, format_scalar, spreadsheet_safe
 from git_prov.terminal import View, view
 
 Style = Callable[..., str]
 MAX_METRIC_COLUMNS = 4
+MAX_PARAM_COLUMNS = 4  # params that vary among the runs find lists (the others: a note)
+PARAM_WIDTH = 24  # a param value longer than this is cut in tables (… ), never in --csv/--json
 
 
 def plain(text: str, **_: Any) -> str:
@@ -44,7 +46,22 @@ def key_metrics(metrics: Sequence[Mapping[str, Any]], first: Sequence[str] = ())
     return names[:MAX_METRIC_COLUMNS]
 
 
-TABLE_FIELDS = ("id", "started", "status", "duration", "commit", "command", "metrics_json")
+TABLE_FIELDS = (
+    "id", "started", "status", "duration", "commit", "command", "params_json", "metrics_json",
+)  # fmt: skip
+
+
+def varying_params(params: Sequence[Mapping[str, Any]], first: Sequence[str] = ()) -> list[str]:
+    """The names of the params that differ among runs (a different value, or missing in
+    some): those named in ``first`` (a --where, the sort key) first, then by name."""
+    from git_prov.query.comparison import split_params
+
+    if len(params) < 2:
+        return []
+    _, varying = split_params(params)
+    return [n for n in dict.fromkeys(first) if n in varying] + [
+        n for n in varying if n not in first
+    ]
 
 
 def runs_table(
@@ -61,11 +78,15 @@ def runs_table(
     now = now or {}
     metric_values = [run.metrics for run in runs]
     metrics = key_metrics(metric_values, first)
+    param_values = [run.params for run in runs]
+    first_params = [n.removeprefix("params.") for n in first]
+    varying = varying_params(param_values, first_params)
+    params, hidden = varying[:MAX_PARAM_COLUMNS], varying[MAX_PARAM_COLUMNS:]
     moved = any(now.get(run.id, run.commit) != run.commit for run in runs)
     where = ["COMMIT", "RAN ON"] if moved else ["COMMIT"]
-    header = ["ID", "STARTED", "STATUS", "DURATION", *where, "COMMAND", *metrics]
+    header = ["ID", "STARTED", "STATUS", "DURATION", *where, "COMMAND", *params, *metrics]
     rows = []
-    for run, values in zip(runs, metric_values, strict=True):
+    for run, values, given in zip(runs, metric_values, param_values, strict=True):
         started = run.started
         shown = now.get(run.id, run.commit)
         ran = [run.commit[:7] if shown != run.commit else ""] if moved else []
@@ -78,6 +99,7 @@ def runs_table(
                 shown[:7],
                 *ran,
                 shorten(run.command, 48),
+                *[_param_cell(given, p) for p in params],
                 *[format_scalar(values[m]) if m in values else "" for m in metrics],
             ]
         )
@@ -98,7 +120,20 @@ def runs_table(
         joined = "  ".join(out).rstrip()
         return style(joined, bold=True) if head else joined
 
-    return view([line(header, True), *(line(r) for r in rows)])
+    lines = [line(header, True), *(line(r) for r in rows)]
+    if hidden:
+        lines.append(
+            style(
+                f"{len(hidden)} more varying param{'s' if len(hidden) > 1 else ''} not shown: "
+                f"{shorten(', '.join(hidden), 60)} (git prov compare or --csv shows them)",
+                dim=True,
+            )
+        )
+    return view(lines)
+
+
+def _param_cell(params: Mapping[str, Any], name: str) -> str:
+    return shorten(format_scalar(params[name]), PARAM_WIDTH) if name in params else ""
 
 
 CSV_FIELDS = (
@@ -507,3 +542,101 @@ def check_text(result: Any, *, style: Style = plain) -> View:
     else:
         out.append(style("nothing drifted", fg="green", bold=True))
     return view(out)
+
+
+# ---- compare ------------------------------------------------------------------------------------
+
+BEST_MARK = "*"
+
+
+def _direction_text(way: str | None, why: str | None) -> str:
+    side = "lower" if way == "min" else "higher"
+    return f"{side}, {'as asked' if why == 'option' else 'by its name'}"
+
+
+def compare_text(comparison: Any, *, style: Style = plain) -> View:
+    """The table ``git prov compare`` prints: constant params once above it, then a row
+    per run with the params that differ and every metric, the best value of each metric
+    marked with ``*`` (and how best was decided said below the table)."""
+    runs = comparison.runs
+    lines = []
+    count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    if comparison.constant:
+        shown = format_assignments(
+            (k, shorten(format_scalar(v), PARAM_WIDTH)) for k, v in comparison.constant.items()
+        )
+        lines.append(f"{count}; the same in all: {shown}")
+    else:
+        lines.append(f"{count}; no param has one value in all")
+    params, metrics = list(comparison.varying), list(comparison.metrics)
+    header = ["ID", "COMMIT", "STARTED", "STATUS", *params, *metrics]
+    rows = []
+    for run in runs:
+        cells = [run.short_id, run.commit[:7], when(run.started), run.status]
+        cells += [_param_cell(run.params, p) for p in params]
+        for m in metrics:
+            value = format_scalar(run.metrics[m]) if m in run.metrics else ""
+            mark = BEST_MARK if comparison.is_best(run.id, m) else " "
+            cells.append(f"{value}{mark}" if value else "")
+        rows.append(cells)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    numeric = set(range(4, len(header)))
+
+    def cell(i: int, text: str, head: bool) -> str:
+        if head and i >= 4 + len(params):
+            text = text + " "  # over the value, not over its mark column
+        padded = text.rjust(widths[i]) if i in numeric else text.ljust(widths[i])
+        if head:
+            return padded
+        if i == 0:
+            return style(padded, fg="yellow")
+        if i == 3 and text != "ok":
+            return style(padded, fg="red")
+        if text.endswith(BEST_MARK):
+            return style(padded, fg="green", bold=True)
+        return padded
+
+    lines.append(
+        style("  ".join(cell(i, h, True) for i, h in enumerate(header)).rstrip(), bold=True)
+    )
+    lines += ["  ".join(cell(i, c, False) for i, c in enumerate(r)).rstrip() for r in rows]
+    decided = [
+        f"{m} {_direction_text(*comparison.direction[m])}"
+        for m in metrics
+        if comparison.direction[m][0] is not None
+    ]
+    if decided:
+        lines.append(f"{BEST_MARK} best among runs that ended ok: " + "; ".join(decided))
+    undecided = comparison.undecided
+    if undecided:
+        names = ", ".join(undecided)
+        lines.append(
+            style(
+                f"no best marked for {shorten(names, 60)}: the name does not say which way is "
+                f"better (--maximize NAME or --minimize NAME)",
+                dim=True,
+            )
+        )
+    return view(lines)
+
+
+def compare_csv(comparison: Any) -> str:
+    """``git prov compare --csv``: id, commit, started, status, ``params.<name>`` for the
+    params that differ, ``metrics.<name>``, and ``best``: the metrics this run is best in
+    (``;``-separated)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    params, metrics = comparison.varying, comparison.metrics
+    writer.writerow(
+        [
+            "id", "short_id", "commit", "started", "status",
+            *(f"params.{p}" for p in params), *(f"metrics.{m}" for m in metrics), "best",
+        ]
+    )  # fmt: skip
+    for run in comparison.runs:
+        row = [run.id, run.short_id, run.commit, run.started, run.status]
+        row += [run.params.get(p, "") for p in params]
+        row += [run.metrics.get(m, "") for m in metrics]
+        row.append(";".join(m for m in metrics if comparison.is_best(run.id, m)))
+        writer.writerow([_csv_value(c) for c in row])
+    return out.getvalue()
