@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import prov, runs_json
+from conftest import git, prov, runs_json
 
 from git_prov.capture.values_files import read_values_file
 from git_prov.cli import cli
@@ -231,6 +231,68 @@ def test_bash_completes_git_prov_and_git_space_prov(tmp_path: Path) -> None:
     assert "--format" in lines["options"].split()
     if git_completion.exists():
         assert lines["git's completion"].split() == lines["direct"].split()
+
+
+def _complete_in(cwd: Path, words: str, shell: str = "bash") -> list[str]:
+    """What the real entry point answers a completion request in ``cwd`` (the protocol
+    click's scripts speak: COMP_WORDS, COMP_CWORD, _GIT_PROV_COMPLETE)."""
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    env["_GIT_PROV_COMPLETE"] = f"{shell}_complete"
+    proc = subprocess.run(
+        [PY, "-m", "git_prov"], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return [line for line in proc.stdout.splitlines() if line]  # (no items: one blank line)
+
+
+def test_run_ids_complete(repo: Path, tmp_path: Path) -> None:
+    from factories import make_record
+
+    from git_prov.model.ids import short_run_id
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import open_repo
+
+    head = git(repo, "rev-parse", "HEAD")
+    older = make_record(head, id="20260101T000000.000Z-1c0ffee1")
+    newer = make_record(head, id="20260102T000000.000Z-1cafe002", command="evil \x1b]0;x\x07")
+    other = make_record(head, id="20260103T000000.000Z-2bad0003")
+    Ledger(open_repo(repo)).write([(head, r) for r in (older, newer, other)], keep=[head])
+
+    # Short ids (what `git prov log` shows) complete to short ids, newest first.
+    assert _complete_in(repo, "git-prov show 1c") == ["plain,1cafe002", "plain,1c0ffee1"]
+    assert _complete_in(repo, "git-prov diff 1cafe002 2b") == ["plain,2bad0003"]
+    assert _complete_in(repo, "git-prov show ") == [
+        f"plain,{short_run_id(r.id)}" for r in (other, newer, older)
+    ]
+    # A full id's prefix completes to full ids; -C DIR is where the runs are looked up.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert _complete_in(outside, f"git-prov -C {repo} get 20260101") == [f"plain,{older.id}"]
+    assert _complete_in(outside, "git-prov show 1c") == []  # not a repository: nothing
+    # zsh and fish show what each run was: ledger text, escaped like any record text.
+    zsh = _complete_in(repo, "git-prov reproduce 1ca", "zsh")
+    assert zsh == ["plain", "1cafe002", "ok evil \\x1b]0;x\\x07"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completes_run_ids_after_git_space_prov(repo: Path, tmp_path: Path) -> None:
+    from factories import write_run
+
+    run = write_run(repo)
+    short = run.id.rsplit("-", 1)[1]
+    script = tmp_path / "git-prov.bash"
+    script.write_text(completion_script("bash"))
+    probe = f"""
+        source {script}
+        words=(git prov show {short[:3]}); cword=3; COMPREPLY=()
+        _git_prov
+        echo "via git: ${{COMPREPLY[*]}}"
+    """
+    env = {**os.environ, "PATH": f"{_git_prov_shim(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", probe], cwd=repo, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"via git: {short}"]
 
 
 # ---- man page ----------------------------------------------------------------------------------

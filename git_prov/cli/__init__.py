@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from git_prov import __version__
 from git_prov.entry import COMPLETE_ENV, debug_wanted, report_failure
 from git_prov.errors import EXIT_INTERRUPTED, NotFound, UsageProblem
 from git_prov.terminal import echo
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PATHSPEC_COMMANDS = ("log",)
@@ -89,6 +92,21 @@ class LazyGroup(click.Group):
         for module in LAZY_COMMANDS.get(cmd_name, ()):
             importlib.import_module(f"git_prov.cli.{module}")  # registers on `cli`
         return super().get_command(ctx, cmd_name)
+
+
+def complete_run(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a RUN argument: the run ids starting with what was typed
+    (:mod:`git_prov.query.completion`), in the directory ``-C DIR`` names if given."""
+    from click.shell_completion import CompletionItem
+
+    from git_prov.query.completion import complete_runs
+
+    root = ctx.find_root()
+    directory = root.params.get("directory")
+    cwd = Path(directory) if isinstance(directory, str) else None
+    return [CompletionItem(c.value, help=c.about) for c in complete_runs(incomplete, cwd)]
 
 
 def _open(directory: Path | None = None) -> Any:
@@ -507,7 +525,7 @@ def log_command(
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("spec", metavar="RUN|COMMIT", default="HEAD")
+@click.argument("spec", metavar="RUN|COMMIT", default="HEAD", shell_complete=complete_run)
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.option("--env", "full_env", is_flag=True, help="List every package and variable.")
 @click.option("--all-files", is_flag=True, help="List every data file.")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.cli import CONTEXT, State, _open, cli, complete_run
 from git_prov.terminal import echo
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("spec", metavar="RUN")
+@click.argument("spec", metavar="RUN", shell_complete=complete_run)
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
     "-o",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.cli import CONTEXT, State, _open, cli, complete_run
 from git_prov.terminal import echo
 
 SHELLS = ("bash", "zsh", "fish")
@@ -56,7 +56,7 @@ zstyle ':completion:*:*:git:*' user-commands prov:'record experiment runs with t
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("runs", nargs=-1, metavar="[RUN|COMMIT]...")
+@click.argument("runs", nargs=-1, metavar="[RUN|COMMIT]...", shell_complete=complete_run)
 @click.option(
     "-f",
     "--format",

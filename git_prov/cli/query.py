@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, _page, _report_problems, cli
+from git_prov.cli import CONTEXT, State, _open, _page, _report_problems, cli, complete_run
 from git_prov.errors import EXIT_FINDING, NotFound, UsageProblem
 from git_prov.terminal import csv_view, echo, isatty, view, views
 
@@ -452,7 +452,7 @@ def env_group() -> None:
 
 @env_group.command(name="tag", context_settings=CONTEXT)
 @click.argument("name")
-@click.argument("target", metavar="RUN|ENV", required=False)
+@click.argument("target", metavar="RUN|ENV", required=False, shell_complete=complete_run)
 @click.option("-f", "--force", is_flag=True, help="Move the tag if it names another environment.")
 @click.option("-d", "--delete", is_flag=True, help="Delete the tag.")
 @click.pass_obj
@@ -561,8 +561,8 @@ def env_show(state: State, spec: str, as_json: bool) -> int:
 
 
 @cli.command(name="diff", context_settings=CONTEXT)
-@click.argument("run_a", metavar="RUN_A")
-@click.argument("run_b", metavar="RUN_B")
+@click.argument("run_a", metavar="RUN_A", shell_complete=complete_run)
+@click.argument("run_b", metavar="RUN_B", shell_complete=complete_run)
 @click.option("--patch", "-p", is_flag=True, help="Show the full source patch, not just --stat.")
 @_JSON
 @click.pass_obj
@@ -587,7 +587,7 @@ def diff_command(state: State, run_a: str, run_b: str, patch: bool, as_json: boo
 
 
 @cli.command(name="check", context_settings=CONTEXT)
-@click.argument("run", metavar="[RUN]", required=False)
+@click.argument("run", metavar="[RUN]", required=False, shell_complete=complete_run)
 @click.option("--no-code", is_flag=True, help="Do not compare the source code.")
 @click.option("--no-data", is_flag=True, help="Do not re-hash the inputs.")
 @click.option("--no-env", is_flag=True, help="Do not compare the environment.")

@@ -10,13 +10,13 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, _progress, cli
+from git_prov.cli import CONTEXT, State, _open, _progress, cli, complete_run
 from git_prov.model.record import printable
 from git_prov.terminal import echo, view
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("spec", metavar="RUN")
+@click.argument("spec", metavar="RUN", shell_complete=complete_run)
 @click.option(
     "--worktree",
     type=click.Path(file_okay=False, path_type=Path),

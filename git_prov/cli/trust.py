@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.cli import CONTEXT, State, _open, cli, complete_run
 from git_prov.errors import EXIT_FINDING, UsageProblem
 from git_prov.terminal import echo
 
@@ -27,7 +27,7 @@ STATUS_COLOR = {
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@click.argument("runs", nargs=-1, metavar="[RUN]...", shell_complete=complete_run)
 @_JSON
 @click.option(
     "--strict",
@@ -90,7 +90,7 @@ def verify(state: State, runs: tuple[str, ...], as_json: bool, strict: bool) -> 
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("runs", nargs=-1, metavar="[RUN]...")
+@click.argument("runs", nargs=-1, metavar="[RUN]...", shell_complete=complete_run)
 @click.option(
     "--older-than",
     metavar="AGE",
