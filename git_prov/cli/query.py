@@ -324,7 +324,7 @@ _SELECTING = (
 
 
 @cli.command(name="compare", context_settings=CONTEXT)
-@click.argument("specs", nargs=-1, metavar="[RUN|REVISION]...")
+@click.argument("specs", nargs=-1, metavar="[RUN|REVISION]...", shell_complete=complete_run)
 @click.option(
     "--maximize",
     multiple=True,
