@@ -4,6 +4,7 @@ and notebook detection — on real repositories, through the same library the CL
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -298,6 +299,42 @@ def test_notebook_detection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert nb.detect_notebook({"JPY_SESSION_NAME": str(tmp_path)}, tmp_path) is None
     # A kernel whose front end says nothing (an old server): no notebook, no error.
     assert nb.detect_notebook({}, tmp_path) is None
+
+
+def _book(path: Path, *cells: str | list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"cells": [{"cell_type": "code", "source": c} for c in cells], "nbformat": 4}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_headless_notebook_is_the_one_holding_the_running_cell(tmp_path: Path) -> None:
+    cell = "with git_prov.run() as run:\n    train()\n"
+    book = _book(tmp_path / "nb" / "train.ipynb", "import git_prov", cell.splitlines(True))
+    _book(tmp_path / "nb" / "other.ipynb", "print('other')")
+    here = book.parent
+    # Executed in its directory (nbclient, nbconvert): the one notebook there with the cell.
+    assert nb.headless_notebook(cell, (tmp_path, ["python", "-m", "pytest"]), here) == book
+    assert nb.headless_notebook("print('not in any')", None, here) is None
+    assert nb.headless_notebook("", None, here) is None
+    # Two notebooks holding it (a copy): no answer rather than a guess.
+    copy = _book(here / "train-Copy1.ipynb", cell)
+    assert nb.headless_notebook(cell, None, here) is None
+    # Named on the executing command line (papermill IN OUT): the first named that has it,
+    # relative to that process's directory, wherever the kernel runs.
+    papermill = ["papermill", "nb/train-Copy1.ipynb", "out/train.ipynb"]
+    assert nb.headless_notebook(cell, (tmp_path, papermill), tmp_path / "elsewhere") == copy
+    jupyter = ["jupyter-nbconvert", "--execute", "--to", "notebook", "train.ipynb"]
+    assert nb.headless_notebook(cell, (here, jupyter), here) == book
+
+
+def test_the_executing_process_is_read_from_jpy_parent_pid(tmp_path: Path) -> None:
+    found = nb._parent_argv({"JPY_PARENT_PID": str(os.getpid())})
+    if not Path("/proc/self/cmdline").exists():
+        assert found is None  # no /proc: the directory is all there is
+        return
+    assert found is not None
+    assert found[0] == Path.cwd() and found[1] == [a for a in sys.orig_argv if a]
 
 
 def test_a_run_in_a_notebook_records_the_notebook_and_the_kernels_python(

@@ -119,3 +119,32 @@ def test_python_template_end_to_end(repo: Path) -> None:
     assert "nothing drifted" in check.stdout
     ci = _shell(repo, _workflow_check_step(repo))
     assert ci.returncode == 0 and "nothing drifted" in ci.stdout, ci.stdout + ci.stderr
+
+
+def test_notebook_template_end_to_end_executed_headless(repo: Path) -> None:
+    """The notebook records itself with git_prov.run() while nbclient executes it, as CI
+    does (`jupyter execute`, nbconvert --execute and papermill all drive nbclient): the
+    run is recorded as that notebook, not as the kernel launcher's command line."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    out = prov(repo, "init", "--template", "notebook").stdout
+    assert "template notebook: analysis.ipynb: written" in out
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "start from the notebook template")
+
+    book = nbformat.read(repo / "analysis.ipynb", as_version=4)
+    nbclient.NotebookClient(book, resources={"metadata": {"path": str(repo)}}).execute()
+    printed = "".join(o.get("text", "") for o in book.cells[2].outputs)
+    assert printed.startswith("recorded run ")
+
+    [run] = runs_json(repo)
+    assert run["command"] == "notebook analysis.ipynb"
+    assert run["short_id"] in printed
+    assert set(run["params"]) == {"bins"} and set(run["metrics"]) == {"mean", "n"}
+    show = prov(repo, "show", str(run["id"])).stdout
+    for path in ("analysis.ipynb", "data/values.csv", "results/histogram.json"):
+        assert path in show, path
+    assert git(repo, "status", "--porcelain") == ""
+    check = prov(repo, "check", check=False)
+    assert check.returncode == 0 and "nothing drifted" in check.stdout, check.stdout
