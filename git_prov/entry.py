@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # (errors is imported only when one is reported: start-up)
     from git_prov.errors import ProvError
 
 # The commands run without click, with the options each takes: the same as
-# git_prov/cli/sync.py declares (a test holds the two equal). Only --attempts takes a value.
+# git_prov/cli/sync.py declares (a test holds the two equal). Only --attempts and --timeout
+# take a value: a whole number, 1 or more.
 QUICK_OPTIONS = {
     "fetch": frozenset({"--no-remap", "--json", "--data"}),
-    "push": frozenset({"--attempts", "--json", "--data"}),
-    "sync": frozenset({"--attempts", "--no-remap", "--json", "--data"}),
+    "push": frozenset({"--attempts", "--timeout", "--json", "--data"}),
+    "sync": frozenset({"--attempts", "--timeout", "--no-remap", "--json", "--data"}),
 }
+VALUE_OPTIONS = frozenset({"--attempts", "--timeout"})
 GLOBAL_FLAGS = frozenset({"--no-pager", "--debug"})  # no effect on these commands
 COLORS = ("auto", "always", "never")
 # GIT_PROV_DEBUG values click reads as a boolean in every version (it rejects others).
@@ -47,6 +49,7 @@ class QuickCall(NamedTuple):
     attempts: int | None
     directory: str | None  # -C DIR
     color: str  # --color
+    timeout: int | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -103,7 +106,7 @@ def parse_quick(args: Sequence[str]) -> QuickCall | None:
     command, accepted = args[at], QUICK_OPTIONS[args[at]]
     positional: list[str] = []
     given: set[str] = set()
-    attempts = None
+    values: dict[str, int] = {}
     rest = args[at + 1 :]
     while rest:
         arg, rest = rest[0], rest[1:]
@@ -114,20 +117,28 @@ def parse_quick(args: Sequence[str]) -> QuickCall | None:
         if name not in accepted or name in given:
             return None  # unknown to the command, or given twice: click's call
         given.add(name)
-        if name == "--attempts":
+        if name in VALUE_OPTIONS:
             if not equals:
                 if not rest:
                     return None
                 value, rest = rest[0], rest[1:]
             if not (value.isascii() and value.isdigit() and int(value) >= 1):
                 return None
-            attempts = int(value)
+            values[name] = int(value)
         elif equals:
             return None  # a flag takes no value
     if len(positional) > 1:
         return None
-    flags = frozenset(given - {"--attempts"})
-    return QuickCall(command, tuple(positional), flags, attempts, directory, color)
+    flags = frozenset(given - VALUE_OPTIONS)
+    return QuickCall(
+        command,
+        tuple(positional),
+        flags,
+        values.get("--attempts"),
+        directory,
+        color,
+        values.get("--timeout"),
+    )
 
 
 def run_quick(call: QuickCall, *, debug: bool) -> int:
@@ -153,12 +164,18 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
             )
         if call.command == "push":
             return commands.push_command(
-                remote, attempts=call.attempts, as_json=as_json, echo=echo, data=data
+                remote,
+                attempts=call.attempts,
+                timeout=call.timeout,
+                as_json=as_json,
+                echo=echo,
+                data=data,
             )
         if call.command == "sync":
             return commands.sync_command(
                 remote,
                 attempts=call.attempts,
+                timeout=call.timeout,
                 no_remap=no_remap,
                 as_json=as_json,
                 echo=echo,

@@ -10,7 +10,8 @@ is what the server said). The refs that travel:
   (:mod:`git_prov.store.merge`). Nothing is ever fetched straight into a ledger ref.
 
 Every rejected push (someone pushed first, a lost ref lock, a stale old value, a declining
-hook) is answered by fetch + merge + retry, a bounded number of times with jittered backoff.
+hook) is answered by fetch + merge + retry with fully jittered backoff, until the push lands or
+a time bound (:func:`sync_timeout`, 60 s by default) is reached.
 After a merge brings runs, the ``git log`` display is refreshed for the commits whose notes
 changed, and (``fetch``/``sync``) :func:`git_prov.rewrite.remap` attaches arrived runs
 whose commits were rewritten elsewhere (a hosting service's squash merge).
@@ -33,7 +34,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-from git_prov.errors import CorruptLedger, ProvError, RemoteProblem, RepositoryProblem
+from git_prov.errors import (
+    CorruptLedger,
+    ProvError,
+    RemoteProblem,
+    RepositoryProblem,
+    UsageProblem,
+)
 from git_prov.model.notepath import note_commit
 from git_prov.store.gitcli import (
     PROV_DIR,
@@ -54,10 +61,13 @@ if TYPE_CHECKING:
 # The same names as git_prov.store.ledger (not imported: that module loads pygit2).
 NOTES_REF = "refs/notes/prov"
 OBJECTS_REF = "refs/prov/objects"
-DEFAULT_ATTEMPTS = 12
+# A rejected push is retried until it lands or DEFAULT_TIMEOUT seconds have passed (git config
+# prov.syncTimeout, --timeout), and at most --attempts times when that is given.
+DEFAULT_TIMEOUT = 60.0
+TIMEOUT_KEY = "prov.synctimeout"  # (git config --get-regexp prints keys in lower case)
 FETCH_ATTEMPTS = 4
 BACKOFF_BASE = 0.05  # seconds; doubled per attempt, capped, fully jittered
-BACKOFF_CAP = 1.5
+BACKOFF_CAP = 2.0
 # Set in the environment of every git we start; the pre-push hook does nothing under it.
 HOOK_GUARD_ENV = "GIT_PROV_IN_PUSH"
 MERGE_MESSAGE = "git-prov: merge provenance from {remote}"
@@ -66,7 +76,7 @@ RUN_COUNT_KEPT = 4  # trees whose run count is remembered
 # The JSON of a run record always holds this (canonical JSON: no spaces, sorted keys); the
 # same test as git_prov.store.merge.count_run_lines, which a test keeps in step.
 RUN_MARK = '"kind":"run"'
-_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote)$"
+_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote|prov\.synctimeout)$"
 # LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
 _GIT_ENV = {"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"}
 _REF_FORMAT = "--format=%(objectname) %(objecttype) %(tree) %(refname)"
@@ -761,6 +771,19 @@ _RACE = (
     "already exists",
     "failed to write",
 )
+# git's reasons for refusing a ref update before sending it (enum ref_status in git's
+# remote.h), as "atomic push failed for ref R. status: N" reports them: all mean "the remote
+# moved; fetch, merge and push again".
+_RACE_STATUSES = {
+    2: "non-fast-forward",
+    3: "already exists",
+    5: "fetch first",
+    6: "needs force",
+    7: "stale info",
+    9: "remote ref updated since checkout",
+}
+_ATOMIC_FAILED = re.compile(r"atomic push failed for ref \S+\. status: (?P<status>\d+)")
+_REJECTED = re.compile(r"^\[(?:remote )?rejected\] \((?P<why>.*)\)$")
 _STATUS_LINE = re.compile(
     r"^(?P<flag>[ +\-*!=])\t(?P<src>[^\t]*):(?P<dst>[^\t]*)\t"
     r"(?P<summary>.*)$"
@@ -816,11 +839,20 @@ def _push_once(
         match = _STATUS_LINE.match(line)
         if match and match["dst"] in tips:
             statuses[match["dst"]] = (match["flag"], match["summary"])
-    if set(statuses) != set(tips):
-        # git said nothing about our refs: it failed before (connection, access, …).
+    if set(statuses) != set(tips) and not any(flag == "!" for flag, _ in statuses.values()):
+        # git said nothing about our refs: either it refused the update itself before
+        # sending anything ("atomic push failed for ref …. status: N", which is all some
+        # transports print), or it failed before (connection, access, …).
+        refused = _ATOMIC_FAILED.search(err)
+        if refused is not None and int(refused["status"]) in _RACE_STATUSES:
+            return _PushOutcome(False, reason=_RACE_STATUSES[int(refused["status"])], race=True)
         if "shallow" in err.lower():
             raise _shallow_problem(remote, err.strip().splitlines()[-1])
         raise _transport_problem("pushing provenance to", remote, proc.stderr)
+    for ref in tips:
+        # Over smart HTTP git reports only the ref that failed an --atomic push; the
+        # others failed with it.
+        statuses.setdefault(ref, ("!", "[rejected] (atomic push failed)"))
     rejected = [(ref, summary) for ref, (flag, summary) in statuses.items() if flag == "!"]
     if not rejected and proc.returncode == 0:
         notes = statuses.get(NOTES_REF)
@@ -845,7 +877,9 @@ def _push_once(
         )
     # With --atomic the innocent refs say "atomic push failed": report the real reason.
     real = [s for _, s in rejected if "atomic push failed" not in s] or [rejected[0][1]]
-    reason = real[0]
+    reason = real[0].strip()
+    if (said := _REJECTED.match(reason)) is not None:
+        reason = said["why"]  # "[rejected] (fetch first)" → "fetch first"
     if "shallow" in reason.lower():
         raise _shallow_problem(remote, reason)
     return _PushOutcome(False, reason=reason, race=any(word in reason.lower() for word in _RACE))
@@ -860,16 +894,21 @@ def _backoff(attempt: int) -> float:
 def _push_with_retries(
     repo: SyncRepo,
     remote: str,
-    attempts: int,
+    attempts: int | None,
     sleep: Callable[[float], None] = time.sleep,
     refs: Mapping[str, Tip] | None = None,
+    timeout: float | None = None,
 ) -> PushResult:
-    """Push, and answer each rejection with fetch + merge + push again.
+    """Push, and answer each rejection with fetch + merge + push again, until the push
+    lands, ``attempts`` pushes were made (None: no such bound) or ``timeout`` seconds
+    have passed (None: :func:`sync_timeout`).
 
     Only a rejection loads pygit2 (for the merge): a push git accepts as a fast-forward
     proves the remote held nothing we lack; git moves the tracking refs to what it pushed
     (:func:`_push_once`), and the runs pushed are counted from the notes that changed.
     """
+    started = time.monotonic()
+    bound = sync_timeout(repo) if timeout is None else timeout
     tracking = tracking_refs(remote)
     names = _push_refs(remote)
     state = dict(refs) if refs is not None else read_refs(repo, names)
@@ -881,7 +920,9 @@ def _push_with_retries(
     had = tracking[NOTES_REF] in state
     lfs_sent: set[str] = set()
     lfs_missing: set[str] = set()
-    for attempt in range(1, max(1, attempts) + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         local = {ref: tip for ref in (OBJECTS_REF, NOTES_REF) if (tip := _ledger_tip(state, ref))}
         if not local:
             return PushResult(remote, had, 0, 0, attempt, True, fetched.runs_added)
@@ -928,9 +969,10 @@ def _push_with_retries(
                 f"a server-side hook or rule rejects pushes to {NOTES_REF} or "
                 f"{OBJECTS_REF}; ask its administrators to allow them",
             )
-        if attempt == attempts:
+        delay = _backoff(attempt)
+        if attempt == attempts or time.monotonic() - started + delay >= bound:
             break
-        sleep(_backoff(attempt))
+        sleep(delay)
         remote_state = tuple(state.get(t) for t in tracking.values())
         had_now, forced, after = _fetch_tracking(repo, remote)
         had = had or had_now
@@ -942,12 +984,42 @@ def _push_with_retries(
         state = read_refs(repo, names)
         unchanged = remote_state == tuple(state.get(t) for t in tracking.values())
         refused_unchanged = reason if unchanged and not outcome.race else None
+    elapsed = time.monotonic() - started
+    spent = f"{attempt} attempts in {elapsed:.1f} s"
+    if attempt == attempts:
+        bound_hit = f"the --attempts {attempts} bound"
+        more = "give more --attempts (or none: the time bound alone)"
+    else:
+        bound_hit = f"the {bound:g} s bound"
+        more = "allow more time with --timeout SECONDS or `git config prov.syncTimeout SECONDS`"
     raise RemoteProblem(
-        f"could not push provenance to {remote}: still rejected after {attempts} attempts "
-        f"({reason})",
-        "others may be pushing at the same moment: run `git prov sync` again, or give "
-        "more --attempts",
+        f"could not push provenance to {remote}: {spent} were all rejected, the last "
+        f"({reason}) at {bound_hit}; "
+        + (
+            "others kept pushing to it first — nothing is lost, your runs stay here"
+            if outcome.race
+            else "the remote kept changing while refusing our push"
+        ),
+        f"run `git prov sync {remote}` again, or {more}",
     )
+
+
+def sync_timeout(repo: RepoLike) -> float:
+    """How long a push keeps retrying rejections, in seconds: ``git config
+    prov.syncTimeout`` when it is a positive number, else :data:`DEFAULT_TIMEOUT`."""
+    values = SyncRepo.open(repo).config().get(TIMEOUT_KEY, [])
+    if values:
+        try:
+            value = float(values[-1])
+        except ValueError:
+            value = 0.0
+        if value > 0 and value == value:  # (not NaN)
+            return value
+        raise UsageProblem(
+            f"git config prov.syncTimeout is {values[-1]!r}, not a number of seconds",
+            "set it to a positive number, e.g. `git config prov.syncTimeout 120`",
+        )
+    return DEFAULT_TIMEOUT
 
 
 def _upload_lfs(
@@ -1002,14 +1074,20 @@ def _runs_pushed(repo: SyncRepo, base: str | None, tree: str | None) -> int:
 
 
 def push(
-    repo: RepoLike, remote: str | None = None, *, attempts: int = DEFAULT_ATTEMPTS
+    repo: RepoLike,
+    remote: str | None = None,
+    *,
+    attempts: int | None = None,
+    timeout: float | None = None,
 ) -> PushResult:
     """Push the local ledger to ``remote`` (objects first, atomically, never forced).
-    A rejected push is answered by fetch + merge + retry, at most ``attempts`` times."""
+    A rejected push is answered by fetch + merge + retry with jittered backoff, for at
+    most ``timeout`` seconds (default :func:`sync_timeout`) and, when given, at most
+    ``attempts`` pushes."""
     sync_repo, opened = SyncRepo._open(repo)
     name = resolve_remote(sync_repo, remote)
     refs = _refs_of(sync_repo, _push_refs(name), opened)
-    return _push_with_retries(sync_repo, name, attempts, refs=refs)
+    return _push_with_retries(sync_repo, name, attempts, refs=refs, timeout=timeout)
 
 
 def _push_refs(remote: str) -> list[str]:
@@ -1021,7 +1099,8 @@ def sync(
     repo: RepoLike,
     remote: str | None = None,
     *,
-    attempts: int = DEFAULT_ATTEMPTS,
+    attempts: int | None = None,
+    timeout: float | None = None,
     remap: bool = True,
 ) -> SyncResult:
     """Bring the local ledger and ``remote``'s to the same union of runs.
@@ -1029,7 +1108,8 @@ def sync(
     When there is something to push, the push goes first: git accepts it only as a
     fast-forward, which proves the remote holds nothing we lack, so the common case costs
     one round trip (and no pygit2). A rejection (or nothing new to push) means fetch +
-    merge first, then push what the merge made. ``attempts`` bounds the pushes. When runs
+    merge first, then push what the merge made. ``attempts`` and ``timeout`` bound the
+    retries as for :func:`push`. When runs
     arrived and ``remap``, they are remapped as by :func:`fetch`, and the attachments that
     writes are pushed as well.
     """
@@ -1057,8 +1137,10 @@ def sync(
                 object_conflicts=fetched.object_conflicts,
                 rewritten=fetched.rewritten,
             )
-            return _remap_and_push(sync_repo, result, attempts, notes_before) if remap else result
-    pushed = _push_with_retries(sync_repo, name, attempts, refs=refs)
+            if remap:
+                return _remap_and_push(sync_repo, result, attempts, timeout, notes_before)
+            return result
+    pushed = _push_with_retries(sync_repo, name, attempts, refs=refs, timeout=timeout)
     before = fetched or FetchResult(name, pushed.had_provenance, 0, 0)
     result = SyncResult(
         remote=name,
@@ -1073,18 +1155,22 @@ def sync(
         lfs_uploaded=pushed.lfs_uploaded,
         lfs_missing=pushed.lfs_missing,
     )
-    return _remap_and_push(sync_repo, result, attempts, notes_before) if remap else result
+    return _remap_and_push(sync_repo, result, attempts, timeout, notes_before) if remap else result
 
 
 def _remap_and_push(
-    repo: SyncRepo, result: SyncResult, attempts: int, before: Tip | None
+    repo: SyncRepo,
+    result: SyncResult,
+    attempts: int | None,
+    timeout: float | None,
+    before: Tip | None,
 ) -> SyncResult:
     """Remap the runs a sync brought; push the attachments that wrote, so the remote and
     we still hold the same ledger."""
     remapped, problem = _remap_arrived(repo, result.runs_fetched, before)
     if not remapped:
         return result._replace(remap_problem=problem)
-    again = _push_with_retries(repo, result.remote, attempts)
+    again = _push_with_retries(repo, result.remote, attempts, timeout=timeout)
     return result._replace(
         runs_fetched=result.runs_fetched + again.runs_fetched,
         runs_pushed=result.runs_pushed + again.runs_pushed,
@@ -1280,7 +1366,7 @@ def hook_pre_push(
     url: str,
     stdin_lines: Sequence[str],
     *,
-    attempts: int = DEFAULT_ATTEMPTS,
+    attempts: int | None = None,
 ) -> HookResult:
     """The pre-push hook: push provenance to the remote the user is pushing to.
 

@@ -66,12 +66,18 @@ def fetch_command(
 
 
 def push_command(
-    remote: str | None, *, attempts: int | None, as_json: bool, echo: Echo, data: bool = False
+    remote: str | None,
+    *,
+    attempts: int | None,
+    as_json: bool,
+    echo: Echo,
+    data: bool = False,
+    timeout: int | None = None,
 ) -> int:
     """``git prov push``: push provenance to ``remote`` (with ``data``, kept data first);
     exit status."""
     moved = _data(remote, push=True, fetch=False) if data else []
-    result = sync.push(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS)
+    result = sync.push(HERE, remote, attempts=attempts, timeout=timeout)
     if as_json:
         echo(to_json(result, moved))
     elif result.up_to_date and not result.runs_total:
@@ -103,10 +109,11 @@ def sync_command(
     echo: Echo,
     style: Style,
     data: bool = False,
+    timeout: int | None = None,
 ) -> int:
     """``git prov sync``: fetch, merge and push provenance (with ``data``, kept data too);
     exit status."""
-    result = sync.sync(HERE, remote, attempts=attempts or sync.DEFAULT_ATTEMPTS, remap=not no_remap)
+    result = sync.sync(HERE, remote, attempts=attempts, timeout=timeout, remap=not no_remap)
     moved = _data(remote, push=True, fetch=True) if data else []
     if as_json:
         echo(to_json(result, moved))

@@ -98,12 +98,29 @@ def lfs_server(
     missing = lfs_server_missing()
     if missing is not None:
         pytest.skip(f"no LFS server: {missing}")
+    yield from _server(tmp_path_factory, monkeypatch, lfs=True)
+
+
+@pytest.fixture
+def http_server(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LfsServer]:
+    """A git smart-HTTP host (``git http-backend``) on 127.0.0.1 without the LFS side, for
+    one test: :meth:`LfsServer.create_repo` makes its repositories."""
+    if importlib.util.find_spec("werkzeug") is None:
+        pytest.skip("werkzeug is not installed (pip install -e '.[test]')")
+    yield from _server(tmp_path_factory, monkeypatch, lfs=False)
+
+
+def _server(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, *, lfs: bool
+) -> Iterator[LfsServer]:
     # A refused request must fail, not wait for someone to type a password.
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
-    root = tmp_path_factory.mktemp("lfs-server")
+    root = tmp_path_factory.mktemp("lfs-server" if lfs else "http-server")
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, __file__, str(root)],
+        [sys.executable, __file__, str(root), *([] if lfs else ["--git-only"])],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -219,23 +236,24 @@ def _git_http_backend(project_root: Path) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def serve(root: Path) -> None:
-    """Serve giftless and git http-backend on 127.0.0.1 (a free port) until terminated."""
+def serve(root: Path, lfs: bool = True) -> None:
+    """Serve giftless (unless not ``lfs``) and git http-backend on 127.0.0.1 (a free port)
+    until terminated."""
     from werkzeug.serving import make_server
 
     (root / "git").mkdir(exist_ok=True)
     (root / "lfs").mkdir(exist_ok=True)
-    giftless = _giftless_app(root / "lfs")
+    giftless = _giftless_app(root / "lfs") if lfs else None
     git_backend = _git_http_backend(root / "git")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if "/info/lfs/" in environ.get("PATH_INFO", ""):
+        if giftless is not None and "/info/lfs/" in environ.get("PATH_INFO", ""):
             return giftless(environ, start_response)  # type: ignore[no-any-return]
         return git_backend(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
-    print(json.dumps({"url": url, "token": client_token()}), flush=True)
+    print(json.dumps({"url": url, "token": client_token() if lfs else ""}), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 
@@ -244,4 +262,4 @@ if __name__ == "__main__":
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(Path(sys.argv[1]))
+    serve(Path(sys.argv[1]), lfs="--git-only" not in sys.argv[2:])

@@ -375,7 +375,7 @@ def test_the_quick_parser_knows_the_options_click_declares() -> None:
         assert options(command) == accepted, name
         assert arguments(command) == [("remote", False)], name
         for p in command.params:
-            if p.name == "attempts":  # the quick parser takes only 1, 2, …
+            if p.name in ("attempts", "timeout"):  # the quick parser takes only 1, 2, …
                 assert isinstance(p.type, click.IntRange) and p.type.min == 1
     hook = cli.commands["hook"]
     assert isinstance(hook, click.Group)

@@ -275,9 +275,17 @@ def test_retries_are_bounded_when_the_rejection_is_a_race(
     assert _state(a) == _state(remote)
     beat_us["left"] = 99  # now someone always wins: we give up after the bound
     write_runs(a, 1)
-    with pytest.raises(RemoteProblem, match="still rejected after 3 attempts"):
+    with pytest.raises(RemoteProblem, match=r"3 attempts in .* s were all rejected") as caught:
         sync.push(open_repo(a), attempts=3)
     assert beat_us["left"] == 96
+    assert "the --attempts 3 bound; others kept pushing to it first" in str(caught.value)
+    # Without --attempts, the time bound stops it, and says so.
+    with pytest.raises(RemoteProblem) as caught:
+        sync.push(open_repo(a), timeout=0.5)
+    said = str(caught.value)
+    assert "(fetch first) at the 0.5 s bound; others kept pushing to it first" in said
+    assert "--timeout SECONDS" in said and "prov.syncTimeout" in said
+    assert said.startswith(f"could not push provenance to origin: {96 - beat_us['left']} attempts")
 
 
 def test_a_missing_remote_exits_8(remote: Path, tmp_path: Path) -> None:

@@ -22,7 +22,15 @@ _ATTEMPTS = click.option(
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Give up after N rejected pushes (default: 12).",
+    help="Give up after N rejected pushes (default: no such bound; --timeout bounds them).",
+)
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Stop retrying rejected pushes after SECONDS "
+    "(default: git config prov.syncTimeout, else 60).",
 )
 _DATA = click.option(
     "--data",
@@ -61,23 +69,34 @@ def fetch(state: State, remote: str | None, no_remap: bool, data: bool, as_json:
 @cli.command(context_settings=CONTEXT)
 @_REMOTE
 @_ATTEMPTS
+@_TIMEOUT
 @_DATA
 @_JSON
 @click.pass_obj
-def push(state: State, remote: str | None, attempts: int | None, data: bool, as_json: bool) -> int:
+def push(
+    state: State,
+    remote: str | None,
+    attempts: int | None,
+    timeout: int | None,
+    data: bool,
+    as_json: bool,
+) -> int:
     """Push your provenance to REMOTE.
 
-    If others pushed first, their runs are fetched and merged, then the push is retried.
-    Never forced.
+    If others pushed first, their runs are fetched and merged, then the push is retried
+    with random backoff until it lands or --timeout runs out. Never forced.
     """
     from git_prov.sync_commands import push_command
 
-    return push_command(remote, attempts=attempts, as_json=as_json, echo=echo, data=data)
+    return push_command(
+        remote, attempts=attempts, timeout=timeout, as_json=as_json, echo=echo, data=data
+    )
 
 
 @cli.command(name="sync", context_settings=CONTEXT)
 @_REMOTE
 @_ATTEMPTS
+@_TIMEOUT
 @_NO_REMAP
 @_DATA
 @_JSON
@@ -86,6 +105,7 @@ def sync_command(
     state: State,
     remote: str | None,
     attempts: int | None,
+    timeout: int | None,
     no_remap: bool,
     data: bool,
     as_json: bool,
@@ -99,6 +119,7 @@ def sync_command(
     return run_sync(
         remote,
         attempts=attempts,
+        timeout=timeout,
         no_remap=no_remap,
         as_json=as_json,
         echo=echo,
