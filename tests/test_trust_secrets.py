@@ -215,3 +215,51 @@ def test_no_token_reaches_the_object_database(repo: Path, monkeypatch: pytest.Mo
     assert stored.count(REDACTED.encode()) > 10 * len(tokens)
     for token in _all_tokens():
         assert _secret_part(token).encode() not in stored, f"{token[:8]}… was stored"
+
+
+def test_secret_file_quick_rejection_agrees_with_the_patterns() -> None:
+    import fnmatch
+
+    from git_prov.trust.secrets import DEFAULT_SECRET_FILES, secret_file
+
+    def plain(path: str, patterns: tuple[str, ...]) -> bool:
+        name = path.rpartition("/")[2]
+        for pattern in reversed(patterns):
+            body = pattern.removeprefix("!")
+            if "/" in body:
+                body = body.removeprefix("/")
+                hit = fnmatch.fnmatchcase(path, body) or fnmatch.fnmatchcase(path, "*/" + body)
+            else:
+                hit = fnmatch.fnmatchcase(name, body)
+            if hit:
+                return not pattern.startswith("!")
+        return False
+
+    sets = [
+        DEFAULT_SECRET_FILES,
+        (*DEFAULT_SECRET_FILES, "a[b", "x?y", "conf/*.key", "!keep.pem", "[!k]ey]"),
+        ("*", "!*.txt"),
+    ]
+    paths = [
+        "a/.env",
+        ".env.example",
+        "k/id_rsa.pub",
+        "a[b",
+        "x.y",
+        "xzy",
+        "conf/s.key",
+        "d/conf/s.key",
+        "keep.pem",
+        "b.pem",
+        "note.txt",
+        "f123.txt",
+        "key]",
+        ".docker/config.json",
+        "a/.docker/config.json",
+        "config.json",
+        "client_secret_1.json",
+        "sub/credentials",
+    ]
+    for patterns in sets:
+        for path in paths:
+            assert secret_file(path, patterns) == plain(path, patterns), (path, patterns)

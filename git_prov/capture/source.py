@@ -19,7 +19,7 @@ from pathlib import Path
 
 from git_prov.errors import RepositoryProblem
 from git_prov.store.repo import Commit, GitRepo
-from git_prov.trust.secrets import DEFAULT_SECRET_FILES, secret_file
+from git_prov.trust.secrets import DEFAULT_SECRET_FILES, secret_file_test
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
@@ -96,10 +96,6 @@ def _parse_status(raw: bytes) -> tuple[list[str], bool]:
     return untracked, tracked_changed
 
 
-def _excluded(path: str, exclude: Sequence[str]) -> bool:
-    return any(path == e or path.startswith(e.rstrip("/") + "/") for e in exclude)
-
-
 def _choose_untracked(
     root: Path,
     untracked: list[str],
@@ -110,14 +106,19 @@ def _choose_untracked(
     keep: list[str] = []
     omitted: list[str] = []
     secrets: list[str] = []
+    excluded = tuple(e.rstrip("/") for e in exclude)
+    below = tuple(e + "/" for e in excluded)
+    is_secret = secret_file_test(secret_files)
+    top = str(root) + os.sep
+    lstat = os.lstat
     for path in untracked:
-        if _excluded(path, exclude):
+        if excluded and (path in excluded or path.startswith(below)):
             continue
-        if secret_file(path, secret_files):
+        if is_secret(path):
             secrets.append(path)
             continue
         try:
-            size = os.lstat(root / path).st_size
+            size = lstat(top + path).st_size
         except OSError:
             continue
         (keep if size <= limit else omitted).append(path)
@@ -131,6 +132,40 @@ def _snapshot(
     omitted: list[str],
     secrets: list[str],
 ) -> str | None:
+    # Untracked files go through a private index that outlives the record (see
+    # _UntrackedIndex): re-adding 20k unchanged files then costs what `git status` does.
+    # Embedded repositories (``dir/``) are added by `git add`, which makes them gitlinks.
+    files = [p for p in untracked if not p.endswith("/")]
+    nested = [p for p in untracked if p.endswith("/")]
+    cache = _UntrackedIndex(repo) if files else None
+    try:
+        tree_hex = None
+        if cache is not None:
+            untracked_tree = cache.tree(files)
+            if untracked_tree is not None:
+                tracked_tree = _index_tree(repo, nested)
+                tree_hex = repo.merge_disjoint_trees(tracked_tree, untracked_tree)
+        if tree_hex is None:
+            tree_hex = _index_tree(repo, untracked)
+        if tree_hex == str(head.tree.id):
+            return None
+        message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
+        if omitted:
+            message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
+        if secrets:
+            message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
+        snapshot = repo.commit_dated_like(tree_hex, head, message)
+        if cache is not None:
+            cache.keep(snapshot)
+        return snapshot
+    finally:
+        if cache is not None:
+            cache.discard()
+
+
+def _index_tree(repo: GitRepo, untracked: list[str]) -> str:
+    """The tree of the working tree's tracked files (`git add -u` in a copy of the user's
+    index) plus ``untracked``, as `git add` adds them."""
     index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{os.urandom(4).hex()}"
     real_index = repo.git_dir / "index"
     try:
@@ -140,29 +175,136 @@ def _snapshot(
         # Stage every tracked change (edits, deletions, mode changes) in our private index.
         repo.git("add", "--update", "--", ".", env=env, cwd=repo.root)
         if untracked:
-            spec = b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in untracked)
             repo.git(
                 "add",
                 "--pathspec-from-file=-",
                 "--pathspec-file-nul",
-                input=spec,
+                input=_nul_list(untracked),
                 env=env,
                 cwd=repo.root,
             )
-        tree_hex = repo.git("write-tree", env=env).stdout.decode().strip()
+        return repo.git("write-tree", env=env).stdout.decode().strip()
     finally:
-        with contextlib.suppress(OSError):
-            index_path.unlink()
-        with contextlib.suppress(OSError):
-            Path(str(index_path) + ".lock").unlink()
-    if tree_hex == str(head.tree.id):
+        _remove_index(index_path)
+
+
+def _nul_list(paths: Sequence[str] | set[str]) -> bytes:
+    return b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in paths)
+
+
+def _remove_index(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        Path(str(path) + ".lock").unlink()
+
+
+_CACHE_PREFIX = "snapshot-untracked-"
+_CACHE_SUFFIX = ".index"
+
+
+class _UntrackedIndex:
+    """A private git index of the untracked files the last snapshot held, kept under
+    ``<git dir>/prov/snapshot-untracked-<snapshot commit>.index``.
+
+    git's own stat data in it makes re-adding unchanged files free: `git add -u` there
+    re-hashes only files whose stat changed, and `write-tree` reuses the trees of
+    untouched directories (its cache-tree). Its blobs are safe from `git gc` only while
+    a snapshot holding them is: the file is used only when ``refs/prov/objects`` still
+    keeps the snapshot commit it is named after (otherwise the index starts empty). Each
+    record works on its own copy (mtime kept, so git's racy-file check still holds) and
+    replaces the file whole, so concurrent records never share one.
+    """
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.dir = repo.prov_dir
+        self.work = self.dir / f"{_CACHE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.tmp"
+
+    def _trusted(self) -> Path | None:
+        try:
+            found = sorted(
+                self.dir.glob(f"{_CACHE_PREFIX}*{_CACHE_SUFFIX}"),
+                key=lambda p: p.stat().st_mtime_ns,
+                reverse=True,
+            )
+        except OSError:
+            return None
+        if not found:
+            return None
+        from git_prov.store.ledger import Ledger
+
+        ledger = Ledger(self.repo)
+        for path in found:
+            commit = path.name[len(_CACHE_PREFIX) : -len(_CACHE_SUFFIX)]
+            if len(commit) == 40 and ledger.is_kept(commit):
+                return path
         return None
-    message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
-    if omitted:
-        message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
-    if secrets:
-        message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
-    return repo.commit_dated_like(tree_hex, head, message)
+
+    def tree(self, files: list[str]) -> str | None:
+        """The tree of exactly ``files`` (repo-relative, untracked), or None when git
+        fails here (the caller then adds them the plain way)."""
+        env = {"GIT_INDEX_FILE": str(self.work), "GIT_LITERAL_PATHSPECS": "1"}
+        run = self.repo.git
+        root = self.repo.root
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            base = self._trusted()
+            have: set[str] = set()
+            if base is not None:
+                shutil.copy2(base, self.work)
+                listed = run("ls-files", "-z", env=env, cwd=root).stdout
+                have = {
+                    p.decode("utf-8", errors="surrogateescape") for p in listed.split(b"\0") if p
+                }
+            want = set(files)
+            stale = have - want
+            if stale:
+                run(
+                    "update-index",
+                    "--force-remove",
+                    "-z",
+                    "--stdin",
+                    input=_nul_list(sorted(stale)),
+                    env=env,
+                    cwd=root,
+                )
+            if len(have) > len(stale):
+                # Re-hash what changed since the last snapshot; unchanged files cost a stat.
+                run("add", "--update", "--", ".", env=env, cwd=root)
+            new = [p for p in files if p not in have]
+            if new:
+                run(
+                    "update-index",
+                    "--add",
+                    "--remove",
+                    "-z",
+                    "--stdin",
+                    input=_nul_list(new),
+                    env=env,
+                    cwd=root,
+                )
+            return run("write-tree", env=env).stdout.decode().strip()
+        except (RepositoryProblem, OSError):
+            self.discard()
+            return None
+
+    def keep(self, snapshot: str) -> None:
+        """Keep this index for the next record, named after the snapshot that holds its
+        files; older ones go."""
+        target = self.dir / f"{_CACHE_PREFIX}{snapshot}{_CACHE_SUFFIX}"
+        try:
+            os.replace(self.work, target)
+        except OSError:
+            return
+        for old in self.dir.glob(f"{_CACHE_PREFIX}*{_CACHE_SUFFIX}"):
+            if old != target:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
+    def discard(self) -> None:
+        """Remove the working copy (nothing when :meth:`keep` moved it)."""
+        _remove_index(self.work)
 
 
 def patch_id(repo: GitRepo, commit_hex: str) -> str | None:

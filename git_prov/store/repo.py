@@ -143,6 +143,14 @@ class GitRepo:
         )
         return str(oid)
 
+    def merge_disjoint_trees(self, a_hex: str, b_hex: str) -> str | None:
+        """One tree holding the files of trees ``a_hex`` and ``b_hex`` (disjoint sets of
+        files); None when a path is a file in one and a directory in the other."""
+        from git_prov.store.trees import merge_disjoint_trees
+
+        merged = merge_disjoint_trees(self.pygit, pygit2.Oid(hex=a_hex), pygit2.Oid(hex=b_hex))
+        return None if merged is None else str(merged)
+
     def branch_name(self) -> str | None:
         """The checked-out branch's short name, or None on a detached HEAD."""
         if self.pygit.head_is_detached or self.pygit.head_is_unborn:

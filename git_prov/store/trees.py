@@ -91,3 +91,31 @@ def lookup_path(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> pygit2
     except KeyError:
         return None
     return repo[entry.id]
+
+
+def merge_disjoint_trees(
+    repo: pygit2.Repository, a: pygit2.Oid, b: pygit2.Oid
+) -> pygit2.Oid | None:
+    """The tree holding every entry of trees ``a`` and ``b``, whose files are disjoint;
+    None when a path is a file (or a submodule) in one and anything else in the other.
+
+    Only the directories both trees have are rewritten: the result is the tree git would
+    write for an index holding both trees' entries (trees are canonical)."""
+    if a == b:
+        return a
+    left, right = repo[a], repo[b]
+    assert isinstance(left, pygit2.Tree) and isinstance(right, pygit2.Tree)
+    builder = repo.TreeBuilder(left)
+    for entry in right:
+        name = entry.name or ""
+        ours = builder.get(name)
+        if ours is None:
+            builder.insert(name, entry.id, entry.filemode)
+            continue
+        if ours.filemode != FILEMODE_TREE or entry.filemode != FILEMODE_TREE:
+            return None
+        merged = merge_disjoint_trees(repo, ours.id, entry.id)
+        if merged is None:
+            return None
+        builder.insert(name, merged, FILEMODE_TREE)
+    return builder.write()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 REDACTED = "<redacted>"
 
@@ -255,15 +256,80 @@ decides, and ``!pattern`` keeps a file in, so patterns appended from ``.gitprov.
 def secret_file(path: str, patterns: Sequence[str] = DEFAULT_SECRET_FILES) -> bool:
     """Whether the repository-relative posix ``path`` is a secret file by ``patterns``
     (see :data:`DEFAULT_SECRET_FILES` for the rules)."""
-    name = path.rpartition("/")[2]
-    for pattern in reversed(patterns):
-        include = not pattern.startswith("!")
-        body = pattern.removeprefix("!")
-        if "/" in body:
-            body = body.removeprefix("/")
-            hit = fnmatch.fnmatchcase(path, body) or fnmatch.fnmatchcase(path, "*/" + body)
-        else:
-            hit = fnmatch.fnmatchcase(name, body)
-        if hit:
-            return include
-    return False
+    return _SecretFiles.of(tuple(patterns)).match(path)
+
+
+def secret_file_test(patterns: Sequence[str] = DEFAULT_SECRET_FILES) -> Callable[[str], bool]:
+    """:func:`secret_file` with ``patterns`` prepared once, for testing many paths."""
+    return _SecretFiles.of(tuple(patterns)).match
+
+
+class _SecretFiles:
+    """``patterns`` prepared for many paths: a path no pattern can match (by the literal
+    start and end each pattern has) is rejected by two string tests; the rest go through
+    the patterns, last first, as :func:`secret_file` describes."""
+
+    _cache: ClassVar[dict[tuple[str, ...], _SecretFiles]] = {}
+
+    @classmethod
+    def of(cls, patterns: tuple[str, ...]) -> _SecretFiles:
+        found = cls._cache.get(patterns)
+        if found is None:
+            found = cls._cache[patterns] = cls(patterns)
+        return found
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.rules: list[tuple[bool, bool, str]] = []
+        name_starts: set[str] = set()
+        name_ends: set[str] = set()
+        path_ends: set[str] = set()
+        self.always_check = False
+        for pattern in reversed(patterns):
+            include = not pattern.startswith("!")
+            body = pattern.removeprefix("!")
+            by_path = "/" in body
+            if by_path:
+                body = body.removeprefix("/")
+            self.rules.append((include, by_path, body))
+            start, end = _literal_ends(body)
+            if by_path:
+                if not end:
+                    self.always_check = True
+                path_ends.add(end)
+            elif start:
+                name_starts.add(start)
+            elif end:
+                name_ends.add(end)
+            else:
+                self.always_check = True
+        self.name_starts = tuple(name_starts)
+        self.name_ends = tuple(name_ends)
+        self.path_ends = tuple(path_ends)
+
+    def match(self, path: str) -> bool:
+        name = path.rpartition("/")[2]
+        if not (
+            self.always_check
+            or name.startswith(self.name_starts)
+            or name.endswith(self.name_ends)
+            or path.endswith(self.path_ends)
+        ):
+            return False
+        for include, by_path, body in self.rules:
+            if by_path:
+                hit = fnmatch.fnmatchcase(path, body) or fnmatch.fnmatchcase(path, "*/" + body)
+            else:
+                hit = fnmatch.fnmatchcase(name, body)
+            if hit:
+                return include
+        return False
+
+
+def _literal_ends(pattern: str) -> tuple[str, str]:
+    """The text before a pattern's first wildcard and after its last one (the whole
+    pattern twice when it has none): every name it matches starts and ends so."""
+    cuts = [i for i, c in enumerate(pattern) if c in "*?["]
+    if not cuts:
+        return pattern, pattern
+    last = max(i for i, c in enumerate(pattern) if c in "*?[]")
+    return pattern[: cuts[0]], pattern[last + 1 :]
