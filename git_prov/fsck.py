@@ -49,7 +49,6 @@ from git_prov.model.record import (
     parse_line,
     printable,
 )
-from git_prov.store import notes
 from git_prov.store.drops import DROP_DIR  # drop/<ab>/<rest>: a log `git prov gc` dropped
 from git_prov.store.headers import OBJ_BLOB, ObjectHeaders, git_hash_file
 from git_prov.store.ledger import (
@@ -67,7 +66,6 @@ from git_prov.store.reflocks import STALE_LOCK_SECONDS as STALE_LOCK_SECONDS
 from git_prov.store.reflocks import ledger_ref_locks, lock_age
 from git_prov.store.reflocks import recover_stale_ref_locks as recover_stale_ref_locks
 from git_prov.store.repo import GitError, GitRepo, Tree
-from git_prov.store.trees import tree_listing
 
 ERROR = "error"
 WARNING = "warning"
@@ -161,7 +159,7 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
     """Check the ledger of ``repo``; raises CorruptLedger when its refs cannot be read."""
     ledger = Ledger(repo)
     report = FsckReport()
-    objects = ObjectHeaders(repo.pygit)
+    objects = ObjectHeaders(repo)
     notes_tree = _tip_tree(ledger, NOTES_REF)
     objects_tree = _tip_tree(ledger, OBJECTS_REF)
     for path in ledger_ref_locks(repo):
@@ -175,7 +173,7 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
         )
     try:
         tree_paths = _objects_tree_paths(repo, objects_tree, objects, report)
-        runs = _check_notes(repo, notes_tree, objects, report)
+        runs = _check_notes(ledger, notes_tree, objects, report)
     except (KeyError, GitError) as exc:
         raise CorruptLedger(
             f"the ledger's trees are incomplete or damaged: {exc}", REPAIR_HINT
@@ -200,12 +198,12 @@ class _Runs:
 
 
 def _check_notes(
-    repo: GitRepo, tree: Tree | None, objects: ObjectHeaders, report: FsckReport
+    ledger: Ledger, tree: Tree | None, objects: ObjectHeaders, report: FsckReport
 ) -> _Runs:
     runs = _Runs()
     if tree is None:
         return runs
-    for commit, blob_id in notes.iter_notes(repo.pygit, tree):
+    for commit, blob_id in ledger.notes_in(tree):
         report.notes += 1
         header = objects.header(str(blob_id))
         if header is None:
@@ -315,7 +313,7 @@ def _objects_tree_paths(
     paths: set[str] = set()
     if tree is None:
         return paths
-    for name, kind, oid in tree_listing(repo.pygit, tree):
+    for name, kind, oid in repo.tree_listing(tree):
         if name not in _KNOWN_TOP:
             report.add(
                 INFO,
@@ -326,11 +324,11 @@ def _objects_tree_paths(
             continue
         if name in ("envtag", "drop-data") or kind != "tree":
             continue
-        for fan_name, fan_kind, fan_id in tree_listing(repo.pygit, oid):
+        for fan_name, fan_kind, fan_id in repo.tree_listing(oid):
             if fan_kind != "tree" or len(fan_name) != 2 or not _HEX.match(fan_name):
                 report.add(ERROR, "bad-tree-path", f"malformed objects path {name}/{fan_name!r}")
                 continue
-            for rest, leaf_kind, leaf_id in tree_listing(repo.pygit, fan_id):
+            for rest, leaf_kind, leaf_id in repo.tree_listing(fan_id):
                 named = fan_name + rest
                 path = f"{name}/{fan_name}/{rest}"
                 report.objects += 1
@@ -555,7 +553,7 @@ def _check_display(ledger: Ledger, runs: _Runs, report: FsckReport) -> None:
     except CorruptLedger as exc:
         report.add(WARNING, "display-unreadable", f"{exc.message}; `git prov init` rebuilds it")
         return
-    shown = set() if tip is None else {c for c, _ in notes.iter_notes(ledger.pygit, tip.tree)}
+    shown = set() if tip is None else {c for c, _ in ledger.notes_in(tip.tree)}
     live = {commit for commit, has_runs in runs.annotated.items() if has_runs}
     missing = sorted(c for c in live if c not in shown and _has_live_run(ledger, runs, c))
     extra = sorted(c for c in shown if c not in runs.annotated)

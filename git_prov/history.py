@@ -76,7 +76,7 @@ def _commits(
                 f"unsupported revision option {rev!r}",
                 "give revisions or ranges such as main~10..main or --all",
             )
-    if repo.pygit.head_is_unborn and not revisions:
+    if repo.head_is_unborn and not revisions:
         return []
     args = ["log", "-z", "--format=%H%x00%s%x00%an%x00%aI%x00%D", *(revisions or ["HEAD"])]
     if paths:

@@ -21,17 +21,12 @@ from dataclasses import dataclass
 
 from git_prov.model.manifest import DataManifest
 from git_prov.store.kept import (
-    DATA_REF,
-    drop_path,
+    drop_kept,
     dropped_digests,
     kept_digests,
-    kept_path,
     sha256_of,
 )
-from git_prov.store.ledger import OBJECTS_REF, Ledger, LedgerScan, LocatedRun
-from git_prov.store.locking import ledger_lock
-from git_prov.store.repo import Commit, Oid, Repository, Tree
-from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
 
 
 @dataclass(frozen=True)
@@ -127,52 +122,8 @@ def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
     digests = list(dict.fromkeys([*drops.digests, *drops.redrop]))
     if not digests:
         return []
-    pygit = ledger.pygit
-    message = f"git-prov: {reason}: drop the kept bytes of {len(digests)} files"
-
-    def mark(tip: Commit | None) -> Oid | None:
-        tree = tip.tree if tip is not None else None
-        empty = pygit.create_blob(b"")
-        changes: dict[str, Change] = {
-            drop_path(d): (empty, FILEMODE_BLOB)
-            for d in digests
-            if tree is None or lookup_path(pygit, tree, drop_path(d)) is None
-        }
-        if not changes:
-            return None
-        return ledger._commit(
-            edit_tree(pygit, tree, changes), [tip.id] if tip is not None else [], message
-        )
-
-    here = kept_digests(ledger.repo)
-
-    def unkeep(tip: Commit | None) -> Oid | None:
-        if tip is None:
-            return None
-        changes: dict[str, Change] = {}
-        for d in digests:
-            if d in here and lookup_path(pygit, tip.tree, kept_path(here[d], d)) is not None:
-                changes[kept_path(here[d], d)] = None
-        if not changes:
-            return None
-        return ledger._commit(edit_tree(pygit, tip.tree, changes), [tip.id], message)
-
-    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
-        ledger._cas(OBJECTS_REF, mark, message)
-        ledger._cas(DATA_REF, unkeep, message)
+    drop_kept(ledger, digests, f"git-prov: {reason}: drop the kept bytes of {len(digests)} files")
     return digests
-
-
-def without_dropped_data(repo: Repository, data_tree: Tree, dropped: Iterable[str]) -> Oid:
-    """``data_tree`` without the paths of ``dropped`` digests: applied after the union merge
-    of two data trees, so that bytes dropped in one clone never come back from another."""
-    changes: dict[str, Change] = {}
-    for digest in dropped:
-        for kind in ("git", "lfs"):
-            path = kept_path(kind, digest)
-            if lookup_path(repo, data_tree, path) is not None:
-                changes[path] = None
-    return data_tree.id if not changes else edit_tree(repo, data_tree, changes)
 
 
 __all__ = [
@@ -181,5 +132,4 @@ __all__ = [
     "drop_data",
     "kept_entries",
     "plan_data_drops",
-    "without_dropped_data",
 ]

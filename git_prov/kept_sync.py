@@ -20,13 +20,10 @@ from pathlib import Path
 
 from git_prov.errors import RemoteProblem
 from git_prov.kept_data import fetch_data
-from git_prov.kept_retention import without_dropped_data
 from git_prov.model.manifest import KEPT_LFS
-from git_prov.store.kept import DATA_REF, dropped_digests, kept_digests, tracking_data_ref
+from git_prov.store.kept import DATA_REF, kept_digests, merge_data, tracking_data_ref
 from git_prov.store.ledger import Ledger
-from git_prov.store.locking import ledger_lock
-from git_prov.store.merge import merge_objects_trees
-from git_prov.store.repo import Commit, GitRepo, Oid, Tree
+from git_prov.store.repo import GitRepo
 
 PUSH_ATTEMPTS = 6
 _REJECTED = (
@@ -68,29 +65,7 @@ def merge_tracking_data(repo: GitRepo, remote: str) -> int:
     if theirs is None:
         return 0
     before = set(kept_digests(repo))
-    pygit = repo.pygit
-    dropped = dropped_digests(ledger)
-    message = f"git-prov: merge the kept data of {remote}"
-
-    def build(tip: Commit | None) -> Oid | None:
-        if tip is None:
-            tree = without_dropped_data(pygit, theirs.tree, dropped)
-            if tree == theirs.tree.id:
-                return theirs.id
-            return ledger._commit(tree, [theirs.id], message)
-        if tip.id == theirs.id or pygit.descendant_of(tip.id, theirs.id):
-            return None
-        union = merge_objects_trees(pygit, tip.tree, theirs.tree)
-        assert union.tree is not None
-        merged = pygit[union.tree]
-        assert isinstance(merged, Tree)
-        tree = without_dropped_data(pygit, merged, dropped)
-        if pygit.descendant_of(theirs.id, tip.id) and tree == theirs.tree.id:
-            return theirs.id  # a fast-forward
-        return ledger._commit(tree, [tip.id, theirs.id], message)
-
-    with ledger_lock(repo.prov_dir / "ledger.lock"):
-        ledger._cas(DATA_REF, build, message)
+    merge_data(ledger, theirs, f"git-prov: merge the kept data of {remote}")
     return len(set(kept_digests(repo)) - before)
 
 

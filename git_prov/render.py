@@ -271,7 +271,7 @@ def show_text(
         env = ledger.env_manifest(r.env)
         row("Environment", f"env {short_oid(r.env)} — {env.summary()}")
         out.extend(_env_lines(env, full_env))
-    from git_prov.retention import dropped_logs
+    from git_prov.store.drops import dropped_logs
 
     dropped = dropped_logs(ledger) if (r.stdout or r.stderr) else set()
     for name in ("stdout", "stderr"):

@@ -28,11 +28,12 @@ from git_prov.kept_retention import DataDrops, drop_data, plan_data_drops
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
 from git_prov.model.when import parse_time
 from git_prov.store.drops import DROP_DIR as DROP_DIR
-from git_prov.store.drops import drop_logs, drop_markers
+from git_prov.store.drops import drop_logs, returned_logs, stored_logs
+from git_prov.store.drops import dropped_logs as dropped_logs
+from git_prov.store.drops import is_dropped as is_dropped
 from git_prov.store.drops import without_dropped_logs as without_dropped_logs
-from git_prov.store.ledger import KIND_LOG, OBJECTS_REF, Ledger, LedgerScan, LocatedRun, object_path
+from git_prov.store.ledger import OBJECTS_REF, Ledger, LedgerScan, LocatedRun
 from git_prov.store.repo import GitRepo
-from git_prov.store.trees import lookup_path
 
 
 def parse_age(text: str, now: datetime | None = None) -> datetime:
@@ -170,21 +171,6 @@ def _started_before(record: RunRecord, cutoff: datetime) -> bool:
     return started < cutoff
 
 
-def dropped_logs(ledger: Ledger) -> set[str]:
-    """Ids of the logs ``gc`` dropped (their ``drop/`` markers in the objects tree)."""
-    tip = ledger.tip(OBJECTS_REF)
-    return set() if tip is None else drop_markers(ledger.pygit, tip.tree)
-
-
-def is_dropped(ledger: Ledger, oid: str) -> bool:
-    """Whether ``gc`` dropped the log ``oid`` (readers say so instead of showing it)."""
-    tip = ledger.tip(OBJECTS_REF)
-    return (
-        tip is not None
-        and lookup_path(ledger.pygit, tip.tree, object_path(DROP_DIR, oid)) is not None
-    )
-
-
 def plan_gc(
     ledger: Ledger,
     rules: RetentionRules,
@@ -226,19 +212,10 @@ def plan_gc(
         for oid in (record.stdout, record.stderr)
         if oid and oid not in still_used
     }
-    logs = sorted(
-        oid
-        for oid in candidates
-        if tree is not None and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid))
-    )
+    logs = stored_logs(ledger, tree, candidates) if tree is not None else []
     redrop: list[str] = []
     if tree is not None:
-        redrop = sorted(
-            oid
-            for oid in drop_markers(ledger.pygit, tree)
-            if oid not in candidates
-            and lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid)) is not None
-        )
+        redrop = [oid for oid in returned_logs(ledger, tree) if oid not in candidates]
     size = sum(_size(ledger, oid) for oid in logs)
     data = plan_data_drops(ledger, scan, removed=() if logs_only else sorted(chosen_ids))
     if logs_only:

@@ -572,7 +572,7 @@ def show(
             return [located.resolve(index, spec)]
         except NotFound as not_a_run:
             commit = history.resolve_commit(repo, spec)
-            if commit is None and spec == "HEAD" and repo.pygit.head_is_unborn:
+            if commit is None and spec == "HEAD" and repo.head_is_unborn:
                 repo.head_commit()  # raises: "this repository has no commits yet — …"
             if commit is None:
                 raise not_a_run from None
@@ -598,7 +598,7 @@ def show(
         oid = getattr(runs[-1].record, log_stream)
         if oid is None:
             raise NotFound(f"run {runs[-1].record.short_id} kept no {log_stream}")
-        from git_prov.retention import is_dropped
+        from git_prov.store.drops import is_dropped
 
         if is_dropped(ledger, oid):
             raise NotFound(f"the {log_stream} of run {runs[-1].record.short_id} was dropped by gc")

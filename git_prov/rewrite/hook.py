@@ -107,7 +107,7 @@ def remap_rewritten(
 
 def present(repo: GitRepo, commits: Iterable[str]) -> list[str]:
     """The commits this repository has (a kept commit must exist to be a parent)."""
-    return sorted(c for c in commits if c in repo.pygit)
+    return sorted(c for c in commits if repo.has_object(c))
 
 
 def _runs_in(entries: Iterable[Entry]) -> dict[str, str]:

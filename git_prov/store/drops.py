@@ -28,6 +28,38 @@ def drop_markers(repo: pygit2.Repository, tree: pygit2.Tree) -> set[str]:
     return found
 
 
+def dropped_logs(ledger: Ledger) -> set[str]:
+    """Ids of the logs ``gc`` dropped (their ``drop/`` markers in the objects tree)."""
+    tip = ledger.tip(OBJECTS_REF)
+    return set() if tip is None else drop_markers(ledger.pygit, tip.tree)
+
+
+def is_dropped(ledger: Ledger, oid: str) -> bool:
+    """Whether ``gc`` dropped the log ``oid`` (readers say so instead of showing it)."""
+    tip = ledger.tip(OBJECTS_REF)
+    return (
+        tip is not None
+        and lookup_path(ledger.pygit, tip.tree, object_path(DROP_DIR, oid)) is not None
+    )
+
+
+def stored_logs(ledger: Ledger, tree: pygit2.Tree, oids: Iterable[str]) -> list[str]:
+    """Those of the logs ``oids`` that objects tree ``tree`` holds, sorted."""
+    return sorted(
+        oid for oid in oids if lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid))
+    )
+
+
+def returned_logs(ledger: Ledger, tree: pygit2.Tree) -> list[str]:
+    """The logs objects tree ``tree`` holds beside their drop marker (a merge brought
+    them back), sorted: the next ``gc`` drops them again."""
+    return sorted(
+        oid
+        for oid in drop_markers(ledger.pygit, tree)
+        if lookup_path(ledger.pygit, tree, object_path(KIND_LOG, oid)) is not None
+    )
+
+
 def without_dropped_logs(repo: pygit2.Repository, tree: pygit2.Tree) -> pygit2.Oid:
     """``tree`` (an objects tree) without the ``log/`` paths that have a drop marker.
 

@@ -4,8 +4,12 @@ reads a hostile giant it is about to refuse (``git prov fsck``, readers of fetch
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pygit2
+
+if TYPE_CHECKING:
+    from git_prov.store.repo import GitRepo
 
 OBJ_COMMIT = int(pygit2.enums.ObjectType.COMMIT)
 OBJ_BLOB = int(pygit2.enums.ObjectType.BLOB)
@@ -15,8 +19,8 @@ class ObjectHeaders:
     """Object lookups that never read more than a header unless asked, with memory of
     what was already checked."""
 
-    def __init__(self, repo: pygit2.Repository):
-        self.repo = repo
+    def __init__(self, repo: GitRepo):
+        self.repo = repo.pygit
         self.headers: dict[str, tuple[int, int] | None] = {}
 
     def header(self, oid: str) -> tuple[int, int] | None:

@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pygit2
@@ -361,21 +361,84 @@ def kept_digests(repo: GitRepo, ref: str = DATA_REF) -> dict[str, str]:
     return out
 
 
-def remove_kept(
-    repo: GitRepo, digests: Mapping[str, str], message: str
-) -> None:  # pragma: no cover - used by gc
-    """Drop ``digests`` (hex → kind) from ``refs/prov/data`` (one CAS commit)."""
-    ledger = Ledger(repo)
-    pygit = repo.pygit
-    changes: dict[str, Change] = {kept_path(kind, d): None for d, kind in digests.items()}
+def without_dropped_data(
+    repo: pygit2.Repository, data_tree: pygit2.Tree, dropped: Iterable[str]
+) -> pygit2.Oid:
+    """``data_tree`` without the paths of ``dropped`` digests: applied after the union merge
+    of two data trees, so that bytes dropped in one clone never come back from another."""
+    changes: dict[str, Change] = {}
+    for digest in dropped:
+        for kind in ("git", "lfs"):
+            path = kept_path(kind, digest)
+            if lookup_path(repo, data_tree, path) is not None:
+                changes[path] = None
+    return data_tree.id if not changes else edit_tree(repo, data_tree, changes)
+
+
+def merge_data(ledger: Ledger, theirs: pygit2.Commit, message: str) -> None:
+    """Merge the data commit ``theirs`` (a remote's ``refs/prov/data``, fetched) into
+    ``refs/prov/data``: the union of both trees minus the bytes ``gc`` dropped, or a
+    fast-forward; one compare-and-swap under the ledger lock."""
+    from git_prov.store.merge import merge_objects_trees
+
+    pygit = ledger.pygit
+    dropped = dropped_digests(ledger)
 
     def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
         if tip is None:
+            tree = without_dropped_data(pygit, theirs.tree, dropped)
+            if tree == theirs.tree.id:
+                return theirs.id
+            return ledger._commit(tree, [theirs.id], message)
+        if tip.id == theirs.id or pygit.descendant_of(tip.id, theirs.id):
             return None
-        present = {p: c for p, c in changes.items() if lookup_path(pygit, tip.tree, p) is not None}
-        if not present:
-            return None
-        return ledger._commit(edit_tree(pygit, tip.tree, present), [tip.id], message)
+        union = merge_objects_trees(pygit, tip.tree, theirs.tree)
+        assert union.tree is not None
+        merged = pygit[union.tree]
+        assert isinstance(merged, pygit2.Tree)
+        tree = without_dropped_data(pygit, merged, dropped)
+        if pygit.descendant_of(theirs.id, tip.id) and tree == theirs.tree.id:
+            return theirs.id  # a fast-forward
+        return ledger._commit(tree, [tip.id, theirs.id], message)
 
-    with ledger_lock(repo.prov_dir / "ledger.lock"):
+    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
         ledger._cas(DATA_REF, build, message)
+
+
+def drop_kept(ledger: Ledger, digests: Sequence[str], message: str) -> None:
+    """Drop the kept bytes of ``digests``: a ``drop-data/`` marker for each in
+    ``refs/prov/objects`` first (one CAS commit), then their paths out of
+    ``refs/prov/data`` (one CAS commit), under the ledger lock. A crash in between leaves
+    bytes that every reader already treats as dropped; the next gc removes them."""
+    pygit = ledger.pygit
+
+    def mark(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        tree = tip.tree if tip is not None else None
+        empty = pygit.create_blob(b"")
+        changes: dict[str, Change] = {
+            drop_path(d): (empty, FILEMODE_BLOB)
+            for d in digests
+            if tree is None or lookup_path(pygit, tree, drop_path(d)) is None
+        }
+        if not changes:
+            return None
+        return ledger._commit(
+            edit_tree(pygit, tree, changes), [tip.id] if tip is not None else [], message
+        )
+
+    here = kept_digests(ledger.repo)
+
+    def unkeep(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        if tip is None:
+            return None
+        changes: dict[str, Change] = {}
+        for d in digests:
+            if d in here and lookup_path(pygit, tip.tree, kept_path(here[d], d)) is not None:
+                changes[kept_path(here[d], d)] = None
+        if not changes:
+            return None
+        return ledger._commit(edit_tree(pygit, tip.tree, changes), [tip.id], message)
+
+    with ledger_lock(ledger.repo.prov_dir / "ledger.lock"):
+        ledger._cas(OBJECTS_REF, mark, message)
+        ledger._cas(DATA_REF, unkeep, message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +108,11 @@ class Ledger:
     def _tree(self, ref: str) -> pygit2.Tree | None:
         tip = self.tip(ref)
         return tip.tree if tip is not None else None
+
+    def notes_in(self, tree: pygit2.Tree) -> Iterator[tuple[str, pygit2.Oid]]:
+        """Every (annotated commit hex, note blob id) of a notes tree (the tree of any notes
+        ref: :func:`git_prov.store.notes.iter_notes`)."""
+        return notes.iter_notes(self.pygit, tree)
 
     def note_text(self, commit_hex: str) -> str:
         """The raw note on one commit ('' when there is none, or when it is over the

@@ -13,6 +13,7 @@ import pygit2
 
 from git_prov.errors import RepositoryProblem
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
+from git_prov.store.trees import tree_listing
 
 # The object types callers outside store/ name in annotations (they never call pygit2).
 Commit = pygit2.Commit
@@ -70,6 +71,11 @@ class GitRepo:
             self._signature = pygit2.Signature(name or FALLBACK_NAME, email or FALLBACK_EMAIL)
         return self._signature
 
+    @property
+    def head_is_unborn(self) -> bool:
+        """Whether HEAD names a branch with no commit yet (a fresh ``git init``)."""
+        return bool(self.pygit.head_is_unborn)
+
     def head_commit(self) -> pygit2.Commit:
         """The commit HEAD points at; a clear error when there is none yet."""
         try:
@@ -113,6 +119,12 @@ class GitRepo:
         if not isinstance(commit, pygit2.Commit):
             return None
         return [str(p) for p in commit.parent_ids]
+
+    def tree_listing(self, tree: pygit2.Tree | pygit2.Oid | str) -> list[tuple[str, str, str]]:
+        """The entries of a tree (given as a tree or its id): (name, type — ``tree``,
+        ``blob`` or ``commit`` —, object id hex), in tree order. KeyError when it is not a
+        tree here."""
+        return tree_listing(self.pygit, tree)
 
     def config_value(self, key: str) -> str | None:
         """A git configuration value (every scope, as git reads it), or None when unset,
