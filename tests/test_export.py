@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import missing, prov
+from conftest import git, missing, prov
 
 import git_prov
 from git_prov.errors import NotFound, UsageProblem
@@ -513,7 +513,7 @@ RO_CRATE_TERMS = {
     "contentSize", "datePublished", "description", "disambiguatingDescription",
     "encodingFormat", "endTime", "error", "hasPart", "identifier", "instrument", "keywords",
     "license", "mentions", "name", "object", "result", "startTime", "subjectOf", "value",
-    "version",
+    "version", "url", "codeRepository", "publisher",
 }  # fmt: skip
 ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{3})?\+\d{2}:\d{2})?$")
 
@@ -577,8 +577,10 @@ def check_process_run_crate(directory: Path) -> list[str]:
     for entity in graph:
         if types(entity) & {"File", "Dataset"} and entity["@id"] != "./":
             ident = entity["@id"]
-            if ident not in parts:
-                problems.append(f"{ident} is not in the root's hasPart")
+            # A local (#) id describes a file not in the payload: a contextual entity,
+            # which hasPart must not list (ro-crate-py would look for it to copy).
+            if ident.startswith("#") == (ident in parts):
+                problems.append(f"{ident}: in the root's hasPart exactly when in the payload")
             if not ident.startswith("#") and not (directory / ident).is_file():
                 problems.append(f"{ident} is not in the payload")
     for ident in parts:
@@ -649,6 +651,87 @@ def test_ro_crate_without_a_license_says_so(runs: list[ExportRun]) -> None:
     license_entity = entities[entities["./"]["license"]["@id"]]
     assert license_entity["name"] == "No license specified"
     assert all(path.startswith("git-prov/") for path in payload)
+
+
+def test_repository_url_is_a_web_address_or_nothing() -> None:
+    from git_prov.export.ro_crate import repository_url
+
+    cases = {
+        "git@github.com:team/proj.git": "https://github.com/team/proj",
+        "ssh://git@gitlab.com/group/sub/proj.git": "https://gitlab.com/group/sub/proj",
+        "https://user:s3cret@git.example.org:8443/x/proj.git?x=1": (
+            "https://git.example.org:8443/x/proj"
+        ),
+        "http://example.org/proj/": "http://example.org/proj",
+        "git@git.example.org:team/proj.git": None,  # an SSH host whose web address is unknown
+        "/srv/git/proj.git": None,
+        "file:///srv/git/proj.git": None,
+        "../proj": None,
+        "": None,
+    }
+    assert {url: repository_url(url) for url in cases} == cases
+
+
+def test_ro_crate_names_the_code_repository_and_publisher(repo: Path, tmp_path: Path) -> None:
+    from factories import write_run
+
+    write_run(repo)
+    git(repo, "remote", "add", "fork", "https://example.org/fork/proj.git")
+    crate = tmp_path / "crate"
+
+    def code_and_root() -> tuple[dict[str, Any], dict[str, Any]]:
+        doc = json.loads((crate / "ro-crate-metadata.json").read_text())
+        entities = {e["@id"]: e for e in doc["@graph"]}
+        [code] = [e for e in doc["@graph"] if e["@type"] == "SoftwareSourceCode"]
+        return code, entities
+
+    # The only remote is the one the code is shared through.
+    export(open_repo(repo), [], "ro-crate", crate, all_runs=True)
+    code, entities = code_and_root()
+    assert code["url"] == code["codeRepository"] == "https://example.org/fork/proj"
+    assert "publisher" not in entities["./"]
+    # origin wins over another remote; the publisher is the organisation given.
+    git(repo, "remote", "add", "origin", "git@github.com:team/proj.git")
+    export(open_repo(repo), [], "ro-crate", crate, all_runs=True, publisher="https://ror.org/05abc")
+    code, entities = code_and_root()
+    assert code["url"] == "https://github.com/team/proj"
+    assert entities["./"]["publisher"] == {"@id": "https://ror.org/05abc"}
+    assert entities["https://ror.org/05abc"]["@type"] == "Organization"
+    assert check_process_run_crate(crate) == []
+    with pytest.raises(UsageProblem, match="not an http"):
+        export(open_repo(repo), [], "ro-crate", crate, all_runs=True, publisher="ACME")
+    # No remote with a web address: no url rather than a made-up one.
+    git(repo, "remote", "remove", "fork")
+    git(repo, "remote", "set-url", "origin", str(tmp_path / "bare.git"))
+    export(open_repo(repo), [], "ro-crate", crate, all_runs=True)
+    code, _ = code_and_root()
+    assert "url" not in code and "codeRepository" not in code
+
+
+def test_ro_crate_py_loads_the_crate_and_writes_it_back(ledger_repo: Path, tmp_path: Path) -> None:
+    """ro-crate-py (the `rocrate` package) reads the export and writes it back whole:
+    described-not-copied data files are contextual entities it does not try to copy."""
+    rocrate = pytest.importorskip("rocrate.rocrate")
+    crate, again = tmp_path / "crate", tmp_path / "written-back"
+    export(open_repo(ledger_repo), [], "ro-crate", crate, all_runs=True, license="MIT")
+    loaded = rocrate.ROCrate(crate)
+    described = [e for e in loaded.contextual_entities if e.id.startswith("#file:")]
+    assert {e["alternateName"] for e in described} >= {"data/clean.csv", "data/raw.csv"}
+    assert {e.id for e in loaded.data_entities} == {
+        str(p.relative_to(crate)) for p in (crate / "git-prov").rglob("*") if p.is_file()
+    }
+    loaded.write(again)
+
+    def graph(directory: Path) -> dict[str, Any]:
+        doc = json.loads((directory / "ro-crate-metadata.json").read_text())
+        return {e["@id"]: e for e in doc["@graph"]}
+
+    assert graph(again) == graph(crate)
+    for part in (crate / "git-prov").rglob("*"):
+        if part.is_file():
+            assert (again / part.relative_to(crate)).read_bytes() == part.read_bytes()
+    assert check_process_run_crate(again) == []
+    assert len(rocrate.ROCrate(again).get_entities()) == len(graph(crate))
 
 
 # ---- MLflow ------------------------------------------------------------------------------------

@@ -85,6 +85,12 @@ zstyle ':completion:*:*:git:*' user-commands prov:'record experiment runs with t
     metavar="ID",
     help="RO-Crate license: an SPDX id (CC-BY-4.0) or a URL (default: not specified).",
 )
+@click.option(
+    "--publisher",
+    metavar="URL",
+    help="RO-Crate publisher: the publishing organisation's URL, e.g. its ROR id "
+    "(default: not specified).",
+)
 @click.pass_obj
 def export(
     state: State,
@@ -94,6 +100,7 @@ def export(
     all_runs: bool,
     experiment: str | None,
     license_id: str | None,
+    publisher: str | None,
 ) -> int:
     """Export runs for other tools: W3C PROV-JSON, a Workflow Run RO-Crate, an MLflow
     file store (mlruns/) or a CSV table.
@@ -117,6 +124,7 @@ def export(
         all_runs=all_runs,
         experiment=experiment,
         license=license_id,
+        publisher=publisher,
     )
     for note in result.notes:
         echo(f"warning: {note}", err=True)

@@ -8,6 +8,7 @@ manifests and dispatches; nothing here prints. See ``docs/integrations.md``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,7 @@ def export(
     all_runs: bool = False,
     experiment: str | None = None,
     license: str | None = None,
+    publisher: str | None = None,
 ) -> ExportResult:
     """Export the runs ``specs`` name as ``fmt`` (one of :data:`FORMATS`).
 
@@ -141,7 +143,8 @@ def export(
     ``destination`` is None, else write it there; ``ro-crate`` and ``mlflow`` write a
     directory (default: :data:`DIRECTORY_FORMATS`, relative to the current directory).
     ``experiment`` names the MLflow experiment (default: the repository's directory name);
-    ``license`` is the RO-Crate's license (a URL or SPDX id; default: "not specified").
+    ``license`` is the RO-Crate's license (a URL or SPDX id; default: "not specified"),
+    ``publisher`` the URL of the organisation that publishes it (default: none said).
     """
     if fmt not in FORMATS:
         raise UsageProblem(f"unknown export format {fmt!r}", f"use one of {', '.join(FORMATS)}")
@@ -153,9 +156,21 @@ def export(
     if fmt in DIRECTORY_FORMATS:
         target = destination or Path(DIRECTORY_FORMATS[fmt])
         if fmt == FORMAT_RO_CRATE:
-            from git_prov.export.ro_crate import write_crate
+            from git_prov.export.ro_crate import repository_url, write_crate
 
-            write_crate(runs, target, name=repo.root.name, license=license)
+            if publisher is not None and not re.match(r"^https?://[^/\s]+", publisher):
+                raise UsageProblem(
+                    f"--publisher {publisher!r} is not an http(s) URL",
+                    "give the organisation's web address or ROR id (https://ror.org/…)",
+                )
+            write_crate(
+                runs,
+                target,
+                name=repo.root.name,
+                license=license,
+                code_url=repository_url(_remote_url(repo)),
+                publisher=publisher,
+            )
             return ExportResult(fmt, len(runs), path=target, notes=tuple(notes))
         from git_prov.export.mlflow_store import write_mlruns
 
@@ -183,3 +198,23 @@ def _write_text(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
         raise UsageProblem(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _remote_url(repo: GitRepo) -> str | None:
+    """The URL of the remote the code is shared through: the current branch's upstream
+    remote, else ``origin``, else the only remote (None when that does not say)."""
+
+    def config(*args: str) -> list[str]:
+        proc = repo.git("config", *args, check=False)
+        return proc.stdout.decode("utf-8", "replace").split() if proc.returncode == 0 else []
+
+    head = repo.git("symbolic-ref", "-q", "--short", "HEAD", check=False)
+    branch = head.stdout.decode("utf-8", "replace").strip()
+    keys = config("--name-only", "--get-regexp", r"^remote\..*\.url$")
+    remotes = {key[len("remote.") : -len(".url")] for key in keys}
+    chosen = config("--get", f"branch.{branch}.remote") if branch else []
+    for name in (*chosen, "origin", *(sorted(remotes) if len(remotes) == 1 else [])):
+        if name in remotes:
+            urls = config("--get", f"remote.{name}.url")
+            return urls[0] if urls else None
+    return None

@@ -12,8 +12,13 @@ runs of tools that are not a workflow definition — a git-prov run is one comma
 * Data files are ``File`` entities with local identifiers
   ``#file:<path>@<algorithm>-<digest>`` carrying ``contentSize``, the hash as
   ``identifier`` and the path as ``alternateName``: the data stays where it is (it can be
-  large), so the crate describes it without containing it (RO-Crate allows data entities
-  with local identifiers outside the payload).
+  large), so the crate describes it without containing it. Such an entity is contextual
+  (RO-Crate 1.2, and ro-crate-py for any version, read a ``#`` id as "not in the
+  payload"), so it is not in the root's ``hasPart``: ro-crate-py can then load the crate
+  and write it back without looking for files that are not there.
+* Where the data exists, the Process Run Crate's recommendations: the code's ``url`` and
+  ``codeRepository`` are the repository's remote (as a web address, credentials removed),
+  and the root's ``publisher`` is the organisation given with ``--publisher URL``.
 * The crate's payload is what git-prov stored: ``git-prov/runs/<run id>.json`` (the
   record), ``git-prov/objects/<blob id>.toml`` (data and environment manifests) and
   ``git-prov/objects/<blob id>.log`` (kept stdout/stderr), each a ``File`` the root
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,10 +54,16 @@ NO_LICENSE = "#license-not-specified"
 
 
 def crate_metadata(
-    runs: Sequence[ExportRun], *, name: str, license: str | None = None
+    runs: Sequence[ExportRun],
+    *,
+    name: str,
+    license: str | None = None,
+    code_url: str | None = None,
+    publisher: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The ``ro-crate-metadata.json`` document for ``runs``, and the payload files
-    (crate-relative path → bytes) it describes."""
+    (crate-relative path → bytes) it describes. ``code_url`` is the repository's web
+    address (:func:`repository_url`); ``publisher`` an organisation's URL."""
     graph: dict[str, dict[str, Any]] = {}
     payload: dict[str, bytes] = {}
     parts: list[str] = []
@@ -109,6 +121,8 @@ def crate_metadata(
                 + (" (dirty working tree snapshot)" if r.snapshot else ""),
                 "version": source,
                 "identifier": f"git:{source}",
+                "url": code_url,
+                "codeRepository": code_url,
                 "description": (
                     f"snapshot commit {r.snapshot} of the working tree on commit {r.commit}"
                     if r.snapshot
@@ -116,10 +130,10 @@ def crate_metadata(
                 ),
             }
         )
-        inputs = [_file(add, parts, e, names) for e in (run.inputs.entries if run.inputs else ())]
+        inputs = [_file(add, e, names) for e in (run.inputs.entries if run.inputs else ())]
         # An output the run left as it found it (``written = false``) is not its result.
         outputs = [
-            _file(add, parts, e, names)
+            _file(add, e, names)
             for e in (run.outputs.entries if run.outputs else ())
             if e.written is not False
         ]
@@ -171,6 +185,8 @@ def crate_metadata(
         )
     else:
         license_id = add({"@id": _license_id(license), "@type": "CreativeWork", "name": license})
+    if publisher is not None:
+        add({"@id": publisher, "@type": "Organization", "name": publisher, "url": publisher})
     add(
         {
             "@id": PROCESS_RUN_CRATE,
@@ -189,6 +205,7 @@ def crate_metadata(
         "datePublished": _iso(max(run.record.ended for run in runs)),
         "license": {"@id": license_id},
         "author": _refs(authors),
+        "publisher": {"@id": publisher} if publisher else None,
         "conformsTo": {"@id": PROCESS_RUN_CRATE},
         "hasPart": _refs(parts),
         "mentions": _refs(actions),
@@ -199,16 +216,25 @@ def crate_metadata(
         "conformsTo": {"@id": RO_CRATE_1_1},
         "about": {"@id": "./"},
     }
+    root = {k: v for k, v in root.items() if v is not None}
     entities = [descriptor, root, *(graph[k] for k in sorted(graph))]
     return {"@context": CONTEXT, "@graph": entities}, payload
 
 
 def write_crate(
-    runs: Sequence[ExportRun], directory: Path, *, name: str, license: str | None = None
+    runs: Sequence[ExportRun],
+    directory: Path,
+    *,
+    name: str,
+    license: str | None = None,
+    code_url: str | None = None,
+    publisher: str | None = None,
 ) -> None:
     """Write the crate into ``directory`` (created; an existing crate there is replaced,
     any other non-empty directory is refused)."""
-    document, payload = crate_metadata(runs, name=name, license=license)
+    document, payload = crate_metadata(
+        runs, name=name, license=license, code_url=code_url, publisher=publisher
+    )
     if directory.exists():
         if not directory.is_dir():
             raise UsageProblem(f"{directory} exists and is not a directory")
@@ -229,7 +255,7 @@ def write_crate(
         raise UsageProblem(f"cannot write the crate in {directory}: {exc.strerror}") from None
 
 
-def _file(add: Any, parts: list[str], entry: DataEntry, names: FileNames) -> str:
+def _file(add: Any, entry: DataEntry, names: FileNames) -> str:
     # One File per version of a path, whatever hash named it (see FileNames).
     algorithm, _, digest = names.hash_of(entry).partition(":")
     ident = add(
@@ -245,8 +271,6 @@ def _file(add: Any, parts: list[str], entry: DataEntry, names: FileNames) -> str
             + (f"; symbolic link to {entry.link}" if entry.link else ""),
         }
     )
-    if ident not in parts:
-        parts.append(ident)
     return str(ident)
 
 
@@ -284,3 +308,40 @@ def _error(status: str, exit_code: int | None, signal: int | None) -> str:
     if signal is not None:
         return f"{status}: killed by signal {signal}"
     return f"{status}: exit status {exit_code}"
+
+
+# Hosts whose repositories are browsed at https://<host>/<path> (an SSH remote of one of
+# them has that web address); another host's SSH remote gives no url rather than a guess.
+WEB_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+
+
+def repository_url(remote_url: str | None) -> str | None:
+    """The web address of a git remote: an http(s) URL as it is without credentials,
+    query or ``.git``; an SSH remote of a host in :data:`WEB_HOSTS` as its https address;
+    None for anything else (a local path, ``file://``, another SSH host)."""
+    from urllib.parse import urlsplit
+
+    if not remote_url:
+        return None
+    text = remote_url.strip()
+    host = path = ""
+    scp = re.match(r"^(?:[^@/:]+@)?([^/:]+):(?!//)(.+)$", text)
+    if "://" in text:
+        parts = urlsplit(text)
+        host, path = parts.hostname or "", parts.path
+        if parts.scheme in ("http", "https"):
+            port = f":{parts.port}" if parts.port else ""
+            return _web(f"{parts.scheme}://{host}{port}", path)
+        if parts.scheme not in ("ssh", "git+ssh", "git"):
+            return None
+    elif scp:
+        host, path = scp.group(1), scp.group(2)
+    if host.lower() in WEB_HOSTS and path.strip("/"):
+        return _web(f"https://{host.lower()}", path)
+    return None
+
+
+def _web(base: str, path: str) -> str | None:
+    path = path.strip("/")
+    path = path[:-4] if path.endswith(".git") else path
+    return f"{base}/{path}" if path else None
