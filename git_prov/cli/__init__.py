@@ -63,6 +63,7 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "check": ("query",),
     "lineage": ("query",),
     "compare": ("query",),
+    "sweep": ("sweep",),
     "report": ("report",),
     "reproduce": ("reproduce",),
     "remap": ("rewrite",),
@@ -327,11 +328,13 @@ def run(
     """Run COMMAND and record it with its code, data and environment.
 
     Put the command after --. Its input, output and exit status are its own; git prov
-    exits with the command's status (128+N when a signal killed it).
+    exits with the command's status (128+N when a signal killed it). An argument naming
+    a param given with -p as {NAME} gets its value as typed, so it is written once
+    ({{ and }} are literal braces there; other arguments are left as they are).
 
     \b
     Example:
-      git prov run -i data/train.csv -o model.pt -p lr=0.01 -- python train.py --lr 0.01
+      git prov run -i data/train.csv -o model.pt -p lr=0.01 -- python train.py --lr {lr}
     """
     from git_prov import recording
     from git_prov.model.record import format_duration
@@ -351,6 +354,12 @@ def run(
         sign,
         keep,
     )
+    if params and any("{" in arg for arg in command):
+        from git_prov.sweep import substitute_run_argv
+
+        # -p lr=0.1 -- python t.py --lr {lr}: the value as typed, written once.
+        typed = {k.strip(): v for k, _, v in (p.partition("=") for p in params)}
+        command = tuple(substitute_run_argv(command, typed))
     outcome = recording.run(repo, command, options, progress=_progress())
     _say_record_warnings(outcome.record)
     if not quiet:
