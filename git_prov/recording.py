@@ -408,6 +408,16 @@ def finish(
         except Exception as exc:  # the run is worth more than its metrics
             warnings.append(f"metrics not read from {path}: {type(exc).__name__}: {exc}")
     metrics.update(options.metrics)
+    params = prepared.params
+    if origin != "record":  # (record: the run is over; what it wrote when is not known)
+        from git_prov.capture.hydra import params_of_run
+
+        declared = [root / p for p in prepared.outputs_declared]
+        # mtimes are whole seconds on some file systems: a second of slack
+        hydra, notes = params_of_run(prepared.cwd, declared, started.timestamp() - 1.0)
+        warnings.extend(notes)
+        if hydra:
+            params = {**hydra, **params}  # what was given explicitly wins
     if warnings:
         extra = {**(extra or {}), "warnings": [redactor.text(w) for w in warnings]}
     if prepared.source.secrets_left_out:
@@ -449,7 +459,7 @@ def finish(
         inputs=inputs_id,
         outputs=outputs_id,
         env=env_id,
-        params=redactor.values(prepared.params),
+        params=redactor.values(params),
         metrics=redactor.values(metrics),
         tags=tuple(dict.fromkeys(redactor.strings(options.tags))),
         message=redactor.text(options.message) if options.message else options.message,
