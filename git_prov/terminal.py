@@ -29,21 +29,22 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from git_prov.model.controls import control_pattern, shown
+
 # The marker of our own codes: NUL, 16 random hex digits, "{"; the code; "}". (os.urandom,
 # not the secrets module: that loads hashlib, hmac and random, ~15 modules on sync's path.)
 _TOKEN = "\x00" + os.urandom(8).hex() + "{"
 _OWN_CODE = re.compile(r"\x1b\[[0-9;]*m|\x1b\[K|\r")
 _OWN = re.compile(re.escape(_TOKEN) + r"(\x1b\[[0-9;]*m|\x1b\[K|\r)\}")
-# What a terminal may act on, besides the newline and tab a view is made of: C0 and C1
-# controls (ESC, BEL, CR, CSI …), DEL, Unicode line/paragraph separators and the
-# bidirectional overrides of "Trojan Source" text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What a terminal may act on (model/controls.py), besides the newline and tab a view is
+# made of: C0 and C1 controls (ESC, BEL, CR, CSI …), DEL, Unicode line/paragraph
+# separators and the bidirectional overrides of "Trojan Source" text.
+_CONTROL = control_pattern(keep="\t\n")
 # The same, and newlines: what must not appear inside one line of a view.
-_LINE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_LINE_CONTROL = control_pattern(keep="\t")
 # git-prov's own colour codes as a git-prov process prints them (click.style's): colours,
 # bold, dim and their resets.
 OWN_SGR = re.compile(r"\x1b\[(?:0|1|2|22|39|3[0-7]|9[0-7])m")
-_NAMED = {"\n": "\\n", "\r": "\\r"}
 _COLORS = {
     "black": 30,
     "red": 31,
@@ -103,11 +104,11 @@ def for_terminal(text: str, *, color: bool = True) -> str:
     out = []
     at = 0
     for match in _OWN.finditer(text):
-        out.append(_CONTROL.sub(_visible, text[at : match.start()]))
+        out.append(_CONTROL.sub(shown, text[at : match.start()]))
         if color:
             out.append(match.group(1))
         at = match.end()
-    out.append(_CONTROL.sub(_visible, text[at:]))
+    out.append(_CONTROL.sub(shown, text[at:]))
     return "".join(out)
 
 
@@ -120,10 +121,10 @@ def one_line(text: str) -> str:
     out = []
     at = 0
     for match in _OWN.finditer(text):
-        out.append(_LINE_CONTROL.sub(_visible, text[at : match.start()]))
+        out.append(_LINE_CONTROL.sub(shown, text[at : match.start()]))
         out.append(match.group())
         at = match.end()
-    out.append(_LINE_CONTROL.sub(_visible, text[at:]))
+    out.append(_LINE_CONTROL.sub(shown, text[at:]))
     return "".join(out)
 
 
@@ -162,14 +163,6 @@ def without_own(text: str) -> str:
     """``text`` with our marked codes removed and nothing else changed (data written
     exactly into a file or pipe)."""
     return _OWN.sub("", text) if "\x00" in text else text
-
-
-def _visible(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def isatty(stream: TextIO | None) -> bool:

@@ -342,6 +342,23 @@ def test_one_line_text_cannot_forge_lines_and_views_keep_theirs(
     )
 
 
+def test_the_terminal_and_printable_escape_with_one_table() -> None:
+    """Every control character is shown the same way by the output path and by a record's
+    ``printable`` (model/controls.py); only which ones a view keeps differs: a view keeps
+    its newlines and tabs, one line of it its tabs, ``printable`` neither."""
+    from git_prov import terminal
+    from git_prov.model.record import printable
+
+    controls = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, 0x202E)]
+    for char in controls:
+        escaped = printable(char)
+        assert escaped.startswith("\\") and escaped.isprintable()
+        kept_by_view = char in "\t\n"
+        assert terminal.for_terminal(char) == (char if kept_by_view else escaped)
+        assert terminal.one_line(char) == (char if char == "\t" else escaped)
+    assert printable("\t\n\r") == "\\t\\n\\r"
+
+
 def test_kept_logs_are_escaped_on_a_terminal_and_exact_elsewhere(
     repo: Path, tmp_path: Path
 ) -> None:

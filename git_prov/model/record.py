@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from git_prov.model.controls import control_pattern, shown
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
 from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
 from git_prov.model.limits import MAX_NESTING as MAX_NESTING
@@ -36,11 +36,9 @@ READABLE_VERSIONS = range(1, FORMAT_VERSION + 1)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # (model/limits.py: the one set of reader limits)
 
-# Characters that must never reach a terminal or split a line: C0 and C1 controls (ESC,
-# BEL, CSI), DEL, Unicode line and paragraph separators (Python's splitlines() breaks on
-# them) and the bidirectional overrides of "Trojan Source" text.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Characters that must never reach a terminal or split a line (model/controls.py): all of
+# them, newline and tab included.
+_CONTROL = control_pattern()
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -270,15 +268,7 @@ def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (ESC, BEL, CR, newlines, C1
     controls, bidirectional overrides) are shown as escapes such as ``\\x1b``, so a
     hostile record cannot retitle the terminal, move the cursor or hide text."""
-    return _CONTROL.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _CONTROL.sub(shown, text)
 
 
 def encode_entry(entry: Entry) -> str:
