@@ -28,6 +28,8 @@ _LAZY = {
     "run": "git_prov.api",
     "record": "git_prov.api",
     "active_run": "git_prov.api",
+    "log_metric": "git_prov.api",
+    "log_metrics": "git_prov.api",
     "get": "git_prov.api",
     "Ledger": "git_prov.api",
     "Run": "git_prov.api",
@@ -43,12 +45,24 @@ __all__ = [
     "__version__",
     "active_run",
     "get",
+    "log_metric",
+    "log_metrics",
     "record",
     "run",
 ]
 
 if TYPE_CHECKING:
-    from git_prov.api import ActiveRun, Ledger, Run, active_run, get, record, run
+    from git_prov.api import (
+        ActiveRun,
+        Ledger,
+        Run,
+        active_run,
+        get,
+        log_metric,
+        log_metrics,
+        record,
+        run,
+    )
     from git_prov.errors import ProvError
 
 

@@ -38,6 +38,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from git_prov.errors import NotFound, ProvError, UsageProblem
+from git_prov.live import MetricLog, end_live
+from git_prov.model.history import GOALS, Series
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import STATUS_OK, LineProblem, RunRecord
 from git_prov.model.values import Scalar, flatten
@@ -142,6 +144,20 @@ class Run:
         """The environment manifest: interpreter, packages, system, GPUs, variables."""
         return self._ledger.env_manifest(self.record.env) if self.record.env else None
 
+    @property
+    def series(self) -> Mapping[str, Mapping[str, Scalar]]:
+        """Per metric with a history, its summary: ``n``, ``last``, ``last_step``,
+        ``min``, ``max`` and, when its goal is known, ``goal``, ``best``, ``best_step``."""
+        return self.record.series
+
+    def histories(self) -> dict[str, Series]:
+        """Every point the run logged, per metric: :class:`~git_prov.model.history.Series`
+        columns ``steps``, ``times`` (seconds since the epoch; NaN: not known) and
+        ``values``. Empty when the run kept no history."""
+        if not self.record.history:
+            return {}
+        return self._ledger.metric_history(self.record.history)
+
     def log(self, stream: str = "stdout") -> bytes | None:
         """The kept ``stdout`` or ``stderr`` of the run (None when none was kept)."""
         if stream not in ("stdout", "stderr"):
@@ -237,7 +253,9 @@ class ActiveRun:
         self._command = command
         self._notebook = notebook
         self._params: dict[str, Scalar] = {}
-        self._metrics: dict[str, Scalar] = {}
+        self._log: MetricLog = _ClosedLog("new")
+        self._live: Path | None = None
+        self._goals: dict[str, str] = {}
         self._tags: list[str] = []
         self._state = "new"
         self._token: Token[ActiveRun | None] | None = None
@@ -255,15 +273,26 @@ class ActiveRun:
             raise UsageProblem("the run has not started", "use it as `with git_prov.run(…):`")
         return self._prepared.run_id
 
-    def log_metric(self, key: str, value: Scalar) -> None:
-        """Record a metric (the last value logged for a key is kept)."""
-        self._check_open("log a metric")
-        self._metrics.update(_values({key: value}, "metric"))
+    def log_metric(self, key: str, value: Scalar, step: int | None = None) -> None:
+        """Record a metric's value at ``step`` (default: one more than its previous
+        step, 0 first). Every value is kept, with its step and the time, as the metric's
+        history; the record's metric is the last value. Values that are not numbers
+        (text, booleans) are kept as the metric's value, without a history. Cheap: no
+        system call per point (the points reach the live view once a second)."""
+        self._log.log(key, value, step)
 
-    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
-        """Record several metrics; nested mappings become ``a.b.c`` keys."""
-        self._check_open("log metrics")
-        self._metrics.update(_values(metrics, "metric"))
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record several metrics at one ``step``; nested mappings become ``a.b.c`` keys."""
+        log = self._log.log
+        for key, value in _values(metrics, "metric").items():
+            log(key, value, step)
+
+    def set_goal(self, key: str, goal: str) -> None:
+        """Say what is better for metric ``key``: ``"min"`` or ``"max"``. It decides the
+        ``best`` and ``best_step`` of its summary (without one, a name such as ``loss`` or
+        ``acc`` decides, and other names get no best: docs/format.md)."""
+        self._check_open("set a goal")
+        self._goals[key] = _goal(key, goal)
 
     def log_param(self, key: str, value: Scalar) -> None:
         """Record a parameter (in addition to those given to :func:`run`)."""
@@ -308,6 +337,8 @@ class ActiveRun:
             self._argv = tuple(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         self._options = options
         self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
+        self._live = _start_live(repo, self._prepared, options, self._command or self._argv)
+        self._log = MetricLog(self._live)
         self._begun = time.monotonic()  # the block's own time, as `run` times the command
         self._token = _ACTIVE.set(self)
         self._state = "open"
@@ -330,11 +361,14 @@ class ActiveRun:
         self._state = "closed"
         duration = time.monotonic() - self._begun
         exit_code, signal = _outcome(exc)
+        log, self._log = self._log, _ClosedLog("closed")
+        log.close()
         repo, options = self._repo, self._options
         options = replace(
             options,
-            metrics={**options.metrics, **self._metrics},
+            metrics={**options.metrics, **log.last_values()},
             tags=(*options.tags, *self._tags),
+            goals={**options.goals, **self._goals},
         )
         prepared = replace(self._prepared, params={**self._prepared.params, **self._params})
         redactor = Redactor.from_environment(options.env)
@@ -370,6 +404,7 @@ class ActiveRun:
                 extra={"error": _error(exc, redactor)}
                 if exc is not None and exit_code != 0
                 else None,
+                histories=log.histories(),
             )
         except ProvError as problem:
             if exc is None:
@@ -377,6 +412,8 @@ class ActiveRun:
             # The block's own exception matters more; say why there is no record.
             exc.add_note(f"git-prov: this run was not recorded: {problem}")
             return False
+        finally:
+            end_live(self._live)
         self.run = Run._from(ledger, LocatedRun(record, (record.commit,)))
         for found in self.run.warnings:
             message = f"git-prov: run {record.short_id} recorded with a problem: {found}"
@@ -409,6 +446,7 @@ def run(
     notebook: bool | None = None,
     sign: bool | None = None,
     keep: Sequence[str] | str = (),
+    goals: Mapping[str, str] | None = None,
 ) -> ActiveRun:
     """Record the code in a ``with`` block as a run: ``with git_prov.run(…) as run:``.
 
@@ -422,7 +460,8 @@ def run(
     :mod:`git_prov.capture.notebook`). ``sign`` signs the record (default:
     ``git config prov.sign``). ``keep`` keeps the bytes of data, not only their hash, as
     ``--keep`` does: ``"inputs"``, ``"outputs"``, ``"all"``, ``"none"`` or declared paths
-    (:func:`get` gives them back).
+    (:func:`get` gives them back). ``goals`` says per metric whether ``"min"`` or
+    ``"max"`` is best (see :meth:`ActiveRun.set_goal`).
 
     Runs do not nest: starting one inside another's block raises
     :class:`~git_prov.errors.UsageProblem` (runs in other threads are independent).
@@ -440,8 +479,71 @@ def run(
         python=python or sys.executable,
         sign=sign,
         keep=_keep(keep),
+        goals={k: _goal(k, g) for k, g in (goals or {}).items()},
     )
     return ActiveRun(repo, options, command, notebook)
+
+
+class _ClosedLog(MetricLog):
+    """The log of a run not being recorded: logging to it is a usage error."""
+
+    def __init__(self, state: str):
+        super().__init__(None)
+        self._state = state
+
+    def log(self, key: str, value: Any, step: int | None = None) -> None:
+        raise UsageProblem(
+            f"cannot log a metric: the run is not being recorded ({self._state})",
+            "log inside the `with git_prov.run(…)` block",
+        )
+
+
+def _goal(key: str, goal: str) -> str:
+    if goal not in GOALS:
+        raise UsageProblem(f"goal {goal!r} of metric {key!r} is not min or max")
+    return goal
+
+
+def _start_live(
+    repo: GitRepo, prepared: Prepared, options: RunOptions, command: Any
+) -> Path | None:
+    from git_prov.live import start_live
+    from git_prov.recording import _declared_files
+
+    shown = command if isinstance(command, str) else shlex.join(command or ())
+    files = _declared_files(repo.root, prepared.cwd, prepared.config.metrics_files,
+                            options.metrics_files)  # fmt: skip
+    started = prepared.started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return start_live(repo.prov_dir, prepared.run_id, shown, started, files)
+
+
+def log_metric(key: str, value: Scalar, step: int | None = None) -> None:
+    """Log a metric of the run being recorded: the ``with git_prov.run()`` block active
+    here, else the run ``git prov run`` is recording this process as (its points reach
+    the record and ``git prov metrics --follow`` through the run's live directory)."""
+    _current_log().log(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """:func:`log_metric` for several metrics at one ``step`` (nested mappings flattened)."""
+    log = _current_log().log
+    for key, value in _values(metrics, "metric").items():
+        log(key, value, step)
+
+
+def _current_log() -> MetricLog:
+    active = _ACTIVE.get()
+    if active is not None:
+        return active._log
+    from git_prov.live import child_log
+
+    found = child_log()
+    if found is None:
+        raise UsageProblem(
+            "no run is being recorded here",
+            "log inside `with git_prov.run(…)`, or run the script with `git prov run -- …`",
+        )
+    return found
 
 
 def _keep(keep: Sequence[str] | str) -> tuple[str, ...]:

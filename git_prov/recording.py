@@ -17,12 +17,27 @@ from git_prov.capture.keep import KEEP_INPUTS, KEEP_OUTPUTS, KeepPlan, plan_keep
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
+from git_prov.live import LIVE_ENV, RUN_ENV, end_live, start_live
+from git_prov.model.history import (
+    Series,
+    encode_history,
+    goal_for,
+    merge_histories,
+    summarize,
+)
 from git_prov.model.ids import new_run_id
 from git_prov.model.manifest import DataEntry, DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord, status_for
 from git_prov.model.values import Scalar
 from git_prov.progress import NO_PROGRESS, Progress
-from git_prov.store.ledger import KIND_DATA, KIND_ENV, KIND_LOG, Ledger
+from git_prov.store.ledger import (
+    KIND_DATA,
+    KIND_ENV,
+    KIND_LOG,
+    KIND_METRICS,
+    MAX_OBJECT_BYTES,
+    Ledger,
+)
 from git_prov.store.repo import GitRepo
 from git_prov.trust.redaction import Redactor
 
@@ -60,6 +75,8 @@ class RunOptions:
     sign: bool | None = None  # None: as `git config prov.sign` says (off by default)
     reproduces: str | None = None  # the id of the run this one reproduces (git prov reproduce)
     keep: Sequence[str] = ()  # --keep: inputs, outputs, all, none, or paths (capture/keep.py)
+    # --goal / goals=: "min" or "max" per metric, deciding its "best" (model/history.py)
+    goals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,7 +251,6 @@ def run(
     stderr: BinaryIO | None = None,
 ) -> RunOutcome:
     """Run ``argv`` and record it (``git prov run``). The command's exit status is kept."""
-    from git_prov.capture.process import run_command
 
     if not argv:
         raise UsageProblem("no command given", "put the command after --: git prov run -- CMD")
@@ -249,10 +265,51 @@ def run(
     capture_logs = options.capture_logs
     if capture_logs is None:
         capture_logs = config.log_limit > 0
+    live = _start_live(repo, prepared, options, shlex.join(redactor.argv(argv)))
+    env = options.env
+    if live is not None:
+        env = {**(options.env or os.environ), LIVE_ENV: str(live), RUN_ENV: prepared.run_id}
+    try:
+        return _run_and_finish(
+            repo, ledger, prepared, options, argv, env, live, capture_logs, progress,
+            redactor, signer, stdout, stderr,
+        )  # fmt: skip
+    finally:
+        end_live(live)
+
+
+def _start_live(
+    repo: GitRepo, prepared: Prepared, options: RunOptions, command: str
+) -> Path | None:
+    """The run's live directory (git_prov/live.py), naming its declared metrics files."""
+    files = _declared_files(
+        repo.root, prepared.cwd, prepared.config.metrics_files, options.metrics_files
+    )
+    return start_live(repo.prov_dir, prepared.run_id, command, _iso(prepared.started), files)
+
+
+def _run_and_finish(
+    repo: GitRepo,
+    ledger: Ledger,
+    prepared: Prepared,
+    options: RunOptions,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    live: Path | None,
+    capture_logs: bool,
+    progress: Progress,
+    redactor: Redactor,
+    signer: SigningSetup | None,
+    stdout: BinaryIO | None,
+    stderr: BinaryIO | None,
+) -> RunOutcome:
+    from git_prov.capture.process import run_command
+
+    config = prepared.config
     result = run_command(
         list(argv),
         cwd=prepared.cwd,
-        env=options.env,
+        env=env,
         capture_logs=capture_logs,
         log_limit=config.log_limit or (1 << 20),
         stdout=stdout,
@@ -289,6 +346,7 @@ def run(
             progress=progress,
             redactor=redactor,
             signer=signer,
+            live=live,
         )
     except Exception as exc:
         problem = storage_problem(exc)
@@ -367,8 +425,15 @@ def finish(
     redactor: Redactor | None = None,
     signer: SigningSetup | None = None,
     extra: Mapping[str, Any] | None = None,
+    histories: Mapping[str, Series] | None = None,
+    live: Path | None = None,
 ) -> RunRecord:
     """Capture outputs and metrics after the command, then write the record.
+
+    Metric histories come from ``histories`` (the API's log), the points flushed to the
+    ``live`` directory (a command under ``git prov run`` logging with
+    ``git_prov.log_metric``) and the history files among the metrics files; they are
+    stored as one blob, summarised in the record (docs/format.md, "Metric histories").
 
     ``command`` and ``argv`` are stored as given (callers redact them); params, metrics,
     tags, the message and environment variables are redacted here. With ``signer`` the
@@ -398,15 +463,31 @@ def finish(
 
         warnings.append(not_kept_warning(keeping.store.too_large, keeping.store.lfs_threshold))
     metrics: dict[str, Scalar] = {}
+    parts: list[Mapping[str, Series]] = [histories or {}]
+    if live is not None:
+        from git_prov.live import read_points
+
+        parts.append(read_points(live))
     for path in _declared_files(root, prepared.cwd, config.metrics_files, options.metrics_files):
+        from git_prov.capture.histories import is_history_path, read_history_path
         from git_prov.capture.values_files import read_values_file
 
         try:
-            metrics.update(read_values_file(path, "metrics"))
+            if is_history_path(path):
+                found = read_history_path(path)
+                parts.append(found.histories)
+                metrics.update({k: s.values[-1] for k, s in found.histories.items() if len(s)})
+                metrics.update(found.values)
+            else:
+                metrics.update(read_values_file(path, "metrics"))
         except ProvError as exc:
             warnings.append(f"metrics not read: {exc}")
         except Exception as exc:  # the run is worth more than its metrics
             warnings.append(f"metrics not read from {path}: {type(exc).__name__}: {exc}")
+    merged = merge_histories(parts)
+    for key, series in merged.items():
+        if len(series) and key not in metrics:
+            metrics[key] = series.values[-1]
     metrics.update(options.metrics)
     params = prepared.params
     if origin != "record":  # (record: the run is over; what it wrote when is not known)
@@ -418,8 +499,6 @@ def finish(
         warnings.extend(notes)
         if hydra:
             params = {**hydra, **params}  # what was given explicitly wins
-    if warnings:
-        extra = {**(extra or {}), "warnings": [redactor.text(w) for w in warnings]}
     if prepared.source.secrets_left_out:
         extra = {**(extra or {}), SECRETS_LEFT_OUT: list(prepared.source.secrets_left_out)}
 
@@ -437,6 +516,11 @@ def finish(
         environment = replace(environment, variables=variables)
     env_id = ledger.store_object(environment.to_toml())
     objects[KIND_ENV].append(env_id)
+    history_id, summaries = _store_histories(ledger, merged, options.goals, warnings)
+    if history_id is not None:
+        objects[KIND_METRICS] = [history_id]
+    if warnings:
+        extra = {**(extra or {}), "warnings": [redactor.text(w) for w in warnings]}
     source = prepared.source
     rel_cwd = prepared.cwd.relative_to(root).as_posix() if prepared.cwd != root else "."
     run_record = RunRecord(
@@ -470,6 +554,8 @@ def finish(
         origin=origin,
         reproduces=options.reproduces,
         tool=f"git-prov/{__version__}",
+        history=history_id,
+        series=summaries,
     )
     signing_failed: SigningProblem | None = None
     if signer is not None:
@@ -499,6 +585,32 @@ def finish(
             "`git prov verify` lists unsigned runs",
         )
     return run_record
+
+
+def _store_histories(
+    ledger: Ledger,
+    histories: Mapping[str, Series],
+    goals: Mapping[str, str],
+    warnings: list[str],
+) -> tuple[str | None, dict[str, Mapping[str, Scalar]]]:
+    """Store a run's histories as one blob; (its id, the summaries the record keeps).
+    A history over the reader limit is not stored (its summaries still are), with a
+    warning: no reader would read it."""
+    histories = {k: s for k, s in histories.items() if len(s)}
+    if not histories:
+        return None, {}
+    summaries: dict[str, Mapping[str, Scalar]] = {
+        k: summarize(s, goal_for(k, goals)) for k, s in histories.items()
+    }
+    blob = encode_history(histories)
+    if len(blob) > MAX_OBJECT_BYTES:
+        points = sum(len(s) for s in histories.values())
+        warnings.append(
+            f"metric history not kept: {points:,} points are {len(blob) >> 20} MiB, over the "
+            f"{MAX_OBJECT_BYTES >> 20} MiB reader limit (the summaries are kept)"
+        )
+        return None, summaries
+    return ledger.store_object(blob), summaries
 
 
 def _capture_outputs(

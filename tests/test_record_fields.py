@@ -52,6 +52,7 @@ SAMPLES: dict[str, list[Any]] = {
     "tuple[str, ...]": [("a", "b")],
     "tuple[str, ...] | None": [("a", "b")],
     "Mapping[str, Scalar]": [{"k": 0.5, "n": "x"}],
+    "Mapping[str, Mapping[str, Scalar]]": [{"loss": {"n": 3, "last": 0.5, "goal": "min"}}],
 }
 # Index columns named otherwise than the record's key.
 COLUMN_OF = {"id": "run", "commit": "commit_id", "user": "user_name"}

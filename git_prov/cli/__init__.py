@@ -78,6 +78,7 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "export": ("ecosystem",),
     "get": ("data",),
     "completion": ("ecosystem",),
+    "metrics": ("metrics",),
 }
 
 
@@ -214,7 +215,17 @@ def _record_options(func: Any) -> Any:
             "--metrics-file",
             multiple=True,
             metavar="FILE",
-            help="JSON/TOML/YAML file of metrics, read after the run.",
+            help="Metrics read after the run: a JSON/TOML/YAML file of values, or a "
+            "history: JSON lines (.jsonl), CSV/TSV with a step column, a DVCLive "
+            "directory, TensorBoard event files.",
+        ),
+        click.option(
+            "--goal",
+            "goals",
+            multiple=True,
+            metavar="KEY=min|max",
+            help="What is best for a metric's history (default: by its name, e.g. loss "
+            "min, acc max; others none).",
         ),
         click.option(
             "-t",
@@ -265,6 +276,7 @@ def _options(
     capture_logs: bool | None = None,
     sign: bool | None = None,
     keep: Sequence[str] = (),
+    goals: Sequence[str] = (),
 ) -> Any:
     from git_prov.model.values import parse_assignment
     from git_prov.recording import RunOptions
@@ -292,7 +304,18 @@ def _options(
         capture_logs=capture_logs,
         sign=sign,
         keep=keep,
+        goals=_goals(goals),
     )
+
+
+def _goals(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, goal = item.rpartition("=")
+        if not sep or not key or goal not in ("min", "max"):
+            raise UsageProblem(f"--goal {item!r} is not KEY=min or KEY=max")
+        out[key] = goal
+    return out
 
 
 @cli.command(
@@ -324,6 +347,7 @@ def run(
     quiet: bool,
     sign: bool | None,
     keep: tuple[str, ...],
+    goals: tuple[str, ...],
 ) -> int:
     """Run COMMAND and record it with its code, data and environment.
 
@@ -353,6 +377,7 @@ def run(
         capture_logs,
         sign,
         keep,
+        goals,
     )
     if params and any("{" in arg for arg in command):
         from git_prov.sweep import substitute_run_argv
@@ -411,6 +436,7 @@ def record(
     python: str | None,
     sign: bool | None,
     keep: tuple[str, ...],
+    goals: tuple[str, ...],
 ) -> int:
     """Record a run that happened outside git prov.
 
@@ -452,6 +478,7 @@ def record(
         python,
         sign=sign,
         keep=keep,
+        goals=goals,
     )
     rec = recording.record(
         repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()

@@ -90,6 +90,10 @@ class RunRecord:
     reproduces: str | None = None
     origin: str = "run"
     tool: str | None = None
+    # Metric histories (docs/format.md, "Metric histories"): the blob of every logged point,
+    # and per metric a summary (n, last, last_step, min, max, goal, best, best_step).
+    history: str | None = None
+    series: Mapping[str, Mapping[str, Scalar]] = field(default_factory=dict)
     # An armored OpenPGP or SSH signature over :meth:`signing_payload` (git prov verify).
     signature: str | None = None
     # Fields written by a newer minor version; kept so re-encoding loses nothing.
@@ -446,6 +450,8 @@ def _run_from_json(data: dict[str, Any]) -> RunRecord:
         reproduces=_opt_str(data, "reproduces"),
         origin=_opt_str(data, "origin") or "run",
         tool=_opt_str(data, "tool"),
+        history=_opt_oid(data, "history"),
+        series=_summaries(data, "series"),
         signature=_opt_str(data, "signature"),
         extra=_extra(data, _RUN_FIELDS),
     )
@@ -505,6 +511,18 @@ def _scalars(data: dict[str, Any], key: str) -> dict[str, Scalar]:
         if not isinstance(v, str | int | float | bool):
             raise ValueError(f"{key}.{k} is not a number, string or boolean")
         out[k] = v
+    return out
+
+
+def _summaries(data: dict[str, Any], key: str) -> dict[str, Mapping[str, Scalar]]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    out: dict[str, Mapping[str, Scalar]] = {}
+    for name, summary in value.items():
+        if not isinstance(summary, dict):
+            raise ValueError(f"{key}.{name} is not an object")
+        out[name] = _scalars(value, name)
     return out
 
 

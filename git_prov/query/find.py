@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from git_prov.errors import NotFound, UsageProblem
+from git_prov.model.history import SUMMARY_FIELDS
 from git_prov.model.ids import short_run_id
 from git_prov.model.values import Scalar, as_number, parse_scalar
 from git_prov.model.when import parse_time
@@ -237,15 +238,46 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _value_sql(section: str, key: str) -> tuple[str, str, list[Any]]:
-    """SQL for one metric/param: (numeric value, raw value, bound parameters for both).
-    ``section`` is the column (``params`` or ``metrics``), never user input."""
+def _summary_path(key: str) -> str | None:
+    """The JSON path in the ``series`` column of ``loss.min``-style keys (a metric's
+    summary field, docs/format.md "Metric histories"), or None."""
+    name, dot, part = key.rpartition(".")
+    if dot and name and part in SUMMARY_FIELDS:
+        return f'$."{name}"."{part}"'
+    return None
+
+
+def _value_sql(section: str, key: str) -> tuple[str, list[Any], str, list[Any]]:
+    """SQL for one metric/param: (numeric value, its bound parameters, raw value, its
+    bound parameters). ``section`` is the column (``params`` or ``metrics``), never user
+    input. A metric key ``NAME.FIELD`` that no run has as a metric of its own reads the
+    summary of metric NAME's history (``loss.min``, ``loss.last``, ``acc.best_step``)."""
     path = f'$."{key}"'
     number = (
         f"(CASE json_type({section}, ?) WHEN 'text' THEN prov_number(json_extract({section}, ?))"
         f" ELSE json_extract({section}, ?) END)"
     )
-    return number, f"json_extract({section}, ?)", [path, path, path, path]
+    raw = f"json_extract({section}, ?)"
+    summary = _summary_path(key) if section == "metrics" else None
+    if summary is None:
+        return number, [path, path, path], raw, [path]
+    return (
+        f"coalesce({number}, prov_number(json_extract(series, ?)))",
+        [path, path, path, summary],
+        f"coalesce({raw}, json_extract(series, ?))",
+        [path, summary],
+    )
+
+
+def _metric_present_sql(key: str) -> tuple[str, list[Any]]:
+    """SQL true when a run has metric ``key`` (or, for ``NAME.FIELD``, that summary)."""
+    summary = _summary_path(key)
+    if summary is None:
+        return "json_type(metrics, ?) IS NOT NULL", [f'$."{key}"']
+    return "(json_type(metrics, ?) IS NOT NULL OR json_type(series, ?) IS NOT NULL)", [
+        f'$."{key}"',
+        summary,
+    ]
 
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
@@ -254,8 +286,7 @@ def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
     parts: list[str] = []
     args: list[Any] = []
     for section in sections:
-        num_sql, raw_sql, value_args = _value_sql(section, cond.key)
-        num_args, raw_args = value_args[:3], value_args[3:]
+        num_sql, num_args, raw_sql, raw_args = _value_sql(section, cond.key)
         if number is not None and cond.op in ("==", "!="):
             close = f"({num_sql} = ? OR abs({num_sql} - ?) <= ? * max(abs({num_sql}), abs(?)))"
             test = close if cond.op == "==" else f"NOT {close}"
@@ -274,9 +305,9 @@ def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
     if len(parts) == 1:
         return parts[0], args[0]
     # Metrics first: the param is used only when the run has no metric of that name.
-    metric_path = f'$."{cond.key}"'
-    sql = f"(CASE WHEN json_type(metrics, ?) IS NOT NULL THEN {parts[0]} ELSE {parts[1]} END)"
-    return sql, [metric_path, *args[0], *args[1]]
+    present, present_args = _metric_present_sql(cond.key)
+    sql = f"(CASE WHEN {present} THEN {parts[0]} ELSE {parts[1]} END)"
+    return sql, [*present_args, *args[0], *args[1]]
 
 
 def _sort_sql(sort: str) -> tuple[str, list[Any]]:
@@ -295,12 +326,18 @@ def _sort_sql(sort: str) -> tuple[str, list[Any]]:
     if '"' in name:
         raise UsageProblem(f"{name!r}: names with a double quote cannot be sorted on")
     path = f'$."{name}"'
-    if section:
-        value = f"json_extract({section}, ?)"
-        args = [path]
+    summary = _summary_path(name) if section != "params" else None
+    metric, metric_args = "json_extract(metrics, ?)", [path]
+    if summary is not None:
+        metric = "coalesce(json_extract(metrics, ?), json_extract(series, ?))"
+        metric_args = [path, summary]
+    if section == "params":
+        value, args = "json_extract(params, ?)", [path]
+    elif section == "metrics":
+        value, args = metric, metric_args
     else:
-        value = "coalesce(json_extract(metrics, ?), json_extract(params, ?))"
-        args = [path, path]
+        value = f"coalesce({metric}, json_extract(params, ?))"
+        args = [*metric_args, path]
     # Runs without the value last, whichever the direction.
     return (
         f"({value}) IS NULL, ({value}) {direction}, started DESC, run DESC",
@@ -312,9 +349,17 @@ def _has_value(index: RunIndex, section: str | None, key: str) -> bool:
     """Whether any live run has the metric or param ``key`` (stops at the first)."""
     path = f'$."{key}"'
     sections = [section] if section else ["metrics", "params"]
-    test = " OR ".join(f"json_type({s}, ?) IS NOT NULL" for s in sections)
+    tests: list[str] = []
+    args: list[Any] = []
+    for name in sections:
+        if name == "metrics":
+            sql, sql_args = _metric_present_sql(key)
+        else:
+            sql, sql_args = f"json_type({name}, ?) IS NOT NULL", [path]
+        tests.append(sql)
+        args += sql_args
     row = index.db.execute(
-        f"SELECT 1 FROM lines WHERE live = 1 AND ({test}) LIMIT 1", [path] * len(sections)
+        f"SELECT 1 FROM lines WHERE live = 1 AND ({' OR '.join(tests)}) LIMIT 1", args
     ).fetchone()
     return row is not None
 

@@ -81,7 +81,9 @@ __all__ = [
 NOTES_REF = "refs/notes/prov"  # the same names as git_prov.store.ledger (not imported:
 OBJECTS_REF = "refs/prov/objects"  # that module loads pygit2)
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 7  # 7: notes over the reader limit (model/limits.py) are problem rows
+# 7: notes over the reader limit (model/limits.py) are problem rows; 8: the metrics'
+# summaries of records with histories (``series``)
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_S = 60.0
 
 STATE_MISSING, STATE_LOADED, STATE_BAD = 0, 1, 2
@@ -100,7 +102,8 @@ CREATE TABLE lines (
     id INTEGER PRIMARY KEY, note TEXT NOT NULL, lineno INTEGER, kind INTEGER NOT NULL,
     run TEXT, commit_id TEXT, started TEXT, duration REAL, status TEXT, exit_code INTEGER,
     host TEXT, user_name TEXT, branch TEXT, env TEXT, inputs TEXT, outputs TEXT,
-    snapshot TEXT, command TEXT, params TEXT, metrics TEXT, tags TEXT, detail TEXT,
+    snapshot TEXT, command TEXT, params TEXT, metrics TEXT, tags TEXT, series TEXT,
+    detail TEXT,
     live INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE manifests (oid TEXT PRIMARY KEY, kind TEXT, state INTEGER) WITHOUT ROWID;

@@ -45,20 +45,23 @@ KIND_RUN, KIND_ATTACH, KIND_TOMBSTONE, KIND_PROBLEM = 0, 1, 2, 3
 ROW_COLUMNS = (
     "note", "lineno", "kind", "run", "commit_id", "started", "duration", "status",
     "exit_code", "host", "user_name", "branch", "env", "inputs", "outputs", "snapshot",
-    "command", "params", "metrics", "tags", "detail",
+    "command", "params", "metrics", "tags", "series", "detail",
 )  # fmt: skip
 _BLANK = (None,) * (len(ROW_COLUMNS) - 4)  # the columns after ``run`` of an entry row
 
 # ---- parsing note lines fast -----------------------------------------------------------
 
-_OPT_OID = ("snapshot", "patch_id", "inputs", "outputs", "env", "stdout", "stderr")
+_OPT_OID = (
+    "snapshot", "patch_id", "inputs", "outputs", "env", "stdout", "stderr", "history",
+)  # fmt: skip
 _OPT_STR = (
     "cwd", "branch", "host", "user", "message", "reproduces", "origin", "tool", "signature",
 )  # fmt: skip
 _RUN_KEYS = frozenset(
     (
         "id", "commit", "command", "started", "ended", "duration", "exit_code", "status",
-        "argv", "signal", "params", "metrics", "tags", "omitted", *_OPT_OID, *_OPT_STR,
+        "argv", "signal", "params", "metrics", "tags", "omitted", "series", *_OPT_OID,
+        *_OPT_STR,
     )
 )  # fmt: skip
 
@@ -104,9 +107,13 @@ def _shape_plan(keys: Sequence[str], types: Sequence[type]) -> tuple[Any, ...] |
     if duration is not None and duration is not float and duration is not int:
         return None
     ints = tuple(key for key in ("exit_code", "signal") if typed.get(key) is int)
-    dicts = [key for key in ("params", "metrics") if key in typed]
+    dicts: list[str] = [key for key in ("params", "metrics") if key in typed]
     if any(typed[key] is not dict for key in dicts):
         return None
+    if "series" in typed:
+        if typed["series"] is not dict:
+            return None
+        dicts.append("series")
     lists = []
     for key in ("tags", "omitted", "argv"):
         kind = typed.get(key, list)
@@ -155,7 +162,13 @@ def valid_run_json(data: dict[str, Any], _known_oids: set[str] | None = None) ->
                 return False
             known.add(value)
     for key in dicts:
-        if not _SCALAR_TYPES.issuperset(map(type, data[key].values())):
+        if key == "series":  # an object of objects of scalars (the metrics' summaries)
+            for summary in data[key].values():
+                if type(summary) is not dict or not _SCALAR_TYPES.issuperset(
+                    map(type, summary.values())
+                ):
+                    return False
+        elif not _SCALAR_TYPES.issuperset(map(type, data[key].values())):
             return False
     for key in lists:
         if not _STR_TYPE.issuperset(map(type, data[key])):
@@ -230,7 +243,7 @@ def json_member(payload: str, key: str, value: Any) -> str | None:
 
 def _run_row(note: str, lineno: int, data: dict[str, Any], payload: str) -> tuple[Any, ...]:
     get = data.get
-    params, metrics, tags = get("params"), get("metrics"), get("tags")
+    params, metrics, tags, series = get("params"), get("metrics"), get("tags"), get("series")
     return (
         note, lineno, KIND_RUN, data["id"], data["commit"], data["started"],
         float(get("duration", 0.0)), data["status"], get("exit_code"), get("host"),
@@ -238,7 +251,8 @@ def _run_row(note: str, lineno: int, data: dict[str, Any], payload: str) -> tupl
         get("snapshot"), data["command"],
         json_member(payload, "params", params) if params else None,
         json_member(payload, "metrics", metrics) if metrics else None,
-        json_member(payload, "tags", tags) if tags else None, None,
+        json_member(payload, "tags", tags) if tags else None,
+        _encode(series) if series else None, None,
     )  # fmt: skip
 
 
@@ -284,6 +298,7 @@ _OID = r'"([0-9a-f]{40}(?:[0-9a-f]{24})?)"'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 _SCALAR = rf'(?:"[^"\\\x00-\x1f]*"|{_NUMBER}|true|false|NaN|-?Infinity)'
 _NAME = r'"[^"\\\x00-\x1f]*"'
+_SCALARS = rf"\{{(?:{_NAME}:{_SCALAR}(?:,{_NAME}:{_SCALAR})*)?\}}"
 _MEMBERS = {
     "id": r'"([0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{8})"',
     "commit": _OID,
@@ -294,6 +309,7 @@ _MEMBERS = {
     "params": rf"(\{{(?:{_NAME}:{_SCALAR}(?:,{_NAME}:{_SCALAR})*)?\}})",
     "metrics": rf"(\{{(?:{_NAME}:{_SCALAR}(?:,{_NAME}:{_SCALAR})*)?\}})",
     "tags": rf"(\[(?:{_NAME}(?:,{_NAME})*)?\])",
+    "series": rf"(\{{(?:{_NAME}:{_SCALARS}(?:,{_NAME}:{_SCALARS})*)?\}})",
     "omitted": rf"(\[(?:{_NAME}(?:,{_NAME})*)?\])",
     "argv": rf"(?:(\[(?:{_NAME}(?:,{_NAME})*)?\])|null)",
     **{key: _STRING for key in _REQUIRED_STR},
@@ -322,7 +338,7 @@ _PICK = operator.itemgetter(
     *(_AT[key] for key in (
         "id", "commit", "started", "duration", "status", "exit_code", "host", "user", "branch",
         "env", "inputs", "outputs", "snapshot", "command", "params", "metrics", "tags", "v",
-        "signal",
+        "signal", "series",
     ))
 )  # fmt: skip
 
@@ -334,7 +350,7 @@ def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | No
         return None
     (
         run, commit, started, duration, status, exit_code, host, user, branch, env, inputs,
-        outputs, snapshot, command, params, metrics, tags, version, signal,
+        outputs, snapshot, command, params, metrics, tags, version, signal, series,
     ) = _PICK(match.groups())  # fmt: skip
     if version != "1" and int(version) not in READABLE_VERSIONS:
         return None
@@ -362,7 +378,8 @@ def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | No
     return (
         note, lineno, KIND_RUN, run, commit, started, seconds, status, code, host, user,
         branch, env, inputs, outputs, snapshot, command, None if params == "{}" else params,
-        None if metrics == "{}" else metrics, None if tags == "[]" else tags, None,
+        None if metrics == "{}" else metrics, None if tags == "[]" else tags,
+        None if series == "{}" else series, None,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pygit2
 
 from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
+from git_prov.model.history import Series, decode_history
 from git_prov.model.ids import RUN_ID_RE, is_hex_oid
 from git_prov.model.limits import note_too_large
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
@@ -45,8 +46,9 @@ OBJECTS_REF = "refs/prov/objects"
 KIND_DATA = "data"
 KIND_ENV = "env"
 KIND_LOG = "log"
+KIND_METRICS = "metrics"  # a run's metric histories (model/history.py)
 KEEP_DIR = "keep"
-OBJECT_KINDS = (KIND_DATA, KIND_ENV, KIND_LOG)
+OBJECT_KINDS = (KIND_DATA, KIND_ENV, KIND_LOG, KIND_METRICS)
 CAS_ATTEMPTS = 40
 EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 # Manifests and logs above this size are refused unread (see MAX_MANIFEST_BYTES).
@@ -267,6 +269,13 @@ class Ledger:
             return EnvironmentManifest.from_toml(self.read_object(oid, "environment manifest"))
         except ValueError as exc:
             raise CorruptLedger(f"environment manifest {oid[:12]}: {exc}") from None
+
+    def metric_history(self, oid: str) -> dict[str, Series]:
+        """Load a run's metric histories by the id its record names (``history``)."""
+        try:
+            return decode_history(self.read_object(oid, "metric history"))
+        except ValueError as exc:
+            raise CorruptLedger(f"metric history {oid[:12]}: {exc}") from None
 
     def is_kept(self, commit_hex: str) -> bool:
         """True when ``refs/prov/objects`` keeps ``commit_hex`` reachable."""

@@ -1,0 +1,132 @@
+"""Metric histories (#17): every logged value kept with its step and time, stored once per
+run as a blob under refs/prov/objects, summarised in the record so that find's --where and
+--sort read them from the index; history files (JSON lines, CSV/TSV, DVCLive, TensorBoard)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from array import array
+from pathlib import Path
+
+import pytest
+from conftest import git, prov
+
+import git_prov
+from git_prov.errors import UsageProblem
+from git_prov.model.history import (
+    Series,
+    decode_history,
+    encode_history,
+    goal_for,
+    summarize,
+)
+
+
+@pytest.fixture
+def here(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(repo)
+    return repo
+
+
+# ---- the stored format (pure) ----------------------------------------------------------------
+
+
+def test_history_blob_round_trips_and_is_canonical() -> None:
+    loss = Series(array("d", [0, 1, 2]), array("d", [10.0, 11.5, 12.0]), array("d", [1.0, 0.5, 0.25]))
+    half = Series(array("d", [0.5, 1.5]), array("d", [math.nan, 1.0]), array("d", [math.nan, 2.0]))
+    blob = encode_history({"loss": loss, "half": half})
+    assert blob.startswith(b"git-prov history 1\n")
+    header = json.loads(blob.split(b"\n")[1])
+    # Keys sorted; integral steps stored as int64, fractional ones as float64.
+    assert header == {
+        "series": [{"key": "half", "n": 2, "step": "f8"}, {"key": "loss", "n": 3, "step": "i8"}]
+    }
+    assert len(blob) == len(blob.split(b"\n")[0]) + len(blob.split(b"\n")[1]) + 2 + 5 * 24
+    back = decode_history(blob)
+    assert list(back["loss"].steps) == [0, 1, 2] and list(back["loss"].values) == [1, 0.5, 0.25]
+    assert list(back["half"].steps) == [0.5, 1.5] and math.isnan(back["half"].times[0])
+    assert encode_history(back) == blob  # the same points, the same bytes (stored once)
+    for bad in (b"nope", blob[:-1], blob + b"x", b"git-prov history 1\n{}\n"):
+        with pytest.raises(ValueError):
+            decode_history(bad)
+
+
+def test_summary_and_how_best_is_decided() -> None:
+    series = Series(array("d", [0, 1, 2, 3]), array("d", [0] * 4), array("d", [3, 1, math.nan, 2]))
+    assert summarize(series, "min") == {
+        "n": 4, "last": 2.0, "last_step": 3, "min": 1.0, "max": 3.0,
+        "goal": "min", "best": 1.0, "best_step": 1,
+    }  # fmt: skip
+    assert summarize(series, "max")["best_step"] == 0
+    assert "best" not in summarize(series, None)  # no goal: no best, never a guess
+    assert goal_for("val_loss") == goal_for("train/loss") == goal_for("mse") == "min"
+    assert goal_for("val_acc") == goal_for("top1") == goal_for("f1") == "max"
+    assert goal_for("lr") is None and goal_for("acc_error") is None  # neither, or both
+    assert goal_for("lr", {"lr": "max"}) == "max"
+
+
+# ---- the API ---------------------------------------------------------------------------------
+
+
+def test_log_metric_keeps_every_step_and_summaries_reach_find(here: Path) -> None:
+    with git_prov.run(goals={"score": "max"}) as run:
+        for step in range(50):
+            run.log_metric("loss", 1.0 / (step + 1), step=step * 10)
+            run.log_metrics({"acc": step / 50, "score": float(step % 7)})
+        run.log_metric("phase", "done")  # text: a value, no history
+    recorded = run.run
+    assert recorded is not None
+    assert recorded.metrics["loss"] == 1.0 / 50 and recorded.metrics["phase"] == "done"
+    histories = recorded.histories()
+    assert sorted(histories) == ["acc", "loss", "score"]
+    assert list(histories["loss"].steps) == [s * 10 for s in range(50)]
+    assert list(histories["acc"].steps) == list(range(50))  # no step: the next one
+    times = list(histories["loss"].times)
+    assert times == sorted(times) and all(t > 1.7e9 for t in times)
+    assert recorded.series["loss"] == {
+        "n": 50, "last": 0.02, "last_step": 490, "min": 0.02, "max": 1.0,
+        "goal": "min", "best": 0.02, "best_step": 490,
+    }  # fmt: skip
+    assert recorded.series["score"]["best_step"] == 6
+    # The blob is under refs/prov/objects, and no live directory is left behind.
+    blob = recorded.record.history
+    assert blob and git(here, "cat-file", "-t", f"refs/prov/objects:metrics/{blob[:2]}/{blob[2:]}")
+    assert not list((here / ".git" / "prov" / "live").glob("*"))
+    with git_prov.run() as other:
+        other.log_metric("loss", 0.5)
+        other.log_metric("loss", 0.4)
+    found = json.loads(prov(here, "find", "--where", "loss.min<0.1", "--json").stdout)
+    assert [r["id"] for r in found] == [recorded.id]
+    found = json.loads(prov(here, "find", "--sort", "loss.last", "--json").stdout)
+    assert [r["id"] for r in found] == [recorded.id, other.id]
+    found = json.loads(prov(here, "find", "--where", "acc.best_step==49", "--json").stdout)
+    assert [r["id"] for r in found] == [recorded.id]
+
+
+def test_logging_outside_a_run_is_a_usage_error(here: Path) -> None:
+    with git_prov.run() as run:
+        with pytest.raises(UsageProblem):
+            run.log_metric("", 1.0)
+        with pytest.raises(UsageProblem):
+            run.log_metric("x", 1.0, step="3")  # type: ignore[arg-type]
+    with pytest.raises(UsageProblem, match="not being recorded"):
+        run.log_metric("loss", 1.0)
+    with pytest.raises(UsageProblem, match="no run is being recorded"):
+        git_prov.log_metric("loss", 1.0)
+
+
+# ---- git prov run and history files ----------------------------------------------------------
+
+
+def test_a_script_under_git_prov_run_logs_a_history(here: Path) -> None:
+    (here / "train.py").write_text(
+        "import git_prov\n"
+        "for step in range(5):\n"
+        "    git_prov.log_metric('loss', 1.0 / (step + 1), step=step)\n"
+    )
+    prov(here, "run", "--", sys.executable, "train.py")
+    [found] = json.loads(prov(here, "find", "--where", "loss.n==5", "--json").stdout)
+    shown = json.loads(prov(here, "show", found["id"], "--json").stdout)
+    assert shown["metrics"]["loss"] == 0.2
