@@ -9,9 +9,10 @@ import math
 import sys
 from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import git, prov
+from conftest import git, missing, prov
 
 import git_prov
 from git_prov.errors import UsageProblem
@@ -22,6 +23,9 @@ from git_prov.model.history import (
     goal_for,
     summarize,
 )
+from git_prov.query.find import Condition, FindQuery, find
+from git_prov.query.index import RepoPaths
+from git_prov.store.repo import open_repo
 
 
 @pytest.fixture
@@ -34,7 +38,9 @@ def here(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_history_blob_round_trips_and_is_canonical() -> None:
-    loss = Series(array("d", [0, 1, 2]), array("d", [10.0, 11.5, 12.0]), array("d", [1.0, 0.5, 0.25]))
+    loss = Series(
+        array("d", [0, 1, 2]), array("d", [10.0, 11.5, 12.0]), array("d", [1.0, 0.5, 0.25])
+    )
     half = Series(array("d", [0.5, 1.5]), array("d", [math.nan, 1.0]), array("d", [math.nan, 2.0]))
     blob = encode_history({"loss": loss, "half": half})
     assert blob.startswith(b"git-prov history 1\n")
@@ -99,10 +105,18 @@ def test_log_metric_keeps_every_step_and_summaries_reach_find(here: Path) -> Non
         other.log_metric("loss", 0.4)
     found = json.loads(prov(here, "find", "--where", "loss.min<0.1", "--json").stdout)
     assert [r["id"] for r in found] == [recorded.id]
-    found = json.loads(prov(here, "find", "--sort", "loss.last", "--json").stdout)
-    assert [r["id"] for r in found] == [recorded.id, other.id]
-    found = json.loads(prov(here, "find", "--where", "acc.best_step==49", "--json").stdout)
-    assert [r["id"] for r in found] == [recorded.id]
+    assert _found(here, sort="loss.last") == [recorded.id, other.id]
+    assert _found(here, sort="-loss.n") == [recorded.id, other.id]
+    assert _found(here, where=(Condition.parse("acc.best_step==49"),)) == [recorded.id]
+    assert _found(here, where=(Condition.parse("metrics.loss.max>=0.5"),)) == [
+        other.id, recorded.id,
+    ]  # fmt: skip
+
+
+def _found(repo: Path, **query: Any) -> list[str]:
+    """Run ids ``find`` selects, in-process (the CLI is tested above)."""
+    result, _, _ = find(RepoPaths.of_repo(open_repo(repo)), FindQuery(**query))
+    return [r.id for r in result.runs]
 
 
 def test_logging_outside_a_run_is_a_usage_error(here: Path) -> None:
@@ -127,6 +141,88 @@ def test_a_script_under_git_prov_run_logs_a_history(here: Path) -> None:
         "    git_prov.log_metric('loss', 1.0 / (step + 1), step=step)\n"
     )
     prov(here, "run", "--", sys.executable, "train.py")
-    [found] = json.loads(prov(here, "find", "--where", "loss.n==5", "--json").stdout)
-    shown = json.loads(prov(here, "show", found["id"], "--json").stdout)
-    assert shown["metrics"]["loss"] == 0.2
+    [recorded] = git_prov.Ledger(here).runs()
+    assert recorded.metrics["loss"] == 0.2 and recorded.series["loss"]["n"] == 5
+    assert list(recorded.histories()["loss"].steps) == [0, 1, 2, 3, 4]
+    assert not list((here / ".git" / "prov" / "live").glob("*"))
+
+
+def test_history_files_json_lines_csv_tsv(here: Path) -> None:
+    (here / "log.jsonl").write_text(
+        '{"step": 0, "time": 1700000000.5, "loss": 1.0, "val": {"acc": 0.1}, "phase": "warm"}\n'
+        '{"step": 2, "timestamp": 1700000001000, "loss": 0.5}\n'  # milliseconds
+        "\n"
+        '{"loss": 0.25}\n'  # no step: its line's number
+    )
+    (here / "log.csv").write_text("epoch_time,step,lr,note\n,0,0.1,a\n,1,0.05,b\n,2,,c\n")
+    (here / "log.tsv").write_text("step\tgrad_norm\n0\t3\n5\t1e-3\n")
+    recorded = git_prov.record("train", metrics_files=["log.jsonl", "log.csv", "log.tsv"])
+    histories = recorded.histories()
+    # Columns with no numbers ("epoch_time" empty, "note" text) have no history.
+    assert sorted(histories) == ["grad_norm", "loss", "lr", "val.acc"]
+    loss = histories["loss"]
+    assert list(loss.steps) == [0, 2, 3] and list(loss.values) == [1.0, 0.5, 0.25]
+    assert loss.times[0] == 1700000000.5 and loss.times[1] == 1700000001.0
+    assert math.isnan(loss.times[2])  # not in the file: not known
+    assert list(histories["lr"].steps) == [0, 1] and list(histories["lr"].values) == [0.1, 0.05]
+    assert list(histories["grad_norm"].steps) == [0, 5]
+    assert recorded.metrics["loss"] == 0.25 and recorded.series["loss"]["best_step"] == 3
+    assert "phase" not in histories and "note" not in histories
+    assert not recorded.warnings
+
+
+def test_a_bad_history_file_is_a_warning_not_a_lost_run(here: Path) -> None:
+    (here / "log.jsonl").write_text('{"loss": 1}\nnot json\n')
+    (here / "log.csv").write_text("step,loss\n0,1\n,2\n")
+    recorded = git_prov.record("train", metrics_files=["log.jsonl", "log.csv"])
+    assert recorded.record.history is None
+    assert [w.split(":")[0] for w in recorded.warnings] == ["metrics not read"] * 2
+    assert (
+        "line 2 is not JSON" in recorded.warnings[0] and "row 3 has no step" in recorded.warnings[1]
+    )
+
+
+def test_dvclive_output_directory(here: Path) -> None:
+    try:
+        from dvclive import Live
+    except ImportError:
+        pytest.skip(missing("dvclive"))
+    with Live(str(here / "dvclive"), save_dvc_exp=False) as live:
+        for step in range(4):
+            live.log_metric("train/loss", 1.0 / (step + 1))
+            live.log_metric("acc", step / 4)
+            live.next_step()
+    recorded = git_prov.record("train", metrics_files=["dvclive"])
+    histories = recorded.histories()
+    assert sorted(histories) == ["acc", "train.loss"]
+    assert list(histories["train.loss"].steps) == [0, 1, 2, 3]
+    assert list(histories["train.loss"].values) == [1.0, 0.5, 1 / 3, 0.25]
+    # metrics.json's final values are the run's metrics; its "step" is not a metric.
+    assert recorded.metrics == {"acc": 0.75, "train.loss": 0.25}
+    assert recorded.series["acc"]["best"] == 0.75 and not recorded.warnings
+
+
+def test_tensorboard_event_files(here: Path) -> None:
+    try:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    except ImportError:
+        pytest.skip(missing("tensorboard"))
+    for sub in ("train", "eval"):
+        writer = EventFileWriter(str(here / "tb" / sub))
+        for step in range(3):
+            value = summary_pb2.Summary.Value(tag="loss", simple_value=1.0 / (step + 1))
+            writer.add_event(
+                event_pb2.Event(
+                    wall_time=1700000000.0 + step, step=step * 100,
+                    summary=summary_pb2.Summary(value=[value]),
+                )
+            )  # fmt: skip
+        writer.close()
+    recorded = git_prov.record("train", metrics_files=["tb"])
+    histories = recorded.histories()
+    assert sorted(histories) == ["eval/loss", "train/loss"]
+    loss = histories["train/loss"]
+    assert list(loss.steps) == [0, 100, 200] and list(loss.times) == [1.7e9, 1.7e9 + 1, 1.7e9 + 2]
+    assert list(loss.values) == pytest.approx([1.0, 0.5, 1 / 3])
+    assert recorded.series["eval/loss"]["best_step"] == 200

@@ -12,7 +12,8 @@ or a history, told apart by its name:
   metric (empty cells: no point);
 * a directory holding ``dvclive/metrics.json`` or ``plots/metrics/`` — DVCLive's output:
   ``plots/metrics/**/<name>.tsv`` are the histories (``train/loss.tsv`` is metric
-  ``train/loss``), ``metrics.json`` the final values;
+  ``train.loss``, as ``metrics.json``'s nesting names it), ``metrics.json`` the final
+  values;
 * a TensorBoard event file (``*tfevents*``) or a directory of them — the scalars, read
   with the ``tensorboard`` package (the optional ``tensorboard`` extra).
 
@@ -202,7 +203,8 @@ def read_dvclive(directory: Path) -> HistoryFile:
                 if not name.endswith(".tsv"):
                     continue
                 path = Path(root) / name
-                metric = path.relative_to(plots).with_suffix("").as_posix()
+                # train/loss.tsv is metric train.loss: the key metrics.json's nesting gives.
+                metric = ".".join(path.relative_to(plots).with_suffix("").parts)
                 table = read_table(_read_text(path), path, "\t")
                 # DVCLive's column is the metric's last path part; take it whatever its name.
                 for series in table.histories.values():
