@@ -16,9 +16,11 @@ import hashlib
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from git_prov.errors import BadPath, CorruptLedger, NotFound, RemoteProblem
 from git_prov.model.manifest import (
@@ -39,6 +41,7 @@ from git_prov.store.kept import (
     data_trees,
     dropped_digests,
     find_kept,
+    restore_kept_lfs,
     sha256_of,
     tracking_data_ref,
     tracking_remotes,
@@ -92,9 +95,7 @@ class Availability:
 
 
 def _lfs_local(repo: GitRepo, digest: str, size: int) -> bool:
-    from git_prov.store.lfs import has_lfs_object
-
-    return has_lfs_object(repo.common_dir, digest, size)
+    return restore_kept_lfs(repo, digest, size)
 
 
 # ---- get ------------------------------------------------------------------------------------
@@ -269,6 +270,7 @@ class _Fetcher:
         self._fetched = False
         self._trees = data_trees(repo, tracking_remotes(repo))
         self._dropped: set[str] | None = None
+        self.fetched_from: str | None = None  # set when the last bytes came over the network
 
     def remote(self) -> str:
         if self._remote is None:
@@ -278,6 +280,15 @@ class _Fetcher:
         return self._remote
 
     def bytes_of(self, run: RunRecord, entry: DataEntry) -> tuple[str, Opener]:
+        """Where ``entry``'s bytes come from (kept, git, lfs, dvc, annex; ", fetched from
+        REMOTE" when a git-LFS object had to be downloaded) and how to read them."""
+        self.fetched_from = None
+        source, opener = self._bytes_of(run, entry)
+        if self.fetched_from is not None:
+            source += f", fetched from {self.fetched_from}: not in the local git-LFS store"
+        return source, opener
+
+    def _bytes_of(self, run: RunRecord, entry: DataEntry) -> tuple[str, Opener]:
         if entry.kept is not None:
             return self._kept(run, entry)
         if entry.source == SOURCE_GIT:
@@ -366,6 +377,7 @@ class _Fetcher:
                         f"`git prov push --data {remote}`",
                     ) from None
                 raise
+            self.fetched_from = remote
         return _file_reader(lfs_object_path(self.repo.common_dir, digest))
 
     def _dvc(self, run: RunRecord, entry: DataEntry) -> Opener:
@@ -493,22 +505,17 @@ def _write_verified(
     """Write ``entry``'s bytes beside its target, check them against the recorded hash,
     then rename them into place (replacing a file or a symlink itself, never its target).
 
-    A stored file with a SHA-256 hash is verified first — by the stat cache, which knows
-    the LFS objects ``--keep`` wrote, else by one hash pass that it then remembers — and
-    copied by the kernel (a reflink where the file system can): a big file costs about
-    what ``cp`` costs."""
+    A stored file with a SHA-256 hash (an LFS object) is copied by :func:`_copy_stored`:
+    by the kernel when the stat cache vouches for its bytes, else in one pass that hashes
+    exactly the bytes it writes. Other sources are hashed as they are written."""
     target = _inside(root, entry.path)
     verifier = _Verifier(entry.hash)
     fd, tmp = tempfile.mkstemp(prefix=".git-prov-get-", dir=target.parent)
     found: str | None
     try:
-        if (
-            isinstance(opener, _FileSource)
-            and entry.algorithm == "sha256"
-            and _copy_vouched(opener.path, fd, entry, cache_path)
-        ):
-            os.close(fd)
-            found = entry.hash
+        if isinstance(opener, _FileSource) and entry.algorithm == "sha256":
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                found = _copy_stored(opener.path, out, entry, cache_path)
         else:
             with os.fdopen(fd, "wb") as out, opener() as chunks:
                 for chunk in chunks:
@@ -519,7 +526,7 @@ def _write_verified(
             raise CorruptLedger(
                 f"the bytes found for {entry.path} hash to {found}, not the recorded "
                 f"{entry.hash}; nothing was written",
-                "the stored copy is damaged: run git prov fsck",
+                "the stored copy is damaged: run git prov fsck --data",
             )
         os.chmod(tmp, 0o755 if entry.mode == MODE_EXECUTABLE else 0o644)
         _inside(root, entry.path)  # again: nothing may have swapped a parent for a link
@@ -530,31 +537,59 @@ def _write_verified(
         raise
 
 
-def _copy_vouched(source: Path, fd: int, entry: DataEntry, cache_path: Path | None) -> bool:
-    """Copy ``source`` into ``fd`` in the kernel once its SHA-256 is known to be the
-    recorded one; False (nothing written) when it cannot be vouched for that way."""
-    from git_prov.capture.hashing import HashJob, StatKey, hash_files
+def _copy_stored(
+    source: Path, out: BinaryIO, entry: DataEntry, cache_path: Path | None
+) -> str | None:
+    """Copy the stored file ``source`` into ``out``; the ``sha256:`` hash of the bytes
+    written.
 
-    with open(source, "rb") as src:
+    When the stat cache knows ``source`` with its current stat data (``--keep`` tells it
+    about every LFS object it writes, from the read that hashed the bytes it stored; a
+    verified copy tells it too) and with the recorded hash, the kernel copies it (a
+    reflink where the file system can, else copy_file_range): the cost of ``cp``. The
+    stat data — device, inode, size, mtime, ctime, the fields git's index trusts — must
+    not change during the copy, and the copy must have the recorded size. Otherwise one
+    pass reads ``source``, hashing exactly the bytes it writes (the caller compares the
+    hash), and the stat cache remembers the object for the next ``get``."""
+    from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatCache, StatKey
+    from git_prov.store.lfs import copy_hashing
+
+    with open(source, "rb", buffering=0) as src:
         before = StatKey.of(os.fstat(src.fileno()))
-        (digest,) = hash_files(
-            [HashJob(str(source), entry.path, before)], cache_path=cache_path, workers=1
-        )
-        if digest.lfs:  # a small file that looks like an LFS pointer: the slow path says
-            return False
-        if digest.hash != entry.hash:
-            raise CorruptLedger(
-                f"the stored bytes of {entry.path} ({source}) hash to {digest.hash}, not the "
-                f"recorded {entry.hash}; nothing was written",
-                "the stored copy is damaged: remove it and fetch it again (git prov get)",
-            )
-        _kernel_copy(src.fileno(), fd)
-        if StatKey.of(os.fstat(src.fileno())) != before or os.fstat(fd).st_size != entry.size:
-            raise CorruptLedger(
-                f"{source} changed while it was copied; nothing was written",
-                "run git prov get again",
-            )
-    return True
+        job = HashJob(str(source), entry.path, before)
+        cache = StatCache.open(cache_path) if cache_path is not None else None
+        try:
+            known = cache.lookup([job])[0] if cache is not None else None
+            if known is not None and not known.lfs and known.hash == entry.hash:
+                _kernel_copy(src.fileno(), out.fileno())
+                if StatKey.of(os.fstat(src.fileno())) != before:
+                    raise CorruptLedger(
+                        f"{_show_path(source)} changed while it was copied; nothing was written",
+                        "run git prov get again",
+                    )
+                if os.fstat(out.fileno()).st_size != entry.size:
+                    raise CorruptLedger(
+                        f"the copy of {_show_path(source)} has "
+                        f"{os.fstat(out.fileno()).st_size} bytes, not the recorded "
+                        f"{entry.size}; nothing was written",
+                        "run git prov get again",
+                    )
+                return entry.hash
+            started_ns = time.time_ns()
+            hexdigest, size = copy_hashing(src, out)
+            found = f"sha256:{hexdigest}"
+            stable = StatKey.of(os.fstat(src.fileno())) == before and size == before.size
+            if (
+                cache is not None
+                and found == entry.hash
+                and stable
+                and before.mtime_ns <= started_ns - RACY_NS
+            ):
+                cache.store([(job, FileDigest(found, size))])
+            return found
+        finally:
+            if cache is not None:
+                cache.close()
 
 
 def _kernel_copy(src: int, dst: int) -> None:

@@ -5,7 +5,7 @@ Kept bytes are shared by content: a digest is dropped only when no surviving kep
 manifests, writes a ``drop-data/<ab>/<rest>`` marker in ``refs/prov/objects`` (which every
 sync carries, so the bytes stay dropped in every clone and no merge brings them back) and
 removes the bytes' path from ``refs/prov/data``. Local git-LFS objects of dropped bytes are
-left to ``git lfs prune``.
+left to ``git lfs prune`` (git-prov lets go of its second name of unpushed ones).
 
 Rules (with ``--data-only``): a run's kept entries go when the run matches the selecting
 rules (RUN ids, ``--older-than``, ``--failed-only``; all runs when only ``--keep-last`` is
@@ -24,6 +24,7 @@ from git_prov.store.kept import (
     drop_kept,
     dropped_digests,
     kept_digests,
+    release_guards,
     sha256_of,
 )
 from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
@@ -123,6 +124,7 @@ def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
     if not digests:
         return []
     drop_kept(ledger, digests, f"git-prov: {reason}: drop the kept bytes of {len(digests)} files")
+    release_guards(ledger.repo, digests)  # (the store's copies are left to git lfs prune)
     return digests
 
 

@@ -21,7 +21,15 @@ from pathlib import Path
 from git_prov.errors import RemoteProblem
 from git_prov.kept_data import fetch_data
 from git_prov.model.manifest import KEPT_LFS
-from git_prov.store.kept import DATA_REF, kept_digests, merge_data, tracking_data_ref
+from git_prov.store.kept import (
+    DATA_REF,
+    dropped_digests,
+    kept_digests,
+    merge_data,
+    release_guards,
+    restore_kept_lfs,
+    tracking_data_ref,
+)
 from git_prov.store.ledger import Ledger
 from git_prov.store.repo import GitRepo
 
@@ -66,6 +74,8 @@ def merge_tracking_data(repo: GitRepo, remote: str) -> int:
         return 0
     before = set(kept_digests(repo))
     merge_data(ledger, theirs, f"git-prov: merge the kept data of {remote}")
+    # LFS objects are uploaded before the pointers naming them: the remote has these.
+    release_guards(repo, [*kept_digests(repo, tracking_data_ref(remote)), *dropped_digests(ledger)])
     return len(set(kept_digests(repo)) - before)
 
 
@@ -87,6 +97,8 @@ def push_kept_data(repo: GitRepo, remote: str, attempts: int = PUSH_ATTEMPTS) ->
         ours = kept_digests(repo)
         theirs = kept_digests(repo, tracking_data_ref(remote))
         lfs = sorted(d for d, kind in ours.items() if kind == KEPT_LFS and d not in theirs)
+        for digest in lfs:  # (put back what `git lfs prune` removed and git-prov held)
+            restore_kept_lfs(repo, digest)
         if lfs:
             from git_prov.store.lfs import push_lfs_objects
 
@@ -104,6 +116,7 @@ def push_kept_data(repo: GitRepo, remote: str, attempts: int = PUSH_ATTEMPTS) ->
             # What the remote now has is what we pushed: remember it, as git does for
             # branches, so the next push uploads only newer LFS objects.
             repo.git("update-ref", tracking_data_ref(remote), str(tip.id))
+            release_guards(repo, ours)  # (`git lfs prune` may now remove them: on remote)
             sent = len([d for d in ours if d not in theirs])
             return DataSync(
                 remote, "push", len(ours), received=received, sent=sent, lfs_uploaded=len(lfs)

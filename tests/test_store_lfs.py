@@ -93,7 +93,7 @@ def test_store_is_idempotent_and_leaves_no_temporaries(repo: Path) -> None:
     oid = keep(repo, "a.bin", data)
     keep(repo, "b.bin", data)  # the same bytes under another name: stored once
     assert lfs_object_path(repo / ".git", oid).read_bytes() == data
-    assert lfs_object_path(repo / ".git", oid).stat().st_mode & 0o777 == 0o644
+    assert lfs_object_path(repo / ".git", oid).stat().st_mode & 0o777 == 0o444  # never edited
     assert list((repo / ".git/lfs/tmp").iterdir()) == []
     assert [p.name for p in (repo / ".git/lfs/objects").rglob("*") if p.is_file()] == [oid]
 

@@ -21,10 +21,8 @@ compare-and-swap update of ``refs/prov/data`` under the ledger lock.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +32,8 @@ import pygit2
 from git_prov.model.manifest import KEPT_GIT, KEPT_LFS
 from git_prov.store.ledger import OBJECTS_REF, Ledger
 from git_prov.store.lfs import (
+    LfsError,
+    LfsObjectWriter,
     has_lfs_object,
     lfs_available,
     lfs_object_path,
@@ -48,8 +48,8 @@ GIT_DIR = "sha256"
 LFS_DIR = "lfs"
 DROP_DATA_DIR = "drop-data"  # in refs/prov/objects: kept bytes dropped by `git prov gc`
 DEFAULT_LFS_THRESHOLD = 8 << 20
-_FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
 _SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def tracking_data_ref(remote: str) -> str:
@@ -197,7 +197,7 @@ class KeptStore:
             return KEPT_GIT
         if lookup_path(
             pygit, self._tree, kept_path(KEPT_LFS, hexdigest)
-        ) is not None and has_lfs_object(self.repo.common_dir, hexdigest, size):
+        ) is not None and restore_kept_lfs(self.repo, hexdigest, size):
             return KEPT_LFS
         return None
 
@@ -248,64 +248,113 @@ class _GitWriter(KeepWriter):
 
 
 class _LfsWriter(KeepWriter):
-    """Large files: copied into ``<common>/lfs/tmp`` as they are hashed, then renamed into
-    the LFS store under the hash of exactly the bytes copied."""
+    """Large files: a new object of the local LFS store (:class:`LfsObjectWriter`, the one
+    place objects are made), written as the file is hashed — or a reflink of it, hashed
+    instead — and installed under the hash of exactly those bytes."""
 
     def __init__(self, store: KeptStore):
         self._store = store
-        tmp_dir = store.repo.common_dir / "lfs" / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix="git-prov-keep-", dir=tmp_dir)
-        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._object = LfsObjectWriter(store.repo.common_dir)
 
     def snapshot(self, path: str) -> str | None:
-        """Reflink ``path`` into the temporary file (copy-on-write: instant, no bytes
-        copied) where the file system can; the caller hashes that clone."""
+        """Reflink ``path`` into the new object (copy-on-write: instant, no bytes copied)
+        where the file system can; the caller hashes that clone."""
         if self._store._reflinks is False:
             return None
         try:
             with open(path, "rb") as source:
-                fcntl.ioctl(self._file.fileno(), _FICLONE, source.fileno())
+                cloned = self._object.reflink(source.fileno())
         except OSError:
-            self._store._reflinks = False  # (this file system cannot; stop asking)
-            return None
-        self._store._reflinks = True
-        return self._tmp
+            cloned = False
+        self._store._reflinks = cloned  # (a file system that cannot: stop asking)
+        return str(self._object.path) if cloned else None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._file.write(data)
+        self._object.write(data)
 
     def finish(self, hash_value: str, size: int) -> None:
         hexdigest = sha256_of(hash_value)
         assert hexdigest is not None
-        self._file.close()
-        common = self._store.repo.common_dir
-        if has_lfs_object(common, hexdigest, size):
-            self.abort()
+        repo = self._store.repo
+        stored = self._object.install(hexdigest, size)
+        if stored is None:
+            restore_kept_lfs(repo, hexdigest, size)  # (already in the store)
         else:
-            target = lfs_object_path(common, hexdigest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self._tmp, 0o444)  # as git-lfs keeps its objects
-            os.replace(self._tmp, target)
+            guard_unpushed(repo, hexdigest, stored)
             with self._store._lock:
-                self._store.stored_files.append((str(target), hash_value, size))
+                self._store.stored_files.append((str(stored), hash_value, size))
         with self._store._lock:
-            pointer = self._store.repo.pygit.create_blob(lfs_pointer(hexdigest, size))
+            pointer = repo.pygit.create_blob(lfs_pointer(hexdigest, size))
         self._store._add(hexdigest, KEPT_LFS, pointer)
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._tmp)
+        self._object.discard()
 
 
-def _lfs_ready() -> bool:
+# ---- kept LFS objects that were never pushed -------------------------------------------------
+#
+# `git lfs prune` keeps the objects of the current checkout, of recent refs (any ref, ours
+# included, whose tip is newer than lfs.fetchrecentrefsdays + lfs.pruneoffsetdays: 10 days
+# by default) and of commits on branches and tags that were not pushed; it knows nothing of
+# refs/prov/data. So a kept object whose last keep is older than that is pruned, pushed or
+# not. An unpushed one would be lost for good: git-prov holds a second name of it (a hard
+# link: no bytes copied) under <common>/prov/lfs-unpushed/ until `git prov push --data` has
+# uploaded it, and puts it back into the store whenever it is looked for.
+
+UNPUSHED_DIR = "lfs-unpushed"
+
+
+def _guard(repo: GitRepo, digest: str) -> str:
+    lfs_object_path(repo.common_dir, digest)  # (checks that it is an object id)
+    return os.path.join(repo.prov_dir, UNPUSHED_DIR, digest)
+
+
+def guard_unpushed(repo: GitRepo, digest: str, stored: os.PathLike[str] | str) -> None:
+    """Hold a second name of the new object ``stored`` until it is pushed (best effort:
+    a file system without hard links goes without)."""
+    guard = _guard(repo, digest)
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(guard), exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.link(stored, guard)
+
+
+def release_guards(repo: GitRepo, digests: Iterable[str]) -> None:
+    """Drop the second names of objects a remote now has (or that gc dropped)."""
+    for digest in digests:
+        with contextlib.suppress(OSError, LfsError):
+            os.unlink(_guard(repo, digest))
+
+
+def unpushed_digests(repo: GitRepo) -> set[str]:
+    """Digests of kept LFS objects git-prov holds because they were never pushed."""
     try:
-        from git_prov.store.lfs import lfs_available
-    except ImportError:  # pragma: no cover - store.lfs is part of the package
-        return False
-    return lfs_available()
+        names = os.listdir(os.path.join(repo.prov_dir, UNPUSHED_DIR))
+    except OSError:
+        return set()
+    return {n for n in names if _HEX64.fullmatch(n)}
+
+
+def restore_kept_lfs(repo: GitRepo, digest: str, size: int | None = None) -> bool:
+    """Whether the local LFS store holds object ``digest`` (of ``size`` bytes, when
+    given) — putting it back from git-prov's second name when `git lfs prune` removed it."""
+    common = repo.common_dir
+    if size is not None and has_lfs_object(common, digest, size):
+        return True
+    guard = _guard(repo, digest)
+    try:
+        held = os.stat(guard).st_size
+    except OSError:
+        held = None
+    if held is None or (size is not None and held != size):
+        return size is None and lfs_object_path(common, digest).is_file()
+    target = lfs_object_path(common, digest)
+    with contextlib.suppress(OSError):
+        if not has_lfs_object(common, digest, held):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(guard, target)
+    return has_lfs_object(common, digest, held)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -358,6 +407,33 @@ def kept_digests(repo: GitRepo, ref: str = DATA_REF) -> dict[str, str]:
         if isinstance(sub, pygit2.Tree):
             for path, _ in walk_blobs(repo.pygit, sub):
                 out[path.replace("/", "")] = kind
+    return out
+
+
+@dataclass(frozen=True)
+class KeptObject:
+    """One entry of a data tree: the digest of the kept bytes, how they are kept, and the
+    blob at that path (the bytes themselves, or the git-LFS pointer)."""
+
+    digest: str
+    kind: str
+    blob: str
+
+
+def kept_objects(repo: GitRepo, ref: str = DATA_REF) -> list[KeptObject]:
+    """Every entry of ``ref``'s data tree (``git prov fsck`` checks each). Paths that are
+    not a digest (``sha256/ab/<62 hex>``) are left out."""
+    tip = Ledger(repo).tip(ref)
+    out: list[KeptObject] = []
+    if tip is None:
+        return out
+    for directory, kind in ((GIT_DIR, KEPT_GIT), (LFS_DIR, KEPT_LFS)):
+        sub = lookup_path(repo.pygit, tip.tree, directory)
+        if isinstance(sub, pygit2.Tree):
+            for path, blob in walk_blobs(repo.pygit, sub):
+                digest = path.replace("/", "")
+                if _HEX64.fullmatch(digest):
+                    out.append(KeptObject(digest, kind, str(blob)))
     return out
 
 

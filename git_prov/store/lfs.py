@@ -30,7 +30,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -125,26 +125,125 @@ def lfs_pointer(oid: str, size: int) -> bytes:
 
 # ---- into the local store --------------------------------------------------------------------
 
+OBJECT_MODE = 0o444  # objects never change: read-only, so that nothing edits one in place
+
+
+class LfsObjectWriter:
+    """A new object of the local LFS store: the one place git-prov makes an object file.
+
+    Its bytes go to a private temporary file under ``<common>/lfs/tmp`` — a reflink of a
+    source (:meth:`reflink`, copy-on-write, where the file system can), a hard link of a
+    read-only source (:meth:`link`), or written as they are read and hashed
+    (:meth:`write`) — and :meth:`install` renames it into place under the object id the
+    caller computed from exactly those bytes. :meth:`discard` (or an exception in a
+    ``with`` block) leaves nothing behind.
+    """
+
+    def __init__(self, common_dir: Path):
+        self.common_dir = common_dir
+        tmp_dir = common_dir / "lfs" / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="git-prov-", suffix=".prov", dir=tmp_dir)
+        self.path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
+        self._linked = False
+
+    def __enter__(self) -> LfsObjectWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    @property
+    def file(self) -> BinaryIO:
+        """The temporary file, open for writing."""
+        assert self._file is not None, "the object was installed or discarded"
+        return self._file
+
+    def reflink(self, source_fd: int) -> bool:
+        """Make the temporary file a copy-on-write clone of ``source_fd`` (no bytes
+        copied); False when the file system cannot."""
+        try:
+            fcntl.ioctl(self.file.fileno(), _FICLONE, source_fd)
+        except OSError:
+            return False
+        return True
+
+    def link(self, source: Path, opened: os.stat_result) -> bool:
+        """Make the temporary file another name of ``source`` if it is still the inode
+        that was opened (a rename in between must not link another file); False when
+        hard links are not possible (another file system), leaving a fresh empty file."""
+        self.file.close()
+        self._file = None
+        try:
+            self.path.unlink()
+            os.link(source, self.path)
+        except OSError:
+            self._reopen()
+            return False
+        linked = os.stat(self.path)
+        if (linked.st_dev, linked.st_ino) == (opened.st_dev, opened.st_ino):
+            self._linked = True
+            return True
+        self.path.unlink()
+        self._reopen()
+        return False
+
+    def _reopen(self) -> None:
+        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by install
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes (those the caller is hashing)."""
+        self.file.write(data)
+
+    def install(self, oid: str, size: int) -> Path | None:
+        """Rename the bytes into the store as object ``oid`` (``size`` bytes); the object's
+        path, or None when the store already held it (the temporary file is dropped)."""
+        target = lfs_object_path(self.common_dir, oid)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if has_lfs_object(self.common_dir, oid, size):
+            self.discard()
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self._linked:
+            # The store gets one more name of a read-only inode (its mode is the user's);
+            # a concurrent keeper of the same object may have won the race: as good.
+            with contextlib.suppress(FileExistsError):
+                os.link(self.path, target)
+            self.discard()
+        else:
+            os.chmod(self.path, OBJECT_MODE)
+            os.replace(self.path, target)
+        return target
+
+    def discard(self) -> None:
+        """Forget the bytes (nothing when they were installed)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
 
 def store_in_lfs(common_dir: Path, source: Path, oid: str, size: int) -> None:
     """Put the bytes of ``source`` into the local LFS store as object ``oid``.
 
-    Nothing is done when the store already holds the object. Otherwise the bytes go to a
-    temporary file under ``<common>/lfs/tmp`` — reflinked where the file system can
+    Nothing is done when the store already holds the object. Otherwise
+    :class:`LfsObjectWriter` takes the bytes — reflinked where the file system can
     (copy-on-write: later writes to ``source`` do not reach the store), hard-linked when
-    ``source`` has no write bit (nobody can change it in place), copied otherwise — are
-    hashed (while copying, or read back), and are renamed into place only when they hash
-    to ``oid`` and have ``size`` bytes. A file that changed since its hash was taken raises
-    LfsError (exit 5) and leaves nothing behind.
+    ``source`` has no write bit (nobody can change it in place), copied otherwise — they
+    are hashed (while copying, or read back), and installed only when they hash to ``oid``
+    and have ``size`` bytes. A file that changed since its hash was taken raises LfsError
+    (exit 5) and leaves nothing behind.
     """
-    target = lfs_object_path(common_dir, oid)
-    if has_lfs_object(common_dir, oid, size):
+    if has_lfs_object(common_dir, _check_oid(oid), size):
         return
-    tmp_dir = common_dir / "lfs" / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with _temporary(tmp_dir, oid) as tmp:
+    with LfsObjectWriter(common_dir) as writer:
         try:
-            how, digest, length = _place(source, tmp)
+            digest, length = _place(source, writer)
         except OSError as exc:
             raise LfsError(
                 f"cannot keep {source}: {exc.strerror or exc}",
@@ -158,69 +257,24 @@ def store_in_lfs(common_dir: Path, source: Path, oid: str, size: int) -> None:
                 "record the run again once nothing writes to the file",
                 exit_code=EXIT_BAD_PATH,
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if how == "link":
-            # The store gets one more name of the (read-only) inode; a concurrent keeper
-            # of the same object may have won the race, which is as good.
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, target)
-        else:
-            # (mkstemp made it private; store objects are readable as git-lfs makes them.)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+        writer.install(oid, size)
 
 
-@contextlib.contextmanager
-def _temporary(tmp_dir: Path, oid: str) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=f"{oid[:12]}-", suffix=".prov", dir=tmp_dir)
-    os.close(fd)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _place(source: Path, tmp: Path) -> tuple[str, str, int]:
-    """Bring ``source``'s bytes to ``tmp``; return how ("reflink", "link", "copy") and the
-    SHA-256 and length of the bytes that ``tmp`` now holds."""
+def _place(source: Path, writer: LfsObjectWriter) -> tuple[str, int]:
+    """Bring ``source``'s bytes into ``writer``; the SHA-256 and length of the bytes it
+    now holds."""
     with open(source, "rb", buffering=0) as src:
         st = os.fstat(src.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        read_only = st.st_mode & 0o222 == 0
-        with open(tmp, "wb", buffering=0) as dst:
-            try:
-                fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-            except OSError:  # (another file system, or one without reflinks)
-                if not read_only:
-                    return ("copy", *_copy_hashing(src, dst))
-            else:
-                return ("reflink", *_hash_file(tmp))
-        if _link_same_inode(source, st, tmp):
-            return ("link", *_hash_file(tmp))
-        with open(tmp, "wb", buffering=0) as dst:
-            return ("copy", *_copy_hashing(src, dst))
+        if writer.reflink(src.fileno()):
+            return _hash_file(writer.path)
+        if st.st_mode & 0o222 == 0 and writer.link(source, st):
+            return _hash_file(writer.path)
+        return copy_hashing(src, writer.file)
 
 
-def _link_same_inode(source: Path, opened: os.stat_result, tmp: Path) -> bool:
-    """Hard-link ``source`` at ``tmp`` if it is still the inode that was opened (a rename
-    in between must not link another file); False when linking is not possible (another
-    file system, no hard links), leaving ``tmp`` free."""
-    try:
-        tmp.unlink()
-        os.link(source, tmp)
-    except OSError:
-        return False
-    linked = os.stat(tmp)
-    if (linked.st_dev, linked.st_ino) == (opened.st_dev, opened.st_ino):
-        return True
-    tmp.unlink()
-    return False
-
-
-def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
+def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` in one read pass, hashing exactly the bytes written.
 
     A thread writes while this one hashes (both release the GIL): the copy costs about
