@@ -148,3 +148,17 @@ def test_notebook_template_end_to_end_executed_headless(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
     check = prov(repo, "check", check=False)
     assert check.returncode == 0 and "nothing drifted" in check.stdout, check.stdout
+
+    # `jupyter execute NOTEBOOK` (nbclient's command line, as CI runs it): the notebook it
+    # names, though a copy beside it holds the same cells (the directory alone is no answer).
+    (repo / "analysis-copy.ipynb").write_bytes((repo / "analysis.ipynb").read_bytes())
+    executed = subprocess.run(
+        [str(BIN / "jupyter-execute"), "analysis.ipynb"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert executed.returncode == 0, executed.stderr
+    [_, latest] = sorted(runs_json(repo), key=lambda r: str(r["id"]))
+    assert latest["command"] == "notebook analysis.ipynb", executed.stdout
