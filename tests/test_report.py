@@ -4,6 +4,7 @@ generated ledger; a hostile record renders inert."""
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,10 @@ def test_runs_table_lists_every_run_newest_first(pipeline: dict[str, Any]) -> No
     assert links == [f"#run-{i}" for i in expected]
     assert rows.find("th", scope="row") and len(rows.find("th", scope="row")) == len(expected)
     headers = [a for a in rows.find("th", scope="col")]
-    assert len(headers) == 10 + 2  # fixed columns + acc, loss
+    # fixed columns + the params that vary among the runs (by name) + acc, loss
+    assert len(headers) == 10 + 5 + 2
+    params = re.findall(r'<th scope="col" class="param-col">([^<]*)</th>', table)
+    assert params == ["conflict", "gone", "lr", "seed", "stage"]
     assert "<caption>" in table
     # every run has its detail section
     sections = _ids_in(page, "section", "id", class_="run-detail")

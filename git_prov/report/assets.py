@@ -75,11 +75,20 @@ figcaption { color: var(--muted); }
   margin: .6rem 0; }
 .empty { color: var(--muted); font-style: italic; }
 form#filters select { max-width: 16rem; }
+.scatters { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; }
+figure.scatter { margin: .3rem 0 .8rem; }
+svg .axis-label { fill: var(--muted); font-weight: 600; }
+svg .point.hollow { fill: #fff; stroke: var(--bad); stroke-width: 1.5; }
+svg .point.best { stroke: #fb8500; stroke-width: 3; }
+th.param-col { background: #eef6ee; }
+td.best { color: var(--ok); font-weight: 700; }
+input.pick { margin: 0 .35rem 0 0; vertical-align: middle; }
+#compare-shared { overflow-wrap: anywhere; }
 .skip { position: absolute; left: -999px; }
 .skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .3rem; z-index: 2; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; }
-  nav, form#filters, .skip, #shown-count { display: none !important; }
+  nav, form#filters, .skip, #shown-count, input.pick, #compare { display: none !important; }
   tr[hidden] { display: table-row !important; }
   .table-wrap, .graph-wrap { overflow: visible; max-height: none; border: 0; }
   thead th { position: static; }
@@ -171,5 +180,95 @@ SCRIPT = """
     button.addEventListener("click", function () { sortBy(col); });
   });
   apply();
+})();
+(function () {
+  "use strict";
+  // The compare view: the runs ticked in the table, side by side (report/sweeps.py).
+  var source = document.getElementById("prov-data");
+  var table = document.getElementById("runs");
+  var view = document.getElementById("compare-table");
+  if (!source || !table || !view) { return; }
+  var cmp = JSON.parse(source.textContent).compare;
+  var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+  var boxes = rows.map(function (row) { return row.querySelector("input.pick"); });
+  var shared = document.getElementById("compare-shared");
+  var clear = document.getElementById("compare-clear");
+  var own = function (o, k) { return Object.prototype.hasOwnProperty.call(o, k); };
+
+  function cell(tr, tag, text, cls) {
+    var c = document.createElement(tag);
+    c.textContent = text;
+    if (cls) { c.className = cls; }
+    tr.appendChild(c);
+    return c;
+  }
+
+  function names(objects) {
+    var seen = Object.create(null);
+    objects.forEach(function (o) { Object.keys(o).forEach(function (k) { seen[k] = true; }); });
+    return Object.keys(seen).sort();
+  }
+
+  function update() {
+    var picked = [];
+    boxes.forEach(function (box, i) { if (box && box.checked) { picked.push(cmp.runs[i]); } });
+    view.textContent = "";
+    clear.hidden = picked.length === 0;
+    if (!picked.length) { view.hidden = true; shared.textContent = ""; return; }
+    var varying = [], same = [];
+    names(picked.map(function (r) { return r[2]; })).forEach(function (p) {
+      var first = picked[0][2][p];
+      var one = picked.every(function (r) { return own(r[2], p) && r[2][p] === first; });
+      if (one) { same.push(p + "=" + first); } else { varying.push(p); }
+    });
+    var metrics = names(picked.map(function (r) { return r[3]; }));
+    var best = Object.create(null);
+    metrics.forEach(function (m) {
+      var way = own(cmp.direction, m) ? cmp.direction[m] : null;
+      if (way !== "min" && way !== "max") { return; }
+      var values = picked.filter(function (r) {
+        return r[1] === "ok" && own(r[4], m) && typeof r[4][m] === "number";
+      }).map(function (r) { return r[4][m]; });
+      if (values.length) { best[m] = (way === "min" ? Math.min : Math.max).apply(null, values); }
+    });
+    shared.textContent = picked.length + " selected; the same in all: " +
+      (same.length ? same.join(", ") : "(no param)");
+    var head = document.createElement("thead"), hr = document.createElement("tr");
+    ["Run", "Status"].concat(varying, metrics).forEach(function (h, i) {
+      var th = cell(hr, "th", h, i >= 2 && i < 2 + varying.length ? "param-col" : "");
+      th.scope = "col";
+    });
+    head.appendChild(hr);
+    view.appendChild(head);
+    var body = document.createElement("tbody");
+    picked.forEach(function (r) {
+      var tr = document.createElement("tr");
+      cell(tr, "th", r[0], "mono token").scope = "row";
+      cell(tr, "td", r[1], "status");
+      varying.forEach(function (p) { cell(tr, "td", own(r[2], p) ? r[2][p] : ""); });
+      metrics.forEach(function (m) {
+        var has = own(r[3], m);
+        var top = has && r[1] === "ok" && (m in best) && r[4][m] === best[m];
+        var text = has ? r[3][m] + (top ? " \u2605" : "") : "";
+        var c = cell(tr, "td", text, top ? "num best" : "num");
+        if (top) { c.title = "best " + m; }
+      });
+      if (r[1] !== "ok") { tr.className = "status-" + r[1]; }
+      body.appendChild(tr);
+    });
+    view.appendChild(body);
+    view.hidden = false;
+  }
+
+  boxes.forEach(function (box) {
+    if (!box) { return; }
+    box.hidden = false;
+    box.addEventListener("change", update);
+  });
+  clear.addEventListener("click", function () {
+    boxes.forEach(function (box) { if (box) { box.checked = false; } });
+    update();
+  });
+  update();
 })();
 """

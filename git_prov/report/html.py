@@ -22,7 +22,7 @@ from typing import Any
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import format_duration
 from git_prov.model.values import as_number
-from git_prov.report import Graph, Report, RunView
+from git_prov.report import Graph, Report, RunView, sweeps
 from git_prov.report.assets import SCRIPT, STYLE
 
 MAX_FILES_PER_MANIFEST = 200
@@ -102,8 +102,10 @@ def render(report: Report) -> str:
         _nav(report),
         "</header>\n<main>\n",
         _runs_table(report),
+        sweeps.compare_section(),
         _lineage(report),
         _trends(report),
+        sweeps.sweeps_section(report),
         _mismatches(report),
         _anomalies(report),
         _details(report),
@@ -134,7 +136,9 @@ def _nav(report: Report) -> str:
     links = [
         ("runs-section", "Runs"),
         ("lineage", "Lineage"),
+        ("compare", "Compare"),
         ("trends", "Metric trends"),
+        ("sweeps", "Sweeps"),
         ("mismatches", f"Mismatches ({len(report.mismatches)})"),
         ("anomalies", f"Anomalies ({len(report.anomalies)})"),
         ("details", "Run details"),
@@ -173,7 +177,10 @@ def _number(value: object) -> float | None:
 def _page_data(report: Report) -> dict[str, Any]:
     """What the script needs: per run (in table order) the filter fields, then the
     numeric sort keys of the duration and metric columns."""
-    metric_cols = list(range(10, 10 + len(report.metric_names)))
+    params, _ = sweeps.param_columns(report)
+    numeric_params = sweeps.numeric_params(report, params)
+    param_cols = [10 + params.index(p) for p in numeric_params]
+    metric_cols = list(range(10 + len(params), 10 + len(params) + len(report.metric_names)))
     runs = []
     for view in report.runs:
         r = view.record
@@ -185,9 +192,14 @@ def _page_data(report: Report) -> dict[str, Any]:
             _env_text(view, report),
             _number(r.duration),
         ]
+        row.extend(_number(r.params.get(name)) for name in numeric_params)
         row.extend(_number(r.metrics.get(name)) for name in report.metric_names)
         runs.append(row)
-    return {"numeric": [6, *metric_cols], "runs": runs}
+    return {
+        "numeric": [6, *param_cols, *metric_cols],
+        "runs": runs,
+        "compare": sweeps.compare_data(report),
+    }
 
 
 def _filters(report: Report) -> str:
@@ -211,6 +223,7 @@ def _filters(report: Report) -> str:
 
 
 def _runs_table(report: Report) -> str:
+    params, hidden_params = sweeps.param_columns(report)
     heads = [
         "Run",
         "Started (UTC)",
@@ -222,17 +235,24 @@ def _runs_table(report: Report) -> str:
         "Tags",
         "Data",
         "Env",
+        *params,
         *report.metric_names,
     ]
     th = []
     for i, name in enumerate(heads):
         sort = ' aria-sort="descending"' if i == 1 else ""
-        th.append(f'<th scope="col"{sort}>{esc(name)}</th>')
+        kind = ' class="param-col"' if 10 <= i < 10 + len(params) else ""
+        th.append(f'<th scope="col"{sort}{kind}>{esc(name)}</th>')
     more = (
         f" {report.more_metrics} more metrics are listed in the run details."
         if report.more_metrics
         else ""
     )
+    if hidden_params:
+        more += (
+            f" {len(hidden_params)} more params vary ({_cut(', '.join(hidden_params), 80)}):"
+            " see the run details or git prov compare."
+        )
     out = [
         '<section id="runs-section" aria-labelledby="runs-h">\n<h2 id="runs-h">Runs</h2>\n',
         _filters(report),
@@ -242,7 +262,7 @@ def _runs_table(report: Report) -> str:
         f"<thead><tr>{''.join(th)}</tr></thead>\n<tbody>\n",
     ]
     for view in report.runs:
-        out.append(_run_row(view, report))
+        out.append(_run_row(view, report, params))
     out.append("</tbody>\n</table>\n</div>\n</section>\n")
     return "".join(out)
 
@@ -256,7 +276,7 @@ def _count(report: Report) -> str:
     )
 
 
-def _run_row(view: RunView, report: Report) -> str:
+def _run_row(view: RunView, report: Report, params: Sequence[str] = ()) -> str:
     r = view.record
     data = []
     if r.inputs:
@@ -266,7 +286,8 @@ def _run_row(view: RunView, report: Report) -> str:
     env = r.env or ""
     env_cell = f'<a href="#{esc(env_anchor(env))}">{esc(env[:10])}</a>' if env else ""
     cells = [
-        f'<th scope="row"><a href="#{esc(run_anchor(r.id))}" class="mono token">'
+        f'<th scope="row" class="token">{sweeps.pick_box(r.id)}'
+        f'<a href="#{esc(run_anchor(r.id))}" class="mono token">'
         f"{esc(short(r.id))}</a></th>",
         f'<td class="token">{esc(_when(r.started))}</td>',
         f'<td class="status">{esc(r.status)}</td>',
@@ -274,10 +295,11 @@ def _run_row(view: RunView, report: Report) -> str:
         f'<td class="mono token">{esc(r.commit[:10])}</td>',
         f'<td class="cmd mono">{esc(_cut(r.command, 120))}</td>',
         f'<td class="num">{esc(format_duration(r.duration))}</td>',
-        f"<td>{esc(', '.join(r.tags))}</td>",
+        f"<td>{sweeps.tag_tokens(r.tags)}</td>",
         f'<td class="mono tokens">{esc(" ".join(data))}</td>',
         f'<td class="mono token">{env_cell}</td>',
     ]
+    cells.append(sweeps.param_cells(view, params))
     for name in report.metric_names:
         value = r.metrics.get(name)
         cells.append(f'<td class="num">{esc(_value(value)) if value is not None else ""}</td>')
