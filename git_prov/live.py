@@ -15,8 +15,9 @@ writer reads it once at the end and removes it. It is local, rebuildable state: 
 pushed, never the truth (the record's ``history`` blob is).
 
 Logging costs no system call per point: :class:`MetricLog` appends to ``array('d')``
-columns and writes one frame when :data:`FLUSH_SECONDS` have passed since the last
-(checked with the time it takes for the point anyway), and at the end.
+columns; a daemon thread writes the points not yet written as one frame every
+:data:`FLUSH_SECONDS` (so a run that logs and then computes for an hour shows its points
+within a second), and :meth:`MetricLog.close` writes the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import shutil
 import struct
+import threading
 import time
 from array import array
 from collections.abc import Mapping, Sequence
@@ -71,8 +73,19 @@ class MetricLog:
         self.plain: dict[str, Scalar] = {}  # values that are not numbers: the last is kept
         self._directory = directory
         self._interval = interval
-        self._flush_at = 0.0  # the first point is flushed at once: the run shows up live
         self._fd: int | None = None
+        self._lock = threading.Lock()  # one flush at a time (the thread's, close's)
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if directory is not None:
+            self._flusher = threading.Thread(
+                target=self._flush_every, name="git-prov metrics flush", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_every(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
 
     def log(self, key: str, value: Any, step: int | None = None) -> None:
         """Keep one point. ``step`` None: one more than the metric's previous step (0
@@ -92,10 +105,8 @@ class MetricLog:
         points.next_step = step + 1
         points.steps.append(step)
         points.times.append(now)
-        points.values.append(value)
+        points.values.append(value)  # (last: a flush takes as many points as values)
         points.last = value
-        if now >= self._flush_at:
-            self.flush(now)
 
     def _log_checked(self, key: str, value: Any, step: Any) -> None:
         if not isinstance(key, str) or not key:
@@ -125,8 +136,6 @@ class MetricLog:
         points.times.append(now)
         points.values.append(number)
         points.last = value
-        if now >= self._flush_at:
-            self.flush(now)
 
     def histories(self) -> dict[str, Series]:
         """Every point logged so far, by metric."""
@@ -138,25 +147,27 @@ class MetricLog:
         out.update(self.plain)
         return out
 
-    def flush(self, now: float | None = None) -> None:
-        """Write the points not yet written to the live file (one frame)."""
-        self._flush_at = (now if now is not None else _now()) + self._interval
-        if self._directory is None:
-            return
-        chunk: dict[str, Series] = {}
-        for key, points in self._points.items():
-            start = points.flushed
-            if start < len(points.values):
-                chunk[key] = Series(
-                    points.steps[start:], points.times[start:], points.values[start:]
-                )
-                points.flushed = len(points.values)
-        if not chunk:
-            return
-        try:
-            self._write_frames(chunk)
-        except OSError:
-            self._directory = None  # the live view is a convenience: the run goes on
+    def flush(self) -> None:
+        """Write the points not yet written to the live file (one frame). Safe beside a
+        thread that logs: a metric's values are appended after its step and time, so the
+        first ``len(values)`` points of its three columns are complete."""
+        with self._lock:
+            if self._directory is None:
+                return
+            chunk: dict[str, Series] = {}
+            for key, points in list(self._points.items()):
+                start, end = points.flushed, len(points.values)
+                if start < end:
+                    chunk[key] = Series(
+                        points.steps[start:end], points.times[start:end], points.values[start:end]
+                    )
+                    points.flushed = end
+            if not chunk:
+                return
+            try:
+                self._write_frames(chunk)
+            except OSError:
+                self._directory = None  # the live view is a convenience: the run goes on
 
     def _write_frames(self, chunk: dict[str, Series]) -> None:
         if self._fd is None:
@@ -179,11 +190,15 @@ class MetricLog:
             view = view[written:]
 
     def close(self) -> None:
-        """Flush what is left and close the live file."""
+        """Stop the flushing thread, write what is left and close the live file."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join()
         self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 # ---- the live directory ----------------------------------------------------------------------

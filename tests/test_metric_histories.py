@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from array import array
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from git_prov.model.history import (
 )
 from git_prov.query.find import Condition, FindQuery, find
 from git_prov.query.index import RepoPaths
+from git_prov.report import make_server
 from git_prov.store.repo import open_repo
 
 
@@ -226,3 +231,87 @@ def test_tensorboard_event_files(here: Path) -> None:
     assert list(loss.steps) == [0, 100, 200] and list(loss.times) == [1.7e9, 1.7e9 + 1, 1.7e9 + 2]
     assert list(loss.values) == pytest.approx([1.0, 0.5, 1 / 3])
     assert recorded.series["eval/loss"]["best_step"] == 200
+
+
+# ---- while it runs -----------------------------------------------------------------------------
+
+TRAIN_UNTIL_TOLD = """\
+import os, sys, time
+import git_prov
+
+for step in range(3):
+    git_prov.log_metric("loss", 1.0 / (step + 1), step=step)
+deadline = time.monotonic() + 120  # never hang the suite: give up after two minutes
+while not os.path.exists("finish") and time.monotonic() < deadline:
+    time.sleep(0.05)
+git_prov.log_metric("loss", 0.1, step=3)
+"""
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return bytes(response.read())
+
+
+def test_report_served_mid_run_shows_a_partial_curve_and_follow_tails_it(here: Path) -> None:
+    """A real `git prov run -- python train.py` logs three points and waits: the report's
+    server (over HTTP) shows the partial curve, `metrics --follow` prints the points and
+    ends when the record is written; the record has every point."""
+    (here / "train.py").write_text(TRAIN_UNTIL_TOLD)
+    (here / ".gitignore").write_text("finish\n")
+    command = [sys.executable, "-m", "git_prov", "run", "--", sys.executable, "train.py"]
+    training = subprocess.Popen(command, cwd=here, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    server = make_server(open_repo(here))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    follower = None
+    try:
+        live: dict[str, Any] = {}
+        while not live.get("metrics", {}).get("loss", {}).get("points", 0) >= 3:
+            assert training.poll() is None, training.communicate()
+            doc = json.loads(_get(base + "/curves.json"))
+            live = next((r for r in doc["runs"] if r["live"]), {})
+            time.sleep(0.1)  # (the script flushes its points within a second)
+        assert live["metrics"]["loss"]["values"] == [1.0, 0.5, 1 / 3]
+        page = _get(base + "/").decode()
+        run_anchor = f'data-run="run-{live["id"]}"'
+        assert f'<polyline class="curve c0 live" {run_anchor}' in page
+        assert "(running: the points so far)" in page
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "git_prov", "metrics", live["id"][-8:], "--follow"],
+            cwd=here, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        (here / "finish").touch()
+        training.communicate(timeout=120)
+        assert training.returncode == 0
+        followed, _ = follower.communicate(timeout=120)  # ends by itself: the run is recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.server_close()
+        for proc in (training, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    lines = followed.splitlines()
+    assert lines[0].startswith(f"run {live['id'][-8:]}")
+    assert [line.split()[-3:] for line in lines[1:]] == [
+        ["step", "0", "1"], ["step", "1", "0.5"], ["step", "2", "0.333333"], ["step", "3", "0.1"],
+    ]  # fmt: skip
+    doc = json.loads(_get_after(here))
+    [recorded] = doc["runs"]
+    assert recorded["id"] == live["id"] and not recorded["live"]
+    assert recorded["metrics"]["loss"]["values"] == [1.0, 0.5, 1 / 3, 0.1]
+    assert not list((here / ".git" / "prov" / "live").glob("*"))
+
+
+def _get_after(repo: Path) -> str:
+    """The curves' data once the run is over, from a fresh server."""
+    server = make_server(open_repo(repo))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        return _get(f"http://127.0.0.1:{server.server_address[1]}/curves.json").decode()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -255,3 +255,57 @@ def test_without_javascript_everything_is_in_the_page(
         keep_screenshot(driver, tmp_path, "report-no-javascript.png")
     finally:
         driver.quit()
+
+
+@needs_browser
+def test_training_curves_overlaid_and_chosen_from_the_table(
+    repo: Path, browser: WebDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three runs' loss histories overlaid on one chart with labelled axes; a metric named
+    like markup stays text; unticking a run in the runs table hides its curves."""
+    import math
+
+    import git_prov
+
+    monkeypatch.chdir(repo)
+    hostile = "<img src=x onerror=alert(1)>"
+    ids = []
+    for rate in (0.5, 1.0, 2.0):
+        with git_prov.run(command=f"python train.py --lr {rate}") as run:
+            for step in range(120):
+                loss = math.exp(-step * rate / 30) + 0.02 * math.sin(step)
+                run.log_metrics({"loss": loss, hostile: step * rate}, step=step)
+        ids.append(run.id)
+    page = _write(repo, tmp_path)
+    browser.get(page.as_uri())
+    assert browser.alert_text() is None
+    assert browser.execute("return document.querySelectorAll('img').length") == 0
+    visible = (
+        "return Array.from(document.querySelectorAll('#curves .curve'))"
+        ".filter(l => l.getAttribute('display') !== 'none').map(l => l.getAttribute('data-run'))"
+    )
+    anchors = [run_anchor(i) for i in ids]
+    assert sorted(browser.execute(visible)) == sorted(anchors * 2)  # two charts, three runs
+    titles = browser.execute(
+        "return Array.from(document.querySelectorAll('#curves h3')).map(h => h.textContent)"
+    )
+    assert sorted(titles) == sorted(["loss", hostile])
+    axis = browser.execute(
+        "return Array.from(document.querySelectorAll('#curves .axis-title'))"
+        ".map(t => t.textContent)"
+    )
+    assert axis.count("step") == 2 and "loss" in axis
+    # Untick a run in the section's list: gone from both charts.
+    section_box = f'#curve-runs input[data-run="{anchors[0]}"]'
+    browser.click(browser.find(section_box))
+    assert sorted(browser.execute(visible)) == sorted(anchors[1:] * 2)
+    browser.execute("document.getElementById('curves').scrollIntoView()")
+    keep_screenshot(browser, tmp_path, "report-curves.png")
+    # Choose runs from the table: ticking its row (the compare selection) draws it again,
+    # and the section's box follows; unticking hides it.
+    table_box = f'#runs th:has(a[href="#{anchors[0]}"]) input.pick'
+    browser.click(browser.find(table_box))
+    assert sorted(browser.execute(visible)) == sorted(anchors * 2)
+    assert browser.execute(f"return document.querySelector('{section_box}').checked")
+    browser.click(browser.find(table_box))
+    assert sorted(browser.execute(visible)) == sorted(anchors[1:] * 2)

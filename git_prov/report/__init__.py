@@ -27,6 +27,7 @@ from git_prov.query.compare import (
     diff_manifests,
 )
 from git_prov.query.lineage import FileNode, file_key
+from git_prov.report.curves import Curves, collect_curves
 from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
 from git_prov.store.repo import GitRepo
 
@@ -120,6 +121,7 @@ class Report:
     mismatches: list[Mismatch]
     anomalies: list[Anomaly]
     shown: set[str] = field(default_factory=set)  # ids of ``runs``
+    curves: Curves = field(default_factory=Curves)  # training curves (report/curves.py)
 
     def __post_init__(self) -> None:
         self.shown = {v.id for v in self.runs}
@@ -175,6 +177,7 @@ def build_report(
         trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
         mismatches=find_mismatches(oldest_first, environments),
         anomalies=find_anomalies(repo, oldest_first, scan, problems),
+        curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
     )
 
 
@@ -481,7 +484,8 @@ def make_server(
     max_runs: int | None = MAX_TABLE_RUNS,
 ) -> Any:
     """An HTTP server on 127.0.0.1 (``port`` 0: a free one) that renders the report afresh
-    for every request of ``/``, so reloading the page shows new runs. Call
+    for every request of ``/``, so reloading the page shows new runs and the curves of
+    runs still going; ``/curves.json`` is the curves' data alone. Call
     ``serve_forever()`` on it; ``server_address`` says where it listens."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -489,13 +493,17 @@ def make_server(
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/", "/index.html"):
+            path = self.path.split("?")[0]
+            if path == "/curves.json":
+                data, kind = _curves_json(repo, revisions, max_runs), "application/json"
+            elif path in ("/", "/index.html"):
+                body = render(build_report(repo, revisions, title=title, max_runs=max_runs))
+                data, kind = body.encode("utf-8"), "text/html; charset=utf-8"
+            else:
                 self.send_error(404)
                 return
-            body = render(build_report(repo, revisions, title=title, max_runs=max_runs))
-            data = body.encode("utf-8")
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
@@ -505,3 +513,11 @@ def make_server(
             return  # quiet: the CLI says where it listens, nothing per request
 
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def _curves_json(repo: GitRepo, revisions: Sequence[str], max_runs: int | None) -> bytes:
+    """``/curves.json``: the curves section's data (runs still going included)."""
+    from git_prov.model.values import canonical_json
+
+    report = build_report(repo, revisions, max_runs=max_runs)
+    return canonical_json(report.curves.to_json()).encode("ascii")

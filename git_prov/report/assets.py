@@ -272,3 +272,10 @@ SCRIPT = """
   update();
 })();
 """
+
+# The training curves section's own rules and code (report/curves_html.py), in the page's
+# one stylesheet and one script (each pinned by its hash).
+from git_prov.report.curves_html import CURVES_SCRIPT, CURVES_STYLE  # noqa: E402
+
+STYLE += CURVES_STYLE
+SCRIPT += CURVES_SCRIPT

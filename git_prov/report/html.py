@@ -24,6 +24,7 @@ from git_prov.model.record import format_duration
 from git_prov.model.values import as_number
 from git_prov.report import Graph, Report, RunView, sweeps
 from git_prov.report.assets import SCRIPT, STYLE
+from git_prov.report.curves_html import curves_section
 
 MAX_FILES_PER_MANIFEST = 200
 MAX_FILTER_PATHS = 50
@@ -103,6 +104,7 @@ def render(report: Report) -> str:
         "</header>\n<main>\n",
         _runs_table(report),
         sweeps.compare_section(),
+        curves_section(report),
         _lineage(report),
         _trends(report),
         sweeps.sweeps_section(report),
@@ -135,6 +137,7 @@ def _summary(report: Report) -> str:
 def _nav(report: Report) -> str:
     links = [
         ("runs-section", "Runs"),
+        ("curves", "Training curves"),
         ("lineage", "Lineage"),
         ("compare", "Compare"),
         ("trends", "Metric trends"),
