@@ -71,6 +71,7 @@ def _commands() -> Iterator[tuple[str, ...]]:
 # run (its tombstone's reason is hostile); {D}: a scratch directory; {URL}: the remote.
 ARGS: dict[tuple[str, ...], list[list[str]]] = {
     ("check",): [["check", "{A}"], ["check", "{T}"]],
+    ("compare",): [["compare", "{A}", "{B}"], ["compare", "--csv", "{A}", "{B}"]],
     ("completion",): [["completion", "bash"]],
     ("demo",): [["demo", "--dir", "{D}/demo"]],
     ("diff",): [["diff", "{A}", "{B}"], ["diff", "{A}", "{T}"]],
@@ -105,6 +106,7 @@ ARGS: dict[tuple[str, ...], list[list[str]]] = {
         ["lineage", "--mermaid", "{B}"],
     ],
     ("log",): [["log"], ["log", "--oneline"], ["log", "--all-commits", "--all-runs"]],
+    ("metrics",): [["metrics", "{A}"], ["metrics", "--table", "{A}"]],
     ("push",): [["push", "origin"]],
     ("record",): [["record", "--command", "true"]],
     ("remap",): [["remap", "--dry-run"]],
@@ -120,6 +122,7 @@ ARGS: dict[tuple[str, ...], list[list[str]]] = {
         ["show", "--log", "stderr", "{A}"],
         ["show", "{T}"],
     ],
+    ("sweep",): [["sweep", "--no-log", "-p", "n=1", "--", "true"]],
     ("sync",): [["sync", "origin"]],
     ("verify",): [["verify"], ["verify", "{A}"]],
 }
@@ -214,19 +217,72 @@ def _fill(arg: str, values: dict[str, str]) -> str:
     return arg
 
 
+# One pty session for many cases: a driver (stdin /dev/null; stdout and stderr the pty, as
+# for `git prov` typed on a terminal) imports git-prov once, then forks a child per case
+# that runs the executable's entry point (git_prov.entry.main, what `python -m git_prov`
+# runs) on that case's arguments. The driver writes a marker line with the child's exit
+# code after each, and the bytes between markers are that case's. Each case still runs
+# alone, in a process of its own, from the same state; fifty cases cost one interpreter
+# start and import instead of fifty.
+_DRIVER = r"""
+import atexit, json, os, pkgutil, sys, traceback
+import git_prov, git_prov.entry
+for module in pkgutil.walk_packages(git_prov.__path__, "git_prov."):
+    if not module.name.endswith("__main__") and ".integrations." not in module.name:
+        __import__(module.name)  # (not the integrations: optional third-party packages)
+marker, cases = sys.argv[1], json.loads(sys.argv[2])
+for args in cases:
+    sys.stdout.flush(), sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        sys.argv = [git_prov.entry.__file__, *args]
+        try:
+            git_prov.entry.main(args)
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        atexit._run_exitfuncs()
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    os.write(1, f"\n{marker} {code}\n".encode())
+"""
+
+
+def _on_pty_session(cwd: Path, cases: list[list[str]]) -> list[tuple[int, bytes]]:
+    """Run ``git prov ARGS`` for each of ``cases`` on one pty (stdout and stderr), each in a
+    process of its own (see :data:`_DRIVER`); each case's exit code and bytes."""
+    marker = f"=== case done {os.urandom(8).hex()}"
+    import json
+
+    command = [sys.executable, "-c", _DRIVER, marker, json.dumps(cases)]
+    code, raw = _read_pty(cwd, command)
+    assert code == 0, f"the pty driver failed ({code}): {raw[-2000:]!r}"
+    parts = re.split(rb"\r?\n" + re.escape(marker.encode()) + rb" (-?\d+)\r?\n", raw)
+    assert len(parts) == 2 * len(cases) + 1 and parts[-1] == b"", raw[-2000:]
+    return [(int(parts[i + 1]), parts[i]) for i in range(0, 2 * len(cases), 2)]
+
+
 def _on_pty(cwd: Path, args: list[str]) -> tuple[int, bytes]:
     """Run ``git prov ARGS`` with stdout and stderr on one pty; its exit code and bytes."""
+    return _read_pty(cwd, [sys.executable, "-m", "git_prov", *args])
+
+
+def _read_pty(cwd: Path, command: list[str]) -> tuple[int, bytes]:
+    """Run ``command`` with stdout and stderr on one pty until every writer closed it."""
     main, child = os.openpty()
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
     env.pop("NO_COLOR", None)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "git_prov", *args],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=child,
-            stderr=child,
-            env=env,
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=env
         )
     finally:
         os.close(child)
@@ -236,7 +292,7 @@ def _on_pty(cwd: Path, args: list[str]) -> tuple[int, bytes]:
             ready, _, _ = select.select([main], [], [], 120)
             if not ready:
                 proc.kill()
-                raise AssertionError(f"git prov {args} hung")
+                raise AssertionError(f"{command[-1][:200]} hung: {bytes(out[-600:])!r}")
             try:
                 chunk = os.read(main, 65536)
             except OSError:  # EIO: every writer closed the pty
@@ -264,15 +320,14 @@ def _offences(raw: bytes, *, lines_are_data: bool = False) -> list[str]:
 @pytest.mark.slow
 def test_no_command_lets_a_hostile_ledger_drive_the_terminal(repo: Path, tmp_path: Path) -> None:
     values = _hostile_ledger(repo, tmp_path)
+    templates = [template for name in sorted(_commands()) for template in ARGS[name]]
+    cases = [["--no-pager", *(_fill(a, values) for a in t)] for t in templates]
     failures = []
-    for name in sorted(_commands()):
-        for template in ARGS[name]:
-            args = ["--no-pager", *(_fill(a, values) for a in template)]
-            code, raw = _on_pty(repo, args)
-            if b"Traceback" in raw or b"internal error" in raw:
-                failures.append(f"git prov {' '.join(template)} crashed ({code}): {raw[-600:]!r}")
-            for offence in _offences(raw, lines_are_data="--log" in template):
-                failures.append(f"git prov {' '.join(template)}: {offence}")
+    for template, (code, raw) in zip(templates, _on_pty_session(repo, cases), strict=True):
+        if b"Traceback" in raw or b"internal error" in raw:
+            failures.append(f"git prov {' '.join(template)} crashed ({code}): {raw[-600:]!r}")
+        for offence in _offences(raw, lines_are_data="--log" in template):
+            failures.append(f"git prov {' '.join(template)}: {offence}")
     assert not failures, "\n".join(failures)
 
 
@@ -318,6 +373,8 @@ def test_text_reaches_the_terminal_only_through_the_one_output_path() -> None:
     offenders = []
     for path in sorted((root / "git_prov").rglob("*.py")):
         name = path.relative_to(root).as_posix()
+        if not (path.parent / "__init__.py").is_file():
+            continue  # package data (the project templates' example scripts), not git-prov
         if name not in ALLOWED_WRITERS:
             offenders += _direct_writes(path)
     assert not offenders, "print through git_prov.terminal.echo:\n" + "\n".join(offenders)
@@ -382,11 +439,16 @@ def test_kept_logs_are_escaped_on_a_terminal_and_exact_elsewhere(
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(repo: Path) -> None:
-    from conftest import prov
-
-    for text in ('=HYPERLINK("http://evil")', "+1+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
-        prov(repo, "record", "--command", text, "-m", text, "-p", f"p={text}")
-    prov(repo, "record", "--command", "fine", "-p", "n=-0.5", "-m", "-0.5")
+    # (Written through the ledger in one step, as `git prov record --command TEXT -m TEXT
+    # -p p=TEXT` writes them: the cells are what is under test, not how runs are recorded.)
+    head = git(repo, "rev-parse", "HEAD")
+    texts = ('=HYPERLINK("http://evil")', "+1+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx")
+    records = [
+        make_record(head, command=text, argv=(text,), message=text, params={"p": text})
+        for text in texts
+    ]
+    records.append(make_record(head, command="fine", params={"n": -0.5}, message="-0.5"))
+    Ledger(open_repo(repo)).write([(head, r) for r in records], keep=[head])
     import csv
     import io
 
