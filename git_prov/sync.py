@@ -352,7 +352,10 @@ class FetchResult(NamedTuple):
     """What ``fetch`` did: runs new to the local ledger, and what to warn about.
 
     ``rewritten`` names the remote's ledger refs that were force-rewritten since the last
-    fetch (they were still union-merged: no local run is dropped). ``remapped`` lists the
+    fetch (they were still union-merged: no local run is dropped); ``rewritten_here``
+    those whose tracking copy was rewritten in this repository instead (git filter-repo
+    rewrites every ref), so that the remote's, which did not change, no longer descends
+    from it. ``remote_total`` counts the runs the remote's notes hold. ``remapped`` lists the
     arrived runs that :func:`git_prov.rewrite.remap` attached to the commits their code
     was copied to; ``remap_problem`` says why that step failed (the fetch itself did not).
     """
@@ -366,6 +369,8 @@ class FetchResult(NamedTuple):
     rewritten: tuple[str, ...] = ()
     remapped: tuple[RemapMatch, ...] = ()
     remap_problem: str | None = None
+    rewritten_here: tuple[str, ...] = ()
+    remote_total: int = 0
 
 
 class PushResult(NamedTuple):
@@ -384,6 +389,7 @@ class PushResult(NamedTuple):
     # git-LFS objects of the pushed commits (snapshots): sent, and not in the local store
     lfs_uploaded: int = 0
     lfs_missing: tuple[str, ...] = ()
+    rewritten_here: tuple[str, ...] = ()
 
 
 class SyncResult(NamedTuple):
@@ -402,6 +408,7 @@ class SyncResult(NamedTuple):
     remap_problem: str | None = None
     lfs_uploaded: int = 0
     lfs_missing: tuple[str, ...] = ()
+    rewritten_here: tuple[str, ...] = ()
 
 
 class HookResult(NamedTuple):
@@ -529,12 +536,18 @@ def _shallow_problem(remote: str, detail: str) -> RemoteProblem:
 # ---- fetch -----------------------------------------------------------------------------------
 
 
+class _Fetched(NamedTuple):
+    had: bool  # the remote has provenance
+    rewritten: list[str]  # ledger refs the remote force-rewrote
+    rewritten_here: list[str]  # ledger refs whose tracking copy was rewritten here
+    refs: dict[str, Tip]  # the local ledger refs and their tracking copies afterwards
+
+
 def _fetch_tracking(
     repo: SyncRepo, remote: str, opened: Mapping[str, Tip] | None = None
-) -> tuple[bool, list[str], dict[str, Tip]]:
+) -> _Fetched:
     """Fetch the remote's ledger refs into their tracking refs, in one round trip when the
-    remote has provenance. Returns (whether it has any, refs that were force-rewritten,
-    the local ledger refs and their tracking copies afterwards)."""
+    remote has provenance."""
     tracking = tracking_refs(remote)
     before = _refs_of(repo, tracking.values(), opened)
     base = ["fetch", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", remote]
@@ -543,8 +556,10 @@ def _fetch_tracking(
     if proc.returncode != 0:
         if b"couldn't find remote ref" not in proc.stderr:
             raise _transport_problem("fetching provenance from", remote, proc.stderr)
-        # The remote lacks one or both refs (no provenance yet, or a partial push).
+        # The remote lacks one or both refs (no provenance yet, or a partial push), or
+        # hides them from fetch.
         present = _remote_ledger_refs(repo, remote)
+        _refuse_hidden_refs(repo, remote, present, before)
         for src, dst in tracking.items():
             if src not in present and dst in before:
                 # A copy of a ref the remote no longer has: forget it (ours stays intact).
@@ -555,7 +570,8 @@ def _fetch_tracking(
             if proc.returncode != 0:
                 raise _transport_problem("fetching provenance from", remote, proc.stderr)
     after = read_refs(repo, [*tracking, *tracking.values()])
-    rewritten = []
+    rewritten: list[str] = []
+    here: list[str] = []
     for src, dst in tracking.items():
         old, new = before.get(dst), after.get(dst)
         if (
@@ -564,8 +580,22 @@ def _fetch_tracking(
             and old.commit != new.commit
             and not _descends(repo, new.commit, old.commit)
         ):
-            rewritten.append(src)
-    return any(dst in after for dst in tracking.values()), rewritten, after
+            (here if _filter_repo_made(repo, dst, old.commit) else rewritten).append(src)
+    return _Fetched(any(dst in after for dst in tracking.values()), rewritten, here, after)
+
+
+def _filter_repo_made(repo: SyncRepo, ref: str, commit: str) -> bool:
+    """Whether git filter-repo, run in this repository, set ``ref`` to ``commit`` (its
+    ``filter-repo/ref-map``: a header, then ``old new ref`` per line)."""
+    try:
+        with open(os.path.join(repo._common_dir, "filter-repo", "ref-map")) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return False
+    return any(
+        len(parts) == 3 and parts[1] == commit and parts[2] == ref and parts[0] != commit
+        for parts in (line.split() for line in lines[1:])
+    )
 
 
 _LOCAL_LOCK = ("cannot lock ref", "unable to update local ref", "could not be updated")
@@ -583,6 +613,29 @@ def _git_fetch(
             return proc
         time.sleep(_backoff(attempt + 1))
     return proc
+
+
+def _refuse_hidden_refs(
+    repo: SyncRepo, remote: str, present: set[str], before: Mapping[str, Tip]
+) -> None:
+    """Raise when ``remote`` holds a ledger ref that its fetch side does not list
+    (``present``): a server whose upload-pack hides it. Asked only when there is reason
+    to (the other ledger ref is there, or we had a copy of this one), with a dry-run push,
+    which sends nothing."""
+    commit = None
+    for src, dst in tracking_refs(remote).items():
+        if src in present or not (present or dst in before):
+            continue
+        if commit is None:  # any commit of ours: the dry run only names it
+            commit = _git(repo, "rev-parse", "--verify", "-q", "HEAD").stdout.decode().strip()
+        if commit and _receive_pack_has(repo, remote, src, commit):
+            raise _hidden_from_fetch(remote, src)
+
+
+def _fetchable(repo: SyncRepo, remote: str, ref: str) -> bool:
+    """Whether ``remote``'s fetch side lists ``ref`` (after a push created it there)."""
+    proc = _git(repo, "ls-remote", remote, ref)
+    return proc.returncode != 0 or bool(proc.stdout.strip())  # (cannot tell: say yes)
 
 
 def _remote_ledger_refs(repo: SyncRepo, remote: str) -> set[str]:
@@ -680,7 +733,7 @@ def fetch(repo: RepoLike, remote: str | None = None, *, remap: bool = True) -> F
 def _fetch(
     sync_repo: SyncRepo, name: str, *, remap: bool, opened: Mapping[str, Tip] | None = None
 ) -> FetchResult:
-    had, rewritten, refs = _fetch_tracking(sync_repo, name, opened)
+    had, rewritten, here, refs = _fetch_tracking(sync_repo, name, opened)
     merged = _merge_tracking(sync_repo, name, refs)
     before = refs.get(NOTES_REF)
     remapped, problem = (
@@ -697,7 +750,17 @@ def _fetch(
         rewritten=tuple(rewritten),
         remapped=remapped,
         remap_problem=problem,
+        rewritten_here=tuple(here),
+        remote_total=_remote_total(sync_repo, refs, tracking_refs(name)[NOTES_REF]),
     )
+
+
+def _remote_total(repo: SyncRepo, refs: Mapping[str, Tip], copy: str) -> int:
+    """The runs in the remote's notes, as its tracking copy ``copy`` holds them."""
+    theirs, ours = refs.get(copy), refs.get(NOTES_REF)
+    if theirs is None or theirs.tree is None:
+        return 0
+    return run_total(repo, theirs.tree, hint=ours.tree if ours else None)
 
 
 def _remap_arrived(
@@ -799,6 +862,10 @@ class _PushOutcome(NamedTuple):
     race: bool = False
     atomic_unsupported: bool = False
     remote_old: Mapping[str, str] | None = None  # ref → abbreviated old id (fast-forwards)
+    # refs a refused push moved anyway (git's receive-pack applies the refs of an --atomic
+    # push that it does not hide when it refuses a hidden one)
+    applied: tuple[str, ...] = ()
+    hidden: str | None = None  # a ref the remote refused because it hides it
 
 
 def _push_once(
@@ -854,12 +921,12 @@ def _push_once(
         # others failed with it.
         statuses.setdefault(ref, ("!", "[rejected] (atomic push failed)"))
     rejected = [(ref, summary) for ref, (flag, summary) in statuses.items() if flag == "!"]
+    remote_old = {}
+    for ref, (flag, summary) in statuses.items():
+        if flag == " " and (match := _FAST_FORWARD.match(summary.strip())):
+            remote_old[ref] = match["old"]
     if not rejected and proc.returncode == 0:
         notes = statuses.get(NOTES_REF)
-        remote_old = {}
-        for ref, (flag, summary) in statuses.items():
-            if flag == " " and (match := _FAST_FORWARD.match(summary.strip())):
-                remote_old[ref] = match["old"]
         return _PushOutcome(
             True,
             new_on_remote=notes is not None and notes[0] == "*",
@@ -882,7 +949,97 @@ def _push_once(
         reason = said["why"]  # "[rejected] (fetch first)" → "fetch first"
     if "shallow" in reason.lower():
         raise _shallow_problem(remote, reason)
+    hidden = next((ref for ref, summary in rejected if _HIDDEN_REF in summary), None)
+    if hidden is not None:
+        applied = tuple(ref for ref, (flag, _) in statuses.items() if flag in " *+")
+        return _PushOutcome(
+            False, reason=reason, hidden=hidden, applied=applied, remote_old=remote_old
+        )
     return _PushOutcome(False, reason=reason, race=any(word in reason.lower() for word in _RACE))
+
+
+# What git's receive-pack says of a push to a ref its receive.hideRefs/transfer.hideRefs hide.
+_HIDDEN_REF = "deny updating a hidden ref"
+
+
+def _refused_hidden(
+    repo: SyncRepo, remote: str, outcome: _PushOutcome, tips: Mapping[str, str]
+) -> RemoteProblem:
+    """The error for a push refused because the remote hides ``outcome.hidden``, after
+    putting back what the refused push moved anyway (git's receive-pack applies the refs
+    of an ``--atomic`` push it does not hide): each such ref is reset, compare-and-swap
+    against what we pushed, to what it held before."""
+    left = []
+    for ref in outcome.applied:
+        abbreviated = (outcome.remote_old or {}).get(ref)
+        old = None
+        if abbreviated is not None:
+            proc = _git(repo, "rev-parse", "--verify", "-q", f"{abbreviated}^{{commit}}")
+            old = proc.stdout.decode().strip() or None
+            if old is None:
+                left.append(ref)
+                continue
+        undo = _git(
+            repo,
+            "push",
+            "--porcelain",
+            "--no-verify",
+            f"--force-with-lease={ref}:{tips[ref]}",
+            remote,
+            f"{old}:{ref}" if old else f":{ref}",
+        )
+        copy = tracking_refs(remote)[ref]
+        if undo.returncode != 0:
+            left.append(ref)
+        elif old is not None:
+            _git(repo, "update-ref", copy, old)
+        else:
+            _git(repo, "update-ref", "-d", copy)
+    what = (
+        f"it kept {', '.join(left)} (manifests, logs, snapshot and source commits, without "
+        f"the runs) and refused to have it put back — remove it with `git push {remote} "
+        + " ".join(f":{ref}" for ref in left)
+        + "` or ask its administrators to; "
+        if left
+        else (
+            f"what that refused push moved anyway ({', '.join(outcome.applied)}) was put "
+            "back; the objects it sent stay unreachable in the server's object store until "
+            "its `git gc` prunes them; "
+            if outcome.applied
+            else ""
+        )
+    )
+    return RemoteProblem(
+        f"{remote} refuses pushes to {outcome.hidden}: its configuration hides that ref "
+        f"(receive.hideRefs or transfer.hideRefs, git says {_HIDDEN_REF!r}); "
+        + what
+        + "your runs stay here",
+        f"ask the server's administrators to stop hiding {NOTES_REF} and refs/prov/ "
+        "(the hideRefs entry that covers refs/notes or refs/prov), then run "
+        f"`git prov sync {remote}` again",
+    )
+
+
+def _hidden_from_fetch(remote: str, ref: str) -> RemoteProblem:
+    return RemoteProblem(
+        f"{remote} holds {ref} but never lets it be fetched (the server hides it from "
+        "git-upload-pack: uploadpack.hideRefs or transfer.hideRefs covers it), so runs "
+        "pushed there cannot be shared",
+        f"ask the server's administrators to stop hiding {ref} from fetch (the hideRefs "
+        "entry that covers refs/notes or refs/prov); your runs stay here",
+    )
+
+
+def _receive_pack_has(repo: SyncRepo, remote: str, ref: str, commit: str) -> bool | None:
+    """Whether ``remote``'s git-receive-pack advertises ``ref`` (which its upload-pack may
+    hide): a ``git push --dry-run`` of ``commit`` there, which sends nothing. None when it
+    cannot tell (no push access, …)."""
+    proc = _git(repo, "push", "--dry-run", "--porcelain", "--no-verify", remote, f"{commit}:{ref}")
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        match = _STATUS_LINE.match(line)
+        if match and match["dst"] == ref:
+            return match["flag"] != "*"
+    return None
 
 
 def _backoff(attempt: int) -> float:
@@ -914,6 +1071,7 @@ def _push_with_retries(
     state = dict(refs) if refs is not None else read_refs(repo, names)
     fetched = _Merged()
     rewritten: set[str] = set()
+    rewritten_here: set[str] = set()
     atomic = True
     refused_unchanged: str | None = None  # a refusal after which the remote did not move
     reason = ""
@@ -941,6 +1099,10 @@ def _push_with_retries(
         if outcome.atomic_unsupported:
             atomic = False
             outcome = _push_once(repo, remote, tips, atomic)
+        if outcome.hidden is not None:
+            raise _refused_hidden(repo, remote, outcome, tips)
+        if outcome.ok and outcome.new_on_remote and not _fetchable(repo, remote, NOTES_REF):
+            raise _hidden_from_fetch(remote, NOTES_REF)
         if outcome.ok:
             pushed, base = 0, None
             if notes is not None and not outcome.up_to_date:
@@ -959,6 +1121,7 @@ def _push_with_retries(
                 rewritten=tuple(sorted(rewritten)),
                 lfs_uploaded=len(lfs_sent),
                 lfs_missing=tuple(sorted(lfs_missing)),
+                rewritten_here=tuple(sorted(rewritten_here)),
             )
         reason = outcome.reason
         if not outcome.race and refused_unchanged == reason:
@@ -974,9 +1137,10 @@ def _push_with_retries(
             break
         sleep(delay)
         remote_state = tuple(state.get(t) for t in tracking.values())
-        had_now, forced, after = _fetch_tracking(repo, remote)
+        had_now, forced, forced_here, after = _fetch_tracking(repo, remote)
         had = had or had_now
         rewritten.update(forced)
+        rewritten_here.update(forced_here)
         merged = _merge_tracking(repo, remote, after)
         fetched.runs_added += merged.runs_added
         fetched.conflicts |= merged.conflicts
@@ -1136,6 +1300,7 @@ def sync(
                 conflicts=fetched.conflicts,
                 object_conflicts=fetched.object_conflicts,
                 rewritten=fetched.rewritten,
+                rewritten_here=fetched.rewritten_here,
             )
             if remap:
                 return _remap_and_push(sync_repo, result, attempts, timeout, notes_before)
@@ -1152,6 +1317,7 @@ def sync(
         conflicts=tuple(sorted({*before.conflicts, *pushed.conflicts})),
         object_conflicts=tuple(sorted({*before.object_conflicts, *pushed.object_conflicts})),
         rewritten=tuple(sorted({*before.rewritten, *pushed.rewritten})),
+        rewritten_here=tuple(sorted({*before.rewritten_here, *pushed.rewritten_here})),
         lfs_uploaded=pushed.lfs_uploaded,
         lfs_missing=pushed.lfs_missing,
     )
@@ -1179,6 +1345,7 @@ def _remap_and_push(
         conflicts=tuple(sorted({*result.conflicts, *again.conflicts})),
         object_conflicts=tuple(sorted({*result.object_conflicts, *again.object_conflicts})),
         rewritten=tuple(sorted({*result.rewritten, *again.rewritten})),
+        rewritten_here=tuple(sorted({*result.rewritten_here, *again.rewritten_here})),
         remapped=remapped,
         remap_problem=problem,
         lfs_uploaded=result.lfs_uploaded + again.lfs_uploaded,

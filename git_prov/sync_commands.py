@@ -51,6 +51,18 @@ def fetch_command(
         echo(
             f"{result.remote} has no provenance yet (push yours with git prov push {result.remote})"
         )
+    elif result.remote_total != result.runs_total:
+        # Counts name whose runs they count: the remote may hold fewer (it was rewound,
+        # or has not had ours yet).
+        fetched = (
+            f"fetched {_runs(result.runs_added, 'new')} from {result.remote}"
+            if result.runs_added
+            else f"nothing new from {result.remote}"
+        )
+        echo(
+            f"{fetched}: {result.remote} holds {_runs(result.remote_total)}, "
+            f"this repository {result.runs_total}"
+        )
     elif result.runs_added:
         echo(
             f"fetched {_runs(result.runs_added, 'new')} from {result.remote} "
@@ -199,6 +211,13 @@ def _runs(n: int, adjective: str = "") -> str:
 def _warn(result: FetchResult | PushResult | SyncResult, echo: Echo) -> None:
     """Warnings every command shares: rewritten remote history, conflicting records."""
     remote = result.remote
+    for ref in result.rewritten_here:
+        echo(
+            f"warning: this repository's copy of {remote}'s {ref} was rewritten here "
+            f"(git filter-repo rewrites every ref); {remote}'s own was not, and it was "
+            "merged with yours — no local run was dropped",
+            err=True,
+        )
     for ref in result.rewritten:
         echo(
             f"warning: {remote} rewrote its {ref} (a force-push); it was merged with "

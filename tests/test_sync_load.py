@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_file, git, prov
+from factories import write_runs
 from lfs_server import LfsServer
 
+from git_prov.errors import EXIT_REMOTE
 from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.repo import open_repo
 
@@ -101,3 +103,147 @@ def test_eight_writers_syncing_after_every_record_over_http_all_succeed(
     assert _run_ids(late) == {s["run"] for s in syncs}
     assert git(bare, "rev-parse", NOTES_REF) == git(late, "rev-parse", NOTES_REF)
     assert git(bare, "rev-parse", OBJECTS_REF)
+
+
+# ---- servers that hide the ledger refs -------------------------------------------------------
+
+
+def _bare_remote(tmp_path: Path, name: str = "hidden.git") -> Path:
+    """A bare repository by path, holding one commit on main."""
+    bare = tmp_path / name
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", name)
+    seed = tmp_path / f"seed-{name}"
+    seed.mkdir()
+    git(seed, "init", "-q", "-b", "main")
+    commit_file(seed, "README.md", "# project\n", "initial commit")
+    git(seed, "push", "-q", str(bare), "main")
+    return bare
+
+
+def _ledger_refs(bare: Path) -> str:
+    return git(bare, "for-each-ref", "--format=%(refname)", "refs/notes", "refs/prov")
+
+
+def _check_hidden_from_fetch(url: str, bare: Path, tmp_path: Path) -> None:
+    """uploadpack.hideRefs: the push is taken, but the notes never come back."""
+    a, b = _clone(url, tmp_path / "a"), _clone(url, tmp_path / "b")
+    write_runs(a, 1)
+    write_runs(b, 1)
+    done = prov(a, "sync", check=False)  # the first push creates the notes there: checked
+    assert done.returncode == EXIT_REMOTE, done.stderr
+    assert done.stderr.startswith(
+        "error: origin holds refs/notes/prov but never lets it be fetched"
+    ), done.stderr
+    assert "uploadpack.hideRefs" in done.stderr and "administrators" in done.stderr
+    assert _ledger_refs(bare) == f"{NOTES_REF}\n{OBJECTS_REF}"
+    for command in ("fetch", "sync", "push"):  # another clone: told at once, never a loop
+        done = prov(b, command, "--json", check=False)
+        assert done.returncode == EXIT_REMOTE, (command, done.stderr)
+        assert "never lets it be fetched" in done.stderr, (command, done.stderr)
+        assert "others" not in done.stderr and done.stdout == ""
+
+
+def _check_refused_hidden(url: str, bare: Path, tmp_path: Path) -> None:
+    """transfer.hideRefs: the notes are refused, and the objects ref git's receive-pack
+    applied anyway is put back (deleted: the remote had none)."""
+    a = _clone(url, tmp_path / "a2")
+    write_runs(a, 1)
+    done = prov(a, "sync", check=False)
+    assert done.returncode == EXIT_REMOTE, done.stderr
+    assert done.stderr.startswith(
+        "error: origin refuses pushes to refs/notes/prov: its configuration hides that ref"
+    ), done.stderr
+    assert "(refs/prov/objects) was put back" in done.stderr
+    assert _ledger_refs(bare) == ""  # nothing of the ledger stays there
+    assert git(a, "for-each-ref", "refs/prov/remotes", "refs/notes/remotes") == ""
+
+
+def test_a_server_hiding_the_notes_from_fetch_is_named_at_once(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path)
+    git(bare, "config", "uploadpack.hideRefs", "refs/notes")
+    _check_hidden_from_fetch(str(bare), bare, tmp_path)
+
+
+def test_a_server_hiding_the_notes_from_push_keeps_none_of_the_ledger(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path)
+    git(bare, "config", "transfer.hideRefs", "refs/notes")
+    _check_refused_hidden(str(bare), bare, tmp_path)
+    # Where the remote had the objects ref before, it is put back to what it held.
+    git(bare, "config", "--unset", "transfer.hideRefs")
+    a = tmp_path / "a2"
+    git(a, "push", "-q", str(bare), "refs/prov/objects")
+    before = git(bare, "rev-parse", OBJECTS_REF)
+    write_runs(a, 1, commit_file(a, "more", "more"))
+    git(bare, "config", "transfer.hideRefs", "refs/notes")
+    done = prov(a, "push", check=False)
+    assert done.returncode == EXIT_REMOTE and "was put back" in done.stderr
+    assert git(bare, "rev-parse", OBJECTS_REF) == before
+    # A server that will not have it put back: what stays there, and how to remove it.
+    hook = bare / "hooks" / "update"
+    hook.write_text('#!/bin/sh\ngit merge-base --is-ancestor "$2" "$3"\n')  # no rewinds
+    hook.chmod(0o755)
+    done = prov(a, "push", check=False)
+    assert done.returncode == EXIT_REMOTE
+    assert (
+        "it kept refs/prov/objects (manifests, logs, snapshot and source commits" in done.stderr
+    ), done.stderr
+    assert "`git push origin :refs/prov/objects`" in done.stderr
+    assert git(bare, "rev-parse", OBJECTS_REF) == git(a, "rev-parse", OBJECTS_REF)
+
+
+def test_hidden_ledger_refs_over_smart_http(http_server: LfsServer, tmp_path: Path) -> None:
+    url, bare = _seeded(http_server, tmp_path, "org/fetch-hidden")
+    git(bare, "config", "uploadpack.hideRefs", "refs/notes")
+    _check_hidden_from_fetch(url, bare, tmp_path)
+    (tmp_path / "other").mkdir()
+    url, bare = _seeded(http_server, tmp_path / "other", "org/push-hidden")
+    git(bare, "config", "transfer.hideRefs", "refs/notes")
+    _check_refused_hidden(url, bare, tmp_path)
+
+
+# ---- whose runs a count counts, and who rewrote what -------------------------------------------
+
+
+def test_after_the_remote_was_rewound_fetch_counts_each_side(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path, "rewound.git")
+    a = _clone(bare, tmp_path / "a")
+    write_runs(a, 3)
+    prov(a, "sync")
+    three = git(bare, "rev-parse", NOTES_REF), git(bare, "rev-parse", OBJECTS_REF)
+    write_runs(a, 5)
+    prov(a, "sync")
+    git(bare, "update-ref", NOTES_REF, three[0])  # someone force-pushes an old ledger
+    git(bare, "update-ref", OBJECTS_REF, three[1])
+    done = prov(a, "fetch")
+    assert done.stdout == "nothing new from origin: origin holds 3 runs, this repository 8\n"
+    assert "warning: origin rewrote its refs/notes/prov (a force-push)" in done.stderr
+    assert json.loads(prov(a, "fetch", "--json").stdout)["remote_total"] == 3
+    done = prov(a, "sync")
+    assert done.stdout.startswith("synced with origin: 0 runs fetched, 5 runs pushed (8 in all")
+    assert prov(a, "fetch").stdout == "already up to date with origin (8 runs)\n"
+
+
+FILTER_REPO = Path(sys.executable).with_name("git-filter-repo")
+
+
+@pytest.mark.skipif(not FILTER_REPO.exists(), reason="git-filter-repo is not installed")
+def test_a_local_filter_repo_is_not_blamed_on_the_remote(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path, "filtered.git")
+    a = _clone(bare, tmp_path / "a")
+    commit_file(a, "secret.txt", "hunter2")
+    write_runs(a, 2)
+    prov(a, "sync")
+    subprocess.run(
+        [str(FILTER_REPO), "--force", "--invert-paths", "--path", "secret.txt"],
+        cwd=a,
+        check=True,
+        capture_output=True,
+    )
+    if not git(a, "remote"):  # (filter-repo removes origin, so that nothing is pushed by mistake)
+        git(a, "remote", "add", "origin", str(bare))
+    done = prov(a, "sync")
+    assert "origin rewrote" not in done.stderr
+    assert (
+        "warning: this repository's copy of origin's refs/prov/objects was rewritten here "
+        "(git filter-repo rewrites every ref); origin's own was not" in done.stderr
+    ), done.stderr
