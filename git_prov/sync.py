@@ -45,9 +45,11 @@ from git_prov.model.notepath import note_commit
 from git_prov.store.gitcli import (
     PROV_DIR,
     finish_git,
+    is_url_remote,
     prov_dir,
     read_blobs,
     refuse_reftable,
+    remote_key,
     run_git,
     start_git,
 )
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 # The same names as git_prov.store.ledger (not imported: that module loads pygit2).
 NOTES_REF = "refs/notes/prov"
 OBJECTS_REF = "refs/prov/objects"
+DISPLAY_REF = "refs/notes/prov-log"  # local only: the `git log` display
 # A rejected push is retried until it lands or DEFAULT_TIMEOUT seconds have passed (git config
 # prov.syncTimeout, --timeout), and at most --attempts times when that is given.
 DEFAULT_TIMEOUT = 60.0
@@ -94,10 +97,12 @@ _WHERE = (
 
 
 def tracking_refs(remote: str) -> dict[str, str]:
-    """Local ledger ref → the tracking ref holding ``remote``'s copy of it."""
+    """Local ledger ref → the tracking ref holding ``remote``'s copy of it (a URL's go
+    under a name made from it: :func:`~git_prov.store.gitcli.remote_key`)."""
+    key = remote_key(remote)
     return {
-        OBJECTS_REF: f"refs/prov/remotes/{remote}/objects",
-        NOTES_REF: f"refs/notes/remotes/{remote}/prov",
+        OBJECTS_REF: f"refs/prov/remotes/{key}/objects",
+        NOTES_REF: f"refs/notes/remotes/{key}/prov",
     }
 
 
@@ -105,11 +110,15 @@ def fetch_refspecs(remote: str) -> list[str]:
     """The ``remote.<r>.fetch`` refspecs that make a plain ``git fetch`` bring provenance.
 
     They are globs (``prov*``) on purpose: git fails a whole fetch when an exact configured
-    refspec names a ref the remote lacks, and a remote without provenance is normal.
+    refspec names a ref the remote lacks, and a remote without provenance is normal. The
+    glob would also match the local-only ``git log`` display ref (``refs/notes/prov-log``)
+    on a remote that a ``git push --mirror`` gave it: a negative refspec (git ≥ 2.29)
+    leaves it out.
     """
     return [
         f"+{OBJECTS_REF}*:refs/prov/remotes/{remote}/objects*",
         f"+{NOTES_REF}*:refs/notes/remotes/{remote}/prov*",
+        f"^{DISPLAY_REF}",
     ]
 
 
@@ -434,15 +443,24 @@ def remote_names(repo: RepoLike) -> list[str]:
 
 def resolve_remote(repo: RepoLike, remote: str | None = None) -> str:
     """The remote to use: the one named, else the current branch's upstream remote, else
-    ``origin``, else the only remote. A clear RemoteProblem when there is none."""
+    ``origin``, else the only remote. A clear RemoteProblem when there is none.
+
+    As git does, a URL or the path of a repository may stand for a remote: it comes back
+    as the URL, or the path made absolute (from the current directory)."""
     sync_repo = SyncRepo.open(repo)
     names = remote_names(sync_repo)
     if remote is not None:
         if remote in names:
             return remote
+        if is_url_remote(remote):
+            return remote
+        looks_like_path = "/" in remote or remote in (".", "..") or remote.endswith(".git")
+        if looks_like_path and os.path.isdir(remote):
+            return os.path.abspath(remote)
         known = f" (remotes here: {', '.join(names)})" if names else ""
         raise RemoteProblem(
-            f"no remote named {remote!r}{known}", f"add it with `git remote add {remote} URL`"
+            f"no remote named {remote!r}{known}, nor a repository at that path",
+            f"give a remote's name, URL or path, or add it with `git remote add NAME {remote}`",
         )
     if sync_repo.branch:
         upstream = sync_repo.config().get(f"branch.{sync_repo.branch}.remote", [])
@@ -1487,6 +1505,11 @@ def configure_remote(
     """
     sync_repo = SyncRepo.open(repo)
     name = resolve_remote(sync_repo, remote)
+    if is_url_remote(name):
+        raise RemoteProblem(
+            f"{name} is not a named remote: plain git fetch keeps refspecs per remote name",
+            f"add it with `git remote add NAME {name}`, then `git prov init --remote NAME`",
+        )
     done: list[str] = []
     if fetch:
         proc = _git(sync_repo, "config", "--get-all", f"remote.{name}.fetch")

@@ -678,6 +678,7 @@ def test_sync_keeps_the_store_names_it_does_not_import() -> None:
     from git_prov.store import ledger, merge
 
     assert (sync.NOTES_REF, sync.OBJECTS_REF) == (ledger.NOTES_REF, ledger.OBJECTS_REF)
+    assert sync.DISPLAY_REF == ledger.DISPLAY_REF
     assert merge._RUN_MARK == sync.RUN_MARK
     assert sync.ALIVE_REFS == rewrite.REACHABLE_REFS
 

@@ -247,3 +247,61 @@ def test_a_local_filter_repo_is_not_blamed_on_the_remote(tmp_path: Path) -> None
         "warning: this repository's copy of origin's refs/prov/objects was rewritten here "
         "(git filter-repo rewrites every ref); origin's own was not" in done.stderr
     ), done.stderr
+
+
+# ---- git's conventions -----------------------------------------------------------------------
+
+
+def test_log_takes_git_logs_ways_of_saying_how_many(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path, "log.git")
+    a = _clone(bare, tmp_path / "a")
+    write_runs(a, 1)
+    write_runs(a, 1, commit_file(a, "more", "more"))
+    one = json.loads(prov(a, "log", "--json", "-n", "1").stdout)
+    assert len(one) == 1
+    for spelling in (["-1"], ["-n1"], ["--max-count=1"], ["--max-count", "1"]):
+        assert json.loads(prov(a, "log", "--json", *spelling).stdout) == one, spelling
+    assert len(json.loads(prov(a, "-C", str(a), "log", "-2", "--json").stdout)) == 2
+    done = prov(a, "log", "-0", check=False)  # as click says of -n 0
+    assert done.returncode == 2 and "0" in done.stderr
+
+
+def test_push_fetch_and_sync_take_a_path_or_url_as_git_does(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path, "by-path.git")
+    a = tmp_path / "a"
+    git(tmp_path, "init", "-q", "-b", "main", "a")  # no remote configured at all
+    commit_file(a, "x", "x")
+    write_runs(a, 2)
+    sub = a / "sub"
+    sub.mkdir()
+    done = prov(sub, "push", "../../by-path.git")  # relative to where it is typed
+    assert done.stdout == f"pushed 2 runs to {bare}, which had no provenance before (2 in all)\n"
+    assert git(bare, "rev-parse", NOTES_REF) == git(a, "rev-parse", NOTES_REF)
+    b = _clone(bare, tmp_path / "b")
+    write_runs(b, 1)
+    assert prov(b, "sync", f"file://{bare}").returncode == 0
+    assert prov(a, "fetch", str(bare)).stdout.startswith(f"fetched 1 new run from {bare}")
+    assert len(_run_ids(a)) == 3
+    tracked = git(a, "for-each-ref", "--format=%(refname)", "refs/notes/remotes")
+    assert tracked.startswith("refs/notes/remotes/url-") and tracked.endswith("/prov")
+    done = prov(a, "push", "no-such-place", check=False)
+    assert done.returncode == EXIT_REMOTE
+    assert done.stderr.startswith("error: no remote named 'no-such-place', nor a repository")
+    assert "`git remote add NAME no-such-place`" in done.stderr
+
+
+def test_local_only_refs_do_not_come_back_through_the_fetch_refspecs(tmp_path: Path) -> None:
+    bare = _bare_remote(tmp_path, "old.git")
+    a = _clone(bare, tmp_path / "a")
+    write_runs(a, 1)
+    prov(a, "sync")
+    git(a, "update-ref", "refs/notes/prov-log", NOTES_REF)  # the git log display
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "init", "-q", "--bare", "mirror.git")
+    git(a, "push", "-q", "--mirror", str(mirror))  # carries every ref, local-only ones too
+    assert git(mirror, "for-each-ref", "--format=%(refname)", "refs/notes/prov-log")
+    b = _clone(mirror, tmp_path / "b")
+    prov(b, "init", "--remote", "origin")
+    git(b, "fetch", "-q", "origin")
+    fetched = git(b, "for-each-ref", "--format=%(refname)", "refs/notes/remotes", "refs/prov")
+    assert fetched.split() == ["refs/notes/remotes/origin/prov", "refs/prov/remotes/origin/objects"]

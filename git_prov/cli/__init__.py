@@ -507,7 +507,11 @@ def record(
 )
 @click.option("--all-commits", is_flag=True, help="List commits without runs too.")
 @click.option(
-    "-n", "--max-count", type=click.IntRange(min=1), metavar="N", help="Show at most N commits."
+    "-n",
+    "--max-count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Show at most N commits (-N too, as in git log).",
 )
 @click.pass_obj
 def log_command(
@@ -951,10 +955,31 @@ def _rewrite_pathspec(args: list[str]) -> list[str]:
     return args[:cut] + [f"--path={p}" for p in paths]
 
 
+def _rewrite_count(args: list[str]) -> list[str]:
+    """``git prov log -3`` → ``log --max-count=3``, as git log reads ``-<n>`` (click cannot
+    declare it). Only before a ``--``: after it come paths."""
+    at = 0
+    while at < len(args) and args[at].startswith("-"):
+        at += 2 if args[at] in ("-C", "--color") else 1  # (global options taking a value)
+    if at >= len(args) or args[at] != "log":
+        return args
+    out = args[: at + 1]
+    for i, arg in enumerate(args[at + 1 :], at + 1):
+        if arg == "--":
+            return out + args[i:]
+        digits = arg[1:]
+        out.append(
+            f"--max-count={digits}"
+            if arg.startswith("-") and digits.isascii() and digits.isdigit()
+            else arg
+        )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run ``git prov`` through click (:mod:`git_prov.entry`, the executable, sends it every
     command line it does not run itself)."""
-    args = _rewrite_pathspec(list(sys.argv[1:] if argv is None else argv))
+    args = _rewrite_pathspec(_rewrite_count(list(sys.argv[1:] if argv is None else argv)))
     debug = debug_wanted(args)
     try:
         code = cli.main(

@@ -54,7 +54,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def tracking_data_ref(remote: str) -> str:
     """Where a remote's ``refs/prov/data`` is fetched to (never written by hand)."""
-    return f"refs/prov/remotes/{remote}/data"
+    from git_prov.store.gitcli import remote_key
+
+    return f"refs/prov/remotes/{remote_key(remote)}/data"
 
 
 def tracking_remotes(repo: GitRepo) -> list[str]:

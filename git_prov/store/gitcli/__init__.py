@@ -322,3 +322,21 @@ def stream_blobs(
         stdout.close()
         proc.wait()
         feeder.join()
+
+
+def remote_key(remote: str) -> str:
+    """The name a remote's tracking refs go under (``refs/prov/remotes/<key>/…``): a
+    configured remote's own name, or, for a URL or path given in its place (which git
+    accepts, and which cannot be part of a ref name), ``url-`` and 12 hex digits of its
+    SHA-1."""
+    if not is_url_remote(remote):
+        return remote
+    import hashlib
+
+    return "url-" + hashlib.sha1(remote.encode()).hexdigest()[:12]
+
+
+def is_url_remote(remote: str) -> bool:
+    """Whether ``remote`` is a URL or an absolute path rather than a remote's name (a
+    name is part of ref names, so it never starts with ``/`` nor holds ``:``)."""
+    return remote.startswith("/") or ":" in remote
