@@ -23,6 +23,14 @@ a local path speaks the same protocol over pipes, so only its time is shown.
 
     python bench/bench_sync.py                   # 1k, 10k, 100k runs
     python bench/bench_sync.py --sizes 1000 --repeat 3
+    python bench/bench_sync.py --contention 1,8,32 --rounds 2
+
+``--contention`` measures instead W writers (clones of one git:// remote) that each record
+a run and share it, ROUNDS times, all at once: with ``git prov sync`` (retrying every race
+until its time bound) beside a plain git retry loop of the notes ref (``git push --atomic``;
+on rejection ``git fetch`` + ``git notes merge -s cat_sort_uniq`` + the same full-jitter
+wait). syncs/s is pushes over the wall time of the whole burst (writers' start-up
+included); median and worst are the seconds from starting a push to its landing.
 
 Last results, in ms (medians of 9; 2 shared cores, load 0.8-1.7 from other jobs; git 2.39,
 Python 3.11, non-editable install). "before" is the same run of the code before the quick
@@ -351,8 +359,151 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# ---- contention: many writers syncing after every record -------------------------------------
+
+# One writer, run as `python bench_sync.py --writer DIR KIND ROUNDS INDEX`: ROUNDS times,
+# record a run, then push it (KIND "prov": `git prov sync`; KIND "git": the plain git retry
+# loop below); prints one JSON line per push: seconds, exit status, attempts.
+PLAIN_TIMEOUT = sync.DEFAULT_TIMEOUT
+
+
+def _plain_git_push(clone: Path) -> tuple[int, int]:
+    """The plain-git way of sharing the notes ref under contention: ``git push --atomic``
+    of refs/notes/prov; on rejection fetch it into a tracking ref, ``git notes merge -s
+    cat_sort_uniq``, wait as git prov does (full jitter), push again, for as long as git
+    prov would. Returns (exit status, attempts)."""
+    tracking = "refs/notes/remotes/origin/prov"
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        pushed = subprocess.run(
+            ["git", "push", "-q", "--atomic", "--no-verify", "origin", f"{NOTES_REF}:{NOTES_REF}"],
+            cwd=clone,
+            capture_output=True,
+        )
+        if pushed.returncode == 0:
+            return 0, attempt
+        delay = sync._backoff(attempt)
+        if time.monotonic() - started + delay >= PLAIN_TIMEOUT:
+            return pushed.returncode, attempt
+        time.sleep(delay)
+        subprocess.run(
+            ["git", "fetch", "-q", "origin", f"+{NOTES_REF}:{tracking}"], cwd=clone, check=False
+        )
+        subprocess.run(
+            ["git", "notes", "--ref=prov", "merge", "-q", "-s", "cat_sort_uniq", tracking],
+            cwd=clone,
+            check=False,
+            capture_output=True,
+        )
+
+
+def _writer(clone: Path, kind: str, rounds: int, index: int) -> None:
+    import json
+
+    head = _git(clone, "rev-parse", "HEAD")
+    for n in range(rounds):
+        if kind == "prov":
+            Ledger(open_repo(clone)).write([(head, make_run(head, index * 1000 + n))], keep=[head])
+        else:
+            _git(clone, "notes", "--ref=prov", "append", "-m", f"run {index}.{n}", head)
+        began = time.monotonic()
+        if kind == "prov":
+            done = subprocess.run(
+                [sys.executable, "-m", "git_prov", "sync", "--json", "--no-remap"],
+                cwd=clone,
+                capture_output=True,
+                text=True,
+            )
+            code = done.returncode
+            attempts = json.loads(done.stdout)["attempts"] if code == 0 else 0
+        else:
+            code, attempts = _plain_git_push(clone)
+        seconds = time.monotonic() - began
+        print(json.dumps({"s": seconds, "code": code, "attempts": attempts}), flush=True)
+
+
+@dataclass(frozen=True)
+class ContentionRow:
+    writers: int
+    kind: str
+    pushes: int
+    failed: int
+    wall: float
+    worst: float
+    median: float
+    attempts: int
+
+
+def measure_contention(work: Path, writers: int, rounds: int, kind: str) -> ContentionRow:
+    """``writers`` clones of one git:// remote, each recording and pushing ``rounds``
+    times at once."""
+    import json
+
+    served = work / f"served-{kind}-{writers}"
+    served.mkdir(parents=True)
+    seed = work / f"seed-{kind}-{writers}"
+    seed.mkdir()
+    _git(seed, "init", "-q", "-b", "main")
+    (seed / "README").write_text("bench\n")
+    _git(seed, "add", "README")
+    _git(seed, "commit", "-q", "-m", "seed")
+    _git(served, "init", "-q", "--bare", "-b", "main", "remote.git")
+    _git(seed, "push", "-q", str(served / "remote.git"), "main")
+    with git_daemon(served) as port:
+        url = f"git://127.0.0.1:{port}/remote.git"
+        clones = []
+        for i in range(writers):
+            clone = work / f"{kind}-{writers}-{i}"
+            _git(work, "clone", "-q", url, str(clone))
+            clones.append(clone)
+        began = time.monotonic()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--writer", str(c), kind, str(rounds), str(i)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i, c in enumerate(clones)
+        ]
+        results = []
+        for proc in procs:
+            out, _ = proc.communicate()
+            results.extend(json.loads(line) for line in out.splitlines())
+        wall = time.monotonic() - began
+    times = [r["s"] for r in results]
+    return ContentionRow(
+        writers=writers,
+        kind=kind,
+        pushes=len(results),
+        failed=sum(1 for r in results if r["code"] != 0) + writers * rounds - len(results),
+        wall=wall,
+        worst=max(times),
+        median=statistics.median(times),
+        attempts=max(r["attempts"] for r in results),
+    )
+
+
+def render_contention(rows: list[ContentionRow]) -> str:
+    lines = [
+        "| writers | pushing with | syncs | failed | syncs/s | median s | worst s | max attempts |",
+        "|--------:|--------------|------:|-------:|--------:|---------:|--------:|-------------:|",
+    ]
+    for r in rows:
+        label = "git prov sync" if r.kind == "prov" else "git push loop"
+        lines.append(
+            f"| {r.writers:7} | {label:12} | {r.pushes:5} | {r.failed:6} | "
+            f"{r.pushes / r.wall:7.2f} | {r.median:8.2f} | {r.worst:7.2f} | {r.attempts:12} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--writer"]:
+        _writer(Path(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+        return 0
     parser = argparse.ArgumentParser(description="git prov sync vs plain git fetch+push")
     parser.add_argument(
         "--sizes",
@@ -361,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds per cell")
     parser.add_argument("--transports", default="file,git", help="file and/or git")
+    parser.add_argument(
+        "--contention",
+        default="",
+        metavar="W,W,…",
+        help="instead: W writers (e.g. 1,8,32) each syncing after every record, over git://",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="records per writer (--contention)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     transports = [t for t in args.transports.split(",") if t]
@@ -375,6 +533,14 @@ def main(argv: list[str] | None = None) -> int:
             PYTHONPYCACHEPREFIX=str(Path(scratch) / "pycache"),
         )
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        if args.contention:
+            table = []
+            for writers in (int(w) for w in args.contention.split(",") if w):
+                for kind in ("prov", "git"):
+                    table.append(measure_contention(Path(scratch), writers, args.rounds, kind))
+                    print(render_contention(table[-1:]).splitlines()[-1], file=sys.stderr)
+            print(render_contention(table))
+            return 1 if any(r.failed and r.kind == "prov" for r in table) else 0
         rows = []
         for size in sizes:
             work = Path(scratch) / str(size)
