@@ -264,6 +264,8 @@ def run_sweep(
             outcome = recording.run(open_repo(root), cell.argv, cell_options)
         except ProvError as exc:
             return CellResult(cell, error=str(exc), started=False)
+        except Exception as exc:  # one cell's surprise must not lose the others' results
+            return CellResult(cell, error=f"{type(exc).__name__}: {exc}", started=False)
         return CellResult(
             cell, outcome.record, outcome.exit_status, interrupted=outcome.interrupted
         )
@@ -285,32 +287,47 @@ def run_sweep(
                 return None
             return pending.pop(0)
 
+    begun: set[int] = set()
+    workers = max(1, min(jobs, len(cells)))
+    running = [workers]
+    all_done = threading.Event()
+
     def worker() -> None:
-        while (cell := next_cell()) is not None:
-            if on_start is not None:
-                on_start(cell)
-            finished(one(cell))
+        try:
+            while (cell := next_cell()) is not None:
+                begun.add(cell.index)
+                if on_start is not None:
+                    on_start(cell)
+                finished(one(cell))
+        finally:
+            with lock:
+                running[0] -= 1
+                if running[0] == 0:
+                    all_done.set()
 
     try:
-        if jobs <= 1:
+        if workers == 1:
             worker()  # in this thread: ^C and terminal signals as `git prov run` has them
         else:
-            threads = [
-                threading.Thread(target=worker, name=f"git-prov-sweep-{i}", daemon=True)
-                for i in range(min(jobs, len(cells)))
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)
+            for i in range(workers):
+                name = f"git-prov-sweep-{i}"
+                threading.Thread(target=worker, name=name, daemon=True).start()
+            # An Event, not Thread.join: a join cut short by ^C can leave the thread
+            # looking finished while it still runs (and its cell would be lost).
+            while not all_done.wait(0.2):
+                pass
     except KeyboardInterrupt:
         result.interrupted = True
         stop.set()
-        for thread in threading.enumerate():
-            if thread.name.startswith("git-prov-sweep-"):
-                thread.join()
+        if workers > 1:
+            all_done.wait()  # the running cells end (they got the signal too) and are recorded
     result.results = [
-        done.get(c.index) or CellResult(c, error="not started", started=False) for c in cells
+        done.get(c.index)
+        or CellResult(
+            c,
+            error="interrupted before it was recorded" if c.index in begun else "not started",
+            started=False,
+        )
+        for c in cells
     ]
     return result

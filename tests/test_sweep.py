@@ -121,3 +121,39 @@ def test_sweep_usage_errors_run_nothing(repo: Path) -> None:
     ran = cli_run(repo, "sweep", "--", "touch", "x")
     assert ran.returncode == 2 and "no params to sweep" in ran.stderr
     assert not (repo / "x").exists() and runs_json(repo) == []
+
+
+def test_interrupt_records_the_running_cells_and_starts_no_more(repo: Path) -> None:
+    """^C reaches the running cells' commands and git-prov (one process group, as from a
+    terminal): both running cells are recorded as killed, no further cell starts, exit 130.
+    (Waiting with Thread.join, a join cut short by ^C lost a running cell's record: this
+    test failed 1 time in 3 then.)"""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    ready = repo / "ready"
+    ready.mkdir()
+    script = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "git_prov", "sweep", "-p", "n=1,2,3,4", "-j", "2", "--",
+         sys.executable, "-c", script, "ready/{n}"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        while len(list(ready.iterdir())) < 2:  # both running cells have started
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert sorted(p.name for p in ready.iterdir()) == ["1", "2"]
+    recorded = json.loads(cli_run(repo, "find", "--json").stdout)
+    assert sorted(r["params"]["n"] for r in recorded) == [1, 2]
+    assert {r["status"] for r in recorded} == {"killed"}
+    assert "cell 3 (n=3): not run — not started" in out

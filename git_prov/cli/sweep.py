@@ -68,8 +68,9 @@ def sweep_command(
     {NAME} in the command is the cell's value of param NAME, as written ({{ and }} are
     literal braces; any other {…} is an error, found before anything runs). The command
     runs without a shell. Each cell is recorded as `git prov run` records it, with its
-    values as params and the tag sweep:ID (one ID per sweep). A failed cell does not stop
-    the others unless --fail-fast. At the end, a summary table (as git prov compare).
+    values as params and the tag sweep:ID (one ID per sweep). {NAME} works in -i, -o and
+    --metrics-file paths too, so each cell can have its own files. A failed cell does not
+    stop the others unless --fail-fast. At the end, a summary table (as git prov compare).
 
     Exits 0 when every cell ran and ended ok, 1 when any failed or could not start,
     130 when interrupted.
@@ -77,7 +78,7 @@ def sweep_command(
     \b
     Examples:
       git prov sweep -p lr=0.1,0.01 -p depth=3,5 -- python train.py --lr {lr} --depth {depth}
-      git prov sweep --params-file sets.csv -j 2 --metrics-file metrics.json -- python t.py {n}
+      git prov sweep --params-file sets.csv -j 2 --metrics-file out/{n}/m.json -- python t.py {n}
     """
     from git_prov import sweep
     from git_prov.query import comparison
