@@ -61,6 +61,12 @@ def _check_agrees(repo: Path) -> None:
         assert _without_conflicts(found_runs) == live
         # and `find --json` (index.record_jsons) says what `show --json` says
         assert index.record_jsons(ids) == {i: record_json(r) for i, r in found_runs.items()}
+        # and streamed a part at a time (find --json of many runs), in the order asked
+        order = [*reversed(ids), ids[0]]
+        encode = json.JSONEncoder(sort_keys=True).encode
+        streamed = list(loc.records_in_order(index, order, encode, part=2))
+        expected_lines = [encode(record_json(found_runs[i])) for i in order if i in found_runs]
+        assert streamed == expected_lines
         found_on = loc.runs_on(index, sorted(loc.annotated(index)))
         assert {
             c: list(_without_conflicts(dict(enumerate(rs))).values()) for c, rs in found_on.items()

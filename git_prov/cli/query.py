@@ -178,14 +178,28 @@ def find_command(
         _debug_stats(state, index.stats)
         runs = result.runs
         if as_json:
-            # One record per line: a single JSON document, and fast for 100k runs.
-            records = index.record_jsons([r.id for r in runs])
+            # One record per line: a single JSON document, written as it is read (100k
+            # runs in constant memory).
+            from git_prov.query.located import records_in_order
+
             encode = json.JSONEncoder(sort_keys=True).encode
-            lines = [encode(records[r.id]) for r in runs if r.id in records]
-            return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
+            opened = "[\n"
+            batch: list[str] = []
+            for line in records_in_order(index, [r.id for r in runs], encode):
+                batch.append(line)
+                if len(batch) == 1024:
+                    echo(opened + ",\n".join(batch), nl=False, data=True)
+                    opened, batch = ",\n", []
+            if batch:
+                echo(opened + ",\n".join(batch), nl=False, data=True)
+                opened = ",\n"
+            echo("[\n]\n" if opened == "[\n" else "\n]\n", nl=False, data=True)
+            return ""
         if as_csv:
-            records = index.record_jsons([r.id for r in runs])
-            return runs_csv([records[r.id] for r in runs if r.id in records])
+            if isatty(sys.stdout):  # shown as a table: it needs every row at once
+                records = index.record_jsons([r.id for r in runs])
+                return runs_csv([records[r.id] for r in runs if r.id in records])
+            return _stream_csv(index, [r.id for r in runs])
         if template is not None:
             return _formatted(index, runs, template, fields)
         if not runs:
@@ -239,6 +253,36 @@ def find_command(
     else:
         _page(state, text)
     return 0
+
+
+def _stream_csv(index: Any, run_ids: list[str]) -> str:
+    """Write find --csv of ``run_ids`` part by part (the columns are known once every
+    record was read: they are kept compact in a spool meanwhile); returns ''."""
+    from git_prov.query.located import records_in_order
+    from git_prov.query.render import runs_csv
+
+    params: set[str] = set()
+    metrics: set[str] = set()
+
+    def compact(record: dict[str, Any]) -> str:
+        params.update(record.get("params") or ())
+        metrics.update(record.get("metrics") or ())
+        return json.dumps(record, separators=(",", ":"))
+
+    header = True
+    lines = records_in_order(index, run_ids, compact)
+    batch: list[dict[str, Any]] = []
+    columns = (sorted(params), sorted(metrics))
+    for line in lines:
+        if header and not batch:
+            columns = (sorted(params), sorted(metrics))  # every record is read by now
+        batch.append(json.loads(line))
+        if len(batch) == 1024:
+            echo(runs_csv(batch, columns=columns, header=header), nl=False, data=True)
+            header, batch = False, []
+    if batch or header:
+        echo(runs_csv(batch, columns=columns, header=header), nl=False, data=True)
+    return ""
 
 
 def _find_query(paths: Any, **given: Any) -> Any:

@@ -607,11 +607,12 @@ def find_runs(
     if query.limit is not None:
         sql += " LIMIT ?"
         limit_args.append(query.limit)
-    rows = db.execute(sql, [*args, *order_args, *limit_args]).fetchall()
-    matched = len(rows)
+    # (Straight from the cursor: a list of the plain rows too would double the memory.)
+    found = list(map(FoundRun._make, db.execute(sql, [*args, *order_args, *limit_args])))
+    matched = len(found)
     if query.limit is not None and matched >= query.limit:
         matched = int(db.execute(f"SELECT count(*) FROM lines WHERE {where}", args).fetchone()[0])
-    return FindResult(list(map(FoundRun._make, rows)), matched)
+    return FindResult(found, matched)
 
 
 def find(paths: RepoPaths, query: FindQuery) -> tuple[FindResult, list[Any], Any]:

@@ -15,7 +15,9 @@ made by rewrites, merges, conflicts and deletions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -292,6 +294,55 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
         data["shown_now"] = newest_commit(str(data["commit"]), attached)
         out[run] = data
     return out
+
+
+def records_in_order(
+    index: RunIndex,
+    run_ids: Sequence[str],
+    encode: Callable[[dict[str, Any]], str],
+    *,
+    part: int = 2048,
+) -> Iterator[str]:
+    """``encode`` of each run's :func:`record_jsons` record, in the order of ``run_ids``
+    (runs it cannot read are left out), in about constant memory however many runs: the
+    runs are read a part at a time in the order their lines sit in the notes (so each
+    note blob is read once, not once per part), encoded into a temporary file, and read
+    back in the order asked for. All are encoded before the first is yielded."""
+    if not run_ids:
+        return
+    wanted = set(run_ids)
+    stored = [
+        run
+        for (run,) in index.db.execute(
+            "SELECT run FROM lines WHERE live = 1 AND kind = ? ORDER BY note, lineno",
+            (KIND_RUN,),
+        )
+        if run in wanted
+    ]
+    del wanted
+    spans: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryFile() as spool:
+        offset = 0
+        for start in range(0, len(stored), part):
+            chunk = stored[start : start + part]
+            records = record_jsons(index, chunk)
+            pieces = []
+            for run in chunk:
+                record = records.get(run)
+                if record is None:
+                    continue
+                data = encode(record).encode("utf-8", "surrogatepass")
+                spans[run] = (offset, len(data))
+                offset += len(data)
+                pieces.append(data)
+            spool.write(b"".join(pieces))
+        spool.flush()
+        # (Read back with pread, not mmap: mapped pages would count as our memory.)
+        fd = spool.fileno()
+        for run in run_ids:
+            span = spans.get(run)
+            if span is not None:
+                yield os.pread(fd, span[1], span[0]).decode("utf-8", "surrogatepass")
 
 
 def resolve(index: RunIndex, spec: str) -> LocatedRun:

@@ -8,7 +8,7 @@ import io
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from git_prov.model.record import format_duration, shorten
@@ -143,19 +143,25 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
-def runs_csv(records: Sequence[Mapping[str, Any]]) -> str:
+def runs_csv(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    columns: tuple[list[str], list[str]] | None = None,
+    header: bool = True,
+) -> str:
     """CSV of records: fixed columns, then ``params.<name>`` and ``metrics.<name>``. A text
     cell a spreadsheet would run as a formula gets a leading ``'`` (as in
-    :mod:`git_prov.export.csv_table`)."""
-    params = sorted({k for r in records for k in (r.get("params") or {})})
-    metrics = sorted({k for r in records for k in (r.get("metrics") or {})})
+    :mod:`git_prov.export.csv_table`). ``columns`` (:func:`csv_columns` of every record)
+    and ``header`` let a long table be written a part at a time."""
+    params, metrics = columns if columns is not None else csv_columns(records)
     out = io.StringIO()
     # RFC 4180 line ends, as export -f csv: with "\n" alone the csv module would leave a
     # cell holding a bare CR unquoted, and readers would split the row there.
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [*CSV_FIELDS, *(f"params.{p}" for p in params), *(f"metrics.{m}" for m in metrics)]
-    )
+    if header:
+        writer.writerow(
+            [*CSV_FIELDS, *(f"params.{p}" for p in params), *(f"metrics.{m}" for m in metrics)]
+        )
     for r in records:
         row = []
         for name in CSV_FIELDS:
@@ -167,6 +173,16 @@ def runs_csv(records: Sequence[Mapping[str, Any]]) -> str:
         row += [_csv_value((r.get("metrics") or {}).get(m, "")) for m in metrics]
         writer.writerow(row)
     return out.getvalue()
+
+
+def csv_columns(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The params and metrics names of :func:`runs_csv`'s columns, sorted."""
+    params: set[str] = set()
+    metrics: set[str] = set()
+    for r in records:
+        params.update(r.get("params") or ())
+        metrics.update(r.get("metrics") or ())
+    return sorted(params), sorted(metrics)
 
 
 def _csv_value(value: Any) -> str:
