@@ -29,7 +29,8 @@ from git_prov.terminal import echo
     default=1000,  # git_prov.report.MAX_TABLE_RUNS (not imported: start-up stays lean)
     show_default=True,
     metavar="N",
-    help="Rows of the runs table and run details (newest first); 0: every run.",
+    help="Rows of the runs table and run details (newest first); 0: every run (over 5000"
+    " runs the default page reads only the newest 5000; 0 reads all, and says what it costs).",
 )
 @click.option(
     "--serve",
@@ -61,10 +62,14 @@ def report_command(
       git prov report                      every run, into prov-report.html
       git prov report main~50..main -o runs.html
     """
-    from git_prov.report import build_report, write_report
+    from git_prov.report import build_report, full_read_cost, write_report
     from git_prov.report.html import render
 
     repo = _open()
+    if max_runs == 0 and not revisions:
+        cost = full_read_cost(repo)
+        if cost is not None:
+            echo(f"note: {cost}", err=True)
     if serve:
         from git_prov.report import make_server
 

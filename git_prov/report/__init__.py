@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +36,15 @@ MAX_TREND_METRICS = 8  # metrics that get a trend chart
 MAX_GRAPH_RUNS = 300  # runs drawn in the lineage graph (the most recent connected ones)
 # Rows of the runs table and detail sections: browsers lay a big table out again and again
 # while parsing it (10k rows took over 10 s to open), so large ledgers show the newest runs;
-# everything else (trends, graph, mismatches, anomalies) still covers every run.
+# everything else (trends, graph, mismatches, anomalies) covers every run, up to
+# MAX_SAMPLE_RUNS.
 MAX_TABLE_RUNS = 1000
+# Over a ledger of more live runs than this, the default page (a bounded ``max_runs``, no
+# revisions) reads only the newest MAX_SAMPLE_RUNS runs (by start time) through the query
+# index: their trends, lineage graph, mismatches and anomalies; the summary's counts come
+# from the index (SQL aggregates over every run). Memory and time then follow the page,
+# not the ledger (a million runs: seconds, not minutes). ``max_runs=None`` reads all.
+MAX_SAMPLE_RUNS = 5_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,15 @@ class RunView:
         return self.located.id
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Counts over every live run (SQL aggregates of the query index)."""
+
+    runs: int
+    commits: int
+    not_ok: int
+
+
 @dataclass
 class Report:
     """Everything the HTML page shows."""
@@ -122,6 +138,10 @@ class Report:
     anomalies: list[Anomaly]
     shown: set[str] = field(default_factory=set)  # ids of ``runs``
     curves: Curves = field(default_factory=Curves)  # training curves (report/curves.py)
+    # Set when the page covers only the newest runs of a big ledger (MAX_SAMPLE_RUNS):
+    # ``every_run`` holds that sample, ``totals`` counts every live run.
+    sampled: bool = False
+    totals: Totals | None = None
 
     def __post_init__(self) -> None:
         self.shown = {v.id for v in self.runs}
@@ -135,11 +155,18 @@ def build_report(
     title: str | None = None,
     now: datetime | None = None,
     max_runs: int | None = MAX_TABLE_RUNS,
+    sample: int = MAX_SAMPLE_RUNS,
 ) -> Report:
     """Collect the runs shown on the commits of ``revisions`` (all live runs when empty)
     and everything the report shows about them. The table and the run details hold the
-    newest ``max_runs`` (None: all)."""
+    newest ``max_runs`` (None: all). Over more than ``sample`` live runs (and with
+    ``max_runs`` set, no ``revisions``, no ``scan``) only the newest ``sample`` runs are
+    read (see :data:`MAX_SAMPLE_RUNS`)."""
     ledger = Ledger(repo)
+    if scan is None and not revisions and max_runs is not None:
+        bounded = _sampled_report(repo, ledger, title, now, max_runs, max(sample, max_runs))
+        if bounded is not None:
+            return bounded
     scan = scan or ledger.scan()
     if revisions:
         from git_prov.history import log
@@ -176,8 +203,93 @@ def build_report(
         graph=lineage_graph(oldest_first),
         trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
         mismatches=find_mismatches(oldest_first, environments),
-        anomalies=find_anomalies(repo, oldest_first, scan, problems),
+        anomalies=find_anomalies(
+            repo, oldest_first, {k: len(v) for k, v in scan.conflicts.items()}, problems
+        ),
         curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
+    )
+
+
+# What reading every run costs (measured at 1M runs on 100k commits, 2 cores): per run.
+FULL_READ_BYTES_PER_RUN = 4_700
+FULL_READ_SECONDS_PER_RUN = 150e-6
+
+
+def full_read_cost(repo: GitRepo) -> str | None:
+    """What ``--max-runs 0`` (every run read) will cost, in one sentence, when the ledger
+    holds more than :data:`MAX_SAMPLE_RUNS` live runs; None otherwise."""
+    from git_prov.query.index import RepoPaths, open_index
+
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        runs = index.run_count()
+    if runs <= MAX_SAMPLE_RUNS:
+        return None
+    megabytes = runs * FULL_READ_BYTES_PER_RUN / 1e6
+    seconds = runs * FULL_READ_SECONDS_PER_RUN
+    return (
+        f"--max-runs 0 reads all {runs} runs: expect about {seconds:.0f} s and"
+        f" {megabytes:.0f} MB of memory (the default page reads the newest {MAX_SAMPLE_RUNS})"
+    )
+
+
+def _sampled_report(
+    repo: GitRepo,
+    ledger: Ledger,
+    title: str | None,
+    now: datetime | None,
+    max_runs: int,
+    sample: int,
+) -> Report | None:
+    """The report of the newest ``sample`` runs, read through the query index; None when
+    the ledger holds no more than ``sample`` live runs (then every run is read, as ever)."""
+    from git_prov.query.index import KIND_RUN, RepoPaths, open_index
+    from git_prov.query.located import located
+
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        runs, commits, not_ok = index.db.execute(
+            "SELECT count(*), count(DISTINCT commit_id), coalesce(sum(status != 'ok'), 0)"
+            " FROM lines WHERE live = 1 AND kind = ?",
+            (KIND_RUN,),
+        ).fetchone()
+        if runs <= sample:
+            return None
+        newest = [
+            str(run)
+            for (run,) in index.db.execute(
+                "SELECT run FROM lines WHERE live = 1 AND kind = ?"
+                " ORDER BY started DESC, run DESC LIMIT ?",
+                (KIND_RUN, sample),
+            )
+        ]
+        found = located(index, newest)
+        problems = index.problems()
+    views = [RunView(found[rid]) for rid in sorted(found)]
+    _load_manifests(ledger, views)
+    environments = _load_environments(ledger, views)
+    oldest_first = sorted(views, key=lambda v: (v.record.started, v.id))
+    counts = Counter(name for v in views for name in v.record.metrics)
+    metric_names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    conflicts = {
+        v.id: len(v.located.conflict.copies) for v in views if v.located.conflict is not None
+    }
+    return Report(
+        title=title or _default_title(repo),
+        generated=when,
+        revisions=(),
+        runs=list(reversed(oldest_first))[:max_runs],
+        total_runs=int(runs),
+        every_run={v.id: v for v in views},
+        metric_names=metric_names[:MAX_METRIC_COLUMNS],
+        more_metrics=max(0, len(metric_names) - MAX_METRIC_COLUMNS),
+        environments=environments,
+        graph=lineage_graph(oldest_first),
+        trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
+        mismatches=find_mismatches(oldest_first, environments),
+        anomalies=find_anomalies(repo, oldest_first, conflicts, problems),
+        curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
+        sampled=True,
+        totals=Totals(int(runs), int(commits), int(not_ok)),
     )
 
 
@@ -432,10 +544,11 @@ def _output_mismatch(alike: Sequence[RunView]) -> list[Mismatch]:
 def find_anomalies(
     repo: GitRepo,
     oldest_first: Sequence[RunView],
-    scan: LedgerScan,
+    conflicts: Mapping[str, int],
     problems: Sequence[LineProblem],
 ) -> list[Anomaly]:
-    """Failed and killed runs, runs whose code is gone, conflicting records, bad lines."""
+    """Failed and killed runs, runs whose code is gone, conflicting records (run id →
+    how many different records share it), bad lines."""
     out: list[Anomaly] = []
     present: dict[str, bool] = {}
 
@@ -455,11 +568,9 @@ def find_anomalies(
                 out.append(Anomaly("missing-commit", r.id, f"source {what} {oid} is not here"))
         for error in view.load_errors:
             out.append(Anomaly("missing-object", r.id, error))
-    for run_id, records in sorted(scan.conflicts.items()):
+    for run_id, records in sorted(conflicts.items()):
         if run_id in shown:
-            out.append(
-                Anomaly("conflict", run_id, f"{len(records)} different records share this id")
-            )
+            out.append(Anomaly("conflict", run_id, f"{records} different records share this id"))
     for problem in problems:
         out.append(
             Anomaly(

@@ -127,10 +127,19 @@ def _summary(report: Report) -> str:
     runs = list(report.every_run.values())
     failed = sum(1 for v in runs if v.record.status != "ok")
     commits = len({v.record.commit for v in runs})
+    count = len(runs)
+    if report.totals is not None:
+        count, commits, failed = report.totals.runs, report.totals.commits, report.totals.not_ok
     scope = " ".join(report.revisions) if report.revisions else "all recorded runs"
+    sample = ""
+    if report.sampled:
+        sample = (
+            f" Trends, lineage, mismatches and anomalies cover the newest {len(runs)} runs"
+            " (git prov report --max-runs 0 reads every run: minutes on a million)."
+        )
     return (
-        f'<p class="summary">{len(runs)} runs on {commits} commits ({failed} not ok);'
-        f" scope: <code>{esc(scope)}</code>; generated {esc(report.generated)}.</p>\n"
+        f'<p class="summary">{count} runs on {commits} commits ({failed} not ok);'
+        f" scope: <code>{esc(scope)}</code>; generated {esc(report.generated)}.{esc(sample)}</p>\n"
     )
 
 
@@ -273,9 +282,10 @@ def _runs_table(report: Report) -> str:
 def _count(report: Report) -> str:
     if len(report.runs) == report.total_runs:
         return f"{report.total_runs} runs"
+    cover = f"the newest {len(report.every_run)}" if report.sampled else "all"
     return (
         f"The newest {len(report.runs)} of {report.total_runs} runs (trends, lineage,"
-        " mismatches and anomalies cover all; git prov report --max-runs 0 lists every run)"
+        f" mismatches and anomalies cover {cover}; git prov report --max-runs 0 lists every run)"
     )
 
 

@@ -1,0 +1,86 @@
+"""Big ledgers (issue #20): the bounded paths give what computing over every run gives.
+
+One ledger of 2,400 runs (bench/ledger_factory.py, about a second) plus a few hand-made
+records and a bad note line; each bounded path runs with its bound lowered so the sample is
+a strict part of the ledger, and is compared with the full computation on the same ledger.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from ledger_factory import make_ledger, make_run
+
+from git_prov.report import build_report
+from git_prov.store.ledger import Ledger
+from git_prov.store.repo import open_repo
+
+RUNS, COMMITS = 2_400, 240
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "repo"
+    stats = make_ledger(path, RUNS, COMMITS)
+    repo = open_repo(path)
+    first = git(path, "rev-list", "--max-parents=0", "HEAD").strip()
+    late = dataclasses.replace(make_run(stats.head, RUNS + 5), status="failed", exit_code=2)
+    early = dataclasses.replace(make_run(first, 3), status="failed", exit_code=1)
+    Ledger(repo).write([(stats.head, late), (first, early)])
+    git(path, "notes", "--ref=prov", "append", "-m", "not a record", first)
+    return path
+
+
+def test_report_sample_equals_the_full_report_on_its_runs(big: Path) -> None:
+    repo = open_repo(big)
+    full = build_report(repo, max_runs=None)
+    sampled = build_report(repo, max_runs=50, sample=300)
+    assert sampled.sampled and not full.sampled
+    assert sampled.total_runs == full.total_runs == RUNS + 2
+    assert len(sampled.every_run) == 300
+    newest = [v.id for v in full.runs[:300]]
+    assert sorted(sampled.every_run) == sorted(newest)
+    assert [v.id for v in sampled.runs] == newest[:50]
+    assert [v.record for v in sampled.runs] == [v.record for v in full.runs[:50]]
+    # summary counts are over every run, from SQL
+    totals = sampled.totals
+    assert totals is not None
+    assert totals.runs == len(full.every_run)
+    assert totals.commits == len({v.record.commit for v in full.every_run.values()})
+    assert totals.not_ok == 2 == sum(v.record.status != "ok" for v in full.every_run.values())
+    # trends: the full series restricted to the sample
+    chosen = set(newest)
+    assert sampled.trends.keys() == full.trends.keys()
+    for name, series in full.trends.items():
+        assert sampled.trends[name] == [(rid, x) for rid, x in series if rid in chosen]
+    # anomalies: the failed run in the sample and the bad line; the old failed run is not
+    assert sampled.anomalies == [a for a in full.anomalies if a.run is None or a.run in chosen]
+    assert {a.kind for a in sampled.anomalies} == {"failed", "unreadable"}
+    assert len([a for a in full.anomalies if a.kind == "failed"]) == 2
+    assert sampled.mismatches == full.mismatches == []
+    assert sampled.metric_names == full.metric_names
+
+
+def test_report_below_the_sample_reads_every_run(big: Path) -> None:
+    repo = open_repo(big)
+    report = build_report(repo, max_runs=50, sample=RUNS + 2)
+    assert not report.sampled and report.totals is None
+    assert len(report.every_run) == RUNS + 2
+
+
+def test_max_runs_0_says_what_it_costs(big: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import git_prov.report as report
+
+    repo = open_repo(big)
+    assert report.full_read_cost(repo) is None  # below MAX_SAMPLE_RUNS: nothing to say
+    monkeypatch.setattr(report, "MAX_SAMPLE_RUNS", 1000)
+    said = report.full_read_cost(repo)
+    assert said is not None and f"reads all {RUNS + 2} runs" in said and " MB " in said
