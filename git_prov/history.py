@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from git_prov.errors import UsageProblem
+from git_prov.model.record import LocatedRun
 from git_prov.query import located
 from git_prov.query.index import RunIndex
-from git_prov.store.ledger import LocatedRun
-from git_prov.store.repo import GitRepo
+from git_prov.store.gitcli import run_git
+
+if TYPE_CHECKING:
+    from git_prov.store.repo import GitRepo
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,6 @@ class CommitRuns:
 
 def log(
     index: RunIndex,
-    repo: GitRepo,
     revisions: Sequence[str] = (),
     paths: Sequence[str] = (),
     *,
@@ -44,7 +48,7 @@ def log(
     commits at a time, so that a long history starts showing at once. Bad revisions raise
     before the first commit is yielded.
     """
-    commits = _commits(repo, revisions, paths)
+    commits = _commits(index, revisions, paths)
     annotated = located.annotated(index) if commits else set()
     if not all_commits:
         commits = [c for c in commits if c[0] in annotated]
@@ -67,7 +71,7 @@ def log(
 
 
 def _commits(
-    repo: GitRepo, revisions: Sequence[str], paths: Sequence[str]
+    index: RunIndex, revisions: Sequence[str], paths: Sequence[str]
 ) -> list[tuple[str, str, str, str, str]]:
     """(id, subject, author, date, refs) of each commit ``git log`` lists, newest first."""
     for rev in revisions:
@@ -76,15 +80,17 @@ def _commits(
                 f"unsupported revision option {rev!r}",
                 "give revisions or ranges such as main~10..main or --all",
             )
-    if repo.head_is_unborn and not revisions:
-        return []
+    # (Through the git binary, from the top of the working tree: `log` loads no pygit2.)
+    where = index.paths.workdir or index.paths.cwd
     args = ["log", "-z", "--format=%H%x00%s%x00%an%x00%aI%x00%D", *(revisions or ["HEAD"])]
     if paths:
         args += ["--", *paths]
     else:
         args.append("--")
-    proc = repo.git(*args, check=False)
+    proc = run_git(where, args, check=False)
     if proc.returncode != 0:
+        if not revisions and _unborn(where):
+            return []
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise UsageProblem(
             f"bad revision range: {detail[-1] if detail else ' '.join(revisions)}",
@@ -97,6 +103,12 @@ def _commits(
         if commit:
             commits.append((commit, subject, author, date, refs))
     return commits
+
+
+def _unborn(where: Path) -> bool:
+    """Whether HEAD names no commit yet (a new repository)."""
+    proc = run_git(where, ["rev-parse", "--verify", "-q", "HEAD"], check=False)
+    return proc.returncode != 0
 
 
 def resolve_commit(repo: GitRepo, spec: str) -> str | None:

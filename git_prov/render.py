@@ -4,15 +4,24 @@ JSON-ready data; only ``cli.py`` prints them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git_prov.history import CommitRuns
 from git_prov.model.ids import short_oid
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
-from git_prov.model.record import STATUS_OK, RunRecord, format_duration, printable, shorten
+from git_prov.model.record import (
+    STATUS_OK,
+    LocatedRun,
+    RunRecord,
+    format_duration,
+    printable,
+    shorten,
+)
 from git_prov.model.values import format_assignments
-from git_prov.store.ledger import Ledger, LocatedRun
 from git_prov.terminal import View, one_line, view
+
+if TYPE_CHECKING:  # (a type only: `log` and `find` load no pygit2)
+    from git_prov.store.ledger import Ledger
 
 Style = Callable[..., str]
 MAX_RUNS_PER_COMMIT = 5

@@ -848,3 +848,36 @@ def test_pyenv_shim_resolves_to_the_version_pyenv_would_pick(tmp_path: Path) -> 
     assert resolve_interpreter(["python3"], env, cwd=project) == global_pick
     env["PYENV_VERSION"] = "system"  # not a pyenv version: the shim itself is kept
     assert resolve_interpreter(["python3"], env, cwd=project) == str(shim)
+
+
+def test_variable_patterns_as_string_tests_agree_with_fnmatch() -> None:
+    import fnmatch
+
+    from git_prov.capture.environment.variables import DEFAULT_ALLOWED_VARIABLES, _allowed
+
+    patterns = (*DEFAULT_ALLOWED_VARIABLES, "A?C", "X[YZ]*", "!HF_TOKEN", "*_SEED")
+    names = [
+        "TF_VAR_x",
+        "TF_XLA",
+        "CUDA_HOME",
+        "CUDA_HOMEX",
+        "HF_HOME",
+        "HF_TOKEN",
+        "ABC",
+        "AXC",
+        "XY1",
+        "XQ",
+        "MY_SEED",
+        "SLURM_GPUS_ON_NODE",
+        "TF_LOG_PATH",
+        "LANG",
+        "LANGX",
+    ]
+
+    def plain(name: str) -> bool:
+        for pattern in reversed(patterns):
+            if fnmatch.fnmatchcase(name, pattern.removeprefix("!")):
+                return not pattern.startswith("!")
+        return False
+
+    assert [_allowed(n, patterns) for n in names] == [plain(n) for n in names]

@@ -326,9 +326,10 @@ def test_an_unknown_sort_key_is_a_usage_error_listing_what_can_be_sorted(world: 
 
 
 def test_find_with_a_fresh_index_loads_no_pygit2(repo: Path) -> None:
-    """A query that finds its index fresh reads it and the git binary only: pygit2 alone
-    costs more start-up than the rest of a short ``find`` — also when a run is shown on a
-    second commit (whose attachment ``find`` reads to say where it is shown now)."""
+    """A query that finds its index fresh (``find``, ``log``) reads it and the git binary
+    only: pygit2 alone costs more start-up than the rest of a short ``find`` — also when
+    a run is shown on a second commit (whose attachment ``find`` reads to say where it is
+    shown now)."""
     from git_prov.model.record import Attachment
 
     first = commit_file(repo, "a.txt", "a\n")
@@ -337,7 +338,12 @@ def test_find_with_a_fresh_index_loads_no_pygit2(repo: Path) -> None:
     attach = Attachment(record.id, moved, first, "amend", "2026-11-26T12:00:00.000Z")
     Ledger(open_repo(repo)).write([(first, record), (moved, attach)])
     assert record.short_id in prov(repo, "find").stdout  # (builds the index)
-    for args in (("find",), ("find", "--json"), ("find", "-n", "1", "--format", "{id}")):
+    for args in (
+        ("find",),
+        ("find", "--json"),
+        ("find", "-n", "1", "--format", "{id}"),
+        ("log", "-n", "20"),
+    ):
         done = prov(repo, *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
         modules = {ln.rsplit("|", 1)[1].strip() for ln in done.stderr.splitlines() if "|" in ln}
         assert "git_prov.query.index" in modules, args  # (the import list was read)

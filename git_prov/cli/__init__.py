@@ -537,12 +537,10 @@ def log_command(
     from git_prov import history, render
     from git_prov.query.index import RepoPaths, open_index
 
-    repo = _open()
-    with open_index(RepoPaths.of_repo(repo)) as index:
+    with open_index(RepoPaths.discover()) as index:
         _report_problems(index.problems())
         commits = history.log(
             index,
-            repo,
             revisions,
             paths,
             all_commits=all_commits,

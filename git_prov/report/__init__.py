@@ -174,7 +174,7 @@ def build_report(
 
         picked: dict[str, LocatedRun] = {}
         with open_index(RepoPaths.of_repo(repo)) as index:
-            for entry in log(index, repo, revisions):
+            for entry in log(index, revisions):
                 for run in entry.runs:
                     picked.setdefault(run.id, run)
         located = sorted(picked.values(), key=lambda r: r.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -103,9 +104,19 @@ def _allowed(name: str, patterns: Sequence[str]) -> bool:
 @functools.lru_cache(maxsize=8)
 def _compiled_patterns(
     patterns: tuple[str, ...],
-) -> list[tuple[bool, Callable[[str], re.Match[str] | None]]]:
-    """The patterns, last first, each compiled once (fnmatch per variable per run adds up)."""
-    return [
-        (not p.startswith("!"), re.compile(fnmatch.translate(p.removeprefix("!"))).match)
-        for p in reversed(patterns)
-    ]
+) -> list[tuple[bool, Callable[[str], object]]]:
+    """The patterns, last first, each made into a test once. Most are a name or a
+    ``PREFIX*``: string tests, no regular expression to compile on every record."""
+    tests: list[tuple[bool, Callable[[str], object]]] = []
+    for p in reversed(patterns):
+        body = p.removeprefix("!")
+        wild = [i for i, c in enumerate(body) if c in "*?["]
+        test: Callable[[str], object]
+        if not wild:
+            test = body.__eq__
+        elif wild == [len(body) - 1] and body.endswith("*"):
+            test = operator.methodcaller("startswith", body[:-1])
+        else:
+            test = re.compile(fnmatch.translate(body)).match
+        tests.append((not p.startswith("!"), test))
+    return tests
