@@ -19,14 +19,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pygit2
 
+from git_prov.model.history import Series, encode_history
 from git_prov.model.record import RunRecord, encode_entry
-from git_prov.store.ledger import KEEP_DIR, KIND_ENV, NOTES_REF, OBJECTS_REF, object_path
+from git_prov.store.ledger import (
+    KEEP_DIR,
+    KIND_ENV,
+    KIND_METRICS,
+    NOTES_REF,
+    OBJECTS_REF,
+    object_path,
+)
 from git_prov.store.notes import canonical_note
 from git_prov.store.trees import FILEMODE_BLOB, FILEMODE_TREE
 
@@ -52,12 +61,24 @@ def _run_id(index: int, rng: random.Random) -> str:
     return f"{stamp}-{rng.getrandbits(32):08x}"
 
 
-def _record(index: int, commit: str, env: str, rng: random.Random) -> RunRecord:
+def _record(
+    index: int, commit: str, env: str, rng: random.Random, history: str | None = None
+) -> RunRecord:
     started = EPOCH + timedelta(milliseconds=index * 1500)
     ended = started + timedelta(seconds=1.25)
     lr = f"0.{index % 97 + 1}"
+    run_id = _run_id(index, rng)  # (the random draws in the order they always were)
+    acc, loss = round(rng.random(), 4), round(rng.random(), 4)
+    series = {}
+    if history is not None:  # summaries as a run that logged 1,000 steps of each has
+        series = {
+            "acc": {"n": 1000, "last": acc, "last_step": 999, "min": 0.0, "max": acc,
+                    "goal": "max", "best": acc, "best_step": 999},
+            "loss": {"n": 1000, "last": loss, "last_step": 999, "min": loss / 2, "max": 2.5,
+                     "goal": "min", "best": loss / 2, "best_step": index % 1000},
+        }  # fmt: skip
     return RunRecord(
-        id=_run_id(index, rng),
+        id=run_id,
         commit=commit,
         command=f"python train.py --lr {lr} --seed {index}",
         argv=("python", "train.py", "--lr", lr, "--seed", str(index)),
@@ -70,7 +91,9 @@ def _record(index: int, commit: str, env: str, rng: random.Random) -> RunRecord:
         host="bench",
         env=env,
         params={"lr": float(lr), "seed": index},
-        metrics={"acc": round(rng.random(), 4), "loss": round(rng.random(), 4)},
+        metrics={"acc": acc, "loss": loss},
+        history=history,
+        series=series,
     )
 
 
@@ -142,10 +165,13 @@ def _tree(repo: pygit2.Repository, entries: dict[str, dict[str, pygit2.Oid]]) ->
     return root.write()
 
 
-def make_ledger(repo_path: Path | str, runs: int, commits: int, *, seed: int = 1) -> LedgerStats:
+def make_ledger(
+    repo_path: Path | str, runs: int, commits: int, *, seed: int = 1, histories: bool = False
+) -> LedgerStats:
     """Create a repository at ``repo_path`` (an empty directory, or a fresh ``git init``)
     with ``commits`` commits on main and ``runs`` run records spread round-robin over them,
-    in git-prov's layout. 100k runs take a few seconds."""
+    in git-prov's layout. 100k runs take a few seconds. With ``histories`` every run has
+    metric histories: a ``history`` blob (one, shared) and per-metric ``series`` summaries."""
     began = time.perf_counter()
     path = Path(repo_path)
     path.mkdir(parents=True, exist_ok=True)
@@ -157,12 +183,13 @@ def make_ledger(repo_path: Path | str, runs: int, commits: int, *, seed: int = 1
     ids = _fast_import_commits(path, commits)
     repo = pygit2.Repository(str(path))
     env = str(repo.create_blob(ENV_MANIFEST))
+    history = str(repo.create_blob(_history_blob())) if histories else None
     lines: dict[int, list[str]] = {}
     check = set(random.Random(seed).sample(range(runs), min(runs, 200)))
     for index in range(runs):
         at = index % commits
-        record = _record(index, ids[at], env, rng)
-        line = _line(record)
+        record = _record(index, ids[at], env, rng, history)
+        line = _line(record) if history is None else encode_entry(record)
         if index in check and line != encode_entry(record):
             raise AssertionError(f"fast encoding differs:\n{line}\n{encode_entry(record)}")
         lines.setdefault(at, []).append(line)
@@ -186,6 +213,11 @@ def make_ledger(repo_path: Path | str, runs: int, commits: int, *, seed: int = 1
     env_dir.insert(env_path[1], env_sub.write(), FILEMODE_TREE)
     objects_root.insert(KIND_ENV, env_dir.write(), FILEMODE_TREE)
     objects_root.insert(KEEP_DIR, _tree(repo, keep), FILEMODE_TREE)
+    if history is not None:
+        objects_root.insert(
+            KIND_METRICS, _tree(repo, {history[:2]: {history[2:]: pygit2.Oid(hex=history)}}),
+            FILEMODE_TREE,
+        )  # fmt: skip
     head = pygit2.Oid(hex=ids[-1])
     objects_commit = repo.create_commit(
         None, sig, sig, "git-prov: record\n", objects_root.write(), [head]
@@ -195,6 +227,19 @@ def make_ledger(repo_path: Path | str, runs: int, commits: int, *, seed: int = 1
     if not repo.is_bare:
         subprocess.run(["git", "reset", "-q", "--hard", "main"], cwd=path, check=True)
     return LedgerStats(commits, runs, ids[-1], time.perf_counter() - began)
+
+
+def _history_blob() -> bytes:
+    """A history of 1,000 steps of acc and loss (every run of a ledger shares it)."""
+    points = range(1000)
+    steps = array("q", points)
+    times = array("d", (EPOCH.timestamp() + i for i in points))
+    return encode_history(
+        {
+            "acc": Series(steps, times, array("d", (1 - 1 / (i + 1) for i in points))),
+            "loss": Series(steps, times, array("d", (1 / (i + 1) for i in points))),
+        }
+    )
 
 
 def _fast_import_blobs(path: Path, texts: dict[int, bytes]) -> None:

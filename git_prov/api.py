@@ -339,6 +339,8 @@ class ActiveRun:
         self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
         self._live = _start_live(repo, self._prepared, options, self._command or self._argv)
         self._log = MetricLog(self._live)
+        # The hot path: run.log_metric is the log's own method (one call per point).
+        self.log_metric = self._log.log  # type: ignore[method-assign]
         self._begun = time.monotonic()  # the block's own time, as `run` times the command
         self._token = _ACTIVE.set(self)
         self._state = "open"
@@ -362,6 +364,7 @@ class ActiveRun:
         duration = time.monotonic() - self._begun
         exit_code, signal = _outcome(exc)
         log, self._log = self._log, _ClosedLog("closed")
+        self.log_metric = self._log.log  # type: ignore[method-assign]
         log.close()
         repo, options = self._repo, self._options
         options = replace(

@@ -56,7 +56,8 @@ class _Points:
     __slots__ = ("flushed", "last", "next_step", "steps", "times", "values")
 
     def __init__(self) -> None:
-        self.steps: array[float] = array("d")
+        # Integer steps (all the fast path takes) until a fractional one comes.
+        self.steps: array[Any] = array("q")
         self.times: array[float] = array("d")
         self.values: array[float] = array("d")
         self.next_step = 0
@@ -103,7 +104,11 @@ class MetricLog:
         if step is None:
             step = points.next_step
         points.next_step = step + 1
-        points.steps.append(step)
+        try:
+            points.steps.append(step)
+        except OverflowError:  # (past 64 bits: the steps become floats)
+            points.steps = array("d", points.steps)
+            points.steps.append(step)
         points.times.append(now)
         points.values.append(value)  # (last: a flush takes as many points as values)
         points.last = value
@@ -132,7 +137,10 @@ class MetricLog:
         if step is None:
             step = points.next_step
         points.next_step = int(step) + 1
-        points.steps.append(float(step))
+        integral = isinstance(step, int) and -(1 << 63) <= step < (1 << 63)
+        if not integral and points.steps.typecode == "q":
+            points.steps = array("d", points.steps)
+        points.steps.append(step if integral else float(step))
         points.times.append(now)
         points.values.append(number)
         points.last = value

@@ -50,9 +50,10 @@ _STEP_TYPES = {"i8": "q", "f8": "d"}
 
 @dataclass
 class Series:
-    """The points of one metric: three columns of equal length (steps, times, values)."""
+    """The points of one metric: three columns of equal length (steps, times, values).
+    ``steps`` is an ``array('q')`` (integer steps) or an ``array('d')``."""
 
-    steps: array[float] = field(default_factory=lambda: array("d"))
+    steps: array[Any] = field(default_factory=lambda: array("d"))
     times: array[float] = field(default_factory=lambda: array("d"))
     values: array[float] = field(default_factory=lambda: array("d"))
 
@@ -61,7 +62,11 @@ class Series:
 
     def extend(self, other: Series) -> None:
         """Append ``other``'s points after these."""
-        self.steps.extend(other.steps)
+        if self.steps.typecode != other.steps.typecode:
+            self.steps = array("d", self.steps)
+            self.steps.extend(array("d", other.steps))
+        else:
+            self.steps.extend(other.steps)
         self.times.extend(other.times)
         self.values.extend(other.values)
 
@@ -84,7 +89,7 @@ def goal_for(name: str, explicit: Mapping[str, str] | None = None) -> str | None
 
 
 def _step_out(step: float) -> int | float:
-    return int(step) if step.is_integer() else step
+    return int(step) if isinstance(step, int) or step.is_integer() else step
 
 
 def summarize(series: Series, goal: str | None) -> dict[str, Scalar]:
@@ -117,9 +122,9 @@ def _column(data: array[Any]) -> bytes:
     return swapped.tobytes()
 
 
-def _integral(steps: array[float]) -> bool:
+def _integral(steps: array[Any]) -> bool:
     """Whether every step is an integer a 64-bit column holds."""
-    if not steps:
+    if steps.typecode == "q" or not steps:
         return True
     if min(steps) < -(2.0**63) or max(steps) >= 2.0**63:
         return False
@@ -137,7 +142,9 @@ def encode_history(histories: Mapping[str, Series]) -> bytes:
             raise ValueError(f"series {key!r} has columns of different lengths")
         integral = _integral(series.steps)
         header.append({"key": key, "n": n, "step": "i8" if integral else "f8"})
-        steps = array("q", map(int, series.steps)) if integral else series.steps
+        steps = series.steps
+        if steps.typecode != ("q" if integral else "d"):
+            steps = array("q", map(int, steps)) if integral else array("d", steps)
         parts += [_column(steps), _column(series.times), _column(series.values)]
     head = canonical_json({"series": header}).encode("ascii")
     return MAGIC + head + b"\n" + b"".join(parts)
@@ -171,7 +178,7 @@ def decode_history(data: bytes) -> dict[str, Series]:
         times = _read(data, at + 8 * n, n, "d")
         values = _read(data, at + 16 * n, n, "d")
         at += 24 * n
-        out[key] = Series(steps if kind == "f8" else array("d", steps), times, values)
+        out[key] = Series(steps, times, values)
     if at != len(data):
         raise ValueError("metric history has trailing bytes")
     return out
@@ -193,8 +200,11 @@ def merge_histories(parts: Iterable[Mapping[str, Series]]) -> dict[str, Series]:
             if key in out:
                 out[key].extend(series)
             else:
-                out[key] = Series(array("d", series.steps), array("d", series.times),
-                                  array("d", series.values))  # fmt: skip
+                out[key] = Series(
+                    array(series.steps.typecode, series.steps),
+                    array("d", series.times),
+                    array("d", series.values),
+                )
     return out
 
 

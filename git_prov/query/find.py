@@ -261,9 +261,13 @@ def _value_sql(section: str, key: str) -> tuple[str, list[Any], str, list[Any]]:
     summary = _summary_path(key) if section == "metrics" else None
     if summary is None:
         return number, [path, path, path], raw, [path]
+    summary_number = (
+        "(CASE json_type(series, ?) WHEN 'text' THEN prov_number(json_extract(series, ?))"
+        " ELSE json_extract(series, ?) END)"
+    )
     return (
-        f"coalesce({number}, prov_number(json_extract(series, ?)))",
-        [path, path, path, summary],
+        f"coalesce({number}, {summary_number})",
+        [path, path, path, summary, summary, summary],
         f"coalesce({raw}, json_extract(series, ?))",
         [path, summary],
     )

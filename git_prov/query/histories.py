@@ -165,7 +165,7 @@ def _when(seconds: float) -> str:
 
 
 def _step(step: float) -> int | float:
-    return int(step) if step.is_integer() else step
+    return int(step) if isinstance(step, int) or step.is_integer() else step
 
 
 def points(run: RunHistories) -> Iterator[tuple[str, int | float, float, float]]:
