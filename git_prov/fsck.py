@@ -61,6 +61,7 @@ from git_prov.store.ledger import (
     KIND_DATA,
     KIND_ENV,
     KIND_LOG,
+    KIND_METRICS,
     NOTES_REF,
     OBJECTS_REF,
     Ledger,
@@ -79,7 +80,7 @@ SEVERITIES = (ERROR, WARNING, INFO)
 REPAIR_HINT = "run git prov fsck --repair to restore the newest intact ledger"
 # Top-level directories of the objects tree this version knows; others are reported as
 # information (a newer git-prov may add some).
-_CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG)
+_CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG, KIND_METRICS)
 # drop-data/<ab>/<rest of sha256>: kept bytes `git prov gc` dropped (git_prov.store.kept)
 _KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag", "drop-data"}
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -391,6 +392,7 @@ def _check_runs(
                 ("env", KIND_ENV, record.env),
                 ("stdout", KIND_LOG, record.stdout),
                 ("stderr", KIND_LOG, record.stderr),
+                ("metric history", KIND_METRICS, record.history),
             ):
                 if oid is None:
                     continue
@@ -442,6 +444,33 @@ def _check_commit(
         )
 
 
+_WHAT = {KIND_LOG: "log", KIND_METRICS: "blob"}
+
+
+def _check_history(
+    run_id: str, oid: str, size: int, objects: ObjectHeaders, report: FsckReport
+) -> None:
+    """A run's metric history blob: within the reader limit, and in its layout."""
+    where = {"run": run_id, "object": oid}
+    if size > MAX_MANIFEST_BYTES:
+        report.add(
+            ERROR,
+            "object-too-large",
+            f"run {run_id}: its metric history {oid[:12]} is {size >> 20} MiB, over the "
+            f"{MAX_MANIFEST_BYTES >> 20} MiB limit: not read",
+            **where,
+        )
+        return
+    from git_prov.model.history import decode_history
+
+    try:
+        decode_history(objects.blob(oid))
+    except ValueError as exc:
+        report.add(
+            ERROR, "bad-history", f"run {run_id}: metric history {oid[:12]}: {exc}", **where
+        )
+
+
 def _check_object(
     run_id: str,
     what: str,
@@ -462,8 +491,7 @@ def _check_object(
         report.add(
             ERROR,
             "missing-object",
-            f"run {run_id}: its {what} {'log' if kind == KIND_LOG else 'manifest'} {oid[:12]} "
-            "is missing",
+            f"run {run_id}: its {what} {_WHAT.get(kind, 'manifest')} {oid[:12]} is missing",
             **where,
         )
         return
@@ -481,6 +509,9 @@ def _check_object(
             **where,
         )
     if kind == KIND_LOG:
+        return
+    if kind == KIND_METRICS:
+        _check_history(run_id, oid, header[1], objects, report)
         return
     if header[1] > MAX_MANIFEST_BYTES:
         report.add(

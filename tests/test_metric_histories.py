@@ -4,6 +4,7 @@ run as a blob under refs/prov/objects, summarised in the record so that find's -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -315,3 +316,22 @@ def _get_after(repo: Path) -> str:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fsck_checks_the_history_blob(here: Path) -> None:
+    from git_prov.fsck import fsck
+    from git_prov.store.ledger import KIND_METRICS, Ledger
+
+    with git_prov.run() as run:
+        run.log_metric("loss", 0.5)
+    repo = open_repo(here)
+    assert [f.code for f in fsck(repo).findings if f.severity != "info"] == []
+    # A record naming a blob that is no history: fsck says so (a hand-made bad record).
+    ledger = Ledger(repo)
+    bad = ledger.store_object(b"not a history")
+    assert run.run is not None
+    record = dataclasses.replace(run.run.record, id=run.run.id[:-8] + "0badf00d", history=bad)
+    ledger.write([(record.commit, record)], objects={KIND_METRICS: [bad]})
+    found = [(f.code, f.message) for f in fsck(repo).findings if f.severity == "error"]
+    why = "not a git-prov metric history (no 'git-prov history 1' header)"
+    assert found == [("bad-history", f"run {record.id}: metric history {bad[:12]}: {why}")]
