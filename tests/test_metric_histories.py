@@ -335,3 +335,33 @@ def test_fsck_checks_the_history_blob(here: Path) -> None:
     found = [(f.code, f.message) for f in fsck(repo).findings if f.severity == "error"]
     why = "not a git-prov metric history (no 'git-prov history 1' header)"
     assert found == [("bad-history", f"run {record.id}: metric history {bad[:12]}: {why}")]
+
+
+def test_metrics_command_views(here: Path) -> None:
+    from git_prov.query import histories as views
+
+    with git_prov.run(command="python train.py") as run:
+        for step in range(8):
+            run.log_metrics({"loss": 1.0 / (step + 1), "lr": 0.1}, step=step * 2)
+    repo = open_repo(here)
+    loaded = views.load_histories(repo, run.id[-8:])
+    lines = views.summary_lines(loaded)
+    assert lines[0] == f"run {run.id[-8:]}  python train.py"
+    assert lines[1].split()[:2] == ["loss", "█▄▂▂▁▁▁▁"]
+    assert lines[1].split()[2:] == [
+        "n=8", "last=0.125", "min=0.125", "max=1", "best(min)=0.125@14",
+    ]  # fmt: skip
+    assert "best" not in lines[2]  # lr: no goal, no best
+    table = views.table_lines(views.load_histories(repo, run.id, ["loss"]))
+    assert [line.split() for line in table[:4]] == [
+        ["step", "loss"], ["0", "1"], ["2", "0.5"], ["4", "0.333333"],
+    ]  # fmt: skip
+    [doc] = views.to_json([loaded])
+    assert doc["id"] == run.id and not doc["live"]
+    assert doc["metrics"]["loss"]["steps"] == list(range(0, 16, 2))
+    assert doc["metrics"]["loss"]["summary"]["best_step"] == 14
+    csv_text = prov(here, "metrics", run.id[-8:], "loss", "--csv").stdout.splitlines()
+    assert csv_text[0] == "run,metric,step,time,value" and len(csv_text) == 9
+    assert csv_text[1].startswith(f"{run.id},loss,0,20") and csv_text[1].endswith(",1.0")
+    wrong = prov(here, "metrics", "nosuchmetric", check=False)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: no run given")
