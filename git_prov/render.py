@@ -3,7 +3,7 @@ JSON-ready data; only ``cli.py`` prints them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from git_prov.history import CommitRuns
@@ -17,7 +17,7 @@ from git_prov.model.record import (
     printable,
     shorten,
 )
-from git_prov.model.values import format_assignments
+from git_prov.model.values import format_assignments, format_scalar
 from git_prov.terminal import View, one_line, view
 
 if TYPE_CHECKING:  # (a type only: `log` and `find` load no pygit2)
@@ -268,6 +268,8 @@ def show_text(
         row("Params", format_assignments(sorted(r.params.items())))
     if r.metrics:
         row("Metrics", format_assignments(sorted(r.metrics.items())), fg="cyan")
+    if r.series:
+        row("Histories", _histories_text(r.series))
     # Problems met while recording it (the run key ``warnings``, docs/format.md).
     for warning in r.warnings:
         row("Warning", warning, fg="yellow")
@@ -294,6 +296,19 @@ def show_text(
                 f"{human_size(size)} kept (git prov show --log {name} {r.short_id})",
             )
     return view(out)
+
+
+def _histories_text(series: Mapping[str, Mapping[str, Any]]) -> str:
+    """``loss 1000 points, min 0.02, best at step 812; …`` (git prov metrics RUN: all)."""
+    parts = []
+    for name, summary in sorted(series.items()):
+        text = f"{name} {summary.get('n', '?')} points"
+        if "min" in summary:
+            text += f", min {format_scalar(summary['min'])}, max {format_scalar(summary['max'])}"
+        if "best_step" in summary:
+            text += f", best at step {format_scalar(summary['best_step'])}"
+        parts.append(text)
+    return "; ".join(parts) + " (git prov metrics RUN)"
 
 
 def _availability(ledger: Ledger) -> Any:

@@ -363,5 +363,7 @@ def test_metrics_command_views(here: Path) -> None:
     csv_text = prov(here, "metrics", run.id[-8:], "loss", "--csv").stdout.splitlines()
     assert csv_text[0] == "run,metric,step,time,value" and len(csv_text) == 9
     assert csv_text[1].startswith(f"{run.id},loss,0,20") and csv_text[1].endswith(",1.0")
+    shown = prov(here, "show", run.id).stdout
+    assert "Histories:   loss 8 points, min 0.125, max 1, best at step 14; lr 8 points" in shown
     wrong = prov(here, "metrics", "nosuchmetric", check=False)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: no run given")
