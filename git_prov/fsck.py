@@ -466,9 +466,7 @@ def _check_history(
     try:
         decode_history(objects.blob(oid))
     except ValueError as exc:
-        report.add(
-            ERROR, "bad-history", f"run {run_id}: metric history {oid[:12]}: {exc}", **where
-        )
+        report.add(ERROR, "bad-history", f"run {run_id}: metric history {oid[:12]}: {exc}", **where)
 
 
 def _check_object(
