@@ -32,6 +32,27 @@ on rejection ``git fetch`` + ``git notes merge -s cat_sort_uniq`` + the same ful
 wait). syncs/s is pushes over the wall time of the whole burst (writers' start-up
 included); median and worst are the seconds from starting a push to its landing.
 
+Last results (2026-12-03, git://, 2 shared cores under other people's test suites: load
+8-11 for 1 and 8 writers, 18-23 for 32; --rounds 2, and 1 for 32 writers):
+
+| writers | pushing with  | syncs | failed | syncs/s | median s | worst s | max attempts |
+|--------:|---------------|------:|-------:|--------:|---------:|--------:|-------------:|
+|       1 | git prov sync |     2 |      0 |    0.35 |     0.80 |    0.92 |            1 |
+|       1 | git push loop |     2 |      0 |    1.48 |     0.13 |    0.15 |            1 |
+|       8 | git prov sync |    16 |      0 |    0.42 |    11.28 |   28.96 |           12 |
+|       8 | git push loop |    16 |      0 |    1.19 |     0.60 |    7.79 |            8 |
+|      32 | git prov sync |    32 |     25 |    0.23 |    80.59 |   88.41 |            5 |
+|      32 | git push loop |    32 |     10 |    0.38 |    50.59 |   62.64 |           19 |
+|  32 (a) | git prov sync |    32 |      0 |    0.15 |   102.84 |   172.61 |          31 |
+|  32 (a) | git push loop |    32 |      0 |    0.26 |    54.35 |    94.21 |          28 |
+
+(a) with ``--timeout 600``. 32 writers are 64 Python processes on 2 cores already loaded
+~10x: each attempt waited seconds for a CPU, so the default 60 s bound ran out for most of
+them — for the plain git loop as for git prov — after 5 attempts; given the time, all
+landed. A git prov attempt does more than the plain loop's push + fetch + notes merge
+(both ledger refs, the union merge in pygit2, run counts, its own start-up): about 2-3x
+its cost per attempt here, and so 0.35-0.6x its syncs/s.
+
 Last results, in ms (medians of 9; 2 shared cores, load 0.8-1.7 from other jobs; git 2.39,
 Python 3.11, non-editable install). "before" is the same run of the code before the quick
 path (everything through click), measured in the same session; "start-up" is quick / click:
@@ -364,10 +385,9 @@ def render(rows: list[Row]) -> str:
 # One writer, run as `python bench_sync.py --writer DIR KIND ROUNDS INDEX`: ROUNDS times,
 # record a run, then push it (KIND "prov": `git prov sync`; KIND "git": the plain git retry
 # loop below); prints one JSON line per push: seconds, exit status, attempts.
-PLAIN_TIMEOUT = sync.DEFAULT_TIMEOUT
 
 
-def _plain_git_push(clone: Path) -> tuple[int, int]:
+def _plain_git_push(clone: Path, bound: float) -> tuple[int, int]:
     """The plain-git way of sharing the notes ref under contention: ``git push --atomic``
     of refs/notes/prov; on rejection fetch it into a tracking ref, ``git notes merge -s
     cat_sort_uniq``, wait as git prov does (full jitter), push again, for as long as git
@@ -384,7 +404,7 @@ def _plain_git_push(clone: Path) -> tuple[int, int]:
         if pushed.returncode == 0:
             return 0, attempt
         delay = sync._backoff(attempt)
-        if time.monotonic() - started + delay >= PLAIN_TIMEOUT:
+        if time.monotonic() - started + delay >= bound:
             return pushed.returncode, attempt
         time.sleep(delay)
         subprocess.run(
@@ -418,7 +438,7 @@ def _writer(clone: Path, kind: str, rounds: int, index: int) -> None:
             code = done.returncode
             attempts = json.loads(done.stdout)["attempts"] if code == 0 else 0
         else:
-            code, attempts = _plain_git_push(clone)
+            code, attempts = _plain_git_push(clone, sync.sync_timeout(str(clone)))
         seconds = time.monotonic() - began
         print(json.dumps({"s": seconds, "code": code, "attempts": attempts}), flush=True)
 
@@ -435,9 +455,11 @@ class ContentionRow:
     attempts: int
 
 
-def measure_contention(work: Path, writers: int, rounds: int, kind: str) -> ContentionRow:
+def measure_contention(
+    work: Path, writers: int, rounds: int, kind: str, timeout: int | None = None
+) -> ContentionRow:
     """``writers`` clones of one git:// remote, each recording and pushing ``rounds``
-    times at once."""
+    times at once (giving up after ``timeout`` seconds: prov.syncTimeout)."""
     import json
 
     served = work / f"served-{kind}-{writers}"
@@ -456,6 +478,8 @@ def measure_contention(work: Path, writers: int, rounds: int, kind: str) -> Cont
         for i in range(writers):
             clone = work / f"{kind}-{writers}-{i}"
             _git(work, "clone", "-q", url, str(clone))
+            if timeout is not None:
+                _git(clone, "config", "prov.syncTimeout", str(timeout))
             clones.append(clone)
         began = time.monotonic()
         procs = [
@@ -519,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: W writers (e.g. 1,8,32) each syncing after every record, over git://",
     )
     parser.add_argument("--rounds", type=int, default=2, help="records per writer (--contention)")
+    parser.add_argument(
+        "--timeout", type=int, default=None, help="prov.syncTimeout of the writers (--contention)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     transports = [t for t in args.transports.split(",") if t]
@@ -537,7 +564,9 @@ def main(argv: list[str] | None = None) -> int:
             table = []
             for writers in (int(w) for w in args.contention.split(",") if w):
                 for kind in ("prov", "git"):
-                    table.append(measure_contention(Path(scratch), writers, args.rounds, kind))
+                    table.append(
+                        measure_contention(Path(scratch), writers, args.rounds, kind, args.timeout)
+                    )
                     print(render_contention(table[-1:]).splitlines()[-1], file=sys.stderr)
             print(render_contention(table))
             return 1 if any(r.failed and r.kind == "prov" for r in table) else 0

@@ -590,15 +590,22 @@ def _fetch_tracking(
     after = read_refs(repo, [*tracking, *tracking.values()])
     rewritten: list[str] = []
     here: list[str] = []
-    for src, dst in tracking.items():
-        old, new = before.get(dst), after.get(dst)
-        if (
-            old is not None
-            and new is not None
-            and old.commit != new.commit
-            and not _descends(repo, new.commit, old.commit)
-        ):
-            (here if _filter_repo_made(repo, dst, old.commit) else rewritten).append(src)
+    moved = {
+        src: (old.commit, new.commit)
+        for src, dst in tracking.items()
+        if (old := before.get(dst)) is not None
+        and (new := after.get(dst)) is not None
+        and old.commit != new.commit
+    }
+    # One rev-list answers "did both only move forward?" (the two refs' histories share no
+    # commit, so an old tip reachable from either new one is reachable from its own).
+    if moved and not _contains(
+        repo, [n for _, n in moved.values()], [o for o, _ in moved.values()]
+    ):
+        for src, (old_commit, new_commit) in moved.items():
+            if not _descends(repo, new_commit, old_commit):
+                dst = tracking[src]
+                (here if _filter_repo_made(repo, dst, old_commit) else rewritten).append(src)
     return _Fetched(any(dst in after for dst in tracking.values()), rewritten, here, after)
 
 
@@ -1112,7 +1119,9 @@ def _push_with_retries(
             remote,
             tips,
             atomic,
-            meanwhile=functools.partial(_count_ahead, repo, known, notes),
+            # (Counting while git pushes pays when the push lands: on the first attempt.
+            # Under contention a retry is often refused, and counting is done on success.)
+            meanwhile=functools.partial(_count_ahead, repo, known, notes) if attempt == 1 else None,
         )
         if outcome.atomic_unsupported:
             atomic = False
@@ -1155,7 +1164,7 @@ def _push_with_retries(
             break
         sleep(delay)
         remote_state = tuple(state.get(t) for t in tracking.values())
-        had_now, forced, forced_here, after = _fetch_tracking(repo, remote)
+        had_now, forced, forced_here, after = _fetch_tracking(repo, remote, state)
         had = had or had_now
         rewritten.update(forced)
         rewritten_here.update(forced_here)
