@@ -367,3 +367,19 @@ def test_metrics_command_views(here: Path) -> None:
     assert "Histories:   loss 8 points, min 0.125, max 1, best at step 14; lr 8 points" in shown
     wrong = prov(here, "metrics", "nosuchmetric", check=False)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: no run given")
+
+
+def test_report_thins_a_long_curve_keeping_its_spikes() -> None:
+    from git_prov.report.curves import thin
+
+    n = 100_000
+    values = array("d", (math.sin(i / 500) for i in range(n)))
+    values[54_321] = 9.0
+    series = Series(array("q", range(n)), array("d", [0.0]) * n, values)
+    for case in ("finite", "with NaN"):
+        if case == "with NaN":
+            series.values[7] = math.nan
+        curve = thin(series, 400)
+        assert len(curve.steps) <= 400 and curve.total == n
+        assert max(curve.values) == 9.0 and curve.steps[curve.values.index(9.0)] == 54_321
+        assert list(curve.steps) == sorted(curve.steps) and not any(v != v for v in curve.values)
