@@ -4,6 +4,7 @@ and write one record to the ledger. This is where ``git prov run`` and ``record`
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -25,8 +26,13 @@ from git_prov.model.history import (
     merge_histories,
     summarize,
 )
-from git_prov.model.ids import new_run_id
-from git_prov.model.manifest import DataEntry, DataManifest, EnvironmentManifest
+from git_prov.model.ids import HEX_OID_RE, new_run_id
+from git_prov.model.manifest import (
+    MANIFEST_VERSION,
+    DataEntry,
+    DataManifest,
+    EnvironmentManifest,
+)
 from git_prov.model.record import RunRecord, status_for
 from git_prov.model.values import Scalar
 from git_prov.progress import NO_PROGRESS, Progress
@@ -505,10 +511,10 @@ def finish(
     objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
     inputs_id = outputs_id = None
     if prepared.inputs is not None:
-        inputs_id = ledger.store_object(prepared.inputs.to_toml())
+        inputs_id = _store_manifest(ledger, prepared.inputs)
         objects[KIND_DATA].append(inputs_id)
     if outputs is not None:
-        outputs_id = ledger.store_object(outputs.to_toml())
+        outputs_id = _store_manifest(ledger, outputs)
         objects[KIND_DATA].append(outputs_id)
     environment = prepared.environment
     variables = {k: redactor.known_values(v) for k, v in environment.variables.items()}
@@ -585,6 +591,36 @@ def finish(
             "`git prov verify` lists unsigned runs",
         )
     return run_record
+
+
+# Manifests of at least this many files are remembered by content (see _store_manifest).
+_MEMO_ENTRIES = 256
+
+
+def _store_manifest(ledger: Ledger, manifest: DataManifest) -> str:
+    """Store a data manifest; its blob id. A large manifest equal to one stored before (the
+    same files, sizes, hashes …: a re-record of unchanged data) is not serialised again:
+    ``<git dir>/prov/manifest-ids/`` maps a hash of its fields (its ``repr``, with the
+    format version) to the blob id, used while that blob is in the repository."""
+    if len(manifest.entries) < _MEMO_ENTRIES:
+        return ledger.store_object(manifest.to_toml())
+    key = f"{MANIFEST_VERSION}\n{manifest!r}".encode("utf-8", "surrogatepass")
+    memo = ledger.repo.prov_dir / "manifest-ids" / hashlib.sha256(key).hexdigest()
+    try:
+        known = memo.read_text().strip()
+    except OSError:
+        known = ""
+    if HEX_OID_RE.match(known) and ledger.repo.has_object(known):
+        return known
+    oid = ledger.store_object(manifest.to_toml())
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        partial = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        partial.write_text(oid + "\n")
+        os.replace(partial, memo)
+    except OSError:
+        pass  # (a cache: the next record serialises it again)
+    return oid
 
 
 def _store_histories(

@@ -97,3 +97,23 @@ def test_reused_index_gives_the_tree_git_add_gives(repo: Path) -> None:
 
 SNAPSHOT = "0c9436ac5f76483d3fe5379146dbe6f6651f8568"
 INPUTS = "6f0516671c48c5ffaed9858a83b2e8909b39c158"
+
+
+def test_a_large_unchanged_manifest_is_stored_once_with_the_same_bytes(repo: Path) -> None:
+    from git_prov.model.manifest import DataEntry, DataManifest
+    from git_prov.recording import _store_manifest
+    from git_prov.store.ledger import Ledger
+
+    ledger = Ledger(open_repo(repo))
+    entries = [DataEntry(f"data/f{i:04d}", 4096, f"sha256:{i:064x}") for i in range(300)]
+    manifest = DataManifest.build(["data"], entries)
+    plain = ledger.store_object(manifest.to_toml())
+    memo = repo / ".git" / "prov" / "manifest-ids"
+    assert _store_manifest(ledger, manifest) == plain
+    [remembered] = memo.iterdir()
+    assert remembered.read_text().strip() == plain
+    assert _store_manifest(ledger, manifest) == plain  # (from the memo)
+    remembered.write_text("0" * 40 + "\n")  # a blob this repository lacks: not trusted
+    assert _store_manifest(ledger, manifest) == plain
+    changed = DataManifest.build(["data"], [*entries[:-1], DataEntry("data/f0299", 1, "git:1")])
+    assert _store_manifest(ledger, changed) == ledger.store_object(changed.to_toml())

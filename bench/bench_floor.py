@@ -1,0 +1,263 @@
+"""How close is git-prov to the floor — what git and Python themselves take (issue 18)?
+
+Each row runs the git-prov command and its reference alternately (interleaved, so a shared
+machine's load hits both alike) and prints medians of wall-clock time, with CPU seconds
+(user + system of the process) and peak memory beside them:
+
+* untracked trap — ``record -i big.bin`` with ``--files`` small untracked, undeclared,
+  not-ignored files in the tree (unchanged since the last record), next to ``git status``;
+* re-record — ``record -i data`` of ``--files`` unchanged 4 KiB files, next to
+  ``git status``;
+* first record — the same with an empty stat cache, next to hashing the same files with
+  ``hashlib`` on one thread (in this process: no start-up);
+* record, small repo — the whole process, next to ``python -c "import pygit2"``;
+* log -n 20 — at ``--log-runs`` runs, next to ``git log --notes=prov``;
+* find --json — every run at ``--find-runs`` runs, next to ``git log --notes=prov``.
+
+"Extra" rows subtract a ``git prov record`` with no inputs in a clean tree, measured in
+the same run, so Python's start-up is not counted twice.
+
+    python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
+                                [--find-runs 100000] [--only trap,rerecord,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PY = sys.executable
+PROV = [PY, "-m", "git_prov", "--no-pager"]
+ROWS = ("trap", "rerecord", "first", "startup", "log", "find")
+
+# Commands run as an installed git-prov runs: from compiled bytecode kept out of the tree.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.setdefault("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / "bench-floor-pyc"))
+for _key, _value in (("NAME", "bench"), ("EMAIL", "bench@example.com")):
+    ENV.setdefault(f"GIT_AUTHOR_{_key}", _value)
+    ENV.setdefault(f"GIT_COMMITTER_{_key}", _value)
+
+
+class Sample:
+    """Wall seconds, CPU seconds and peak resident KiB of one run."""
+
+    def __init__(self, wall: float, cpu: float, rss_kib: int) -> None:
+        self.wall, self.cpu, self.rss_kib = wall, cpu, rss_kib
+
+
+def run(cmd: Sequence[str], cwd: Path) -> Sample:
+    """Run ``cmd`` to its end (stdout discarded); its wall time, CPU time and peak RSS."""
+    with tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode(errors='replace')}")
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+def in_process(fn: Callable[[], object]) -> Sample:
+    began, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return Sample(time.perf_counter() - began, time.process_time() - cpu, 0)
+
+
+def interleaved(actions: dict[str, Callable[[], Sample]], repeat: int) -> dict[str, list[Sample]]:
+    """Each action once per round, ``repeat`` rounds."""
+    out: dict[str, list[Sample]] = {name: [] for name in actions}
+    for _ in range(repeat):
+        for name, action in actions.items():
+            out[name].append(action())
+    return out
+
+
+def med(samples: list[Sample], what: str = "wall") -> float:
+    return float(statistics.median(getattr(s, what) for s in samples))
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=ENV)
+
+
+def new_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "code.py").write_text("print(1)\n")
+    (path / ".gitignore").write_text("data/\nbig.bin\n")
+    git(path, "add", "code.py", ".gitignore")
+    git(path, "commit", "-qm", "init")
+    return path
+
+
+def small_files(root: Path, count: int, size: int) -> list[Path]:
+    made = []
+    for i in range(count):
+        sub = root / f"d{i % 100:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"f{i:05d}.bin"
+        path.write_bytes(i.to_bytes(4, "little") * (size // 4) if size >= 4 else b"x")
+        made.append(path)
+    return made
+
+
+def hash_files(files: list[Path]) -> None:
+    for path in files:
+        with open(path, "rb") as f:
+            hashlib.file_digest(f, "sha256")
+
+
+Row = tuple[str, float, float, str, float, float, str]  # label, ms, cpu, ref label, ms, cpu, x
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--log-runs", type=int, default=10_000)
+    parser.add_argument("--find-runs", type=int, default=100_000)
+    parser.add_argument("--only", default=",".join(ROWS), help=",".join(ROWS))
+    parser.add_argument("--dir", type=Path, help="Keep the generated repositories here.")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    base = args.dir or Path(tempfile.mkdtemp(prefix="bench-floor-"))
+    base.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    rows: list[Row] = []
+    notes: list[str] = []
+
+    clean = base / "clean"
+    if not clean.exists():
+        new_repo(clean)
+    clean_record = [*PROV, "record", "--command", "true"]
+    run(clean_record, clean)  # caches warm
+
+    def extra(label: str, cmd: list[str], cwd: Path, ref_label: str, ref: Callable[[], Sample],
+              before: Callable[[], None] | None = None) -> None:  # fmt: skip
+        def measured() -> Sample:
+            if before is not None:
+                before()
+            return run(cmd, cwd)
+
+        got = interleaved(
+            {"clean": lambda: run(clean_record, clean), "it": measured, "ref": ref},
+            args.repeat,
+        )
+        wall = med(got["it"]) - med(got["clean"])
+        cpu = med(got["it"], "cpu") - med(got["clean"], "cpu")
+        r_wall, r_cpu = med(got["ref"]), med(got["ref"], "cpu")
+        rows.append((label, wall, cpu, ref_label, r_wall, r_cpu, f"{wall / r_wall:.1f}"))
+        notes.append(f"{label}: whole process {med(got['it']) * 1000:.0f} ms")
+
+    if only & {"trap"}:
+        trap = base / "trap"
+        if not trap.exists():
+            new_repo(trap)
+            (trap / "big.bin").write_bytes(os.urandom(1 << 20) * 64)
+            small_files(trap / "untracked", args.files, 40)
+        cmd = [*PROV, "record", "-i", "big.bin", "--command", "true"]
+        run(cmd, trap)  # the first record: the tree's snapshot and big.bin's hash cached
+        extra(
+            f"record, {args.files // 1000}k untracked unchanged: extra", cmd, trap,
+            "git status", lambda: run(["git", "status", "--porcelain"], trap),
+        )  # fmt: skip
+
+    if only & {"rerecord", "first"}:
+        data = base / "data-repo"
+        if not data.exists():
+            new_repo(data)
+            small_files(data / "data", args.files, 4096)
+        files = sorted((data / "data").rglob("*.bin"))
+        cmd = [*PROV, "record", "-i", "data", "--command", "true"]
+        run(cmd, data)
+        if "rerecord" in only:
+            extra(
+                f"re-record --input {args.files // 1000}k unchanged: extra", cmd, data,
+                "git status", lambda: run(["git", "status", "--porcelain"], data),
+            )  # fmt: skip
+        if "first" in only:
+
+            def forget() -> None:
+                for suffix in ("", "-wal", "-shm"):
+                    (data / ".git" / "prov" / f"hash-cache.sqlite{suffix}").unlink(missing_ok=True)
+
+            extra(
+                f"first record {args.files // 1000}k x 4 KiB: extra", cmd, data,
+                "hashlib, 1 thread", lambda: in_process(lambda: hash_files(files)), forget,
+            )  # fmt: skip
+
+    if "startup" in only:
+        got = interleaved(
+            {
+                "it": lambda: run(clean_record, clean),
+                "ref": lambda: run([PY, "-c", "import pygit2"], clean),
+            },
+            args.repeat,
+        )
+        wall, ref = med(got["it"]), med(got["ref"])
+        rows.append((
+            "record, small repo (whole)", wall, med(got["it"], "cpu"),
+            "python -c 'import pygit2'", ref, med(got["ref"], "cpu"), f"{wall / ref:.2f}",
+        ))  # fmt: skip
+
+    if only & {"log", "find"}:
+        from ledger_factory import make_ledger
+
+        git_log = ["git", "log", "--notes=prov", "--format=%H%n%N"]
+        for name, runs, cmd in (
+            ("log", args.log_runs, [*PROV, "log", "-n", "20"]),
+            ("find", args.find_runs, [*PROV, "find", "--json"]),
+        ):
+            if name not in only:
+                continue
+            repo = base / f"ledger-{runs}"
+            if not repo.exists():
+                make_ledger(repo, runs=runs, commits=max(1, runs // 10))
+            run([*PROV, "find", "-n", "1"], repo)  # the query index, built
+            got = interleaved(
+                {"it": lambda cmd=cmd, repo=repo: run(cmd, repo),  # type: ignore[misc]
+                 "ref": lambda repo=repo: run(git_log, repo)},  # type: ignore[misc]
+                args.repeat,
+            )  # fmt: skip
+            wall, ref = med(got["it"]), med(got["ref"])
+            peak = max(s.rss_kib for s in got["it"]) / 1024
+            label = f"{' '.join(cmd[4:])} at {runs // 1000}k runs (whole)"
+            rows.append((
+                label, wall, med(got["it"], "cpu"), "git log --notes=prov", ref,
+                med(got["ref"], "cpu"), f"{wall / ref:.1f}",
+            ))  # fmt: skip
+            notes.append(f"{label}: peak RSS {peak:.0f} MiB")
+
+    load_after = os.getloadavg()
+    print(
+        f"\nmedians of {args.repeat}, interleaved; {os.cpu_count()} CPUs; load average "
+        f"{load_before[0]:.2f} → {load_after[0]:.2f} (a shared machine)\n"
+    )
+    print("| work | ms | CPU ms | reference | ms | CPU ms | × ref (wall) | × ref (CPU) |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    for label, wall, cpu, ref_label, r_wall, r_cpu, ratio in rows:
+        by_cpu = f"{cpu / r_cpu:.1f}" if r_cpu > 0 else "–"
+        print(
+            f"| {label} | {wall * 1000:.0f} | {cpu * 1000:.0f} | {ref_label} "
+            f"| {r_wall * 1000:.0f} | {r_cpu * 1000:.0f} | {ratio} | {by_cpu} |"
+        )
+    print()
+    for note in notes:
+        print(f"- {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
