@@ -106,3 +106,14 @@ def test_fsck_checks_kept_bytes(kept_repo: Path) -> None:
     assert code == 1 and [f["path"] for f in found["kept-missing"]] == [f"sha256:{_sha(other)}"]
     text = prov(repo, "fsck", check=False)
     assert "error: kept git-LFS object" in text.stdout and "kept files" in text.stderr
+
+
+def test_gc_of_kept_bytes_lets_go_of_the_unpushed_hold(kept_repo: Path) -> None:
+    repo = _lfs_repo(kept_repo)
+    big = os.urandom(20_000)
+    _write(repo / "data/big.bin", big)
+    run = _run_id(repo, "record", "-i", "data", "--keep", "inputs", "-c", "x")
+    held = repo / ".git/prov/lfs-unpushed" / _sha(big)
+    assert held.stat().st_ino == _object(repo, big).stat().st_ino  # a link: nothing copied
+    prov(repo, "gc", "--data-only", run, "--force")
+    assert not held.exists()  # the store's copy is git lfs prune's to remove now

@@ -279,9 +279,7 @@ class _LfsWriter(KeepWriter):
         assert hexdigest is not None
         repo = self._store.repo
         stored = self._object.install(hexdigest, size)
-        if stored is None:
-            restore_kept_lfs(repo, hexdigest, size)  # (already in the store)
-        else:
+        if stored is not None:  # (None: the store had it already)
             guard_unpushed(repo, hexdigest, stored)
             with self._store._lock:
                 self._store.stored_files.append((str(stored), hash_value, size))
