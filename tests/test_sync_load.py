@@ -105,6 +105,27 @@ def test_eight_writers_syncing_after_every_record_over_http_all_succeed(
     assert git(bare, "rev-parse", OBJECTS_REF)
 
 
+def test_a_push_git_refuses_before_sending_over_http_is_a_race_to_retry(
+    http_server: LfsServer, tmp_path: Path
+) -> None:
+    """Over smart HTTP, git reports only the ref that failed an --atomic push it refused
+    itself (and "atomic push failed for ref refs/notes/prov. status: 5" on stderr): that
+    is "fetch first", someone pushed before us — not a transport failure."""
+    url, _ = _seeded(http_server, tmp_path)
+    a, b = _clone(url, tmp_path / "a"), _clone(url, tmp_path / "b")
+    write_runs(a, 1)
+    prov(a, "push")
+    prov(b, "fetch")
+    # a's new run is on the same commit: only the notes move there; b's are on a new
+    # commit, so its objects ref would fast-forward and its notes cannot.
+    write_runs(a, 1)
+    prov(a, "push")
+    write_runs(b, 2, commit_file(b, "new", "new"))
+    done = prov(b, "push", "--json")  # git refuses b's notes (fetch first): retried
+    pushed = json.loads(done.stdout)
+    assert (pushed["attempts"], pushed["runs_fetched"], pushed["runs_pushed"]) == (2, 1, 2)
+
+
 # ---- servers that hide the ledger refs -------------------------------------------------------
 
 
