@@ -180,12 +180,13 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
         )
     try:
         tree_paths = _objects_tree_paths(repo, objects_tree, objects, report)
-        runs = _check_notes(ledger, notes_tree, objects, report)
+        checks = _RunChecks(tree_paths, objects)
+        runs = _check_notes(ledger, notes_tree, objects, report, checks, keep_all=data)
     except (KeyError, GitError) as exc:
         raise CorruptLedger(
             f"the ledger's trees are incomplete or damaged: {exc}", REPAIR_HINT
         ) from None
-    _check_runs(runs, tree_paths, objects, report)
+    checks.finish(report)
     _check_display(ledger, runs, report)
     _check_kept(repo, objects, report, hash_bytes=data)
     if data and repo.workdir is not None:
@@ -195,25 +196,129 @@ def fsck(repo: GitRepo, *, data: bool = False) -> FsckReport:
 
 @dataclass
 class _Runs:
-    """What the notes hold: every distinct run line, by id; tombstones; attachments."""
+    """What the notes hold, streamed (memory: a few dozen bytes per run id, not its record).
 
+    ``seen`` packs, per run id, a digest of the text of its first line with the position of
+    that line (note index, line number). Records are kept only for the runs whose lines
+    differ (``versions``: candidates for a conflict, rare) — or every run's, for ``--data``
+    (``keep_all``)."""
+
+    seen: dict[str, int] = field(default_factory=dict)
     versions: dict[str, list[RunRecord]] = field(default_factory=dict)
-    where: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> first (commit, line)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (commit, blob) scan order
     tombstoned: set[str] = field(default_factory=set)
     annotated: dict[str, bool] = field(default_factory=dict)  # commit -> has run/attach lines
     tombstones: list[tuple[Tombstone, str]] = field(default_factory=list)
     attachments: list[tuple[Attachment, str]] = field(default_factory=list)
+    keep_all: bool = False
+
+    def where(self, run_id: str) -> tuple[str, int]:
+        """The (commit, line number) of the first line of ``run_id``."""
+        packed = self.seen[run_id]
+        return self.notes[(packed >> 32) & 0xFFFFFFFF][0], packed & 0xFFFFFFFF
+
+
+def _line_digest(line: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    )
+
+
+class _RunChecks:
+    """The checks of every run's record, one record at a time, as the notes stream by; the
+    findings come out in the order of a whole-ledger check (by run id, version, field),
+    each object of a kind checked once and reported for the first run (in that order)
+    naming it."""
+
+    def __init__(self, tree_paths: set[str], objects: ObjectHeaders) -> None:
+        self.tree_paths = tree_paths
+        self.objects = objects
+        self.found: list[tuple[tuple[str, int, int, int], Finding]] = []
+        self.clean: set[bytes] = set()  # kind initial + raw object id: checked, nothing found
+        self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
+
+    def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
+        for seq, finding in enumerate(findings):
+            self.found.append(((*key, seq), finding))
+
+    def check(self, record: RunRecord, version: int) -> None:
+        run_id = record.id
+        scratch = FsckReport()
+        _check_commit(record, "commit", record.commit, self.tree_paths, self.objects, scratch)
+        self._keep((run_id, version, 0), scratch.findings)
+        if record.snapshot:
+            scratch = FsckReport()
+            _check_commit(
+                record, "snapshot", record.snapshot, self.tree_paths, self.objects, scratch
+            )
+            self._keep((run_id, version, 1), scratch.findings)
+        for slot, (what, kind, oid) in enumerate(
+            (
+                ("inputs", KIND_DATA, record.inputs),
+                ("outputs", KIND_DATA, record.outputs),
+                ("env", KIND_ENV, record.env),
+                ("stdout", KIND_LOG, record.stdout),
+                ("stderr", KIND_LOG, record.stderr),
+                ("metric history", KIND_METRICS, record.history),
+            ),
+            start=2,
+        ):
+            if oid is None:
+                continue
+            if kind != KIND_LOG:
+                compact = (
+                    kind.encode() + b"/" + (bytes.fromhex(oid) if is_hex_oid(oid) else oid.encode())
+                )
+                if compact in self.clean:
+                    continue
+                mine = (run_id, version, slot, what)
+                known = self.owner.get((kind, oid))
+                if known is not None:
+                    self.owner[(kind, oid)] = min(known, mine)
+                    continue
+            scratch = FsckReport()
+            _check_object(run_id, what, kind, oid, self.tree_paths, self.objects, scratch)
+            if kind == KIND_LOG:
+                self._keep((run_id, version, slot), scratch.findings)
+            elif scratch.findings:
+                self.owner[(kind, oid)] = (run_id, version, slot, what)
+            else:
+                self.clean.add(compact)
+
+    def finish(self, report: FsckReport) -> None:
+        for (kind, oid), (run_id, version, slot, what) in self.owner.items():
+            scratch = FsckReport()
+            _check_object(run_id, what, kind, oid, self.tree_paths, self.objects, scratch)
+            self._keep((run_id, version, slot), scratch.findings)
+        self.found.sort(key=lambda item: item[0])
+        report.findings.extend(finding for _, finding in self.found)
+        self.found.clear()
 
 
 def _check_notes(
-    ledger: Ledger, tree: Tree | None, objects: ObjectHeaders, report: FsckReport
+    ledger: Ledger,
+    tree: Tree | None,
+    objects: ObjectHeaders,
+    report: FsckReport,
+    checks: _RunChecks,
+    *,
+    keep_all: bool = False,
 ) -> _Runs:
-    runs = _Runs()
+    """Read every note once, in constant memory per record: each line parsed, each run's
+    distinct records checked (``checks``) as they are found."""
+    from git_prov.progress import ambient
+
+    runs = _Runs(keep_all=keep_all)
     if tree is None:
         return runs
-    for commit, blob_id in ledger.notes_in(tree):
+    runs.notes = [(commit, str(blob_id)) for commit, blob_id in ledger.notes_in(tree)]
+    progress = ambient()
+    progress.start("checking the ledger's notes", len(runs.notes), "notes")
+    for index, (commit, blob_id) in enumerate(runs.notes):
+        if index % 256 == 255:
+            progress.advance(256)
         report.notes += 1
-        header = objects.header(str(blob_id))
+        header = objects.header(blob_id)
         if header is None:
             raise KeyError(f"note blob {blob_id} of {commit} is missing")
         if header[1] > MAX_NOTE_BYTES:
@@ -223,10 +328,10 @@ def _check_notes(
                 f"the note on {commit[:12]} is {header[1] >> 20} MiB, over the "
                 f"{MAX_NOTE_BYTES >> 20} MiB reader limit: not read by any command",
                 commit=commit,
-                object=str(blob_id),
+                object=blob_id,
             )
             continue
-        raw = objects.blob(str(blob_id))
+        raw = objects.blob(blob_id)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -250,10 +355,7 @@ def _check_notes(
             entry = _parse(line, commit, number, report)
             if isinstance(entry, RunRecord):
                 has_runs = True
-                bucket = runs.versions.setdefault(entry.id, [])
-                if entry not in bucket:
-                    bucket.append(entry)
-                runs.where.setdefault(entry.id, (commit, number))
+                _add_run(runs, entry, line, index, number, objects, checks)
             elif isinstance(entry, Attachment):
                 has_runs = True
                 runs.attachments.append((entry, commit))
@@ -261,9 +363,10 @@ def _check_notes(
                 runs.tombstoned.add(entry.run)
                 runs.tombstones.append((entry, commit))
         runs.annotated[commit] = has_runs
+    progress.finish()
     for run_id, versions in sorted(runs.versions.items()):
         if len(versions) > 1:
-            commit, number = runs.where[run_id]
+            commit, number = runs.where(run_id)
             report.add(
                 ERROR,
                 "conflict",
@@ -273,7 +376,7 @@ def _check_notes(
                 commit=commit,
             )
     for stone, commit in runs.tombstones:
-        if stone.run not in runs.versions:
+        if stone.run not in runs.seen:
             report.add(
                 INFO,
                 "tombstone-unknown-run",
@@ -283,7 +386,7 @@ def _check_notes(
                 commit=commit,
             )
     for attach, commit in runs.attachments:
-        if attach.run not in runs.versions:
+        if attach.run not in runs.seen:
             report.add(
                 INFO,
                 "attach-unknown-run",
@@ -292,8 +395,45 @@ def _check_notes(
                 run=attach.run,
                 commit=commit,
             )
-    report.runs = len(runs.versions)
+    report.runs = len(runs.seen)
     return runs
+
+
+def _add_run(
+    runs: _Runs,
+    entry: RunRecord,
+    line: str,
+    index: int,
+    number: int,
+    objects: ObjectHeaders,
+    checks: _RunChecks,
+) -> None:
+    """Remember a run line; check its record when it is a new version of the run."""
+    digest = _line_digest(line)
+    first = runs.seen.get(entry.id)
+    if first is None:
+        runs.seen[entry.id] = digest << 64 | index << 32 | number
+        if runs.keep_all:
+            runs.versions[entry.id] = [entry]
+        checks.check(entry, 0)
+        return
+    if first >> 64 == digest:
+        return  # the same text: the same record
+    bucket = runs.versions.get(entry.id)
+    if bucket is None:  # a second, different text: read the first record again
+        bucket = runs.versions[entry.id] = [_reread(runs, first, objects)]
+    if entry not in bucket:
+        bucket.append(entry)
+        checks.check(entry, len(bucket) - 1)
+
+
+def _reread(runs: _Runs, packed: int, objects: ObjectHeaders) -> RunRecord:
+    _, blob_id = runs.notes[(packed >> 32) & 0xFFFFFFFF]
+    text = objects.blob(blob_id).decode("utf-8", errors="replace")
+    line = text.split("\n")[(packed & 0xFFFFFFFF) - 1].removesuffix("\r")
+    entry = parse_line(line)
+    assert isinstance(entry, RunRecord)
+    return entry
 
 
 def _parse(line: str, commit: str, number: int, report: FsckReport) -> Any:
@@ -375,32 +515,6 @@ def _objects_tree_paths(
                     object=oid,
                 )
     return paths
-
-
-def _check_runs(
-    runs: _Runs, tree_paths: set[str], objects: ObjectHeaders, report: FsckReport
-) -> None:
-    checked: set[tuple[str, str]] = set()
-    for run_id, versions in sorted(runs.versions.items()):
-        for record in versions:
-            _check_commit(record, "commit", record.commit, tree_paths, objects, report)
-            if record.snapshot:
-                _check_commit(record, "snapshot", record.snapshot, tree_paths, objects, report)
-            for what, kind, oid in (
-                ("inputs", KIND_DATA, record.inputs),
-                ("outputs", KIND_DATA, record.outputs),
-                ("env", KIND_ENV, record.env),
-                ("stdout", KIND_LOG, record.stdout),
-                ("stderr", KIND_LOG, record.stderr),
-                ("metric history", KIND_METRICS, record.history),
-            ):
-                if oid is None:
-                    continue
-                key = (kind, oid)
-                if key in checked and kind != KIND_LOG:
-                    continue
-                checked.add(key)
-                _check_object(run_id, what, kind, oid, tree_paths, objects, report)
 
 
 def _check_commit(

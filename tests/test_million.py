@@ -34,7 +34,11 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = git(path, "rev-list", "--max-parents=0", "HEAD").strip()
     late = dataclasses.replace(make_run(stats.head, RUNS + 5), status="failed", exit_code=2)
     early = dataclasses.replace(make_run(first, 3), status="failed", exit_code=1)
-    Ledger(repo).write([(stats.head, late), (first, early)])
+    unkept = dataclasses.replace(make_run(stats.head, RUNS + 6), env="ab" * 20)
+    ledger = Ledger(repo)
+    ledger.write([(stats.head, late), (first, early), (stats.head, unkept)])
+    # the same record again on another commit (a copy), and a different one (a conflict)
+    ledger.write([(stats.head, early), (stats.head, dataclasses.replace(early, host="other"))])
     git(path, "notes", "--ref=prov", "append", "-m", "not a record", first)
     return path
 
@@ -44,7 +48,7 @@ def test_report_sample_equals_the_full_report_on_its_runs(big: Path) -> None:
     full = build_report(repo, max_runs=None)
     sampled = build_report(repo, max_runs=50, sample=300)
     assert sampled.sampled and not full.sampled
-    assert sampled.total_runs == full.total_runs == RUNS + 2
+    assert sampled.total_runs == full.total_runs == RUNS + 3
     assert len(sampled.every_run) == 300
     newest = [v.id for v in full.runs[:300]]
     assert sorted(sampled.every_run) == sorted(newest)
@@ -71,9 +75,9 @@ def test_report_sample_equals_the_full_report_on_its_runs(big: Path) -> None:
 
 def test_report_below_the_sample_reads_every_run(big: Path) -> None:
     repo = open_repo(big)
-    report = build_report(repo, max_runs=50, sample=RUNS + 2)
+    report = build_report(repo, max_runs=50, sample=RUNS + 3)
     assert not report.sampled and report.totals is None
-    assert len(report.every_run) == RUNS + 2
+    assert len(report.every_run) == RUNS + 3
 
 
 def test_max_runs_0_says_what_it_costs(big: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,4 +87,28 @@ def test_max_runs_0_says_what_it_costs(big: Path, monkeypatch: pytest.MonkeyPatc
     assert report.full_read_cost(repo) is None  # below MAX_SAMPLE_RUNS: nothing to say
     monkeypatch.setattr(report, "MAX_SAMPLE_RUNS", 1000)
     said = report.full_read_cost(repo)
-    assert said is not None and f"reads all {RUNS + 2} runs" in said and " MB " in said
+    assert said is not None and f"reads all {RUNS + 3} runs" in said and " MB " in said
+
+
+def test_fsck_streams_and_finds_what_a_whole_read_finds(big: Path) -> None:
+    from git_prov.fsck import fsck
+
+    repo = open_repo(big)
+    scan = Ledger(repo).scan()
+    report = fsck(repo)
+    assert report.runs == len(scan.runs) == RUNS + 3
+    assert report.lines == RUNS + 6  # the copy and the conflicting line are lines too
+    found = [(f.severity, f.code, f.run) for f in report.findings]
+    (conflicted,) = scan.conflicts
+    unkept = next(r.id for r in scan.runs.values() if r.record.env == "ab" * 20)
+    # make_run's env is the empty blob, outside refs/prov/objects and no manifest: found
+    # once, for the first run naming it in run id order (the early one), as a whole read does
+    assert found == [
+        ("error", "bad-line", None),
+        ("error", "conflict", conflicted),
+        ("warning", "object-not-in-tree", conflicted),
+        ("error", "bad-manifest", conflicted),
+        ("error", "missing-object", unkept),
+    ]
+    # --data keeps every record (its file check needs them): the same findings
+    assert [(f.severity, f.code, f.run) for f in fsck(repo, data=True).findings] == found
