@@ -7,7 +7,7 @@ import math
 
 import pytest
 from factories import make_record
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from git_prov.model.ids import is_run_id, new_run_id, short_run_id
@@ -177,3 +177,44 @@ def test_lines_nested_deeper_than_the_limit_are_refused_but_brackets_in_text_are
     brackets = line[:-1] + ',"x":"' + "{[" * 40 + '"}'
     entry = parse_line(brackets)
     assert isinstance(entry, RunRecord) and entry.extra["x"] == "{[" * 40
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=40),
+            st.integers(0, 2**63),
+            st.one_of(st.text(max_size=8), st.just("a" * 64)),
+            st.sampled_from([None, True, False]),
+            st.lists(st.text(max_size=4), max_size=1),
+            st.sampled_from(["100644", "100755", "120000"]),
+        ),
+        max_size=6,
+    ),
+    st.lists(st.text(max_size=6), max_size=2),
+)
+# (plain values, one table too wide to be inline: the tables formatted without tomli_w)
+@example(files=[("data/a.bin", 4096, "a" * 64, None, [], "100644")], missing=[])
+@example(
+    files=[("d/x", 1, "a" * 64, True, [], "100755"), ("d/y", 2, "b", False, [], "120000")],
+    missing=["m"],
+)
+def test_data_manifest_toml_is_what_tomli_w_writes(
+    files: list[tuple[str, int, str, bool | None, list[str], str]], missing: list[str]
+) -> None:
+    import tomli_w
+
+    from git_prov.model.manifest import DataEntry, DataManifest
+
+    entries = [
+        DataEntry(path, size, f"sha256:{digest}", mode=mode, written=written, also=tuple(also))
+        for path, size, digest, written, also, mode in files
+    ]
+    manifest = DataManifest.build(["data", *missing[:1]], entries, missing)
+    doc: dict[str, object] = {"prov": 1, "kind": "data", "paths": list(manifest.paths)}
+    if manifest.missing:
+        doc["missing"] = list(manifest.missing)
+    if manifest.entries:
+        doc["file"] = [e.to_dict() for e in manifest.entries]
+    assert manifest.to_toml() == tomli_w.dumps(doc).encode()

@@ -7,6 +7,7 @@ canonical (sorted keys, sorted entries), which is what makes that sharing work.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,34 @@ import tomli_w
 from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 
 MANIFEST_VERSION = 1
+
+# A string tomli_w writes between double quotes as it is: printable ASCII but " and \.
+_PLAIN_STRING = re.compile(r"[ !#-\[\]-~]*")
+
+
+_MAX_LINE_LENGTH = 100  # tomli_w's: a wider table is not written inline
+
+
+def _plain_pairs(table: Mapping[str, Any]) -> list[str] | None:
+    """``key = value`` of each item of ``table`` as tomli_w writes them, when its values
+    are plain strings, ints and booleans; None otherwise."""
+    pairs = []
+    for key, value in table.items():
+        if isinstance(value, bool):
+            pairs.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            pairs.append(f"{key} = {value}")
+        elif isinstance(value, str) and _PLAIN_STRING.fullmatch(value):
+            pairs.append(f'{key} = "{value}"')
+        else:
+            return None
+    return pairs
+
+
+def _inline_width(pairs: list[str]) -> int:
+    """The width of ``    { a = 1, b = 2 },``: tomli_w's inline form of these pairs."""
+    return 4 + 2 + sum(map(len, pairs)) + 2 * (len(pairs) - 1) + 2 + 1
+
 
 # Where a data entry's hash came from (docs/format.md).
 SOURCE_READ = "read"  # we read the bytes (or our stat cache remembered reading them)
@@ -129,8 +158,18 @@ class DataManifest:
         doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "data", "paths": list(self.paths)}
         if self.missing:
             doc["missing"] = list(self.missing)
-        if self.entries:
-            doc["file"] = [e.to_dict() for e in self.entries]
+        tables = [e.to_dict() for e in self.entries]
+        # tomli_w writes [[file]] tables when one of them is too wide for an inline table
+        # (as sha256 hashes make them). Those of plain values are formatted here, as tomli_w
+        # would (20k files: 4x faster); anything else goes through tomli_w.
+        plain = [_plain_pairs(t) for t in tables]
+        if tables and all(p is not None for p in plain):
+            pairs = [p for p in plain if p is not None]
+            if any(_inline_width(p) > _MAX_LINE_LENGTH for p in pairs):
+                body = "".join("\n[[file]]\n" + "".join(f"{x}\n" for x in p) for p in pairs)
+                return (tomli_w.dumps(doc) + body).encode()
+        if tables:
+            doc["file"] = tables
         return tomli_w.dumps(doc).encode()
 
     @classmethod
