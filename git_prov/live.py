@@ -116,19 +116,24 @@ class MetricLog:
     def _log_checked(self, key: str, value: Any, step: Any) -> None:
         if not isinstance(key, str) or not key:
             raise UsageProblem(f"metric name {key!r} is not a non-empty string")
-        if step is not None and (type(step) is not int and not isinstance(step, int | float)):
-            raise UsageProblem(f"step {step!r} of metric {key!r} is not a number")
-        if isinstance(step, bool):
-            raise UsageProblem(f"step {step!r} of metric {key!r} is not a number")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            if not isinstance(value, str | bool):
-                raise UsageProblem(f"metric {key} = {value!r} is not a number, string or boolean")
+        step = _as_step(key, step)
+        if isinstance(value, str | bool):
             self.plain[key] = value
             return
-        try:
-            number = float(value)
-        except OverflowError:
-            number = float("inf") if value > 0 else float("-inf")
+        last: Scalar
+        if isinstance(value, int | float):
+            last = value if type(value) in (int, float) else float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = float("inf") if value > 0 else float("-inf")
+        else:  # numpy and torch scalars, Decimal, Fraction: anything float() takes
+            try:
+                number = last = float(value)
+            except (TypeError, ValueError):
+                raise UsageProblem(
+                    f"metric {key} = {value!r} is not a number, string or boolean"
+                ) from None
         points = self._points.get(key)
         if points is None:
             points = self._points[key] = _Points()
@@ -143,7 +148,7 @@ class MetricLog:
         points.steps.append(step if integral else float(step))
         points.times.append(now)
         points.values.append(number)
-        points.last = value
+        points.last = last
 
     def histories(self) -> dict[str, Series]:
         """Every point logged so far, by metric."""
@@ -207,6 +212,18 @@ class MetricLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _as_step(key: str, step: Any) -> int | float | None:
+    """A step as given, or as the int/float it stands for (numpy integers); UsageProblem
+    for anything else."""
+    if step is None or type(step) is int or type(step) is float:
+        return step
+    if not isinstance(step, bool) and hasattr(step, "__index__"):
+        return int(step.__index__())
+    if not isinstance(step, bool | str) and isinstance(step, int | float):
+        return float(step)
+    raise UsageProblem(f"step {step!r} of metric {key!r} is not a number")
 
 
 # ---- the live directory ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from array import array
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,28 @@ def _found(repo: Path, **query: Any) -> list[str]:
     return [r.id for r in result.runs]
 
 
+class Steps:
+    """An integer-like step (as numpy's int64 is)."""
+
+    def __init__(self, value: int):
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
 def test_logging_outside_a_run_is_a_usage_error(here: Path) -> None:
     with git_prov.run() as run:
         with pytest.raises(UsageProblem):
             run.log_metric("", 1.0)
         with pytest.raises(UsageProblem):
             run.log_metric("x", 1.0, step="3")  # type: ignore[arg-type]
+        with pytest.raises(UsageProblem, match="is not a number, string or boolean"):
+            run.log_metric("x", [1.0])  # type: ignore[arg-type]
+        # Scalars of other types (numpy, torch, Fraction) are numbers: kept as floats.
+        run.log_metric("half", Fraction(1, 2), step=Steps(3))  # type: ignore[arg-type]
+    assert run.run is not None and run.run.metrics == {"half": 0.5}
+    assert list(run.run.histories()["half"].steps) == [3]
     with pytest.raises(UsageProblem, match="not being recorded"):
         run.log_metric("loss", 1.0)
     with pytest.raises(UsageProblem, match="no run is being recorded"):
