@@ -400,3 +400,29 @@ def test_report_thins_a_long_curve_keeping_its_spikes() -> None:
         assert len(curve.steps) <= 400 and curve.total == n
         assert max(curve.values) == 9.0 and curve.steps[curve.values.index(9.0)] == 54_321
         assert list(curve.steps) == sorted(curve.steps) and not any(v != v for v in curve.values)
+
+
+def test_a_run_whose_recorder_was_killed_shows_its_flushed_points_as_not_recorded(
+    here: Path,
+) -> None:
+    from git_prov.live import MetricLog, start_live
+    from git_prov.query import histories as views
+
+    repo = open_repo(here)
+    run_id = "20261203T050000.000Z-0000dead"
+    directory = start_live(repo.prov_dir, run_id, "python train.py", "2026-12-03T05:00:00.000Z")
+    assert directory is not None
+    log = MetricLog(directory)
+    for step in range(3):
+        log.log("loss", 1.0 / (step + 1), step)
+    log.close()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    info = json.loads((directory / "run.json").read_text())
+    (directory / "run.json").write_text(json.dumps({**info, "pid": int(gone.stdout)}))
+    loaded = views.load_histories(repo, "0000dead")
+    assert loaded.live and loaded.gone and list(loaded.histories["loss"].values) == [1, 0.5, 1 / 3]
+    assert "(not recorded: the process recording it is gone" in views.summary_lines(loaded)[0]
+    from git_prov.report import build_report
+
+    assert build_report(repo).curves.runs == []  # the report shows runs going, not this

@@ -38,6 +38,7 @@ class RunHistories:
     live: bool  # still being recorded: the points so far
     histories: dict[str, Series]
     summaries: Mapping[str, Mapping[str, Scalar]]
+    gone: bool = False  # live, but the process recording it is gone (killed): no record
 
     @property
     def short_id(self) -> str:
@@ -85,6 +86,7 @@ def load_histories(repo: GitRepo, spec: str, keys: Sequence[str] = ()) -> RunHis
             True,
             histories,
             {k: summarize(s, goal_for(k)) for k, s in histories.items()},
+            gone=not live.alive,
         )
     try:
         located = find_run(repo, spec)
@@ -137,6 +139,8 @@ def sparkline(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
 def summary_lines(run: RunHistories) -> list[str]:
     """A header for the run, then one line per metric: sparkline, n, last, min, max, best."""
     state = " (running: the points so far)" if run.live else ""
+    if run.gone:
+        state = " (not recorded: the process recording it is gone; the points it flushed)"
     lines = [f"run {run.short_id}  {run.command}{state}"]
     if not run.histories:
         lines.append("  no metric history")
