@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -426,3 +427,33 @@ def test_a_run_whose_recorder_was_killed_shows_its_flushed_points_as_not_recorde
     from git_prov.report import build_report
 
     assert build_report(repo).curves.runs == []  # the report shows runs going, not this
+
+
+def test_mlflow_export_carries_every_point(here: Path, tmp_path: Path) -> None:
+    from git_prov.export import export
+    from git_prov.export.mlflow_store import run_uuid
+
+    with git_prov.run(command="python train.py") as run:
+        for step in range(5):
+            run.log_metric("loss", 1.0 / (step + 1), step=step * 10)
+        run.log_metric("note", "done")
+    store = tmp_path / "mlruns"
+    export(open_repo(here), [], "mlflow", store, all_runs=True, experiment="exp")
+    [lines] = [p.read_text().splitlines() for p in store.glob(f"*/{run_uuid(run.id)}/metrics/loss")]
+    assert [line.split()[1:] for line in lines] == [
+        ["1.0", "0"], ["0.5", "10"], ["0.3333333333333333", "20"], ["0.25", "30"], ["0.2", "40"],
+    ]  # fmt: skip
+    assert all(int(line.split()[0]) > 1_700_000_000_000 for line in lines)  # milliseconds
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        pytest.skip(missing("MLflow (the test-mlflow extra)"))
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow ≥ 3.7 gates the file store
+    try:
+        client = MlflowClient(tracking_uri=store.resolve().as_uri())
+        history = client.get_metric_history(run_uuid(run.id), "loss")
+    finally:
+        del os.environ["MLFLOW_ALLOW_FILE_STORE"]
+    assert [(m.step, m.value) for m in history] == [
+        (0, 1.0), (10, 0.5), (20, 1 / 3), (30, 0.25), (40, 0.2),
+    ]  # fmt: skip

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git_prov.errors import NotFound, UsageProblem
+from git_prov.errors import NotFound, ProvError, UsageProblem
+from git_prov.model.history import Series
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord
 from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
@@ -40,6 +41,8 @@ class ExportRun:
     logs: dict[str, bytes] = field(default_factory=dict)
     # Stored objects by id (manifests as TOML, logs): what directory formats copy.
     objects: dict[str, bytes] = field(default_factory=dict)
+    # Metric histories (model/history.py): every logged point, per metric.
+    histories: dict[str, Series] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,14 @@ def load_runs(
             for oid in (r.inputs, r.outputs, r.env, r.stdout, r.stderr)
             if oid and oid in objects
         }
-        out.append(ExportRun(r, run.shown_on, inputs, outputs, environment, logs, mine))
+        histories: dict[str, Series] = {}
+        if r.history:
+            try:
+                histories = ledger.metric_history(r.history)
+            except ProvError as exc:
+                if notes is not None:
+                    notes.append(f"run {r.short_id}: its metric history: {exc.message}")
+        out.append(ExportRun(r, run.shown_on, inputs, outputs, environment, logs, mine, histories))
     return out
 
 

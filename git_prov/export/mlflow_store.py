@@ -21,7 +21,8 @@ from the name. Recent MLflow versions keep the file store in maintenance mode: s
 ``MLFLOW_ALLOW_FILE_STORE=true`` to read it, or migrate it with ``mlflow migrate-filestore``
 (see ``docs/integrations.md``).
 
-Mapping: params → ``params/`` (text); numeric metrics (and booleans, as 1/0) →
+Mapping: params → ``params/`` (text); a metric with a history → ``metrics/`` with every
+point (its time, value and step); other numeric metrics (and booleans, as 1/0) →
 ``metrics/`` with step 0 at the run's end time; other metrics → tags
 ``git-prov.metric.<name>``; status ok/failed/killed → FINISHED/FAILED/KILLED; the command
 → ``mlflow.source.name``; the commit → ``mlflow.source.git.commit``; the message →
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import re
 import shutil
@@ -47,6 +49,7 @@ from typing import Any
 
 from git_prov.errors import UsageProblem
 from git_prov.export import ExportRun
+from git_prov.model.history import Series
 from git_prov.model.record import STATUS_FAILED, STATUS_KILLED, STATUS_OK, RunRecord
 from git_prov.model.values import as_number, format_scalar
 
@@ -196,6 +199,8 @@ def _write_run(root: Path, experiment_id: str, run: ExportRun, notes: list[str])
         if number is None:
             tags[f"git-prov.metric.{name}"] = _text(value)
             notes.append(f"run {r.short_id}: metric {name} is not a number; kept as a tag")
+        elif name in run.histories and len(run.histories[name]):
+            metrics[name] = _history_lines(run.histories[name], end)
         else:
             metrics[name] = f"{end} {number!r} 0\n"
     _write_values(directory / "params", params, r, "param", notes)
@@ -205,6 +210,17 @@ def _write_run(root: Path, experiment_id: str, run: ExportRun, notes: list[str])
     )
     _write_artifacts(directory / "artifacts" / "git-prov", run)
     return directory
+
+
+def _history_lines(series: Series, end: int) -> str:
+    """Every point of a metric's history as MLflow's lines: its time in milliseconds (the
+    run's end when not known), the value, the step (MLflow's steps are integers: a
+    fractional one is rounded down)."""
+    lines = []
+    for step, moment, value in zip(series.steps, series.times, series.values, strict=True):
+        millis = int(moment * 1000) if moment == moment else end
+        lines.append(f"{millis} {value!r} {math.floor(step)}\n")
+    return "".join(lines)
 
 
 def _tags(r: RunRecord) -> dict[str, str]:
