@@ -251,7 +251,7 @@ def build_manifest(
                 f.path,
                 f.rel,
                 StatKey.of(f.stat),
-                algorithms_of(claimed.get(f.rel, ()))
+                (algorithms_of(claimed[f.rel]) if f.rel in claimed else frozenset())
                 | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else frozenset()),
                 f.rel in keeping,
             )
@@ -285,7 +285,7 @@ def build_manifest(
             entries.append(DataEntry(f.rel, f.stat.st_size, hash_value, f.mode, source, f.link))
         else:
             assert digest is not None
-            confirmed = confirmed_hash(claimed.get(f.rel, ()), digest.dvc)
+            confirmed = confirmed_hash(claimed[f.rel], digest.dvc) if f.rel in claimed else None
             if confirmed is not None:
                 entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
             else:
