@@ -112,3 +112,17 @@ def test_fsck_streams_and_finds_what_a_whole_read_finds(big: Path) -> None:
     ]
     # --data keeps every record (its file check needs them): the same findings
     assert [(f.severity, f.code, f.run) for f in fsck(repo, data=True).findings] == found
+
+
+def test_remap_dry_run_with_nothing_new_is_answered_by_the_watermark(big: Path) -> None:
+    from git_prov.rewrite import remap
+
+    repo = open_repo(big)
+    first = remap(repo, dry_run=True)
+    assert not first.up_to_date and first.dry_run and not first.matched
+    again = remap(repo, dry_run=True)  # no ref moved: the watermark answers
+    assert again.up_to_date and dataclasses.replace(again, up_to_date=False) == first
+    real = remap(repo)  # and the real remap agrees, without work
+    assert real.up_to_date and dataclasses.replace(real, up_to_date=False, dry_run=True) == first
+    git(big, "commit", "-q", "--allow-empty", "-m", "one more")
+    assert not remap(repo, dry_run=True).up_to_date  # a ref moved: looked at again

@@ -92,8 +92,9 @@ def remap(
     lacks, never attached. No match is *unmatched*. ``include_reachable`` (needs
     ``revisions``) also matches runs whose commits are still reachable elsewhere — e.g. to
     show runs on cherry-picked copies — by step 1 only. All attachments go into one ledger
-    commit, unless ``dry_run``. When no ref changed since the last remap, nothing is
-    recomputed and the previous unattached runs are returned with ``up_to_date``.
+    commit, unless ``dry_run``. When no ref changed since the last remap (or the last dry
+    run that found nothing to attach), nothing is recomputed and the previous unattached
+    runs are returned with ``up_to_date``.
     """
     revisions = list(revisions or [])
     _check_revisions(revisions)
@@ -134,6 +135,10 @@ def remap(
             purged=max(report.purged - len(done), 0) if dry_run else report.purged,
         )
     if dry_run:
+        if not report.matched:
+            # Nothing to attach: the real remap would find the same and leave this watermark,
+            # so a dry run repeated on the same refs costs nothing either.
+            write_watermark(repo, key, report)
         return report
     if any(m.how != HOW_FILTER_REPO for m in report.matched):
         stamp = now_iso()

@@ -1,0 +1,151 @@
+"""A million runs (issue #20): time and peak memory of every command that used to grow with
+the whole ledger, beside ``git log --notes=prov`` and ``git fsck`` of the same repository.
+
+Opt-in and slow: at 1M runs on 100k commits the ledger alone takes minutes to build (kept
+under ``--dir`` for the next time). Each command runs as a user runs it, in a fresh process;
+its peak memory is the child's peak resident set size (``wait4``'s ``ru_maxrss``: what
+``/usr/bin/time -v`` prints; it includes the pages of the query index SQLite maps, which
+the kernel can drop). One run each (``--repeat`` for the best of several).
+
+    python bench/bench_million.py --runs 100000 --commits 10000     # minutes
+    python bench/bench_million.py                                   # 1M runs: plan an hour
+
+Rows (targets from the issue, at 1M runs, in brackets):
+
+* ``git log --notes=prov``, ``git fsck``  — the references;
+* ``first query (index build)``  — ``find -n 1`` with no index [≤ 3× git log];
+* ``report (default page)``  [≤ 10 s];
+* ``fsck``  [≤ 2× git fsck];
+* ``remap --dry-run`` first / again  [≤ 20 s / ≤ 1 s];
+* ``find --where … -n 20``, ``log -n 20`` warm  [≤ 0.3 s];
+* ``push`` into an empty bare repository, beside a plain ``git push`` of the same refs;
+  ``fetch`` into a fresh clone, beside a plain ``git fetch`` of them [≤ 1.5×];
+* every row: peak memory [≤ 300 MB].
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger_factory import make_ledger
+
+PROV = [sys.executable, "-m", "git_prov", "--no-pager"]
+LEDGER_REFS = ["refs/notes/prov:refs/notes/prov", "refs/prov/*:refs/prov/*"]
+
+
+def measure(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit status) of one command, its output discarded."""
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        list(cmd), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    spent = time.perf_counter() - began
+    if child.returncode not in (0, 1):  # fsck exits 1 on findings; anything else is wrong
+        sys.stderr.write(err.decode(errors="replace"))
+        raise SystemExit(f"{' '.join(cmd)} failed ({child.returncode})")
+    return spent, usage.ru_maxrss / 1024, child.returncode
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--commits", type=int, default=100_000)
+    parser.add_argument("--dir", type=Path, help="keep the ledger here (made when missing)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-sync", action="store_true", help="no push/fetch rows")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-million-") as tmp:
+        scratch = Path(tmp)
+        repo = args.dir or scratch / "ledger"
+        if not (repo / ".git").exists():
+            stats = make_ledger(repo, args.runs, args.commits)
+            print(f"built {stats.runs} runs on {stats.commits} commits in {stats.seconds:.0f} s")
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=str(scratch / "pycache"), GIT_PAGER="cat")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        index = repo / ".git" / "prov" / "index.sqlite"
+        rows: list[tuple[str, float, float]] = []
+
+        def row(name: str, cmd: Sequence[str], cwd: Path = repo, before: str = "") -> float:
+            best = (float("inf"), 0.0)
+            for _ in range(args.repeat):
+                if before == "no index":
+                    for leftover in index.parent.glob("index.sqlite*"):
+                        leftover.unlink()
+                elif before == "no watermark":
+                    for leftover in index.parent.glob("remap*"):
+                        leftover.unlink()
+                spent, peak, _ = measure(cmd, cwd, env)
+                best = min(best, (spent, peak))
+            rows.append((name, *best))
+            print(f"  {name}: {best[0]:.2f} s, {best[1]:.0f} MB", file=sys.stderr, flush=True)
+            return best[0]
+
+        measure([*PROV, "--version"], repo, env)  # compile the package once
+        row("git log --notes=prov", ["git", "log", "--notes=prov", "--format=%H%n%N"])
+        row("git fsck", ["git", "fsck"])
+        row("first query (index build)", [*PROV, "find", "-n", "1"], before="no index")
+        row("report (default page)", [*PROV, "report", "-o", str(scratch / "r.html")])
+        row("fsck", [*PROV, "fsck", "-q"])
+        row("remap --dry-run, first", [*PROV, "remap", "--dry-run"], before="no watermark")
+        row("remap --dry-run, again", [*PROV, "remap", "--dry-run"])
+        row(
+            "find --where 'acc>0.9' -n 20 (warm)", [*PROV, "find", "--where", "acc>0.9", "-n", "20"]
+        )
+        row("log -n 20 (warm)", [*PROV, "log", "-n", "20"])
+        if not args.skip_sync:
+            bare, plain = scratch / "remote.git", scratch / "plain.git"
+            for target in (bare, plain):
+                git(scratch, "init", "-q", "--bare", str(target))
+            git(repo, "push", "-q", str(bare), "main")
+            git(repo, "push", "-q", str(plain), "main")
+            row("git push (ledger refs)", ["git", "push", "-q", str(plain), *LEDGER_REFS])
+            row("push (first)", [*PROV, "push", str(bare)])
+            clone = scratch / "clone"
+            git(scratch, "clone", "-q", str(bare), str(clone))
+            row(
+                "git fetch (ledger refs)",
+                [
+                    "git",
+                    "fetch",
+                    "-q",
+                    str(plain),
+                    *(
+                        f"{r.split(':')[0]}:refs/plain/{i}/*"
+                        if "*" in r
+                        else f"{r.split(':')[0]}:refs/plain/notes"
+                        for i, r in enumerate(LEDGER_REFS)
+                    ),
+                ],
+                clone,
+            )
+            row("fetch (fresh clone)", [*PROV, "fetch", "origin"], clone)
+
+    width = max(len(name) for name, _, _ in rows)
+    print(f"\n{args.runs} runs on {args.commits} commits; load: {os.getloadavg()[0]:.1f}")
+    print(f"| {'command'.ljust(width)} | s | peak MB |")
+    print(f"|{'-' * (width + 2)}|---:|---:|")
+    for name, spent, peak in rows:
+        print(f"| {name.ljust(width)} | {spent:.2f} | {peak:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
