@@ -275,7 +275,8 @@ def _get(url: str) -> bytes:
 def test_report_served_mid_run_shows_a_partial_curve_and_follow_tails_it(here: Path) -> None:
     """A real `git prov run -- python train.py` logs three points and waits: the report's
     server (over HTTP) shows the partial curve, `metrics --follow` prints the points and
-    ends when the record is written; the record has every point."""
+    ends when the record is written; the record has every point. (About 5 s: a real
+    `git prov run` of a Python script and a second `git prov` process following it.)"""
     (here / "train.py").write_text(TRAIN_UNTIL_TOLD)
     (here / ".gitignore").write_text("finish\n")
     command = [sys.executable, "-m", "git_prov", "run", "--", sys.executable, "train.py"]
@@ -430,6 +431,8 @@ def test_a_run_whose_recorder_was_killed_shows_its_flushed_points_as_not_recorde
 
 
 def test_mlflow_export_carries_every_point(here: Path, tmp_path: Path) -> None:
+    """(About 5 s alone, nearly all of it importing MLflow, which test_export's read-back
+    test imports too: in one pytest process it is paid once.)"""
     from git_prov.export import export
     from git_prov.export.mlflow_store import run_uuid
 
