@@ -460,3 +460,14 @@ def test_mlflow_export_carries_every_point(here: Path, tmp_path: Path) -> None:
     assert [(m.step, m.value) for m in history] == [
         (0, 1.0), (10, 0.5), (20, 1 / 3), (30, 0.25), (40, 0.2),
     ]  # fmt: skip
+
+
+def test_a_metrics_file_being_written_is_read_live(here: Path) -> None:
+    from git_prov.live import live_runs, read_live, start_live
+
+    log = here / "log.jsonl"
+    log.write_text('{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 0.5}\n{"step": 2, "lo')
+    repo = open_repo(here)
+    start_live(repo.prov_dir, "20261203T050000.000Z-00000f11", "train", "", [log])
+    [running] = live_runs(repo.prov_dir)
+    assert list(read_live(running)["loss"].values) == [1.0, 0.5]  # not the half line

@@ -67,9 +67,9 @@ def read_history_path(path: Path, *, partial: bool = False) -> HistoryFile:
     may still be being written — a last line without its newline is left for later."""
     if path.is_dir():
         if (path / "metrics.json").is_file() or (path / "plots" / "metrics").is_dir():
-            return read_dvclive(path)
+            return read_dvclive(path, partial=partial)
         if (path / "dvclive").is_dir():
-            return read_dvclive(path / "dvclive")
+            return read_dvclive(path / "dvclive", partial=partial)
         if any(_event_files(path)):
             return read_tensorboard(path)
         raise UsageProblem(
@@ -80,19 +80,21 @@ def read_history_path(path: Path, *, partial: bool = False) -> HistoryFile:
     name = path.name.lower()
     if "tfevents" in name:
         return read_tensorboard(path)
-    text = _read_text(path)
-    if partial and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
+    text = _read_text(path, partial)
     if name.endswith(JSONL_SUFFIXES):
         return read_json_lines(text, path)
     return read_table(text, path, "\t" if name.endswith(".tsv") else ",")
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, partial: bool = False) -> str:
+    """The file's text; ``partial``: without a last line still being written."""
     try:
         if path.stat().st_size > MAX_HISTORY_FILE:
             raise UsageProblem(f"metrics file {path} is larger than 1 GiB")
-        return path.read_bytes().decode("utf-8", "replace")
+        text = path.read_bytes().decode("utf-8", "replace")
+        if partial and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        return text
     except FileNotFoundError:
         raise BadPath(f"metrics file {path} does not exist") from None
     except OSError as exc:
@@ -192,7 +194,7 @@ def read_table(text: str, path: Path, delimiter: str) -> HistoryFile:
     return HistoryFile(built.out)
 
 
-def read_dvclive(directory: Path) -> HistoryFile:
+def read_dvclive(directory: Path, *, partial: bool = False) -> HistoryFile:
     """DVCLive's output directory: plots/metrics/**/*.tsv and metrics.json."""
     out = HistoryFile()
     plots = directory / "plots" / "metrics"
@@ -205,7 +207,7 @@ def read_dvclive(directory: Path) -> HistoryFile:
                 path = Path(root) / name
                 # train/loss.tsv is metric train.loss: the key metrics.json's nesting gives.
                 metric = ".".join(path.relative_to(plots).with_suffix("").parts)
-                table = read_table(_read_text(path), path, "\t")
+                table = read_table(_read_text(path, partial), path, "\t")
                 # DVCLive's column is the metric's last path part; take it whatever its name.
                 for series in table.histories.values():
                     out.histories[metric] = series
