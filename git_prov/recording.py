@@ -700,6 +700,91 @@ def secrets_left_out(record: RunRecord) -> tuple[str, ...]:
     return tuple(p for p in found if isinstance(p, str))
 
 
+# How many paths a hint names before it says "and N more".
+HINT_PATHS = 3
+
+
+@dataclass(frozen=True)
+class DirtyReasons:
+    """Why a run's working tree counted as dirty, as far as the record's snapshot tells:
+    the files it has that the commit has not (untracked files, or new files staged but not
+    committed), whether tracked files changed, and the untracked files left out of it for
+    their size (the record's ``omitted``)."""
+
+    new_files: tuple[str, ...] = ()
+    tracked_changed: bool = False
+    too_large: tuple[str, ...] = ()
+    size_limit: int = 0
+
+
+def dirty_reasons(repo: GitRepo, record: RunRecord) -> DirtyReasons:
+    """What made ``record``'s tree dirty (one ``git diff-tree`` between its commit and
+    its snapshot, only when there is a snapshot) and what the snapshot left out for size.
+    Nothing for a clean run."""
+    new_files: list[str] = []
+    tracked_changed = False
+    if record.snapshot:
+        listing = repo.git(
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--name-status",
+            record.commit,
+            record.snapshot,
+            check=False,
+        ).stdout
+        fields = listing.split(b"\0")
+        for status, path in zip(fields[0::2], fields[1::2], strict=False):
+            if status == b"A":
+                new_files.append(path.decode("utf-8", errors="surrogateescape"))
+            elif status:
+                tracked_changed = True
+    limit = load_config(repo.root).max_snapshot_file if record.omitted else 0
+    return DirtyReasons(tuple(new_files), tracked_changed, record.omitted, limit)
+
+
+def dirty_hints(reasons: DirtyReasons) -> list[str]:
+    """One line for each thing a newcomer needs told about a dirty record: the new files
+    that made the tree dirty (a few named, and a count) and the files too large for the
+    snapshot, each with what to do. Tracked changes alone need no word: that is editing
+    code. (The CLI prints these as ``note: run ID: …``.)"""
+    lines = []
+    if reasons.new_files:
+        count = len(reasons.new_files)
+        what = "1 untracked file" if count == 1 else f"{count} untracked files"
+        lines.append(
+            f"the tree was dirty because of {what} in the snapshot: "
+            f"{_some(reasons.new_files)} — commit what is code, .gitignore what runs "
+            "make, or declare data with -i/-o (declared data is hashed, not snapshotted)"
+        )
+    if reasons.too_large:
+        count = len(reasons.too_large)
+        what = "1 untracked file" if count == 1 else f"{count} untracked files"
+        limit = _size(reasons.size_limit) if reasons.size_limit else "the size limit"
+        them = "it" if count == 1 else "them"
+        lines.append(
+            f"{what} larger than {limit} left out of the snapshot: "
+            f"{_some(reasons.too_large)} — .gitignore {them}, declare {them} with -i/-o, "
+            "or raise [run] max_snapshot_file in .gitprov.toml"
+        )
+    return lines
+
+
+def _some(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:HINT_PATHS])
+    more = len(paths) - HINT_PATHS
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def record_warnings(record: RunRecord) -> tuple[str, ...]:
     """The problems a record's ``warnings`` key lists (none for older records)."""
     found = record.extra.get("warnings")

@@ -32,7 +32,7 @@ def _run_id(repo: Path, *args: str, input_bytes: bytes | None = None, check: boo
         feed.write_bytes(input_bytes)
         args = (*args[:-1], args[-1] + f" < {feed}")
     proc = prov(repo, *args, check=check)
-    text = proc.stderr + proc.stdout  # run says so on stderr, record on stdout
+    text = proc.stderr  # run and record say so on stderr
     return text.split("recorded run ")[1].split()[0]
 
 

@@ -361,7 +361,6 @@ def run(
       git prov run -i data/train.csv -o model.pt -p lr=0.01 -- python train.py --lr {lr}
     """
     from git_prov import recording
-    from git_prov.model.record import format_duration
 
     repo = _open()
     options = _options(
@@ -386,15 +385,7 @@ def run(
         typed = {k.strip(): v for k, _, v in (p.partition("=") for p in params)}
         command = tuple(substitute_run_argv(command, typed))
     outcome = recording.run(repo, command, options, progress=_progress())
-    _say_record_warnings(outcome.record)
-    if not quiet:
-        r = outcome.record
-        dirty = " (dirty tree, snapshot kept)" if r.dirty else ""
-        echo(
-            f"git-prov: recorded run {r.short_id} — {r.status}, "
-            f"{format_duration(r.duration)}, on {r.commit[:7]}{dirty}",
-            err=True,
-        )
+    _say_recorded(repo, outcome.record, quiet=quiet)
     if outcome.interrupted and outcome.exit_status == 0:
         return EXIT_INTERRUPTED
     return outcome.exit_status
@@ -415,12 +406,14 @@ def run(
 )
 @click.option("--duration", type=float, metavar="SECONDS", help="How long it took.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored record as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the recorded run's id.")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def record(
     state: State,
     argv: tuple[str, ...],
     command_text: str | None,
+    quiet: bool,
     exit_code: int,
     started: str | None,
     duration: float | None,
@@ -483,14 +476,9 @@ def record(
     rec = recording.record(
         repo, text, exit_code, options, started=start_time, duration=duration, progress=_progress()
     )
-    _say_record_warnings(rec)
+    _say_recorded(repo, rec, quiet=quiet)
     if as_json:
         echo(json.dumps(rec.to_json_dict(), indent=2, sort_keys=True), data=True)
-    else:
-        echo(
-            f"recorded run {rec.id} on {rec.commit[:7]}"
-            + (" (dirty tree, snapshot kept)" if rec.dirty else "")
-        )
     return 0
 
 
@@ -686,9 +674,27 @@ def show(
     return 0
 
 
-def _say_record_warnings(record: Any) -> None:
-    """The problems met while recording a run that still got recorded, one per line; and
-    the secret files its snapshot left out, on one line."""
+def _say_recorded(repo: Any, record: Any, *, quiet: bool) -> None:
+    """What ``run`` and ``record`` both say on stderr once a run is recorded, in one form:
+    its warnings and hints (always), then ``git-prov: recorded run SHORT — STATUS,
+    DURATION, on COMMIT`` (unless ``quiet``). The prefix tells it apart from the output of
+    the command ``run`` ran; the short id is what ``show``, ``diff`` and the hints take."""
+    from git_prov.model.record import format_duration
+
+    _say_record_warnings(repo, record)
+    if not quiet:
+        dirty = " (dirty tree, snapshot kept)" if record.dirty else ""
+        echo(
+            f"git-prov: recorded run {record.short_id} — {record.status}, "
+            f"{format_duration(record.duration)}, on {record.commit[:7]}{dirty}",
+            err=True,
+        )
+
+
+def _say_record_warnings(repo: Any, record: Any) -> None:
+    """The problems met while recording a run that still got recorded, one per line; why
+    its tree was dirty and what its snapshot left out for size (only when it was); and the
+    secret files its snapshot left out, on one line."""
     from git_prov.model.record import printable
     from git_prov.recording import record_warnings, secrets_left_out
 

@@ -1,0 +1,66 @@
+"""The words a newcomer needs at the moment they need them: why a run was dirty, what the
+snapshot left out, where runs went after an amend, that a clone has provenance to fetch,
+and one-line usage errors with a did-you-mean. Real CLI, real repos."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from conftest import commit_file, git, prov
+
+PY = sys.executable
+
+
+def _notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("note: run ")]
+
+
+def test_a_dirty_run_names_the_untracked_files_and_the_ones_too_large(repo: Path) -> None:
+    # A repository that ignores neither its generated data nor its model, with a small
+    # snapshot limit so that the "model" is over it.
+    commit_file(repo, ".gitprov.toml", "[run]\nmax_snapshot_file = 1000\n")
+    clean = prov(repo, "run", "--", PY, "-c", "pass")
+    assert _notes(clean.stderr) == []  # a clean tree: not a word more
+    (repo / "data").mkdir()
+    for name in ("a", "b", "c", "d"):
+        (repo / "data" / f"{name}.csv").write_text("x\n1\n")
+    (repo / "model.pkl").write_bytes(b"\0" * 2000)
+    dirty = prov(repo, "run", "--", PY, "-c", "pass")
+    assert "(dirty tree, snapshot kept)" in dirty.stderr
+    untracked, too_large = _notes(dirty.stderr)
+    assert "4 untracked files" in untracked
+    assert "data/a.csv, data/b.csv, data/c.csv and 1 more" in untracked
+    assert ".gitignore" in untracked and "-i/-o" in untracked
+    assert "model.pkl" not in untracked  # it is not in the snapshot
+    assert "1 untracked file larger than 1000 bytes" in too_large
+    assert "model.pkl" in too_large and ".gitignore" in too_large and "-i/-o" in too_large
+
+    # `record` says the same; declared data is hashed, not snapshotted, so it is no reason.
+    recorded = prov(repo, "record", "-i", "data", "-c", "make", "--duration", "1")
+    [too_large_again] = _notes(recorded.stderr)
+    assert "model.pkl" in too_large_again
+
+    # Once ignored, the tree is clean again and nothing is said.
+    commit_file(repo, ".gitignore", "data/\nmodel.pkl\n")
+    quiet = prov(repo, "run", "--", PY, "-c", "pass")
+    assert _notes(quiet.stderr) == [] and "dirty" not in quiet.stderr
+
+
+def test_a_tracked_change_alone_is_dirty_without_a_hint(repo: Path) -> None:
+    (repo / "README.md").write_text("# edited\n")
+    proc = prov(repo, "run", "--", PY, "-c", "pass")
+    assert "(dirty tree, snapshot kept)" in proc.stderr
+    assert _notes(proc.stderr) == []  # editing code is what dirty means; no advice needed
+
+
+def test_run_and_record_say_recorded_in_one_form(repo: Path) -> None:
+    head = git(repo, "rev-parse", "--short=7", "HEAD")
+    ran = prov(repo, "run", "--", PY, "-c", "pass")
+    recorded = prov(repo, "record", "--exit-code", "1", "--duration", "2", "-c", "make")
+    pattern = r"git-prov: recorded run [0-9a-f]{8} — (ok|failed), \S+, on " + head + "\n"
+    assert re.fullmatch(pattern, ran.stderr) and ran.stdout == ""
+    assert re.fullmatch(pattern, recorded.stderr) and recorded.stdout == ""
+    assert "— failed, 2.0s," in recorded.stderr
+    assert prov(repo, "record", "-q", "-c", "make").stderr == ""
