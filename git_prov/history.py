@@ -91,11 +91,9 @@ def _commits(
     if proc.returncode != 0:
         if not revisions and _unborn(where):
             return []
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UsageProblem(
-            f"bad revision range: {detail[-1] if detail else ' '.join(revisions)}",
-            "see `git help revisions`",
-        )
+        from git_prov.store.gitcli import bad_revision
+
+        raise bad_revision(where, revisions, proc.stderr)
     fields = proc.stdout.decode("utf-8", errors="replace").split("\0")
     commits = []
     for i in range(0, len(fields) - 4, 5):

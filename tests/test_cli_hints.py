@@ -64,3 +64,34 @@ def test_run_and_record_say_recorded_in_one_form(repo: Path) -> None:
     assert re.fullmatch(pattern, recorded.stderr) and recorded.stdout == ""
     assert "— failed, 2.0s," in recorded.stderr
     assert prov(repo, "record", "-q", "-c", "make").stderr == ""
+
+
+def test_usage_errors_are_one_line_with_a_did_you_mean(repo: Path) -> None:
+    typo = prov(repo, "fnd", check=False)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.stderr == (
+        "error: no such command 'fnd' — did you mean 'git prov find'? "
+        "('git prov --help' lists the commands)\n"
+    )
+    nested = prov(repo, "env", "tga", check=False)
+    assert "did you mean 'git prov env tag'?" in nested.stderr
+    option = prov(repo, "log", "--all-run", check=False)
+    assert option.returncode == 2 and len(option.stderr.splitlines()) == 1
+    assert option.stderr.startswith("error: no such option '--all-run' — did you mean '--all-runs'")
+    missing = prov(repo, "run", check=False)
+    assert missing.returncode == 2
+    assert missing.stderr == "error: missing argument 'COMMAND...' — see 'git prov run --help'\n"
+
+
+def test_a_range_from_before_the_first_commit_is_one_clean_message(repo: Path) -> None:
+    for command in ("find", "log"):
+        proc = prov(repo, command, "HEAD~1..HEAD", check=False)
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            "error: bad revision 'HEAD~1..HEAD': HEAD~1 is before the first commit "
+            "— name HEAD alone for it and everything before it\n"
+        )
+    proc = prov(repo, "find", "nosuch..HEAD", check=False)
+    assert proc.stderr == (
+        "error: bad revision 'nosuch..HEAD': nosuch names no commit — see `git help revisions`\n"
+    )

@@ -696,10 +696,13 @@ def _say_record_warnings(repo: Any, record: Any) -> None:
     its tree was dirty and what its snapshot left out for size (only when it was); and the
     secret files its snapshot left out, on one line."""
     from git_prov.model.record import printable
-    from git_prov.recording import record_warnings, secrets_left_out
+    from git_prov.recording import dirty_hints, dirty_reasons, record_warnings, secrets_left_out
 
     for text in record_warnings(record):
         echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
+    if record.snapshot or record.omitted:
+        for text in dirty_hints(dirty_reasons(repo, record)):
+            echo(f"note: run {record.short_id}: {printable(text)}", err=True)
     if left_out := secrets_left_out(record):
         echo(
             f"note: run {record.short_id}: secret files left out of the snapshot: "
@@ -995,8 +998,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `git prov` alone: the help, as asked for
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        _say_error(f"error: {_one_line_usage(exc)}")
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -1007,3 +1013,37 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _say_error(text: str) -> None:
     echo(text, err=True)
+
+
+def _one_line_usage(exc: click.ClickException) -> str:
+    """A click error in the one form every error has, ``what — what to do`` (docs/cli.md):
+    click's own text without its Usage block, and for a mistyped command or option the
+    nearest names (difflib, as git's "did you mean"), else where the help is."""
+    import difflib
+
+    from git_prov.model.record import printable
+
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "git prov"
+    suggest = isinstance(exc, click.exceptions.NoSuchOption) or exc.message.startswith(
+        "No such command"
+    )
+    # click's text on one line, without its own "(Did you mean …?)": said below, once.
+    what = " ".join((exc.message if suggest else exc.format_message()).split()).rstrip(".")
+    what = what[:1].lower() + what[1:]
+    if not isinstance(exc, click.UsageError):
+        return printable(what)
+    todo = f"see '{path} --help'"
+    names: list[str] = []
+    if isinstance(exc, click.exceptions.NoSuchOption):
+        names = list(exc.possibilities or ())
+    elif suggest:
+        # (click before 8.4 suggests nothing, and from 8.4 it misses the lazy commands.)
+        typed = what.partition("'")[2].rpartition("'")[0]
+        group = ctx.command if ctx is not None else cli
+        known = group.list_commands(ctx) if isinstance(group, click.Group) and ctx else []
+        names = [f"{path} {n}" for n in difflib.get_close_matches(typed, known, n=3)]
+        todo = f"'{path} --help' lists the commands"
+    if names:
+        todo = f"did you mean {' or '.join(repr(n) for n in names)}? ({todo})"
+    return printable(f"{what} — {todo}")

@@ -456,11 +456,9 @@ def rev_list(paths: RepoPaths, revisions: Sequence[str]) -> list[str]:
             )
     proc = run_git(paths.cwd, ["rev-list", *revisions, "--"], check=False)
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UsageProblem(
-            f"bad revision: {detail[-1] if detail else ' '.join(revisions)}",
-            "see `git help revisions`",
-        )
+        from git_prov.store.gitcli import bad_revision
+
+        raise bad_revision(paths.cwd, revisions, proc.stderr)
     return proc.stdout.decode().split()
 
 

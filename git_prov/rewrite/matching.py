@@ -233,11 +233,9 @@ def _compute(
         "rev-list", "--format=%P%x09%T%x09%at%x09%ct", *candidate_args, "--", check=False
     )
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UsageProblem(
-            f"bad revision range: {detail[-1] if detail else ' '.join(revisions)}",
-            "see `git help revisions`",
-        )
+        from git_prov.store.gitcli import bad_revision
+
+        raise bad_revision(repo.workdir or repo.git_dir, revisions, proc.stderr)
     candidates = parse_formatted(proc.stdout.decode())
     # Runs shown on a candidate are not remapped (include_reachable: they are where asked).
     examined = [r for r in examined if not any(c in candidates for c in r.shown_on)]

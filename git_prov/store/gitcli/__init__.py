@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
-from git_prov.errors import RepositoryProblem
+from git_prov.errors import RepositoryProblem, UsageProblem
 
 if TYPE_CHECKING:  # (pathlib is not imported on sync's path: see git_prov.sync.SyncRepo)
     from pathlib import Path
@@ -66,6 +66,49 @@ def run_git(
         problem = RepositoryProblem(f"git {args[0]} failed: {detail}")
         raise storage_problem(RepositoryProblem(" ".join(message))) or problem
     return proc
+
+
+def bad_revision(
+    cwd: str | os.PathLike[str], revisions: Sequence[str], stderr: bytes
+) -> UsageProblem:
+    """The one-line error for revisions git refused (``rev-list``/``log`` failed with
+    ``stderr``): which revision, in our words, not git's ``fatal: bad revision …`` quoted
+    inside ours. A range whose start is before the first commit (``A~1..A`` on a root
+    commit) says so and how to name that history instead."""
+    said = stderr.decode(errors="replace").strip().splitlines()
+    detail = said[-1] if said else ""
+    bad = next((r for r in revisions if f"'{r}'" in detail), None)
+    if bad is None:
+        for prefix in ("fatal: ", "error: "):
+            detail = detail.removeprefix(prefix)
+        shown = " ".join(revisions) or "HEAD"
+        return UsageProblem(f"bad revision {shown}: {detail}", "see `git help revisions`")
+    start, dots, end = bad.partition("...") if "..." in bad else bad.partition("..")
+    if dots:
+        missing = [r for r in (start, end) if r and not _names_commit(cwd, r)]
+        if missing == [start] and _ancestor_of(start, end or "HEAD"):
+            return UsageProblem(
+                f"bad revision {bad!r}: {start} is before the first commit",
+                f"name {end or 'HEAD'} alone for it and everything before it",
+            )
+        if missing:
+            return UsageProblem(
+                f"bad revision {bad!r}: {' and '.join(missing)} "
+                + ("name no commit" if len(missing) > 1 else "names no commit"),
+                "see `git help revisions`",
+            )
+    return UsageProblem(f"bad revision {bad!r}: it names no commit", "see `git help revisions`")
+
+
+def _names_commit(cwd: str | os.PathLike[str], revision: str) -> bool:
+    args = ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"]
+    return run_git(cwd, args, check=False).returncode == 0
+
+
+def _ancestor_of(start: str, end: str) -> bool:
+    """Whether ``start`` is written as an ancestor of ``end``: ``end~2``, ``end^``."""
+    rest = start.removeprefix(end)
+    return rest != start and bool(rest) and rest.strip("~^0123456789") == "" and rest[0] in "~^"
 
 
 def start_git(
