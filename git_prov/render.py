@@ -337,7 +337,7 @@ def _manifest_lines(
             f"    {printable(e.path):<{width}}  {human_size(e.size):>9}  "
             f"{e.algorithm}:{e.digest[:12]}"
             + style(
-                f"  ({e.source}"
+                f"  ({e.hash_origin}"
                 + "".join(f"; {fact}" for fact in e.recorded_facts)
                 + (f"; {available.describe(e)}" if available is not None else "")
                 + ")",
@@ -363,6 +363,12 @@ def _env_lines(env: EnvironmentManifest, full: bool) -> list[str]:
         )
     if env.cpu:
         lines.append(f"    cpu         {env.cpu.get('model', '?')} × {env.cpu.get('count', '?')}")
+    total, limit = env.memory.get("total_bytes"), env.memory.get("cgroup_limit_bytes")
+    if isinstance(total, int) or isinstance(limit, int):
+        memory = human_size(total) if isinstance(total, int) else "?"
+        if isinstance(limit, int):
+            memory += f" (cgroup limit {human_size(limit)})"
+        lines.append(f"    memory      {memory}")
     for gpu in env.gpus:
         lines.append(f"    gpu         {gpu.get('name', '?')} (driver {gpu.get('driver', '?')})")
     if env.container.get("kind"):

@@ -142,8 +142,10 @@ def view(lines: Iterable[str]) -> View:
 
 
 def views(parts: Iterable[View], separator: str = "") -> View:
-    """Views joined (with ``separator``, itself made one line) into one View."""
-    return View(one_line(separator).join(parts))
+    """Views joined (with ``separator``: a View as it is, other text made one line) into
+    one View."""
+    joint = separator if isinstance(separator, View) else one_line(separator)
+    return View(joint.join(parts))
 
 
 def csv_view(text: str) -> View:

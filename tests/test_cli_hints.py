@@ -95,3 +95,35 @@ def test_a_range_from_before_the_first_commit_is_one_clean_message(repo: Path) -
     assert proc.stderr == (
         "error: bad revision 'nosuch..HEAD': nosuch names no commit — see `git help revisions`\n"
     )
+
+
+def test_show_says_how_a_hash_was_made_and_the_memory_recorded(repo: Path) -> None:
+    (repo / "in.csv").write_text("x\n1\n")
+    commit_file(repo, "params.yaml", "lr: 1\n")
+    prov(repo, "record", "-i", "in.csv", "-i", "params.yaml", "-c", "one")
+    prov(repo, "record", "-c", "two")
+    shown = prov(repo, "show", "HEAD").stdout  # both runs of the commit
+    assert "(hashed from its bytes" in shown  # in.csv: untracked, so its bytes were hashed
+    assert "(git blob id, unmodified" in shown  # params.yaml: committed, not read
+    assert "(read" not in shown
+    memory = [line.split() for line in shown.splitlines() if line.startswith("    memory ")]
+    assert len(memory) == 2 and all(m[2] in ("kB", "MB", "GB", "TB") for m in memory)
+    # The runs of one commit are apart by a blank line, not by an escaped "\n".
+    assert "\\n" not in shown and "\n\nrun " in shown
+
+
+def test_every_config_key_is_documented_and_the_template_links_there() -> None:
+    import git_prov.config
+    from git_prov.config import template_text
+
+    source = Path(git_prov.config.__file__).read_text()
+    keys = re.findall(r'_(?:strings|int)\((run|environment|keep), "(\w+)"', source)
+    assert len(keys) >= 11  # every key load_config reads
+    docs = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    template = template_text()
+    for table, key in keys:
+        section = docs.split(f"## `[{table}]`")[1].split("\n## ")[0]
+        assert f"| `{key}` |" in section, (table, key)
+        assert f"\n{key} = " in template.split(f"[{table}]")[1], (table, key)
+    first = template.splitlines()[0]
+    assert "docs/config.md" in first and "…" not in first and "://" not in first

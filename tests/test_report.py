@@ -416,5 +416,6 @@ def test_run_details_say_what_the_record_saw(repo: Path) -> None:
     prov(repo, "run", "-o", "out.txt", "--metrics-file", "nope.json", "--", "true")
     prov(repo, "report", "-o", "report.html")
     page = (repo / "report.html").read_text()
-    assert "read; not written by this run" in page
+    assert "hashed from its bytes; not written by this run" in page
+    assert "(read" not in page and ">read;" not in page
     assert "metrics not read" in page

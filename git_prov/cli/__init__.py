@@ -654,7 +654,7 @@ def show(
         ]
         echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True), data=True)
         return 0
-    from git_prov.terminal import views
+    from git_prov.terminal import View, views
 
     text = views(
         (
@@ -668,7 +668,7 @@ def show(
             )
             for r in runs
         ),
-        "\n",
+        View("\n"),  # a blank line between runs
     )
     _page(state, text)
     return 0

@@ -53,6 +53,14 @@ SOURCE_GIT = "git"  # a tracked, unmodified file: its blob id in the index, not 
 SOURCE_LFS = "lfs"  # a git-LFS pointer file: the object id it names
 SOURCE_DVC = "dvc"
 SOURCE_ANNEX = "annex"
+# Each source as ``show`` and the report name it (DataEntry.hash_origin).
+HASH_ORIGINS = {
+    SOURCE_READ: "hashed from its bytes",
+    SOURCE_GIT: "git blob id, unmodified",
+    SOURCE_LFS: "LFS pointer's id",
+    SOURCE_DVC: "DVC's hash",
+    SOURCE_ANNEX: "git-annex key",
+}
 
 # Where a data entry's bytes were kept by git-prov (``--keep``; docs/format.md "Kept data").
 KEPT_GIT = "git"  # a git blob at data/sha256/<ab>/<rest> of refs/prov/data
@@ -83,6 +91,13 @@ class DataEntry:
     # Other names of the same bytes (``git:<blob id>`` of an output hashed as SHA-256), so
     # that a later run reading them under another hash is linked to this one.
     also: tuple[str, ...] = ()
+
+    @property
+    def hash_origin(self) -> str:
+        """Where the hash came from, in words for people (``show``, the report): the
+        stored ``source`` ("read" means git-prov hashed the bytes, not that the run read
+        the file). Sources this version does not know are shown as they are."""
+        return HASH_ORIGINS.get(self.source, self.source)
 
     @property
     def recorded_facts(self) -> tuple[str, ...]:

@@ -583,7 +583,7 @@ def _manifest_table(caption: str, oid: str, manifest: DataManifest | None) -> st
     rows = "".join(
         f'<tr><td class="mono">{esc(e.path)}</td><td class="num">{e.size}</td>'
         f'<td class="mono">{esc(e.hash)}</td>'
-        f"<td>{esc('; '.join((e.source, *e.recorded_facts)))}</td></tr>"
+        f"<td>{esc('; '.join((e.hash_origin, *e.recorded_facts)))}</td></tr>"
         for e in manifest.entries[:MAX_FILES_PER_MANIFEST]
     )
     more = len(manifest.entries) - MAX_FILES_PER_MANIFEST
@@ -596,7 +596,7 @@ def _manifest_table(caption: str, oid: str, manifest: DataManifest | None) -> st
     return (
         f"<table><caption>{esc(caption)} — manifest <code>{esc(oid[:12])}</code>"
         f' ({len(manifest.entries)} files)</caption><thead><tr><th scope="col">Path</th>'
-        '<th scope="col">Bytes</th><th scope="col">Hash</th><th scope="col">Source</th>'
+        '<th scope="col">Bytes</th><th scope="col">Hash</th><th scope="col">Hash from</th>'
         f"</tr></thead><tbody>{rows}</tbody></table>{extra}{missing}"
     )
 
