@@ -127,3 +127,45 @@ def test_every_config_key_is_documented_and_the_template_links_there() -> None:
         assert f"\n{key} = " in template.split(f"[{table}]")[1], (table, key)
     first = template.splitlines()[0]
     assert "docs/config.md" in first and "…" not in first and "://" not in first
+
+
+def test_runs_left_behind_by_an_amend_point_to_remap_and_init(repo: Path) -> None:
+    prov(repo, "run", "-q", "--", PY, "-c", "pass")
+    before = prov(repo, "log")
+    assert "hint:" not in before.stderr  # every run is reachable: nothing to say
+    git(repo, "commit", "-q", "--amend", "-m", "amended")  # no hook installed
+    log = prov(repo, "log")
+    assert "no runs recorded in this range yet" in log.stderr  # (no remote: no fetch advice)
+    [hint] = [line for line in log.stderr.splitlines() if line.startswith("hint:")]
+    assert hint.startswith("hint: 1 run is on commits no branch reaches")
+    assert "`git prov remap`" in hint and "`git prov init`" in hint
+    found = prov(repo, "find")  # find still lists the run, and says where it stands
+    assert hint in found.stderr.splitlines()
+    prov(repo, "init")
+    after_init = prov(repo, "log").stderr
+    assert "`git prov remap`" in after_init and "`git prov init`" not in after_init
+    prov(repo, "remap")  # same tree: attached to the amended commit
+    remapped = prov(repo, "log")
+    assert "hint:" not in remapped.stderr and "no runs" not in remapped.stderr
+
+
+def test_a_fresh_clone_says_to_fetch_provenance(repo: Path, tmp_path: Path) -> None:
+    prov(repo, "run", "-q", "--", PY, "-c", "pass")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    prov(repo, "push", "origin")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    fresh = prov(clone, "log")
+    assert fresh.stdout == "" and fresh.returncode == 0
+    assert "no runs recorded here yet — a clone does not bring provenance" in fresh.stderr
+    assert "run `git prov fetch origin`" in fresh.stderr
+    # A plain `git fetch` set up by init brings it into tracking refs: now it is known.
+    prov(clone, "init", "--remote", "origin", "--no-hooks", "--no-display")
+    git(clone, "fetch", "-q")
+    tracked = prov(clone, "log").stderr
+    assert "provenance fetched from origin is not merged — run `git prov fetch origin`" in tracked
+    prov(clone, "fetch")
+    assert "ok" in prov(clone, "log", "--oneline").stdout

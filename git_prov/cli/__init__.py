@@ -540,14 +540,53 @@ def log_command(
             return 0
         chunks = render.log_chunks(commits, style=state.style, all_runs=all_runs, oneline=oneline)
         first = next(chunks, "")
+        where = index.paths
         if not first:
-            echo(
-                "no runs recorded in this range yet (record one with: git prov run -- CMD)",
-                err=True,
-            )
-            return 0
-        _page(state, itertools.chain([first], chunks))
+            echo(_no_runs_message(where, revisions), err=True)
+        else:
+            _page(state, itertools.chain([first], chunks))
+        if hint := orphan_hint(where, index):
+            echo(f"hint: {hint}", err=True)
     return 0
+
+
+def orphan_hint(paths: Any, index: Any) -> str | None:
+    """``log``'s and ``find``'s word about runs on commits no branch reaches (cached:
+    :mod:`git_prov.query.hints`), or None when there are none."""
+    from git_prov.query.hints import orphaned_run_count, rewrite_hook_installed
+
+    count = orphaned_run_count(paths, index.db, index.tips.notes)
+    if not count:
+        return None
+    runs = "1 run is" if count == 1 else f"{count} runs are"
+    todo = "`git prov remap` finds the commits their code is in now and attaches them there"
+    if not rewrite_hook_installed(paths):
+        todo += "; `git prov init` installs the hook that carries runs through amend and rebase"
+    return f"{runs} on commits no branch reaches (after an amend or rebase?) — {todo}"
+
+
+def _no_runs_message(paths: Any, revisions: Sequence[str]) -> str:
+    """What ``log`` says when it lists no run: in a repository with no ledger of its own
+    but remotes, that a clone does not bring provenance and how to get it (no network:
+    :func:`git_prov.query.hints.unfetched_remotes`)."""
+    from git_prov.query.hints import unfetched_remotes
+
+    empty = "no runs recorded in this range yet (record one with: git prov run -- CMD)"
+    found = unfetched_remotes(paths)
+    if found is None or not found.remotes:
+        return empty
+    if found.tracked:
+        names = " ".join(found.tracked)
+        return (
+            f"no runs recorded here yet, but provenance fetched from {names} is not merged "
+            f"— run `git prov fetch {found.tracked[0]}`"
+        )
+    remote = "origin" if "origin" in found.remotes else found.remotes[0]
+    return (
+        "no runs recorded here yet — a clone does not bring provenance: run "
+        f"`git prov fetch {remote}` to get {remote}'s, if it has any "
+        f"(`git prov init --remote {remote}` makes plain `git fetch` bring it)"
+    )
 
 
 @cli.command(context_settings=CONTEXT)

@@ -204,6 +204,10 @@ def find_command(
             return _formatted(index, runs, template, fields)
         if not runs:
             return ""
+        from git_prov.cli import orphan_hint
+
+        if orphaned := orphan_hint(paths, index):
+            hints.append(orphaned)
         first = [c.key for c in (*query.where, *query.params)] + [sort.lstrip("-+")]
         from git_prov.query.whereabouts import shown_now
 

@@ -1,0 +1,130 @@
+"""What ``log`` and ``find`` add when runs seem to have vanished: runs sitting on commits no
+branch reaches any more (an amend or rebase without the post-rewrite hook), and provenance a
+clone has not fetched. Facts for the CLI to word; no printing here.
+
+Both are cheap enough to ask on every query. Orphaned runs: the answer depends only on the
+tips of the refs that keep commits alive and on the ledger, so it is cached under
+``<git common dir>/prov/orphans.json`` keyed by both; a query whose key matches pays one
+``git rev-parse`` (the alive tips). On a miss one ``cat-file`` and one ``rev-list`` answer
+for every run at once (as :mod:`git_prov.rewrite.orphans` does, without loading pygit2).
+Unfetched provenance is judged without any network access: see :func:`unfetched_remotes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from git_prov.query.rows import KIND_ATTACH, KIND_RUN
+from git_prov.store.gitcli import prov_dir, run_git
+from git_prov.store.gitcli.paths import RepoPaths, read_ref
+
+CACHE_FILE = "orphans.json"
+NOTES_REF = "refs/notes/prov"
+TRACKING_PREFIX = "refs/notes/remotes/"  # refs/notes/remotes/<remote>/prov (docs/format.md)
+
+
+def orphaned_run_count(paths: RepoPaths, db: object, notes_tip: str) -> int:
+    """How many live runs of the index ``db`` (a sqlite3 connection) sit only on commits
+    this repository has but no branch, remote-tracking branch, tag or HEAD reaches (runs on
+    commits it does not have are not counted: their history is elsewhere)."""
+    if not notes_tip:
+        return 0
+    alive = run_git(
+        paths.cwd, ["rev-parse", "--branches", "--tags", "--remotes", "HEAD"], check=False
+    ).stdout.decode()
+    tips = sorted({line for line in alive.split() if len(line) in (40, 64)})
+    key = hashlib.sha256(f"{notes_tip}\n{' '.join(tips)}".encode()).hexdigest()
+    cache = prov_dir(paths.common_dir) / CACHE_FILE
+    with contextlib.suppress(OSError, ValueError):
+        stored = json.loads(cache.read_text())
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return int(stored["orphaned"])
+    count = _count_orphans(paths, db, tips)
+    with contextlib.suppress(OSError):
+        tmp = cache.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "orphaned": count}))
+        os.replace(tmp, cache)
+    return count
+
+
+def _count_orphans(paths: RepoPaths, db: object, alive: Sequence[str]) -> int:
+    rows = db.execute(  # type: ignore[attr-defined]
+        "SELECT DISTINCT run, note FROM lines WHERE kind IN (?, ?)"
+        " AND run IN (SELECT run FROM lines WHERE live = 1)",
+        (KIND_RUN, KIND_ATTACH),
+    ).fetchall()
+    shown: dict[str, set[str]] = {}
+    for run, note in rows:
+        shown.setdefault(run, set()).add(note)
+    commits = sorted({c for notes in shown.values() for c in notes})
+    if not commits:
+        return 0
+    listing = run_git(
+        paths.cwd,
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{c}\n" for c in commits).encode(),
+        check=False,
+    ).stdout.decode()
+    present = {p[0] for p in (line.split() for line in listing.splitlines()) if p[1:] == ["commit"]}
+    if not present:
+        return 0
+    feed = "".join(f"{c}\n" for c in sorted(present)) + "".join(f"^{t}\n" for t in alive)
+    proc = run_git(paths.cwd, ["rev-list", "--stdin"], input=feed.encode(), check=False)
+    if proc.returncode != 0:
+        return 0  # (a damaged repository: fsck's business, not a hint's)
+    unreachable = set(proc.stdout.decode().split())
+    return sum(
+        1
+        for notes in shown.values()
+        if (mine := notes & present) and all(c in unreachable for c in mine)
+    )
+
+
+def rewrite_hook_installed(paths: RepoPaths) -> bool:
+    """Whether git-prov's post-rewrite hook is where git runs hooks (core.hooksPath too)."""
+    from pathlib import Path
+
+    from git_prov.hooks_install import is_ours
+
+    where = run_git(paths.cwd, ["rev-parse", "--git-path", "hooks"], check=False)
+    hooks = Path(where.stdout.decode().strip())
+    if not hooks.is_absolute():
+        hooks = paths.cwd / hooks
+    return is_ours(hooks / "post-rewrite", "post-rewrite")
+
+
+@dataclass(frozen=True)
+class Unfetched:
+    """Why an empty ledger may not be the whole story (:func:`unfetched_remotes`)."""
+
+    tracked: tuple[str, ...]  # remotes whose provenance was fetched into tracking refs
+    remotes: tuple[str, ...]  # every remote of this repository
+
+
+def unfetched_remotes(paths: RepoPaths) -> Unfetched | None:
+    """For a repository with no ledger of its own (no ``refs/notes/prov``): the remotes
+    whose provenance sits fetched but not merged (``refs/notes/remotes/<r>/prov``: a plain
+    ``git fetch`` after ``init --remote``), and every remote. None when there is a ledger.
+
+    No network: whether a remote *has* provenance is known only once something fetched
+    it. A fresh ``git clone`` brings branches only, so for its remotes the answer is "may
+    have" — the CLI says so and how to look (``git prov fetch``)."""
+    if read_ref(paths, NOTES_REF):
+        return None
+    refs = run_git(
+        paths.cwd, ["for-each-ref", "--format=%(refname)", TRACKING_PREFIX], check=False
+    ).stdout.decode()
+    tracked = tuple(
+        sorted(
+            name.removeprefix(TRACKING_PREFIX).removesuffix("/prov")
+            for name in refs.split()
+            if name.endswith("/prov")
+        )
+    )
+    remotes = tuple(run_git(paths.cwd, ["remote"], check=False).stdout.decode().split())
+    return Unfetched(tracked, remotes)
