@@ -730,10 +730,11 @@ def _say_recorded(repo: Any, record: Any, *, quiet: bool) -> None:
         )
 
 
-def _say_record_warnings(repo: Any, record: Any) -> None:
+def _say_record_warnings(repo: Any, record: Any, said: set[str] | None = None) -> None:
     """The problems met while recording a run that still got recorded, one per line; why
-    its tree was dirty and what its snapshot left out for size (only when it was); and the
-    secret files its snapshot left out, on one line."""
+    its tree was dirty and what its snapshot left out for size (only when it was; each
+    reason once per ``said``, for the many runs of a sweep); and the secret files its
+    snapshot left out, on one line."""
     from git_prov.model.record import printable
     from git_prov.recording import dirty_hints, dirty_reasons, record_warnings, secrets_left_out
 
@@ -741,7 +742,10 @@ def _say_record_warnings(repo: Any, record: Any) -> None:
         echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
     if record.snapshot or record.omitted:
         for text in dirty_hints(dirty_reasons(repo, record)):
-            echo(f"note: run {record.short_id}: {printable(text)}", err=True)
+            if said is None or text not in said:
+                echo(f"note: run {record.short_id}: {printable(text)}", err=True)
+            if said is not None:
+                said.add(text)
     if left_out := secrets_left_out(record):
         echo(
             f"note: run {record.short_id}: secret files left out of the snapshot: "

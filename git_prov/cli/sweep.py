@@ -114,9 +114,11 @@ def sweep_command(
                 err=True,
             )
 
+    said: set[str] = set()  # the dirty tree's reasons, said once for the whole sweep
+
     def done(res: Any) -> None:
         if res.record is not None:
-            _say_record_warnings(res.record)
+            _say_record_warnings(repo, res.record, said)
         if quiet:
             return
         if res.record is not None:
