@@ -53,15 +53,9 @@ def orphaned_run_count(paths: RepoPaths, db: object, notes_tip: str) -> int:
 
 
 def _count_orphans(paths: RepoPaths, db: object, alive: Sequence[str]) -> int:
-    rows = db.execute(  # type: ignore[attr-defined]
-        "SELECT DISTINCT run, note FROM lines WHERE kind IN (?, ?)"
-        " AND run IN (SELECT run FROM lines WHERE live = 1)",
-        (KIND_RUN, KIND_ATTACH),
-    ).fetchall()
-    shown: dict[str, set[str]] = {}
-    for run, note in rows:
-        shown.setdefault(run, set()).add(note)
-    commits = sorted({c for notes in shown.values() for c in notes})
+    # First the annotated commits alone (the small notes table): usually every one is
+    # reachable and no run needs looking at.
+    commits = [row[0] for row in db.execute("SELECT commit_id FROM notes")]  # type: ignore[attr-defined]
     if not commits:
         return 0
     listing = run_git(
@@ -77,12 +71,26 @@ def _count_orphans(paths: RepoPaths, db: object, alive: Sequence[str]) -> int:
     proc = run_git(paths.cwd, ["rev-list", "--stdin"], input=feed.encode(), check=False)
     if proc.returncode != 0:
         return 0  # (a damaged repository: fsck's business, not a hint's)
-    unreachable = set(proc.stdout.decode().split())
-    return sum(
-        1
-        for notes in shown.values()
-        if (mine := notes & present) and all(c in unreachable for c in mine)
-    )
+    unreachable = present & set(proc.stdout.decode().split())
+    if not unreachable:
+        return 0
+    # The runs shown on an unreachable commit, then every commit each of them is shown on
+    # (through the lines_note and lines_run indexes: the few orphans, not every run).
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS hint_notes (note TEXT PRIMARY KEY)")  # type: ignore[attr-defined]
+    db.execute("DELETE FROM temp.hint_notes")  # type: ignore[attr-defined]
+    db.executemany("INSERT INTO temp.hint_notes VALUES (?)", ((c,) for c in unreachable))  # type: ignore[attr-defined]
+    rows = db.execute(  # type: ignore[attr-defined]
+        "SELECT DISTINCT run, note FROM lines WHERE kind IN (?, ?) AND run IN ("
+        " SELECT run FROM lines WHERE live = 1 AND run IN ("
+        "  SELECT run FROM lines WHERE note IN temp.hint_notes AND kind IN (?, ?)))",
+        (KIND_RUN, KIND_ATTACH, KIND_RUN, KIND_ATTACH),
+    ).fetchall()
+    db.execute("DELETE FROM temp.hint_notes")  # type: ignore[attr-defined]
+    shown: dict[str, set[str]] = {}
+    for run, note in rows:
+        if note in present:  # (runs on commits this repository lacks are not orphans)
+            shown.setdefault(run, set()).add(note)
+    return sum(1 for notes in shown.values() if notes <= unreachable)
 
 
 def rewrite_hook_installed(paths: RepoPaths) -> bool:
