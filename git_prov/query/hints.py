@@ -13,7 +13,6 @@ Unfetched provenance is judged without any network access: see :func:`unfetched_
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ def orphaned_run_count(paths: RepoPaths, db: object, notes_tip: str) -> int:
         paths.cwd, ["rev-parse", "--branches", "--tags", "--remotes", "HEAD"], check=False
     ).stdout.decode()
     tips = sorted({line for line in alive.split() if len(line) in (40, 64)})
-    key = hashlib.sha256(f"{notes_tip}\n{' '.join(tips)}".encode()).hexdigest()
+    key = f"{notes_tip} {' '.join(tips)}"  # (not hashed: hashlib is no import of find's)
     cache = prov_dir(paths.common_dir) / CACHE_FILE
     with contextlib.suppress(OSError, ValueError):
         stored = json.loads(cache.read_text())
