@@ -5,6 +5,8 @@ history on main), its query index built, then in this process, best of ``--repea
 
 * ``hit``  — :func:`git_prov.query.hints.orphaned_run_count` when no ref moved since the
   last call: one ``git rev-parse`` of the alive tips and a small JSON file read;
+* ``ledger moved`` — after one more run was recorded (the ledger moved, no branch did):
+  one ``diff-tree`` of the two ledger tips, and only the changed notes looked at;
 * ``miss`` — the same after a ref moved (the cache file removed): the index's run → commit
   rows, one ``cat-file`` and one ``rev-list`` for every annotated commit;
 * ``miss, 10% orphaned`` — the same after the newest tenth of history was cut off the
@@ -14,20 +16,21 @@ history on main), its query index built, then in this process, best of ``--repea
     python bench/bench_hints.py                       # 10k and 100k runs
     python bench/bench_hints.py --sizes 10000 --repeat 3
 
-Last results (2 CPUs shared with ~8 other sessions: load average 9-15 while measuring,
+Last results (2 CPUs shared with ~8 other sessions: load average 10-25 while measuring,
 so read the ratios, not the milliseconds; best of 3):
 
 | | 10,000 runs ms (orphans) | 100,000 runs ms (orphans) |
 |---|---:|---:|
-| hit | 9.0 (0) | 3.9 (0) |
-| miss | 231.1 (0) | 571.0 (0) |
-| miss, 10% orphaned | 285.5 (1,000) | 917.2 (10,000) |
-| git prov log -n 20 | 3963.5 | 2213.7 |
+| hit | 19.6 (0) | 8.0 (0) |
+| ledger moved (1 run recorded) | 13.8 (0) | 33.1 (0) |
+| miss | 46.3 (0) | 336.4 (0) |
+| miss, 10% orphaned | 69.0 (1,003) | 847.9 (10,003) |
+| git prov log -n 20 | 1251.5 | 1812.2 |
 
-An earlier run at 10k under load ~15 gave hit 3.8-15 ms, miss 48-72 ms, 10% orphaned 34 ms.
-A hit is what every query pays while no ref moves; a miss comes once after a commit,
-checkout, fetch or record. At 100k runs the miss is mostly ``rev-list`` walking from
-10,000 annotated commits.
+(1,003: the three runs recorded for the second row sat on the commit cut off.) A hit is
+what every query pays while no ref moves; recording a run moves only the ledger; a full
+miss comes after a commit, checkout, branch or tag change. At 100k runs the miss is
+mostly ``rev-list`` walking from 10,000 annotated commits.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ def measure(root: Path, runs: int, repeat: int) -> list[tuple[str, float, int]]:
 
         count()
         rows.append(("hit", best(repeat, count), count()))
+        record = [sys.executable, "-m", "git_prov", "record", "-q", "-c", "bench"]
+
+        def record_one() -> None:  # the ledger moves, no branch does
+            subprocess.run(record, cwd=path, capture_output=True, check=True)
+            index.refresh()
+
+        rows.append(("ledger moved (1 run recorded)", best(repeat, count, record_one), count()))
         rows.append(("miss", best(repeat, count, forget), count()))
         cut = max(1, runs // 100)  # a tenth of the commits
         subprocess.run(["git", "reset", "-q", "--hard", f"HEAD~{cut}"], cwd=path, check=True)

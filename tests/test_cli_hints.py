@@ -169,3 +169,13 @@ def test_a_fresh_clone_says_to_fetch_provenance(repo: Path, tmp_path: Path) -> N
     assert "provenance fetched from origin is not merged — run `git prov fetch origin`" in tracked
     prov(clone, "fetch")
     assert "ok" in prov(clone, "log", "--oneline").stdout
+
+
+def test_a_run_on_an_unreachable_commit_is_seen_when_only_the_ledger_moved(repo: Path) -> None:
+    from factories import write_run
+
+    prov(repo, "run", "-q", "--", PY, "-c", "pass")
+    assert "hint:" not in prov(repo, "log").stderr  # remembered: nothing orphaned
+    lost = git(repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "never on a branch")
+    write_run(repo, lost)  # the ledger moves, no branch, tag or HEAD does
+    assert "hint: 1 run is on commits no branch reaches" in prov(repo, "log").stderr

@@ -37,40 +37,69 @@ def orphaned_run_count(paths: RepoPaths, db: object, notes_tip: str) -> int:
         paths.cwd, ["rev-parse", "--branches", "--tags", "--remotes", "HEAD"], check=False
     ).stdout.decode()
     tips = sorted({line for line in alive.split() if len(line) in (40, 64)})
-    key = f"{notes_tip} {' '.join(tips)}"  # (not hashed: hashlib is no import of find's)
+    alive_key = " ".join(tips)  # (not hashed: hashlib is no import of find's)
     cache = prov_dir(paths.common_dir) / CACHE_FILE
+    stored: dict[str, object] = {}
     with contextlib.suppress(OSError, ValueError):
-        stored = json.loads(cache.read_text())
-        if isinstance(stored, dict) and stored.get("key") == key:
-            return int(stored["orphaned"])
-    count = _count_orphans(paths, db, tips)
+        found = json.loads(cache.read_text())
+        if isinstance(found, dict):
+            stored = found
+    if stored.get("alive") == alive_key and stored.get("notes") == notes_tip:
+        orphaned = stored.get("orphaned")
+        if isinstance(orphaned, int):
+            return orphaned
+    unreachable: set[str] | None = None
+    old_unreachable = stored.get("unreachable")
+    if stored.get("alive") == alive_key and isinstance(old_unreachable, list):
+        # Only the ledger moved (a run recorded, a fetch): what was reachable still is;
+        # look only at the notes that changed.
+        changed = _changed_notes(paths, str(stored.get("notes", "")), notes_tip)
+        if changed is not None:
+            unreachable = set(old_unreachable) | _unreachable(paths, changed, tips)
+    if unreachable is None:
+        commits = [row[0] for row in db.execute("SELECT commit_id FROM notes")]  # type: ignore[attr-defined]
+        unreachable = _unreachable(paths, commits, tips)
+    count = _count_orphans(paths, db, unreachable)
+    state = {"alive": alive_key, "notes": notes_tip, "unreachable": sorted(unreachable)}
     with contextlib.suppress(OSError):
         tmp = cache.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "orphaned": count}))
+        tmp.write_text(json.dumps({**state, "orphaned": count}))
         os.replace(tmp, cache)
     return count
 
 
-def _count_orphans(paths: RepoPaths, db: object, alive: Sequence[str]) -> int:
-    # First the annotated commits alone (the small notes table): usually every one is
-    # reachable and no run needs looking at.
-    commits = [row[0] for row in db.execute("SELECT commit_id FROM notes")]  # type: ignore[attr-defined]
-    if not commits:
-        return 0
-    listing = run_git(
-        paths.cwd,
-        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
-        input="".join(f"{c}\n" for c in commits).encode(),
-        check=False,
-    ).stdout.decode()
-    present = {p[0] for p in (line.split() for line in listing.splitlines()) if p[1:] == ["commit"]}
+def _changed_notes(paths: RepoPaths, old_tip: str, new_tip: str) -> list[str] | None:
+    """The commits whose note was added or changed from ledger ``old_tip`` to ``new_tip``
+    (one ``diff-tree``, which descends only where the trees differ); None when that cannot
+    be told (the old tip is gone)."""
+    if not old_tip:
+        return None
+    proc = run_git(
+        paths.cwd, ["diff-tree", "-r", "-z", "--name-only", old_tip, new_tip], check=False
+    )
+    if proc.returncode != 0:
+        return None
+    names = proc.stdout.decode("utf-8", "replace").split("\0")
+    commits = [name.replace("/", "") for name in names if name]
+    return [c for c in commits if len(c) in (40, 64)]
+
+
+def _unreachable(paths: RepoPaths, commits: Sequence[str], alive: Sequence[str]) -> set[str]:
+    """Those of ``commits`` this repository has that no ``alive`` tip reaches (one
+    ``cat-file`` and one ``rev-list`` for all of them)."""
+    present = _present(paths, commits)
     if not present:
-        return 0
+        return set()
     feed = "".join(f"{c}\n" for c in sorted(present)) + "".join(f"^{t}\n" for t in alive)
     proc = run_git(paths.cwd, ["rev-list", "--stdin"], input=feed.encode(), check=False)
     if proc.returncode != 0:
-        return 0  # (a damaged repository: fsck's business, not a hint's)
-    unreachable = present & set(proc.stdout.decode().split())
+        return set()  # (a damaged repository: fsck's business, not a hint's)
+    return present & set(proc.stdout.decode().split())
+
+
+def _count_orphans(paths: RepoPaths, db: object, unreachable: set[str]) -> int:
+    """The live runs every commit of which that this repository has is in
+    ``unreachable``; usually there is none and no run is looked at."""
     if not unreachable:
         return 0
     # The runs shown on an unreachable commit, then every commit each of them is shown on
@@ -87,9 +116,25 @@ def _count_orphans(paths: RepoPaths, db: object, alive: Sequence[str]) -> int:
     db.execute("DELETE FROM temp.hint_notes")  # type: ignore[attr-defined]
     shown: dict[str, set[str]] = {}
     for run, note in rows:
-        if note in present:  # (runs on commits this repository lacks are not orphans)
-            shown.setdefault(run, set()).add(note)
-    return sum(1 for notes in shown.values() if notes <= unreachable)
+        shown.setdefault(run, set()).add(note)
+    # A run's other commits are reachable (not in ``unreachable``) or not in this
+    # repository at all; only the latter leave it an orphan.
+    others = sorted({c for notes in shown.values() for c in notes - unreachable})
+    here = _present(paths, others)
+    return sum(1 for notes in shown.values() if not (notes - unreachable) & here)
+
+
+def _present(paths: RepoPaths, commits: Sequence[str]) -> set[str]:
+    """Those of ``commits`` that are commits in this repository (one ``cat-file``)."""
+    if not commits:
+        return set()
+    listing = run_git(
+        paths.cwd,
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{c}\n" for c in commits).encode(),
+        check=False,
+    ).stdout.decode()
+    return {p[0] for p in (line.split() for line in listing.splitlines()) if p[1:] == ["commit"]}
 
 
 def rewrite_hook_installed(paths: RepoPaths) -> bool:
