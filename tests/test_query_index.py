@@ -306,7 +306,11 @@ def test_a_build_in_parts_equals_a_build_in_one_process(
     broken = ledger.note_text(commits[6]) + "not an entry\n"
     git(repo, "notes", "--ref=prov", "add", "-f", "-F", "-", commits[6], input=broken)
 
-    scratch = set(Path(tempfile.gettempdir()).glob("git-prov-index-*"))
+    # The build's scratch directories go to a temporary directory of this test's own, so
+    # that tests running beside it (pytest -n) cannot make or remove any there.
+    scratch_dir = repo.parent / "tmp"
+    scratch_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_dir))
     monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "1")
     alone_stats, alone = _rows(repo)
     monkeypatch.setenv("GIT_PROV_INDEX_JOBS", "4")
@@ -316,7 +320,7 @@ def test_a_build_in_parts_equals_a_build_in_one_process(
     live = {row[3]: row[0] for row in alone if row[-1] == 1}  # run -> note of its live row
     assert live[records[0].id] == min(first, last) and doomed.id not in live
     assert [row[2] for row in alone].count(3) == 1  # the unreadable line, once
-    assert set(Path(tempfile.gettempdir()).glob("git-prov-index-*")) == scratch  # removed
+    assert list(scratch_dir.iterdir()) == []  # its scratch directories removed
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="helpers fork on Linux only")

@@ -102,33 +102,42 @@ def daemon(remote: Path) -> Iterator[str]:
     ):
         pytest.skip("git daemon is not installed")
     base = remote.parent
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--enable=receive-pack",
-            "--export-all",
-            "--informative-errors",
-            f"--base-path={base}",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    log = base / "daemon.log"
+    for _ in range(5):
+        # A free port can be taken again before git daemon binds it (tests run in parallel
+        # workers): only our daemon saying it listens counts, and a taken port is retried.
+        port = _free_port()
+        log.write_bytes(b"")
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [
+                    "git",
+                    "daemon",
+                    "--verbose",
+                    "--enable=receive-pack",
+                    "--export-all",
+                    "--informative-errors",
+                    f"--base-path={base}",
+                    "--reuseaddr",
+                    "--listen=127.0.0.1",
+                    f"--port={port}",
+                    str(base),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("git daemon did not start")
-                time.sleep(0.02)
+        while b"Ready to rumble" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if proc.poll() is None:
+            break
+    else:
+        pytest.fail(f"git daemon did not start: {log.read_text(errors='replace')[-500:]}")
+    try:
+        if b"Ready to rumble" not in log.read_bytes():
+            pytest.fail("git daemon did not start")
         yield f"git://127.0.0.1:{port}/{remote.name}"
     finally:
         proc.terminate()
