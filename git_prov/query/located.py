@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -310,29 +311,31 @@ def records_in_order(
     back in the order asked for. All are encoded before the first is yielded."""
     if not run_ids:
         return
-    wanted = set(run_ids)
-    stored = [
-        run
-        for (run,) in index.db.execute(
-            "SELECT run FROM lines WHERE live = 1 AND kind = ? ORDER BY note, lineno",
-            (KIND_RUN,),
-        )
-        if run in wanted
-    ]
-    del wanted
-    spans: dict[str, tuple[int, int]] = {}
+    # Positions in ``run_ids`` and arrays, not run id strings and tuples: 100k runs.
+    position: dict[str, int] = {}
+    for i, run in enumerate(run_ids):
+        position.setdefault(run, i)
+    stored = array("q")
+    for (run,) in index.db.execute(
+        "SELECT run FROM lines WHERE live = 1 AND kind = ? ORDER BY note, lineno", (KIND_RUN,)
+    ):
+        at = position.get(run)
+        if at is not None:
+            stored.append(at)
+    offsets = array("q", [-1]) * len(run_ids)
+    sizes = array("q", [0]) * len(run_ids)
     with tempfile.TemporaryFile() as spool:
         offset = 0
         for start in range(0, len(stored), part):
-            chunk = stored[start : start + part]
+            chunk = [run_ids[at] for at in stored[start : start + part]]
             records = record_jsons(index, chunk)
             pieces = []
-            for run in chunk:
+            for at, run in zip(stored[start : start + part], chunk, strict=True):
                 record = records.get(run)
-                if record is None:
+                if record is None or offsets[at] >= 0:
                     continue
                 data = encode(record).encode("utf-8", "surrogatepass")
-                spans[run] = (offset, len(data))
+                offsets[at], sizes[at] = offset, len(data)
                 offset += len(data)
                 pieces.append(data)
             spool.write(b"".join(pieces))
@@ -340,9 +343,9 @@ def records_in_order(
         # (Read back with pread, not mmap: mapped pages would count as our memory.)
         fd = spool.fileno()
         for run in run_ids:
-            span = spans.get(run)
-            if span is not None:
-                yield os.pread(fd, span[1], span[0]).decode("utf-8", "surrogatepass")
+            at = position[run]
+            if offsets[at] >= 0:
+                yield os.pread(fd, sizes[at], offsets[at]).decode("utf-8", "surrogatepass")
 
 
 def resolve(index: RunIndex, spec: str) -> LocatedRun:
