@@ -93,6 +93,11 @@ def test_reused_index_gives_the_tree_git_add_gives(repo: Path) -> None:
     assert "gen/new.txt" in untracked
     tree = git(repo, "rev-parse", f"{state.snapshot}^{{tree}}")
     assert tree == _index_tree(opened, untracked)
+    # That snapshot is not recorded (as `git prov check`'s): the recorded one's index
+    # stays beside it, for the next record to start from.
+    [run] = runs_json(repo)
+    kept = {p.name for p in (repo / ".git" / "prov").glob("snapshot-untracked-*.index")}
+    assert kept == {f"snapshot-untracked-{s}.index" for s in (run["snapshot"], state.snapshot)}
 
 
 SNAPSHOT = "0c9436ac5f76483d3fe5379146dbe6f6651f8568"

@@ -220,6 +220,7 @@ class _UntrackedIndex:
         self.repo = repo
         self.dir = repo.prov_dir
         self.work = self.dir / f"{_CACHE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.tmp"
+        self.base: Path | None = None  # the kept index this one started from
 
     def _trusted(self) -> Path | None:
         try:
@@ -249,7 +250,7 @@ class _UntrackedIndex:
         root = self.repo.root
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            base = self._trusted()
+            base = self.base = self._trusted()
             have: set[str] = set()
             if base is not None:
                 shutil.copy2(base, self.work)
@@ -291,14 +292,15 @@ class _UntrackedIndex:
 
     def keep(self, snapshot: str) -> None:
         """Keep this index for the next record, named after the snapshot that holds its
-        files; older ones go."""
+        files. Of the older ones only the one :meth:`tree` started from stays: this
+        snapshot may never be recorded (``git prov check`` takes one too)."""
         target = self.dir / f"{_CACHE_PREFIX}{snapshot}{_CACHE_SUFFIX}"
         try:
             os.replace(self.work, target)
         except OSError:
             return
         for old in self.dir.glob(f"{_CACHE_PREFIX}*{_CACHE_SUFFIX}"):
-            if old != target:
+            if old not in (target, self.base):
                 with contextlib.suppress(OSError):
                     old.unlink()
 
