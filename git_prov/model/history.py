@@ -32,18 +32,25 @@ from git_prov.model.values import Scalar, canonical_json
 
 MAGIC = b"git-prov history 1\n"
 HISTORY_VERSION = 1
-# How "best" is decided (docs/format.md): the goal of a metric is what the run said
-# (``goal=``/``--goal``), else a word of its name (split at . _ / - and spaces) from one of
-# these lists; a name matching neither, or both, has no goal and no "best".
+# How "best" is decided (docs/format.md), here and by `git prov compare`: the goal of a
+# metric is what the run said (``goal=``/``--goal``), else a word of its name (split at
+# anything not a letter or digit, lower-cased) from one of these lists; a name matching
+# neither, or both, has no goal and no "best".
 MINIMIZE_WORDS = frozenset(
-    "loss error err mse mae rmse nll perplexity ppl wer cer cost regret".split()  # noqa: SIM905
-)
+    (
+        "loss", "error", "err", "mse", "mae", "rmse", "mape", "nll", "perplexity", "ppl",
+        "wer", "cer", "regret", "latency", "cost",
+    )
+)  # fmt: skip
 MAXIMIZE_WORDS = frozenset(
-    "acc accuracy f1 auc auroc precision recall bleu rouge iou map top1 top5 r2 reward".split()  # noqa: SIM905
-)
+    (
+        "acc", "accuracy", "f1", "auc", "auroc", "precision", "recall", "r2", "bleu",
+        "rouge", "iou", "map", "dice", "reward", "top1", "top5",
+    )
+)  # fmt: skip
 GOALS = ("min", "max")
 SUMMARY_FIELDS = ("n", "last", "last_step", "min", "max", "best", "best_step")
-_WORD = re.compile(r"[._/\- ]+")
+_WORD = re.compile(r"[a-z0-9]+")
 _LITTLE = sys.byteorder == "little"
 _STEP_TYPES = {"i8": "q", "f8": "d"}
 
@@ -80,8 +87,7 @@ def goal_for(name: str, explicit: Mapping[str, str] | None = None) -> str | None
     """``min``, ``max`` or None (no best): what is better for metric ``name``."""
     if explicit and name in explicit:
         return explicit[name]
-    words = {w for w in _WORD.split(name.lower()) if w}
-    words |= {w.split("_")[-1] for w in words}
+    words = set(_WORD.findall(name.lower()))
     low, high = bool(words & MINIMIZE_WORDS), bool(words & MAXIMIZE_WORDS)
     if low == high:
         return None

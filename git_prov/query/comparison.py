@@ -12,43 +12,28 @@ its name is in :data:`LOWER_IS_BETTER` or :data:`HIGHER_IS_BETTER` (``val_loss``
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from git_prov.errors import UsageProblem
+from git_prov.model.history import MAXIMIZE_WORDS, MINIMIZE_WORDS, goal_for
 from git_prov.model.values import Scalar, as_number
 from git_prov.query.compare import values_equal
 
 MINIMIZE, MAXIMIZE = "min", "max"
 BY_NAME, BY_OPTION = "name", "option"
 
-# Words of a metric name (split at anything not a letter or digit, lower-cased) that say
-# which way is better. A name with words from both sets (``loss_acc``) gets no best.
-LOWER_IS_BETTER = frozenset(
-    (
-        "loss", "error", "err", "mse", "mae", "rmse", "mape", "nll", "perplexity", "ppl",
-        "wer", "cer", "regret", "latency",
-    )
-)  # fmt: skip
-HIGHER_IS_BETTER = frozenset(
-    (
-        "acc", "accuracy", "f1", "auc", "precision", "recall", "r2", "bleu", "rouge", "iou",
-        "map", "dice", "reward", "top1", "top5",
-    )
-)  # fmt: skip
-_WORD = re.compile(r"[a-z0-9]+")
+# Words of a metric name that say which way is better: one rule with the summaries of
+# metric histories (model/history.py). A name with words from both sets gets no best.
+LOWER_IS_BETTER = MINIMIZE_WORDS
+HIGHER_IS_BETTER = MAXIMIZE_WORDS
 
 
 def direction_by_name(name: str) -> str | None:
-    """MINIMIZE or MAXIMIZE when the words of ``name`` say so unambiguously, else None."""
-    words = set(_WORD.findall(name.lower()))
-    # "top1_acc" → {"top1", "acc"}; "accuracy@5" → {"accuracy", "5"}
-    lower, higher = bool(words & LOWER_IS_BETTER), bool(words & HIGHER_IS_BETTER)
-    if lower == higher:
-        return None
-    return MINIMIZE if lower else MAXIMIZE
+    """MINIMIZE or MAXIMIZE when the words of ``name`` say so unambiguously, else None
+    ("top1_acc" → {"top1", "acc"}; "accuracy@5" → {"accuracy", "5"})."""
+    return goal_for(name)
 
 
 def directions(
