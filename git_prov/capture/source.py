@@ -192,6 +192,15 @@ def _nul_list(paths: Sequence[str] | set[str]) -> bytes:
     return b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in paths)
 
 
+def _copy_keeping_mtime(source: Path, target: Path) -> None:
+    """Copy an index file with its mtime, which git compares file mtimes with (racy-git
+    check): both read from one open file, should a concurrent record replace it."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        stat = os.fstat(src.fileno())
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def _remove_index(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
@@ -253,7 +262,12 @@ class _UntrackedIndex:
             base = self.base = self._trusted()
             have: set[str] = set()
             if base is not None:
-                shutil.copy2(base, self.work)
+                try:
+                    _copy_keeping_mtime(base, self.work)
+                except OSError:  # removed meanwhile by a concurrent record: start empty
+                    base = self.base = None
+                    _remove_index(self.work)
+            if base is not None:
                 listed = run("ls-files", "-z", env=env, cwd=root).stdout
                 have = {
                     p.decode("utf-8", errors="surrogateescape") for p in listed.split(b"\0") if p
