@@ -201,7 +201,9 @@ def find_command(
             if isatty(sys.stdout):  # shown as a table: it needs every row at once
                 records = index.record_jsons([r.id for r in runs])
                 return runs_csv([records[r.id] for r in runs if r.id in records])
-            return _stream_csv(index, [r.id for r in runs])
+            ids = [r.id for r in runs]
+            del runs, result  # (as for --json)
+            return _stream_csv(index, ids)
         if template is not None:
             return _formatted(index, runs, template, fields)
         if not runs:
