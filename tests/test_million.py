@@ -126,3 +126,29 @@ def test_remap_dry_run_with_nothing_new_is_answered_by_the_watermark(big: Path) 
     assert real.up_to_date and dataclasses.replace(real, up_to_date=False, dry_run=True) == first
     git(big, "commit", "-q", "--allow-empty", "-m", "one more")
     assert not remap(repo, dry_run=True).up_to_date  # a ref moved: looked at again
+
+
+def test_orphans_from_the_index_equal_those_of_a_whole_read(tmp_path: Path) -> None:
+    from git_prov.rewrite.orphans import index_orphans, scan_orphans
+
+    stats = make_ledger(tmp_path, 300, 30)
+    git(tmp_path, "checkout", "-q", "-b", "side")
+    side = []
+    for i in range(3):
+        git(tmp_path, "commit", "-q", "--allow-empty", "-m", f"side {i}")
+        side.append(git(tmp_path, "rev-parse", "HEAD").strip())
+    git(tmp_path, "checkout", "-q", "main")
+    git(tmp_path, "branch", "-q", "-D", "side")
+    repo = open_repo(tmp_path)
+    ledger = Ledger(repo)
+    runs = [make_run(c, 1000 + i) for i, c in enumerate(side)]
+    gone = make_run("ab" * 20, 2000)  # a commit this repository never had
+    ledger.write([*((r.commit, r) for r in runs), (gone.commit, gone), (stats.head, runs[0])])
+    quick = index_orphans(repo, ledger)
+    assert quick is not None
+    found, purged = quick
+    whole = scan_orphans(repo, ledger.scan())
+    assert found.runs == whole.runs and len(found.runs) == 2  # runs[0] is also on main
+    assert found.missing == whole.missing == [gone.id]
+    assert found.unreachable == whole.unreachable and found.present == whole.present
+    assert purged == 0

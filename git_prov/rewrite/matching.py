@@ -22,6 +22,7 @@ from git_prov.rewrite.orphans import (
     CommitInfo,
     Orphans,
     alive_refs,
+    index_orphans,
     parse_formatted,
     scan_orphans,
 )
@@ -214,10 +215,16 @@ class _Context:
 def _compute(
     repo: GitRepo, ledger: Ledger, revisions: list[str], include_reachable: bool, dry_run: bool
 ) -> RemapReport:
-    scan = ledger.scan()
-    found = scan_orphans(repo, scan)
-    # Runs whose commit we kept but no longer have: a purge (git filter-repo) removed it.
-    purged = sum(1 for run in found.missing if ledger.is_kept(scan.runs[run].record.commit))
+    # Without include_reachable only the orphans' records are needed: the query index names
+    # them (index_orphans), unless one is in conflict; then every note is read, as ever.
+    quick = None if include_reachable else index_orphans(repo, ledger)
+    if quick is not None:
+        found, purged = quick
+    else:
+        scan = ledger.scan()
+        found = scan_orphans(repo, scan)
+        # Runs whose commit we kept but no longer have: a purge (git filter-repo) removed it.
+        purged = sum(1 for run in found.missing if ledger.is_kept(scan.runs[run].record.commit))
     examined = list(found.runs)
     if include_reachable:
         examined += found.reachable_runs

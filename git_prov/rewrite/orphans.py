@@ -67,6 +67,53 @@ def scan_orphans(repo: GitRepo, scan: LedgerScan) -> Orphans:
     return Orphans(orphans, reachable, missing, unreachable, present)
 
 
+def index_orphans(repo: GitRepo, ledger: Ledger) -> tuple[Orphans, int] | None:
+    """:func:`scan_orphans` (without ``reachable_runs``) answered from the query index,
+    and how many of the runs whose commits are all missing were kept here (a purge):
+    only the orphans' records are read, so memory and time follow the shown commits and
+    the orphans, not the ledger. None when an orphan has different records under its id
+    (a conflict): the caller reads the whole ledger then, as before."""
+    from git_prov.query.index import KIND_RUN, RepoPaths, open_index
+    from git_prov.query.located import located
+
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        db = index.db
+        shown = [
+            str(c)
+            for (c,) in db.execute(
+                "SELECT commit_id FROM lines WHERE live = 1 AND kind = ?"
+                " UNION SELECT l.note FROM lines l WHERE l.kind IN (0, 1) AND EXISTS"
+                " (SELECT 1 FROM lines v WHERE v.run = l.run AND v.live = 1)",
+                (KIND_RUN,),
+            )
+        ]
+        present = existing_commits(repo, sorted(shown))
+        unreachable = unreachable_from(repo, [c for c in sorted(shown) if c in present])
+        for table, commits in (("present", present), ("alive", present - unreachable.keys())):
+            db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (c TEXT PRIMARY KEY)")
+            db.execute(f"DELETE FROM temp.{table}")
+            db.executemany(f"INSERT INTO temp.{table} VALUES (?)", ((c,) for c in commits))
+        # Runs none of whose commits is alive: orphans (some present) and missing (none).
+        rows = db.execute(
+            "SELECT v.run, v.commit_id, v.commit_id IN temp.present OR EXISTS (SELECT 1"
+            " FROM lines l WHERE l.run = v.run AND l.kind IN (0, 1) AND l.note IN temp.present)"
+            " FROM lines v WHERE v.live = 1 AND v.kind = ? AND v.commit_id NOT IN temp.alive"
+            " AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.run = v.run AND l.kind IN (0, 1)"
+            " AND l.note IN temp.alive) ORDER BY v.run",
+            (KIND_RUN,),
+        ).fetchall()
+        orphan_ids = [str(run) for run, _, has_present in rows if has_present]
+        missing = [(str(run), str(commit)) for run, commit, has_present in rows if not has_present]
+        found = located(index, orphan_ids)
+    if any(run.conflict is not None for run in found.values()) or len(found) != len(orphan_ids):
+        return None
+    purged = sum(1 for _, commit in missing if ledger.is_kept(commit))
+    orphans = Orphans(
+        [found[r] for r in orphan_ids], [], [r for r, _ in missing], unreachable, present
+    )
+    return orphans, purged
+
+
 def existing_commits(repo: GitRepo, oids: Sequence[str]) -> set[str]:
     """Those of ``oids`` that are commits in this repository (one ``cat-file`` call)."""
     if not oids:
