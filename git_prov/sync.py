@@ -27,11 +27,12 @@ and a fetch that brings nothing we do not already contain has nothing to merge.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from git_prov.errors import (
@@ -47,11 +48,11 @@ from git_prov.store.gitcli import (
     finish_git,
     is_url_remote,
     prov_dir,
-    read_blobs,
     refuse_reftable,
     remote_key,
     run_git,
     start_git,
+    stream_blobs,
 )
 
 if TYPE_CHECKING:
@@ -1467,15 +1468,31 @@ def _diff_runs(repo: SyncRepo, old: str, new: str) -> tuple[int, int] | None:
             before.append(parts[2])
         if parts[3] not in zero:
             after.append(parts[3])
-    oids = [oid for pair in sides.values() for side in pair for oid in side]
-    blobs = read_blobs(repo._cwd, oids, check=False)
+    pairs = list(sides.values())
     gained = lost = 0
-    for before, after in sides.values():
+    for (before, after), blobs in zip(
+        pairs, _grouped_blobs(repo, [[*b, *a] for b, a in pairs]), strict=True
+    ):
         old_lines = _run_lines(blobs.get(oid, b"") for oid in before)
         new_lines = _run_lines(blobs.get(oid, b"") for oid in after)
         gained += len(new_lines - old_lines)
         lost += len(old_lines - new_lines)
     return gained, lost
+
+
+def _grouped_blobs(repo: SyncRepo, groups: Sequence[Sequence[str]]) -> Iterator[dict[str, bytes]]:
+    """The blobs of each group of ids (the notes of one commit), one group at a time from
+    one ``git cat-file --batch``: memory holds one note, not the ledger (missing blobs are
+    left out)."""
+    stream = stream_blobs(repo._cwd, [oid for group in groups for oid in group])
+    for group in groups:
+        got: dict[str, bytes] = {}
+        for oid, data in itertools.islice(stream, len(group)):
+            if data is not None:
+                got[oid] = data
+        yield got
+    for _ in stream:  # (none left: ends git and checks it read them all)
+        pass
 
 
 def _count_all(repo: SyncRepo, tree: str) -> int:
@@ -1494,8 +1511,8 @@ def _count_all(repo: SyncRepo, tree: str) -> int:
         commit = note_commit(raw_path.decode(errors="replace"))
         if len(parts) == 3 and parts[1] == "blob" and commit is not None:
             notes.setdefault(commit, []).append(parts[2])
-    blobs = read_blobs(repo._cwd, [o for oids in notes.values() for o in oids], check=False)
-    return sum(len(_run_lines(blobs.get(o, b"") for o in oids)) for oids in notes.values())
+    groups = list(notes.values())
+    return sum(len(_run_lines(blobs.values())) for blobs in _grouped_blobs(repo, groups))
 
 
 # ---- configuring a remote and the pre-push hook ------------------------------------------------

@@ -152,3 +152,18 @@ def test_orphans_from_the_index_equal_those_of_a_whole_read(tmp_path: Path) -> N
     assert found.missing == whole.missing == [gone.id]
     assert found.unreachable == whole.unreachable and found.present == whole.present
     assert purged == 0
+
+
+def test_sync_run_counts_stream_the_notes(big: Path) -> None:
+    from git_prov.sync import RUN_COUNT_CACHE, run_total
+
+    (big / ".git" / "prov" / RUN_COUNT_CACHE).unlink(missing_ok=True)
+    before = git(big, "rev-parse", "refs/notes/prov~2^{tree}").strip()
+    tip = git(big, "rev-parse", "refs/notes/prov^{tree}").strip()
+    # every run line of every note, read one note at a time (then came a copy and a
+    # conflicting record: two lines, and a bad line)
+    assert run_total(big, before) == RUNS + 3
+    # then the next tree from the difference of the two (a diff-tree, the changed notes)
+    assert run_total(big, tip, hint=before) == RUNS + 5
+    (big / ".git" / "prov" / RUN_COUNT_CACHE).unlink()
+    assert run_total(big, tip) == RUNS + 5  # and the same, counted whole
