@@ -41,6 +41,16 @@ commands on main before issue #20's changes, load ~9, so only roughly comparable
 | git fetch (ledger refs) | 1.10 | 35 | | |
 | fetch (fresh clone) | 2.02 | 109 | 2.5 | 178 |
 
+At 1M runs on 100k commits (load 3.4; the ledger built in 79 s; issue's "before" figures
+in brackets): git log --notes=prov 3.39 s / 167 MB; git fsck 7.28 s / 173 MB; first query
+34.4 s / 490 MB (15.6 s / 488 MB); report 3.43 s / 403 MB (150 s / 4.7 GB); fsck 89.9 s /
+389 MB (65 s / 4.3 GB); remap --dry-run first 14.0 s / 379 MB (100 s / 4.4 GB), again
+0.44 s / 35 MB; find --where -n 20 3.70 s / 309 MB (1.27 s); log -n 20 3.11 s / 360 MB
+(1.10 s); git push 11.0 s / 181 MB, push 22.1 s / 180 MB (10.4 s / 1.26 GB); git fetch
+11.1 s / 180 MB, fetch 12.3 s / 449 MB (5.5 s / 1.29 GB). Peak RSS counts the query
+index's mapped pages (``mmap_size`` 256 MB; the index is ~400 MB at 1M runs), which is
+most of what report, find and log hold.
+
 Not yet at target: ``fsck`` parses every line with the model's full reader (~100 µs a
 line: 17× git fsck); warm ``find --where … -n 20`` also counts every match (a scan of the
 index: the "N of M" it prints) and ``log -n 20``; ``fetch``'s merge walks every object of
