@@ -105,6 +105,9 @@ class Prepared:
     # The declared outputs as they were before the command (None for ``record``: it ran
     # already), to tell which of them the run wrote.
     outputs_before: OutputsBefore | None = None
+    # The Hydra configs there were before the command (None for ``record``), to tell
+    # which one the run wrote (capture/hydra.py).
+    hydra_before: Mapping[Path, tuple[int, int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,11 @@ def prepare(
         cwd=cwd,
         allow_variables=(*DEFAULT_ALLOWED_VARIABLES, *config.variables),
     )
+    hydra_before = None
+    if not lenient:
+        from git_prov.capture.hydra import config_stats
+
+        hydra_before = config_stats(cwd, [root / p for p in outputs])
     before = None
     if outputs and not lenient:
         from git_prov.capture.data import outputs_before
@@ -234,6 +242,7 @@ def prepare(
         warnings=tuple(warnings),
         keep=keep,
         outputs_before=before,
+        hydra_before=hydra_before,
     )
 
 
@@ -501,7 +510,9 @@ def finish(
 
         declared = [root / p for p in prepared.outputs_declared]
         # mtimes are whole seconds on some file systems: a second of slack
-        hydra, notes = params_of_run(prepared.cwd, declared, started.timestamp() - 1.0)
+        hydra, notes = params_of_run(
+            prepared.cwd, declared, started.timestamp() - 1.0, before=prepared.hydra_before
+        )
         warnings.extend(notes)
         if hydra:
             params = {**hydra, **params}  # what was given explicitly wins

@@ -100,6 +100,12 @@ def test_hydra_composed_config_read_as_params(here: Path) -> None:
         "hydra.overrides": "lr=0.5 model.depth=5",
         "seed": 1,
     }
+    # the next run, within a second of it, wrote no Hydra directory: it has no Hydra
+    # params (the last run's directory is not taken for its own)
+    prov(here, "run", "--", sys.executable, "-c", "pass")
+    after = git_prov.Ledger(here).runs()[-1]
+    assert not any(k == "lr" or k.startswith(("model.", "hydra.")) for k in after.params)
+    assert not any("Hydra" in w for w in after.warnings)
     # a multirun (several run dirs in one command) reads none, and says so
     prov(here, "run", "--", sys.executable, "app.py", "--multirun", "lr=1,2")
     last = git_prov.Ledger(here).runs()[-1]

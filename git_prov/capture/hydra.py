@@ -12,7 +12,7 @@ run is recorded with a warning saying so — git-prov has no YAML dependency of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from git_prov.errors import ProvError
@@ -45,33 +45,73 @@ def hydra_params(run_dir: Path) -> dict[str, Scalar]:
     return params
 
 
-def written_run_dirs(
-    cwd: Path, outputs: Sequence[Path], since: float, patterns: Sequence[str] = DEFAULT_PATTERNS
-) -> list[Path]:
-    """Hydra run directories whose config was written at or after ``since`` (a POSIX
-    time): under ``cwd`` where Hydra puts them by default, and each declared output
-    directory (itself, or up to two levels below it)."""
+# A config file's identity for "did the run write it": (mtime_ns, size, inode).
+ConfigStat = tuple[int, int, int]
+
+
+def _candidates(cwd: Path, outputs: Sequence[Path], patterns: Sequence[str]) -> set[Path]:
+    """Hydra run directories under ``cwd`` where Hydra puts them by default, and in each
+    declared output directory (itself, or up to two levels below it)."""
     candidates: set[Path] = set()
     for pattern in patterns:
         candidates.update(p.parent.parent for p in cwd.glob(f"{pattern}/{CONFIG}"))
     for out in outputs:
         for depth in ("", "*/", "*/*/"):
             candidates.update(p.parent.parent for p in out.glob(f"{depth}{CONFIG}"))
+    return candidates
+
+
+def _config_stat(run_dir: Path) -> ConfigStat | None:
+    try:
+        st = (run_dir / CONFIG).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def config_stats(
+    cwd: Path, outputs: Sequence[Path], patterns: Sequence[str] = DEFAULT_PATTERNS
+) -> dict[Path, ConfigStat]:
+    """The Hydra configs there are before a command starts, to tell afterwards which ones
+    it wrote: a time alone cannot (a run started within a second of the last one would
+    take that run's directory for its own)."""
+    stats = {}
+    for run_dir in _candidates(cwd, outputs, patterns):
+        found = _config_stat(run_dir)
+        if found is not None:
+            stats[run_dir] = found
+    return stats
+
+
+def written_run_dirs(
+    cwd: Path,
+    outputs: Sequence[Path],
+    since: float,
+    patterns: Sequence[str] = DEFAULT_PATTERNS,
+    before: Mapping[Path, ConfigStat] | None = None,
+) -> list[Path]:
+    """Hydra run directories whose config was written at or after ``since`` (a POSIX
+    time) and, given ``before`` (:func:`config_stats` taken before the command), is new
+    or changed since then."""
     found = []
-    for run_dir in candidates:
-        try:
-            if (run_dir / CONFIG).stat().st_mtime >= since:
-                found.append(run_dir)
-        except OSError:
+    for run_dir in _candidates(cwd, outputs, patterns):
+        now = _config_stat(run_dir)
+        if now is None or now[0] < since * 1e9:
             continue
+        if before is not None and before.get(run_dir) == now:
+            continue
+        found.append(run_dir)
     return sorted(found)
 
 
 def params_of_run(
-    cwd: Path, outputs: Sequence[Path], since: float
+    cwd: Path,
+    outputs: Sequence[Path],
+    since: float,
+    before: Mapping[Path, ConfigStat] | None = None,
 ) -> tuple[dict[str, Scalar], list[str]]:
     """(params, warnings) from the one Hydra run directory written since ``since``."""
-    dirs = written_run_dirs(cwd, outputs, since)
+    dirs = written_run_dirs(cwd, outputs, since, before=before)
     if not dirs:
         return {}, []
     if len(dirs) > 1:
