@@ -184,6 +184,37 @@ def build_report(
         located = scan.live_runs()
         problems = list(scan.problems)
     views = [RunView(run) for run in located]
+    return _assemble(
+        repo,
+        ledger,
+        views,
+        problems,
+        {k: len(v) for k, v in scan.conflicts.items()},
+        title=title,
+        now=now,
+        revisions=tuple(revisions),
+        max_runs=max_runs,
+        total_runs=len(views),
+    )
+
+
+def _assemble(
+    repo: GitRepo,
+    ledger: Ledger,
+    views: list[RunView],
+    problems: Sequence[LineProblem],
+    conflicts: dict[str, int],
+    *,
+    title: str | None,
+    now: datetime | None,
+    revisions: tuple[str, ...],
+    max_runs: int | None,
+    total_runs: int,
+    totals: Totals | None = None,
+) -> Report:
+    """The report of ``views`` (the runs read): their data and environments loaded, and
+    every analysis the page shows made over them. ``totals`` (the whole ledger's counts)
+    marks a report of a sample."""
     _load_manifests(ledger, views)
     environments = _load_environments(ledger, views)
     oldest_first = sorted(views, key=lambda v: (v.record.started, v.id))
@@ -193,9 +224,9 @@ def build_report(
     return Report(
         title=title or _default_title(repo),
         generated=when,
-        revisions=tuple(revisions),
-        runs=list(reversed(oldest_first))[: max_runs if max_runs is not None else None],
-        total_runs=len(views),
+        revisions=revisions,
+        runs=list(reversed(oldest_first))[:max_runs],
+        total_runs=total_runs,
         every_run={v.id: v for v in views},
         metric_names=metric_names[:MAX_METRIC_COLUMNS],
         more_metrics=max(0, len(metric_names) - MAX_METRIC_COLUMNS),
@@ -203,10 +234,10 @@ def build_report(
         graph=lineage_graph(oldest_first),
         trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
         mismatches=find_mismatches(oldest_first, environments),
-        anomalies=find_anomalies(
-            repo, oldest_first, {k: len(v) for k, v in scan.conflicts.items()}, problems
-        ),
+        anomalies=find_anomalies(repo, oldest_first, conflicts, problems),
         curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
+        sampled=totals is not None,
+        totals=totals,
     )
 
 
@@ -264,31 +295,20 @@ def _sampled_report(
         found = located(index, newest)
         problems = index.problems()
     views = [RunView(found[rid]) for rid in sorted(found)]
-    _load_manifests(ledger, views)
-    environments = _load_environments(ledger, views)
-    oldest_first = sorted(views, key=lambda v: (v.record.started, v.id))
-    counts = Counter(name for v in views for name in v.record.metrics)
-    metric_names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     conflicts = {
         v.id: len(v.located.conflict.copies) for v in views if v.located.conflict is not None
     }
-    return Report(
-        title=title or _default_title(repo),
-        generated=when,
+    return _assemble(
+        repo,
+        ledger,
+        views,
+        problems,
+        conflicts,
+        title=title,
+        now=now,
         revisions=(),
-        runs=list(reversed(oldest_first))[:max_runs],
+        max_runs=max_runs,
         total_runs=int(runs),
-        every_run={v.id: v for v in views},
-        metric_names=metric_names[:MAX_METRIC_COLUMNS],
-        more_metrics=max(0, len(metric_names) - MAX_METRIC_COLUMNS),
-        environments=environments,
-        graph=lineage_graph(oldest_first),
-        trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
-        mismatches=find_mismatches(oldest_first, environments),
-        anomalies=find_anomalies(repo, oldest_first, conflicts, problems),
-        curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
-        sampled=True,
         totals=Totals(int(runs), int(commits), int(not_ok)),
     )
 
