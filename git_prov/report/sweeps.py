@@ -37,6 +37,12 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _tick(value: float) -> str:
+    """An axis label: four significant digits fit the plot's margin (the exact values are
+    in the table and each point's title)."""
+    return f"{value:.4g}"
+
+
 def _finite(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
@@ -262,8 +268,8 @@ def _scatter(tag: str, param: str, metric: str, runs: list[RunView], report: Rep
         f' aria-label="{esc(label)}">'
         f'<line class="axis" x1="{PLOT_L}" y1="{PLOT_T}" x2="{PLOT_L}" y2="{bottom}"/>'
         f'<line class="axis" x1="{PLOT_L}" y1="{bottom}" x2="{PLOT_W - PLOT_R}" y2="{bottom}"/>'
-        f'<text x="{PLOT_L - 4}" y="{PLOT_T + 4}" text-anchor="end">{esc(_text(y_high))}</text>'
-        f'<text x="{PLOT_L - 4}" y="{bottom}" text-anchor="end">{esc(_text(y_low))}</text>'
+        f'<text x="{PLOT_L - 4}" y="{PLOT_T + 4}" text-anchor="end">{esc(_tick(y_high))}</text>'
+        f'<text x="{PLOT_L - 4}" y="{bottom}" text-anchor="end">{esc(_tick(y_low))}</text>'
         f'<text class="axis-label" x="12" y="{PLOT_T + inner_h / 2:.0f}" text-anchor="middle"'
         f' transform="rotate(-90 12 {PLOT_T + inner_h / 2:.0f})">{esc(metric)}</text>'
     ]
