@@ -337,7 +337,9 @@ class ActiveRun:
             self._argv = tuple(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         self._options = options
         self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
-        self._live = _start_live(repo, self._prepared, options, self._command or self._argv)
+        shown = self._command or self._argv
+        shown = shown if isinstance(shown, str) else shlex.join(shown or ())
+        self._live = recording._start_live(repo, self._prepared, options, shown)
         self._log = MetricLog(self._live)
         # The hot path: run.log_metric is the log's own method (one call per point).
         self.log_metric = self._log.log  # type: ignore[method-assign]
@@ -505,19 +507,6 @@ def _goal(key: str, goal: str) -> str:
     if goal not in GOALS:
         raise UsageProblem(f"goal {goal!r} of metric {key!r} is not min or max")
     return goal
-
-
-def _start_live(
-    repo: GitRepo, prepared: Prepared, options: RunOptions, command: Any
-) -> Path | None:
-    from git_prov.live import start_live
-    from git_prov.recording import _declared_files
-
-    shown = command if isinstance(command, str) else shlex.join(command or ())
-    files = _declared_files(repo.root, prepared.cwd, prepared.config.metrics_files,
-                            options.metrics_files)  # fmt: skip
-    started = prepared.started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return start_live(repo.prov_dir, prepared.run_id, shown, started, files)
 
 
 def log_metric(key: str, value: Scalar, step: int | None = None) -> None:
