@@ -24,7 +24,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pygit2
@@ -396,18 +396,21 @@ def dropped_digests(ledger: Ledger) -> set[str]:
     return {path.replace("/", "") for path, _ in walk_blobs(ledger.pygit, sub)}
 
 
-def kept_digests(repo: GitRepo, ref: str = DATA_REF) -> dict[str, str]:
-    """Every digest named by ``ref``'s data tree → its kind."""
+def _data_entries(repo: GitRepo, ref: str) -> Iterator[tuple[str, str, pygit2.Oid]]:
+    """(path without slashes, kind, blob) of every entry of ``ref``'s data tree."""
     tip = Ledger(repo).tip(ref)
-    out: dict[str, str] = {}
     if tip is None:
-        return out
+        return
     for directory, kind in ((GIT_DIR, KEPT_GIT), (LFS_DIR, KEPT_LFS)):
         sub = lookup_path(repo.pygit, tip.tree, directory)
         if isinstance(sub, pygit2.Tree):
-            for path, _ in walk_blobs(repo.pygit, sub):
-                out[path.replace("/", "")] = kind
-    return out
+            for path, blob in walk_blobs(repo.pygit, sub):
+                yield path.replace("/", ""), kind, blob
+
+
+def kept_digests(repo: GitRepo, ref: str = DATA_REF) -> dict[str, str]:
+    """Every digest named by ``ref``'s data tree → its kind."""
+    return {digest: kind for digest, kind, _ in _data_entries(repo, ref)}
 
 
 @dataclass(frozen=True)
@@ -423,18 +426,11 @@ class KeptObject:
 def kept_objects(repo: GitRepo, ref: str = DATA_REF) -> list[KeptObject]:
     """Every entry of ``ref``'s data tree (``git prov fsck`` checks each). Paths that are
     not a digest (``sha256/ab/<62 hex>``) are left out."""
-    tip = Ledger(repo).tip(ref)
-    out: list[KeptObject] = []
-    if tip is None:
-        return out
-    for directory, kind in ((GIT_DIR, KEPT_GIT), (LFS_DIR, KEPT_LFS)):
-        sub = lookup_path(repo.pygit, tip.tree, directory)
-        if isinstance(sub, pygit2.Tree):
-            for path, blob in walk_blobs(repo.pygit, sub):
-                digest = path.replace("/", "")
-                if _HEX64.fullmatch(digest):
-                    out.append(KeptObject(digest, kind, str(blob)))
-    return out
+    return [
+        KeptObject(digest, kind, str(blob))
+        for digest, kind, blob in _data_entries(repo, ref)
+        if _HEX64.fullmatch(digest)
+    ]
 
 
 def without_dropped_data(
