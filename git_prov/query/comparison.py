@@ -184,23 +184,9 @@ def compare_runs(
     return Comparison(tuple(runs), constant, tuple(varying), tuple(metric_names), direction, best)
 
 
-def from_found(run: Any) -> ComparedRun:
-    """A :class:`~git_prov.query.find.FoundRun` (an index row) as a compared run."""
-    return ComparedRun(
-        id=run.id,
-        short_id=run.short_id,
-        commit=run.commit,
-        started=run.started,
-        status=run.status,
-        command=run.command,
-        params=run.params,
-        metrics=run.metrics,
-        tags=run.tags,
-    )
-
-
 def from_record(record: Any) -> ComparedRun:
-    """A :class:`~git_prov.model.record.RunRecord` as a compared run."""
+    """A :class:`~git_prov.model.record.RunRecord`, or a
+    :class:`~git_prov.query.find.FoundRun` (an index row), as a compared run."""
     return ComparedRun(
         id=record.id,
         short_id=record.short_id,
@@ -212,3 +198,7 @@ def from_record(record: Any) -> ComparedRun:
         metrics=dict(record.metrics),
         tags=tuple(record.tags),
     )
+
+
+# An index row has the same fields (as properties), so one builder serves both.
+from_found = from_record
