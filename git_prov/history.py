@@ -70,6 +70,15 @@ def log(
                 return
 
 
+def run_ids_in(index: RunIndex, revisions: Sequence[str]) -> list[str]:
+    """The ids of the live runs shown on the commits ``git log REVISIONS`` lists, sorted;
+    from the index alone (no note is read)."""
+    annotated = located.annotated(index)
+    commits = [c[0] for c in _commits(index, revisions, ()) if c[0] in annotated]
+    ids = located.run_ids_on(index, commits)
+    return sorted({run for runs in ids.values() for run in runs})
+
+
 def _commits(
     index: RunIndex, revisions: Sequence[str], paths: Sequence[str]
 ) -> list[tuple[str, str, str, str, str]]:

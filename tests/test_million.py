@@ -73,6 +73,30 @@ def test_report_sample_equals_the_full_report_on_its_runs(big: Path) -> None:
     assert sampled.metric_names == full.metric_names
 
 
+def test_report_of_revisions_reads_only_their_runs_through_the_index(big: Path) -> None:
+    repo = open_repo(big)
+    scan = Ledger(repo).scan()
+    head = git(big, "rev-parse", "HEAD").strip()
+    for revisions in (["HEAD~3..HEAD"], ["HEAD"]):
+        through_scan = build_report(repo, revisions, scan=scan, max_runs=None)
+        through_index = build_report(repo, revisions, max_runs=None)
+        assert sorted(through_index.every_run) == sorted(through_scan.every_run)
+        assert [v.record for v in through_index.runs] == [v.record for v in through_scan.runs]
+        assert through_index.anomalies == through_scan.anomalies
+        assert through_index.trends == through_scan.trends
+    assert {a.kind for a in through_index.anomalies} >= {"failed", "conflict", "unreadable"}
+    assert not through_index.sampled
+    # over more runs than the sample: the newest of them, totals over all of them
+    sampled = build_report(repo, ["HEAD"], max_runs=50, sample=300)
+    full = through_index
+    assert sampled.sampled and sampled.totals is not None
+    assert sampled.totals.runs == sampled.total_runs == len(full.every_run)
+    assert sampled.totals.not_ok == sum(v.record.status != "ok" for v in full.every_run.values())
+    assert sorted(sampled.every_run) == sorted(v.id for v in full.runs[:300])
+    assert [v.record for v in sampled.runs] == [v.record for v in full.runs[:50]]
+    assert head in {v.record.commit for v in sampled.runs}
+
+
 def test_report_below_the_sample_reads_every_run(big: Path) -> None:
     repo = open_repo(big)
     report = build_report(repo, max_runs=50, sample=RUNS + 3)

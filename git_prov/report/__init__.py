@@ -163,21 +163,17 @@ def build_report(
     ``max_runs`` set, no ``revisions``, no ``scan``) only the newest ``sample`` runs are
     read (see :data:`MAX_SAMPLE_RUNS`)."""
     ledger = Ledger(repo)
-    if scan is None and not revisions and max_runs is not None:
+    if scan is None and revisions:
+        bounded_sample = None if max_runs is None else max(sample, max_runs)
+        return _revisions_report(repo, ledger, revisions, title, now, max_runs, bounded_sample)
+    if scan is None and max_runs is not None:
         bounded = _sampled_report(repo, ledger, title, now, max_runs, max(sample, max_runs))
         if bounded is not None:
             return bounded
     scan = scan or ledger.scan()
     if revisions:
-        from git_prov.history import log
-        from git_prov.query.index import RepoPaths, open_index
-
-        picked: dict[str, LocatedRun] = {}
-        with open_index(RepoPaths.of_repo(repo)) as index:
-            for entry in log(index, revisions):
-                for run in entry.runs:
-                    picked.setdefault(run.id, run)
-        located = sorted(picked.values(), key=lambda r: r.id)
+        picked = set(_run_ids_in(repo, revisions))
+        located = [run for run in scan.live_runs() if run.id in picked]
         commits = {c for run in located for c in run.shown_on}
         problems = [p for p in scan.problems if p.commit in commits]
     else:
@@ -310,6 +306,73 @@ def _sampled_report(
         max_runs=max_runs,
         total_runs=int(runs),
         totals=Totals(int(runs), int(commits), int(not_ok)),
+    )
+
+
+def _run_ids_in(repo: GitRepo, revisions: Sequence[str]) -> list[str]:
+    """The ids of the live runs shown on the commits of ``git log REVISIONS`` (no note read)."""
+    from git_prov.history import run_ids_in
+    from git_prov.query.index import RepoPaths, open_index
+
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        return run_ids_in(index, revisions)
+
+
+def _revisions_report(
+    repo: GitRepo,
+    ledger: Ledger,
+    revisions: Sequence[str],
+    title: str | None,
+    now: datetime | None,
+    max_runs: int | None,
+    sample: int | None,
+) -> Report:
+    """The report of the runs on the commits of ``revisions``, read through the query index:
+    only those runs' note lines are read, never the whole ledger. Over more than ``sample``
+    of them (None: no limit) only the newest ``sample`` are read, with totals from SQL."""
+    from git_prov.history import run_ids_in
+    from git_prov.query.index import KIND_RUN, RepoPaths, open_index
+    from git_prov.query.located import located
+
+    totals = None
+    with open_index(RepoPaths.of_repo(repo)) as index:
+        ids = run_ids_in(index, revisions)
+        if sample is not None and len(ids) > sample:
+            newest: dict[str, tuple[str, str, str]] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for run, started, commit, status in index.db.execute(
+                    "SELECT run, started, commit_id, status FROM lines"
+                    f" WHERE live = 1 AND kind = ? AND run IN ({marks})",
+                    (KIND_RUN, *chunk),
+                ):
+                    newest[str(run)] = (str(started or ""), str(commit), str(status))
+            totals = Totals(
+                len(newest),
+                len({commit for _, commit, _ in newest.values()}),
+                sum(status != "ok" for _, _, status in newest.values()),
+            )
+            ids = sorted(newest, key=lambda r: (newest[r][0], r), reverse=True)[:sample]
+        found = located(index, ids)
+        commits = {c for run in found.values() for c in run.shown_on}
+        problems = [p for p in index.problems() if p.commit in commits]
+    views = [RunView(found[rid]) for rid in sorted(found)]
+    conflicts = {
+        v.id: len(v.located.conflict.copies) for v in views if v.located.conflict is not None
+    }
+    return _assemble(
+        repo,
+        ledger,
+        views,
+        problems,
+        conflicts,
+        title=title,
+        now=now,
+        revisions=tuple(revisions),
+        max_runs=max_runs,
+        total_runs=len(views) if totals is None else totals.runs,
+        totals=totals,
     )
 
 
