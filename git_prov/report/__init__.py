@@ -147,6 +147,19 @@ class Report:
         self.shown = {v.id for v in self.runs}
 
 
+@dataclass
+class Selection:
+    """The runs a report covers, before anything is loaded about them: their views, the
+    unreadable lines and conflicts among them, and (over a sample) the totals of all."""
+
+    views: list[RunView]
+    problems: Sequence[LineProblem]
+    conflicts: dict[str, int]
+    revisions: tuple[str, ...]
+    total_runs: int
+    totals: Totals | None = None
+
+
 def build_report(
     repo: GitRepo,
     revisions: Sequence[str] = (),
@@ -159,15 +172,28 @@ def build_report(
 ) -> Report:
     """Collect the runs shown on the commits of ``revisions`` (all live runs when empty)
     and everything the report shows about them. The table and the run details hold the
-    newest ``max_runs`` (None: all). Over more than ``sample`` live runs (and with
-    ``max_runs`` set, no ``revisions``, no ``scan``) only the newest ``sample`` runs are
-    read (see :data:`MAX_SAMPLE_RUNS`)."""
+    newest ``max_runs`` (None: all). Over more than ``sample`` runs (and with ``max_runs``
+    set, no ``scan``) only the newest ``sample`` runs are read (see :data:`MAX_SAMPLE_RUNS`)."""
     ledger = Ledger(repo)
+    chosen = select_runs(repo, ledger, revisions, scan=scan, max_runs=max_runs, sample=sample)
+    return _assemble(repo, ledger, chosen, title=title, now=now, max_runs=max_runs)
+
+
+def select_runs(
+    repo: GitRepo,
+    ledger: Ledger,
+    revisions: Sequence[str] = (),
+    *,
+    scan: LedgerScan | None = None,
+    max_runs: int | None = MAX_TABLE_RUNS,
+    sample: int = MAX_SAMPLE_RUNS,
+) -> Selection:
+    """The runs :func:`build_report` covers (its arguments), nothing loaded about them."""
     if scan is None and revisions:
         bounded_sample = None if max_runs is None else max(sample, max_runs)
-        return _revisions_report(repo, ledger, revisions, title, now, max_runs, bounded_sample)
+        return _revisions_selection(repo, revisions, bounded_sample)
     if scan is None and max_runs is not None:
-        bounded = _sampled_report(repo, ledger, title, now, max_runs, max(sample, max_runs))
+        bounded = _sampled_selection(repo, max(sample, max_runs))
         if bounded is not None:
             return bounded
     scan = scan or ledger.scan()
@@ -180,37 +206,22 @@ def build_report(
         located = scan.live_runs()
         problems = list(scan.problems)
     views = [RunView(run) for run in located]
-    return _assemble(
-        repo,
-        ledger,
-        views,
-        problems,
-        {k: len(v) for k, v in scan.conflicts.items()},
-        title=title,
-        now=now,
-        revisions=tuple(revisions),
-        max_runs=max_runs,
-        total_runs=len(views),
-    )
+    conflicts = {k: len(v) for k, v in scan.conflicts.items()}
+    return Selection(views, problems, conflicts, tuple(revisions), len(views))
 
 
 def _assemble(
     repo: GitRepo,
     ledger: Ledger,
-    views: list[RunView],
-    problems: Sequence[LineProblem],
-    conflicts: dict[str, int],
+    chosen: Selection,
     *,
     title: str | None,
     now: datetime | None,
-    revisions: tuple[str, ...],
     max_runs: int | None,
-    total_runs: int,
-    totals: Totals | None = None,
 ) -> Report:
-    """The report of ``views`` (the runs read): their data and environments loaded, and
-    every analysis the page shows made over them. ``totals`` (the whole ledger's counts)
-    marks a report of a sample."""
+    """The report of the ``chosen`` runs: their data and environments loaded, and every
+    analysis the page shows made over them. Totals (all runs' counts) mark a sample."""
+    views, totals = chosen.views, chosen.totals
     _load_manifests(ledger, views)
     environments = _load_environments(ledger, views)
     oldest_first = sorted(views, key=lambda v: (v.record.started, v.id))
@@ -220,9 +231,9 @@ def _assemble(
     return Report(
         title=title or _default_title(repo),
         generated=when,
-        revisions=revisions,
+        revisions=chosen.revisions,
         runs=list(reversed(oldest_first))[:max_runs],
-        total_runs=total_runs,
+        total_runs=chosen.total_runs,
         every_run={v.id: v for v in views},
         metric_names=metric_names[:MAX_METRIC_COLUMNS],
         more_metrics=max(0, len(metric_names) - MAX_METRIC_COLUMNS),
@@ -230,7 +241,7 @@ def _assemble(
         graph=lineage_graph(oldest_first),
         trends=metric_trends(oldest_first, metric_names[:MAX_TREND_METRICS]),
         mismatches=find_mismatches(oldest_first, environments),
-        anomalies=find_anomalies(repo, oldest_first, conflicts, problems),
+        anomalies=find_anomalies(repo, oldest_first, chosen.conflicts, chosen.problems),
         curves=collect_curves(repo, ledger, (v.record for v in reversed(oldest_first))),
         sampled=totals is not None,
         totals=totals,
@@ -259,15 +270,8 @@ def full_read_cost(repo: GitRepo) -> str | None:
     )
 
 
-def _sampled_report(
-    repo: GitRepo,
-    ledger: Ledger,
-    title: str | None,
-    now: datetime | None,
-    max_runs: int,
-    sample: int,
-) -> Report | None:
-    """The report of the newest ``sample`` runs, read through the query index; None when
+def _sampled_selection(repo: GitRepo, sample: int) -> Selection | None:
+    """The newest ``sample`` runs, read through the query index; None when
     the ledger holds no more than ``sample`` live runs (then every run is read, as ever)."""
     from git_prov.query.index import KIND_RUN, RepoPaths, open_index
     from git_prov.query.located import located
@@ -290,23 +294,8 @@ def _sampled_report(
         ]
         found = located(index, newest)
         problems = index.problems()
-    views = [RunView(found[rid]) for rid in sorted(found)]
-    conflicts = {
-        v.id: len(v.located.conflict.copies) for v in views if v.located.conflict is not None
-    }
-    return _assemble(
-        repo,
-        ledger,
-        views,
-        problems,
-        conflicts,
-        title=title,
-        now=now,
-        revisions=(),
-        max_runs=max_runs,
-        total_runs=int(runs),
-        totals=Totals(int(runs), int(commits), int(not_ok)),
-    )
+    totals = Totals(int(runs), int(commits), int(not_ok))
+    return _from_index(found, problems, (), totals)
 
 
 def _run_ids_in(repo: GitRepo, revisions: Sequence[str]) -> list[str]:
@@ -318,16 +307,8 @@ def _run_ids_in(repo: GitRepo, revisions: Sequence[str]) -> list[str]:
         return run_ids_in(index, revisions)
 
 
-def _revisions_report(
-    repo: GitRepo,
-    ledger: Ledger,
-    revisions: Sequence[str],
-    title: str | None,
-    now: datetime | None,
-    max_runs: int | None,
-    sample: int | None,
-) -> Report:
-    """The report of the runs on the commits of ``revisions``, read through the query index:
+def _revisions_selection(repo: GitRepo, revisions: Sequence[str], sample: int | None) -> Selection:
+    """The runs on the commits of ``revisions``, read through the query index:
     only those runs' note lines are read, never the whole ledger. Over more than ``sample``
     of them (None: no limit) only the newest ``sample`` are read, with totals from SQL."""
     from git_prov.history import run_ids_in
@@ -357,23 +338,23 @@ def _revisions_report(
         found = located(index, ids)
         commits = {c for run in found.values() for c in run.shown_on}
         problems = [p for p in index.problems() if p.commit in commits]
+    return _from_index(found, problems, tuple(revisions), totals)
+
+
+def _from_index(
+    found: Mapping[str, LocatedRun],
+    problems: Sequence[LineProblem],
+    revisions: tuple[str, ...],
+    totals: Totals | None,
+) -> Selection:
+    """The selection of the runs ``found`` through the index (a conflicting run carries its
+    copies); ``totals`` when they are a sample of more."""
     views = [RunView(found[rid]) for rid in sorted(found)]
     conflicts = {
         v.id: len(v.located.conflict.copies) for v in views if v.located.conflict is not None
     }
-    return _assemble(
-        repo,
-        ledger,
-        views,
-        problems,
-        conflicts,
-        title=title,
-        now=now,
-        revisions=tuple(revisions),
-        max_runs=max_runs,
-        total_runs=len(views) if totals is None else totals.runs,
-        totals=totals,
-    )
+    total = len(views) if totals is None else totals.runs
+    return Selection(views, problems, conflicts, revisions, total, totals)
 
 
 def write_report(report: Report, path: Path) -> int:
@@ -713,5 +694,8 @@ def _curves_json(repo: GitRepo, revisions: Sequence[str], max_runs: int | None) 
     """``/curves.json``: the curves section's data (runs still going included)."""
     from git_prov.model.values import canonical_json
 
-    report = build_report(repo, revisions, max_runs=max_runs)
-    return canonical_json(report.curves.to_json()).encode("ascii")
+    ledger = Ledger(repo)
+    chosen = select_runs(repo, ledger, revisions, max_runs=max_runs)
+    newest_first = sorted(chosen.views, key=lambda v: (v.record.started, v.id), reverse=True)
+    curves = collect_curves(repo, ledger, (v.record for v in newest_first))
+    return canonical_json(curves.to_json()).encode("ascii")
