@@ -348,3 +348,49 @@ def test_find_with_a_fresh_index_loads_no_pygit2(repo: Path) -> None:
         modules = {ln.rsplit("|", 1)[1].strip() for ln in done.stderr.splitlines() if "|" in ln}
         assert "git_prov.query.index" in modules, args  # (the import list was read)
         assert "pygit2" not in modules, args
+
+
+def test_a_page_counts_the_rest_exactly_on_a_small_ledger_and_at_least_on_a_big_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-n`` on a ledger of more than COUNT_SCAN index rows: a filtered page counts the
+    runs beyond it among those rows only and says "at least" (a lower bound, never a wrong
+    number); an unfiltered page, and any page of a small ledger, count exactly."""
+    from git_prov.query import find as finding
+
+    exact = cli_run(world.repo, "find", "--where", "acc>0.5", "-n", "1")
+    assert exact.stdout.splitlines()[-1].endswith("… 2 more (--limit)")
+    monkeypatch.setattr(finding, "COUNT_SCAN", 2)
+    bounded = cli_run(world.repo, "find", "--where", "acc>0.5", "-n", "1")
+    assert bounded.stdout.splitlines()[:-1] == exact.stdout.splitlines()[:-1]
+    last = bounded.stdout.splitlines()[-1]
+    assert last.startswith("… at least ") and last.endswith(" more (--limit)")
+    assert 1 <= int(last.split()[3]) <= 2  # 3 runs match: 1 shown, 2 beyond it
+    unfiltered = cli_run(world.repo, "find", "-n", "1")
+    assert unfiltered.stdout.splitlines()[-1].endswith("… 3 more (--limit)")
+    monkeypatch.chdir(world.repo)
+    with open_index(RepoPaths.discover()) as index:
+        many = finding.find_runs(index, FindQuery(where=(Condition.parse("acc>0"),), limit=1))
+        few = finding.find_runs(index, FindQuery(where=(Condition.parse("acc>0.94"),), limit=1))
+    assert not many.exact and 2 <= many.matched <= 3 and len(many.runs) == 1
+    assert few.exact and few.matched == 1  # (no more than the page: known without a count)
+
+
+def test_a_page_newest_first_walks_the_index_of_start_times(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page sorted by start time reads runs newest first from ``lines_started`` until
+    it has enough, with no sort of every match (EXPLAIN QUERY PLAN)."""
+    monkeypatch.chdir(world.repo)
+    statements: list[str] = []
+    with open_index(RepoPaths.discover()) as index:
+        index.db.set_trace_callback(statements.append)
+        query = FindQuery(where=(Condition.parse("acc>0.5"),), statuses=("ok",), limit=2)
+        assert len(find_runs(index, query).runs) == 1
+        find_runs(index, FindQuery(since="2026-01-02T00:00:00.000Z", limit=1))
+        index.db.set_trace_callback(None)
+        pages = [s for s in statements if " ORDER BY started DESC" in s and "LIMIT" in s]
+        assert len(pages) == 2
+        for page in pages:
+            plan = " | ".join(row[-1] for row in index.db.execute("EXPLAIN QUERY PLAN " + page))
+            assert "USING INDEX lines_started" in plan and "TEMP B-TREE" not in plan, plan

@@ -219,7 +219,9 @@ def find_command(
         runs = _with_shown_copies(runs)
         text = runs_table(runs, style=state.style, first=first, now=now)
         if result.matched > len(runs):
-            more = state.style(f"… {result.matched - len(runs)} more (--limit)", dim=True)
+            beyond = result.matched - len(runs)  # (exact, or a lower bound: at least)
+            more = "" if result.exact else "at least "
+            more = state.style(f"… {more}{beyond} more (--limit)", dim=True)
             return views([text, view([more])])
         return text
 

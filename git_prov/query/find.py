@@ -43,6 +43,10 @@ SORT_COLUMNS = {
     "branch": "branch",
 }
 REL_TOLERANCE = 1e-9  # == on numbers: 0.1 + 0.2 == 0.3
+# A page (``-n``) of a filtered query counts the runs that match beyond it among at most
+# this many rows of the index: the count of a bigger ledger is a lower bound ("at least"),
+# so a page costs what it shows, not a pass over every run.
+COUNT_SCAN = 10_000
 
 
 @dataclass(frozen=True)
@@ -175,10 +179,13 @@ class FoundRun(NamedTuple):
 
 @dataclass(frozen=True)
 class FindResult:
-    """The runs found (in the requested order) and how many matched before ``limit``."""
+    """The runs found (in the requested order) and how many matched before ``limit``:
+    exactly, or (``exact`` False: a filtered page of a ledger of more than
+    :data:`COUNT_SCAN` runs) at least ``matched``."""
 
     runs: list[FoundRun]
     matched: int
+    exact: bool = True
 
 
 # ---- parsing user input ------------------------------------------------------------------
@@ -492,7 +499,11 @@ def find_runs(
     ``fields`` names the :class:`FoundRun` fields to read (default: all; the others are
     None) — reading 100k rows costs mostly the values converted to Python.
     """
-    clauses = ["live = 1"]
+    # ``ranged``: what the index of start times answers (a count of it is cheap); the
+    # other clauses test runs one by one.
+    ranged: list[str] = ["live = 1"]
+    ranged_args: list[Any] = []
+    clauses: list[str] = []
     args: list[Any] = []
     db = index.db
     _check_sort(index, query.sort)
@@ -504,11 +515,11 @@ def find_runs(
     if query.statuses:
         any_of(["status = ?"] * len(query.statuses), list(query.statuses))
     if query.since:
-        clauses.append("started >= ?")
-        args.append(query.since)
+        ranged.append("started >= ?")
+        ranged_args.append(query.since)
     if query.until:
-        clauses.append("started < ?")
-        args.append(query.until)
+        ranged.append("started < ?")
+        ranged_args.append(query.until)
     if query.hosts:
         any_of(
             [
@@ -601,20 +612,34 @@ def find_runs(
             " AND shown.note IN temp.commits))"
         )
     order, order_args = _sort_sql(query.sort)
-    where = " AND ".join(clauses)
+    where = " AND ".join([*ranged, *clauses])
     wanted = set(COLUMNS) if fields is None else {"id", *fields}
     columns = ", ".join(c if f in wanted else "NULL" for f, c in COLUMNS.items())
     sql = f"SELECT {columns} FROM lines WHERE {where} ORDER BY {order}"
     limit_args: list[Any] = []
     if query.limit is not None:
-        sql += " LIMIT ?"
-        limit_args.append(query.limit)
+        sql += " LIMIT ?"  # one more than asked: whether there are more, without a count
+        limit_args.append(query.limit + 1)
     # (Straight from the cursor: a list of the plain rows too would double the memory.)
-    found = list(map(FoundRun._make, db.execute(sql, [*args, *order_args, *limit_args])))
-    matched = len(found)
-    if query.limit is not None and matched >= query.limit:
-        matched = int(db.execute(f"SELECT count(*) FROM lines WHERE {where}", args).fetchone()[0])
-    return FindResult(found, matched)
+    every = [*ranged_args, *args]
+    found = list(map(FoundRun._make, db.execute(sql, [*every, *order_args, *limit_args])))
+    if query.limit is None or len(found) <= query.limit:
+        return FindResult(found, len(found))
+    del found[query.limit :]
+    if not clauses:  # (the index of start times counts them)
+        count = db.execute(f"SELECT count(*) FROM lines WHERE {where}", every).fetchone()[0]
+        return FindResult(found, int(count))
+    # The others are counted among the first COUNT_SCAN rows of the index (in table order:
+    # neighbouring rows, read in a few pages) — all of them, on a small ledger.
+    scanned, hits = db.execute(
+        f"SELECT count(*), total(CASE WHEN {where} THEN 1 ELSE 0 END) FROM lines"
+        " WHERE id IN (SELECT id FROM lines ORDER BY id LIMIT ?)",
+        [*every, COUNT_SCAN],
+    ).fetchone()
+    if scanned < COUNT_SCAN:  # every row was looked at: the exact count
+        return FindResult(found, int(hits))
+    # (Those counted and those found are both runs that match: at least the more of them.)
+    return FindResult(found, max(int(hits), query.limit + 1), exact=False)
 
 
 def find(paths: RepoPaths, query: FindQuery) -> tuple[FindResult, list[Any], Any]:

@@ -69,7 +69,8 @@ def _walk(
         " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (?, ?)"
     )
     kinds = (KIND_RUN, KIND_ATTACH)
-    if len(wanted) * 4 >= index.run_count():  # most runs: one plain scan, sorted here
+    most = len(wanted) * 4
+    if most >= index.run_count(at_most=most + 1):  # most runs: one plain scan, sorted here
         chosen = set(wanted)
         rows = [r for r in index.db.execute(select, kinds) if r[0] in chosen]
         live = {r[0] for r in rows if r[2]}
@@ -164,7 +165,8 @@ def conflicted(index: RunIndex, run_ids: Sequence[str]) -> dict[str, LocatedRun]
     """The runs among ``run_ids`` whose ledger holds different records (each with its
     :class:`RunConflict` and the copy to show). Reads only runs stored more than once."""
     several: list[str] = []
-    if len(run_ids) * 4 >= index.run_count():  # most runs: one pass over the table
+    most = len(run_ids) * 4
+    if most >= index.run_count(at_most=most + 1):  # most runs: one pass over the table
         wanted = set(run_ids)
         several = [
             run
