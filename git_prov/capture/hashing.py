@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from git_prov.capture import kernel_copy
 from git_prov.capture.dvc import DvcDigest
 from git_prov.errors import BadPath
 from git_prov.progress import NO_PROGRESS, Progress
@@ -91,6 +92,12 @@ class KeepWriter(Protocol):
         """A copy-on-write clone of ``path`` (a reflink: instant where the file system has
         them), to be hashed instead of ``path`` and kept as it is, with nothing written;
         None when it cannot make one."""
+        ...
+
+    def copy_target(self) -> str | None:
+        """The (empty) temporary file :meth:`finish` installs, for the kernel to copy the
+        file's bytes into (``copy_file_range``: they never pass through user space); the
+        caller then hashes that copy. None when the bytes must come through :meth:`write`."""
         ...
 
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
@@ -392,9 +399,22 @@ def _digest(
             except OSError as exc:
                 raise _unreadable(job.name, exc) from None
         else:
-            hexdigest, size, head, after = _read_and_hash(
-                job.path, job.name, job.stat.size, buffer, report, stop, dvc, writer
-            )
+            copied = None
+            target = writer.copy_target() if writer is not None else None
+            if target is not None:
+                # The kernel copies the file into the store, and the copy is what is hashed.
+                copied = _copy_and_hash(job, target, buffer, report, stop, dvc)
+                if copied is None:  # no kernel copy here, or the file changed during it
+                    assert writer is not None and keeper is not None
+                    writer.abort()
+                    writer = keeper.open(job.name, job.stat.size)
+                    dvc = DvcDigest(job.dvc, job.stat.size) if job.dvc else None
+            if copied is not None:
+                hexdigest, size, head, after = copied
+            else:  # one read pass, hashing and handing the same bytes to the writer
+                hexdigest, size, head, after = _read_and_hash(
+                    job.path, job.name, job.stat.size, buffer, report, stop, dvc, writer
+                )
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -424,22 +444,8 @@ def _read_and_hash(
 ) -> tuple[str, int, bytes | None, StatKey]:
     """(sha256 hex, bytes read, the whole content if under 1 KiB, stat after reading);
     ``dvc`` and ``writer``, when given, are fed the same bytes."""
+    fd, _ = _open_regular(path, name)
     try:
-        # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _unreadable(name, exc) from None
-    try:
-        try:
-            kind = os.fstat(fd).st_mode
-        except OSError as exc:
-            raise _unreadable(name, exc) from None
-        if not stat.S_ISREG(kind):
-            shown = name if name.isprintable() else repr(name)
-            raise BadPath(f"{shown}: not a regular file", "declare the files the command reads")
-        if hasattr(os, "posix_fadvise"):
-            with contextlib.suppress(OSError):  # advice only; some file systems refuse it
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
             if size_hint >= READ_AHEAD_MIN and _usable_cpus() > 1:
                 hexdigest, size = _hash_read_ahead(fd, report, stop, dvc, writer)
@@ -451,6 +457,90 @@ def _read_and_hash(
             raise _unreadable(name, exc) from None
     finally:
         os.close(fd)
+    return hexdigest, size, head, after
+
+
+def _open_regular(path: str, name: str) -> tuple[int, StatKey]:
+    """A read-only descriptor of the regular file ``path`` and its stat data when opened
+    (BadPath when it cannot be read or is not a regular file)."""
+    try:
+        # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
+    try:
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            raise _unreadable(name, exc) from None
+        if not stat.S_ISREG(st.st_mode):
+            shown = name if name.isprintable() else repr(name)
+            raise BadPath(f"{shown}: not a regular file", "declare the files the command reads")
+    except BaseException:
+        os.close(fd)
+        raise
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):  # advice only; some file systems refuse it
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    return fd, StatKey.of(st)
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _copy_and_hash(
+    job: HashJob,
+    target: str,
+    buffer: bytearray,
+    report: Callable[[int], None],
+    stop: threading.Event,
+    dvc: DvcDigest | None,
+) -> tuple[str, int, bytes | None, StatKey] | None:
+    """Copy ``job``'s file into ``target`` with the kernel and hash the copy: (sha256 hex,
+    size, the whole content if under 1 KiB, stat data) as :func:`_read_and_hash` gives
+    them. None when the kernel cannot copy the file or its stat data changed between the
+    start of the copy and the end of the hash: ``target`` then holds bytes not to keep
+    (the caller reads the file the one-pass way instead; see capture/kernel_copy.py).
+
+    A big file is copied by a thread of its own while this one hashes the part already
+    copied (a reader thread in between, as for any big file): copying overlaps hashing.
+    """
+    fd, before = _open_regular(job.path, job.name)
+    try:
+        try:
+            out = os.open(target, os.O_WRONLY | _O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            back = os.open(target, os.O_RDONLY | _O_CLOEXEC)
+        except OSError:
+            os.close(out)
+            return None
+        copier = kernel_copy.KernelCopy(fd, out, job.path, stop)
+        try:
+            head: bytes | None = None
+            if before.size >= READ_AHEAD_MIN and _usable_cpus() > 1:
+                copier.copied = copier.step()  # (where the kernel cannot copy, it fails here)
+                copier.start()
+                hexdigest, size = _hash_read_ahead(back, report, stop, dvc, ready=copier.wait)
+            else:
+                copier.all()
+                hexdigest, size, head = _hash_sequential(back, buffer, report, stop, dvc)
+            after = StatKey.of(os.fstat(fd))
+        except kernel_copy.CopyFailed:
+            return None
+        except kernel_copy.CopyStopped:
+            raise _Cancelled from None
+        except OSError as exc:  # reading the copy back
+            raise _unreadable(job.name, exc) from None
+        finally:
+            copier.close()  # (before the descriptors it copies between are closed)
+            os.close(back)
+            os.close(out)
+    finally:
+        os.close(fd)
+    if after != before or size != before.size:
+        return None
     return hexdigest, size, head, after
 
 
@@ -490,11 +580,15 @@ def _hash_read_ahead(
     stop: threading.Event,
     dvc: DvcDigest | None,
     writer: KeepWriter | None = None,
+    ready: Callable[[int], None] | None = None,
 ) -> tuple[str, int]:
     """Hash while a second thread reads the next buffers: reading overlaps hashing. With
     ``dvc``, a third thread feeds it each buffer SHA-256 is done with: MD5 overlaps too.
     With ``writer``, the same third thread hands it each buffer once hashed (the kept bytes
-    are the hashed bytes): writing the copy overlaps hashing too."""
+    are the hashed bytes): writing the copy overlaps hashing too. With ``ready``, the file
+    is still being written (a kernel copy): the reader calls ``ready(end)`` before reading
+    up to offset ``end``, which returns once those bytes are there (or the file is
+    complete)."""
     following = dvc is not None or writer is not None
     free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
@@ -502,9 +596,13 @@ def _hash_read_ahead(
         free.put(bytearray(CHUNK))
 
     def read_ahead() -> None:
+        offset = 0
         try:
             while (buffer := free.get()) is not None:
+                if ready is not None:
+                    ready(offset + CHUNK)
                 n = _fill(fd, memoryview(buffer))
+                offset += n
                 full.put((buffer, n))
                 if n < CHUNK:
                     return

@@ -216,6 +216,9 @@ class KeepWriter:
     def snapshot(self, path: str) -> str | None:
         return None
 
+    def copy_target(self) -> str | None:
+        return None
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 
@@ -251,8 +254,9 @@ class _GitWriter(KeepWriter):
 
 class _LfsWriter(KeepWriter):
     """Large files: a new object of the local LFS store (:class:`LfsObjectWriter`, the one
-    place objects are made), written as the file is hashed — or a reflink of it, hashed
-    instead — and installed under the hash of exactly those bytes."""
+    place objects are made) — a reflink of the file, or a copy the kernel makes, either
+    then hashed; or, where the kernel cannot copy it, written as the file is hashed — and
+    installed under the hash of exactly those bytes."""
 
     def __init__(self, store: KeptStore):
         self._store = store
@@ -270,6 +274,11 @@ class _LfsWriter(KeepWriter):
             cloned = False
         self._store._reflinks = cloned  # (a file system that cannot: stop asking)
         return str(self._object.path) if cloned else None
+
+    def copy_target(self) -> str | None:
+        """The new object's temporary file, for the kernel to copy the file into; the
+        caller hashes that copy and :meth:`finish` installs it under that hash."""
+        return str(self._object.path)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._object.write(data)

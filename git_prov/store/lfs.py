@@ -10,8 +10,10 @@ standalone-file agent) then holds them; git-prov runs no server of its own.
 
 How a file gets into the store (docs/integrations.md, "Kept bytes and git-LFS"): a reflink
 (``FICLONE``: copy-on-write, instant on btrfs/XFS) where the file system can make one,
-else a copy hashed while it is written; a reflink is read back and hashed. Either must
-hash to the object id the caller recorded, or nothing is stored. A hard link is used only
+else a copy the kernel makes (``copy_file_range``), either read back and hashed; where
+the kernel cannot copy (another file system), a copy hashed while it is written. Each
+must hash to the object id the caller recorded, or nothing is stored. (``--keep`` hashes
+the kernel's copy while it is being made: capture/hashing.py.) A hard link is used only
 for a file that has no write bit: a hard link shares the inode, so an in-place write to
 the user's file (``open(path, "w")`` truncates the same inode) would change the stored
 object too.
@@ -133,8 +135,9 @@ class LfsObjectWriter:
 
     Its bytes go to a private temporary file under ``<common>/lfs/tmp`` — a reflink of a
     source (:meth:`reflink`, copy-on-write, where the file system can), a hard link of a
-    read-only source (:meth:`link`), or written as they are read and hashed
-    (:meth:`write`) — and :meth:`install` renames it into place under the object id the
+    read-only source (:meth:`link`), a copy the kernel makes (:meth:`kernel_copy`, or
+    ``copy_file_range`` into :attr:`path` by the caller), or written as they are read and
+    hashed (:meth:`write`) — and :meth:`install` renames it into place under the object id the
     caller computed from exactly those bytes. :meth:`discard` (or an exception in a
     ``with`` block) leaves nothing behind.
     """
@@ -189,6 +192,22 @@ class LfsObjectWriter:
         self._reopen()
         return False
 
+    def kernel_copy(self, source_fd: int) -> bool:
+        """Have the kernel copy ``source_fd`` from its start to its end into the temporary
+        file (``copy_file_range``, as ``cp`` does: no byte passes through user space);
+        False when it cannot (another file system, not supported), leaving the file empty
+        and ``source_fd`` at its start."""
+        out = self.file.fileno()
+        try:
+            while os.copy_file_range(source_fd, out, _CHUNK):
+                pass
+        except OSError:
+            os.ftruncate(out, 0)
+            os.lseek(out, 0, os.SEEK_SET)
+            os.lseek(source_fd, 0, os.SEEK_SET)
+            return False
+        return True
+
     def _reopen(self) -> None:
         self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by install
 
@@ -234,8 +253,9 @@ def store_in_lfs(common_dir: Path, source: Path, oid: str, size: int) -> None:
     Nothing is done when the store already holds the object. Otherwise
     :class:`LfsObjectWriter` takes the bytes — reflinked where the file system can
     (copy-on-write: later writes to ``source`` do not reach the store), hard-linked when
-    ``source`` has no write bit (nobody can change it in place), copied otherwise — they
-    are hashed (while copying, or read back), and installed only when they hash to ``oid``
+    ``source`` has no write bit (nobody can change it in place), copied by the kernel
+    otherwise (or, where it cannot, from user space while hashed) — they are hashed (read
+    back, or while copying), and installed only when they hash to ``oid``
     and have ``size`` bytes. A file that changed since its hash was taken raises LfsError
     (exit 5) and leaves nothing behind.
     """
@@ -270,6 +290,8 @@ def _place(source: Path, writer: LfsObjectWriter) -> tuple[str, int]:
         if writer.reflink(src.fileno()):
             return _hash_file(writer.path)
         if st.st_mode & 0o222 == 0 and writer.link(source, st):
+            return _hash_file(writer.path)
+        if writer.kernel_copy(src.fileno()):
             return _hash_file(writer.path)
         return copy_hashing(src, writer.file)
 
