@@ -104,7 +104,7 @@ from git_prov.store.repo import open_repo
 
 TARGET_RATIO = 3.0
 # What the quick path (git_prov/entry.py) imports before it runs push, fetch or sync.
-QUICK_IMPORTS = "import git_prov.entry, git_prov.sync_commands"
+QUICK_IMPORTS = "import git_prov.entry, git_prov.sync.commands"
 
 
 class CountingProxy:

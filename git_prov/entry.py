@@ -4,7 +4,7 @@
 milliseconds, and the pre-push hook runs ``git prov hook pre-push`` on every ``git push``:
 for them start-up is most of the cost, and importing click and the command line built on it
 costs more than their own work. So a command line of one of these with its options in their
-plain forms runs here, without click (:mod:`git_prov.sync_commands`). Anything else — help,
+plain forms runs here, without click (:mod:`git_prov.sync.commands`). Anything else — help,
 a typo, an option spelt another way, every other command — goes to
 :func:`git_prov.cli.main`, which stays the one real parser, so its errors and help are
 unchanged. Both paths print the same bytes and exit with the same codes; errors are told
@@ -145,7 +145,7 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
     """Run a parsed command line (from its ``-C DIR``, where :func:`main` went); returns
     the exit status."""
     try:
-        from git_prov import sync_commands as commands
+        from git_prov.sync import commands
 
         remote = call.arguments[0] if call.arguments else None
         as_json, no_remap = "--json" in call.flags, "--no-remap" in call.flags

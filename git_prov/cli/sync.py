@@ -1,6 +1,6 @@
 """``git prov push``, ``fetch`` and ``sync`` (registered on the main group), and the hidden
 ``git prov hook pre-push`` that the pre-push trampoline calls: their options, for click.
-What they do and print is :mod:`git_prov.sync_commands`, which :mod:`git_prov.entry` also
+What they do and print is :mod:`git_prov.sync.commands`, which :mod:`git_prov.entry` also
 runs without click when the command line is a plain one; keep the options here and its
 parser in step (a test compares them).
 
@@ -59,7 +59,7 @@ def fetch(state: State, remote: str | None, no_remap: bool, data: bool, as_json:
     rewritten elsewhere (a squash merge on a hosting service) are attached to the commits
     their code was copied to, as git prov remap does.
     """
-    from git_prov.sync_commands import fetch_command
+    from git_prov.sync.commands import fetch_command
 
     return fetch_command(
         remote, no_remap=no_remap, as_json=as_json, echo=echo, style=state.style, data=data
@@ -86,7 +86,7 @@ def push(
     If others pushed first, their runs are fetched and merged, then the push is retried
     with random backoff until it lands or --timeout runs out. Never forced.
     """
-    from git_prov.sync_commands import push_command
+    from git_prov.sync.commands import push_command
 
     return push_command(
         remote, attempts=attempts, timeout=timeout, as_json=as_json, echo=echo, data=data
@@ -114,7 +114,7 @@ def sync_command(
 
     Arrived runs are remapped as by git prov fetch (not with --no-remap).
     """
-    from git_prov.sync_commands import sync_command as run_sync
+    from git_prov.sync.commands import sync_command as run_sync
 
     return run_sync(
         remote,
@@ -139,6 +139,6 @@ def hook() -> None:
 @click.pass_obj
 def pre_push(state: State, remote: str, url: str) -> int:
     """Called by the pre-push hook: push provenance too. Never blocks the push."""
-    from git_prov.sync_commands import pre_push_command
+    from git_prov.sync.commands import pre_push_command
 
     return pre_push_command(remote, url, echo=echo)
