@@ -53,6 +53,7 @@ from git_prov.model.record import (
     parse_line,
     printable,
 )
+from git_prov.query.rows import RunObjects, run_objects
 from git_prov.store.drops import DROP_DIR  # drop/<ab>/<rest>: a log `git prov gc` dropped
 from git_prov.store.headers import OBJ_BLOB, ObjectHeaders, git_hash_file
 from git_prov.store.ledger import (
@@ -224,6 +225,17 @@ def _line_digest(line: str) -> int:
     )
 
 
+# What each object slot of a record is (RunObjects' members after id, commit and snapshot).
+_SLOTS = {
+    2: ("inputs", KIND_DATA),
+    3: ("outputs", KIND_DATA),
+    4: ("env", KIND_ENV),
+    5: ("stdout", KIND_LOG),
+    6: ("stderr", KIND_LOG),
+    7: ("metric history", KIND_METRICS),
+}
+
+
 class _RunChecks:
     """The checks of every run's record, one record at a time, as the notes stream by; the
     findings come out in the order of a whole-ledger check (by run id, version, field),
@@ -235,40 +247,36 @@ class _RunChecks:
         self.objects = objects
         self.found: list[tuple[tuple[str, int, int, int], Finding]] = []
         self.clean: set[bytes] = set()  # kind initial + raw object id: checked, nothing found
+        self.clean_commits: set[str] = set()  # commits present and kept: nothing to find
         self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
 
     def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
         for seq, finding in enumerate(findings):
             self.found.append(((*key, seq), finding))
 
-    def check(self, record: RunRecord, version: int) -> None:
-        run_id = record.id
+    def _check_commit(self, run_id: str, what: str, oid: str, key: tuple[str, int, int]) -> None:
+        if oid in self.clean_commits:  # (the verdict depends on the commit alone)
+            return
         scratch = FsckReport()
-        _check_commit(record, "commit", record.commit, self.tree_paths, self.objects, scratch)
-        self._keep((run_id, version, 0), scratch.findings)
+        _check_commit(run_id, what, oid, self.tree_paths, self.objects, scratch)
+        if scratch.findings:
+            self._keep(key, scratch.findings)
+        else:
+            self.clean_commits.add(oid)
+
+    def check(self, record: RunObjects, version: int) -> None:
+        run_id = record.id
+        self._check_commit(run_id, "commit", record.commit, (run_id, version, 0))
         if record.snapshot:
-            scratch = FsckReport()
-            _check_commit(
-                record, "snapshot", record.snapshot, self.tree_paths, self.objects, scratch
-            )
-            self._keep((run_id, version, 1), scratch.findings)
-        for slot, (what, kind, oid) in enumerate(
-            (
-                ("inputs", KIND_DATA, record.inputs),
-                ("outputs", KIND_DATA, record.outputs),
-                ("env", KIND_ENV, record.env),
-                ("stdout", KIND_LOG, record.stdout),
-                ("stderr", KIND_LOG, record.stderr),
-                ("metric history", KIND_METRICS, record.history),
-            ),
-            start=2,
-        ):
+            self._check_commit(run_id, "snapshot", record.snapshot, (run_id, version, 1))
+        for slot in range(2, 8):  # inputs, outputs, env, stdout, stderr, history
+            oid = record[slot + 1]
             if oid is None:
                 continue
+            what, kind = _SLOTS[slot]
             if kind != KIND_LOG:
-                compact = (
-                    kind.encode() + b"/" + (bytes.fromhex(oid) if is_hex_oid(oid) else oid.encode())
-                )
+                # (every id a reader accepts is hex: is_hex_oid)
+                compact = kind.encode() + b"/" + bytes.fromhex(oid)
                 if compact in self.clean:
                     continue
                 mine = (run_id, version, slot, what)
@@ -314,6 +322,7 @@ def _check_notes(
     runs.notes = [(commit, str(blob_id)) for commit, blob_id in ledger.notes_in(tree)]
     progress = ambient()
     progress.start("checking the ledger's notes", len(runs.notes), "notes")
+    known: set[str] = set()  # object ids the fast reader found well formed
     for index, (commit, blob_id) in enumerate(runs.notes):
         if index % 256 == 255:
             progress.advance(256)
@@ -352,10 +361,15 @@ def _check_notes(
             if not line.strip():
                 continue
             report.lines += 1
+            found = run_objects(line, known)  # a run line, read fast
+            if found is not None:
+                has_runs = True
+                _add_run(runs, found, line, index, number, objects, checks)
+                continue
             entry = _parse(line, commit, number, report)
             if isinstance(entry, RunRecord):
                 has_runs = True
-                _add_run(runs, entry, line, index, number, objects, checks)
+                _add_run(runs, _objects_of(entry), line, index, number, objects, checks)
             elif isinstance(entry, Attachment):
                 has_runs = True
                 runs.attachments.append((entry, commit))
@@ -399,41 +413,56 @@ def _check_notes(
     return runs
 
 
+def _objects_of(record: RunRecord) -> RunObjects:
+    return RunObjects(
+        record.id, record.commit, record.snapshot, record.inputs, record.outputs, record.env,
+        record.stdout, record.stderr, record.history,
+    )  # fmt: skip
+
+
 def _add_run(
     runs: _Runs,
-    entry: RunRecord,
+    found: RunObjects,
     line: str,
     index: int,
     number: int,
     objects: ObjectHeaders,
     checks: _RunChecks,
 ) -> None:
-    """Remember a run line; check its record when it is a new version of the run."""
+    """Remember a run line (``found``: its id and objects); check its record when it is a
+    new version of the run. The whole record is read only to keep it (``--data``) or to
+    compare it with another text of the same run."""
+    run_id = found.id
     digest = _line_digest(line)
-    first = runs.seen.get(entry.id)
+    first = runs.seen.get(run_id)
     if first is None:
-        runs.seen[entry.id] = digest << 64 | index << 32 | number
+        runs.seen[run_id] = digest << 64 | index << 32 | number
         if runs.keep_all:
-            runs.versions[entry.id] = [entry]
-        checks.check(entry, 0)
+            runs.versions[run_id] = [_record(line)]
+        checks.check(found, 0)
         return
     if first >> 64 == digest:
         return  # the same text: the same record
-    bucket = runs.versions.get(entry.id)
+    bucket = runs.versions.get(run_id)
     if bucket is None:  # a second, different text: read the first record again
-        bucket = runs.versions[entry.id] = [_reread(runs, first, objects)]
+        bucket = runs.versions[run_id] = [_reread(runs, first, objects)]
+    entry = _record(line)
     if entry not in bucket:
         bucket.append(entry)
-        checks.check(entry, len(bucket) - 1)
+        checks.check(found, len(bucket) - 1)
+
+
+def _record(line: str) -> RunRecord:
+    """The record of a line already read as a run."""
+    entry = parse_line(line)
+    assert isinstance(entry, RunRecord)
+    return entry
 
 
 def _reread(runs: _Runs, packed: int, objects: ObjectHeaders) -> RunRecord:
     _, blob_id = runs.notes[(packed >> 32) & 0xFFFFFFFF]
     text = objects.blob(blob_id).decode("utf-8", errors="replace")
-    line = text.split("\n")[(packed & 0xFFFFFFFF) - 1].removesuffix("\r")
-    entry = parse_line(line)
-    assert isinstance(entry, RunRecord)
-    return entry
+    return _record(text.split("\n")[(packed & 0xFFFFFFFF) - 1].removesuffix("\r"))
 
 
 def _parse(line: str, commit: str, number: int, report: FsckReport) -> Any:
@@ -518,7 +547,7 @@ def _objects_tree_paths(
 
 
 def _check_commit(
-    record: RunRecord,
+    run_id: str,
     what: str,
     oid: str,
     tree_paths: set[str],
@@ -538,22 +567,22 @@ def _check_commit(
                 else "purged by a history rewrite such as git filter-repo"
             )
             message = (
-                f"run {record.id}: the code it ran on no longer exists: its {what} "
+                f"run {run_id}: the code it ran on no longer exists: its {what} "
                 f"{oid[:12]} was kept but is not in this repository ({detail})"
             )
         else:
             message = (
-                f"run {record.id}: its {what} {oid[:12]} is not in this repository "
+                f"run {run_id}: its {what} {oid[:12]} is not in this repository "
                 "(fetch the provenance it came with: git prov fetch)"
             )
-        report.add(ERROR, f"missing-{what}", message, run=record.id, object=oid)
+        report.add(ERROR, f"missing-{what}", message, run=run_id, object=oid)
     elif object_path(KEEP_DIR, oid) not in tree_paths:
         report.add(
             WARNING,
             f"{what}-not-kept",
-            f"run {record.id}: its {what} {oid[:12]} is not kept by refs/prov/objects "
+            f"run {run_id}: its {what} {oid[:12]} is not kept by refs/prov/objects "
             "(git gc may delete it once no branch reaches it)",
-            run=record.id,
+            run=run_id,
             object=oid,
         )
 

@@ -16,7 +16,7 @@ from factories import make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from git_prov.model.record import RunRecord, Tombstone, encode_entry, parse_note
+from git_prov.model.record import RunRecord, Tombstone, encode_entry, parse_line, parse_note
 from git_prov.query.index import (
     INDEX_FILE,
     RepoPaths,
@@ -25,6 +25,7 @@ from git_prov.query.index import (
     record_json_of,
     valid_run_json,
 )
+from git_prov.query.rows import run_objects
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
 
@@ -243,6 +244,44 @@ def test_fast_reader_agrees_with_parse_line(line: str) -> None:
         assert record_json_of(json.loads(payload)) == exact.to_json_dict()
         if not exact.extra:
             assert valid_run_json(json.loads(payload))  # the fast path took it
+
+
+def _object_variants() -> list[str]:
+    """Run lines naming every kind of object fsck checks, well and badly formed."""
+    base = make_record("a" * 40, env="b" * 40).to_json_dict()
+    out = []
+    for key in ("snapshot", "inputs", "outputs", "env", "stdout", "stderr", "history"):
+        for value in ("c" * 40, "d" * 64, "e" * 41, "C" * 40, None, 5, "f" * 40 + "\n"):
+            data = {**base, key: value}
+            out += [json.dumps(data), json.dumps(data, sort_keys=True, separators=(",", ":"))]
+    return out
+
+
+@pytest.mark.parametrize("line", _variants() + _object_variants())
+def test_fscks_fast_reader_agrees_with_parse_line(line: str) -> None:
+    """fsck reads run lines the fast ways (run_objects) and everything else exactly: a line
+    it takes is a run the exact reader accepts, with the same id and objects."""
+    found = run_objects(line)
+    try:
+        exact = parse_line(line)
+    except ValueError:
+        exact = None
+    if found is None:  # left to the exact reader: fine, whatever it says
+        assert not (isinstance(exact, RunRecord) and not exact.extra and _canonical(line))
+        return
+    assert isinstance(exact, RunRecord)
+    assert tuple(found) == (
+        exact.id, exact.commit, exact.snapshot, exact.inputs, exact.outputs, exact.env,
+        exact.stdout, exact.stderr, exact.history,
+    )  # fmt: skip
+
+
+def _canonical(line: str) -> bool:
+    """A line as git-prov writes it, with no escapes in its strings (the pattern's lines)."""
+    payload = line.rpartition("\t")[2]
+    return "\\" not in payload and payload == json.dumps(
+        json.loads(payload), sort_keys=True, separators=(",", ":")
+    )
 
 
 def test_a_first_build_reports_progress_through_the_ambient_reporter(

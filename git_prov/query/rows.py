@@ -22,7 +22,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from git_prov.model.ids import HEX_OID_RE, RUN_ID_RE
 from git_prov.model.record import (
@@ -337,50 +337,110 @@ def _canonical_match() -> Callable[[str], re.Match[str] | None]:
 _PICK = operator.itemgetter(
     *(_AT[key] for key in (
         "id", "commit", "started", "duration", "status", "exit_code", "host", "user", "branch",
-        "env", "inputs", "outputs", "snapshot", "command", "params", "metrics", "tags", "v",
-        "signal", "series",
+        "env", "inputs", "outputs", "snapshot", "command", "params", "metrics", "tags", "series",
     ))
 )  # fmt: skip
+_V_AT, _EXIT_AT, _SIGNAL_AT, _DURATION_AT = (
+    _AT["v"],
+    _AT["exit_code"],
+    _AT["signal"],
+    _AT["duration"],
+)
 
 
-def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | None:
-    """The index row of a canonical run line, or None (not one: read it the other ways)."""
+def _canonical_groups(payload: str) -> tuple[str | None, ...] | None:
+    """The groups of a canonical run line (members in :data:`_CANONICAL_KEYS` order, then
+    ``v``), checked as the exact reader checks what the pattern cannot; or None (not one:
+    read it the other ways)."""
     match = _canonical_match()(payload)
     if match is None:
         return None
-    (
-        run, commit, started, duration, status, exit_code, host, user, branch, env, inputs,
-        outputs, snapshot, command, params, metrics, tags, version, signal, series,
-    ) = _PICK(match.groups())  # fmt: skip
+    groups = match.groups()
+    version, exit_code, signal = groups[_V_AT], groups[_EXIT_AT], groups[_SIGNAL_AT]
     if version != "1" and int(version) not in READABLE_VERSIONS:
         return None
-    code = None
-    if exit_code is not None:
-        if len(exit_code) > _INT64_DIGITS + 1:
-            return None  # (past 64 bits: the other readers say so)
-        code = int(exit_code)
-        if not INT64_MIN <= code <= INT64_MAX:
-            return None
+    if exit_code is not None and (
+        len(exit_code) > _INT64_DIGITS + 1 or not INT64_MIN <= int(exit_code) <= INT64_MAX
+    ):
+        return None  # (past 64 bits: the other readers say so)
     if signal is not None and (
         len(signal) > _INT64_DIGITS + 1 or not INT64_MIN <= int(signal) <= INT64_MAX
     ):
         return None
+    duration = groups[_DURATION_AT]
+    if duration is not None:
+        if "." in duration or "e" in duration or "E" in duration:
+            seconds = float(duration)
+            if seconds != seconds or seconds in _INFINITIES:
+                return None
+        elif len(duration) > _INT64_DIGITS:
+            return None  # (a huge integer: the other readers say what it is)
+    return groups
+
+
+def _canonical_row(note: str, lineno: int, payload: str) -> tuple[Any, ...] | None:
+    """The index row of a canonical run line, or None (not one: read it the other ways)."""
+    groups = _canonical_groups(payload)
+    if groups is None:
+        return None
+    (
+        run, commit, started, duration, status, exit_code, host, user, branch, env, inputs,
+        outputs, snapshot, command, params, metrics, tags, series,
+    ) = _PICK(groups)  # fmt: skip
     if duration is None:
         seconds = 0.0
     elif "." in duration or "e" in duration or "E" in duration:
         seconds = float(duration)
-        if seconds != seconds or seconds in _INFINITIES:
-            return None
-    elif len(duration) > _INT64_DIGITS:
-        return None  # (a huge integer: the other readers say what it is)
     else:
         seconds = float(int(duration))
     return (
-        note, lineno, KIND_RUN, run, commit, started, seconds, status, code, host, user,
+        note, lineno, KIND_RUN, run, commit, started, seconds, status,
+        None if exit_code is None else int(exit_code), host, user,
         branch, env, inputs, outputs, snapshot, command, None if params == "{}" else params,
         None if metrics == "{}" else metrics, None if tags == "[]" else tags,
         None if series == "{}" else series, None,
     )  # fmt: skip
+
+
+class RunObjects(NamedTuple):
+    """A run record's id and the objects it names: what ``git prov fsck`` checks of it."""
+
+    id: str
+    commit: str
+    snapshot: str | None
+    inputs: str | None
+    outputs: str | None
+    env: str | None
+    stdout: str | None
+    stderr: str | None
+    history: str | None
+
+
+_OBJECT_MEMBERS = RunObjects._fields
+_PICK_OBJECTS = operator.itemgetter(*(_AT[key] for key in _OBJECT_MEMBERS))
+
+
+def run_objects(line: str, known: set[str] | None = None) -> RunObjects | None:
+    """The id and object ids of ``line`` when it is a run record the exact reader accepts,
+    read the fast ways (the canonical pattern, else one decoding checked by
+    :func:`valid_run_json`); None when neither takes it: read it with
+    :func:`~git_prov.model.record.parse_line`, which says what it is."""
+    if len(line) > MAX_LINE_BYTES:
+        return None
+    payload = line[line.rfind("\t") + 1 :].strip()
+    if payload[:1] != "{":
+        return None
+    groups = _canonical_groups(payload)
+    if groups is not None:
+        return RunObjects._make(_PICK_OBJECTS(groups))
+    try:
+        data, end = _scan_json(payload, 0)
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    if end != len(payload) or not fast_run(line, data, known):
+        return None
+    get = data.get
+    return RunObjects(data["id"], data["commit"], *(get(key) for key in _OBJECT_MEMBERS[2:]))
 
 
 # Decoding one JSON value from a position, without json.loads' wrappers (a quarter of the
