@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import itertools
+import os
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
-from git_prov.errors import UsageProblem
+from git_prov.errors import RepositoryProblem, UsageProblem
 from git_prov.model.record import LocatedRun
 from git_prov.query import located
 from git_prov.query.index import RunIndex
-from git_prov.store.gitcli import run_git
+from git_prov.store.gitcli import run_git, start_git
 
 if TYPE_CHECKING:
     from git_prov.store.repo import GitRepo
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,26 +53,33 @@ def log(
     commits at a time, so that a long history starts showing at once. Bad revisions raise
     before the first commit is yielded.
     """
-    commits = _commits(index, revisions, paths)
-    annotated = located.annotated(index) if commits else set()
-    if not all_commits:
-        commits = [c for c in commits if c[0] in annotated]
     listed = 0
-    batch = 50 if max_count is None else min(max(max_count, 50), 1000)
-    for start in range(0, len(commits), batch):
-        chunk = commits[start : start + batch]
-        every = located.run_ids_on(index, [c[0] for c in chunk if c[0] in annotated])
-        ids = every if newest is None else {c: r[-newest:] for c, r in every.items()}
-        found = located.located(index, [run for runs in ids.values() for run in runs])
-        for commit, subject, author, date, refs in chunk:
-            runs = tuple(found[r] for r in ids.get(commit, ()) if r in found)
-            if not runs and not all_commits:
-                continue
-            earlier = len(every.get(commit, ())) - len(ids.get(commit, ()))
-            yield CommitRuns(commit, subject, author, date, refs, runs, earlier)
-            listed += 1
-            if max_count is not None and listed >= max_count:
-                return
+    batch = 50 if max_count is None else min(max_count, 1000)
+    # git's output is read as git walks: a page of a long history costs that page, and
+    # git is stopped once it is shown (``git log`` of 100k commits: seconds).
+    with contextlib.closing(_commits(index, revisions, paths)) as commits:
+        for chunk in _batches(commits, batch):
+            noted = located.annotated_among(index, [c[0] for c in chunk])
+            if not all_commits:
+                chunk = [c for c in chunk if c[0] in noted]
+            every = located.run_ids_on(index, [c[0] for c in chunk if c[0] in noted])
+            ids = every if newest is None else {c: r[-newest:] for c, r in every.items()}
+            found = located.located(index, [run for runs in ids.values() for run in runs])
+            for commit, subject, author, date, refs in chunk:
+                runs = tuple(found[r] for r in ids.get(commit, ()) if r in found)
+                if not runs and not all_commits:
+                    continue
+                earlier = len(every.get(commit, ())) - len(ids.get(commit, ()))
+                yield CommitRuns(commit, subject, author, date, refs, runs, earlier)
+                listed += 1
+                if max_count is not None and listed >= max_count:
+                    return
+
+
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    while batch := list(itertools.islice(items, size)):
+        yield batch
 
 
 def run_ids_in(index: RunIndex, revisions: Sequence[str]) -> list[str]:
@@ -81,8 +93,10 @@ def run_ids_in(index: RunIndex, revisions: Sequence[str]) -> list[str]:
 
 def _commits(
     index: RunIndex, revisions: Sequence[str], paths: Sequence[str]
-) -> list[tuple[str, str, str, str, str]]:
-    """(id, subject, author, date, refs) of each commit ``git log`` lists, newest first."""
+) -> Generator[tuple[str, str, str, str, str], None, None]:
+    """(id, subject, author, date, refs) of each commit ``git log`` lists, newest first,
+    as git finds them (close the generator to stop git early). Bad revisions raise before
+    the first commit."""
     for rev in revisions:
         if rev.startswith("-") and rev not in ("--all", "--branches", "--tags", "--remotes"):
             raise UsageProblem(
@@ -96,20 +110,43 @@ def _commits(
         args += ["--", *paths]
     else:
         args.append("--")
-    proc = run_git(where, args, check=False)
+    proc = start_git(where, args)
+    assert proc.stdout is not None
+    given = 0
+    try:
+        fields = _fields(proc.stdout)
+        while group := list(itertools.islice(fields, 5)):
+            if len(group) < 5:
+                break  # (the empty field after the last NUL)
+            commit, subject, author, date, refs = (f.lstrip("\n") for f in group)
+            if commit:
+                given += 1
+                yield commit, subject, author, date, refs
+        stderr = proc.communicate()[1]
+    finally:
+        if proc.returncode is None:  # stopped early: git need not walk any further
+            proc.kill()
+            proc.communicate()
     if proc.returncode != 0:
+        if given:
+            detail = stderr.decode(errors="replace").strip()
+            raise RepositoryProblem(f"git log failed after {given} commits: {detail}")
         if not revisions and _unborn(where):
-            return []
+            return
         from git_prov.store.gitcli import bad_revision
 
-        raise bad_revision(where, revisions, proc.stderr)
-    fields = proc.stdout.decode("utf-8", errors="replace").split("\0")
-    commits = []
-    for i in range(0, len(fields) - 4, 5):
-        commit, subject, author, date, refs = (f.lstrip("\n") for f in fields[i : i + 5])
-        if commit:
-            commits.append((commit, subject, author, date, refs))
-    return commits
+        raise bad_revision(where, revisions, stderr)
+
+
+def _fields(stream: IO[bytes]) -> Iterator[str]:
+    """The NUL-separated fields of ``stream``, decoded, as they arrive."""
+    rest, fd = b"", stream.fileno()
+    while chunk := os.read(fd, 1 << 16):
+        parts = (rest + chunk).split(b"\0")
+        rest = parts.pop()
+        for part in parts:
+            yield part.decode("utf-8", errors="replace")
+    yield rest.decode("utf-8", errors="replace")
 
 
 def _unborn(where: Path) -> bool:

@@ -216,6 +216,40 @@ def test_log_streams_into_the_pager_and_stops_quietly_when_it_quits(
     assert paged[0] == f"commit {commits[0]} (HEAD -> main)" and paged[1] == "    step400"
 
 
+def test_log_n_stops_git_log_once_it_has_its_commits(repo: Path, tmp_path: Path) -> None:
+    """`log -n 1` of a long history reads git log's output as git walks and stops git
+    once the commit is shown (git's trace2 has no exit for that git log); the whole log
+    lets git finish. The runs listed are the same either way."""
+    import os
+    import subprocess
+    import sys
+
+    marks = "".join(
+        f"commit refs/heads/main\nmark :{i}\ncommitter T <t@example.com> {1700000000 + i} +0000\n"
+        f"data 8\nstep{i:04d}\n" + ("from refs/heads/main^0\n" if i == 1 else "") + "\n"
+        for i in range(1, 5001)
+    )  # (5000 commits: git log's output is far more than a pipe holds)
+    git(repo, "fast-import", "--quiet", input=marks)
+    commits = git(repo, "rev-list", "main").split()
+    Ledger(open_repo(repo)).write([(c, make_record(c)) for c in (commits[0], commits[-1])])
+
+    def logged(*args: str) -> tuple[list[str], bool]:
+        trace = tmp_path / f"trace{len(args)}.json"
+        env = {**os.environ, "GIT_TRACE2_EVENT": str(trace)}
+        done = subprocess.run(
+            [sys.executable, "-m", "git_prov", "log", "--json", *args],
+            cwd=repo, capture_output=True, text=True, env=env, timeout=120, check=True,
+        )  # fmt: skip
+        events = [json.loads(line) for line in trace.read_text().splitlines()]
+        logs = {e["sid"] for e in events if e["event"] == "cmd_name" and e["name"] == "log"}
+        assert len(logs) == 1
+        exited = any(e["event"] == "exit" and e["sid"] in logs for e in events)
+        return [c["commit"] for c in json.loads(done.stdout)], exited
+
+    assert logged() == ([commits[0], commits[-1]], True)
+    assert logged("-n", "1") == ([commits[0]], False)
+
+
 def test_a_missing_note_blob_is_named_not_hidden(repo: Path) -> None:
     """A note blob lost from the object store (a broken copy of a repository): show and
     log say which note cannot be read, whether the index was built before or after."""

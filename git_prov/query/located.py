@@ -399,6 +399,21 @@ def run_ids_on(index: RunIndex, commits: Sequence[str]) -> dict[str, list[str]]:
     return {commit: sorted(on[commit]) for commit in commits if commit in on}
 
 
+def annotated_among(index: RunIndex, commits: Sequence[str]) -> set[str]:
+    """Those of ``commits`` that have a note."""
+    out: set[str] = set()
+    for start in range(0, len(commits), 500):
+        chunk = commits[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            c
+            for (c,) in index.db.execute(
+                f"SELECT commit_id FROM notes WHERE commit_id IN ({marks})", chunk
+            )
+        )
+    return out
+
+
 def annotated(index: RunIndex) -> set[str]:
     """The commits that have a note (names only): the only ones worth asking about."""
     return {c for (c,) in index.db.execute("SELECT commit_id FROM notes")}
