@@ -3,8 +3,6 @@ and write one record to the ledger. This is where ``git prov run`` and ``record`
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -14,18 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from git_prov import __version__
-from git_prov.capture.keep import KEEP_INPUTS, KEEP_OUTPUTS, KeepPlan, plan_keep
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
-from git_prov.live import LIVE_ENV, RUN_ENV, end_live, start_live
-from git_prov.model.history import (
-    Series,
-    encode_history,
-    goal_for,
-    merge_histories,
-    summarize,
-)
 from git_prov.model.ids import HEX_OID_RE, new_run_id
 from git_prov.model.manifest import (
     MANIFEST_VERSION,
@@ -47,15 +36,14 @@ from git_prov.store.ledger import (
 from git_prov.store.repo import GitRepo
 from git_prov.trust.redaction import Redactor
 
+# Imported where they are used, not here: what only some runs need (keeping bytes, live
+# metrics, metric histories, signing) stays out of a plain record's start-up
+# (tests/test_startup.py).
 if TYPE_CHECKING:
     from git_prov.capture.data import OutputsBefore
-from git_prov.trust.signing import (
-    SigningProblem,
-    SigningSetup,
-    sign_record,
-    signing_setup,
-    wants_signing,
-)
+    from git_prov.capture.keep import KeepPlan
+    from git_prov.model.history import Series
+    from git_prov.trust.signing import SigningProblem, SigningSetup
 
 # Run key listing the untracked files the snapshot left out as secret files (docs/format.md).
 SECRETS_LEFT_OUT = "omitted_secrets"
@@ -193,10 +181,15 @@ def prepare(
         secret_files=config.snapshot_secret_files,
     )
     cache = repo.prov_dir
-    keep = plan_keep(repo, config, options.keep, cwd, declared=inputs + outputs)
+    keep = None
+    if options.keep or config.keep:
+        from git_prov.capture.keep import plan_keep
+
+        keep = plan_keep(repo, config, options.keep, cwd, declared=inputs + outputs)
     manifest = None
     if inputs:
         from git_prov.capture.data import absent_warnings, build_manifest
+        from git_prov.capture.keep import KEEP_INPUTS
 
         manifest = build_manifest(
             root,
@@ -280,6 +273,8 @@ def run(
     capture_logs = options.capture_logs
     if capture_logs is None:
         capture_logs = config.log_limit > 0
+    from git_prov.live import LIVE_ENV, RUN_ENV, end_live
+
     live = _start_live(repo, prepared, options, shlex.join(redactor.argv(argv)))
     env = options.env
     if live is not None:
@@ -297,6 +292,8 @@ def _start_live(
     repo: GitRepo, prepared: Prepared, options: RunOptions, command: str
 ) -> Path | None:
     """The run's live directory (git_prov/live.py), naming its declared metrics files."""
+    from git_prov.live import start_live
+
     files = _declared_files(
         repo.root, prepared.cwd, prepared.config.metrics_files, options.metrics_files
     )
@@ -499,7 +496,11 @@ def finish(
             warnings.append(f"metrics not read: {exc}")
         except Exception as exc:  # the run is worth more than its metrics
             warnings.append(f"metrics not read from {path}: {type(exc).__name__}: {exc}")
-    merged = merge_histories(parts)
+    merged: dict[str, Series] = {}
+    if any(parts):
+        from git_prov.model.history import merge_histories
+
+        merged = merge_histories(parts)
     for key, series in merged.items():
         if len(series) and key not in metrics:
             metrics[key] = series.values[-1]
@@ -576,6 +577,8 @@ def finish(
     )
     signing_failed: SigningProblem | None = None
     if signer is not None:
+        from git_prov.trust.signing import SigningProblem, sign_record
+
         try:
             run_record = sign_record(signer, run_record)
         except SigningProblem as exc:
@@ -596,6 +599,8 @@ def finish(
         message=f"git-prov: record run {run_record.id}",
     )
     if signing_failed is not None:
+        from git_prov.trust.signing import SigningProblem
+
         raise SigningProblem(
             f"run {run_record.short_id} was recorded UNSIGNED: {signing_failed.message}",
             "fix the signing setup (git config user.signingKey, gpg.format); "
@@ -615,6 +620,8 @@ def _store_manifest(ledger: Ledger, manifest: DataManifest) -> str:
     format version) to the blob id, used while that blob is in the repository."""
     if len(manifest.entries) < _MEMO_ENTRIES:
         return ledger.store_object(manifest.to_toml())
+    import hashlib
+
     key = f"{MANIFEST_VERSION}\n{manifest!r}".encode("utf-8", "surrogatepass")
     memo = ledger.repo.prov_dir / "manifest-ids" / hashlib.sha256(key).hexdigest()
     try:
@@ -646,6 +653,8 @@ def _store_histories(
     histories = {k: s for k, s in histories.items() if len(s)}
     if not histories:
         return None, {}
+    from git_prov.model.history import encode_history, goal_for, summarize
+
     summaries: dict[str, Mapping[str, Scalar]] = {
         k: summarize(s, goal_for(k, goals)) for k, s in histories.items()
     }
@@ -666,6 +675,7 @@ def _capture_outputs(
     """The outputs' manifest; a declared path that cannot be described (unreadable, not
     a regular file, …) is left out of its files, with a warning, rather than failing."""
     from git_prov.capture.data import build_manifest
+    from git_prov.capture.keep import KEEP_OUTPUTS
 
     def build(paths: Sequence[str]) -> DataManifest:
         return build_manifest(
@@ -805,8 +815,14 @@ def record_warnings(record: RunRecord) -> tuple[str, ...]:
 
 
 def _signer(repo: GitRepo, options: RunOptions) -> SigningSetup | None:
-    """The signing setup when this record is to be signed (``--sign`` or ``prov.sign``)."""
-    return signing_setup(repo) if wants_signing(repo, options.sign) else None
+    """The signing setup when this record is to be signed (``--sign``, else ``git config
+    prov.sign``: :func:`~git_prov.trust.signing.wants_signing`); an unsigned record loads
+    no signing code."""
+    if options.sign is False or (options.sign is None and not repo.config_flag("prov.sign")):
+        return None  # (wants_signing's rule, asked without loading trust.signing)
+    from git_prov.trust.signing import signing_setup
+
+    return signing_setup(repo)
 
 
 def _iso(moment: datetime) -> str:
@@ -815,6 +831,8 @@ def _iso(moment: datetime) -> str:
 
 
 def _user() -> str | None:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

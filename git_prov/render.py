@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from git_prov.history import CommitRuns
 from git_prov.model.ids import short_oid
-from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import (
     STATUS_OK,
     LocatedRun,
@@ -20,7 +19,8 @@ from git_prov.model.record import (
 from git_prov.model.values import format_assignments, format_scalar
 from git_prov.terminal import View, one_line, view
 
-if TYPE_CHECKING:  # (a type only: `log` and `find` load no pygit2)
+if TYPE_CHECKING:  # (types only: `log` and `find` load no pygit2, nor the manifests' TOML)
+    from git_prov.model.manifest import DataManifest, EnvironmentManifest
     from git_prov.store.ledger import Ledger
 
 Style = Callable[..., str]

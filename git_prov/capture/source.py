@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,6 +369,8 @@ def patch_id_pipeline(
     args = ["git", "diff-tree", "--stdin", "-p", "--no-renames", "--full-index"]
     if not fake_parents:
         args.append("--root")
+    import tempfile  # (only for patch-ids: a clean record never loads it)
+
     try:
         with tempfile.TemporaryFile() as feed:
             feed.write(stdin)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
@@ -326,6 +325,8 @@ def records_in_order(
             stored.append(at)
     offsets = array("q", [-1]) * len(run_ids)
     sizes = array("q", [0]) * len(run_ids)
+    import tempfile  # (here only: `log` and `show` never load it)
+
     with tempfile.TemporaryFile() as spool:
         offset = 0
         for start in range(0, len(stored), part):

@@ -8,16 +8,15 @@ a run or the whole run; at worst, unreferenced manifests that nothing points to.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
-from git_prov.model.history import Series, decode_history
 from git_prov.model.ids import RUN_ID_RE, is_hex_oid
 from git_prov.model.limits import note_too_large
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
@@ -37,6 +36,9 @@ from git_prov.store.authored import remember_authored
 from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+
+if TYPE_CHECKING:
+    from git_prov.model.history import Series
 
 NOTES_REF = "refs/notes/prov"
 # Derived, local: one short line per run for plain `git log` (notes.displayRef). Rebuilt
@@ -272,6 +274,8 @@ class Ledger:
 
     def metric_history(self, oid: str) -> dict[str, Series]:
         """Load a run's metric histories by the id its record names (``history``)."""
+        from git_prov.model.history import decode_history
+
         try:
             return decode_history(self.read_object(oid, "metric history"))
         except ValueError as exc:
@@ -501,6 +505,8 @@ class Ledger:
                     recovered = True
                     recover_stale_ref_locks(self.repo, held=True)
                     continue
+                import random
+
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise LedgerConflict(
             f"could not update {ref}: it kept changing under us ({CAS_ATTEMPTS} attempts)",

@@ -77,11 +77,13 @@ _NOT_A_VALUE = frozenset(
 )
 # Names whose values are secret even when they are plain numbers (a numeric PIN or
 # password); other secret-looking names keep numbers (``max_tokens=512``).
-_ALWAYS_SECRET = re.compile(r"PASSW|PASSPHRASE|SECRET|CREDENTIAL|PRIVATE|(?:^|_)(?:PASS|PIN)$")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# (Each pattern here is compiled on first use — most text holds no hint of a secret — and
+# then kept by re's own cache; start-up: tests/test_startup.py.)
+_ALWAYS_SECRET = r"PASSW|PASSPHRASE|SECRET|CREDENTIAL|PRIVATE|(?:^|_)(?:PASS|PIN)$"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # An argument that is another option, not the value of the one before (``--use-auth-token
 # --model x``: the first is a flag).
-_OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9_.\-]*(?:=.*)?")
+_OPTION = r"--?[A-Za-z][A-Za-z0-9_.\-]*(?:=.*)?"
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
 # Lower-case substrings without which no rule below can match a line: those of the secret
 # rules (URLs, token shapes, fragments of secret names; all from git_prov.trust.secrets,
@@ -97,17 +99,17 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 # holding a fragment of a secret-looking name (is_secret_name decides; the fragment keeps
 # the regex from calling back for every loss=0.1). The name may be quoted (JSON, YAML,
 # Python kwargs); the value is a quoted string or one word.
-_ASSIGNMENT = re.compile(
+_ASSIGNMENT = (
     r"""(?<![A-Za-z0-9_.\-])(?P<name>(?=[A-Za-z_])[A-Za-z0-9_.\-]*?"""
     r"""(?i:""" + "|".join(map(re.escape, SECRET_NAME_HINTS)) + r""")"""
     r"""[A-Za-z0-9_.\-]*)(?P<sep>["']?[ \t]*[:=][ \t]*)"""
     r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;&"'<>)\]}]+)"""
 )
-_AUTH_HEADER = re.compile(
+_AUTH_HEADER = (
     r"(?i)(?P<head>\b(?:proxy-)?authorization[ \t]*[:=][ \t]*(?:(?:bearer|basic|token|digest|"
     r"negotiate)[ \t]+)?)(?P<value>[^\s\"',;]+)"
 )
-_BEARER = re.compile(r"(?i)(?P<head>\bbearer[ \t]+)(?P<value>[A-Za-z0-9._~+/\-]{12,}=*)")
+_BEARER = r"(?i)(?P<head>\bbearer[ \t]+)(?P<value>[A-Za-z0-9._~+/\-]{12,}=*)"
 
 # Programs whose short options carry passwords: mysql-style glued ``-pSECRET`` and
 # sshpass's ``-p SECRET``; curl-style ``-u user:password``.
@@ -136,8 +138,8 @@ def _secret_value(name: str, value: str) -> bool:
     """Whether ``value``, given under ``name``, is to be redacted."""
     if not value or value == REDACTED or not secret_name(name):
         return False
-    if _NUMBER.fullmatch(value.strip("'\"")):
-        return _ALWAYS_SECRET.search("_".join(_words(name))) is not None
+    if re.fullmatch(_NUMBER, value.strip("'\"")):
+        return re.search(_ALWAYS_SECRET, "_".join(_words(name))) is not None
     return True
 
 
@@ -230,7 +232,7 @@ class Redactor:
         program = ""
         pending: str | None = None  # the option whose value is the next argument
         for arg in argv:
-            if pending is not None and not _OPTION.fullmatch(arg):
+            if pending is not None and not re.fullmatch(_OPTION, arg):
                 name, pending = pending, None
                 if _secret_value(name, arg) or (name == "-p" and program in _SPACED_P):
                     out.append(REDACTED)
@@ -328,12 +330,12 @@ def _redact_segment(
     if any(hint in _TOKEN_HINT_SET for hint in hints):
         line = redact_value("", line)  # URL passwords and known token shapes
     if "auth" in hints:
-        line = _AUTH_HEADER.sub(lambda m: m.group("head") + REDACTED, line)
+        line = re.sub(_AUTH_HEADER, lambda m: m.group("head") + REDACTED, line)
     if "bearer" in hints:
-        line = _BEARER.sub(lambda m: m.group("head") + REDACTED, line)
+        line = re.sub(_BEARER, lambda m: m.group("head") + REDACTED, line)
     names = [hint for hint in hints if hint in _NAME_HINT_SET]
     if names and ("=" in line or ":" in line) and _may_assign(lowered, names):
-        line = _ASSIGNMENT.sub(_redact_assignment, line)
+        line = re.sub(_ASSIGNMENT, _redact_assignment, line)
     return line
 
 

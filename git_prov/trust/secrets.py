@@ -7,6 +7,7 @@ use these and only these."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,10 +142,19 @@ TOKEN_SHAPES: tuple[TokenShape, ...] = (
 messages, tags, logs and tracebacks alike (docs/security.md lists them)."""
 
 URL_PASSWORD_HINT = "://"
-_URL_PASSWORD = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<password>[^/?#\s]+)@"
-)
-_TOKEN_PATTERN = re.compile("|".join(shape.pattern for shape in TOKEN_SHAPES))
+
+
+# The patterns are compiled when first used, not at import: most values hold no hint of a
+# secret and never need them (start-up: tests/test_startup.py).
+@functools.cache
+def _url_password() -> re.Pattern[str]:
+    return re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<password>[^/?#\s]+)@")
+
+
+@functools.cache
+def _token_pattern() -> re.Pattern[str]:
+    return re.compile("|".join(shape.pattern for shape in TOKEN_SHAPES))
+
 
 LINE_HINTS: tuple[str, ...] = (
     URL_PASSWORD_HINT,
@@ -156,6 +166,7 @@ TEXT_HINTS: tuple[str, ...] = tuple(
     hint for shape in TOKEN_SHAPES if shape.spans_lines for hint in shape.hints
 )
 """Lower-case substrings of the shapes that may span lines: look for them in a whole text."""
+_VALUE_HINTS = (*LINE_HINTS, *TEXT_HINTS)
 
 
 def is_secret_name(name: str) -> bool:
@@ -191,13 +202,18 @@ def redact_value(name: str, value: str) -> str:
         return value
     if name and is_secret_name(name):
         return REDACTED
-    value = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", value)
-    return _TOKEN_PATTERN.sub(REDACTED, value)
+    lowered = value.lower()  # (the hints are ASCII: lower() keeps each one's letters together)
+    if not any(hint in lowered for hint in _VALUE_HINTS):
+        return value  # no URL password, no token shape: every match holds a hint
+    value = _url_password().sub(lambda m: f"{m.group('head')}{REDACTED}@", value)
+    return _token_pattern().sub(REDACTED, value)
 
 
 def url_passwords(value: str) -> list[str]:
     """The passwords of the ``scheme://user:password@host`` URLs in ``value``."""
-    return [m.group("password") for m in _URL_PASSWORD.finditer(value)]
+    if URL_PASSWORD_HINT not in value:
+        return []
+    return [m.group("password") for m in _url_password().finditer(value)]
 
 
 # --- secret files -------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -116,6 +115,8 @@ def write_cached(
         "manifest": part.to_toml().decode("utf-8"),
     }
     data = tomli_w.dumps(doc, multiline_strings=True).encode("utf-8")
+    import tempfile
+
     temp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

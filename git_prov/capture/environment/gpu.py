@@ -14,12 +14,9 @@ volatile and never read.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import platform
 import re
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +52,8 @@ GPU_KEYS: Mapping[str, str] = {
 
 DEFAULT_TIMEOUT = 5.0  # seconds; nvidia-smi answers in tens of ms when the driver is healthy
 
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$", re.IGNORECASE)
+# Patterns compiled on first use (by re's cache): a machine without nvidia-smi needs none.
+_MEMORY = r"(?i)^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$"
 _MIB_PER_UNIT = {
     "kib": 1 / 1024,
     "kb": 1 / 1024,
@@ -66,8 +64,8 @@ _MIB_PER_UNIT = {
     "tib": 1024 * 1024,
     "tb": 1024 * 1024,
 }
-_DRIVER_HEADER = re.compile(r"Driver Version:\s*([0-9][0-9A-Za-z.\-]*)")
-_CUDA_HEADER = re.compile(r"CUDA Version:\s*([0-9][0-9A-Za-z.\-]*)")
+_DRIVER_HEADER = r"Driver Version:\s*([0-9][0-9A-Za-z.\-]*)"
+_CUDA_HEADER = r"CUDA Version:\s*([0-9][0-9A-Za-z.\-]*)"
 
 
 @dataclass(frozen=True)
@@ -99,6 +97,8 @@ def parse_query_gpu(text: str, fields: Sequence[str] = QUERY_FIELDS) -> list[dic
     ("[N/A]", "[Not Supported]") are left out; rows with the wrong number of columns (a
     warning line, a truncated answer) are skipped. GPUs come back sorted by index.
     """
+    import csv
+
     gpus: list[dict[str, Any]] = []
     lines = [line for line in text.splitlines() if line.strip()]
     for row in csv.reader(lines, skipinitialspace=True):
@@ -122,9 +122,9 @@ def parse_smi_header(text: str) -> dict[str, str]:
     left out when the banner lacks it (or says "N/A").
     """
     out: dict[str, str] = {}
-    if match := _DRIVER_HEADER.search(text):
+    if match := re.search(_DRIVER_HEADER, text):
         out["driver_version"] = match.group(1)
-    if match := _CUDA_HEADER.search(text):
+    if match := re.search(_CUDA_HEADER, text):
         out["cuda_driver_version"] = match.group(1)
     return out
 
@@ -169,7 +169,7 @@ def _parse_field(name: str, raw: str) -> Any:
     if name == "index":
         return int(raw) if raw.isdigit() else None
     if name.startswith("memory."):
-        match = _MEMORY.match(raw)
+        match = re.match(_MEMORY, raw)
         if match is None:
             return None
         mib = float(match.group(1)) * _MIB_PER_UNIT[(match.group(2) or "MiB").lower()]
@@ -200,6 +200,8 @@ def _finish(proc: subprocess.Popen[str] | None, timeout: float) -> tuple[int, st
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        import signal
+
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except OSError:
@@ -266,6 +268,8 @@ def toolkit_versions(env: Mapping[str, str], root: Path) -> dict[str, str]:
 def _cuda_home_version(home: Path) -> str | None:
     text = read_text(home / "version.json")
     if text is not None:
+        import json
+
         try:
             version = json.loads(text).get("cuda", {}).get("version")
         except (ValueError, AttributeError):

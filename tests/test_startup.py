@@ -1,0 +1,77 @@
+"""The start-up shape of the two commonest commands, by module name (python's own
+``-X importtime`` list of what a process imported), never by time: bench/bench_floor.py
+measures the time (issue 18).
+
+``record`` writes objects, so it loads pygit2; a plain one (no ``--keep``, no signing, no
+metrics files, a clean tree) loads none of the code only some runs need. ``log`` reads
+through the index and the git binary: no pygit2, no manifests, no temporary files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import commit_file
+
+# Loaded only by the runs that need them (recording.py imports each where it is used).
+RECORD_NEVER = {
+    "git_prov.trust.signing",  # --sign / prov.sign
+    "git_prov.capture.keep",  # --keep / [keep]
+    "git_prov.store.kept",
+    "git_prov.store.lfs",
+    "git_prov.live",  # `run` only: metric points while a run goes
+    "git_prov.model.history",  # metric histories
+    "git_prov.capture.data",  # -i / -o
+    "git_prov.fsck",
+    "tempfile",  # (patch-ids of a dirty tree, writing a new environment cache)
+    "random",  # (a compare-and-swap retry)
+    "csv",  # (nvidia-smi's answer)
+}
+LOG_NEVER = {
+    "pygit2",
+    "git_prov.store.repo",
+    "git_prov.store.ledger",
+    "git_prov.model.manifest",
+    "tomllib",
+    "tomli_w",
+    "tempfile",
+    "random",
+}
+
+
+def imported(cwd: Path, *args: str) -> set[str]:
+    """The modules ``git prov ARGS`` imports (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "git_prov", "--no-pager", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_a_plain_record_loads_only_what_it_uses(repo: Path) -> None:
+    imported(repo, "record", "--command", "true")  # (writes the environment cache)
+    modules = imported(repo, "record", "--command", "true")
+    assert {"git_prov.recording", "pygit2"} <= modules  # (the import list was read)
+    assert not RECORD_NEVER & modules, sorted(RECORD_NEVER & modules)
+
+
+def test_log_loads_no_pygit2_no_manifests_no_temporary_files(repo: Path) -> None:
+    for n in range(3):
+        commit_file(repo, "a.txt", f"{n}\n")
+        imported(repo, "record", "--command", f"step {n}")
+    imported(repo, "log")  # (builds the index)
+    for args in (("log", "-n", "2"), ("log",), ("log", "--oneline")):
+        modules = imported(repo, *args)
+        assert {"git_prov.history", "git_prov.query.index"} <= modules, args
+        assert not LOG_NEVER & modules, (args, sorted(LOG_NEVER & modules))
