@@ -729,40 +729,31 @@ HINT_PATHS = 3
 class DirtyReasons:
     """Why a run's working tree counted as dirty, as far as the record's snapshot tells:
     the files it has that the commit has not (untracked files, or new files staged but not
-    committed), whether tracked files changed, and the untracked files left out of it for
-    their size (the record's ``omitted``)."""
+    committed: the first few, and how many), whether tracked files changed, and the
+    untracked files left out of it for their size (the record's ``omitted``)."""
 
     new_files: tuple[str, ...] = ()
     tracked_changed: bool = False
     too_large: tuple[str, ...] = ()
     size_limit: int = 0
+    new_count: int = 0
 
 
 def dirty_reasons(repo: GitRepo, record: RunRecord) -> DirtyReasons:
-    """What made ``record``'s tree dirty (one ``git diff-tree`` between its commit and
-    its snapshot, only when there is a snapshot) and what the snapshot left out for size.
-    Nothing for a clean run."""
-    new_files: list[str] = []
+    """What made ``record``'s tree dirty (:func:`~git_prov.capture.source.snapshot_changes`
+    between its commit and its snapshot, only when there is a snapshot) and what the
+    snapshot left out for size. Nothing for a clean run."""
+    from git_prov.capture.source import snapshot_changes
+
+    new_files: tuple[str, ...] = ()
+    new_count = 0
     tracked_changed = False
     if record.snapshot:
-        listing = repo.git(
-            "diff-tree",
-            "-r",
-            "-z",
-            "--no-renames",
-            "--name-status",
-            record.commit,
-            record.snapshot,
-            check=False,
-        ).stdout
-        fields = listing.split(b"\0")
-        for status, path in zip(fields[0::2], fields[1::2], strict=False):
-            if status == b"A":
-                new_files.append(path.decode("utf-8", errors="surrogateescape"))
-            elif status:
-                tracked_changed = True
+        changes = snapshot_changes(repo, record.commit, record.snapshot, HINT_PATHS)
+        new_files, new_count = changes.new_first, changes.new_count
+        tracked_changed = changes.tracked_changed
     limit = load_config(repo.root).max_snapshot_file if record.omitted else 0
-    return DirtyReasons(tuple(new_files), tracked_changed, record.omitted, limit)
+    return DirtyReasons(new_files, tracked_changed, record.omitted, limit, new_count)
 
 
 def dirty_hints(reasons: DirtyReasons) -> list[str]:
@@ -772,11 +763,11 @@ def dirty_hints(reasons: DirtyReasons) -> list[str]:
     code. (The CLI prints these as ``note: run ID: …``.)"""
     lines = []
     if reasons.new_files:
-        count = len(reasons.new_files)
+        count = max(reasons.new_count, len(reasons.new_files))
         what = "1 untracked file" if count == 1 else f"{count} untracked files"
         lines.append(
             f"the tree was dirty because of {what} in the snapshot: "
-            f"{_some(reasons.new_files)} — commit what is code, .gitignore what runs "
+            f"{_some(reasons.new_files, count)} — commit what is code, .gitignore what runs "
             "make, or declare data with -i/-o (declared data is hashed, not snapshotted)"
         )
     if reasons.too_large:
@@ -792,9 +783,9 @@ def dirty_hints(reasons: DirtyReasons) -> list[str]:
     return lines
 
 
-def _some(paths: Sequence[str]) -> str:
+def _some(paths: Sequence[str], count: int | None = None) -> str:
     shown = ", ".join(paths[:HINT_PATHS])
-    more = len(paths) - HINT_PATHS
+    more = (len(paths) if count is None else count) - HINT_PATHS
     return f"{shown} and {more} more" if more > 0 else shown
 
 

@@ -9,16 +9,24 @@ snapshot commit and is stored once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from git_prov.capture.untracked import (
+    Policy,
+    UntrackedIndex,
+    choose_untracked,
+    nul_list,
+    parse_status,
+    remove_index,
+)
 from git_prov.errors import RepositoryProblem
 from git_prov.store.repo import Commit, GitRepo
-from git_prov.trust.secrets import DEFAULT_SECRET_FILES, secret_file_test
+from git_prov.trust.secrets import DEFAULT_SECRET_FILES
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
@@ -61,16 +69,12 @@ def capture_source(
         "--no-renames",
         "--ignore-submodules=none",
     ).stdout
-    untracked, tracked_changed = _parse_status(status)
     snapshot = None
-    omitted: list[str] = []
-    secrets: list[str] = []
-    if untracked or tracked_changed:
-        keep, omitted, secrets = _choose_untracked(
-            repo.root, untracked, exclude, max_untracked_bytes, secret_files
-        )
-        if tracked_changed or keep:
-            snapshot = _snapshot(repo, head, keep, omitted, secrets)
+    omitted: Sequence[str] = ()
+    secrets: Sequence[str] = ()
+    if status.strip(b"\0"):
+        policy = Policy(tuple(exclude), max_untracked_bytes, tuple(secret_files))
+        snapshot, omitted, secrets = _snapshot(repo, head, status, policy)
     return SourceState(
         commit=commit_hex,
         snapshot=snapshot,
@@ -81,88 +85,55 @@ def capture_source(
     )
 
 
-def _parse_status(raw: bytes) -> tuple[list[str], bool]:
-    untracked: list[str] = []
-    tracked_changed = False
-    for item in raw.split(b"\0"):
-        if len(item) < 4:
-            continue
-        code, path = item[:2], item[3:].decode("utf-8", errors="surrogateescape")
-        if code == b"??":
-            untracked.append(path)
-        elif code != b"!!":
-            tracked_changed = True
-    return untracked, tracked_changed
-
-
-def _choose_untracked(
-    root: Path,
-    untracked: list[str],
-    exclude: Sequence[str],
-    limit: int,
-    secret_files: Sequence[str],
-) -> tuple[list[str], list[str], list[str]]:
-    keep: list[str] = []
-    omitted: list[str] = []
-    secrets: list[str] = []
-    excluded = tuple(e.rstrip("/") for e in exclude)
-    below = tuple(e + "/" for e in excluded)
-    is_secret = secret_file_test(secret_files)
-    top = str(root) + os.sep
-    lstat = os.lstat
-    for path in untracked:
-        if excluded and (path in excluded or path.startswith(below)):
-            continue
-        if is_secret(path):
-            secrets.append(path)
-            continue
-        try:
-            size = lstat(top + path).st_size
-        except OSError:
-            continue
-        (keep if size <= limit else omitted).append(path)
-    return keep, omitted, secrets
-
-
 def _snapshot(
-    repo: GitRepo,
-    head: Commit,
-    untracked: list[str],
-    omitted: list[str],
-    secrets: list[str],
-) -> str | None:
+    repo: GitRepo, head: Commit, status: bytes, policy: Policy
+) -> tuple[str | None, Sequence[str], Sequence[str]]:
+    """The snapshot commit of a dirty tree (None when it holds nothing HEAD has not),
+    with the untracked files left out for size and as secrets."""
     # Untracked files go through a private index that outlives the record (see
-    # _UntrackedIndex): re-adding 20k unchanged files then costs what `git status` does.
+    # UntrackedIndex): an unchanged tree then costs about what `git status` does.
     # Embedded repositories (``dir/``) are added by `git add`, which makes them gitlinks.
-    files = [p for p in untracked if not p.endswith("/")]
-    nested = [p for p in untracked if p.endswith("/")]
-    cache = _UntrackedIndex(repo) if files else None
+    has_untracked = status.startswith(b"?? ") or b"\0?? " in status
+    cache = UntrackedIndex(repo, policy) if has_untracked else None
     try:
+        found = cache.split(status) if cache is not None else None
         tree_hex = None
-        if cache is not None:
-            untracked_tree = cache.tree(files)
-            if untracked_tree is not None:
-                tracked_tree = _index_tree(repo, nested)
-                tree_hex = repo.merge_disjoint_trees(tracked_tree, untracked_tree)
+        omitted: Sequence[str] = ()
+        secrets: Sequence[str] = ()
+        if found is not None:
+            omitted, secrets = found.omitted, found.secrets
+            if not (found.tracked_changed or found.files or found.nested):
+                return None, omitted, secrets
+            if not found.files:
+                tree_hex = _index_tree(repo, found.nested)
+            else:
+                # With no tracked change (status shows none), the tracked files are HEAD's.
+                same = not (found.tracked_changed or found.nested)
+                tracked_tree = str(head.tree.id) if same else _index_tree(repo, found.nested)
+                tree_hex = repo.merge_disjoint_trees(tracked_tree, found.tree)
         if tree_hex is None:
-            tree_hex = _index_tree(repo, untracked)
+            untracked, tracked_changed = parse_status(status)
+            keep, omitted, secrets, _ = choose_untracked(repo.root, untracked, policy)
+            if not (tracked_changed or keep):
+                return None, omitted, secrets
+            tree_hex = _index_tree(repo, keep)
         if tree_hex == str(head.tree.id):
-            return None
+            return None, omitted, secrets
         message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
         if omitted:
             message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
         if secrets:
             message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
         snapshot = repo.commit_dated_like(tree_hex, head, message)
-        if cache is not None:
+        if cache is not None and found is not None and found.files:
             cache.keep(snapshot)
-        return snapshot
+        return snapshot, omitted, secrets
     finally:
         if cache is not None:
             cache.discard()
 
 
-def _index_tree(repo: GitRepo, untracked: list[str]) -> str:
+def _index_tree(repo: GitRepo, untracked: Sequence[str]) -> str:
     """The tree of the working tree's tracked files (`git add -u` in a copy of the user's
     index) plus ``untracked``, as `git add` adds them."""
     index_path = repo.prov_dir / f"snapshot-index-{os.getpid()}-{os.urandom(4).hex()}"
@@ -178,148 +149,63 @@ def _index_tree(repo: GitRepo, untracked: list[str]) -> str:
                 "add",
                 "--pathspec-from-file=-",
                 "--pathspec-file-nul",
-                input=_nul_list(untracked),
+                input=nul_list(untracked),
                 env=env,
                 cwd=repo.root,
             )
         return repo.git("write-tree", env=env).stdout.decode().strip()
     finally:
-        _remove_index(index_path)
+        remove_index(index_path)
 
 
-def _nul_list(paths: Sequence[str] | set[str]) -> bytes:
-    return b"\0".join(p.encode("utf-8", errors="surrogateescape") for p in paths)
+@dataclass(frozen=True)
+class SnapshotChanges:
+    """What a snapshot commit has that the commit it was taken on has not."""
+
+    new_count: int  # files (untracked, or staged and new) the commit lacks
+    new_first: tuple[str, ...]  # the first of them, in git's order
+    tracked_changed: bool  # whether any of the commit's files differ
 
 
-def _copy_keeping_mtime(source: Path, target: Path) -> None:
-    """Copy an index file with its mtime, which git compares file mtimes with (racy-git
-    check): both read from one open file, should a concurrent record replace it."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        stat = os.fstat(src.fileno())
-        shutil.copyfileobj(src, dst, 1 << 20)
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
-def _remove_index(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
-    with contextlib.suppress(OSError):
-        Path(str(path) + ".lock").unlink()
-
-
-_CACHE_PREFIX = "snapshot-untracked-"
-_CACHE_SUFFIX = ".index"
-
-
-class _UntrackedIndex:
-    """A private git index of the untracked files the last snapshot held, kept under
-    ``<git dir>/prov/snapshot-untracked-<snapshot commit>.index``.
-
-    git's own stat data in it makes re-adding unchanged files free: `git add -u` there
-    re-hashes only files whose stat changed, and `write-tree` reuses the trees of
-    untouched directories (its cache-tree). Its blobs are safe from `git gc` only while
-    a snapshot holding them is: the file is used only when ``refs/prov/objects`` still
-    keeps the snapshot commit it is named after (otherwise the index starts empty). Each
-    record works on its own copy (mtime kept, so git's racy-file check still holds) and
-    replaces the file whole, so concurrent records never share one.
-    """
-
-    def __init__(self, repo: GitRepo) -> None:
-        self.repo = repo
-        self.dir = repo.prov_dir
-        self.work = self.dir / f"{_CACHE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.tmp"
-        self.base: Path | None = None  # the kept index this one started from
-
-    def _trusted(self) -> Path | None:
-        try:
-            found = sorted(
-                self.dir.glob(f"{_CACHE_PREFIX}*{_CACHE_SUFFIX}"),
-                key=lambda p: p.stat().st_mtime_ns,
-                reverse=True,
+def snapshot_changes(repo: GitRepo, commit: str, snapshot: str, first: int) -> SnapshotChanges:
+    """One ``git diff-tree`` between ``commit`` and ``snapshot``, summed up. Both are
+    content ids, so the answer never changes: the last one is remembered under
+    ``<git dir>/prov/snapshot-changes`` (a snapshot of 20k untracked files is otherwise
+    listed again at every record of an unchanged tree)."""
+    memo = repo.prov_dir / "snapshot-changes"
+    key = f"{commit} {snapshot} {first}\n"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        text = memo.read_text(encoding="utf-8")
+        if text.startswith(key):
+            got = json.loads(text[len(key) :])
+            return SnapshotChanges(
+                int(got["new_count"]),
+                tuple(str(p) for p in got["new_first"]),
+                bool(got["tracked_changed"]),
             )
-        except OSError:
-            return None
-        if not found:
-            return None
-        from git_prov.store.ledger import Ledger
-
-        ledger = Ledger(self.repo)
-        for path in found:
-            commit = path.name[len(_CACHE_PREFIX) : -len(_CACHE_SUFFIX)]
-            if len(commit) == 40 and ledger.is_kept(commit):
-                return path
-        return None
-
-    def tree(self, files: list[str]) -> str | None:
-        """The tree of exactly ``files`` (repo-relative, untracked), or None when git
-        fails here (the caller then adds them the plain way)."""
-        env = {"GIT_INDEX_FILE": str(self.work), "GIT_LITERAL_PATHSPECS": "1"}
-        run = self.repo.git
-        root = self.repo.root
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            base = self.base = self._trusted()
-            have: set[str] = set()
-            if base is not None:
-                try:
-                    _copy_keeping_mtime(base, self.work)
-                except OSError:  # removed meanwhile by a concurrent record: start empty
-                    base = self.base = None
-                    _remove_index(self.work)
-            if base is not None:
-                listed = run("ls-files", "-z", env=env, cwd=root).stdout
-                have = {
-                    p.decode("utf-8", errors="surrogateescape") for p in listed.split(b"\0") if p
-                }
-            want = set(files)
-            stale = have - want
-            if stale:
-                run(
-                    "update-index",
-                    "--force-remove",
-                    "-z",
-                    "--stdin",
-                    input=_nul_list(sorted(stale)),
-                    env=env,
-                    cwd=root,
-                )
-            if len(have) > len(stale):
-                # Re-hash what changed since the last snapshot; unchanged files cost a stat.
-                run("add", "--update", "--", ".", env=env, cwd=root)
-            new = [p for p in files if p not in have]
-            if new:
-                run(
-                    "update-index",
-                    "--add",
-                    "--remove",
-                    "-z",
-                    "--stdin",
-                    input=_nul_list(new),
-                    env=env,
-                    cwd=root,
-                )
-            return run("write-tree", env=env).stdout.decode().strip()
-        except (RepositoryProblem, OSError):
-            self.discard()
-            return None
-
-    def keep(self, snapshot: str) -> None:
-        """Keep this index for the next record, named after the snapshot that holds its
-        files. Of the older ones only the one :meth:`tree` started from stays: this
-        snapshot may never be recorded (``git prov check`` takes one too)."""
-        target = self.dir / f"{_CACHE_PREFIX}{snapshot}{_CACHE_SUFFIX}"
-        try:
-            os.replace(self.work, target)
-        except OSError:
-            return
-        for old in self.dir.glob(f"{_CACHE_PREFIX}*{_CACHE_SUFFIX}"):
-            if old not in (target, self.base):
-                with contextlib.suppress(OSError):
-                    old.unlink()
-
-    def discard(self) -> None:
-        """Remove the working copy (nothing when :meth:`keep` moved it)."""
-        _remove_index(self.work)
+    listing = repo.git(
+        "diff-tree", "-r", "-z", "--no-renames", "--name-status", commit, snapshot, check=False
+    )
+    fields = listing.stdout.split(b"\0")
+    new: list[str] = []
+    count = 0
+    tracked_changed = False
+    for status, path in zip(fields[0::2], fields[1::2], strict=False):
+        if status == b"A":
+            count += 1
+            if len(new) < first:
+                new.append(path.decode("utf-8", errors="surrogateescape"))
+        elif status:
+            tracked_changed = True
+    found = SnapshotChanges(count, tuple(new), tracked_changed)
+    if listing.returncode == 0:
+        got = {"new_count": count, "new_first": new, "tracked_changed": tracked_changed}
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(key + json.dumps(got), encoding="utf-8")
+            os.replace(tmp, memo)
+    return found
 
 
 def patch_id(repo: GitRepo, commit_hex: str) -> str | None:
