@@ -6,6 +6,10 @@ machine's load hits both alike) and prints medians of wall-clock time, with CPU 
 
 * untracked trap — ``record -i big.bin`` with ``--files`` small untracked, undeclared,
   not-ignored files in the tree (unchanged since the last record), next to ``git status``;
+  beside it, the same record in a tree without them, and the floor: what git takes to
+  list every untracked file (``git status -uall``, also with git's untracked cache) and
+  to lstat each (``git diff-files`` on the snapshot's kept index), which plain
+  ``git status`` never does (it does not look inside an untracked directory);
 * re-record — ``record -i data`` of ``--files`` unchanged 4 KiB files, next to
   ``git status``;
 * first record — the same with an empty stat cache, next to hashing the same files with
@@ -55,11 +59,13 @@ class Sample:
         self.wall, self.cpu, self.rss_kib = wall, cpu, rss_kib
 
 
-def run(cmd: Sequence[str], cwd: Path) -> Sample:
+def run(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Sample:
     """Run ``cmd`` to its end (stdout discarded); its wall time, CPU time and peak RSS."""
     with tempfile.TemporaryFile() as err:
         began = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env={**ENV, **(env or {})}
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -88,8 +94,10 @@ def med(samples: list[Sample], what: str = "wall") -> float:
     return float(statistics.median(getattr(s, what) for s in samples))
 
 
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=ENV)
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, env={**ENV, **(env or {})}
+    )
 
 
 def new_repo(path: Path) -> Path:
@@ -145,21 +153,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     run(clean_record, clean)  # caches warm
 
     def extra(label: str, cmd: list[str], cwd: Path, ref_label: str, ref: Callable[[], Sample],
-              before: Callable[[], None] | None = None) -> None:  # fmt: skip
+              before: Callable[[], None] | None = None,
+              floors: dict[str, Callable[[], Sample]] | None = None,
+              parts: dict[str, Callable[[], Sample]] | None = None) -> None:  # fmt: skip
         def measured() -> Sample:
             if before is not None:
                 before()
             return run(cmd, cwd)
 
         got = interleaved(
-            {"clean": lambda: run(clean_record, clean), "it": measured, "ref": ref},
+            {"clean": lambda: run(clean_record, clean), "it": measured, "ref": ref,
+             **(floors or {}), **(parts or {})},
             args.repeat,
-        )
+        )  # fmt: skip
         wall = med(got["it"]) - med(got["clean"])
         cpu = med(got["it"], "cpu") - med(got["clean"], "cpu")
         r_wall, r_cpu = med(got["ref"]), med(got["ref"], "cpu")
         rows.append((label, wall, cpu, ref_label, r_wall, r_cpu, f"{wall / r_wall:.1f}"))
         notes.append(f"{label}: whole process {med(got['it']) * 1000:.0f} ms")
+        for name in parts or {}:  # git-prov doing part of the same work: extra too
+            p_wall = med(got[name]) - med(got["clean"])
+            p_cpu = med(got[name], "cpu") - med(got["clean"], "cpu")
+            rows.append((name, p_wall, p_cpu, ref_label, r_wall, r_cpu, f"{p_wall / r_wall:.1f}"))
+        for name in floors or {}:  # what git itself takes for parts of the same work
+            f_wall, f_cpu = med(got[name]), med(got[name], "cpu")
+            rows.append((name, f_wall, f_cpu, ref_label, r_wall, r_cpu, f"{f_wall / r_wall:.1f}"))
 
     if only & {"trap"}:
         trap = base / "trap"
@@ -169,9 +187,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             small_files(trap / "untracked", args.files, 40)
         cmd = [*PROV, "record", "-i", "big.bin", "--command", "true"]
         run(cmd, trap)  # the first record: the tree's snapshot and big.bin's hash cached
+        # The floor: a snapshot must list every untracked file (git status -uall; with
+        # git's untracked cache on a copy of the index, to see what that cache saves) and
+        # lstat each (git diff-files on the snapshot's kept index, read-only).
+        kept = max(
+            (trap / ".git" / "prov").glob("snapshot-untracked-*.index"),
+            key=lambda p: p.stat().st_mtime_ns,
+        )
+        cached = base / "trap-status.index"
+        uc = ["-c", "core.untrackedCache=true", "-c", "status.showUntrackedFiles=all"]
+        git(trap, "read-tree", "HEAD", env={"GIT_INDEX_FILE": str(cached)})
+        run(["git", *uc, "status", "--porcelain"], trap, {"GIT_INDEX_FILE": str(cached)})
+        # The same record in a copy of the repository without the untracked files: what
+        # `-i big.bin` costs (imports, a stat-cache hit), not the snapshot.
+        plain = base / "trap-no-untracked"
+        if not plain.exists():
+            new_repo(plain)
+            os.link(trap / "big.bin", plain / "big.bin")
+        run(cmd, plain)
         extra(
             f"record, {args.files // 1000}k untracked unchanged: extra", cmd, trap,
             "git status", lambda: run(["git", "status", "--porcelain"], trap),
+            parts={"… the same record, no untracked files: extra": lambda: run(cmd, plain)},
+            floors={
+                "floor: git status -uall": lambda: run(
+                    ["git", "status", "--porcelain", "-uall"], trap),
+                "floor: git status -uall, untracked cache": lambda: run(
+                    ["git", *uc, "status", "--porcelain"], trap, {"GIT_INDEX_FILE": str(cached)}),
+                "floor: git diff-files (lstat each)": lambda: run(
+                    ["git", "diff-files"], trap, {"GIT_INDEX_FILE": str(kept)}),
+            },
         )  # fmt: skip
 
     if only & {"rerecord", "first"}:
