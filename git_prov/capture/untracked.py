@@ -15,7 +15,6 @@ again, but only new and changed files are lstat'ed and added.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -47,6 +46,8 @@ class Policy:
     def key(self, status: bytes) -> str:
         """A hash of this policy and ``status`` (``git status -z`` output): equal keys,
         equal choices of files for files of equal sizes."""
+        import hashlib  # (a clean tree's record never needs it)
+
         digest = hashlib.sha256()
         excluded = sorted({e.rstrip("/") for e in self.exclude})
         head = [_STATE_VERSION, excluded, self.limit, list(self.secret_files)]
