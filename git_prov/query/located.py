@@ -14,10 +14,12 @@ made by rewrites, merges, conflicts and deletions.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,8 +34,8 @@ from git_prov.query.index import (
     RunIndex,
     with_index,
 )
-from git_prov.query.rows import fast_run, note_lines, record_json_of
-from git_prov.store.gitcli import read_blobs
+from git_prov.query.rows import _scan_json, fast_run, note_lines, record_json_of
+from git_prov.store.gitcli import read_blobs, stream_blobs
 
 if TYPE_CHECKING:
     from git_prov.model.conflict import RunConflict
@@ -268,19 +270,13 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
     from git_prov.query.whereabouts import newest_commit
 
     known: set[str] = set()  # ids the fast reader has checked
-
-    def as_json(line: str) -> dict[str, Any] | None:
-        payload = line[line.rfind("\t") + 1 :].strip()
-        try:
-            data = json.loads(payload)
-        except (ValueError, RecursionError):
-            return None
-        if fast_run(line, data, known):
-            return record_json_of(data)
-        entry = _entry(line)
-        return entry.to_json_dict() if isinstance(entry, RunRecord) else None
-
-    found = _walk(index, run_ids, as_json, lambda data: str(data["commit"]), missing_ok=True)
+    found = _walk(
+        index,
+        run_ids,
+        partial(_line_json, known=known),
+        lambda data: str(data["commit"]),
+        missing_ok=True,
+    )
     out: dict[str, dict[str, Any]] = {}
     for run, (data, shown, attached, copies) in found.items():
         if copies:
@@ -306,42 +302,62 @@ def records_in_order(
     part: int = 2048,
 ) -> Iterator[str]:
     """``encode`` of each run's :func:`record_jsons` record, in the order of ``run_ids``
-    (runs it cannot read are left out), in about constant memory however many runs: the
-    runs are read a part at a time in the order their lines sit in the notes (so each
-    note blob is read once, not once per part), encoded into a temporary file, and read
-    back in the order asked for. All are encoded before the first is yielded."""
+    (runs it cannot read are left out), in about constant memory however many runs.
+
+    The runs are read in the order their lines sit in the notes, every note blob once
+    through one ``git cat-file --batch``, encoded into a temporary file, and read back in
+    the order asked for; all are encoded before the first is yielded. A run with one row
+    in the index — its record, no attachment, no other copy: nearly every run — is made
+    from its line alone (its ``shown_on`` is its commit, and the note's when that is
+    another); the others go through :func:`record_jsons`, a part at a time."""
     if not run_ids:
         return
     # Positions in ``run_ids`` and arrays, not run id strings and tuples: 100k runs.
     position: dict[str, int] = {}
     for i, run in enumerate(run_ids):
         position.setdefault(run, i)
-    stored = array("q")
-    for (run,) in index.db.execute(
-        "SELECT run FROM lines WHERE live = 1 AND kind = ? ORDER BY note, lineno", (KIND_RUN,)
-    ):
-        at = position.get(run)
-        if at is not None:
-            stored.append(at)
+    rows = _single_rows(index, position)
     offsets = array("q", [-1]) * len(run_ids)
     sizes = array("q", [0]) * len(run_ids)
     import tempfile  # (here only: `log` and `show` never load it)
 
     with tempfile.TemporaryFile() as spool:
         offset = 0
-        for start in range(0, len(stored), part):
-            chunk = [run_ids[at] for at in stored[start : start + part]]
-            records = record_jsons(index, chunk)
-            pieces = []
-            for at, run in zip(stored[start : start + part], chunk, strict=True):
-                record = records.get(run)
-                if record is None or offsets[at] >= 0:
+
+        def put(at: int, record: dict[str, Any]) -> None:
+            nonlocal offset
+            data = encode(record).encode("utf-8", "surrogatepass")
+            offsets[at], sizes[at] = offset, len(data)
+            offset += len(data)
+            spool.write(data)
+
+        known: set[str] = set()  # ids the fast reader has checked
+        ats, linenos, which = rows.ats, rows.linenos, rows.which
+        k, count = 0, len(ats)
+        for number, (_, blob) in enumerate(stream_blobs(index.paths.cwd, rows.blobs)):
+            note = rows.notes[number]
+            lines = note_lines(blob) if blob is not None else []
+            while k < count and which[k] == number:
+                at, lineno = ats[k], linenos[k]
+                k += 1
+                if offsets[at] >= 0 or not 1 <= lineno <= len(lines):
+                    continue  # (a missing blob: left out, as record_jsons does)
+                record = _line_json(lines[lineno - 1], known)
+                if record is None:
                     continue
-                data = encode(record).encode("utf-8", "surrogatepass")
-                offsets[at], sizes[at] = offset, len(data)
-                offset += len(data)
-                pieces.append(data)
-            spool.write(b"".join(pieces))
+                commit = str(record["commit"])
+                match = RUN_ID_RE.match(run_ids[at])
+                record["short_id"] = match.group(2) if match else run_ids[at][:8]
+                record["shown_on"] = [commit] if note == commit else [commit, note]
+                record["shown_now"] = commit
+                put(at, record)
+        others = rows.others
+        for start in range(0, len(others), part):
+            chunk = [run_ids[at] for at in others[start : start + part]]
+            records = record_jsons(index, chunk)
+            for at, run in zip(others[start : start + part], chunk, strict=True):
+                if run in records and offsets[at] < 0:
+                    put(at, records[run])
         spool.flush()
         # (Read back with pread, not mmap: mapped pages would count as our memory.)
         fd = spool.fileno()
@@ -349,6 +365,68 @@ def records_in_order(
             at = position[run]
             if offsets[at] >= 0:
                 yield os.pread(fd, sizes[at], offsets[at]).decode("utf-8", "surrogatepass")
+
+
+@dataclass
+class _Rows:
+    """The live rows of the runs asked for, in note order: for runs with that one row,
+    their positions, line numbers and which of ``blobs`` (the note blobs, each once, with
+    the commits of their ``notes``) holds the line; the positions of the ``others``."""
+
+    ats: array[int] = field(default_factory=lambda: array("q"))
+    linenos: array[int] = field(default_factory=lambda: array("q"))
+    which: array[int] = field(default_factory=lambda: array("q"))
+    blobs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    others: array[int] = field(default_factory=lambda: array("q"))
+
+
+def _single_rows(index: RunIndex, position: dict[str, int]) -> _Rows:
+    """:class:`_Rows` of the runs in ``position`` (all of the index's when they are most)."""
+    select = (
+        "SELECT l.run, l.note, l.lineno, n.blob FROM lines l"
+        " JOIN notes n ON n.commit_id = l.note WHERE l.live = 1"
+    )
+    several = "SELECT run FROM lines WHERE run IS NOT NULL"
+    out = _Rows()
+    most = len(position) * 4
+    with contextlib.ExitStack() as stack:
+        if most < index.run_count(at_most=most + 1):
+            stack.enter_context(index.selecting(list(position)))
+            select += " AND l.run IN temp.wanted"
+            several += " AND run IN temp.wanted"
+        # (Any second row of a run — a copy, an attachment — sends it the exact way.)
+        shared = {run for (run,) in index.db.execute(several + " GROUP BY run HAVING count(*) > 1")}
+        for run, note, lineno, blob in index.db.execute(select + " ORDER BY l.note, l.lineno"):
+            at = position.get(run)
+            if at is None:
+                continue
+            if run in shared:
+                out.others.append(at)
+                continue
+            if not out.blobs or out.blobs[-1] != blob:
+                out.blobs.append(blob)
+                out.notes.append(note)
+            out.ats.append(at)
+            out.linenos.append(lineno)
+            out.which.append(len(out.blobs) - 1)
+    return out
+
+
+def _line_json(line: str, known: set[str]) -> dict[str, Any] | None:
+    """The record of a run line as ``RunRecord.to_json_dict`` makes it (None when it is
+    not one): from the decoded line when the fast reader takes it."""
+    payload = line[line.rfind("\t") + 1 :].strip()
+    try:  # (json.loads without its wrappers: the same value when it ends the payload)
+        data, end = _scan_json(payload, 0)
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    if end != len(payload):
+        return None
+    if fast_run(line, data, known):
+        return record_json_of(data)
+    entry = _entry(line)
+    return entry.to_json_dict() if isinstance(entry, RunRecord) else None
 
 
 def resolve(index: RunIndex, spec: str) -> LocatedRun:
