@@ -691,6 +691,29 @@ def test_parallel_hashing_equals_single_threaded(
     )
 
 
+def test_small_files_hashed_in_one_thread_equal_the_pool(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small files are read whole on the calling thread; the pool (every file through it,
+    # in batches) must give the same digests, LFS pointers and progress.
+    for i in range(60):
+        write(repo / "data" / f"{i}.bin", os.urandom((i * 397) % 5000))
+    write(repo / "data" / "empty.bin", b"")
+    write(repo / "data" / "mid.bin", os.urandom(40_000))
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{'a' * 64}\nsize 7\n"
+    commit_file(repo, "data/pointer.bin", pointer)
+    loop_progress, pool_progress = RecordingProgress(), RecordingProgress()
+    in_loop = build_manifest(repo, ["data"], workers=4, progress=loop_progress)
+    monkeypatch.setattr(hashing, "SMALL_FILE_MAX", 0)
+    monkeypatch.setattr(hashing, "BATCH_FILES", 7)
+    in_pool = build_manifest(repo, ["data"], workers=4, progress=pool_progress)
+    assert in_loop == in_pool
+    assert in_loop.by_path()["data/pointer.bin"].source == SOURCE_LFS
+    assert in_loop.by_path()["data/empty.bin"].hash == sha256(b"")
+    assert in_loop.by_path()["data/7.bin"].hash == sha256((repo / "data" / "7.bin").read_bytes())
+    assert loop_progress.advanced == loop_progress.total == pool_progress.total
+
+
 @pytest.mark.usefixtures("permissions_apply")
 def test_unreadable_file_among_many_stops_parallel_hashing(repo: Path) -> None:
     for i in range(600):

@@ -7,6 +7,7 @@ canonical (sorted keys, sorted entries), which is what makes that sharing work.
 
 from __future__ import annotations
 
+import operator
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,8 @@ HASH_ORIGINS = {
 # Where a data entry's bytes were kept by git-prov (``--keep``; docs/format.md "Kept data").
 KEPT_GIT = "git"  # a git blob at data/sha256/<ab>/<rest> of refs/prov/data
 KEPT_LFS = "lfs"  # a git-LFS object (pointer at data/lfs/<ab>/<rest> of refs/prov/data)
+
+_entry_path = operator.attrgetter("path")
 
 MODE_FILE = "100644"
 MODE_EXECUTABLE = "100755"
@@ -159,7 +162,11 @@ class DataManifest:
         """A manifest in canonical order (paths and entries sorted, duplicates dropped)."""
         unique = {e.path: e for e in entries}
         return cls(
-            tuple(sorted(set(paths))), tuple(sorted(unique.values())), tuple(sorted(set(missing)))
+            tuple(sorted(set(paths))),
+            # Paths are unique here, so ordering by path is the dataclass order (and a lot
+            # cheaper than comparing whole entries).
+            tuple(sorted(unique.values(), key=_entry_path)),
+            tuple(sorted(set(missing))),
         )
 
     @property
