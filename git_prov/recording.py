@@ -41,6 +41,7 @@ from git_prov.trust.redaction import Redactor
 # (tests/test_startup.py).
 if TYPE_CHECKING:
     from git_prov.capture.data import OutputsBefore
+    from git_prov.capture.data_memo import DataMemo
     from git_prov.capture.keep import KeepPlan
     from git_prov.model.history import Series
     from git_prov.trust.signing import SigningProblem, SigningSetup
@@ -96,6 +97,10 @@ class Prepared:
     # The Hydra configs there were before the command (None for ``record``), to tell
     # which one the run wrote (capture/hydra.py).
     hydra_before: Mapping[Path, tuple[int, int, int]] | None = None
+    # The inputs' stored manifest when their files are unchanged since a record that stored
+    # it (then ``inputs`` is None: it was not built), and the memo to tell of a new one.
+    inputs_id: str | None = None
+    inputs_memo: DataMemo | None = None
 
 
 @dataclass(frozen=True)
@@ -187,20 +192,30 @@ def prepare(
 
         keep = plan_keep(repo, config, options.keep, cwd, declared=inputs + outputs)
     manifest = None
+    inputs_id = memo = None
     if inputs:
-        from git_prov.capture.data import absent_warnings, build_manifest
+        from git_prov.capture.data import absent_warnings, describe_data, list_data
         from git_prov.capture.keep import KEEP_INPUTS
 
-        manifest = build_manifest(
-            root,
-            list(inputs),
-            cwd=root,
-            cache_path=cache / "hash-cache.sqlite",
-            progress=progress,
-            keep=keep.chooser(KEEP_INPUTS) if keep else None,
-            keeper=keep.store if keep else None,
-        )
-        warnings.extend(absent_warnings(manifest, "input"))
+        listing = list_data(root, list(inputs), cwd=root)
+        keep_inputs = keep.chooser(KEEP_INPUTS) if keep else None
+        if keep_inputs is None:  # unchanged inputs: the manifest stored last time
+            from git_prov.capture.data_memo import DataMemo
+
+            index = None if "GIT_INDEX_FILE" in os.environ else repo.git_dir / "index"
+            memo = DataMemo(cache, index, listing)
+            inputs_id = memo.recall()
+            if inputs_id is not None and not repo.has_object(inputs_id):
+                inputs_id = None
+        if inputs_id is None:
+            manifest = describe_data(
+                listing,
+                cache_path=cache / "hash-cache.sqlite",
+                progress=progress,
+                keep=keep_inputs,
+                keeper=keep.store if keep else None,
+            )
+            warnings.extend(absent_warnings(manifest, "input"))
     environment = capture_environment(
         root,
         argv=argv,
@@ -226,6 +241,8 @@ def prepare(
         started=started or datetime.now(UTC),
         source=source,
         inputs=manifest,
+        inputs_id=inputs_id,
+        inputs_memo=memo,
         environment=environment,
         params=params,
         config=config,
@@ -521,9 +538,12 @@ def finish(
         extra = {**(extra or {}), SECRETS_LEFT_OUT: list(prepared.source.secrets_left_out)}
 
     objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
-    inputs_id = outputs_id = None
+    inputs_id, outputs_id = prepared.inputs_id, None
     if prepared.inputs is not None:
         inputs_id = _store_manifest(ledger, prepared.inputs)
+        if prepared.inputs_memo is not None:
+            prepared.inputs_memo.remember(prepared.inputs, inputs_id)
+    if inputs_id is not None:
         objects[KIND_DATA].append(inputs_id)
     if outputs is not None:
         outputs_id = _store_manifest(ledger, outputs)

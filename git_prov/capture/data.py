@@ -208,20 +208,84 @@ def build_manifest(
     a regular file or directory, and :class:`RepositoryProblem` when git cannot list the
     repository's index.
     """
+    listing = list_data(repo_root, paths, cwd=cwd, missing_ok=missing_ok, exclude=exclude)
+    return describe_data(
+        listing,
+        cache_path=cache_path,
+        progress=progress,
+        workers=workers,
+        keep=keep,
+        keeper=keeper,
+        before=before,
+        git_ids=git_ids,
+    )
+
+
+@dataclass(frozen=True)
+class DataListing:
+    """The files of some declared data paths and their stat data: the walk that
+    :func:`build_manifest` starts with (:func:`list_data`), before anything is hashed."""
+
+    root: str  # the repository's root, absolute
+    declared: tuple[str, ...]  # the declared paths, repo-relative, sorted
+    files: Mapping[str, _File]  # rel → file, in walk order (sorted within each directory)
+    missing: tuple[str, ...]  # declared paths (or files found in them) that are not there
+    present: tuple[str, ...]  # declared paths that exist
+    directories: tuple[str, ...]  # every directory a file was found in ("" for the root)
+    started_ns: int  # the time just before the first stat
+
+
+def list_data(
+    repo_root: Path,
+    paths: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    missing_ok: bool = False,
+    exclude: Sequence[str] = (),
+) -> DataListing:
+    """Walk the declared data ``paths`` (see :func:`build_manifest` for the arguments and
+    the errors): every file found and its stat data, nothing read."""
     root = os.path.abspath(repo_root)
     base = os.path.abspath(cwd) if cwd is not None else root
     declared = sorted({_repo_relative(root, base, p) for p in paths})
     excludes = [e for e in (_clean_prefix(x) for x in exclude) if e]
 
+    started_ns = time.time_ns()
     files: dict[str, _File] = {}
     missing: list[str] = []
     present: list[str] = []  # declared paths that exist, as git pathspecs
+    directories: list[str] = []
     for rel in declared:
         if _excluded(rel, excludes):
             continue
-        if _collect(root, rel, excludes, missing_ok, files, missing):
+        if _collect(root, rel, excludes, missing_ok, files, missing, directories):
             present.append(rel)
+    return DataListing(
+        root,
+        tuple(declared),
+        files,
+        tuple(missing),
+        tuple(present),
+        tuple(dict.fromkeys(directories)),
+        started_ns,
+    )
 
+
+def describe_data(
+    listing: DataListing,
+    *,
+    cache_path: Path | None = None,
+    progress: Progress = NO_PROGRESS,
+    workers: int | None = None,
+    keep: Callable[[str, int], bool] | None = None,
+    keeper: KeepSink | None = None,
+    before: OutputsBefore | None = None,
+    git_ids: bool = False,
+) -> DataManifest:
+    """The manifest of the files ``listing`` found (see :func:`build_manifest`)."""
+    root, declared, present = listing.root, listing.declared, listing.present
+    files = dict(listing.files)
+    missing = list(listing.missing)
     absent = {rel: files.pop(rel) for rel in [f.rel for f in files.values() if f.absent]}
     vouched = _vouched_by_git(root, present, files) if files else {}
     stored, claimed = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
@@ -245,15 +309,18 @@ def build_manifest(
         and f.rel not in claimed
         and keep(f.rel, f.stat.st_size)
     }
+    nothing: frozenset[str] = frozenset()
     digests = hash_files(
         [
             HashJob(
                 f.path,
                 f.rel,
                 StatKey.of(f.stat),
-                (algorithms_of(claimed[f.rel]) if f.rel in claimed else frozenset())
-                | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else frozenset()),
-                f.rel in keeping,
+                (algorithms_of(claimed[f.rel]) if f.rel in claimed else nothing)
+                | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else nothing)
+                if claimed or git_ids
+                else nothing,
+                f.rel in keeping if keeping else False,
             )
             for f in to_hash
         ],
@@ -290,7 +357,11 @@ def build_manifest(
                 entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
             else:
                 kept = keeper.kind_of(digest.hash) if keeper and f.rel in keeping else None
-                also = tuple(sorted(h for h in digest.dvc if h.startswith("git:")))
+                also = (
+                    tuple(sorted(h for h in digest.dvc if h.startswith("git:")))
+                    if digest.dvc
+                    else ()
+                )
                 entries.append(
                     DataEntry(
                         f.rel,
@@ -434,20 +505,22 @@ def _collect(
     missing_ok: bool,
     files: dict[str, _File],
     missing: list[str],
+    directories: list[str] | None = None,
 ) -> bool:
-    """Add the files of one declared path; False when it does not exist."""
+    """Add the files of one declared path; False when it does not exist. ``directories``
+    hears of every directory files are looked for in."""
     path = os.path.join(root, rel)
     found = _stat(path, rel, missing_ok, declared=True)
     if found is None:
         missing.append(rel)
         return False
     st, link = found
-    if stat.S_ISREG(st.st_mode):
-        files[rel] = _File(rel, path, st, link)
-    elif stat.S_ISLNK(st.st_mode):  # see _stat: annexed, content absent
-        files[rel] = _File(rel, path, st, link, absent=True)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):  # (see _stat: annexed, absent)
+        files[rel] = _File(rel, path, st, link, absent=stat.S_ISLNK(st.st_mode))
+        if directories is not None:
+            directories.append(rel.rpartition("/")[0])
     elif stat.S_ISDIR(st.st_mode):
-        _walk(rel, path, st, excludes, missing_ok, files, missing)
+        _walk(rel, path, st, excludes, missing_ok, files, missing, directories)
     else:
         raise BadPath(
             f"{_show(rel)}: not a regular file or a directory",
@@ -464,6 +537,7 @@ def _walk(
     missing_ok: bool,
     files: dict[str, _File],
     missing: list[str],
+    directories: list[str] | None = None,
 ) -> None:
     """Add every file under a directory: sorted, hidden files included, ``.git`` skipped,
     symlinks followed; a directory already on the way down (a symlink cycle) is skipped."""
@@ -471,6 +545,8 @@ def _walk(
     stack = [(top_rel, top_path, ancestors)]
     while stack:
         rel, path, ancestors = stack.pop()
+        if directories is not None:
+            directories.append(rel)
         try:
             with os.scandir(path) as it:
                 children = sorted(it, key=lambda e: e.name)
@@ -482,18 +558,29 @@ def _walk(
         except (FileNotFoundError, NotADirectoryError):
             continue  # removed while we walked: whatever was in it is not there to record
         subdirs = []
+        # Names are checked once per directory; one that is not UTF-8 is reported below,
+        # in order, as before (the common case costs one encode per directory).
+        names_ok = _utf8("".join([rel, *(child.name for child in children)]))
         for child in children:
             if child.name == ".git":
                 continue
             child_rel = f"{rel}/{child.name}"
-            if _excluded(child_rel, excludes):
+            if excludes and _excluded(child_rel, excludes):
                 continue
-            _check_name(child_rel)
-            found = _stat(child.path, child_rel, missing_ok, declared=False)
-            if found is None:
-                missing.append(child_rel)
-                continue
-            st, link = found
+            if not names_ok:
+                _check_name(child_rel)
+            try:  # the common case, a file or directory: one lstat
+                st = os.lstat(child.path)
+                link = None
+                plain = not stat.S_ISLNK(st.st_mode)
+            except OSError:
+                plain = False
+            if not plain:
+                found = _stat(child.path, child_rel, missing_ok, declared=False)
+                if found is None:
+                    missing.append(child_rel)
+                    continue
+                st, link = found
             if stat.S_ISDIR(st.st_mode):
                 identity = (st.st_dev, st.st_ino)
                 if identity not in ancestors:
@@ -553,6 +640,14 @@ def _annex_key(link: str) -> AnnexKey | None:
     from git_prov.capture.annex import key_of_link
 
     return key_of_link(link) if "annex" in link else None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_name(name: str, shown: str | None = None) -> None:

@@ -126,6 +126,13 @@ def dvc_names(root: str, files: Iterable[StatFile]) -> DvcNames:
     return DvcNames(linked, claimed)
 
 
+def in_a_project(root: str, directories: Iterable[str]) -> bool:
+    """Whether any of ``directories`` (repo-relative, "" for the root) is in a DVC project:
+    a ``.dvc/`` in it or above it. Files outside every project are named by no DVC data."""
+    projects = _Projects(root)
+    return any(projects.of_directory(d) is not None for d in directories)
+
+
 def algorithms_of(hashes: Iterable[str]) -> frozenset[str]:
     """The algorithms of ``<algorithm>:<hex>`` values (what to compute to check them)."""
     return frozenset(h.partition(":")[0] for h in hashes)
@@ -334,7 +341,10 @@ class _Projects:
 
     def of(self, rel: str) -> _Project | None:
         """The project whose ``.dvc/`` is in the closest directory above ``rel``."""
-        directory = posix_dirname(rel)
+        return self.of_directory(posix_dirname(rel))
+
+    def of_directory(self, directory: str) -> _Project | None:
+        """The project whose ``.dvc/`` is in ``directory`` or the closest one above it."""
         chain: list[str] = []
         project: _Project | None = None
         while True:
