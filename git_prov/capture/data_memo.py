@@ -35,6 +35,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from git_prov import __version__
 from git_prov.capture.data import DataListing
 from git_prov.capture.dvc import in_a_project
 from git_prov.capture.hashing import RACY_NS
@@ -58,7 +59,8 @@ class DataMemo:
         self._index_path = index
         self._index = _trusted_stat(index, listing.started_ns) if index is not None else None
         self.fingerprint = fingerprint(listing)
-        key = "\0".join((str(MEMO_VERSION), listing.root, *listing.declared))
+        # git-prov's version too: another version may build another manifest of the files.
+        key = "\0".join((str(MEMO_VERSION), __version__, listing.root, *listing.declared))
         name = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         self.path = prov_dir / _MEMO_DIR / name
 

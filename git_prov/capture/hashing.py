@@ -869,6 +869,7 @@ class StatCache:
             rows.append((*key, digest.hash, digest.size, int(digest.lfs)))
             if digest.dvc:
                 dvc_rows.append((*key, " ".join(sorted(digest.dvc))))
+        rows.sort()  # in key order: B-tree inserts at the end of a page, not all over it
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
