@@ -219,3 +219,23 @@ def test_concurrent_records_agree(repo: Path) -> None:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     assert {str(r["inputs"]) for r in runs_json(repo)} == {first}
+
+
+def test_a_re_record_of_unchanged_inputs_loads_no_stat_cache(repo: Path) -> None:
+    _data(repo)
+    _record(repo)
+    command = ["record", "-i", "data", "--command", "true"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "git_prov", *command],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "git_prov.capture.data_memo" in modules  # (the import list was read)
+    assert not {"git_prov.capture.stat_cache", "sqlite3", "concurrent.futures"} & modules
