@@ -11,9 +11,11 @@ machine's load hits both alike) and prints medians of wall-clock time, with CPU 
   to lstat each (``git diff-files`` on the snapshot's kept index), which plain
   ``git status`` never does (it does not look inside an untracked directory);
 * re-record — ``record -i data`` of ``--files`` unchanged 4 KiB files, next to
-  ``git status``;
-* first record — the same with an empty stat cache, next to hashing the same files with
-  ``hashlib`` on one thread (in this process: no start-up);
+  ``git status`` (data/ is ignored: git never looks inside it); beside it, the floor:
+  ``git status`` with the same files tracked (git's walk and an lstat of each);
+* first record — the same with every cache of the files removed (stat cache, data memo,
+  manifest ids), next to hashing the same files with ``hashlib`` on one thread (in this
+  process: no start-up);
 * record, small repo — the whole process, next to ``python -c "import pygit2"``;
 * log -n 20 — at ``--log-runs`` runs, next to ``git log --notes=prov``;
 * find --json — every run at ``--find-runs`` runs, next to ``git log --notes=prov``.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -249,9 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
         if "first" in only:
 
-            def forget() -> None:
+            def forget() -> None:  # every cache of the files: a first record
+                prov_dir = data / ".git" / "prov"
                 for suffix in ("", "-wal", "-shm"):
-                    (data / ".git" / "prov" / f"hash-cache.sqlite{suffix}").unlink(missing_ok=True)
+                    (prov_dir / f"hash-cache.sqlite{suffix}").unlink(missing_ok=True)
+                for memo in ("data-memo", "manifest-ids"):
+                    shutil.rmtree(prov_dir / memo, ignore_errors=True)
 
             extra(
                 f"first record {args.files // 1000}k x 4 KiB: extra", cmd, data,
