@@ -1,0 +1,352 @@
+"""fsck of the notes: every line read, every run's distinct records checked as the notes stream
+by, the git log display ref.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from git_prov.errors import CorruptLedger
+from git_prov.fsck.findings import ERROR, INFO, WARNING, Finding, FsckReport
+from git_prov.fsck.objects import check_commit, check_object
+from git_prov.model.limits import MAX_NOTE_BYTES
+from git_prov.model.record import (
+    FORMAT_VERSION,
+    Attachment,
+    RunRecord,
+    Tombstone,
+    line_object,
+    parse_line,
+)
+from git_prov.query.rows import RunObjects, run_objects
+from git_prov.store.headers import ObjectHeaders
+from git_prov.store.ledger import (
+    DISPLAY_REF,
+    KIND_DATA,
+    KIND_ENV,
+    KIND_LOG,
+    KIND_METRICS,
+    Ledger,
+)
+from git_prov.store.repo import Tree
+
+
+@dataclass
+class Runs:
+    """What the notes hold, streamed (memory: a few dozen bytes per run id, not its record).
+
+    ``seen`` packs, per run id, a digest of the text of its first line with the position of
+    that line (note index, line number). Records are kept only for the runs whose lines
+    differ (``versions``: candidates for a conflict, rare) — or every run's, for ``--data``
+    (``keep_all``)."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, list[RunRecord]] = field(default_factory=dict)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (commit, blob) scan order
+    tombstoned: set[str] = field(default_factory=set)
+    annotated: dict[str, bool] = field(default_factory=dict)  # commit -> has run/attach lines
+    tombstones: list[tuple[Tombstone, str]] = field(default_factory=list)
+    attachments: list[tuple[Attachment, str]] = field(default_factory=list)
+    keep_all: bool = False
+
+    def where(self, run_id: str) -> tuple[str, int]:
+        """The (commit, line number) of the first line of ``run_id``."""
+        packed = self.seen[run_id]
+        return self.notes[(packed >> 32) & 0xFFFFFFFF][0], packed & 0xFFFFFFFF
+
+
+def _line_digest(line: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    )
+
+
+# What each object slot of a record is (RunObjects' members after id, commit and snapshot).
+_SLOTS = {
+    2: ("inputs", KIND_DATA),
+    3: ("outputs", KIND_DATA),
+    4: ("env", KIND_ENV),
+    5: ("stdout", KIND_LOG),
+    6: ("stderr", KIND_LOG),
+    7: ("metric history", KIND_METRICS),
+}
+
+
+class RunChecks:
+    """The checks of every run's record, one record at a time, as the notes stream by; the
+    findings come out in the order of a whole-ledger check (by run id, version, field),
+    each object of a kind checked once and reported for the first run (in that order)
+    naming it."""
+
+    def __init__(self, tree_paths: set[str], objects: ObjectHeaders) -> None:
+        self.tree_paths = tree_paths
+        self.objects = objects
+        self.found: list[tuple[tuple[str, int, int, int], Finding]] = []
+        self.clean: set[bytes] = set()  # kind initial + raw object id: checked, nothing found
+        self.clean_commits: set[str] = set()  # commits present and kept: nothing to find
+        self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
+
+    def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
+        for seq, finding in enumerate(findings):
+            self.found.append(((*key, seq), finding))
+
+    def _check_commit(self, run_id: str, what: str, oid: str, key: tuple[str, int, int]) -> None:
+        if oid in self.clean_commits:  # (the verdict depends on the commit alone)
+            return
+        scratch = FsckReport()
+        check_commit(run_id, what, oid, self.tree_paths, self.objects, scratch)
+        if scratch.findings:
+            self._keep(key, scratch.findings)
+        else:
+            self.clean_commits.add(oid)
+
+    def check(self, record: RunObjects, version: int) -> None:
+        run_id = record.id
+        self._check_commit(run_id, "commit", record.commit, (run_id, version, 0))
+        if record.snapshot:
+            self._check_commit(run_id, "snapshot", record.snapshot, (run_id, version, 1))
+        for slot in range(2, 8):  # inputs, outputs, env, stdout, stderr, history
+            oid = record[slot + 1]
+            if oid is None:
+                continue
+            what, kind = _SLOTS[slot]
+            if kind != KIND_LOG:
+                # (every id a reader accepts is hex: is_hex_oid)
+                compact = kind.encode() + b"/" + bytes.fromhex(oid)
+                if compact in self.clean:
+                    continue
+                mine = (run_id, version, slot, what)
+                known = self.owner.get((kind, oid))
+                if known is not None:
+                    self.owner[(kind, oid)] = min(known, mine)
+                    continue
+            scratch = FsckReport()
+            check_object(run_id, what, kind, oid, self.tree_paths, self.objects, scratch)
+            if kind == KIND_LOG:
+                self._keep((run_id, version, slot), scratch.findings)
+            elif scratch.findings:
+                self.owner[(kind, oid)] = (run_id, version, slot, what)
+            else:
+                self.clean.add(compact)
+
+    def finish(self, report: FsckReport) -> None:
+        for (kind, oid), (run_id, version, slot, what) in self.owner.items():
+            scratch = FsckReport()
+            check_object(run_id, what, kind, oid, self.tree_paths, self.objects, scratch)
+            self._keep((run_id, version, slot), scratch.findings)
+        self.found.sort(key=lambda item: item[0])
+        report.findings.extend(finding for _, finding in self.found)
+        self.found.clear()
+
+
+def check_notes(
+    ledger: Ledger,
+    tree: Tree | None,
+    objects: ObjectHeaders,
+    report: FsckReport,
+    checks: RunChecks,
+    *,
+    keep_all: bool = False,
+) -> Runs:
+    """Read every note once, in constant memory per record: each line parsed, each run's
+    distinct records checked (``checks``) as they are found."""
+    from git_prov.progress import ambient
+
+    runs = Runs(keep_all=keep_all)
+    if tree is None:
+        return runs
+    runs.notes = [(commit, str(blob_id)) for commit, blob_id in ledger.notes_in(tree)]
+    progress = ambient()
+    progress.start("checking the ledger's notes", len(runs.notes), "notes")
+    known: set[str] = set()  # object ids the fast reader found well formed
+    for index, (commit, blob_id) in enumerate(runs.notes):
+        if index % 256 == 255:
+            progress.advance(256)
+        report.notes += 1
+        header = objects.header(blob_id)
+        if header is None:
+            raise KeyError(f"note blob {blob_id} of {commit} is missing")
+        if header[1] > MAX_NOTE_BYTES:
+            report.add(
+                ERROR,
+                "note-too-large",
+                f"the note on {commit[:12]} is {header[1] >> 20} MiB, over the "
+                f"{MAX_NOTE_BYTES >> 20} MiB reader limit: not read by any command",
+                commit=commit,
+                object=blob_id,
+            )
+            continue
+        raw = objects.blob(blob_id)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            report.add(
+                ERROR, "note-not-utf8", f"the note on {commit[:12]} is not UTF-8", commit=commit
+            )
+            text = raw.decode("utf-8", errors="replace")
+        if not objects.is_commit(commit):
+            report.add(
+                WARNING,
+                "note-on-missing-commit",
+                f"a note is attached to {commit[:12]}, which is not a commit in this repository",
+                commit=commit,
+            )
+        has_runs = False
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
+            if not line.strip():
+                continue
+            report.lines += 1
+            found = run_objects(line, known)  # a run line, read fast
+            if found is not None:
+                has_runs = True
+                _add_run(runs, found, line, index, number, objects, checks)
+                continue
+            entry = _parse(line, commit, number, report)
+            if isinstance(entry, RunRecord):
+                has_runs = True
+                _add_run(runs, _objects_of(entry), line, index, number, objects, checks)
+            elif isinstance(entry, Attachment):
+                has_runs = True
+                runs.attachments.append((entry, commit))
+            elif isinstance(entry, Tombstone):
+                runs.tombstoned.add(entry.run)
+                runs.tombstones.append((entry, commit))
+        runs.annotated[commit] = has_runs
+    progress.finish()
+    for run_id, versions in sorted(runs.versions.items()):
+        if len(versions) > 1:
+            commit, number = runs.where(run_id)
+            report.add(
+                ERROR,
+                "conflict",
+                f"run {run_id} has {len(versions)} different records (first in the note on "
+                f"{commit[:12]}, line {number}); check them with `git prov verify {run_id}`",
+                run=run_id,
+                commit=commit,
+            )
+    for stone, commit in runs.tombstones:
+        if stone.run not in runs.seen:
+            report.add(
+                INFO,
+                "tombstone-unknown-run",
+                f"a tombstone in the note on {commit[:12]} removes run {stone.run}, which this "
+                "ledger never had (it was deleted before it reached you)",
+                run=stone.run,
+                commit=commit,
+            )
+    for attach, commit in runs.attachments:
+        if attach.run not in runs.seen:
+            report.add(
+                INFO,
+                "attach-unknown-run",
+                f"the note on {commit[:12]} shows run {attach.run}, which this ledger does not "
+                "have (fetch the provenance it came with)",
+                run=attach.run,
+                commit=commit,
+            )
+    report.runs = len(runs.seen)
+    return runs
+
+
+def _objects_of(record: RunRecord) -> RunObjects:
+    return RunObjects(
+        record.id, record.commit, record.snapshot, record.inputs, record.outputs, record.env,
+        record.stdout, record.stderr, record.history,
+    )  # fmt: skip
+
+
+def _add_run(
+    runs: Runs,
+    found: RunObjects,
+    line: str,
+    index: int,
+    number: int,
+    objects: ObjectHeaders,
+    checks: RunChecks,
+) -> None:
+    """Remember a run line (``found``: its id and objects); check its record when it is a
+    new version of the run. The whole record is read only to keep it (``--data``) or to
+    compare it with another text of the same run."""
+    run_id = found.id
+    digest = _line_digest(line)
+    first = runs.seen.get(run_id)
+    if first is None:
+        runs.seen[run_id] = digest << 64 | index << 32 | number
+        if runs.keep_all:
+            runs.versions[run_id] = [_record(line)]
+        checks.check(found, 0)
+        return
+    if first >> 64 == digest:
+        return  # the same text: the same record
+    bucket = runs.versions.get(run_id)
+    if bucket is None:  # a second, different text: read the first record again
+        bucket = runs.versions[run_id] = [_reread(runs, first, objects)]
+    entry = _record(line)
+    if entry not in bucket:
+        bucket.append(entry)
+        checks.check(found, len(bucket) - 1)
+
+
+def _record(line: str) -> RunRecord:
+    """The record of a line already read as a run."""
+    entry = parse_line(line)
+    assert isinstance(entry, RunRecord)
+    return entry
+
+
+def _reread(runs: Runs, packed: int, objects: ObjectHeaders) -> RunRecord:
+    _, blob_id = runs.notes[(packed >> 32) & 0xFFFFFFFF]
+    text = objects.blob(blob_id).decode("utf-8", errors="replace")
+    return _record(text.split("\n")[(packed & 0xFFFFFFFF) - 1].removesuffix("\r"))
+
+
+def _parse(line: str, commit: str, number: int, report: FsckReport) -> Any:
+    try:
+        return parse_line(line)
+    except ValueError as exc:
+        newer = False
+        with contextlib.suppress(ValueError):
+            version = line_object(line).get("v")
+            newer = isinstance(version, int) and version > FORMAT_VERSION
+        report.add(
+            WARNING if newer else ERROR,
+            "newer-format" if newer else "bad-line",
+            f"the note on {commit[:12]}, line {number}: {exc}",
+            commit=commit,
+            line=number,
+        )
+        return None
+
+
+def check_display(ledger: Ledger, runs: Runs, report: FsckReport) -> None:
+    if not ledger.display_enabled():
+        return
+    try:
+        tip = ledger.tip(DISPLAY_REF)
+    except CorruptLedger as exc:
+        report.add(WARNING, "display-unreadable", f"{exc.message}; `git prov init` rebuilds it")
+        return
+    shown = set() if tip is None else {c for c, _ in ledger.notes_in(tip.tree)}
+    live = {commit for commit, has_runs in runs.annotated.items() if has_runs}
+    missing = sorted(c for c in live if c not in shown and _has_live_run(ledger, runs, c))
+    extra = sorted(c for c in shown if c not in runs.annotated)
+    if missing or extra:
+        report.add(
+            WARNING,
+            "display-out-of-date",
+            f"the git log display (refs/notes/prov-log) misses {len(missing)} and has "
+            f"{len(extra)} extra commits; `git prov init` rebuilds it",
+        )
+
+
+def _has_live_run(ledger: Ledger, runs: Runs, commit: str) -> bool:
+    entries, _ = ledger.entries_on(commit)
+    return any(
+        (isinstance(e, RunRecord) and e.id not in runs.tombstoned)
+        or (isinstance(e, Attachment) and e.run not in runs.tombstoned)
+        for e in entries
+    )
