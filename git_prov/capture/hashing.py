@@ -467,7 +467,7 @@ def _digest(
                 raise _unreadable(job.name, exc) from None
         else:
             copied = None
-            target = writer.copy_target() if writer is not None else None
+            target = writer.copy_target() if writer is not None and kernel_copy.AVAILABLE else None
             if target is not None:
                 # The kernel copies the file into the store, and the copy is what is hashed.
                 copied = _copy_and_hash(job, target, buffer, report, stop, dvc)

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 
 COPY_CHUNK = 8 << 20  # bytes per copy_file_range call
+AVAILABLE = hasattr(os, "copy_file_range")  # Linux (and FreeBSD); not macOS or Windows
 
 # Test seam: called after each chunk the kernel copied (path, bytes copied so far); tests
 # change the file from here to see that a changed file is never kept from a torn copy.

@@ -197,6 +197,8 @@ class LfsObjectWriter:
         file (``copy_file_range``, as ``cp`` does: no byte passes through user space);
         False when it cannot (another file system, not supported), leaving the file empty
         and ``source_fd`` at its start."""
+        if not hasattr(os, "copy_file_range"):  # (Linux and FreeBSD have it)
+            return False
         out = self.file.fileno()
         try:
             while os.copy_file_range(source_fd, out, _CHUNK):
