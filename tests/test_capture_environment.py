@@ -881,3 +881,25 @@ def test_variable_patterns_as_string_tests_agree_with_fnmatch() -> None:
         return False
 
     assert [_allowed(n, patterns) for n in names] == [plain(n) for n in names]
+
+
+def test_the_json_copy_of_a_cache_file_answers_only_for_the_bytes_it_was_made_of(
+    tmp_path: Path,
+) -> None:
+    from git_prov.capture.environment.cache import read_cached, write_cached
+
+    path = tmp_path / "python-key.toml"
+    copy = tmp_path / "python-key.json"
+    part = EnvironmentManifest(python={"version": "3.11.7"}, packages={"numpy": "2.1.0"})
+    write_cached(path, ["python"], {}, part)
+    assert read_cached(path, ["python"]) == part  # parsed from the TOML: the copy is made
+    assert copy.exists()
+    assert read_cached(path, ["python"]) == part  # from the copy
+    # The TOML file changes (same size, same stamp): its copy no longer answers for it.
+    path.write_bytes(path.read_bytes().replace(b"2.1.0", b"2.1.1"))
+    changed = read_cached(path, ["python"])
+    assert changed is not None and changed.packages == {"numpy": "2.1.1"}
+    assert read_cached(path, ["python"]) == changed  # (the new copy)
+    copy.write_bytes(b"\x00 not json")  # a damaged copy: the TOML answers, and is copied again
+    assert read_cached(path, ["python"]) == changed
+    assert read_cached(path, ["python"]) == changed

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import operator
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,7 +265,13 @@ class EnvironmentManifest:
 
     @classmethod
     def from_toml(cls, data: bytes) -> EnvironmentManifest:
-        doc = _load(data, "environment")
+        return cls.from_document(load_document(data, "environment"))
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> EnvironmentManifest:
+        """The manifest a TOML document parsed already holds (:func:`load_document`, or
+        an exact copy of one): its kind and version are checked here."""
+        doc = _checked(doc, "environment")
         try:
             sections = {name: dict(doc.get(name, {})) for name in cls._SECTIONS}
             gpus = tuple(dict(g) for g in doc.get("gpu", []))
@@ -306,13 +311,25 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _load(data: bytes, kind: str) -> dict[str, Any]:
+def _load(data: bytes, kind: str) -> Mapping[str, Any]:
+    return _checked(load_document(data, kind), kind)
+
+
+def load_document(data: bytes, kind: str) -> dict[str, Any]:
+    """The TOML document of a ``kind`` manifest's bytes, not yet checked (ValueError when
+    they are no TOML). (tomllib is loaded here, when first needed.)"""
+    import tomllib
+
     if len(data) > MAX_MANIFEST_BYTES:
         raise ValueError(f"{kind} manifest is larger than {MAX_MANIFEST_BYTES >> 20} MiB")
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ValueError(f"{kind} manifest is not valid TOML: {exc}") from None
+
+
+def _checked(doc: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """``doc`` if it is a manifest of ``kind`` in a version this one reads."""
     if doc.get("kind") != kind:
         raise ValueError(f"not a {kind} manifest (kind = {doc.get('kind')!r})")
     version = doc.get("prov")

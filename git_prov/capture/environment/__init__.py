@@ -60,7 +60,9 @@ wildcards (``requirements*.txt``) matches only at the root, and ``dir/pattern``
 
 Caching: with ``cache_dir``, the two expensive parts — running the interpreter and running
 ``nvidia-smi`` — are cached in ``cache_dir`` as TOML files (``python-<key>.toml``,
-``gpu-<key>.toml``), each holding the partial manifest and a *stamp* of what it depends on:
+``gpu-<key>.toml``; beside each, a JSON copy of it parsed, named by the hash of the bytes it
+was made from: :mod:`~git_prov.capture.environment.cache`), each holding the partial
+manifest and a *stamp* of what it depends on:
 
 * Python: the interpreter's real path and its ``stat``, the ``stat`` of ``pyvenv.cfg``, and
   for every ``site-packages``/``dist-packages`` directory on its ``sys.path`` (learnt from
