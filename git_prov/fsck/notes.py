@@ -75,6 +75,9 @@ _SLOTS = {
 }
 
 
+_RECENT_KEPT = 1024
+
+
 class RunChecks:
     """The checks of every run's record, one record at a time, as the notes stream by; the
     findings come out in the order of a whole-ledger check (by run id, version, field),
@@ -87,6 +90,9 @@ class RunChecks:
         self.found: list[tuple[tuple[str, int, int, int], Finding]] = []
         self.clean: set[bytes] = set()  # kind initial + raw object id: checked, nothing found
         self.clean_commits: set[str] = set()  # commits present and kept: nothing to find
+        # The last few clean objects by id (most runs name the same environment): the
+        # same verdict as ``clean`` without packing the id.
+        self.recent: dict[str, str] = {}
         self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
 
     def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
@@ -114,9 +120,12 @@ class RunChecks:
                 continue
             what, kind = _SLOTS[slot]
             if kind != KIND_LOG:
+                if self.recent.get(oid) == kind:
+                    continue
                 # (every id a reader accepts is hex: is_hex_oid)
                 compact = kind.encode() + b"/" + bytes.fromhex(oid)
                 if compact in self.clean:
+                    self._recent(oid, kind)
                     continue
                 mine = (run_id, version, slot, what)
                 known = self.owner.get((kind, oid))
@@ -131,6 +140,12 @@ class RunChecks:
                 self.owner[(kind, oid)] = (run_id, version, slot, what)
             else:
                 self.clean.add(compact)
+                self._recent(oid, kind)
+
+    def _recent(self, oid: str, kind: str) -> None:
+        if len(self.recent) >= _RECENT_KEPT:
+            self.recent.clear()
+        self.recent[oid] = kind
 
     def finish(self, report: FsckReport) -> None:
         for (kind, oid), (run_id, version, slot, what) in self.owner.items():
