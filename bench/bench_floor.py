@@ -23,6 +23,22 @@ machine's load hits both alike) and prints medians of wall-clock time, with CPU 
 "Extra" rows subtract a ``git prov record`` with no inputs in a clean tree, measured in
 the same run, so Python's start-up is not counted twice.
 
+The untracked trap, 2026-12-03 (2 CPUs shared, load 14-18; medians of 7; before = main at
+aab9088, the run just before, same load):
+
+| work | before ms (CPU) | after ms (CPU) | × git status |
+|---|--:|--:|--:|
+| record, 20k untracked unchanged: extra | 1603 (472) | 614 (142) | 101 → 31 |
+| floor: git status -uall | 166 (43) | 184 (40) | 9.3 |
+| floor: git status -uall, untracked cache | 105 (28) | 108 (26) | 5.5 |
+| floor: git diff-files (lstat each) | 259 (62) | 337 (64) | 17 |
+| git status (the reference) | 16 (3) | 20 (3) | 1 |
+
+The record now costs the two floor rows (a listing of every untracked file and an lstat
+of each: 26× git status here) and ~40 ms of CPU beside them; ≤ 3× git status cannot be
+had without a file-system monitor, since plain ``git status`` never looks inside an
+untracked directory, and only an lstat tells an in-place edit from no change.
+
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 """
