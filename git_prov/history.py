@@ -76,10 +76,12 @@ def log(
                     return
 
 
-def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size`` (the last one shorter)."""
+def _batches(items: Iterator[T], size: int, most: int = 1000) -> Iterator[list[T]]:
+    """``items`` in lists of ``size``, then twice as many each time up to ``most`` (a
+    page of runs sparse in a long history takes a few batches, not one per commit)."""
     while batch := list(itertools.islice(items, size)):
         yield batch
+        size = min(size * 2, max(size, most))
 
 
 def run_ids_in(index: RunIndex, revisions: Sequence[str]) -> list[str]:
