@@ -51,10 +51,26 @@ in brackets): git log --notes=prov 3.39 s / 167 MB; git fsck 7.28 s / 173 MB; fi
 index's mapped pages (``mmap_size`` 256 MB; the index is ~400 MB at 1M runs), which is
 most of what report, find and log hold.
 
+Warm ``find --where 'acc>0.9' -n 20`` and ``log -n 20`` at 1M runs (session 6, by hand
+with the same commands, each interleaved 3 times with the code before and ``git log
+--notes=prov``, medians; load 17–22 on 2 cores, so wall time is mostly waiting for a core
+and CPU time (user + system) is the figure to read):
+
+| command | wall s | CPU s | peak MB | before: wall s | CPU s | MB |
+|---|---:|---:|---:|---:|---:|---:|
+| find --where 'acc>0.9' -n 20 (warm) | 1.03 | 0.26 | 29 | 12.53 | 3.32 | 309 |
+| log -n 20 (warm) | 1.44 | 0.22 | 20 | 11.46 | 2.89 | 360 |
+| git log --notes=prov (reference) | 14–24 | 3.5–3.7 | 167 | | | |
+
+The page walks ``lines_started`` newest first (EXPLAIN QUERY PLAN: ``SCAN lines USING
+INDEX lines_started``, no temp b-tree; before: ``SCAN lines`` + ``USE TEMP B-TREE FOR
+ORDER BY`` and a second ``SCAN lines`` to count) and counts the matches beyond it among
+the first 10,000 index rows ("at least 962 more"); ``log`` reads ``git log`` as it walks
+and stops it after the page (before: all 100k commits, and every annotated commit's id).
+
 Not yet at target: ``fsck`` parses every line with the model's full reader (~100 µs a
-line: 17× git fsck); warm ``find --where … -n 20`` also counts every match (a scan of the
-index: the "N of M" it prints) and ``log -n 20``; ``fetch``'s merge walks every object of
-the arrived ledger (store/ledger.py ``_collect``).
+line: 17× git fsck); ``fetch``'s merge walks every object of the arrived ledger
+(store/ledger.py ``_collect``).
 """
 
 from __future__ import annotations
