@@ -13,6 +13,7 @@ from git_prov.model.notepath import note_commit
 from git_prov.sync.counts import run_total
 from git_prov.sync.remotes import tracking_refs
 from git_prov.sync.repo import (
+    DISPLAY_REF,
     NOTES_REF,
     RepoLike,
     SyncRepo,
@@ -25,6 +26,7 @@ from git_prov.sync.repo import (
 
 if TYPE_CHECKING:
     from git_prov.rewrite import RemapMatch
+    from git_prov.store.ledger import Ledger
 
 MERGE_MESSAGE = "git-prov: merge provenance from {remote}"
 
@@ -73,13 +75,23 @@ def _merge_tracking(repo: SyncRepo, remote: str, refs: Mapping[str, Tip] | None 
         and _contains(repo, ours_tips, [theirs.commit for _, theirs, _ in todo])
     ):
         return out  # every remote commit is already in ours (we are ahead, or equal)
-    # A real merge: this is where pygit2 is needed.
-    from git_prov.store import merge
-    from git_prov.store.ledger import Ledger
-
-    ledger = Ledger(repo.full())
     message = MERGE_MESSAGE.format(remote=remote)
-    for local, theirs, _ in todo:
+    ledger: Ledger | None = None
+    for local, theirs, ours in todo:
+        if ledger is None and ours is None and _create_ref(repo, local, theirs, message):
+            # A ledger ref this repository lacked (a first fetch): it now names their
+            # commit, as a merge would have, and every run in it arrived.
+            out.merged = True
+            if local == NOTES_REF:
+                out.changed = None
+                out.runs_added += run_total(repo, theirs.tree)
+            continue
+        if ledger is None:  # a real merge: this is where pygit2 is needed
+            from git_prov.store.ledger import Ledger
+
+            ledger = Ledger(repo.full())
+        from git_prov.store import merge
+
         result = merge.merge_commit_into(ledger, local, theirs.commit, message=message)
         out.conflicts.update(result.conflicts)
         out.object_conflicts.update(result.object_conflicts)
@@ -94,10 +106,38 @@ def _merge_tracking(repo: SyncRepo, remote: str, refs: Mapping[str, Tip] | None 
             out.runs_added += result.runs_added
         else:  # created: every run is theirs
             out.runs_added += run_total(repo, theirs.tree)
-    if out.changed is None or out.changed:
+    if (out.changed is None or out.changed) and (ledger is not None or _display_enabled(repo)):
         # The `git log` display is derived from the notes: redo the lines that changed.
+        if ledger is None:
+            from git_prov.store.ledger import Ledger
+
+            ledger = Ledger(repo.full())
         ledger.refresh_display(sorted(out.changed) if out.changed is not None else None)
     return out
+
+
+def _create_ref(repo: SyncRepo, ref: str, theirs: Tip, message: str) -> bool:
+    """Create the local ledger ref ``ref`` at ``theirs`` (a tracking ref's tip) through git,
+    compare-and-swap against its absence; False when that cannot be done this way (it is
+    not a commit, or the ref appeared meanwhile): then it is merged as any other.
+
+    What a merge adds for a ref being created — a check that every object the new commit
+    reaches is present, and a copy kept of new loose ones against a concurrent prune —
+    holds here already: git's fetch checked that the commit's closure is here before it
+    set the tracking ref, which keeps it reachable. So none of what arrived is read.
+    """
+    if theirs.tree is None:
+        return False
+    from git_prov.store.locking import ledger_lock
+
+    with ledger_lock(repo.prov_dir / "ledger.lock"):  # (local writers queue; CAS decides)
+        proc = _git(repo, "update-ref", "-m", message, ref, theirs.commit, "")
+    return proc.returncode == 0
+
+
+def _display_enabled(repo: SyncRepo) -> bool:
+    """Whether ``git log`` shows the display ref (as ``Ledger.display_enabled`` reads it)."""
+    return DISPLAY_REF in repo.config().get("notes.displayref", [])
 
 
 def _remap_arrived(

@@ -219,9 +219,15 @@ def _upload_lfs(
 
 def _count_ahead(repo: SyncRepo, known: Tip | None, notes: Tip | None) -> None:
     """Count the runs a push sends while git sends them: usually the remote held what our
-    tracking copy says (git's report of the push confirms that base, or names another)."""
-    if known is not None and known.tree and notes is not None and notes.tree:
+    tracking copy says (git's report of the push confirms that base, or names another).
+    Without a copy (a first push there) the total is counted: what the push sends when the
+    remote had none, and the "in all" of any push (:func:`run_total` caches it)."""
+    if notes is None or not notes.tree:
+        return
+    if known is not None and known.tree:
         _runs_between(repo, known.tree, notes.tree)
+    else:
+        run_total(repo, notes.tree)
 
 
 def _remote_before(known: Tip | None, outcome: _PushOutcome) -> str | None:

@@ -36,7 +36,9 @@ DISPLAY_REF = "refs/notes/prov-log"  # local only: the `git log` display
 HOOK_GUARD_ENV = "GIT_PROV_IN_PUSH"
 
 
-_CONFIG_KEYS = r"^(remote\..+\.(url|pushurl)|branch\..+\.remote|prov\.synctimeout)$"
+_CONFIG_KEYS = (
+    r"^(remote\..+\.(url|pushurl)|branch\..+\.remote|prov\.synctimeout|notes\.displayref)$"
+)
 # LC_ALL=C: we read git's messages. The guard keeps our pre-push hook out of our pushes.
 _GIT_ENV = {"LC_ALL": "C", "LANGUAGE": "C", HOOK_GUARD_ENV: "1"}
 _REF_FORMAT = "--format=%(objectname) %(objecttype) %(tree) %(refname)"
