@@ -145,11 +145,15 @@ def _count_all(repo: SyncRepo, tree: str) -> int:
             "run git prov fsck",
         )
     notes: dict[str, list[str]] = {}
+    annotated = set()  # (every note path, whatever its type: what fetch's remap check asks)
     for entry in proc.stdout.split(b"\0"):
         info, _, raw_path = entry.partition(b"\t")
         parts = info.decode().split(" ")
         commit = note_commit(raw_path.decode(errors="replace"))
+        if commit is not None:
+            annotated.add(commit)
         if len(parts) == 3 and parts[1] == "blob" and commit is not None:
             notes.setdefault(commit, []).append(parts[2])
+    repo._annotated = {tree: annotated}
     groups = list(notes.values())
     return sum(len(_run_lines(blobs.values())) for blobs in _grouped_blobs(repo, groups))

@@ -172,11 +172,16 @@ def _arrived_on_unreachable(repo: SyncRepo, before: Tip | None) -> bool:
         return False
     if before is not None and before.tree is not None:
         proc = _git(repo, "diff-tree", "-r", "-z", "--name-only", before.tree, now.tree, "--")
+    elif now.tree in repo._annotated:  # every note is new, and counting them listed them
+        proc = None
     else:
         proc = _git(repo, "ls-tree", "-r", "-z", "--name-only", now.tree)
-    if proc.returncode != 0:
+    if proc is None:
+        commits = repo._annotated[now.tree]
+    elif proc.returncode != 0:
         return True  # cannot tell: let remap look
-    commits = {c for p in proc.stdout.decode().split("\0") if (c := note_commit(p))}
+    else:
+        commits = {c for p in proc.stdout.decode().split("\0") if (c := note_commit(p))}
     if not commits:
         return False
     proc = _git(

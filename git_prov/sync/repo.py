@@ -86,6 +86,8 @@ class SyncRepo:
         self._config = config
         # (old tree, new tree) → (runs gained, runs lost), as counted in this session
         self._diffs: dict[tuple[str, str], tuple[int, int] | None] = {}
+        # notes tree → the objects it holds notes of, as a whole count listed them
+        self._annotated: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"SyncRepo({self._cwd})"
