@@ -22,6 +22,7 @@ ignored files are included and symlinks are followed (the link target is recorde
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import stat
 import subprocess
@@ -529,6 +530,10 @@ def _collect(
     return True
 
 
+_NAME = operator.attrgetter("name")
+_S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+
+
 def _walk(
     top_rel: str,
     top_path: str,
@@ -549,7 +554,7 @@ def _walk(
             directories.append(rel)
         try:
             with os.scandir(path) as it:
-                children = sorted(it, key=lambda e: e.name)
+                children = sorted(it, key=_NAME)
         except PermissionError:
             raise BadPath(
                 f"{_show(rel)}: permission denied (directory)",
@@ -560,35 +565,39 @@ def _walk(
         subdirs = []
         # Names are checked once per directory; one that is not UTF-8 is reported below,
         # in order, as before (the common case costs one encode per directory).
-        names_ok = _utf8("".join([rel, *(child.name for child in children)]))
+        names_ok = _utf8("".join([rel, *map(_NAME, children)]))
+        prefix = rel + "/"
         for child in children:
-            if child.name == ".git":
+            name = child.name
+            if name == ".git":
                 continue
-            child_rel = f"{rel}/{child.name}"
+            child_rel = prefix + name
             if excludes and _excluded(child_rel, excludes):
                 continue
             if not names_ok:
                 _check_name(child_rel)
+            child_path = child.path
             try:  # the common case, a file or directory: one lstat
-                st = os.lstat(child.path)
+                st = os.lstat(child_path)
                 link = None
-                plain = not stat.S_ISLNK(st.st_mode)
+                kind = st.st_mode & _S_IFMT
             except OSError:
-                plain = False
-            if not plain:
-                found = _stat(child.path, child_rel, missing_ok, declared=False)
+                kind = _S_IFLNK
+            if kind == _S_IFLNK:  # a symlink (followed), or an error to report
+                found = _stat(child_path, child_rel, missing_ok, declared=False)
                 if found is None:
                     missing.append(child_rel)
                     continue
                 st, link = found
-            if stat.S_ISDIR(st.st_mode):
+                kind = st.st_mode & _S_IFMT
+            if kind == _S_IFREG:
+                files[child_rel] = _File(child_rel, child_path, st, link)
+            elif kind == _S_IFDIR:
                 identity = (st.st_dev, st.st_ino)
                 if identity not in ancestors:
-                    subdirs.append((child_rel, child.path, (*ancestors, identity)))
-            elif stat.S_ISREG(st.st_mode):
-                files[child_rel] = _File(child_rel, child.path, st, link)
-            elif stat.S_ISLNK(st.st_mode):  # see _stat: annexed, content absent
-                files[child_rel] = _File(child_rel, child.path, st, link, absent=True)
+                    subdirs.append((child_rel, child_path, (*ancestors, identity)))
+            elif kind == _S_IFLNK:  # see _stat: annexed, content absent
+                files[child_rel] = _File(child_rel, child_path, st, link, absent=True)
             # Sockets, FIFOs and devices inside a data directory are not data we can hash.
         stack.extend(reversed(subdirs))
 

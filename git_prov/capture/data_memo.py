@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import marshal
+import operator
 import os
 import subprocess
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ _MEMO_DIR = "data-memo"
 _HEX_OID = frozenset("0123456789abcdef")
 
 IndexStat = tuple[int, int, int, int, int]
+_MTIME = operator.itemgetter(3)
 
 
 class DataMemo:
@@ -128,18 +130,18 @@ def fingerprint(listing: DataListing) -> str | None:
     declared path is missing, or an annexed file's content is absent)."""
     if listing.missing:
         return None
+    files = listing.files.values()
+    if any(f.absent for f in files):
+        return None
+    rows = [
+        (f.rel, s.st_mode, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev, f.link)
+        for f in files
+        for s in (f.stat,)
+    ]
     # git's racy rule: a file whose mtime is this recent could change again in the same
     # timestamp tick, leaving its stat data as they are now.
-    racy = listing.started_ns - RACY_NS
-    rows = []
-    for f in listing.files.values():
-        st = f.stat
-        mtime = st.st_mtime_ns
-        if mtime > racy or f.absent:
-            return None
-        rows.append(
-            (f.rel, st.st_mode, st.st_size, mtime, st.st_ctime_ns, st.st_ino, st.st_dev, f.link)
-        )
+    if rows and max(map(_MTIME, rows)) > listing.started_ns - RACY_NS:
+        return None
     # Version 2 of marshal's format: no back-references, so equal values give equal bytes.
     blob = marshal.dumps((MANIFEST_VERSION, listing.declared, rows), 2)
     return hashlib.sha256(blob).hexdigest()

@@ -385,10 +385,15 @@ def _digest_small_files(
     results: list[tuple[FileDigest, bool] | None],
     report: Callable[[int], None],
 ) -> None:
+    unreported = 0
     for i in indices:
         digest, stable, read = _digest_small(jobs[i])
         results[i] = digest, stable
-        report(read)
+        unreported += read
+        if unreported >= CHUNK:  # (the progress meter takes a lock: not once per file)
+            report(unreported)
+            unreported = 0
+    report(unreported)
 
 
 def _digest_small(job: HashJob) -> tuple[FileDigest, bool, int]:
@@ -410,12 +415,14 @@ def _digest_small(job: HashJob) -> tuple[FileDigest, bool, int]:
                 while chunk := os.read(fd, CHUNK):
                     more.append(chunk)
                 data = b"".join(more) if len(more) > 1 else data
-            after = StatKey.of(os.fstat(fd))
+            st = os.fstat(fd)
         except OSError as exc:
             raise _unreadable(job.name, exc) from None
     finally:
         os.close(fd)
     size = len(data)
+    # (StatKey.of(st), as a plain tuple: it compares equal)
+    after = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     stable = after == job.stat and size == job.stat.size
     pointer = parse_lfs_pointer(data) if size < LFS_POINTER_MAX else None
     if pointer is not None:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ class StatCache:
         found: list[FileDigest | None] = [None] * len(jobs)
         if self._db is None:
             return found
-        keys = [os.fsencode(job.path) for job in jobs]
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+        keys = [job.path.encode(encoding, errors) for job in jobs]  # (os.fsencode)
         rows: dict[bytes, tuple[Any, ...]] = {}
         try:
             for start in range(0, len(keys), _LOOKUP_BATCH):
@@ -117,9 +119,10 @@ class StatCache:
             return
         rows = []
         dvc_rows = []
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
         for job, digest in entries:
             key = (
-                os.fsencode(job.path),
+                job.path.encode(encoding, errors),  # (os.fsencode, without its checks)
                 _i64(job.stat.dev),
                 _i64(job.stat.ino),
                 job.stat.size,
