@@ -357,7 +357,6 @@ class ActiveRun:
         from git_prov import recording
         from git_prov.store.ledger import Ledger as Store
         from git_prov.trust.redaction import Redactor
-        from git_prov.trust.signing import signing_setup, wants_signing
 
         assert self._repo is not None and self._token is not None
         assert self._prepared is not None
@@ -379,7 +378,7 @@ class ActiveRun:
         redactor = Redactor.from_environment(options.env)
         ledger = Store(repo)
         try:
-            signer = signing_setup(repo) if wants_signing(repo, options.sign) else None
+            signer = recording.signer_for(repo, options.sign)
             logs: dict[str, str] = {}
             if exc is not None and exit_code != 0:
                 text = "".join(traceback.format_exception(exc)).encode("utf-8", "replace")

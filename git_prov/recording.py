@@ -284,7 +284,7 @@ def run(
     ensure_writable(repo)  # a read-only .git or a full disk: refuse before the command runs
     ledger = Ledger(repo)
     redactor = Redactor.from_environment(options.env)
-    signer = _signer(repo, options)  # a broken signing setup fails before the command runs
+    signer = signer_for(repo, options.sign)  # a broken signing setup fails before the command runs
     prepared = prepare(repo, options, argv, progress)
     config = prepared.config
     capture_logs = options.capture_logs
@@ -413,7 +413,7 @@ def record(
     except ValueError:
         argv = ()
     redactor = Redactor.from_environment(options.env)
-    signer = _signer(repo, options)
+    signer = signer_for(repo, options.sign)
     prepared = prepare(repo, options, list(argv) or None, progress, started=started, lenient=True)
     return finish(
         repo,
@@ -832,12 +832,11 @@ def record_warnings(record: RunRecord) -> tuple[str, ...]:
     return tuple(w for w in found if isinstance(w, str))
 
 
-def _signer(repo: GitRepo, options: RunOptions) -> SigningSetup | None:
-    """The signing setup when this record is to be signed (``--sign``, else ``git config
-    prov.sign``: :func:`~git_prov.trust.signing.wants_signing`); an unsigned record loads
-    no signing code."""
-    if options.sign is False or (options.sign is None and not repo.config_flag("prov.sign")):
-        return None  # (wants_signing's rule, asked without loading trust.signing)
+def signer_for(repo: GitRepo, sign: bool | None) -> SigningSetup | None:
+    """The signing setup when a record is to be signed: ``sign`` (``--sign``/``--no-sign``)
+    when given, else ``git config prov.sign``. An unsigned record loads no signing code."""
+    if sign is False or (sign is None and not repo.config_flag("prov.sign")):
+        return None
     from git_prov.trust.signing import signing_setup
 
     return signing_setup(repo)

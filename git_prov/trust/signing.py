@@ -42,7 +42,6 @@ from git_prov.store.repo import GitRepo
 SSH_NAMESPACE = "git-prov"
 FORMAT_OPENPGP = "openpgp"
 FORMAT_SSH = "ssh"
-SIGN_CONFIG = "prov.sign"
 TIMEOUT_SECONDS = 120.0  # signing may wait for a passphrase prompt
 
 GOOD = "good"
@@ -75,16 +74,6 @@ class SigningSetup:
 
 def _config(repo: GitRepo, key: str) -> str | None:
     return repo.config_value(key)
-
-
-def sign_by_default(repo: GitRepo) -> bool:
-    """Whether ``git config prov.sign`` asks for every record to be signed."""
-    return repo.config_flag(SIGN_CONFIG)
-
-
-def wants_signing(repo: GitRepo, flag: bool | None) -> bool:
-    """``--sign``/``--no-sign`` when given, else ``prov.sign``."""
-    return sign_by_default(repo) if flag is None else flag
 
 
 def signing_setup(repo: GitRepo) -> SigningSetup:
