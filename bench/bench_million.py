@@ -68,9 +68,41 @@ ORDER BY`` and a second ``SCAN lines`` to count) and counts the matches beyond i
 the first 10,000 index rows ("at least 962 more"); ``log`` reads ``git log`` as it walks
 and stops it after the page (before: all 100k commits, and every annotated commit's id).
 
-Not yet at target: ``fsck`` parses every line with the model's full reader (~100 µs a
-line: 17× git fsck); ``fetch``'s merge walks every object of the arrived ledger
-(store/ledger.py ``_collect``).
+The whole-ledger passes at 1M runs (session 6; this bench with ``--skip-sync`` at d1ab19b,
+load 15–22 on 2 shared cores, so the seconds are mostly waiting for a core: read the peak
+memory, and the ratios to git's rows of the same run):
+
+| command | s | peak MB | before (load 3.4): s | MB |
+|---|---:|---:|---:|---:|
+| git log --notes=prov | 24.45 | 167 | 3.39 | 167 |
+| git fsck | 38.44 | 173 | 7.28 | 173 |
+| first query (index build) | 171.91 (7.0× git log) | 271 | 34.4 (10.1×) | 490 |
+| report (default page) | 88.21 | 211 | 3.43 | 403 |
+| fsck | 319.37 (8.3× git fsck) | 275 | 89.9 (12.3×) | 389 |
+| remap --dry-run, first | 138.81 | 187 | 14.0 | 379 |
+| remap --dry-run, again | 1.41 | 35 | 0.44 | 35 |
+| find --where 'acc>0.9' -n 20 (warm) | 1.35 | 35 | 3.70 | 309 |
+| log -n 20 (warm) | 1.05 | 35 | 3.11 | 360 |
+
+Memory: SQLite maps 64 MiB of the index, not 256 (mapped pages count in the resident set);
+a build marks every run row live and re-works only runs with several rows in SQL (no set of
+every run id); fsck's object reader keeps no header memo and maps at most 32 MiB of packs.
+The same at 100k runs, interleaved with the code before the session (73943c0) on two
+copies of the ledger (load 13–16; CPU = user + system, children included):
+
+| command | before: wall s | CPU s | MB | after: wall s | CPU s | MB |
+|---|---:|---:|---:|---:|---:|---:|
+| git log --notes=prov | 3.50 | 0.34 | 21 | | | |
+| git fsck | 7.93 | 0.76 | 21 | | | |
+| first query (index build) | 19.45 | 5.03 | 97 | 18.50 | 5.66 | 85 |
+| fsck | 70.46 | 9.76 | 75 | 27.53 | 4.32 | 73 |
+| report (default page) | 10.62 | 1.92 | 145 | 15.03 | 2.22 | 151 |
+
+Not yet at target: ``fsck`` reads run lines with the index's fast readers now (the model's
+reader only for other lines), yet its one Python process still spends 4.3 s of CPU at 100k
+runs (5.7× git fsck's CPU): the pattern, the per-run bookkeeping, reading 10k blobs; the
+first index build parses on two cores and writes the index twice (WAL, then checkpoint); ``fetch``'s merge walks every object of
+the arrived ledger (store/ledger.py ``_collect``).
 """
 
 from __future__ import annotations
