@@ -3,8 +3,11 @@
 A run being recorded (``git prov run`` or a ``with git_prov.run()`` block) has a live
 directory, ``<git common dir>/prov/live/<run id>/``, until its record is written:
 
-* ``run.json`` — ``{"id", "command", "started", "pid", "files"}``: the run, the process
-  recording it, and the metrics files it declared (read as they grow);
+* ``run.json`` — ``{"id", "command", "started", "pid", "host", "boot", "pid_start",
+  "files"}``: the run, the process recording it (its pid, the host name, the kernel's boot
+  id and the process's start time in clock ticks since boot, so that a pid reused by
+  another process is not mistaken for it; the last two only where ``/proc`` gives them),
+  and the metrics files it declared (read as they grow);
 * ``points-<pid>.bin`` — what each logging process flushed: frames of ``GPLF``, a 4-byte
   little-endian length, then a metric-history blob (model/history.py) of the points
   logged since the previous frame. A reader takes every complete frame and ignores a
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -240,10 +244,57 @@ class LiveRun:
     directory: Path
     files: tuple[str, ...] = ()
 
+    host: str = ""  # "" in a directory written before the host was recorded
+    boot: str = ""
+    pid_start: str = ""
+
     @property
     def alive(self) -> bool:
-        """Whether the process recording it still runs (else the directory is stale)."""
-        return pid_alive(self.pid)
+        """Whether the process recording it may still run (else the directory is stale)."""
+        if not self.host:
+            return pid_alive(self.pid)
+        return recorder_state(self)[0] != GONE
+
+
+RUNNING, GONE, UNKNOWN = "running", "gone", "unknown"
+
+
+def recorder_state(run: LiveRun) -> tuple[str, str]:
+    """Whether the process recording ``run`` still runs: (``RUNNING``, ``GONE`` or
+    ``UNKNOWN``, why). ``GONE`` only when provable on this host: same host name, and the
+    kernel rebooted since, or no process has the pid, or the process with the pid started
+    at another time (a reused pid). Another host, or a directory that does not say its host
+    (an older git-prov wrote it): ``UNKNOWN``."""
+    if not run.host:
+        return UNKNOWN, "its directory does not name the recorder's host"
+    if run.host != socket.gethostname():
+        return UNKNOWN, f"recorded on host {run.host}"
+    if run.boot and _boot_id() and run.boot != _boot_id():
+        return GONE, "the machine restarted since"
+    if not pid_alive(run.pid):
+        return GONE, f"no process {run.pid}"
+    start = _process_start(run.pid)
+    if run.pid_start and start and run.pid_start != start:
+        return GONE, f"process {run.pid} is another process (the pid was reused)"
+    return RUNNING, f"process {run.pid} runs"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat``
+    field 22); "" where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    fields = stat[stat.rfind(")") + 2 :].split()  # (the command name may hold spaces)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def live_root(prov_dir: Path) -> Path:
@@ -263,6 +314,9 @@ def start_live(
             "command": command,
             "started": started,
             "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "boot": _boot_id(),
+            "pid_start": _process_start(os.getpid()),
             "files": [str(f) for f in files],
         }
         temporary = directory / (RUN_FILE + ".tmp")
@@ -303,6 +357,7 @@ def read_live_run(directory: Path) -> LiveRun | None:
         return None
     files = info.get("files")
     pid = info.get("pid")
+    host, boot, start = (info.get(k) for k in ("host", "boot", "pid_start"))
     return LiveRun(
         id=str(info.get("id", directory.name)),
         command=str(info.get("command", "")),
@@ -310,7 +365,35 @@ def read_live_run(directory: Path) -> LiveRun | None:
         pid=pid if type(pid) is int else 0,
         directory=directory,
         files=tuple(str(f) for f in files) if isinstance(files, list) else (),
+        host=host if isinstance(host, str) else "",
+        boot=boot if isinstance(boot, str) else "",
+        pid_start=start if isinstance(start, str) else "",
     )
+
+
+def stale_live_runs(prov_dir: Path) -> tuple[list[tuple[LiveRun, str]], list[tuple[LiveRun, str]]]:
+    """The live directories ``git prov gc`` removes — those whose recorder is provably gone
+    — and those it leaves because it cannot tell (another host), each with why. Those of
+    running recorders are in neither."""
+    gone: list[tuple[LiveRun, str]] = []
+    unknown: list[tuple[LiveRun, str]] = []
+    for run in live_runs(prov_dir):
+        state, why = recorder_state(run)
+        if state == GONE:
+            gone.append((run, why))
+        elif state == UNKNOWN:
+            unknown.append((run, why))
+    return gone, unknown
+
+
+def remove_live(run: LiveRun) -> bool:
+    """Remove the live directory of a run whose recorder is gone, checking again just
+    before (the pid may have been checked a while ago); whether it was removed."""
+    fresh = read_live_run(run.directory)
+    if fresh is None or recorder_state(fresh)[0] != GONE:
+        return False
+    shutil.rmtree(run.directory, ignore_errors=True)
+    return not run.directory.exists()
 
 
 def pid_alive(pid: int) -> bool:

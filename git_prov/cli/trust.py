@@ -140,8 +140,13 @@ def gc(
     runs disappear everywhere after the next sync. Dropped logs are marked so that sync
     does not bring them back. History is not rewritten: see docs/security.md.
 
+    gc also removes the live directories (.git/prov/live/RUN) of runs whose recording
+    process was killed, when that is provable on this host; those of another host sharing
+    the .git are left and named.
+
     Destructive: needs --force (or a yes at the prompt on a terminal) unless --dry-run.
-    Without rules, gc only drops again the logs that a merge brought back.
+    Without rules, gc only drops again the logs that a merge brought back and removes the
+    live directories of killed recorders.
 
     \b
     Examples:
@@ -151,11 +156,13 @@ def gc(
       git prov gc --keep-last 3 --force
       git prov gc --data-only --older-than 30d --keep-last 2 --force
     """
+    from git_prov.live import remove_live, stale_live_runs
     from git_prov.retention import RetentionRules, parse_age, plan_gc
     from git_prov.retention import gc as run_gc
     from git_prov.store.ledger import Ledger
 
     repo = _open()
+    stale, unsure = stale_live_runs(repo.prov_dir)
     ledger = Ledger(repo)
     scan = ledger.scan()
     rules = RetentionRules(
@@ -169,25 +176,35 @@ def gc(
         raise UsageProblem("--logs-only and --data-only exclude each other", "choose one")
     plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan, data_only=data_only)
     redrop_data = plan.data is not None and bool(plan.data.redrop)
-    if not rules.selects() and not plan.redrop and not redrop_data:
+    if not rules.selects() and not plan.redrop and not redrop_data and not stale:
+        if unsure:
+            for line in _live_lines(state, [], unsure, dry_run=dry_run):
+                echo(line, err=True)
         raise UsageProblem(
             "say which runs to remove",
             "give RUN ids, --older-than, --failed-only or --keep-last (see git prov gc --help)",
         )
     # Dropping again the logs a merge brought back repeats a decision already made.
-    if not dry_run and (plan.runs or plan.logs or (plan.data and plan.data.digests)) and not force:
+    ledger_changes = plan.runs or plan.logs or (plan.data and plan.data.digests)
+    if not dry_run and (ledger_changes or stale) and not force:
+        what = _what(plan) if ledger_changes else _live_what(stale)
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageProblem(
-                f"gc would remove {_what(plan)}; it changes every clone after the next sync",
+                f"gc would remove {what}; it changes every clone after the next sync"
+                if ledger_changes
+                else f"gc would remove {what}",
                 "look first with --dry-run, then run it again with --force",
             )
         for line in _plan_lines(state, plan, dry_run=True):
             echo(line, err=True)
-        if not click.confirm(f"Remove {_what(plan)}?", default=False, err=True):
+        for line in _live_lines(state, stale, [], dry_run=True):
+            echo(line, err=True)
+        if not click.confirm(f"Remove {what}?", default=False, err=True):
             echo("nothing removed", err=True)
             return 0
     result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run, data_only=data_only)
     plan = result.plan
+    removed = stale if dry_run else [(r, why) for r, why in stale if remove_live(r)]
     if as_json:
         doc = plan.to_json_dict()
         doc.update(
@@ -196,12 +213,21 @@ def gc(
             dropped=result.dropped,
             dropped_data=result.dropped_data,
         )
+        if stale or unsure:  # (only then: the document stays the same for every other gc)
+            doc["live_removed"] = [{"id": r.id, "why": why} for r, why in removed]
+            doc["live_left"] = [{"id": r.id, "why": why} for r, why in unsure]
         echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
         echo(line)
+    for line in _live_lines(state, removed, unsure, dry_run=dry_run):
+        echo(line)
+    if removed or unsure:
+        verb = "would remove" if dry_run else "removed"
+        echo(f"{verb} {_live_what(removed)}; left {len(unsure)}", err=True)
     if plan.empty:
-        echo("nothing to remove", err=True)
+        if not removed:
+            echo("nothing to remove", err=True)
     elif dry_run:
         echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
     else:
@@ -223,6 +249,33 @@ def _what(plan: Any) -> str:
         return logs if plan.logs else "no logs"
     runs = f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}"
     return f"{runs} and {logs}" if plan.logs or (data and data.digests) else runs
+
+
+def _live_what(runs: list[Any]) -> str:
+    n = len(runs)
+    return f"{n} live director{'ies' if n != 1 else 'y'} of killed recorders"
+
+
+def _live_lines(state: State, removed: list[Any], unsure: list[Any], *, dry_run: bool) -> list[str]:
+    """A line per live directory gc removes (its recorder is gone) or leaves (cannot tell)."""
+    from git_prov.model.ids import short_run_id
+    from git_prov.model.record import printable, shorten
+
+    verb = "would remove" if dry_run else "removed"
+    lines = []
+    for run, why in removed:
+        lines.append(
+            f"{verb} live directory of {state.style(short_run_id(run.id), fg='yellow')}  "
+            f"{printable(run.started[:16].replace('T', ' '))}  "
+            f"{printable(shorten(run.command, 50))}  ({printable(why)})"
+        )
+    for run, why in unsure:
+        lines.append(
+            f"left live directory of {state.style(short_run_id(run.id), fg='yellow')}: "
+            f"{printable(why)}; cannot tell from here whether it still runs "
+            f"(remove {printable(str(run.directory))} by hand once it does not)"
+        )
+    return lines
 
 
 def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
