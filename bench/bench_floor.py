@@ -57,6 +57,25 @@ record's, ~130 M (20 %) is compiling the code ``dataclasses`` generates for git-
 frozen dataclasses at import (model/record.py, model/manifest.py, recording.py,
 config.py: ~50,000 characters of generated source per process); that, click and the one
 ``git status`` are what stands between record and 1.5×.
+
+Re-record and first record, 2026-12-03, ``--only rerecord,first --repeat 7``, load
+14.7 → 13.3 on 2 cores (others at work: wall times are several times an idle machine's;
+CPU is steadier). "Start" is main at 73943c0, measured the same way at load 13 → 8:
+
+| work | start ms (CPU) | now ms (CPU) | reference ms (CPU) | now × ref, wall (CPU) | target |
+|---|--:|--:|---|--:|--:|
+| re-record --input 20k unchanged: extra | 2773 (1054) | 1231 (293) | git status 7 (3) | 177 (107) | ≤ 5× |
+| … floor: git status, the 20k files tracked | | 235 (62) | git status 7 (3) | 34 (23) | |
+| re-record, against that floor | | 1231 (293) | 235 (62) | 5.2 (4.7) | |
+| first record 20k × 4 KiB: extra | 2528 (1883) | 5423 (1491) | hashlib 2991 (813) | 1.8 (1.8) | ≤ 2× |
+
+(The start's first-record row kept the manifest-ids memo between runs; now every cache of
+the files is removed.) An unchanged re-record now names the manifest stored last time
+(capture/data_memo.py: a fingerprint of the walk's stat data) without the stat cache, git's
+view of the files, building or serialising; what is left is the walk and an lstat of each
+file, which plain ``git status`` never does (data/ is ignored), and which costs git itself
+23× ``git status`` here. A first record reads small files on one thread (no pool), writes
+the manifest's common entries in one pass and stores the stat cache's rows in key order.
 """
 
 from __future__ import annotations
