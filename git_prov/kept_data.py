@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from git_prov.errors import BadPath, CorruptLedger, NotFound, RemoteProblem
 from git_prov.model.manifest import (
     KEPT_GIT,
     KEPT_LFS,
+    MAX_MANIFEST_BYTES,
     MODE_EXECUTABLE,
     SOURCE_ANNEX,
     SOURCE_DVC,
@@ -33,21 +34,25 @@ from git_prov.model.manifest import (
     SOURCE_LFS,
     DataEntry,
     DataManifest,
+    safe_relative,
 )
 from git_prov.model.record import RunRecord
-from git_prov.store.kept import (
+from git_prov.store.gitcli.kept import (
     DATA_REF,
     Found,
-    data_trees,
-    dropped_digests,
-    find_kept,
+    KeptHere,
+    kept_here,
+    manifests_here,
     restore_kept_lfs,
     sha256_of,
     tracking_data_ref,
-    tracking_remotes,
 )
-from git_prov.store.ledger import Ledger
-from git_prov.store.repo import GitRepo
+from git_prov.store.lfs import lfs_object_path
+
+if TYPE_CHECKING:  # (loaded only where used: `get` of bytes kept here never loads pygit2)
+    from git_prov.store.gitcli.paths import RepoPaths
+    from git_prov.store.ledger import Ledger
+    from git_prov.store.repo import GitRepo
 
 # What `show` says about a data file's bytes.
 KEPT_HERE = "kept here"
@@ -58,6 +63,7 @@ IN_LFS = "in git-LFS"
 IN_DVC = "in DVC"
 IN_ANNEX = "in git-annex"
 HASH_ONLY = "hash only"
+HASH_CACHE = "hash-cache.sqlite"  # the stat cache (git_prov.capture.hashing), in the prov dir
 
 _CHUNK = 1 << 20
 _FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
@@ -68,6 +74,9 @@ class Availability:
     ``show``: the local and tracking data trees, and the drop markers)."""
 
     def __init__(self, repo: GitRepo):
+        from git_prov.store.kept import data_trees, dropped_digests, tracking_remotes
+        from git_prov.store.ledger import Ledger
+
         self.repo = repo
         self._trees = data_trees(repo, tracking_remotes(repo))
         self._dropped = dropped_digests(Ledger(repo))
@@ -80,6 +89,8 @@ class Availability:
                 return HASH_ONLY
             if digest in self._dropped:
                 return KEPT_DROPPED
+            from git_prov.store.kept import find_kept
+
             found = find_kept(self.repo, digest, self._trees)
             if found is None:
                 return KEPT_ELSEWHERE
@@ -173,40 +184,125 @@ def get_files(repo: GitRepo, spec: str, options: GetOptions = GetOptions()) -> G
     here or on the remote, RemoteProblem (exit 8) when the remote cannot be reached.
     """
     from git_prov.query.located import find_run
-    from git_prov.reproduce import safe_relative
+    from git_prov.store.ledger import Ledger
 
     ledger = Ledger(repo)
     run = find_run(repo, spec).record
     entries = run_entries(ledger, run, options.side)
+    wanted, skipped, root = _chosen(run, entries, options, repo.root)
+    fetcher = _Fetcher(repo, options.remote)
+    plans = _plans(run, wanted, root, options.force)
+    return _carry_out(run, plans, skipped, root, fetcher.bytes_of, repo.prov_dir / HASH_CACHE)
+
+
+def get_here(paths: RepoPaths, spec: str, options: GetOptions = GetOptions()) -> GetResult | None:
+    """:func:`get_files` without pygit2, when every file it is to write is kept here: the
+    run found through the query index, its manifests and the data trees read through the
+    git binary (:mod:`git_prov.store.gitcli.kept`). The same files, bytes, checks, messages
+    and result as :func:`get_files`.
+
+    None, having written nothing, when anything is not that simple — a file held by git,
+    LFS, DVC or git-annex, bytes not here or dropped, a missing or damaged object, a bare
+    repository, GIT_DIR or GIT_WORK_TREE set: :func:`get_files` then does the whole get
+    and says what is wrong. Errors that do not depend on how the ledger is read (no such
+    run, no such path, an unsafe path, a modified file without ``force``) are raised here
+    as :func:`get_files` raises them.
+    """
+    if paths.workdir is None or "GIT_DIR" in os.environ or "GIT_WORK_TREE" in os.environ:
+        return None
+    from git_prov.query.index import with_index
+    from git_prov.query.located import resolve
+
+    run = with_index(paths, lambda index: resolve(index, spec)).record
+    oids = [
+        oid
+        for name, oid in (("inputs", run.inputs), ("outputs", run.outputs))
+        if oid and options.side in (None, name)
+    ]
+    blobs = manifests_here(paths.cwd, oids, MAX_MANIFEST_BYTES)
+    if blobs is None:
+        return None
+    entries: dict[str, DataEntry] = {}
+    for oid in oids:  # (as run_entries: inputs, then outputs)
+        try:
+            manifest = DataManifest.from_toml(blobs[oid])
+        except ValueError:
+            return None
+        entries.update((e.path, e) for e in manifest.entries)
+    if not entries:
+        return None
+    wanted, skipped, root = _chosen(run, entries, options, Path(paths.workdir).resolve())
+    digests = [sha256_of(e.hash) if e.kept is not None else None for e in wanted]
+    if any(d is None for d in digests):
+        return None
+    here = kept_here(paths.cwd, list(dict.fromkeys(d for d in digests if d is not None)))
+    if here is None or here.dropped:
+        return None
+    for entry, digest in zip(wanted, digests, strict=True):
+        assert digest is not None
+        found = here.found.get(digest)
+        if found is None or (
+            found.kind == KEPT_LFS and not restore_kept_lfs(paths, digest, entry.size)
+        ):
+            return None
+    plans = _plans(run, wanted, root, options.force)
+    local = _KeptHere(paths, here, [entry for entry, _, state in plans if state != "same"])
+    return _carry_out(run, plans, skipped, root, local.bytes_of, paths.prov_dir / HASH_CACHE)
+
+
+Plan = tuple[DataEntry, Path, str]  # an entry, its target, and what is there now
+
+
+def _chosen(
+    run: RunRecord, entries: dict[str, DataEntry], options: GetOptions, here: Path
+) -> tuple[list[DataEntry], list[tuple[str, str]], Path]:
+    """The entries to write, those left out (and why), and the directory to write below;
+    every path checked before anything is written (manifests are untrusted)."""
     if not entries:
         raise NotFound(
             f"run {run.short_id} recorded no data files",
             "declare data with -i/-o and keep it with --keep",
         )
     wanted, skipped = _select(run, entries, options.paths)
-    root = Path(options.output) if options.output is not None else repo.root
-    for entry in wanted:  # untrusted: check every path before anything is written
+    root = Path(options.output) if options.output is not None else here
+    for entry in wanted:
         safe_relative(entry.path)
-    fetcher = _Fetcher(repo, options.remote)
+    return wanted, skipped, root
+
+
+def _plans(run: RunRecord, wanted: Sequence[DataEntry], root: Path, force: bool) -> list[Plan]:
+    """What is at each target now; BadPath for one that differs, unless ``force``, before
+    anything is written."""
     plans = []
     for entry in wanted:
         target = _inside(root, entry.path)
         state = _existing(target, entry)
-        if state == "differs" and not options.force:
+        if state == "differs" and not force:
             raise BadPath(
                 f"{_show_path(target)} exists and does not have the recorded bytes of "
                 f"{entry.path} (run {run.short_id})",
                 "--force overwrites it, or -o DIR writes the files elsewhere",
             )
         plans.append((entry, target, state))
+    return plans
+
+
+def _carry_out(
+    run: RunRecord,
+    plans: Sequence[Plan],
+    skipped: Sequence[tuple[str, str]],
+    root: Path,
+    bytes_of: Callable[[RunRecord, DataEntry], tuple[str, Opener]],
+    cache_path: Path,
+) -> GetResult:
     got = []
     for entry, target, state in plans:
         if state == "same":
             got.append(GotFile(entry.path, str(target), entry.size, entry.hash, "unchanged", "-"))
             continue
-        source, opener = fetcher.bytes_of(run, entry)
+        source, opener = bytes_of(run, entry)
         _make_parents(root, entry.path)
-        _write_verified(root, entry, opener, repo.prov_dir / "hash-cache.sqlite")
+        _write_verified(root, entry, opener, cache_path)
         got.append(GotFile(entry.path, str(target), entry.size, entry.hash, "written", source))
     return GetResult(run, tuple(got), tuple(skipped))
 
@@ -264,6 +360,8 @@ class _Fetcher:
     """Finds the bytes of entries, fetching kept data from the remote once if needed."""
 
     def __init__(self, repo: GitRepo, remote: str | None):
+        from git_prov.store.kept import data_trees, tracking_remotes
+
         self.repo = repo
         self._remote_name = remote
         self._remote: str | None = None
@@ -306,6 +404,9 @@ class _Fetcher:
         )
 
     def _kept(self, run: RunRecord, entry: DataEntry) -> tuple[str, Opener]:
+        from git_prov.store.kept import dropped_digests, find_kept
+        from git_prov.store.ledger import Ledger
+
         digest = sha256_of(entry.hash)
         if digest is None:
             raise CorruptLedger(f"{entry.path}: kept data with a non-SHA-256 hash {entry.hash!r}")
@@ -339,6 +440,8 @@ class _Fetcher:
 
     def _fetch_data(self) -> None:
         """Fetch the remote's ``refs/prov/data`` into its tracking ref (once per get)."""
+        from git_prov.store.kept import data_trees, tracking_remotes
+
         self._fetched = True
         remote = self.remote()
         fetch_data(self.repo, remote)
@@ -409,6 +512,67 @@ class _Fetcher:
                 "again",
             )
         return _file_reader(located)
+
+
+class _KeptHere:
+    """The bytes of entries kept here, read without pygit2 (:func:`get_here`): LFS objects
+    from the local store, git blobs through ``git cat-file --batch``, a few at a time in
+    the order they are written (up to :data:`_BLOB_BATCH` bytes per read)."""
+
+    def __init__(self, paths: RepoPaths, here: KeptHere, to_write: Sequence[DataEntry]):
+        self.paths = paths
+        self.here = here
+        self._pending = [
+            found.blob
+            for entry in to_write
+            if (found := self._found(entry)).kind == KEPT_GIT and found.blob is not None
+        ]
+        self._read: dict[str, bytes] = {}
+
+    def _found(self, entry: DataEntry) -> Found:
+        digest = sha256_of(entry.hash)
+        assert digest is not None  # (get_here took only kept SHA-256 entries)
+        return self.here.found[digest]
+
+    def bytes_of(self, run: RunRecord, entry: DataEntry) -> tuple[str, Opener]:
+        found = self._found(entry)
+        if found.kind == KEPT_GIT and found.blob is not None:
+            return "kept", self._blob_reader(entry, found.blob)
+        digest = sha256_of(entry.hash)
+        assert digest is not None
+        return "kept", _file_reader(lfs_object_path(Path(self.paths.common_dir), digest))
+
+    def _blob_reader(self, entry: DataEntry, oid: str) -> Opener:
+        def open_blob() -> contextlib.AbstractContextManager[Iterator[bytes]]:
+            if oid not in self._read:
+                self._read_from(oid)
+            data = self._read.pop(oid, None)
+            if data is None:
+                raise CorruptLedger(
+                    f"the kept bytes of {entry.path} (git blob {oid[:12]}) could not be read; "
+                    "nothing was written",
+                    "run git prov fsck",
+                )
+            return contextlib.nullcontext(iter([data]))
+
+        return open_blob
+
+    def _read_from(self, oid: str) -> None:
+        from git_prov.store.gitcli import read_blobs
+
+        batch, total = [oid], self.here.sizes.get(oid, 0)
+        if oid in self._pending:
+            start = self._pending.index(oid)
+            for later in self._pending[start + 1 :]:
+                total += self.here.sizes.get(later, 0)
+                if total > _BLOB_BATCH:
+                    break
+                batch.append(later)
+            del self._pending[start : start + len(batch)]
+        self._read.update(read_blobs(self.paths.cwd, batch, check=False))
+
+
+_BLOB_BATCH = 64 << 20
 
 
 class _FileSource:
@@ -545,7 +709,8 @@ def _copy_stored(
 
     When the stat cache knows ``source`` with its current stat data (``--keep`` tells it
     about every LFS object it writes, from the read that hashed the bytes it stored; a
-    verified copy tells it too) and with the recorded hash, the kernel copies it (a
+    verified copy tells it too), with the recorded hash, and with an mtime safely older
+    than the cache's last write (git's racy-clean rule), the kernel copies it (a
     reflink where the file system can, else copy_file_range): the cost of ``cp``. The
     stat data — device, inode, size, mtime, ctime, the fields git's index trusts — must
     not change during the copy, and the copy must have the recorded size. Otherwise one
@@ -554,13 +719,24 @@ def _copy_stored(
     from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatCache, StatKey
     from git_prov.store.lfs import copy_hashing
 
+    written_ns = _last_write_ns(cache_path) if cache_path is not None else 0
     with open(source, "rb", buffering=0) as src:
         before = StatKey.of(os.fstat(src.fileno()))
         job = HashJob(str(source), entry.path, before)
         cache = StatCache.open(cache_path) if cache_path is not None else None
         try:
             known = cache.lookup([job])[0] if cache is not None else None
-            if known is not None and not known.lfs and known.hash == entry.hash:
+            # git's racy-clean rule: stat data whose mtime is not safely older than the
+            # cache's last write (git compares with its index file's mtime) may also
+            # describe a change made right after it was taken, in the same timestamp
+            # tick; such an entry is never trusted. (The cache's writers store none: this
+            # holds against one an older version wrote, or written by hand.)
+            if (
+                known is not None
+                and not known.lfs
+                and known.hash == entry.hash
+                and before.mtime_ns <= written_ns - RACY_NS
+            ):
                 _kernel_copy(src.fileno(), out.fileno())
                 if StatKey.of(os.fstat(src.fileno())) != before:
                     raise CorruptLedger(
@@ -590,6 +766,16 @@ def _copy_stored(
         finally:
             if cache is not None:
                 cache.close()
+
+
+def _last_write_ns(cache_path: Path) -> int:
+    """When the stat cache was last written: the mtime of its database or of its
+    write-ahead log, whichever is later (0 when there is neither)."""
+    latest = 0
+    for name in (str(cache_path), f"{cache_path}-wal"):
+        with contextlib.suppress(OSError):
+            latest = max(latest, os.stat(name).st_mtime_ns)
+    return latest
 
 
 def _kernel_copy(src: int, dst: int) -> None:

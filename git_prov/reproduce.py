@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 from git_prov.errors import EXIT_BAD_PATH, EXIT_FINDING, BadPath, NotFound, UsageProblem
 from git_prov.model.manifest import MODE_EXECUTABLE, DataEntry, DataManifest, EnvironmentManifest
+from git_prov.model.manifest import safe_relative as safe_relative
 from git_prov.model.record import RunRecord, printable
 from git_prov.model.values import as_number
 from git_prov.progress import NO_PROGRESS, Progress
@@ -185,29 +186,6 @@ class Reproduction:
 
 
 # ---- paths ------------------------------------------------------------------------------------
-
-
-def safe_relative(path: str) -> str:
-    """``path`` if it is a clean repo-relative POSIX path naming something below the root
-    (not ``..``, not absolute, not inside ``.git``); raises BadPath otherwise. Manifests
-    fetched from others are untrusted: every path is checked before it is used."""
-    pure = PurePosixPath(path)
-    parts = pure.parts
-    if (
-        not path
-        or "\\" in path
-        or "\0" in path
-        or pure.is_absolute()
-        or not parts
-        or any(p in ("..", ".", "") for p in parts)
-        or parts[0] == ".git"
-        or path != pure.as_posix()
-    ):
-        raise BadPath(
-            f"unsafe path in the run's manifest: {path!r}",
-            "the ledger may have been tampered with; run git prov fsck",
-        )
-    return path
 
 
 def _inside(root: Path, rel: str) -> Path:

@@ -10,6 +10,7 @@ files up to its ``max_size``; choices given for one run keep files of any size.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,15 @@ class KeepPlan:
 
     def remember(self, cache_path: Path) -> None:
         """Tell the stat cache the hashes of the LFS objects just written (the bytes hashed
-        are the bytes stored), so that ``get`` verifies them without reading them again."""
-        from git_prov.capture.hashing import FileDigest, HashJob, StatCache, StatKey
+        are the bytes stored), so that ``get`` verifies them without reading them again.
+
+        The cache trusts no stat data whose mtime is in the racy window (a change in the
+        same timestamp tick would leave it as it is, see ``RACY_NS``). Each object here is
+        a new file the store made itself (never another name of the user's file), so its
+        mtime is set back out of that window first: any later write sets the mtime to the
+        current time, which then differs from what is remembered. An object whose mtime
+        cannot be set back is not remembered (``get`` hashes it while copying it)."""
+        from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatCache, StatKey
 
         if not self.store.stored_files:
             return
@@ -108,15 +116,24 @@ class KeepPlan:
             return
         try:
             entries = []
+            now = time.time_ns()
             for path, hash_value, size in self.store.stored_files:
                 try:
-                    key = StatKey.of(os.stat(path))
+                    st = os.stat(path)
+                    if st.st_mtime_ns > now - RACY_NS:
+                        os.utime(path, ns=(st.st_atime_ns, now - RACY_NS - _BACKDATE_NS))
+                        st = os.stat(path)
                 except OSError:
                     continue
-                entries.append((HashJob(path, path, key), FileDigest(hash_value, size)))
+                if st.st_mtime_ns > now - RACY_NS:
+                    continue
+                entries.append((HashJob(path, path, StatKey.of(st)), FileDigest(hash_value, size)))
             cache.store(entries)
         finally:
             cache.close()
+
+
+_BACKDATE_NS = 1_000_000_000  # how far past the racy window a kept object's mtime is set
 
 
 def plan_keep(

@@ -56,21 +56,27 @@ def get(
       git prov get 3f2a9c1e                     every kept file, into the working tree
       git prov get 3f2a9c1e model.pt -o /tmp/r  one file, elsewhere
     """
-    from git_prov.kept_data import GetOptions, get_files
+    from git_prov.errors import RepositoryProblem
+    from git_prov.kept_data import GetOptions, get_files, get_here
     from git_prov.model.record import printable
+    from git_prov.store.gitcli.paths import RepoPaths
 
-    repo = _open()
-    result = get_files(
-        repo,
-        spec,
-        GetOptions(
-            paths=paths,
-            output=Path(output) if output is not None else None,
-            force=force,
-            side=side,
-            remote=remote,
-        ),
+    options = GetOptions(
+        paths=paths,
+        output=Path(output) if output is not None else None,
+        force=force,
+        side=side,
+        remote=remote,
     )
+    # Bytes kept here are copied without loading pygit2; anything else (and every error
+    # about the repository itself) takes the full path.
+    try:
+        where = RepoPaths.discover()
+    except RepositoryProblem:
+        where = None  # (open_repo says what is wrong)
+    result = get_here(where, spec, options) if where is not None else None
+    if result is None:
+        result = get_files(_open(), spec, options)
     if as_json:
         echo(json.dumps(result.to_json(), indent=2, sort_keys=True), data=True)
         return 0

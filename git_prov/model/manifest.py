@@ -11,10 +11,12 @@ import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import tomli_w
 
+from git_prov.errors import BadPath
 from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 
 MANIFEST_VERSION = 1
@@ -384,3 +386,26 @@ def _s(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, found {type(value).__name__}")
     return value
+
+
+def safe_relative(path: str) -> str:
+    """``path`` if it is a clean repo-relative POSIX path naming something below the root
+    (not ``..``, not absolute, not inside ``.git``); raises BadPath otherwise. Manifests
+    fetched from others are untrusted: every path is checked before it is used."""
+    pure = PurePosixPath(path)
+    parts = pure.parts
+    if (
+        not path
+        or "\\" in path
+        or "\0" in path
+        or pure.is_absolute()
+        or not parts
+        or any(p in ("..", ".", "") for p in parts)
+        or parts[0] == ".git"
+        or path != pure.as_posix()
+    ):
+        raise BadPath(
+            f"unsafe path in the run's manifest: {path!r}",
+            "the ledger may have been tampered with; run git prov fsck",
+        )
+    return path

@@ -20,9 +20,6 @@ compare-and-swap update of ``refs/prov/data`` under the ledger lock.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,70 +27,37 @@ from dataclasses import dataclass
 import pygit2
 
 from git_prov.model.manifest import KEPT_GIT, KEPT_LFS
-from git_prov.store.ledger import OBJECTS_REF, Ledger
-from git_prov.store.lfs import (
-    LfsError,
-    LfsObjectWriter,
-    has_lfs_object,
-    lfs_available,
-    lfs_object_path,
-    lfs_pointer,
+from git_prov.store.gitcli.kept import DATA_REF as DATA_REF
+from git_prov.store.gitcli.kept import (
+    DROP_DATA_DIR,
+    GIT_DIR,
+    HEX64,
+    LFS_DIR,
+    Found,
+    drop_path,
+    guard_unpushed,
+    kept_path,
+    tracking_remote_of,
 )
+from git_prov.store.gitcli.kept import release_guards as release_guards
+from git_prov.store.gitcli.kept import restore_kept_lfs as restore_kept_lfs
+from git_prov.store.gitcli.kept import sha256_of as sha256_of
+from git_prov.store.gitcli.kept import tracking_data_ref as tracking_data_ref
+from git_prov.store.gitcli.kept import unpushed_digests as unpushed_digests
+from git_prov.store.ledger import OBJECTS_REF, Ledger
+from git_prov.store.lfs import LfsObjectWriter, lfs_available, lfs_pointer
 from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path, walk_blobs
 
-DATA_REF = "refs/prov/data"
-GIT_DIR = "sha256"
-LFS_DIR = "lfs"
-DROP_DATA_DIR = "drop-data"  # in refs/prov/objects: kept bytes dropped by `git prov gc`
 DEFAULT_LFS_THRESHOLD = 8 << 20
-_SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def tracking_data_ref(remote: str) -> str:
-    """Where a remote's ``refs/prov/data`` is fetched to (never written by hand)."""
-    from git_prov.store.gitcli import remote_key
-
-    return f"refs/prov/remotes/{remote_key(remote)}/data"
+# (The names of the data tree, the unpushed objects' second names and reading through the
+# git binary live in store/gitcli/kept.py, which `git prov get` loads without pygit2.)
 
 
 def tracking_remotes(repo: GitRepo) -> list[str]:
     """Remotes whose kept data was fetched here (``refs/prov/remotes/<remote>/data``)."""
-    prefix, suffix = "refs/prov/remotes/", "/data"
-    return sorted(
-        ref[len(prefix) : -len(suffix)]
-        for ref in repo.pygit.references
-        if ref.startswith(prefix) and ref.endswith(suffix)
-    )
-
-
-def sha256_of(hash_value: str) -> str | None:
-    """The hex digest of a ``sha256:<hex>`` hash, else None (other algorithms are never
-    kept by git-prov: their bytes live in the store that named them)."""
-    match = _SHA256.fullmatch(hash_value)
-    return match.group(1) if match else None
-
-
-def kept_path(kind: str, digest: str) -> str:
-    """The path of kept bytes (or their LFS pointer) in the data tree."""
-    return f"{GIT_DIR if kind == KEPT_GIT else LFS_DIR}/{digest[:2]}/{digest[2:]}"
-
-
-def drop_path(digest: str) -> str:
-    """The marker in ``refs/prov/objects`` saying these kept bytes were dropped."""
-    return f"{DROP_DATA_DIR}/{digest[:2]}/{digest[2:]}"
-
-
-@dataclass(frozen=True)
-class Found:
-    """Where kept bytes can be had: a git blob, or an LFS object (``size`` bytes) whose
-    pointer is in ``ref``'s tree."""
-
-    kind: str
-    ref: str
-    blob: str | None = None  # the git blob with the bytes (KEPT_GIT)
+    return sorted(r for ref in repo.pygit.references if (r := tracking_remote_of(ref)) is not None)
 
 
 class KeptStore:
@@ -300,72 +264,6 @@ class _LfsWriter(KeepWriter):
         self._object.discard()
 
 
-# ---- kept LFS objects that were never pushed -------------------------------------------------
-#
-# `git lfs prune` keeps the objects of the current checkout, of recent refs (any ref, ours
-# included, whose tip is newer than lfs.fetchrecentrefsdays + lfs.pruneoffsetdays: 10 days
-# by default) and of commits on branches and tags that were not pushed; it knows nothing of
-# refs/prov/data. So a kept object whose last keep is older than that is pruned, pushed or
-# not. An unpushed one would be lost for good: git-prov holds a second name of it (a hard
-# link: no bytes copied) under <common>/prov/lfs-unpushed/ until `git prov push --data` has
-# uploaded it, and puts it back into the store whenever it is looked for.
-
-UNPUSHED_DIR = "lfs-unpushed"
-
-
-def _guard(repo: GitRepo, digest: str) -> str:
-    lfs_object_path(repo.common_dir, digest)  # (checks that it is an object id)
-    return os.path.join(repo.prov_dir, UNPUSHED_DIR, digest)
-
-
-def guard_unpushed(repo: GitRepo, digest: str, stored: os.PathLike[str] | str) -> None:
-    """Hold a second name of the new object ``stored`` until it is pushed (best effort:
-    a file system without hard links goes without)."""
-    guard = _guard(repo, digest)
-    with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(guard), exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.link(stored, guard)
-
-
-def release_guards(repo: GitRepo, digests: Iterable[str]) -> None:
-    """Drop the second names of objects a remote now has (or that gc dropped)."""
-    for digest in digests:
-        with contextlib.suppress(OSError, LfsError):
-            os.unlink(_guard(repo, digest))
-
-
-def unpushed_digests(repo: GitRepo) -> set[str]:
-    """Digests of kept LFS objects git-prov holds because they were never pushed."""
-    try:
-        names = os.listdir(os.path.join(repo.prov_dir, UNPUSHED_DIR))
-    except OSError:
-        return set()
-    return {n for n in names if _HEX64.fullmatch(n)}
-
-
-def restore_kept_lfs(repo: GitRepo, digest: str, size: int | None = None) -> bool:
-    """Whether the local LFS store holds object ``digest`` (of ``size`` bytes, when
-    given) — putting it back from git-prov's second name when `git lfs prune` removed it."""
-    common = repo.common_dir
-    if size is not None and has_lfs_object(common, digest, size):
-        return True
-    guard = _guard(repo, digest)
-    try:
-        held = os.stat(guard).st_size
-    except OSError:
-        held = None
-    if held is None or (size is not None and held != size):
-        return size is None and lfs_object_path(common, digest).is_file()
-    target = lfs_object_path(common, digest)
-    with contextlib.suppress(OSError):
-        if not has_lfs_object(common, digest, held):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                os.link(guard, target)
-    return has_lfs_object(common, digest, held)
-
-
 # ---- reading ---------------------------------------------------------------------------------
 
 
@@ -438,7 +336,7 @@ def kept_objects(repo: GitRepo, ref: str = DATA_REF) -> list[KeptObject]:
     return [
         KeptObject(digest, kind, str(blob))
         for digest, kind, blob in _data_entries(repo, ref)
-        if _HEX64.fullmatch(digest)
+        if HEX64.fullmatch(digest)
     ]
 
 
