@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import git, prov
 
-from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatCache, StatKey
+from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatKey
+from git_prov.capture.stat_cache import StatCache
 
 IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
 FULL_PATH = {"GIT_DIR": ".git"}  # (get_here steps aside when GIT_DIR is set)
