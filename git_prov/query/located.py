@@ -337,6 +337,8 @@ def records_in_order(
         for number, (_, blob) in enumerate(stream_blobs(index.paths.cwd, rows.blobs)):
             note = rows.notes[number]
             lines = note_lines(blob) if blob is not None else []
+            if len(known) > 4096:
+                known.clear()  # (ids checked once more, rather than held for every run)
             while k < count and which[k] == number:
                 at, lineno = ats[k], linenos[k]
                 k += 1
@@ -373,9 +375,9 @@ class _Rows:
     their positions, line numbers and which of ``blobs`` (the note blobs, each once, with
     the commits of their ``notes``) holds the line; the positions of the ``others``."""
 
-    ats: array[int] = field(default_factory=lambda: array("q"))
-    linenos: array[int] = field(default_factory=lambda: array("q"))
-    which: array[int] = field(default_factory=lambda: array("q"))
+    ats: array[int] = field(default_factory=lambda: array("i"))
+    linenos: array[int] = field(default_factory=lambda: array("i"))
+    which: array[int] = field(default_factory=lambda: array("i"))
     blobs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     others: array[int] = field(default_factory=lambda: array("q"))
