@@ -30,6 +30,26 @@ Keep rows measured after `record --keep` began to copy with the kernel and hash 
 keep / hash only: 1.05x wall, 1.16x CPU (target <= 1.3). Five interleaved pairs at load
 11-12: median 1.19x wall, 1.23x CPU. Before (one pass, the copy written from user space):
 4.15x wall at load 0.1.
+
+Get rows, two runs of --gib --repeat 3 (same VM, load 15-18 and 12-16; CPU seconds, the
+get's Python process and its git children; wall times are the load's):
+
+| measure | run 1 | run 2 |
+|---|--:|--:|
+| cp of the source file | 0.72 | 0.42 |
+| get right after the keep / cp of the kept object then | 0.69 / 0.43 | 1.05 / 0.45 |
+| get 2.1 s after the keep / cp of the kept object then | 1.23 / 0.46 | 0.68 / 0.45 |
+| get again / cp of the kept object again | 0.66 / 0.48 | 0.69 / 0.42 |
+| get, stat cache empty (one hashing copy) | 5.73 | 5.74 |
+
+Every get row is one copy_file_range of the whole object and no hashing read (strace -f
+-c: the same syscalls right after the keep and 2.1 s after); which of those rows comes out
+slow changes from run to run (run 1: the 2.1 s row, run 2: the first), inside the kernel's
+copy (perf: memcpy in copy_file_range's splice path). get / cp of the object: 1.36-1.62x
+CPU in the steady rows; what get adds to the copy is its process, ~0.2 s CPU (Python,
+click, the query index, 6-7 short git processes; no pygit2 since get of bytes kept here
+reads the ledger through git: 0.35 -> 0.23 s CPU for a get of a small kept file, 229 -> 178
+modules imported), about half a cp of 1 GiB here.
 """
 
 from __future__ import annotations
