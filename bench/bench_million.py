@@ -98,11 +98,35 @@ copies of the ledger (load 13–16; CPU = user + system, children included):
 | fsck | 70.46 | 9.76 | 75 | 27.53 | 4.32 | 73 |
 | report (default page) | 10.62 | 1.92 | 145 | 15.03 | 2.22 | 151 |
 
+First push and fetch at 1M runs (session 6, lane sync: this bench's commands by hand, each
+into a fresh bare repository / fresh clone, interleaved with plain git and the code before
+the session (73943c0); the run-count cache removed before each push; load 7–14 on 2
+shared cores; CPU = user + system, children included):
+
+| command | wall s | CPU s | peak MB | before: wall s | CPU s | MB |
+|---|---:|---:|---:|---:|---:|---:|
+| git push (ledger refs) | 36.18 | 11.4 | 185 | | | |
+| push (first) | 37.90 (1.05×) | 17.3 | 185 | 41.97 (1.16×) | 18.7 | 185 |
+| git fetch (ledger refs), round 1 | 16.08 | 9.6 | 184 | | | |
+| fetch (fresh clone), round 1 | 22.12 (1.38×) | 16.1 | 184 | 34.69 (2.16×) | 20.1 | 460 |
+| git fetch (ledger refs), round 2 | 18.00 | 8.9 | 184 | | | |
+| fetch (fresh clone), round 2 | 25.16 (1.40×) | 14.5 | 184 | 26.66 (1.48×) | 19.5 | 460 |
+
+Push counts a first push's runs while git sends them (before: after it). Fetch creates a
+ledger ref the clone lacks at the tracking ref's commit through ``git update-ref`` (before:
+pygit2 walked every object the merge commit reached, 100k blobs and their headers: the
+460 MB), and its remap check reuses the count's listing. What fetch adds to git's is
+counting the runs that arrived (every note read once through ``git cat-file --batch``:
+~2.5 s of git's CPU and ~2.5 s of Python's at 1M) and the remap check (a ``rev-list`` of
+the 100k annotated commits, ~1 s); peak memory is git's own.
+
 Not yet at target: ``fsck`` reads run lines with the index's fast readers now (the model's
 reader only for other lines), yet its one Python process still spends 4.3 s of CPU at 100k
 runs (5.7× git fsck's CPU): the pattern, the per-run bookkeeping, reading 10k blobs; the
-first index build parses on two cores and writes the index twice (WAL, then checkpoint); ``fetch``'s merge walks every object of
-the arrived ledger (store/ledger.py ``_collect``).
+first index build parses on two cores and writes the index twice (WAL, then checkpoint).
+A merge where both sides changed (a clone with runs of its own fetching a big ledger) still
+reads every note only one side has through pygit2 and parses its run lines for conflicts
+(store/merge.py ``one_sided``); this bench does not measure that case.
 """
 
 from __future__ import annotations
