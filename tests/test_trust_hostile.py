@@ -276,3 +276,18 @@ def test_parse_note_never_raises_and_keeps_good_lines(lines: list[str]) -> None:
     assert any(isinstance(e, RunRecord) and e.command.startswith("python") for e in parsed.entries)
     for entry in parsed.entries:  # what was parsed can be written back
         encode_entry(entry)
+
+
+@pytest.mark.parametrize("key", ["id", "commit", "snapshot", "env", "inputs", "stdout"])
+def test_an_id_with_a_trailing_newline_is_not_an_id(key: str) -> None:
+    """``$`` also matches before a final newline: ids are checked to the end of the text, so
+    a hand-made ``"<40 hex>\\n"`` never passes for an object id (it would become a second
+    line of a ``git cat-file --batch`` request)."""
+    from git_prov.query.rows import parse_lines
+
+    data = make_record("a" * 40, env="b" * 40, snapshot="c" * 40).to_json_dict()
+    data[key] = data[key] + "\n" if data.get(key) else "d" * 40 + "\n"
+    line = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    with pytest.raises(ValueError):
+        parse_line(line)
+    assert [row[2] for row in parse_lines("e" * 40, [(1, line)])] == [3]  # the index: a problem

@@ -26,7 +26,7 @@ from git_prov.store.repo import GitRepo, Tree
 _CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG, KIND_METRICS)
 # drop-data/<ab>/<rest of sha256>: kept bytes `git prov gc` dropped (git_prov.store.kept)
 _KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag", "drop-data"}
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"^[0-9a-f]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 

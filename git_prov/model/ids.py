@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 # 20261126T113400.123Z-3f2a9c1d: UTC start time to the millisecond, then 32 random bits.
 # Sorting ids as strings sorts runs by start time; the random tail keeps concurrent runs
 # apart and is the short form people type.
-RUN_ID_RE = re.compile(r"^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{8})$")
-HEX_OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+RUN_ID_RE = re.compile(r"^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{8})\Z")
+HEX_OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
 SHORT_RUN = 8
 SHORT_OID = 10
 

@@ -38,8 +38,8 @@ from git_prov.model.ids import is_hex_oid
 TAG_DIR = "envtag"
 ENTRY_VERSION = 1
 MAX_ENTRY_BYTES = 64 << 10
-TAG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
-_HEX_ONLY = re.compile(r"^[0-9a-f]{4,}$")
+TAG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
+_HEX_ONLY = re.compile(r"^[0-9a-f]{4,}\Z")
 
 
 def check_tag_name(name: str) -> str | None:

@@ -27,8 +27,8 @@ from git_prov.model.when import parse_time
 from git_prov.query.index import RepoPaths, RunIndex, package_key
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<", "=")
-_CONDITION_RE = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(>=|<=|==|!=|>|<|=)\s*(.*?)\s*$")
-_HEX_PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
+_CONDITION_RE = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(>=|<=|==|!=|>|<|=)\s*(.*?)\s*\Z")
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{4,64}\Z")
 # Sort keys that are columns of the index (anything else is a metric or param name).
 SORT_COLUMNS = {
     "started": "started",

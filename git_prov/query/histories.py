@@ -26,7 +26,7 @@ from git_prov.store.repo import GitRepo
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 32
-_RUN_SPEC = re.compile(r"^(?:[0-9a-f]{4,}|[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(?:-[0-9a-f]{0,8})?)$")
+_RUN_SPEC = re.compile(r"^(?:[0-9a-f]{4,}|[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(?:-[0-9a-f]{0,8})?)\Z")
 
 
 @dataclass(frozen=True)

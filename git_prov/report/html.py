@@ -33,7 +33,7 @@ NODE_W, NODE_H, LAYER_GAP, ROW_GAP, PAD = 180, 44, 250, 62, 12
 CHART_W, CHART_H, CHART_PAD_L, CHART_PAD_R, CHART_PAD_Y = 720, 200, 70, 16, 24
 STATUSES = ("ok", "failed", "killed")
 SCRIPTS_EMITTED = 2  # the JSON data element and the code: tests count them
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}\Z")
 
 
 def esc(value: object) -> str:

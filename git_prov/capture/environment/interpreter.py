@@ -11,7 +11,7 @@ from pathlib import Path
 
 from git_prov.errors import UsageProblem
 
-_PYTHON_NAME = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)*)?t?(?:\.exe)?$")
+_PYTHON_NAME = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)*)?t?(?:\.exe)?\Z")
 _UV_OPTIONS_WITH_VALUE = frozenset(
     {
         "--with",
