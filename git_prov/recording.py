@@ -554,7 +554,9 @@ def finish(
         environment = replace(environment, variables=variables)
     env_id = ledger.store_object(environment.to_toml())
     objects[KIND_ENV].append(env_id)
-    history_id, summaries = _store_histories(ledger, merged, options.goals, warnings)
+    history_id, summaries = _store_histories(
+        ledger, merged, options.goals, warnings, prepared.run_id
+    )
     if history_id is not None:
         objects[KIND_METRICS] = [history_id]
     if warnings:
@@ -673,6 +675,7 @@ def _store_histories(
     histories: Mapping[str, Series],
     goals: Mapping[str, str],
     warnings: list[str],
+    run_id: str,
 ) -> tuple[str | None, dict[str, Mapping[str, Scalar]]]:
     """Store a run's histories as one blob; (its id, the summaries the record keeps).
     A history over the reader limit is not stored (its summaries still are), with a
@@ -693,7 +696,14 @@ def _store_histories(
             f"{MAX_OBJECT_BYTES >> 20} MiB reader limit (the summaries are kept)"
         )
         return None, summaries
-    return ledger.store_object(blob), summaries
+    from git_prov.store.drops import history_marked
+
+    oid = ledger.store_object(blob)
+    if history_marked(ledger, oid):
+        # gc dropped these very bytes with another run: a merge would drop them from this
+        # record too. The run id in the header makes them this run's own.
+        oid = ledger.store_object(encode_history(histories, run=run_id))
+    return oid, summaries
 
 
 def _capture_outputs(

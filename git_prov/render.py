@@ -268,7 +268,15 @@ def show_text(
         row("Params", format_assignments(sorted(r.params.items())))
     if r.metrics:
         row("Metrics", format_assignments(sorted(r.metrics.items())), fg="cyan")
-    if r.series:
+    if r.history:
+        from git_prov.store.drops import is_history_dropped
+
+        if is_history_dropped(ledger, r.history):
+            summaries = _histories_text(r.series, hint="") + "; " if r.series else ""
+            row("Histories", summaries + "history dropped by git prov gc")
+        elif r.series:
+            row("Histories", _histories_text(r.series))
+    elif r.series:
         row("Histories", _histories_text(r.series))
     # Problems met while recording it (the run key ``warnings``, docs/format.md).
     for warning in r.warnings:
@@ -298,7 +306,9 @@ def show_text(
     return view(out)
 
 
-def _histories_text(series: Mapping[str, Mapping[str, Any]]) -> str:
+def _histories_text(
+    series: Mapping[str, Mapping[str, Any]], hint: str = " (git prov metrics RUN)"
+) -> str:
     """``loss 1000 points, min 0.02, best at step 812; …`` (git prov metrics RUN: all)."""
     parts = []
     for name, summary in sorted(series.items()):
@@ -308,7 +318,7 @@ def _histories_text(series: Mapping[str, Mapping[str, Any]]) -> str:
         if "best_step" in summary:
             text += f", best at step {format_scalar(summary['best_step'])}"
         parts.append(text)
-    return "; ".join(parts) + " (git prov metrics RUN)"
+    return "; ".join(parts) + hint
 
 
 def _availability(ledger: Ledger) -> Any:

@@ -6,7 +6,9 @@ stays self-contained and the union merge carries the removal to every clone. Log
 dropped from the objects tree (``log/ab/cd…`` removed) and a **drop marker**
 ``drop/ab/cd…`` (an empty blob) is added, which the union merge also carries; a log path
 that a merge brings back next to its drop marker is dropped again by the next ``gc``
-(and by :func:`git_prov.store.drops.without_dropped_logs`, which merges apply).
+(and by :func:`git_prov.store.drops.without_dropped_logs`, which merges apply). The
+metric history of a removed run (``metrics/ab/cd…``) goes the same way, with a
+``drop-metrics/ab/cd…`` marker, unless a remaining run names the same blob.
 
 What gc does *not* do: rewrite history. The ledger refs are commit chains, so removed
 lines and dropped logs stay in their history (and in other clones' histories) until that
@@ -28,7 +30,13 @@ from git_prov.kept_retention import DataDrops, drop_data, plan_data_drops
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
 from git_prov.model.when import parse_time
 from git_prov.store.drops import DROP_DIR as DROP_DIR
-from git_prov.store.drops import drop_logs, returned_logs, stored_logs
+from git_prov.store.drops import (
+    drop_logs,
+    returned_histories,
+    returned_logs,
+    stored_histories,
+    stored_logs,
+)
 from git_prov.store.drops import dropped_logs as dropped_logs
 from git_prov.store.drops import is_dropped as is_dropped
 from git_prov.store.drops import without_dropped_logs as without_dropped_logs
@@ -90,10 +98,21 @@ class GcPlan:
     redrop: tuple[str, ...] = ()
     data: DataDrops | None = None  # kept bytes to drop (git_prov.kept_retention)
     data_only: bool = False  # --data-only: the runs stay; only their kept bytes go
+    # Metric histories (blob ids) of removed runs that no remaining run names, and those
+    # dropped before that a merge brought back.
+    histories: tuple[str, ...] = ()
+    history_redrop: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.runs or self.logs or self.redrop or (self.data and not self.data.empty))
+        return not (
+            self.runs
+            or self.logs
+            or self.redrop
+            or self.histories
+            or self.history_redrop
+            or (self.data and not self.data.empty)
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +134,7 @@ class GcPlan:
             "data_only": self.data_only,
             "data": list(self.data.digests) if self.data else [],
             "data_bytes": self.data.size if self.data else 0,
+            "histories": [*self.histories, *self.history_redrop],
         }
 
 
@@ -127,6 +147,7 @@ class GcResult:
     tombstones: int = 0
     dropped: list[str] = field(default_factory=list)
     dropped_data: list[str] = field(default_factory=list)  # digests of kept bytes dropped
+    dropped_histories: list[str] = field(default_factory=list)  # metric history blob ids
 
 
 def select_runs(scan: LedgerScan, rules: RetentionRules) -> tuple[list[LocatedRun], int]:
@@ -218,12 +239,50 @@ def plan_gc(
         redrop = [oid for oid in returned_logs(ledger, tree) if oid not in candidates]
     size = sum(_size(ledger, oid) for oid in logs)
     data = plan_data_drops(ledger, scan, removed=() if logs_only else sorted(chosen_ids))
+    histories, history_redrop = _history_drops(ledger, scan, [] if logs_only else chosen, tree)
     if logs_only:
         with_logs = [
             r for r in chosen if any(o in logs for o in (r.record.stdout, r.record.stderr))
         ]
-        return GcPlan(tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data)
-    return GcPlan(tuple(chosen), tuple(logs), size, False, kept, tuple(redrop), data)
+        return GcPlan(
+            tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data,
+            history_redrop=history_redrop,
+        )  # fmt: skip
+    return GcPlan(
+        tuple(chosen), tuple(logs), size, False, kept, tuple(redrop), data,
+        histories=histories, history_redrop=history_redrop,
+    )  # fmt: skip
+
+
+def _history_drops(
+    ledger: Ledger, scan: LedgerScan, chosen: list[LocatedRun], tree: Any
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metric histories of the removed runs ``chosen`` that no remaining run (any
+    version) names and the objects tree holds, and those a merge brought back beside
+    their drop marker that no remaining run names; each sorted."""
+    if tree is None:
+        return (), ()
+    chosen_ids = {r.id for r in chosen}
+    still_used = {
+        record.history
+        for run in scan.live_runs()
+        if run.id not in chosen_ids
+        for record in _versions(scan, run)
+        if record.history
+    }
+    candidates = {
+        record.history
+        for run in chosen
+        for record in _versions(scan, run)
+        if record.history and record.history not in still_used
+    }
+    going = stored_histories(ledger, tree, candidates)
+    back = [
+        oid
+        for oid in returned_histories(ledger, tree)
+        if oid not in candidates and oid not in still_used
+    ]
+    return tuple(going), tuple(back)
 
 
 def _size(ledger: Ledger, oid: str) -> int:
@@ -244,10 +303,10 @@ def gc(
 ) -> GcResult:
     """Remove runs (or only their logs) chosen by ``rules``.
 
-    Order, for crash safety: the objects ref first (drop markers added and log paths
-    removed, one compare-and-swap), then every tombstone in one ledger write. A crash in
-    between leaves dropped logs of runs that are still listed — consistent, and the next
-    ``gc`` finishes the job.
+    Order, for crash safety: the objects ref first (drop markers added and log and
+    metric history paths removed, one compare-and-swap), then every tombstone in one
+    ledger write. A crash in between leaves dropped logs of runs that are still listed —
+    consistent, and the next ``gc`` finishes the job.
     """
     from git_prov.store.reflocks import recover_stale_ref_locks
 
@@ -262,9 +321,11 @@ def gc(
     if plan.data_only:
         return result
     drops = [*plan.logs, *plan.redrop]
-    if drops:
-        drop_logs(ledger, drops, rules.describe())
+    histories = [*plan.histories, *plan.history_redrop]
+    if drops or histories:
+        drop_logs(ledger, drops, rules.describe(), histories)
         result.dropped = drops
+        result.dropped_histories = histories
     if plan.runs and not plan.logs_only:
         at = _iso(now or datetime.now(UTC))
         stone_reason = rules.describe()

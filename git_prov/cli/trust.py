@@ -137,15 +137,18 @@ def gc(
     A run goes when it matches every rule given: RUN ids, --older-than, --failed-only,
     and --keep-last (all but the newest N runs of its commit); --keep-tagged protects
     tagged runs. Removal writes tombstones, which sync carries to every clone: removed
-    runs disappear everywhere after the next sync. Dropped logs are marked so that sync
-    does not bring them back. History is not rewritten: see docs/security.md.
+    runs disappear everywhere after the next sync. The logs, kept bytes and metric
+    histories of removed runs go too, unless a remaining run names them; dropped ones are
+    marked so that sync does not bring them back. The ledger's git history is not rewritten: see
+    docs/security.md.
 
     gc also removes the live directories (.git/prov/live/RUN) of runs whose recording
     process was killed, when that is provable on this host; those of another host sharing
     the .git are left and named.
 
     Destructive: needs --force (or a yes at the prompt on a terminal) unless --dry-run.
-    Without rules, gc only drops again the logs that a merge brought back and removes the
+    Without rules, gc only drops again the logs and metric histories that a merge brought
+    back and removes the
     live directories of killed recorders.
 
     \b
@@ -176,7 +179,13 @@ def gc(
         raise UsageProblem("--logs-only and --data-only exclude each other", "choose one")
     plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan, data_only=data_only)
     redrop_data = plan.data is not None and bool(plan.data.redrop)
-    if not rules.selects() and not plan.redrop and not redrop_data and not stale:
+    if (
+        not rules.selects()
+        and not plan.redrop
+        and not plan.history_redrop
+        and not redrop_data
+        and not stale
+    ):
         if unsure:
             for line in _live_lines(state, [], unsure, dry_run=dry_run):
                 echo(line, err=True)
@@ -212,6 +221,7 @@ def gc(
             tombstones=result.tombstones,
             dropped=result.dropped,
             dropped_data=result.dropped_data,
+            dropped_histories=result.dropped_histories,
         )
         if stale or unsure:  # (only then: the document stays the same for every other gc)
             doc["live_removed"] = [{"id": r.id, "why": why} for r, why in removed]
@@ -248,6 +258,9 @@ def _what(plan: Any) -> str:
     if plan.logs_only:
         return logs if plan.logs else "no logs"
     runs = f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}"
+    if plan.histories:
+        n = len(plan.histories)
+        runs += f" (and {n} metric histor{'ies' if n != 1 else 'y'})"
     return f"{runs} and {logs}" if plan.logs or (data and data.digests) else runs
 
 
@@ -295,6 +308,11 @@ def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
         )
     if plan.redrop:
         lines.append(f"{'would drop' if dry_run else 'dropped'} again {len(plan.redrop)} logs")
+    if plan.history_redrop:
+        lines.append(
+            f"{'would drop' if dry_run else 'dropped'} again {len(plan.history_redrop)} "
+            "metric histories"
+        )
     if plan.data is not None and plan.data.redrop:
         lines.append(
             f"{'would drop' if dry_run else 'dropped'} again the kept bytes of "

@@ -17,6 +17,7 @@ from git_prov.errors import NotFound, ProvError, UsageProblem
 from git_prov.model.history import Series
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord
+from git_prov.store.drops import is_history_dropped
 from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
 from git_prov.store.repo import GitRepo
 
@@ -126,7 +127,10 @@ def load_runs(
             if oid and oid in objects
         }
         histories: dict[str, Series] = {}
-        if r.history:
+        if r.history and is_history_dropped(ledger, r.history):
+            if notes is not None:
+                notes.append(f"run {r.short_id}: its metric history was dropped by git prov gc")
+        elif r.history:
             try:
                 histories = ledger.metric_history(r.history)
             except ProvError as exc:

@@ -9,7 +9,10 @@ import re
 from git_prov.fsck.findings import ERROR, INFO, WARNING, FsckReport
 from git_prov.model.ids import is_hex_oid
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
-from git_prov.store.drops import DROP_DIR  # drop/<ab>/<rest>: a log `git prov gc` dropped
+from git_prov.store.drops import (
+    DROP_DIR,  # drop/<ab>/<rest>: a log `git prov gc` dropped
+    HISTORY_DROP_DIR,  # drop-metrics/…: a dropped metric history
+)
 from git_prov.store.headers import OBJ_BLOB, ObjectHeaders
 from git_prov.store.ledger import (
     KEEP_DIR,
@@ -25,7 +28,7 @@ from git_prov.store.repo import GitRepo, Tree
 # information (a newer git-prov may add some).
 _CONTENT_ADDRESSED = (KIND_DATA, KIND_ENV, KIND_LOG, KIND_METRICS)
 # drop-data/<ab>/<rest of sha256>: kept bytes `git prov gc` dropped (git_prov.store.kept)
-_KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, "envtag", "drop-data"}
+_KNOWN_TOP = {*_CONTENT_ADDRESSED, KEEP_DIR, DROP_DIR, HISTORY_DROP_DIR, "envtag", "drop-data"}
 _HEX = re.compile(r"^[0-9a-f]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -88,6 +91,16 @@ def objects_tree_paths(
                     "dropped-log-present",
                     f"log {oid[:12]} was dropped by git prov gc but came back with a merge; "
                     "`git prov gc --logs-only --force` drops it again",
+                    object=oid,
+                )
+        elif path.startswith(HISTORY_DROP_DIR + "/"):
+            oid = path[len(HISTORY_DROP_DIR) + 1 :].replace("/", "")
+            if object_path(KIND_METRICS, oid) in paths:
+                report.add(
+                    WARNING,
+                    "dropped-history-present",
+                    f"metric history {oid[:12]} was dropped by git prov gc but came back "
+                    "with a merge; `git prov gc` drops it again (unless a run names it)",
                     object=oid,
                 )
     return paths
@@ -173,6 +186,11 @@ def check_object(
     dropped = kind == KIND_LOG and object_path(DROP_DIR, oid) in tree_paths
     if dropped and not in_tree:
         report.add(INFO, "log-dropped", f"run {run_id}: {what} log dropped by git prov gc", **where)
+        return
+    if kind == KIND_METRICS and not in_tree and object_path(HISTORY_DROP_DIR, oid) in tree_paths:
+        report.add(
+            INFO, "history-dropped", f"run {run_id}: metric history dropped by git prov gc", **where
+        )
         return
     header = objects.header(oid)
     if header is None:

@@ -137,8 +137,11 @@ def _integral(steps: array[Any]) -> bool:
     return all(s.is_integer() for s in steps)
 
 
-def encode_history(histories: Mapping[str, Series]) -> bytes:
-    """The blob of a run's histories (docs/format.md); the same points give the same bytes."""
+def encode_history(histories: Mapping[str, Series], run: str | None = None) -> bytes:
+    """The blob of a run's histories (docs/format.md); the same points give the same bytes.
+    ``run``: a run id put in the header (``"run"``), which makes the bytes that run's own —
+    for a run whose points give the bytes of a history ``git prov gc`` dropped, which a
+    merge would otherwise drop from its record too."""
     header: list[dict[str, Any]] = []
     parts: list[bytes] = []
     for key in sorted(histories):
@@ -152,7 +155,10 @@ def encode_history(histories: Mapping[str, Series]) -> bytes:
         if steps.typecode != ("q" if integral else "d"):
             steps = array("q", map(int, steps)) if integral else array("d", steps)
         parts += [_column(steps), _column(series.times), _column(series.values)]
-    head = canonical_json({"series": header}).encode("ascii")
+    document: dict[str, Any] = {"series": header}
+    if run is not None:
+        document["run"] = run
+    head = canonical_json(document).encode("ascii")
     return MAGIC + head + b"\n" + b"".join(parts)
 
 

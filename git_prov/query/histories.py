@@ -39,6 +39,7 @@ class RunHistories:
     histories: dict[str, Series]
     summaries: Mapping[str, Mapping[str, Scalar]]
     gone: bool = False  # live, but the process recording it is gone (killed): no record
+    dropped: bool = False  # recorded, but `git prov gc` dropped its history blob
 
     @property
     def short_id(self) -> str:
@@ -94,7 +95,15 @@ def load_histories(repo: GitRepo, spec: str, keys: Sequence[str] = ()) -> RunHis
         # The run may have been recorded between our look at live/ and now.
         located = find_run(repo, spec)
     record = located.record
-    histories = Ledger(repo).metric_history(record.history) if record.history else {}
+    ledger = Ledger(repo)
+    if record.history:
+        from git_prov.store.drops import is_history_dropped
+
+        if is_history_dropped(ledger, record.history):
+            return RunHistories(
+                record.id, record.command, False, {}, dict(record.series), dropped=True
+            )
+    histories = ledger.metric_history(record.history) if record.history else {}
     return RunHistories(
         record.id, record.command, False, _only(histories, keys), dict(record.series)
     )
@@ -142,6 +151,9 @@ def summary_lines(run: RunHistories) -> list[str]:
     if run.gone:
         state = " (not recorded: the process recording it is gone; the points it flushed)"
     lines = [f"run {run.short_id}  {run.command}{state}"]
+    if run.dropped:
+        lines.append("  metric history dropped by git prov gc (its last values: git prov show)")
+        return lines
     if not run.histories:
         lines.append("  no metric history")
         return lines
@@ -222,7 +234,12 @@ def to_json(runs: Sequence[RunHistories]) -> list[dict[str, Any]]:
                 "times": list(series.times),
                 "values": list(series.values),
             }
-        out.append({"id": run.id, "command": run.command, "live": run.live, "metrics": metrics})
+        doc: dict[str, Any] = {
+            "id": run.id, "command": run.command, "live": run.live, "metrics": metrics
+        }  # fmt: skip
+        if run.dropped:
+            doc["history_dropped"] = True
+        out.append(doc)
     return [to_json_safe(doc) for doc in out]
 
 

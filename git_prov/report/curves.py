@@ -116,6 +116,8 @@ def collect_curves(
 ) -> Curves:
     """The curves of the newest runs with histories among ``records`` (RunRecords, newest
     first) and, with ``live``, of runs being recorded now."""
+    from git_prov.store.drops import is_history_dropped
+
     out = Curves()
     if live:
         from git_prov.live import live_runs, read_live
@@ -131,6 +133,9 @@ def collect_curves(
         if len(out.runs) >= MAX_CURVE_RUNS:
             break
         if not record.history:
+            continue
+        if is_history_dropped(ledger, record.history):
+            out.problems.append(f"run {record.id}: metric history dropped by git prov gc")
             continue
         try:
             histories = ledger.metric_history(record.history)

@@ -37,7 +37,8 @@ def curves_section(report: Report) -> str:
         '<section id="curves" aria-labelledby="curves-h">\n<h2 id="curves-h">Training curves</h2>\n'
     )
     if not curves.runs or not curves.metrics:
-        return head + '<p class="empty">No run kept a metric history.</p>\n</section>\n'
+        said = "".join(f'<p class="warn">{esc(problem)}</p>\n' for problem in curves.problems)
+        return head + '<p class="empty">No run kept a metric history.</p>\n' + said + "</section>\n"
     out = [head, _chooser(curves)]
     for index, metric in enumerate(curves.metrics):
         out.append(_chart(index, metric, curves))
