@@ -67,6 +67,8 @@ def test_gc_removes_the_live_directory_of_a_killed_recorder_and_keeps_the_others
     run_id = killed.name
     shown = prov(repo, "metrics", run_id[-8:]).stdout
     assert "not recorded: the process recording it is gone" in shown
+    [doc] = json.loads(prov(repo, "metrics", run_id[-8:], "--json").stdout)
+    assert doc["live"] and doc["gone"]  # docs/cli.md: per run id, command, live, gone
 
     # A running recorder (this test's process) and one on another host sharing the .git.
     prov_dir = open_repo(repo).prov_dir

@@ -222,7 +222,7 @@ def to_csv(runs: Sequence[RunHistories]) -> str:
 
 
 def to_json(runs: Sequence[RunHistories]) -> list[dict[str, Any]]:
-    """``[{"id", "command", "live", "metrics": {KEY: {"summary", "steps", "times",
+    """``[{"id", "command", "live", "gone", "metrics": {KEY: {"summary", "steps", "times",
     "values"}}}]`` — non-finite numbers as the strings nan, inf, -inf."""
     out = []
     for run in runs:
@@ -235,7 +235,8 @@ def to_json(runs: Sequence[RunHistories]) -> list[dict[str, Any]]:
                 "values": list(series.values),
             }
         doc: dict[str, Any] = {
-            "id": run.id, "command": run.command, "live": run.live, "metrics": metrics
+            "id": run.id, "command": run.command, "live": run.live, "gone": run.gone,
+            "metrics": metrics,
         }  # fmt: skip
         if run.dropped:
             doc["history_dropped"] = True
