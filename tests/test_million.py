@@ -29,18 +29,26 @@ RUNS, COMMITS = 2_400, 240
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("big") / "repo"
-    stats = make_ledger(path, RUNS, COMMITS)
+    make_big_ledger(path, RUNS, COMMITS)
+    return path
+
+
+def make_big_ledger(path: Path, runs: int, commits: int) -> tuple[Ledger, str]:
+    """A factory ledger of ``runs`` plus the hand-made ones every bounded path is tried
+    on: two failed runs (the newest and the oldest), one whose environment is not kept,
+    a copy and a conflicting record, and a bad note line. Returns the ledger and HEAD."""
+    stats = make_ledger(path, runs, commits)
     repo = open_repo(path)
     first = git(path, "rev-list", "--max-parents=0", "HEAD").strip()
-    late = dataclasses.replace(make_run(stats.head, RUNS + 5), status="failed", exit_code=2)
+    late = dataclasses.replace(make_run(stats.head, runs + 5), status="failed", exit_code=2)
     early = dataclasses.replace(make_run(first, 3), status="failed", exit_code=1)
-    unkept = dataclasses.replace(make_run(stats.head, RUNS + 6), env="ab" * 20)
+    unkept = dataclasses.replace(make_run(stats.head, runs + 6), env="ab" * 20)
     ledger = Ledger(repo)
     ledger.write([(stats.head, late), (first, early), (stats.head, unkept)])
     # the same record again on another commit (a copy), and a different one (a conflict)
     ledger.write([(stats.head, early), (stats.head, dataclasses.replace(early, host="other"))])
     git(path, "notes", "--ref=prov", "append", "-m", "not a record", first)
-    return path
+    return ledger, stats.head
 
 
 def test_report_sample_equals_the_full_report_on_its_runs(big: Path) -> None:

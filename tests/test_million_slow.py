@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.test_million import make_big_ledger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from ledger_factory import make_ledger, make_run
+from ledger_factory import make_run
 
 from git_prov.model.record import RunRecord
 from git_prov.report import MAX_SAMPLE_RUNS, MAX_TABLE_RUNS, build_report
@@ -39,16 +40,7 @@ ZERO = "0" * 40  # (a run's id does not depend on its commit)
 @pytest.fixture(scope="session")
 def huge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("huge") / "repo"
-    stats = make_ledger(path, RUNS, COMMITS)
-    repo = open_repo(path)
-    first = git(path, "rev-list", "--max-parents=0", "HEAD").strip()
-    late = dataclasses.replace(make_run(stats.head, RUNS + 5), status="failed", exit_code=2)
-    early = dataclasses.replace(make_run(first, 3), status="failed", exit_code=1)
-    unkept = dataclasses.replace(make_run(stats.head, RUNS + 6), env="ab" * 20)
-    ledger = Ledger(repo)
-    ledger.write([(stats.head, late), (first, early), (stats.head, unkept)])
-    ledger.write([(stats.head, early), (stats.head, dataclasses.replace(early, host="other"))])
-    git(path, "notes", "--ref=prov", "append", "-m", "not a record", first)
+    ledger, head = make_big_ledger(path, RUNS, COMMITS)
     # runs on a branch deleted since, and on a commit this repository never had
     git(path, "checkout", "-q", "-b", "side")
     side = []
@@ -59,7 +51,7 @@ def huge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(path, "branch", "-q", "-D", "side")
     runs = [make_run(c, RUNS + 10 + i) for i, c in enumerate(side)]
     gone = make_run("cd" * 20, RUNS + 20)
-    ledger.write([*((r.commit, r) for r in runs), (gone.commit, gone), (stats.head, runs[0])])
+    ledger.write([*((r.commit, r) for r in runs), (gone.commit, gone), (head, runs[0])])
     return path
 
 
