@@ -138,7 +138,8 @@ def _summary(report: Report) -> str:
             " (git prov report --max-runs 0 reads every run: minutes on a million)."
         )
     return (
-        f'<p class="summary">{count} runs on {commits} commits ({failed} not ok);'
+        f'<p class="summary">{count} run{"s" * (count != 1)} on {commits}'
+        f' commit{"s" * (commits != 1)} ({failed} not ok);'
         f" scope: <code>{esc(scope)}</code>; generated {esc(report.generated)}.{esc(sample)}</p>\n"
     )
 
