@@ -139,7 +139,7 @@ def _summary(report: Report) -> str:
         )
     return (
         f'<p class="summary">{count} run{"s" * (count != 1)} on {commits}'
-        f' commit{"s" * (commits != 1)} ({failed} not ok);'
+        f" commit{'s' * (commits != 1)} ({failed} not ok);"
         f" scope: <code>{esc(scope)}</code>; generated {esc(report.generated)}.{esc(sample)}</p>\n"
     )
 
