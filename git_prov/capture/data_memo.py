@@ -40,11 +40,11 @@ from git_prov import __version__
 from git_prov.capture.data import DataListing
 from git_prov.capture.dvc import in_a_project
 from git_prov.capture.hashing import RACY_NS
+from git_prov.model.ids import is_hex_oid
 from git_prov.model.manifest import MANIFEST_VERSION, SOURCE_READ, DataManifest
 
 MEMO_VERSION = 1
 _MEMO_DIR = "data-memo"
-_HEX_OID = frozenset("0123456789abcdef")
 
 IndexStat = tuple[int, int, int, int, int]
 _MTIME = operator.itemgetter(3)
@@ -82,7 +82,7 @@ class DataMemo:
         ):
             return None
         oid = memo.get("manifest")
-        if not (isinstance(oid, str) and len(oid) == 40 and _HEX_OID.issuperset(oid)):
+        if not (isinstance(oid, str) and is_hex_oid(oid)):
             return None
         index = memo.get("index")
         same_index = (

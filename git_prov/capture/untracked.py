@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from git_prov.errors import RepositoryProblem
+from git_prov.model.ids import is_hex_oid
 from git_prov.store.repo import GitRepo
 from git_prov.trust.secrets import secret_file_test
 
@@ -280,7 +281,7 @@ class UntrackedIndex:
         ledger = Ledger(self.repo)
         for path in found:
             commit = path.name[len(_CACHE_PREFIX) : -len(_CACHE_SUFFIX)]
-            if len(commit) == 40 and ledger.is_kept(commit):
+            if is_hex_oid(commit) and ledger.is_kept(commit):
                 return path
         return None
 
