@@ -35,7 +35,7 @@ from git_prov.store import notes
 from git_prov.store.authored import remember_authored
 from git_prov.store.locking import ledger_lock
 from git_prov.store.repo import GitRepo
-from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path
+from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, has_path
 
 if TYPE_CHECKING:
     from git_prov.model.history import Series
@@ -284,10 +284,7 @@ class Ledger:
     def is_kept(self, commit_hex: str) -> bool:
         """True when ``refs/prov/objects`` keeps ``commit_hex`` reachable."""
         tree = self._tree(OBJECTS_REF)
-        return (
-            tree is not None
-            and lookup_path(self.pygit, tree, object_path(KEEP_DIR, commit_hex)) is not None
-        )
+        return tree is not None and has_path(tree, object_path(KEEP_DIR, commit_hex))
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -394,11 +391,7 @@ class Ledger:
 
         def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
             tree = tip.tree if tip is not None else None
-            missing = {
-                p: c
-                for p, c in wanted.items()
-                if tree is None or lookup_path(self.pygit, tree, p) is None
-            }
+            missing = {p: c for p, c in wanted.items() if tree is None or not has_path(tree, p)}
             if not missing:
                 return None
             new_keep = [c for c in keep if object_path(KEEP_DIR, c) in missing]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pygit2
 
 from git_prov.errors import RepositoryProblem
+from git_prov.model.ids import is_hex_oid
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 from git_prov.store.trees import tree_listing
 
@@ -98,8 +99,12 @@ class GitRepo:
         return str(commit.id)
 
     def has_object(self, oid: str) -> bool:
-        """Whether the object ``oid`` is in this repository (False for a malformed id)."""
+        """Whether the object ``oid`` is in this repository (False for a malformed id). A
+        full id is looked up without reading the object (a 20k-entry manifest is not
+        inflated to learn that it is there)."""
         try:
+            if is_hex_oid(oid):
+                return bool(self.pygit.odb.exists(oid))
             return self.pygit.get(oid) is not None
         except (ValueError, pygit2.GitError):
             return False

@@ -84,6 +84,16 @@ def tree_listing(
     return [(e.name or "", e.type_str, str(e.id)) for e in tree]
 
 
+def has_path(tree: pygit2.Tree, path: str) -> bool:
+    """Whether ``tree`` has an entry at ``path`` (the object itself is not read: a 20k-file
+    manifest blob is not inflated to learn that it is there)."""
+    try:
+        tree[path]
+    except KeyError:
+        return False
+    return True
+
+
 def lookup_path(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> pygit2.Object | None:
     """The object at ``path`` in ``tree``, or None."""
     try:
