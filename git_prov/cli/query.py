@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, _page, _report_problems, cli, complete_run
+from git_prov.cli import CONTEXT, State, _open, cli, complete_run
+from git_prov.cli.output import _page, _report_problems
 from git_prov.errors import EXIT_FINDING, NotFound, UsageProblem
 from git_prov.terminal import csv_view, echo, isatty, view, views
 
@@ -208,7 +209,7 @@ def find_command(
             return _formatted(index, runs, template, fields)
         if not runs:
             return ""
-        from git_prov.cli import orphan_hint
+        from git_prov.cli.history import orphan_hint
 
         if orphaned := orphan_hint(paths, index):
             hints.append(orphaned)

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from git_prov.cli import CONTEXT, State, _open, _options, _page, _say_record_warnings, cli, run
+from git_prov.cli import CONTEXT, State, _open, cli
+from git_prov.cli.output import _page
+from git_prov.cli.recording import _options, _say_record_warnings, run
 from git_prov.errors import EXIT_FINDING, EXIT_INTERRUPTED
 from git_prov.terminal import echo
 
