@@ -48,6 +48,8 @@ from git_prov.store.ledger import LocatedRun
 from git_prov.store.repo import GitRepo
 
 if TYPE_CHECKING:
+    from git_prov.attach import Attached, Outer
+    from git_prov.capture.data import OutputsBefore
     from git_prov.recording import Prepared, RunOptions
     from git_prov.trust.redaction import Redactor
 
@@ -263,12 +265,24 @@ class ActiveRun:
         self._repo: GitRepo | None = None
         self._begun = 0.0
         self._argv: tuple[str, ...] | None = None
+        # Inside a command `git prov run` records: the run this block joins (attach.py).
+        self._attached: Attached | None = None
+        self._outputs: tuple[str, ...] = ()
+        self._outputs_before: OutputsBefore | None = None
         self.notebook: Path | None = None
         self.run: Run | None = None
 
     @property
+    def attached(self) -> bool:
+        """Whether this block is part of the run ``git prov run`` is recording its process
+        as (then that command's record holds what the block logs: docs/api.md)."""
+        return self._attached is not None
+
+    @property
     def id(self) -> str:
         """The run's id (known once the block has started)."""
+        if self._attached is not None:
+            return self._attached.outer.run_id
         if self._prepared is None:
             raise UsageProblem("the run has not started", "use it as `with git_prov.run(…):`")
         return self._prepared.run_id
@@ -292,24 +306,35 @@ class ActiveRun:
         ``best`` and ``best_step`` of its summary (without one, a name such as ``loss`` or
         ``acc`` decides, and other names get no best: docs/format.md)."""
         self._check_open("set a goal")
+        if self._attached is not None:
+            self._attached.add_goal(key, _goal(key, goal))
+            return
         self._goals[key] = _goal(key, goal)
 
     def log_param(self, key: str, value: Scalar) -> None:
         """Record a parameter (in addition to those given to :func:`run`)."""
         self._check_open("log a param")
-        self._params.update(_values({key: value}, "param"))
+        self._add_params(_values({key: value}, "param"))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several parameters; nested mappings become ``a.b.c`` keys."""
         self._check_open("log params")
-        self._params.update(_values(params, "param"))
+        self._add_params(_values(params, "param"))
+
+    def _add_params(self, params: dict[str, Scalar]) -> None:
+        if self._attached is None:
+            self._params.update(params)
+            return
+        from git_prov.trust.redaction import Redactor
+
+        self._attached.add_params(params, Redactor.from_environment().values(params))
 
     def add_tag(self, tag: str) -> None:
         """Add a label to the run."""
         self._check_open("add a tag")
         if not isinstance(tag, str) or not tag:
             raise UsageProblem(f"tag {tag!r} is not a non-empty string")
-        self._tags.append(tag)
+        (self._attached.tags if self._attached is not None else self._tags).append(tag)
 
     def __enter__(self) -> ActiveRun:
         from git_prov import recording
@@ -336,6 +361,11 @@ class ActiveRun:
             # The Python command line as typed (``python train.py --lr 0.1``).
             self._argv = tuple(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         self._options = options
+        from git_prov.attach import find_outer
+
+        outer = find_outer(repo)
+        if outer is not None:
+            return self._attach(repo, outer)
         self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
         shown = self._command or self._argv
         shown = shown if isinstance(shown, str) else shlex.join(shown or ())
@@ -359,6 +389,8 @@ class ActiveRun:
         from git_prov.trust.redaction import Redactor
 
         assert self._repo is not None and self._token is not None
+        if self._attached is not None:
+            return self._leave_attached(exc)
         assert self._prepared is not None
         _ACTIVE.reset(self._token)
         self._state = "closed"
@@ -425,6 +457,113 @@ class ActiveRun:
                 exc.add_note(message)  # the block's own exception stays the one raised
             else:
                 warnings.warn(message, UserWarning, stacklevel=2)
+        return False
+
+    def _attach(self, repo: GitRepo, outer: Outer) -> ActiveRun:
+        """Enter as a part of ``outer``, the run ``git prov run`` records this process as:
+        check what the block declares against it, describe the block's own inputs now."""
+        from git_prov.attach import (
+            attached_for,
+            covered,
+            describe_inputs,
+            merge_manifests,
+            outputs_before,
+        )
+        from git_prov.capture.values_files import read_values_file
+        from git_prov.live import child_log
+        from git_prov.model.ids import short_run_id
+        from git_prov.recording import _declared_files, repo_relative
+        from git_prov.trust.redaction import Redactor
+
+        options, run_id = self._options, short_run_id(outer.run_id)
+        where = f"this block is part of run {run_id}, which `git prov run` records"
+        if options.sign is not None and options.sign != outer.signs:
+            raise UsageProblem(
+                f"sign={options.sign} cannot be kept: {where} "
+                + ("signed" if outer.signs else "unsigned"),
+                "drop sign=, or pass --sign/--no-sign to git prov run",
+            )
+        if any(k != "none" for k in options.keep):
+            raise UsageProblem(
+                f"keep= cannot be used here: {where}",
+                "pass --keep to git prov run, with the data as -i/-o",
+            )
+        root, cwd = repo.root, Path(os.path.abspath(options.cwd or Path.cwd()))
+
+        def own(paths: Sequence[str], declared: Sequence[str]) -> tuple[str, ...]:
+            relative = dict.fromkeys(repo_relative(root, cwd, p) for p in paths)
+            return tuple(p for p in relative if not covered(p, declared))
+
+        inputs, outputs = own(options.inputs, outer.inputs), own(options.outputs, outer.outputs)
+        if (inputs or outputs) and outer.keeps:
+            raise UsageProblem(
+                f"this block declares data ({', '.join((*inputs, *outputs)[:3])}) but run "
+                f"{run_id}, which `git prov run` records, keeps the bytes of data: the block's "
+                "would not be kept",
+                "declare the data on the git prov run command line (-i/-o)",
+            )
+        params: dict[str, Scalar] = {}
+        for path in _declared_files(root, cwd, (), options.params_files):
+            params.update(read_values_file(path, "params"))
+        params.update(options.params)
+        redactor = Redactor.from_environment()
+        shown = redactor.values(params)  # compared as stored
+        message = redactor.text(options.message) if options.message else None
+        state = attached_for(outer)
+        state.check_params(shown)  # refused before anything is added or hashed
+        for key, goal in options.goals.items():
+            state.check_goal(key, goal)
+        if message is not None:
+            state.check_message(message)
+        log = child_log()
+        if log is None:  # (its live directory went away just now)
+            raise UsageProblem(f"run {run_id} is no longer being recorded", "run the script again")
+        files = _declared_files(root, cwd, (), options.metrics_files)
+        if inputs:
+            manifest, notes = describe_inputs(repo, inputs)
+            state.inputs = merge_manifests(state.inputs, manifest, "input", state.warnings)
+            state.warnings.extend(notes)
+        self._outputs = outputs
+        self._outputs_before = outputs_before(repo, outputs) if outputs else None
+        state.add_params(params, shown)
+        for key, goal in options.goals.items():
+            state.add_goal(key, goal)
+        state.message = message or state.message
+        state.tags.extend(options.tags)
+        state.metrics_files.extend(str(f) for f in files)
+        state.write()
+        self._attached, self._log = state, log
+        self.log_metric = log.log  # type: ignore[method-assign]
+        self._token = _ACTIVE.set(self)
+        self._state = "open"
+        return self
+
+    def _leave_attached(self, exc: BaseException | None) -> Literal[False]:
+        """Leave a block that is part of another run: flush its points, describe its own
+        outputs and write what it added (the run's record is written when the command ends)."""
+        from git_prov.attach import describe_outputs, merge_manifests
+        from git_prov.model.ids import short_run_id
+
+        assert self._attached is not None and self._repo is not None and self._token is not None
+        _ACTIVE.reset(self._token)
+        self._state = "closed"
+        state, log = self._attached, self._log
+        self._log = _ClosedLog("closed")
+        self.log_metric = self._log.log  # type: ignore[method-assign]
+        log.flush()
+        if self._outputs:
+            manifest, notes = describe_outputs(self._repo, self._outputs, self._outputs_before)
+            state.outputs = merge_manifests(state.outputs, manifest, "output", state.warnings)
+            state.warnings.extend(notes)
+        try:
+            state.write()
+        except OSError as problem:
+            run_id = short_run_id(self.id)
+            message = f"git-prov: run {run_id} may miss what this block logged: {problem}"
+            if exc is not None:
+                exc.add_note(message)
+            else:
+                warnings.warn(message, UserWarning, stacklevel=3)
         return False
 
     def _check_open(self, what: str) -> None:

@@ -7,11 +7,15 @@ directory, ``<git common dir>/prov/live/<run id>/``, until its record is written
   "files"}``: the run, the process recording it (its pid, the host name, the kernel's boot
   id and the process's start time in clock ticks since boot, so that a pid reused by
   another process is not mistaken for it; the last two only where ``/proc`` gives them),
-  and the metrics files it declared (read as they grow);
+  and the metrics files it declared (read as they grow); for ``git prov run``, also
+  ``attach``: what a ``with git_prov.run()`` block in its command attaches to;
 * ``points-<pid>.bin`` — what each logging process flushed: frames of ``GPLF``, a 4-byte
   little-endian length, then a metric-history blob (model/history.py) of the points
   logged since the previous frame. A reader takes every complete frame and ignores a
-  last one still being written.
+  last one still being written;
+* ``attached-<pid>.json``, ``inputs-<pid>.toml``, ``outputs-<pid>.toml`` — what the
+  ``with git_prov.run()`` blocks of a process of the command add to the run (params,
+  tags, data, …: git_prov/attach.py).
 
 ``git prov metrics RUN --follow`` and ``git prov report --serve`` read it; the record
 writer reads it once at the end and removes it. It is local, rebuildable state: never
@@ -302,10 +306,16 @@ def live_root(prov_dir: Path) -> Path:
 
 
 def start_live(
-    prov_dir: Path, run_id: str, command: str, started: str, files: Sequence[Path] = ()
+    prov_dir: Path,
+    run_id: str,
+    command: str,
+    started: str,
+    files: Sequence[Path] = (),
+    attach: Mapping[str, Any] | None = None,
 ) -> Path | None:
     """Create the live directory of a run about to start; None when it cannot be made
-    (the run goes on without a live view)."""
+    (the run goes on without a live view). ``attach``: what a ``git_prov.run()`` block in
+    the command attaches to (git_prov/attach.py)."""
     directory = live_root(prov_dir) / run_id
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -319,6 +329,8 @@ def start_live(
             "pid_start": _process_start(os.getpid()),
             "files": [str(f) for f in files],
         }
+        if attach is not None:
+            info["attach"] = dict(attach)
         temporary = directory / (RUN_FILE + ".tmp")
         temporary.write_text(json.dumps(info), encoding="utf-8")
         os.replace(temporary, directory / RUN_FILE)

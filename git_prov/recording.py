@@ -290,9 +290,16 @@ def run(
     capture_logs = options.capture_logs
     if capture_logs is None:
         capture_logs = config.log_limit > 0
+    from git_prov.attach import outer_declared
     from git_prov.live import LIVE_ENV, RUN_ENV, end_live
 
-    live = _start_live(repo, prepared, options, shlex.join(redactor.argv(argv)))
+    attach = outer_declared(
+        repo.root, redactor.values(prepared.params), options.goals,
+        redactor.text(options.message) if options.message else None,
+        prepared.inputs_declared, prepared.outputs_declared,
+        signs=signer is not None, keeps=prepared.keep is not None,
+    )  # fmt: skip
+    live = _start_live(repo, prepared, options, shlex.join(redactor.argv(argv)), attach)
     env = options.env
     if live is not None:
         env = {**(options.env or os.environ), LIVE_ENV: str(live), RUN_ENV: prepared.run_id}
@@ -306,15 +313,22 @@ def run(
 
 
 def _start_live(
-    repo: GitRepo, prepared: Prepared, options: RunOptions, command: str
+    repo: GitRepo,
+    prepared: Prepared,
+    options: RunOptions,
+    command: str,
+    attach: Mapping[str, Any] | None = None,
 ) -> Path | None:
-    """The run's live directory (git_prov/live.py), naming its declared metrics files."""
+    """The run's live directory (git_prov/live.py), naming its declared metrics files
+    (and, with ``attach``, what a ``git_prov.run()`` block in the command joins)."""
     from git_prov.live import start_live
 
     files = _declared_files(
         repo.root, prepared.cwd, prepared.config.metrics_files, options.metrics_files
     )
-    return start_live(repo.prov_dir, prepared.run_id, command, _iso(prepared.started), files)
+    return start_live(
+        repo.prov_dir, prepared.run_id, command, _iso(prepared.started), files, attach
+    )
 
 
 def _run_and_finish(
@@ -357,6 +371,11 @@ def _run_and_finish(
                 # The run is worth more than its log: record it without, and say so.
                 note = f"{name} log not kept ({len(captured.data):,} bytes): {problem.message}"
                 prepared = replace(prepared, warnings=(*prepared.warnings, note))
+    from git_prov.attach import fold
+
+    # `with git_prov.run()` blocks in the command joined this run (git_prov/attach.py).
+    folded = fold(ledger, live, prepared, options, redactor)
+    prepared, options = folded.prepared, folded.options
     stored_argv = redactor.argv(argv)
     try:
         record = finish(
@@ -376,6 +395,7 @@ def _run_and_finish(
             redactor=redactor,
             signer=signer,
             live=live,
+            attached_outputs=folded.outputs,
         )
     except Exception as exc:
         problem = storage_problem(exc)
@@ -456,6 +476,7 @@ def finish(
     extra: Mapping[str, Any] | None = None,
     histories: Mapping[str, Series] | None = None,
     live: Path | None = None,
+    attached_outputs: DataManifest | None = None,
 ) -> RunRecord:
     """Capture outputs and metrics after the command, then write the record.
 
@@ -487,6 +508,10 @@ def finish(
 
         outputs = _capture_outputs(repo, prepared, progress, warnings)
         warnings.extend(absent_warnings(outputs, "output"))
+    if attached_outputs is not None:  # described by git_prov.run() blocks as they ended
+        from git_prov.attach import merge_manifests
+
+        outputs = merge_manifests(attached_outputs, outputs, "output", warnings)
     if keeping is not None and keeping.store.too_large:
         from git_prov.capture.keep import not_kept_warning
 
