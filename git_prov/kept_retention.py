@@ -16,10 +16,12 @@ removes goes with them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from git_prov.model.manifest import DataManifest
+from git_prov.model.record import RunRecord
 from git_prov.store.kept import (
     drop_kept,
     dropped_digests,
@@ -116,6 +118,67 @@ def plan_data_drops(
     return DataDrops(tuple(sorted(sizes)), sum(sizes.values()), tuple(redrop), tuple(runs))
 
 
+def plan_removed_data(
+    ledger: Ledger, index: Any, removed: Sequence[LocatedRun],
+    versions: Mapping[str, Sequence[RunRecord]],
+) -> DataDrops:  # fmt: skip
+    """:func:`plan_data_drops` for the runs ``removed`` (each with its ``versions``), asking
+    the query index ``index`` instead of a whole-ledger scan: only the manifests of the
+    runs that stay are read, each once, streamed, and only while some bytes of a removed
+    run are not yet known to be named by a run that stays."""
+    already = dropped_digests(ledger)
+    here = kept_digests(ledger.repo)
+    redrop = tuple(sorted(d for d in already if d in here))
+    if not removed:
+        return DataDrops(redrop=redrop)
+    going: list[KeptEntry] = []
+    for run in removed:
+        for record in versions.get(run.id, [run.record]):
+            going.extend(_kept_in(ledger, run.id, (record.inputs, record.outputs), {}))
+    left = {e.digest for e in going} - already
+    if left:
+        ids = [run.id for run in removed]
+        with index.selecting(ids):
+            rows = index.db.execute(
+                "SELECT DISTINCT m FROM (SELECT inputs AS m, run FROM lines WHERE kind = 0"
+                " UNION ALL SELECT outputs, run FROM lines WHERE kind = 0)"
+                " WHERE m IS NOT NULL AND run NOT IN temp.wanted"
+                " AND run IN (SELECT run FROM lines WHERE live = 1)"
+            ).fetchall()
+        for (manifest,) in rows:
+            for entry in _kept_in(ledger, "", (manifest,), {}):
+                left.discard(entry.digest)
+            if not left:
+                break
+    sizes: dict[str, int] = {}
+    for e in going:
+        if e.digest in left:
+            sizes[e.digest] = e.size
+    runs = sorted({e.run for e in going if e.digest in sizes})
+    return DataDrops(tuple(sorted(sizes)), sum(sizes.values()), redrop, tuple(runs))
+
+
+def _kept_in(
+    ledger: Ledger, run: str, manifests: Iterable[str | None], memo: dict[str, DataManifest]
+) -> list[KeptEntry]:
+    """The kept files the data manifests ``manifests`` list, as ``run``'s."""
+    out = []
+    for oid in manifests:
+        if not oid:
+            continue
+        manifest = memo.get(oid)
+        if manifest is None:
+            try:
+                manifest = ledger.data_manifest(oid)
+            except Exception:  # unreadable or missing: fsck reports it
+                manifest = DataManifest((), ())
+        for entry in manifest.entries:
+            digest = sha256_of(entry.hash) if entry.kept else None
+            if digest is not None:
+                out.append(KeptEntry(run, entry.path, digest, entry.size))
+    return out
+
+
 def drop_data(ledger: Ledger, drops: DataDrops, reason: str) -> list[str]:
     """Drop the planned kept bytes: markers in ``refs/prov/objects`` first (one CAS
     commit), then their paths out of ``refs/prov/data`` (one CAS commit). A crash in between
@@ -134,4 +197,5 @@ __all__ = [
     "drop_data",
     "kept_entries",
     "plan_data_drops",
+    "plan_removed_data",
 ]

@@ -21,6 +21,7 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from git_prov.model.when import parse_time
 from git_prov.store.drops import DROP_DIR as DROP_DIR
 from git_prov.store.drops import (
     drop_logs,
+    put_back_by_a_write,
     returned_histories,
     returned_logs,
     stored_histories,
@@ -42,6 +44,12 @@ from git_prov.store.drops import is_dropped as is_dropped
 from git_prov.store.drops import without_dropped_logs as without_dropped_logs
 from git_prov.store.ledger import OBJECTS_REF, Ledger, LedgerScan, LocatedRun
 from git_prov.store.repo import GitRepo
+
+# Object ids written out in a note (SHA-1 or SHA-256): a line naming none of those asked
+# about (and with no escape, which could spell one) cannot name it.
+_HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?:[0-9a-f]{24})?(?![0-9a-f])")
+_NOTES_PER_PASS = 20_000  # note blobs asked of one git cat-file
+_RUNS_PER_READ = 5_000  # chosen runs read back from their notes at once
 
 
 def parse_age(text: str, now: datetime | None = None) -> datetime:
@@ -183,8 +191,12 @@ def _versions(scan: LedgerScan, run: LocatedRun) -> list[RunRecord]:
 
 
 def _started_before(record: RunRecord, cutoff: datetime) -> bool:
+    return _time_before(record.started, cutoff)
+
+
+def _time_before(text: str, cutoff: datetime) -> bool:
     try:
-        started = datetime.fromisoformat(record.started.replace("Z", "+00:00"))
+        started = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return False  # an unreadable time is never old enough to delete
     if started.tzinfo is None:
@@ -202,7 +214,14 @@ def plan_gc(
 ) -> GcPlan:
     """What :func:`gc` would remove. Without a selecting rule nothing is chosen, and only
     logs (and kept bytes) dropped before that a merge brought back are dropped again.
-    With ``data_only`` the runs stay and only kept bytes go (git_prov.kept_retention)."""
+    With ``data_only`` the runs stay and only kept bytes go (git_prov.kept_retention).
+
+    Without ``scan`` (and without ``data_only``) the plan comes from the query index and one
+    streamed pass over the notes, in memory bounded by the runs chosen
+    (:func:`plan_gc_streamed`); with a ``scan``, from that whole-ledger scan. Both give the
+    same plan (tests/test_gc_streamed.py)."""
+    if scan is None and not data_only:
+        return plan_gc_streamed(ledger, rules, logs_only=logs_only)
     scan = scan or ledger.scan()
     if data_only:
         selected = None
@@ -236,7 +255,12 @@ def plan_gc(
     logs = stored_logs(ledger, tree, candidates) if tree is not None else []
     redrop: list[str] = []
     if tree is not None:
-        redrop = [oid for oid in returned_logs(ledger, tree) if oid not in candidates]
+        redrop = [
+            oid
+            for oid in returned_logs(ledger, tree)
+            if oid not in candidates
+            and not (oid in still_used and put_back_by_a_write(ledger, oid))
+        ]
     size = sum(_size(ledger, oid) for oid in logs)
     data = plan_data_drops(ledger, scan, removed=() if logs_only else sorted(chosen_ids))
     histories, history_redrop = _history_drops(ledger, scan, [] if logs_only else chosen, tree)
@@ -252,6 +276,190 @@ def plan_gc(
         tuple(chosen), tuple(logs), size, False, kept, tuple(redrop), data,
         histories=histories, history_redrop=history_redrop,
     )  # fmt: skip
+
+
+def plan_gc_streamed(ledger: Ledger, rules: RetentionRules, *, logs_only: bool = False) -> GcPlan:
+    """:func:`plan_gc` without a whole-ledger scan: the runs are chosen from the query index
+    (one pass over its live rows, keeping only the ids chosen), the chosen runs are read
+    back as :meth:`Ledger.scan` gives them, and whether a remaining run still names a log,
+    history or kept bytes of theirs is asked of the notes (or manifests) streamed once.
+    Memory: the chosen runs and what they name, not the ledger."""
+    from git_prov.query.index import with_index
+    from git_prov.store.gitcli.paths import RepoPaths
+
+    def plan(index: Any) -> GcPlan:
+        return _plan_in_index(ledger, index, rules, logs_only)
+
+    return with_index(RepoPaths.of_repo(ledger.repo), plan)  # type: ignore[no-any-return]
+
+
+def _plan_in_index(ledger: Ledger, index: Any, rules: RetentionRules, logs_only: bool) -> GcPlan:
+    from git_prov.kept_retention import plan_removed_data
+    from git_prov.query.located import as_scanned
+
+    # Sorting every live run by commit (--keep-last) and the distinct manifests of the runs
+    # that stay spill to a temporary file past the page cache, instead of growing in memory.
+    index.db.execute("PRAGMA temp_store=FILE")
+
+    chosen_ids, live = _select_in_index(index, rules) if rules.selects() else ([], None)
+    if live is None:
+        live = index.run_count()
+    found = {}
+    for start in range(0, len(chosen_ids), _RUNS_PER_READ):  # (their notes read a part at a time)
+        found.update(as_scanned(index, chosen_ids[start : start + _RUNS_PER_READ]))
+    chosen = [found[i] for i in chosen_ids if i in found]
+    kept = live - len(chosen)
+    going = {run.id for run, _ in chosen}
+    tip = ledger.tip(OBJECTS_REF)
+    tree = tip.tree if tip is not None else None
+    log_ids = {o for _, vs in chosen for r in vs for o in (r.stdout, r.stderr) if o}
+    history_ids = set() if logs_only else {r.history for _, vs in chosen for r in vs if r.history}
+    returned = returned_logs(ledger, tree) if tree is not None else []
+    back = returned_histories(ledger, tree) if tree is not None else []
+    # Which of them a remaining run names: for histories under --logs-only every run
+    # remains (the chosen ones keep their records).
+    named_logs, named_histories = _named_by_live_runs(
+        index, {*log_ids, *returned}, going, {*history_ids, *back}, set() if logs_only else going
+    )
+    candidates = log_ids - named_logs
+    logs = stored_logs(ledger, tree, candidates) if tree is not None else []
+    redrop = [
+        o
+        for o in returned
+        if o not in candidates and not (o in named_logs and put_back_by_a_write(ledger, o))
+    ]
+    size = sum(_size(ledger, oid) for oid in logs)
+    runs = [run for run, _ in chosen]
+    versions = {run.id: vs for run, vs in chosen}
+    data = plan_removed_data(ledger, index, [] if logs_only else runs, versions)
+    history_going = history_ids - named_histories
+    histories = tuple(stored_histories(ledger, tree, history_going)) if tree is not None else ()
+    history_redrop = tuple(o for o in back if o not in history_going and o not in named_histories)
+    if logs_only:
+        with_logs = [r for r in runs if any(o in logs for o in (r.record.stdout, r.record.stderr))]
+        return GcPlan(
+            tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data,
+            history_redrop=history_redrop,
+        )  # fmt: skip
+    return GcPlan(
+        tuple(runs), tuple(logs), size, False, kept, tuple(redrop), data,
+        histories=histories, history_redrop=history_redrop,
+    )  # fmt: skip
+
+
+def _select_in_index(index: Any, rules: RetentionRules) -> tuple[list[str], int | None]:
+    """The ids of the live runs ``rules`` remove (sorted: oldest first) and how many live
+    runs there are (None when only the named runs were read), from the index's live rows
+    — the records :meth:`Ledger.scan` keeps — holding only the ids chosen."""
+    db = index.db
+    tagged: set[str] = set()
+    if rules.keep_tagged:  # a tag on any other copy of a run protects it too
+        tagged = {
+            run
+            for (run,) in db.execute(
+                "SELECT DISTINCT run FROM lines WHERE kind = 0 AND live = 0 AND tags IS NOT NULL"
+            )
+        }
+    columns = "run, started, status, tags"
+    if rules.keep_last is not None:  # the newest N runs of each commit (the record's)
+        rank = "ROW_NUMBER() OVER (PARTITION BY commit_id ORDER BY run DESC)"
+        rows = db.execute(f"SELECT {columns}, {rank} FROM lines WHERE live = 1")
+    elif rules.runs:
+        with index.selecting(rules.runs):
+            rows = db.execute(
+                f"SELECT {columns}, 0 FROM lines WHERE live = 1 AND run IN temp.wanted"
+            ).fetchall()
+    else:
+        rows = db.execute(f"SELECT {columns}, 0 FROM lines WHERE live = 1")
+    named = set(rules.runs)
+    chosen: list[str] = []
+    live = 0
+    for run, started, status, tags, position in rows:
+        live += 1
+        if rules.keep_last is not None and position <= rules.keep_last:
+            continue
+        if rules.keep_tagged and (tags is not None or run in tagged):
+            continue
+        if named and run not in named:
+            continue
+        if rules.failed_only and status == STATUS_OK:
+            continue
+        if rules.older_than is not None and not _time_before(started, rules.older_than):
+            continue
+        chosen.append(run)
+    chosen.sort()
+    return chosen, None if rules.runs and rules.keep_last is None else live
+
+
+def _named_by_live_runs(
+    index: Any, logs: set[str], logs_by_others_of: set[str], histories: set[str],
+    histories_by_others_of: set[str],
+) -> tuple[set[str], set[str]]:  # fmt: skip
+    """Those of ``logs`` that a live run outside ``logs_by_others_of`` names as its stdout
+    or stderr (any version of it), and those of ``histories`` that a live run outside
+    ``histories_by_others_of`` names as its history: the notes are streamed once, a note
+    only parsed where it could name one (a line with an escape, or one of the ids written
+    out), and the pass stops once every id is found named."""
+    from git_prov.model.limits import note_too_large
+    from git_prov.model.record import RunRecord, parse_line
+    from git_prov.query.rows import note_lines, run_objects
+    from git_prov.store.gitcli import stream_blobs
+
+    logs_left, histories_left = set(logs), set(histories)
+    named_logs: set[str] = set()
+    named_histories: set[str] = set()
+    if not logs_left and not histories_left:
+        return named_logs, named_histories
+    live: dict[str, bool] = {}
+
+    def is_live(run: str) -> bool:
+        if run not in live:
+            live[run] = bool(
+                index.db.execute(
+                    "SELECT 1 FROM lines WHERE live = 1 AND run = ? LIMIT 1", (run,)
+                ).fetchall()
+            )
+        return live[run]
+
+    def consider(run: str, stdout: str | None, stderr: str | None, history: str | None) -> None:
+        hit_logs = [o for o in (stdout, stderr) if o in logs_left and run not in logs_by_others_of]
+        hit_history = history in histories_left and run not in histories_by_others_of
+        if (hit_logs or hit_history) and is_live(run):
+            for oid in hit_logs:
+                logs_left.discard(oid)
+                named_logs.add(oid)
+            if hit_history and history is not None:
+                histories_left.discard(history)
+                named_histories.add(history)
+
+    notes = [(c, b) for c, b in index.db.execute("SELECT commit_id, blob FROM notes")]
+    for start in range(0, len(notes), _NOTES_PER_PASS):
+        part = notes[start : start + _NOTES_PER_PASS]
+        blobs = stream_blobs(index.paths.cwd, [blob for _, blob in part])
+        for (commit, _), (_, data) in zip(part, blobs, strict=False):
+            if data is None or note_too_large(commit, len(data)) is not None:
+                continue  # (Ledger.scan reads neither)
+            text = data.decode("utf-8", "replace")
+            wanted = logs_left | histories_left
+            if "\\" not in text and not any(o in wanted for o in _HEX.findall(text)):
+                continue
+            for line in note_lines(data):
+                if "\\" not in line and not any(o in wanted for o in _HEX.findall(line)):
+                    continue
+                found = run_objects(line)
+                if found is not None:
+                    consider(found.id, found.stdout, found.stderr, found.history)
+                    continue
+                try:
+                    entry = parse_line(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, RunRecord):
+                    consider(entry.id, entry.stdout, entry.stderr, entry.history)
+            if not logs_left and not histories_left:
+                getattr(blobs, "close", lambda: None)()  # (stops git cat-file)
+                return named_logs, named_histories
+    return named_logs, named_histories
 
 
 def _history_drops(
@@ -300,18 +508,21 @@ def gc(
     dry_run: bool = False,
     now: datetime | None = None,
     data_only: bool = False,
+    plan: GcPlan | None = None,
 ) -> GcResult:
     """Remove runs (or only their logs) chosen by ``rules``.
 
     Order, for crash safety: the objects ref first (drop markers added and log and
     metric history paths removed, one compare-and-swap), then every tombstone in one
     ledger write. A crash in between leaves dropped logs of runs that are still listed —
-    consistent, and the next ``gc`` finishes the job.
+    consistent, and the next ``gc`` finishes the job. ``plan``: the one :func:`plan_gc`
+    made of these rules just before (the CLI shows it first), else it is made here.
     """
     from git_prov.store.reflocks import recover_stale_ref_locks
 
     ledger = Ledger(repo)
-    plan = plan_gc(ledger, rules, logs_only=logs_only, data_only=data_only)
+    if plan is None:
+        plan = plan_gc(ledger, rules, logs_only=logs_only, data_only=data_only)
     result = GcResult(plan, dry_run)
     if dry_run or plan.empty:
         return result

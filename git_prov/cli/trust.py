@@ -167,9 +167,11 @@ def gc(
     repo = _open()
     stale, unsure = stale_live_runs(repo.prov_dir)
     ledger = Ledger(repo)
-    scan = ledger.scan()
+    # --data-only still weighs every run's kept entries at once (a whole-ledger scan);
+    # otherwise gc asks the query index and streams the notes (git_prov.retention).
+    scan = ledger.scan() if data_only else None
     rules = RetentionRules(
-        runs=tuple(ledger.resolve_run(spec, scan).id for spec in runs),
+        runs=_resolve_runs(repo, ledger, runs, scan),
         older_than=parse_age(older_than) if older_than else None,
         keep_last=keep_last,
         keep_tagged=keep_tagged,
@@ -211,7 +213,9 @@ def gc(
         if not click.confirm(f"Remove {what}?", default=False, err=True):
             echo("nothing removed", err=True)
             return 0
-    result = run_gc(repo, rules, logs_only=logs_only, dry_run=dry_run, data_only=data_only)
+    result = run_gc(
+        repo, rules, logs_only=logs_only, dry_run=dry_run, data_only=data_only, plan=plan
+    )
     plan = result.plan
     removed = stale if dry_run else [(r, why) for r, why in stale if remove_live(r)]
     if as_json:
@@ -243,6 +247,23 @@ def gc(
     else:
         echo(f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True)
     return 0
+
+
+def _resolve_runs(repo: Any, ledger: Any, specs: tuple[str, ...], scan: Any) -> tuple[str, ...]:
+    """The full ids of the runs ``specs`` name: in ``scan`` when there is one, else through
+    the query index (the same answers: git_prov.query.located)."""
+    if not specs:
+        return ()
+    if scan is not None:
+        return tuple(ledger.resolve_run(spec, scan).id for spec in specs)
+    from git_prov.query.index import with_index
+    from git_prov.query.located import resolve
+    from git_prov.store.gitcli.paths import RepoPaths
+
+    def ids(index: Any) -> tuple[str, ...]:
+        return tuple(resolve(index, spec).id for spec in specs)
+
+    return with_index(RepoPaths.of_repo(repo), ids)  # type: ignore[no-any-return]
 
 
 def _what(plan: Any) -> str:

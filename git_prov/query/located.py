@@ -162,6 +162,25 @@ def located(index: RunIndex, run_ids: Iterable[str]) -> dict[str, LocatedRun]:
     return out
 
 
+def as_scanned(
+    index: RunIndex, run_ids: Iterable[str]
+) -> dict[str, tuple[LocatedRun, list[RunRecord]]]:
+    """The live runs among ``run_ids`` exactly as :meth:`Ledger.scan` gives them — the live
+    record (not the copy a conflict shows), its ``shown_on`` and attachments — with every
+    distinct record stored under its id (``scan.conflicts``, or the one record): what
+    ``git prov gc`` decides on."""
+    found = _walk(index, run_ids, _exact_run, lambda record: record.commit)
+    out = {}
+    for run, (record, shown, attached, copies) in found.items():
+        versions = [record]
+        for _, line in copies:
+            other = _exact_run(line)
+            if other is not None and other not in versions:
+                versions.append(other)
+        out[run] = (LocatedRun(record, shown, tuple(attached)), versions)
+    return out
+
+
 def conflicted(index: RunIndex, run_ids: Sequence[str]) -> dict[str, LocatedRun]:
     """The runs among ``run_ids`` whose ledger holds different records (each with its
     :class:`RunConflict` and the copy to show). Reads only runs stored more than once."""

@@ -81,6 +81,20 @@ def returned_histories(ledger: Ledger, tree: pygit2.Tree) -> list[str]:
     )
 
 
+def put_back_by_a_write(ledger: Ledger, oid: str) -> bool:
+    """Whether the log ``oid``, present beside its drop marker, was put back by a write of
+    this clone (the newest commit of the objects ref's first-parent chain that added
+    ``log/…`` has one parent) rather than by a merge: a run recorded after the drop stored
+    the same bytes without the header that makes them its own (an older git-prov), so
+    dropping them again would take a live run's log. A merge that brought a dropped log
+    back (an older git-prov's) repeats nothing but the drop."""
+    proc = ledger.repo.git(
+        "log", "--first-parent", "-1", "--format=%P", "--diff-filter=A", OBJECTS_REF, "--",
+        object_path(KIND_LOG, oid), check=False,
+    )  # fmt: skip
+    return proc.returncode == 0 and len(proc.stdout.split()) == 1
+
+
 def stored_logs(ledger: Ledger, tree: pygit2.Tree, oids: Iterable[str]) -> list[str]:
     """Those of the logs ``oids`` that objects tree ``tree`` holds, sorted."""
     return sorted(

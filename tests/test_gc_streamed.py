@@ -1,0 +1,152 @@
+"""``git prov gc`` planned without a whole-ledger scan (issue #20): the runs chosen from the
+query index, what they name asked of the notes streamed once — the same plan as the scan
+gives, on ledgers with conflicts, copies, attachments, tombstones, tags and shared logs and
+histories. And gc does not drop again a log a live run put back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import commit_file, prov
+from factories import make_record
+
+from git_prov import retention
+from git_prov.model.ids import new_run_id
+from git_prov.model.record import Attachment, RunRecord, Tombstone
+from git_prov.retention import RetentionRules, plan_gc
+from git_prov.store.ledger import KIND_LOG, KIND_METRICS, OBJECTS_REF, Ledger, object_path
+from git_prov.store.repo import open_repo
+from git_prov.store.trees import lookup_path
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _run(commit: str, days_ago: float, **changes: object) -> RunRecord:
+    started = NOW - timedelta(days=days_ago)
+    return make_record(
+        commit,
+        id=new_run_id(started),
+        started=started.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        **changes,
+    )
+
+
+@pytest.fixture
+def mixed(repo: Path) -> Path:
+    """A ledger with every shape gc weighs: runs of three commits and several ages, failed
+    and tagged ones, a log and a history two runs share, a run in conflict (a tagged copy
+    on another commit), an identical copy, an attachment, a removed run, and a dropped log
+    a merge brought back."""
+    c1 = commit_file(repo, "a.txt", "a\n")
+    c2 = commit_file(repo, "b.txt", "b\n")
+    c3 = commit_file(repo, "c.txt", "c\n")
+    ledger = Ledger(open_repo(repo))
+    shared_log = ledger.store_object(b"shared log\n")
+    own_log = ledger.store_object(b"own log\n")
+    err_log = ledger.store_object(b"traceback\n")
+    history = ledger.store_object(b"git-prov history 1\n{}\n")
+    other_history = ledger.store_object(b"git-prov history 1\n{} \n")
+    runs = [
+        _run(c1, 50, stdout=shared_log, history=history),
+        _run(c1, 45, stdout=own_log, status="failed", exit_code=1, stderr=err_log),
+        _run(c1, 40, tags=("best",), stdout=shared_log),
+        _run(c2, 35, history=history),
+        _run(c2, 20, status="killed", exit_code=-9, history=other_history),
+        _run(c3, 10),
+        _run(c3, 5, status="failed", exit_code=2),
+    ]
+    entries: list[tuple[str, object]] = [(r.commit, r) for r in runs]
+    conflicted = runs[3]
+    copy = replace(conflicted, tags=("keep",), message="other copy")
+    entries.append((c3, copy))  # a different record under the same id: a conflict
+    entries.append((c2, runs[0]))  # an identical copy on another commit
+    entries.append(
+        (c3, Attachment(run=runs[1].id, commit=c3, original=c1, how="amend", at="2026-11-01"))
+    )
+    removed = _run(c2, 60, stdout=err_log)
+    entries.append((c2, removed))
+    entries.append((c2, Tombstone(run=removed.id, at="2026-11-02T00:00:00.000Z", reason="x")))
+    ledger.write(
+        entries,  # type: ignore[arg-type]
+        objects={KIND_LOG: [shared_log, own_log, err_log], KIND_METRICS: [history, other_history]},
+        keep=[c1, c2, c3],
+    )
+    # A log dropped before, then brought back by a merge of an older git-prov.
+    back = ledger.store_object(b"came back\n")
+    ledger.write([(c3, _run(c3, 70, stdout=back))], objects={KIND_LOG: [back]}, keep=[c3])
+    before = ledger.tip(OBJECTS_REF)
+    assert before is not None
+    retention.gc(ledger.repo, RetentionRules(older_than=NOW - timedelta(days=65)))
+    after = ledger.tip(OBJECTS_REF)
+    assert after is not None
+    from git_prov.store.merge import merge_objects_trees
+
+    union = merge_objects_trees(ledger.pygit, after.tree, before.tree).tree
+    assert union is not None
+    merged = ledger._commit(union, [after.id, before.id], "an older git-prov's merge")
+    ledger.pygit.references[OBJECTS_REF].set_target(merged)
+    return repo
+
+
+RULES = [
+    RetentionRules(),
+    RetentionRules(older_than=NOW - timedelta(days=30)),
+    RetentionRules(older_than=NOW - timedelta(days=30), keep_tagged=True),
+    RetentionRules(failed_only=True),
+    RetentionRules(keep_last=1),
+    RetentionRules(keep_last=0, keep_tagged=True),
+    RetentionRules(older_than=NOW - timedelta(days=42), failed_only=True),
+    RetentionRules(older_than=NOW),
+]
+
+
+@pytest.mark.parametrize("logs_only", [False, True])
+def test_the_streamed_plan_is_the_scans_plan(mixed: Path, logs_only: bool) -> None:
+    ledger = Ledger(open_repo(mixed))
+    scan = ledger.scan()
+    live = scan.live_runs()
+    named = RetentionRules(runs=(live[0].id, live[3].id))
+    for rules in [*RULES, named]:
+        expected = plan_gc(ledger, rules, logs_only=logs_only, scan=scan)
+        assert plan_gc(ledger, rules, logs_only=logs_only) == expected, rules
+    everything = plan_gc(ledger, RetentionRules(older_than=NOW), logs_only=logs_only)
+    assert everything.kept == 0 and (logs_only or len(everything.runs) == len(live))
+    assert everything.logs and (logs_only or everything.histories)
+
+
+def test_gc_on_the_command_line_plans_once_through_the_index(mixed: Path) -> None:
+    """The CLI's plan (streamed) and its JSON are those of the scan's plan."""
+    ledger = Ledger(open_repo(mixed))
+    cutoff = (NOW - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    expected = plan_gc(
+        ledger, RetentionRules(older_than=NOW - timedelta(days=30)), scan=ledger.scan()
+    )
+    doc = json.loads(prov(mixed, "gc", "--json", "--dry-run", "--older-than", cutoff).stdout)
+    assert doc["runs"] == expected.to_json_dict()["runs"]
+    assert doc["logs"] == list(expected.logs)
+    assert doc["runs_kept"] == expected.kept
+
+
+def test_gc_does_not_drop_again_a_log_a_live_run_put_back(repo: Path) -> None:
+    """An older git-prov recording a run with a dropped log's bytes put ``log/…`` back
+    beside the marker; that run is live and names it, so gc leaves it."""
+    ledger = Ledger(open_repo(repo))
+    commit = str(ledger.repo.head_commit().id)
+    log = ledger.store_object(b"hello\n")
+    old = _run(commit, 40, stdout=log)
+    ledger.write([(commit, old)], objects={KIND_LOG: [log]}, keep=[commit])
+    retention.gc(ledger.repo, RetentionRules(runs=(old.id,)))
+    new = _run(commit, 1, stdout=log)  # (no header: as an older git-prov wrote it)
+    ledger.write([(commit, new)], objects={KIND_LOG: [log]}, keep=[commit])
+    for scan in (None, ledger.scan()):
+        assert plan_gc(ledger, RetentionRules(), scan=scan).redrop == ()
+    proc = prov(repo, "gc", "--json", check=False)
+    assert proc.returncode == 2  # nothing to drop again: gc asks for rules
+    tip = ledger.tip(OBJECTS_REF)
+    assert tip is not None
+    assert lookup_path(ledger.pygit, tip.tree, object_path(KIND_LOG, log)) is not None
