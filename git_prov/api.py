@@ -165,7 +165,11 @@ class Run:
         if stream not in ("stdout", "stderr"):
             raise UsageProblem(f"no log stream {stream!r}", "ask for 'stdout' or 'stderr'")
         oid = getattr(self.record, stream)
-        return self._ledger.read_object(oid, f"{stream} log") if oid else None
+        if not oid:
+            return None
+        from git_prov.model.logs import log_bytes
+
+        return log_bytes(self._ledger.read_object(oid, f"{stream} log"), self.record.id)
 
 
 class Ledger:
@@ -414,7 +418,9 @@ class ActiveRun:
             logs: dict[str, str] = {}
             if exc is not None and exit_code != 0:
                 text = "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
-                logs["stderr"] = ledger.store_object(redactor.log(text[-MAX_ERROR_LOG:]))
+                logs["stderr"] = recording.store_log(
+                    ledger, redactor.log(text[-MAX_ERROR_LOG:]), prepared.run_id
+                )
             argv = redactor.argv(self._argv) if self._argv is not None else None
             command = (
                 shlex.join(argv) if argv is not None else redactor.command(self._command or "")

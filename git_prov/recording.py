@@ -363,7 +363,7 @@ def _run_and_finish(
         if captured is not None and captured.total_bytes:
             # Redacted before the blob is written: the secret never enters the object store.
             try:
-                logs[name] = ledger.store_object(redactor.log(captured.data))
+                logs[name] = store_log(ledger, redactor.log(captured.data), prepared.run_id)
             except Exception as exc:  # a disk that filled while the command ran
                 problem = storage_problem(exc)
                 if problem is None:
@@ -729,6 +729,24 @@ def _store_histories(
         # record too. The run id in the header makes them this run's own.
         oid = ledger.store_object(encode_history(histories, run=run_id))
     return oid, summaries
+
+
+def store_log(ledger: Ledger, data: bytes, run_id: str) -> str:
+    """Store run ``run_id``'s log ``data``; its blob id. Bytes equal to a log ``git prov gc``
+    dropped (or that begin like a log header) get the header naming the run
+    (:mod:`git_prov.model.logs`), so that no drop marker names this run's log."""
+    from git_prov.model.logs import log_blob, needs_own_blob
+
+    if needs_own_blob(data):
+        return ledger.store_object(log_blob(data, run_id))
+    from git_prov.store.drops import is_dropped
+
+    oid = ledger.store_object(data)
+    if is_dropped(ledger, oid):
+        # gc dropped these very bytes with another run: a merge would drop them from this
+        # record too. The run id in the header makes them this run's own.
+        oid = ledger.store_object(log_blob(data, run_id))
+    return oid
 
 
 def _capture_outputs(

@@ -1,7 +1,8 @@
 """``git prov gc`` planned without a whole-ledger scan (issue #20): the runs chosen from the
 query index, what they name asked of the notes streamed once — the same plan as the scan
 gives, on ledgers with conflicts, copies, attachments, tombstones, tags and shared logs and
-histories. And gc does not drop again a log a live run put back.
+histories. And the two log follow-ups: a new run whose log has a dropped log's bytes keeps
+it (the run id in the blob's header), and gc does not drop again a log a live run put back.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from factories import make_record
 
 from git_prov import retention
 from git_prov.model.ids import new_run_id
+from git_prov.model.logs import log_blob, log_bytes
 from git_prov.model.record import Attachment, RunRecord, Tombstone
 from git_prov.retention import RetentionRules, plan_gc
+from git_prov.store.drops import DROP_DIR, without_dropped_logs
 from git_prov.store.ledger import KIND_LOG, KIND_METRICS, OBJECTS_REF, Ledger, object_path
 from git_prov.store.repo import open_repo
 from git_prov.store.trees import lookup_path
@@ -130,6 +133,52 @@ def test_gc_on_the_command_line_plans_once_through_the_index(mixed: Path) -> Non
     assert doc["runs"] == expected.to_json_dict()["runs"]
     assert doc["logs"] == list(expected.logs)
     assert doc["runs_kept"] == expected.kept
+
+
+def _record_echo(path: Path, text: str) -> dict[str, object]:
+    prov(path, "run", "--", "printf", text)
+    runs = json.loads(prov(path, "find", "--json").stdout)
+    return dict(max(runs, key=lambda r: r["id"]))
+
+
+def test_a_new_runs_log_with_a_dropped_logs_bytes_is_its_own(repo: Path) -> None:
+    first = _record_echo(repo, "same output\n")
+    prov(repo, "gc", "--force", str(first["id"]))
+    ledger = Ledger(open_repo(repo))
+    dropped = str(first["stdout"])
+    tip = ledger.tip(OBJECTS_REF)
+    assert tip is not None
+    assert lookup_path(ledger.pygit, tip.tree, object_path(DROP_DIR, dropped)) is not None
+    second = _record_echo(repo, "same output\n")
+    assert second["stdout"] != dropped  # a blob of its own, no marker names it
+    shown = prov(repo, "show", str(second["id"]), "--log", "stdout").stdout
+    assert shown == "same output\n"
+    tip = ledger.tip(OBJECTS_REF)
+    assert tip is not None
+    # Every merge takes the marked paths out: this run's log stays.
+    assert without_dropped_logs(ledger.pygit, tip.tree) == tip.tree.id
+    stored = ledger.read_object(str(second["stdout"]), "log")
+    assert stored == log_blob(b"same output\n", str(second["id"]))
+    assert git_prov_log(repo, str(second["id"])) == b"same output\n"
+    # A third run, another output: stored bare, as before.
+    third = _record_echo(repo, "other\n")
+    assert ledger.read_object(str(third["stdout"]), "log") == b"other\n"
+
+
+def git_prov_log(path: Path, run: str) -> bytes | None:
+    import git_prov
+
+    return git_prov.Ledger(path).run(run).log("stdout")
+
+
+def test_a_log_that_begins_like_a_header_keeps_its_bytes(repo: Path) -> None:
+    text = "git-prov log 1 run x\nmore\n"
+    run = _record_echo(repo, text)
+    assert prov(repo, "show", str(run["id"]), "--log", "stdout").stdout == text
+    blob = Ledger(open_repo(repo)).read_object(str(run["stdout"]), "log")
+    assert blob.startswith(b"git-prov log 1 run " + str(run["id"]).encode() + b"\n")
+    assert log_bytes(blob, str(run["id"])) == text.encode()
+    assert log_bytes(blob, "another run") == blob  # only the run's own header goes
 
 
 def test_gc_does_not_drop_again_a_log_a_live_run_put_back(repo: Path) -> None:

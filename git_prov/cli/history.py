@@ -199,7 +199,9 @@ def show(
 
         if is_dropped(ledger, oid):
             raise NotFound(f"the {log_stream} of run {runs[-1].record.short_id} was dropped by gc")
-        data = ledger.read_object(oid, f"{log_stream} log")
+        from git_prov.model.logs import log_bytes
+
+        data = log_bytes(ledger.read_object(oid, f"{log_stream} log"), runs[-1].record.id)
         from git_prov import terminal
 
         if raw and terminal.isatty(sys.stdout):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from git_prov.errors import NotFound, ProvError, UsageProblem
 from git_prov.model.history import Series
+from git_prov.model.logs import log_bytes
 from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord
 from git_prov.store.drops import is_history_dropped
@@ -120,7 +121,7 @@ def load_runs(
         for name, oid in (("stdout", r.stdout), ("stderr", r.stderr)):
             data = read(oid, f"{name} log", r)
             if data is not None:
-                logs[name] = data
+                logs[name] = log_bytes(data, r.id)
         mine = {
             oid: objects[oid]
             for oid in (r.inputs, r.outputs, r.env, r.stdout, r.stderr)
