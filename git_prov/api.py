@@ -253,8 +253,10 @@ class ActiveRun:
         options: RunOptions,
         command: str | None,
         notebook: bool | None,
+        attach: bool = True,
     ):
         self._repo_spec = repo
+        self._may_attach = attach
         self._options = options
         self._command = command
         self._notebook = notebook
@@ -367,7 +369,7 @@ class ActiveRun:
         self._options = options
         from git_prov.attach import find_outer
 
-        outer = find_outer(repo)
+        outer = find_outer(repo) if self._may_attach else None
         if outer is not None:
             return self._attach(repo, outer)
         self._prepared = recording.prepare(repo, options, list(self._argv or ()) or None)
@@ -596,6 +598,7 @@ def run(
     sign: bool | None = None,
     keep: Sequence[str] | str = (),
     goals: Mapping[str, str] | None = None,
+    attach: bool = True,
 ) -> ActiveRun:
     """Record the code in a ``with`` block as a run: ``with git_prov.run(…) as run:``.
 
@@ -611,6 +614,10 @@ def run(
     ``--keep`` does: ``"inputs"``, ``"outputs"``, ``"all"``, ``"none"`` or declared paths
     (:func:`get` gives them back). ``goals`` says per metric whether ``"min"`` or
     ``"max"`` is best (see :meth:`ActiveRun.set_goal`).
+
+    In a process ``git prov run`` (or ``sweep``) records, the block joins that run (one
+    record: docs/api.md, "Under git prov run"); ``attach=False`` records it as a run of
+    its own (each of several blocks a run, as for Optuna trials).
 
     Runs do not nest: starting one inside another's block raises
     :class:`~git_prov.errors.UsageProblem` (runs in other threads are independent).
@@ -630,7 +637,7 @@ def run(
         keep=_keep(keep),
         goals={k: _goal(k, g) for k, g in (goals or {}).items()},
     )
-    return ActiveRun(repo, options, command, notebook)
+    return ActiveRun(repo, options, command, notebook, attach)
 
 
 class _ClosedLog(MetricLog):

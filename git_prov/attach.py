@@ -94,8 +94,8 @@ def _conflict(key: str, outer: Scalar, inner: Scalar, run_id: str, what: str) ->
     return UsageProblem(
         f"{what} {key!r} is {inner!r} in this git_prov.run() block but {outer!r} in run "
         f"{short_run_id(run_id)}, which `git prov run` is recording (the block is part of it)",
-        f"give {key} one value: the same in the block and on the git prov command line, or "
-        "leave it out of one of them",
+        f"give {key} one value (or leave it out of one of them); a block that is a run of "
+        "its own (one of several runs of this script): git_prov.run(…, attach=False)",
     )
 
 

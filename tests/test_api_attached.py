@@ -114,6 +114,7 @@ def test_a_param_given_two_values_is_refused_naming_both(here: Path) -> None:
     )
     refused = prov(here, "run", "--", sys.executable, "d.py", check=False)
     assert "param 'b' is 3 in this git_prov.run() block but 2 in run" in refused.stderr
+    assert "git_prov.run(…, attach=False)" in refused.stderr
     recorded = git_prov.Ledger(here).runs()[-1]
     assert recorded.params == {"a": 1, "b": 2}
     # Two processes of one command: each is checked against the command line only; the
@@ -192,3 +193,20 @@ def test_a_block_recording_into_another_repository_records_its_own_run(
     [outer] = git_prov.Ledger(here).runs()
     [own] = git_prov.Ledger(other).runs()
     assert outer.metrics == {} and own.metrics == {"acc": 0.5} and own.origin == "api"
+
+
+def test_blocks_with_attach_false_are_runs_of_their_own(here: Path) -> None:
+    _script(
+        here,
+        "loop.py",
+        "for lr in (0.1, 0.2):\n"
+        "    with git_prov.run(params={'lr': lr}, attach=False) as r:\n"
+        "        assert not r.attached\n"
+        "        r.log_metric('acc', 1 - lr)\n",
+    )
+    prov(here, "run", "-t", "outer", "--", sys.executable, "loop.py")
+    runs = git_prov.Ledger(here).runs()
+    own = sorted((r.params["lr"], r.metrics["acc"]) for r in runs if r.origin == "api")
+    assert own == [(0.1, 0.9), (0.2, 0.8)]
+    [outer] = [r for r in runs if r.origin == "run"]
+    assert outer.tags == ("outer",) and outer.metrics == {}

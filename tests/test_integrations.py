@@ -65,6 +65,31 @@ def test_optuna_each_trial_a_recorded_run(here: Path) -> None:
     assert all("optuna-study:cb" in r.tags for r in callback.runs)
 
 
+def test_optuna_trials_stay_runs_of_their_own_under_git_prov_run(here: Path) -> None:
+    """A study that `git prov run` runs: each trial its own run (recorded() does not join
+    the command's run), the command one more."""
+    pytest.importorskip("optuna", reason=missing("optuna (the test-optuna extra)"))
+    import sys
+
+    from conftest import commit_file
+
+    commit_file(
+        here,
+        "study.py",
+        "import optuna\n"
+        "from git_prov.integrations.optuna import recorded\n"
+        "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+        "study = optuna.create_study(study_name='s', sampler=optuna.samplers.RandomSampler(1))\n"
+        "study.optimize(recorded(lambda t: t.suggest_float('x', 0, 1), metric='loss'), "
+        "n_trials=2)\n",
+    )
+    cli_run(here, "run", "--", sys.executable, "study.py")
+    runs = git_prov.Ledger(here).runs()
+    assert sorted(r.origin for r in runs) == ["api", "api", "run"]
+    trials = [r for r in runs if r.origin == "api"]
+    assert all("optuna-study:s" in r.tags and set(r.params) == {"x"} for r in trials)
+
+
 HYDRA_APP = """\
 import hydra
 

@@ -78,6 +78,7 @@ def recorded(
             outputs=outputs,
             tags=_tags(trial.study, trial.number, tags),
             message=message,
+            attach=False,  # each trial its own run, also in a script `git prov run` records
         ) as run:
             try:
                 value = objective(trial)
