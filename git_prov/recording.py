@@ -194,20 +194,32 @@ def prepare(
     manifest = None
     inputs_id = memo = None
     if inputs:
-        from git_prov.capture.data import absent_warnings, describe_data, list_data
-        from git_prov.capture.keep import KEEP_INPUTS
+        keep_inputs = None
+        if keep is not None:
+            from git_prov.capture.keep import KEEP_INPUTS
 
-        listing = list_data(root, list(inputs), cwd=root)
-        keep_inputs = keep.chooser(KEEP_INPUTS) if keep else None
+            keep_inputs = keep.chooser(KEEP_INPUTS)
+        listing = None
         if keep_inputs is None:  # unchanged inputs: the manifest stored last time
             from git_prov.capture.data_memo import DataMemo
+            from git_prov.capture.data_paths import declared_paths
 
             index = None if "GIT_INDEX_FILE" in os.environ else repo.git_dir / "index"
-            memo = DataMemo(cache, index, listing)
+            memo = DataMemo.before_walk(cache, index, *declared_paths(root, inputs, cwd=root))
+            if memo.stat_digest is None:  # (no find to vouch: the walk's own fingerprint)
+                from git_prov.capture.data import list_data
+
+                memo.listed(listing := list_data(root, list(inputs), cwd=root))
             inputs_id = memo.recall()
             if inputs_id is not None and not repo.has_object(inputs_id):
                 inputs_id = None
         if inputs_id is None:
+            from git_prov.capture.data import absent_warnings, describe_data, list_data
+
+            if listing is None:
+                listing = list_data(root, list(inputs), cwd=root)
+                if memo is not None:
+                    memo.listed(listing)
             manifest = describe_data(
                 listing,
                 cache_path=cache / "hash-cache.sqlite",

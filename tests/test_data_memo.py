@@ -16,7 +16,7 @@ import pytest
 from conftest import commit_file, git, prov, runs_json
 
 from git_prov.capture.data import build_manifest, list_data
-from git_prov.capture.data_memo import DataMemo, fingerprint
+from git_prov.capture.data_memo import DataMemo, fingerprint, stat_digest
 from git_prov.store.ledger import Ledger
 from git_prov.store.repo import open_repo
 
@@ -239,3 +239,82 @@ def test_a_re_record_of_unchanged_inputs_loads_no_stat_cache(repo: Path) -> None
     }
     assert "git_prov.capture.data_memo" in modules  # (the import list was read)
     assert not {"git_prov.capture.stat_cache", "sqlite3", "concurrent.futures"} & modules
+
+
+# --- the fingerprint taken by GNU find (stat_digest), when the data has no symlink ---------
+
+
+def _plain_data(repo: Path) -> None:
+    """Data of regular files and directories only: find can vouch for it."""
+    _data(repo)
+    (repo / "data" / "link.bin").unlink()
+    _age(repo / "data")
+
+
+def _memo_doc(repo: Path) -> dict[str, object]:
+    [memo] = (repo / ".git" / "prov" / "data-memo").iterdir()
+    return dict(json.loads(memo.read_text()))
+
+
+def test_find_vouches_for_plain_files_without_a_walk(repo: Path) -> None:
+    _plain_data(repo)
+    first = _record(repo)
+    assert first == _built_id(repo)
+    doc = _memo_doc(repo)
+    assert doc["find"] is not None and doc["fingerprint"] is None
+    assert "data/d1" in list(doc["directories"])  # type: ignore[arg-type]
+    _age(repo / ".git" / "index")
+    root, declared = str(repo), ("data",)
+    prov_dir, index = repo / ".git" / "prov", repo / ".git" / "index"
+    memo = DataMemo.before_walk(prov_dir, index, root, declared)
+    assert memo.recall() == first and memo.listing is None  # nothing walked in Python
+    (repo / ".dvc").mkdir()
+    assert DataMemo.before_walk(prov_dir, index, root, declared).recall() is None
+    (repo / ".dvc").rmdir()
+    # A symlink (whose target the walk follows) or a racy file: find cannot vouch.
+    os.symlink("d0/f000.bin", repo / "data" / "link.bin")
+    assert DataMemo.before_walk(prov_dir, index, root, declared).stat_digest is None
+    (repo / "data" / "link.bin").unlink()
+    (repo / "data" / "d2" / "new.bin").write_bytes(b"new")
+    assert DataMemo.before_walk(prov_dir, index, root, declared).stat_digest is None
+
+
+def test_find_sees_every_change_the_walk_sees(repo: Path) -> None:
+    _plain_data(repo)
+    ids = {_record(repo)}
+    racy = repo / "data" / "d0" / "f000.bin"
+    before = racy.stat()
+    changes = [
+        # Same size, mtime put back: only the ctime tells.
+        lambda: (racy.write_bytes(b"\xfe" * 100), os.utime(racy, ns=(OLD_NS, OLD_NS))),
+        lambda: (repo / "data" / "d2" / "new.bin").write_bytes(b"new"),
+        lambda: (repo / "data" / "d1" / "f004.bin").unlink(),
+        lambda: (repo / "data" / "tool.sh").chmod(0o644),
+        lambda: os.replace(repo / "data" / "d1", repo / "data" / "d3"),
+    ]
+    assert before.st_mtime_ns == OLD_NS
+    for n, change in enumerate(changes):
+        change()
+        if n:
+            _age(repo / "data", OLD_NS + n)  # old, but not the mtime remembered
+        oid = _record(repo)
+        assert oid == _built_id(repo)
+        assert oid not in ids
+        assert _memo_doc(repo)["find"] is not None
+        ids.add(oid)
+
+
+def test_a_find_that_prints_something_else_is_not_trusted(repo: Path, tmp_path: Path) -> None:
+    _plain_data(repo)
+    root, declared = str(repo), ("data",)
+    now = OLD_NS + 100 * 10**9
+    assert stat_digest(root, declared, now) is not None
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "find").write_text("#!/bin/sh\nprintf 'd 755 4096 0.0 0.0 1 1 ./data\\0'\n")
+    (fake / "find").chmod(0o755)
+    os.environ["PATH"], path = f"{fake}:{os.environ['PATH']}", os.environ["PATH"]
+    try:
+        assert stat_digest(root, declared, now) is None
+    finally:
+        os.environ["PATH"] = path

@@ -32,6 +32,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from git_prov.capture.data_paths import check_name as _check_name
+from git_prov.capture.data_paths import declared_paths
+from git_prov.capture.data_paths import show as _show
 from git_prov.capture.dvc import ALGORITHM_GIT, algorithms_of, confirmed_hash, dvc_names
 from git_prov.capture.hashing import (
     LFS_POINTER_MAX,
@@ -246,9 +249,7 @@ def list_data(
 ) -> DataListing:
     """Walk the declared data ``paths`` (see :func:`build_manifest` for the arguments and
     the errors): every file found and its stat data, nothing read."""
-    root = os.path.abspath(repo_root)
-    base = os.path.abspath(cwd) if cwd is not None else root
-    declared = sorted({_repo_relative(root, base, p) for p in paths})
+    root, declared = declared_paths(repo_root, paths, cwd=cwd)
     excludes = [e for e in (_clean_prefix(x) for x in exclude) if e]
 
     started_ns = time.time_ns()
@@ -263,7 +264,7 @@ def list_data(
             present.append(rel)
     return DataListing(
         root,
-        tuple(declared),
+        declared,
         files,
         tuple(missing),
         tuple(present),
@@ -438,56 +439,6 @@ def _named_by_store(
 # --- declared paths -----------------------------------------------------------------------
 
 
-def _repo_relative(root: str, base: str, typed: str) -> str:
-    """The repo-relative POSIX form of a path the user typed, or BadPath."""
-    shown = _show(typed)
-    if not typed:
-        raise BadPath("an empty path was declared as data", "name a file or directory")
-    absolute = os.path.abspath(os.path.join(base, typed))
-    rel = _inside(absolute, root)
-    if rel is None:
-        rel = _inside_resolved(absolute, root)
-    if rel is None:
-        raise BadPath(
-            f"{shown}: outside the repository ({_show(root)})",
-            "put the data inside the repository, or symlink it in",
-        )
-    if rel == ".":
-        raise BadPath(
-            f"{shown}: is the whole repository", "declare the data files or directories inside it"
-        )
-    parts = rel.split(os.sep)
-    if ".git" in parts:
-        raise BadPath(
-            f"{shown}: is inside git's own storage (.git)",
-            "declare the data files or directories of the working tree",
-        )
-    _check_name(rel)
-    return "/".join(parts)
-
-
-def _inside(absolute: str, root: str) -> str | None:
-    rel = os.path.relpath(absolute, root)
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
-        return None
-    return rel
-
-
-def _inside_resolved(absolute: str, root: str) -> str | None:
-    """Catch a path that reaches the repository through another name for it (a symlinked
-    home or project directory): find the ancestor that *is* the repository root. Only that
-    prefix is resolved, so symlinks inside the repository still count as inside."""
-    real_root = os.path.realpath(root)
-    ancestor = absolute
-    while True:
-        if os.path.realpath(ancestor) == real_root:
-            return os.path.relpath(absolute, ancestor)
-        parent = os.path.dirname(ancestor)
-        if parent == ancestor:
-            return None
-        ancestor = parent
-
-
 def _clean_prefix(prefix: str) -> str:
     return "/".join(p for p in prefix.replace(os.sep, "/").split("/") if p not in ("", "."))
 
@@ -657,21 +608,6 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _check_name(name: str, shown: str | None = None) -> None:
-    """Manifests are UTF-8 TOML: a name that is not UTF-8 cannot be recorded faithfully."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadPath(
-            f"{_show(shown or name)}: the name is not valid UTF-8",
-            "rename the file (git-prov records names as UTF-8)",
-        ) from None
-
-
-def _show(text: str) -> str:
-    return text if text.isprintable() else repr(text)
 
 
 # --- what git vouches for -----------------------------------------------------------------

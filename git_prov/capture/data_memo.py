@@ -21,6 +21,15 @@ unsure falls back to the full path (which then writes a new memo):
 * DVC and git-annex: no ``.dvc/`` in or above any directory of the files (DVC metadata
   could name them); annexed files are links, whose targets are in the fingerprint.
 
+Where GNU ``find`` is at hand, the fingerprint is taken without a walk in Python
+(:func:`stat_digest`): ``find`` lstats every file in C and prints the same stat data (and
+the directories'); a re-record of unchanged files then costs that one process, about what
+``git status`` takes to lstat as many tracked files. Its output is hashed as it streams,
+and used only when it can vouch for the walk the manifest was built from: regular files
+and directories only (a symlink, whose target the walk follows, or anything else sends
+the record the Python way), no racy file, no error, and its first line agreeing with the
+declared path's own ``lstat`` (a ``find`` printing other fields is never trusted).
+
 The memo is only a cache: a memo that cannot be read or written is a miss, never an error.
 """
 
@@ -32,18 +41,22 @@ import json
 import marshal
 import operator
 import os
+import stat
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from git_prov import __version__
-from git_prov.capture.data import DataListing
-from git_prov.capture.dvc import in_a_project
-from git_prov.capture.hashing import RACY_NS
+from git_prov.capture.racy import RACY_NS
 from git_prov.model.ids import is_hex_oid
 from git_prov.model.manifest import MANIFEST_VERSION, SOURCE_READ, DataManifest
 
-MEMO_VERSION = 1
+if TYPE_CHECKING:
+    from git_prov.capture.data import DataListing
+
+MEMO_VERSION = 2
 _MEMO_DIR = "data-memo"
 
 IndexStat = tuple[int, int, int, int, int]
@@ -56,20 +69,61 @@ class DataMemo:
     def __init__(self, prov_dir: Path, index: Path | None, listing: DataListing) -> None:
         """``index``: git's index file for the working tree (None when git uses another,
         e.g. ``GIT_INDEX_FILE``: every hit then asks ``git ls-files``)."""
-        self.listing = listing
+        self._start(prov_dir, index, listing.root, listing.declared, listing.started_ns)
+        self.listed(listing)
+
+    @classmethod
+    def before_walk(
+        cls, prov_dir: Path, index: Path | None, root: str, declared: tuple[str, ...]
+    ) -> DataMemo:
+        """The memo of ``declared`` (as :func:`~git_prov.capture.data.declared_paths`
+        gives them) before any walk: :meth:`recall` answers from :func:`stat_digest`
+        alone; without one, :meth:`listed` must give the walk first."""
+        memo = cls.__new__(cls)
+        started_ns = time.time_ns()
+        memo._start(prov_dir, index, root, declared, started_ns)
+        memo.stat_digest = stat_digest(root, declared, started_ns)
+        return memo
+
+    def _start(
+        self,
+        prov_dir: Path,
+        index: Path | None,
+        root: str,
+        declared: tuple[str, ...],
+        started_ns: int,
+    ) -> None:
+        self.root, self.declared = root, declared
+        self.listing: DataListing | None = None
+        self.stat_digest: str | None = None
+        self.fingerprint: str | None = None
+        self._directories: tuple[str, ...] | None = None
         # Before git is asked anything about the files: a later change shows as new stat data.
         self._index_path = index
-        self._index = _trusted_stat(index, listing.started_ns) if index is not None else None
-        self.fingerprint = fingerprint(listing)
+        self._index = _trusted_stat(index, started_ns) if index is not None else None
         # git-prov's version too: another version may build another manifest of the files.
-        key = "\0".join((str(MEMO_VERSION), __version__, listing.root, *listing.declared))
+        key = "\0".join((str(MEMO_VERSION), __version__, root, *declared))
         name = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         self.path = prov_dir / _MEMO_DIR / name
+
+    def listed(self, listing: DataListing) -> None:
+        """The walk of the declared paths (taken after :meth:`before_walk`'s digest, which
+        then stays the key; without one, the key is the walk's own fingerprint)."""
+        self.listing = listing
+        self._directories = listing.directories
+        if self.stat_digest is None:
+            self.fingerprint = fingerprint(listing)
+        elif listing.missing or any(f.absent for f in listing.files.values()):
+            self.stat_digest = None  # (not what find saw: no memo of it)
 
     def recall(self) -> str | None:
         """The id of the manifest stored for exactly these files, if it can be trusted
         (the caller checks the object is still in the repository)."""
-        if self.fingerprint is None:
+        if self.stat_digest is not None:
+            field, value = "find", self.stat_digest
+        elif self.fingerprint is not None:
+            field, value = "fingerprint", self.fingerprint
+        else:
             return None
         try:
             memo = json.loads(self.path.read_bytes())
@@ -78,19 +132,27 @@ class DataMemo:
         if not (
             isinstance(memo, dict)
             and memo.get("version") == MEMO_VERSION
-            and memo.get("fingerprint") == self.fingerprint
+            and memo.get(field) == value
         ):
             return None
         oid = memo.get("manifest")
         if not (isinstance(oid, str) and is_hex_oid(oid)):
             return None
+        directories = memo.get("directories")
+        if not (isinstance(directories, list) and all(isinstance(d, str) for d in directories)):
+            return None
         index = memo.get("index")
         same_index = (
             self._index is not None and isinstance(index, list) and tuple(index) == self._index
         )
-        if not same_index and not _untracked(self.listing.root, self.listing.present):
+        present = self.listing.present if self.listing is not None else self.declared
+        if not same_index and not _untracked(self.root, present):
             return None
-        if in_a_project(self.listing.root, self.listing.directories):
+        if self._directories is None:  # (the same digest: the same directories as then)
+            self._directories = tuple(directories)
+        from git_prov.capture.dvc import in_a_project
+
+        if in_a_project(self.root, self._directories):
             return None
         if not same_index and self._index is not None:
             self._write(oid)  # the index is settled now: the next hit need not ask git
@@ -99,7 +161,7 @@ class DataMemo:
     def remember(self, manifest: DataManifest, oid: str) -> None:
         """Remember that these files gave ``manifest``, stored as ``oid`` (unless it names
         something beyond the files' bytes: see the module's doc)."""
-        if self.fingerprint is None or not all(
+        if (self.stat_digest is None and self.fingerprint is None) or not all(
             e.source == SOURCE_READ and e.present is None and e.kept is None and not e.also
             for e in manifest.entries
         ):
@@ -107,10 +169,14 @@ class DataMemo:
         self._write(oid)
 
     def _write(self, oid: str) -> None:
+        if self._directories is None:
+            return
         memo = {
             "version": MEMO_VERSION,
             "manifest_version": MANIFEST_VERSION,
+            "find": self.stat_digest,
             "fingerprint": self.fingerprint,
+            "directories": list(self._directories),
             "manifest": oid,
             "index": list(self._index) if self._index is not None else None,
         }
@@ -179,3 +245,108 @@ def _untracked(root: str, pathspecs: Sequence[str]) -> bool:
     except OSError:
         return False
     return proc.returncode == 0 and not proc.stdout
+
+
+# What find prints of each file and directory (below each declared path, .git left out):
+# type, permission bits, size, mtime and ctime (seconds.nanoseconds), inode, device, path.
+_FIND_FORMAT = "%y %m %s %T@ %C@ %i %D %p\\0"
+_REFUSED = b"/refused\0"  # (no path find prints starts with "/": they start with "./")
+
+
+def stat_digest(root: str, declared: Sequence[str], now_ns: int) -> str | None:
+    """A digest of the stat data of every file and directory under ``declared``, taken by
+    one GNU ``find`` (the same data :func:`fingerprint` hashes: equal digests, equal
+    walks); None when it cannot vouch for them — a symlink or special file, a file
+    modified within :data:`RACY_NS` before ``now_ns`` (or in the future), an error, or a
+    ``find`` that does not print what is asked."""
+    racy_after = (now_ns - RACY_NS) // 1_000_000_000  # (seconds, rounded down: stricter)
+    command = [
+        "find",
+        "-P",
+        *(f"./{d}" for d in declared),
+        "-name",
+        ".git",
+        "-prune",
+        "-o",
+        "(",
+        "(",
+        "-type",
+        "f",
+        "-newermt",
+        f"@{racy_after}",
+        ")",
+        "-o",
+        "!",
+        "(",
+        "-type",
+        "f",
+        "-o",
+        "-type",
+        "d",
+        ")",
+        ")",
+        "-printf",
+        "/refused\\0",
+        "-quit",
+        "-o",
+        "-printf",
+        _FIND_FORMAT,
+    ]
+    digest = hashlib.sha256(f"{MEMO_VERSION}\0{_FIND_FORMAT}\0".encode())
+    try:
+        with subprocess.Popen(
+            command,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "LC_ALL": "C"},
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            head = tail = b""
+            while chunk := proc.stdout.read(1 << 20):
+                digest.update(chunk)
+                if len(head) < 4096:
+                    head += chunk[:4096]
+                tail = (tail + chunk)[-len(_REFUSED) :]
+            errors = proc.stderr.read()
+    except OSError:
+        return None
+    if proc.returncode != 0 or errors or tail == _REFUSED or not head:
+        return None
+    first = head.split(b"\0", 1)[0].split(b" ", 7)
+    if len(first) != 8 or first[7] != os.fsencode(f"./{declared[0]}"):
+        return None
+    try:
+        st = os.lstat(os.path.join(root, declared[0]))
+    except OSError:
+        return None
+    kind = b"d" if stat.S_ISDIR(st.st_mode) else b"f" if stat.S_ISREG(st.st_mode) else b"?"
+    seen = (
+        kind,
+        b"%o" % (st.st_mode & 0o7777),
+        b"%d" % st.st_size,
+        _ns_text(st.st_mtime_ns),
+        _ns_text(st.st_ctime_ns),
+        b"%d" % st.st_ino,
+        b"%d" % st.st_dev,
+    )
+    if tuple(first[:3]) + tuple(first[5:7]) != seen[:3] + seen[5:] or not all(
+        _same_time(text, wanted) for text, wanted in zip(first[3:5], seen[3:5], strict=True)
+    ):
+        return None
+    return digest.hexdigest()
+
+
+def _ns_text(ns: int) -> bytes:
+    return b"%d.%09d" % divmod(ns, 1_000_000_000)
+
+
+def _same_time(printed: bytes, wanted: bytes) -> bool:
+    """find's ``%T@`` (seconds, a point, at least the nanoseconds' digits) is ``wanted``."""
+    seconds, _, fraction = printed.partition(b".")
+    return (
+        len(fraction) >= 9
+        and seconds + b"." + fraction[:9] == wanted
+        and not fraction[9:].strip(b"0")
+    )

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from git_prov.capture import kernel_copy
 from git_prov.capture.dvc import DvcDigest
+from git_prov.capture.racy import RACY_NS as RACY_NS
 from git_prov.errors import BadPath
 from git_prov.progress import NO_PROGRESS, Progress
 
@@ -49,9 +50,6 @@ BATCH_FILES = 256  # …or this many files, whichever comes first
 # 20k × 4 KiB took 2-4× longer through the pool than in a plain loop (2 cores).
 SMALL_FILE_MAX = 32 << 10
 MAX_DEFAULT_WORKERS = 8
-# A file modified this recently may change again without its mtime changing (timestamp
-# granularity is up to 2 s on some file systems): hash it, but do not cache the result.
-RACY_NS = 2_000_000_000
 
 LFS_POINTER_MAX = 1024  # git-lfs never treats a file this big as a pointer
 _LFS_VERSION = b"version https://git-lfs.github.com/spec/v1\n"
