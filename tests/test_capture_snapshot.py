@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,20 @@ def test_the_dirty_tree_hint_is_the_same_from_the_remembered_listing(
     said = [line.partition(": the tree")[2] for line in again.stderr.splitlines() if hint in line]
     assert said == [line.partition(": the tree")[2] for line in first.splitlines() if hint in line]
     assert not any("diff-tree" in argv for argv in _children(trace))
+
+
+def test_the_kept_index_checked_beside_git_status_is_dropped_when_the_tree_is_clean(
+    repo: Path, tmp_path: Path
+) -> None:
+    # git diff-files on the kept index starts before git status (they run side by side);
+    # when status then shows a clean tree, it is stopped and its work index removed.
+    _gen(repo)
+    _keep_for_record(repo, _capture(repo))
+    prov_dir = repo / ".git" / "prov"
+    kept = sorted(p.name for p in prov_dir.glob("snapshot-untracked-*"))
+    shutil.rmtree(repo / "gen")
+    trace = tmp_path / "trace.json"
+    state = _capture(repo, trace)
+    assert state.snapshot is None
+    assert {"diff-files", "status"} <= {argv[1] for argv in _children(trace)}
+    assert sorted(p.name for p in prov_dir.glob("snapshot-untracked-*")) == kept  # no .tmp

@@ -61,20 +61,27 @@ def capture_source(
     """
     head = repo.head_commit()
     commit_hex = str(head.id)
-    status = repo.git(
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--no-renames",
-        "--ignore-submodules=none",
-    ).stdout
-    snapshot = None
-    omitted: Sequence[str] = ()
-    secrets: Sequence[str] = ()
-    if status.strip(b"\0"):
-        policy = Policy(tuple(exclude), max_untracked_bytes, tuple(secret_files))
-        snapshot, omitted, secrets = _snapshot(repo, head, status, policy)
+    policy = Policy(tuple(exclude), max_untracked_bytes, tuple(secret_files))
+    # The kept index of the last snapshot's untracked files is checked (git diff-files)
+    # while git status runs: an unchanged dirty tree then costs about one git status.
+    cache = UntrackedIndex(repo, policy)
+    try:
+        cache.prefetch()
+        status = repo.git(
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--ignore-submodules=none",
+        ).stdout
+        snapshot = None
+        omitted: Sequence[str] = ()
+        secrets: Sequence[str] = ()
+        if status.strip(b"\0"):
+            snapshot, omitted, secrets = _snapshot(repo, head, status, policy, cache)
+    finally:
+        cache.discard()
     return SourceState(
         commit=commit_hex,
         snapshot=snapshot,
@@ -86,51 +93,48 @@ def capture_source(
 
 
 def _snapshot(
-    repo: GitRepo, head: Commit, status: bytes, policy: Policy
+    repo: GitRepo, head: Commit, status: bytes, policy: Policy, kept: UntrackedIndex
 ) -> tuple[str | None, Sequence[str], Sequence[str]]:
     """The snapshot commit of a dirty tree (None when it holds nothing HEAD has not),
-    with the untracked files left out for size and as secrets."""
+    with the untracked files left out for size and as secrets (``kept``: the private
+    index of the untracked files, used when there are some; the caller discards it)."""
     # Untracked files go through a private index that outlives the record (see
     # UntrackedIndex): an unchanged tree then costs about what `git status` does.
     # Embedded repositories (``dir/``) are added by `git add`, which makes them gitlinks.
     has_untracked = status.startswith(b"?? ") or b"\0?? " in status
-    cache = UntrackedIndex(repo, policy) if has_untracked else None
-    try:
-        found = cache.split(status) if cache is not None else None
-        tree_hex = None
-        omitted: Sequence[str] = ()
-        secrets: Sequence[str] = ()
-        if found is not None:
-            omitted, secrets = found.omitted, found.secrets
-            if not (found.tracked_changed or found.files or found.nested):
-                return None, omitted, secrets
-            if not found.files:
-                tree_hex = _index_tree(repo, found.nested)
-            else:
-                # With no tracked change (status shows none), the tracked files are HEAD's.
-                same = not (found.tracked_changed or found.nested)
-                tracked_tree = str(head.tree.id) if same else _index_tree(repo, found.nested)
-                tree_hex = repo.merge_disjoint_trees(tracked_tree, found.tree)
-        if tree_hex is None:
-            untracked, tracked_changed = parse_status(status)
-            keep, omitted, secrets, _ = choose_untracked(repo.root, untracked, policy)
-            if not (tracked_changed or keep):
-                return None, omitted, secrets
-            tree_hex = _index_tree(repo, keep)
-        if tree_hex == str(head.tree.id):
+    cache = kept if has_untracked else None
+    found = cache.split(status) if cache is not None else None
+    tree_hex = None
+    omitted: Sequence[str] = ()
+    secrets: Sequence[str] = ()
+    if found is not None:
+        omitted, secrets = found.omitted, found.secrets
+        if not (found.tracked_changed or found.files or found.nested):
             return None, omitted, secrets
-        message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
-        if omitted:
-            message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
-        if secrets:
-            message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
-        snapshot = repo.commit_dated_like(tree_hex, head, message)
-        if cache is not None and found is not None and found.files:
-            cache.keep(snapshot)
-        return snapshot, omitted, secrets
-    finally:
-        if cache is not None:
-            cache.discard()
+        if not found.files:
+            tree_hex = _index_tree(repo, found.nested)
+        else:
+            # With no tracked change (status shows none), the tracked files are HEAD's.
+            same = not (found.tracked_changed or found.nested)
+            tracked_tree = str(head.tree.id) if same else _index_tree(repo, found.nested)
+            tree_hex = repo.merge_disjoint_trees(tracked_tree, found.tree)
+    if tree_hex is None:
+        untracked, tracked_changed = parse_status(status)
+        keep, omitted, secrets, _ = choose_untracked(repo.root, untracked, policy)
+        if not (tracked_changed or keep):
+            return None, omitted, secrets
+        tree_hex = _index_tree(repo, keep)
+    if tree_hex == str(head.tree.id):
+        return None, omitted, secrets
+    message = f"git-prov snapshot of the working tree on {str(head.id)[:12]}\n"
+    if omitted:
+        message += "\nLeft out (too large):\n" + "".join(f"  {p}\n" for p in omitted)
+    if secrets:
+        message += "\nLeft out (secret files):\n" + "".join(f"  {p}\n" for p in secrets)
+    snapshot = repo.commit_dated_like(tree_hex, head, message)
+    if cache is not None and found is not None and found.files:
+        cache.keep(snapshot)
+    return snapshot, omitted, secrets
 
 
 def _index_tree(repo: GitRepo, untracked: Sequence[str]) -> str:

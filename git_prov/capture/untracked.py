@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -220,6 +221,28 @@ class UntrackedIndex:
         self.base: Path | None = None  # the kept index this one started from
         self.state: _State | None = None  # what base's state file says of it
         self.found: _State | None = None  # what this record's listing came to
+        self._started = False
+        self._pending: subprocess.Popen[bytes] | None = None  # see prefetch
+
+    def prefetch(self) -> None:
+        """Start ``git diff-files`` on the work index now, before the caller's ``git
+        status``: both lstat every file, and side by side they take about one pass's time
+        on two cores. :meth:`split` reads its answer (made from the same unchanged work
+        index it would have asked). Nothing when there is no kept index to start from."""
+        try:
+            self._start()
+            if self.base is None:
+                return
+            self._pending = subprocess.Popen(
+                ["git", "diff-files", "-z", "--name-only"],
+                cwd=self.repo.root,
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError:
+            self._pending = None  # (split asks again, the plain way)
 
     def split(self, status: bytes) -> Untracked | None:
         """What ``status`` (``git status --porcelain=v1 -z -uall`` output) comes to, with
@@ -228,7 +251,8 @@ class UntrackedIndex:
         key = self.policy.key(status)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._start()
+            if not self._started:
+                self._start()
             found = None
             if self.state is not None and self.state.key == key:
                 found = self._same_listing(self.state)
@@ -242,6 +266,7 @@ class UntrackedIndex:
 
     def _start(self) -> None:
         """Make the work index from the newest trusted kept index (none without one)."""
+        self._started = True
         base = self._trusted()
         if base is None:
             return
@@ -288,7 +313,14 @@ class UntrackedIndex:
     def _changed(self) -> list[str]:
         """The entries whose file git cannot vouch for: changed stat, racily clean,
         gone, or of another type."""
-        listed = self._git("diff-files", "-z", "--name-only")
+        pending, self._pending = self._pending, None
+        if pending is None:
+            listed = self._git("diff-files", "-z", "--name-only")
+        else:
+            listed, errors = pending.communicate()
+            if pending.returncode != 0:
+                said = errors.decode(errors="replace").strip().splitlines()
+                raise RepositoryProblem(f"git diff-files failed: {said[-1] if said else ''}")
         return [p.decode("utf-8", errors="surrogateescape") for p in listed.split(b"\0") if p]
 
     def _same_listing(self, state: _State) -> Untracked | None:
@@ -377,7 +409,13 @@ class UntrackedIndex:
                     old.with_suffix(_STATE_SUFFIX).unlink()
 
     def discard(self) -> None:
-        """Remove the working copy (nothing when :meth:`keep` moved it)."""
+        """Remove the working copy (nothing when :meth:`keep` moved it); stop a prefetched
+        ``git diff-files`` nobody asked for."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(OSError):
+                pending.kill()
+            pending.communicate()
         remove_index(self.work)
 
 
