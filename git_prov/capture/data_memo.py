@@ -78,11 +78,17 @@ class DataMemo:
     ) -> DataMemo:
         """The memo of ``declared`` (as :func:`~git_prov.capture.data.declared_paths`
         gives them) before any walk: :meth:`recall` answers from :func:`stat_digest`
-        alone; without one, :meth:`listed` must give the walk first."""
+        alone; without one, :meth:`listed` must give the walk first. With no memo to
+        recall yet, ``find`` runs while the caller walks, and :meth:`listed` waits for it
+        (before anything is read: its stat data are still the files' as read)."""
         memo = cls.__new__(cls)
         started_ns = time.time_ns()
         memo._start(prov_dir, index, root, declared, started_ns)
-        memo.stat_digest = stat_digest(root, declared, started_ns)
+        finding = _start_find(root, declared, started_ns)
+        if memo.path.exists():
+            memo.stat_digest = _finish_find(finding, root, declared)
+        else:  # nothing to recall: find runs beside the walk, read by listed()
+            memo._finding = finding
         return memo
 
     def _start(
@@ -98,6 +104,7 @@ class DataMemo:
         self.stat_digest: str | None = None
         self.fingerprint: str | None = None
         self._directories: tuple[str, ...] | None = None
+        self._finding: subprocess.Popen[bytes] | None = None  # see before_walk
         # Before git is asked anything about the files: a later change shows as new stat data.
         self._index_path = index
         self._index = _trusted_stat(index, started_ns) if index is not None else None
@@ -111,6 +118,9 @@ class DataMemo:
         then stays the key; without one, the key is the walk's own fingerprint)."""
         self.listing = listing
         self._directories = listing.directories
+        finding, self._finding = self._finding, None
+        if finding is not None:  # (before anything of the files is read)
+            self.stat_digest = _finish_find(finding, self.root, self.declared)
         if self.stat_digest is None:
             self.fingerprint = fingerprint(listing)
         elif listing.missing or any(f.absent for f in listing.files.values()):
@@ -259,6 +269,11 @@ def stat_digest(root: str, declared: Sequence[str], now_ns: int) -> str | None:
     walks); None when it cannot vouch for them — a symlink or special file, a file
     modified within :data:`RACY_NS` before ``now_ns`` (or in the future), an error, or a
     ``find`` that does not print what is asked."""
+    return _finish_find(_start_find(root, declared, now_ns), root, declared)
+
+
+def _start_find(root: str, declared: Sequence[str], now_ns: int) -> subprocess.Popen[bytes] | None:
+    """The ``find`` of :func:`stat_digest`, started (None when it cannot be)."""
     racy_after = (now_ns - RACY_NS) // 1_000_000_000  # (seconds, rounded down: stricter)
     command = [
         "find",
@@ -292,27 +307,35 @@ def stat_digest(root: str, declared: Sequence[str], now_ns: int) -> str | None:
         "-printf",
         _FIND_FORMAT,
     ]
-    digest = hashlib.sha256(f"{MEMO_VERSION}\0{_FIND_FORMAT}\0".encode())
     try:
-        with subprocess.Popen(
+        return subprocess.Popen(
             command,
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # (any error: a non-zero exit)
             env={**os.environ, "LC_ALL": "C"},
-        ) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            head = tail = b""
-            while chunk := proc.stdout.read(1 << 20):
-                digest.update(chunk)
-                if len(head) < 4096:
-                    head += chunk[:4096]
-                tail = (tail + chunk)[-len(_REFUSED) :]
-            errors = proc.stderr.read()
+        )
     except OSError:
         return None
-    if proc.returncode != 0 or errors or tail == _REFUSED or not head:
+
+
+def _finish_find(
+    proc: subprocess.Popen[bytes] | None, root: str, declared: Sequence[str]
+) -> str | None:
+    """What :func:`stat_digest` says of the ``find`` :func:`_start_find` started."""
+    if proc is None:
+        return None
+    digest = hashlib.sha256(f"{MEMO_VERSION}\0{_FIND_FORMAT}\0".encode())
+    with proc:
+        assert proc.stdout is not None
+        head = tail = b""
+        while chunk := proc.stdout.read(1 << 20):
+            digest.update(chunk)
+            if len(head) < 4096:
+                head += chunk[:4096]
+            tail = (tail + chunk)[-len(_REFUSED) :]
+    if proc.returncode != 0 or tail == _REFUSED or not head:
         return None
     first = head.split(b"\0", 1)[0].split(b" ", 7)
     if len(first) != 8 or first[7] != os.fsencode(f"./{declared[0]}"):
