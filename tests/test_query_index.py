@@ -25,7 +25,12 @@ from git_prov.query.index import (
     record_json_of,
     valid_run_json,
 )
-from git_prov.query.rows import run_objects
+from git_prov.query.rows import (
+    NOTE_ID_GROUP,
+    NOTE_OBJECT_GROUPS,
+    note_run_match,
+    run_objects,
+)
 from git_prov.store.ledger import NOTES_REF, Ledger
 from git_prov.store.repo import open_repo
 
@@ -276,6 +281,48 @@ def test_fscks_fast_reader_agrees_with_parse_line(line: str) -> None:
     )  # fmt: skip
 
 
+def _note_reading(line: str) -> tuple[str | None, ...] | None:
+    """What fsck's note reader takes of ``line`` inside a note (summary, tab, ``line``, more
+    lines after it): the id and objects, or None (left to the other readers)."""
+    text = f"prov run x ok\t{line}\nnext line\n"
+    found = note_run_match()(text, 0)
+    if found is None:
+        return None
+    assert found.end() == text.index("\n")  # one whole line
+    assert note_run_match()(f"summary\t{line}", 0) is not None  # the last line of a note
+    return found.group(NOTE_ID_GROUP, *NOTE_OBJECT_GROUPS)
+
+
+@pytest.mark.parametrize("line", _variants() + _object_variants())
+def test_fscks_note_reader_agrees_with_parse_line(line: str) -> None:
+    """fsck reads canonical run lines straight out of a note's text: a line it takes is a
+    run the exact reader accepts, with the same id and objects, and canonical lines of
+    plain runs are taken."""
+    found = _note_reading(line)
+    for other in (f"prov run x ok\t{line}\r", f"a\tb\t{line}", f"x\t {line}"):
+        assert note_run_match()(other, 0) is None  # left to the other readers
+    try:
+        exact = parse_line(f"prov run x ok\t{line}")
+    except ValueError:
+        exact = None
+    if found is None:
+        return
+    assert isinstance(exact, RunRecord) and not exact.extra
+    assert found == (
+        exact.id, exact.commit, exact.snapshot, exact.inputs, exact.outputs, exact.env,
+        exact.stdout, exact.stderr, exact.history,
+    )  # fmt: skip
+
+
+def test_fscks_note_reader_takes_what_git_prov_writes() -> None:
+    record = make_record("a" * 40, env="b" * 40, stdout="c" * 40, history="d" * 64)
+    line = encode_entry(record)
+    assert _note_reading(line.rpartition("\t")[2]) == (
+        record.id, "a" * 40, None, None, None, "b" * 40, "c" * 40, None, "d" * 64,
+    )  # fmt: skip
+    assert note_run_match()(line, 0) is not None
+
+
 def _canonical(line: str) -> bool:
     """A line as git-prov writes it, with no escapes in its strings (the pattern's lines)."""
     payload = line.rpartition("\t")[2]
@@ -513,3 +560,11 @@ def test_the_canonical_reader_agrees_with_the_other_two(line: str) -> None:
     rows = parse_lines("c" * 40, [(1, line)])
     assert parse_lines("c" * 40, [(1, line)], canonical=True) == rows
     assert len(rows) == len(parsed.entries) + len(parsed.problems)
+    found = _note_reading(line)  # and fsck's note reader
+    if found is not None:
+        [exact] = parsed.entries
+        assert isinstance(exact, RunRecord) and not exact.extra
+        assert found == (
+            exact.id, exact.commit, exact.snapshot, exact.inputs, exact.outputs, exact.env,
+            exact.stdout, exact.stderr, exact.history,
+        )  # fmt: skip

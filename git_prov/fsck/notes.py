@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from git_prov.errors import CorruptLedger
 from git_prov.fsck.findings import ERROR, INFO, WARNING, Finding, FsckReport
 from git_prov.fsck.objects import check_commit, check_object
-from git_prov.model.limits import MAX_NOTE_BYTES
+from git_prov.model.limits import MAX_LINE_BYTES, MAX_NOTE_BYTES
 from git_prov.model.record import (
     FORMAT_VERSION,
     Attachment,
@@ -21,7 +23,13 @@ from git_prov.model.record import (
     line_object,
     parse_line,
 )
-from git_prov.query.rows import RunObjects, run_objects
+from git_prov.query.rows import (
+    NOTE_ID_GROUP,
+    NOTE_OBJECT_GROUPS,
+    RunObjects,
+    note_run_match,
+    run_objects,
+)
 from git_prov.store.headers import ObjectHeaders
 from git_prov.store.ledger import (
     DISPLAY_REF,
@@ -58,10 +66,21 @@ class Runs:
         return self.notes[(packed >> 32) & 0xFFFFFFFF][0], packed & 0xFFFFFFFF
 
 
-def _line_digest(line: str) -> int:
+def _blake_digest(line: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     )
+
+
+def _keyed_digest(line: str) -> int:
+    return hash(line) & 0xFFFFFFFFFFFFFFFF
+
+
+# A line's 64-bit digest: lines of one run with equal digests are taken as the same text.
+# Python's string hash is keyed by a secret drawn at start-up (forked helpers share it), so
+# no line can be made to collide with another on purpose, and it costs a tenth of blake2b;
+# with hash randomisation turned off (PYTHONHASHSEED=0), blake2b.
+_line_digest = _keyed_digest if sys.flags.hash_randomization else _blake_digest
 
 
 # What each object slot of a record is (RunObjects' members after id, commit and snapshot).
@@ -94,26 +113,32 @@ class RunChecks:
         # same verdict as ``clean`` without packing the id.
         self.recent: dict[str, str] = {}
         self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
+        # The last few sets of objects (a record's, without its id) found clean.
+        self.clean_records: set[tuple[str | None, ...]] = set()
 
     def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
         for seq, finding in enumerate(findings):
             self.found.append(((*key, seq), finding))
 
-    def _check_commit(self, run_id: str, what: str, oid: str, key: tuple[str, int, int]) -> None:
+    def _check_commit(self, run_id: str, what: str, oid: str, key: tuple[str, int, int]) -> bool:
+        """Check a commit or snapshot of a run; True when nothing was found."""
         if oid in self.clean_commits:  # (the verdict depends on the commit alone)
-            return
+            return True
         scratch = FsckReport()
         check_commit(run_id, what, oid, self.tree_paths, self.objects, scratch)
         if scratch.findings:
             self._keep(key, scratch.findings)
-        else:
-            self.clean_commits.add(oid)
+            return False
+        self.clean_commits.add(oid)
+        return True
 
-    def check(self, record: RunObjects, version: int) -> None:
+    def check(self, record: RunObjects, version: int) -> bool:
+        """Check one version of a run's record; True when nothing was found in it (every
+        object of it clean: the same objects named by another run are clean too)."""
         run_id = record.id
-        self._check_commit(run_id, "commit", record.commit, (run_id, version, 0))
+        clean = self._check_commit(run_id, "commit", record.commit, (run_id, version, 0))
         if record.snapshot:
-            self._check_commit(run_id, "snapshot", record.snapshot, (run_id, version, 1))
+            clean &= self._check_commit(run_id, "snapshot", record.snapshot, (run_id, version, 1))
         for slot in range(2, 8):  # inputs, outputs, env, stdout, stderr, history
             oid = record[slot + 1]
             if oid is None:
@@ -131,9 +156,12 @@ class RunChecks:
                 known = self.owner.get((kind, oid))
                 if known is not None:
                     self.owner[(kind, oid)] = min(known, mine)
+                    clean = False
                     continue
             scratch = FsckReport()
             check_object(run_id, what, kind, oid, self.tree_paths, self.objects, scratch)
+            if scratch.findings:
+                clean = False
             if kind == KIND_LOG:
                 self._keep((run_id, version, slot), scratch.findings)
             elif scratch.findings:
@@ -141,6 +169,18 @@ class RunChecks:
             else:
                 self.clean.add(compact)
                 self._recent(oid, kind)
+        return clean
+
+    def check_first(self, run_id: str, named: tuple[str | None, ...]) -> None:
+        """Check the first version of a run naming the objects ``named`` (RunObjects'
+        members after the id). Records naming the same objects as one found clean are
+        clean too (every verdict depends on the objects alone): not checked again."""
+        if named in self.clean_records:
+            return
+        if self.check(RunObjects(run_id, *named), 0):  # type: ignore[arg-type]
+            if len(self.clean_records) >= _RECENT_KEPT:
+                self.clean_records.clear()
+            self.clean_records.add(named)
 
     def _recent(self, oid: str, kind: str) -> None:
         if len(self.recent) >= _RECENT_KEPT:
@@ -176,10 +216,35 @@ def check_notes(
     runs.notes = [(commit, str(blob_id)) for commit, blob_id in ledger.notes_in(tree)]
     progress = ambient()
     progress.start("checking the ledger's notes", len(runs.notes), "notes")
+    read_notes(runs, range(len(runs.notes)), objects, report, checks, progress.advance)
+    progress.finish()
+    conclude(runs, report)
+    return runs
+
+
+def read_notes(
+    runs: Runs,
+    indices: range,
+    objects: ObjectHeaders,
+    report: FsckReport,
+    checks: RunChecks,
+    advance: Callable[[int], None],
+) -> None:
+    """Read the notes ``runs.notes[i]`` for ``i`` in ``indices``, in order: every line
+    parsed, every new version of a run checked. Canonical run lines are read straight out
+    of the note's text (:func:`~git_prov.query.rows.note_run_match`); any other line the
+    fast ways, else exactly."""
+    match = note_run_match()
+    id_group, object_groups = NOTE_ID_GROUP, NOTE_OBJECT_GROUPS
+    seen = runs.seen
+    seen_get = seen.get
+    check_first = checks.check_first
+    strict = not runs.keep_all  # (--data keeps every record: read each exactly)
     known: set[str] = set()  # object ids the fast reader found well formed
-    for index, (commit, blob_id) in enumerate(runs.notes):
-        if index % 256 == 255:
-            progress.advance(256)
+    for count, index in enumerate(indices, start=1):
+        if count % 256 == 0:
+            advance(256)
+        commit, blob_id = runs.notes[index]
         report.notes += 1
         header = objects.header(blob_id)
         if header is None:
@@ -210,15 +275,38 @@ def check_notes(
                 commit=commit,
             )
         has_runs = False
-        for number, line in enumerate(text.split("\n"), start=1):
-            line = line.removesuffix("\r")
+        # The lines of ``text.split("\n")``, numbered from 1, each at ``pos``.
+        pos, end, number, lines = 0, len(text), 0, 0
+        while pos < end:
+            number += 1
+            found = match(text, pos) if strict else None
+            if found is not None and found.end() - pos <= MAX_LINE_BYTES:
+                stop = found.end()
+                line = text[pos:stop]
+                pos = stop + 1
+                lines += 1
+                has_runs = True
+                run_id = found.group(id_group)
+                first = seen_get(run_id)
+                if first is None:
+                    seen[run_id] = _line_digest(line) << 64 | index << 32 | number
+                    check_first(run_id, found.group(*object_groups))
+                elif first >> 64 != _line_digest(line):
+                    named = RunObjects(run_id, *found.group(*object_groups))
+                    _add_run(runs, named, line, index, number, objects, checks)
+                continue
+            stop = text.find("\n", pos)
+            if stop < 0:
+                stop = end
+            line = text[pos:stop].removesuffix("\r")
+            pos = stop + 1
             if not line.strip():
                 continue
-            report.lines += 1
-            found = run_objects(line, known)  # a run line, read fast
-            if found is not None:
+            lines += 1
+            fast = run_objects(line, known)  # a run line, read fast
+            if fast is not None:
                 has_runs = True
-                _add_run(runs, found, line, index, number, objects, checks)
+                _add_run(runs, fast, line, index, number, objects, checks)
                 continue
             entry = _parse(line, commit, number, report)
             if isinstance(entry, RunRecord):
@@ -230,8 +318,14 @@ def check_notes(
             elif isinstance(entry, Tombstone):
                 runs.tombstoned.add(entry.run)
                 runs.tombstones.append((entry, commit))
+        report.lines += lines
         runs.annotated[commit] = has_runs
-    progress.finish()
+    advance(len(indices) % 256)
+
+
+def conclude(runs: Runs, report: FsckReport) -> None:
+    """What only the whole ledger tells: conflicts, tombstones and attachments of runs it
+    does not have, the number of runs."""
     for run_id, versions in sorted(runs.versions.items()):
         if len(versions) > 1:
             commit, number = runs.where(run_id)
@@ -264,7 +358,6 @@ def check_notes(
                 commit=commit,
             )
     report.runs = len(runs.seen)
-    return runs
 
 
 def _objects_of(record: RunRecord) -> RunObjects:

@@ -505,3 +505,57 @@ def note_lines(blob: bytes) -> list[str]:
     """A note's lines, split as :func:`~git_prov.model.record.parse_note` splits them: at
     ``\\n`` only (as git does), without a trailing ``\\r``."""
     return [line.removesuffix("\r") for line in blob.decode("utf-8", "replace").split("\n")]
+
+
+# ---- fsck's note reader: canonical run lines straight out of a note's text ------------------
+#
+# ``git prov fsck`` reads every line of the ledger for the id of each run and the objects it
+# names. :func:`note_run_match` matches, at a position of a note's text, one whole line that
+# is a canonical run line (the pattern above) whose numbers need no further check: exit code
+# and signal of at most 18 digits (always 64-bit), a duration without an exponent (always a
+# finite float), a readable version. Its groups are the run's id and objects. A line it does
+# not match is read the other ways, exactly as before; it only ever accepts.
+
+_NOTE_OBJECTS = ("commit", "snapshot", "inputs", "outputs", "env", "stdout", "stderr", "history")
+_SHORT_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+
+
+def _uncaptured(pattern: str) -> str:
+    """``pattern`` with every capturing group made non-capturing (the member patterns
+    above have no escaped parentheses)."""
+    assert "\\(" not in pattern
+    return re.sub(r"\((?!\?)", "(?:", pattern)
+
+
+@cache
+def note_run_match() -> Callable[[str, int], re.Match[str] | None]:
+    """``match(text, pos)`` of one whole canonical run line of a note starting at ``pos``:
+    a summary without tabs, a tab, the JSON, then the end of the line (not consumed). Its
+    groups, in order: the members of :data:`_NOTE_OBJECTS` in sorted order with ``id``
+    among them (see :data:`NOTE_ID_GROUP`, :data:`NOTE_OBJECT_GROUPS`)."""
+    parts = [r"[^\t\n]*\t\{"]
+    for key in _CANONICAL_KEYS:
+        if key == "id" or key == "commit":
+            value = _MEMBERS[key]
+        elif key in _NOTE_OBJECTS:
+            value = f"(?:{_OID}|null)"
+        elif key == "duration":
+            value = rf"{_SHORT_INT}(?:\.[0-9]+)?"
+        elif key in ("exit_code", "signal"):
+            value = f"(?:{_SHORT_INT}|null)"
+        else:
+            value = _uncaptured(_MEMBERS[key])
+        member = f'"{key}":{value},'
+        parts.append(member if key in _REQUIRED_MEMBERS else f"(?:{member})?")
+    versions = "|".join(str(v) for v in sorted(READABLE_VERSIONS, reverse=True))
+    parts.append(rf'"v":(?:{versions})\}}(?=\n|\Z)')
+    compiled = re.compile("".join(parts))
+    assert compiled.groups == len(_NOTE_OBJECTS) + 1
+    return compiled.match
+
+
+_NOTE_GROUPS = sorted((*_NOTE_OBJECTS, "id"))
+NOTE_ID_GROUP = _NOTE_GROUPS.index("id") + 1
+# The groups of the objects, in RunObjects' order (commit, snapshot, inputs, outputs, env,
+# stdout, stderr, history).
+NOTE_OBJECT_GROUPS = tuple(_NOTE_GROUPS.index(key) + 1 for key in _NOTE_OBJECTS)
