@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from git_prov.query.rows import (
     note_run_match,
     run_objects,
 )
-from git_prov.store.headers import ObjectHeaders
+from git_prov.store.headers import OBJ_BLOB, ObjectHeaders
 from git_prov.store.ledger import (
     DISPLAY_REF,
     KIND_DATA,
@@ -72,15 +72,11 @@ def _blake_digest(line: str) -> int:
     )
 
 
-def _keyed_digest(line: str) -> int:
-    return hash(line) & 0xFFFFFFFFFFFFFFFF
-
-
-# A line's 64-bit digest: lines of one run with equal digests are taken as the same text.
-# Python's string hash is keyed by a secret drawn at start-up (forked helpers share it), so
-# no line can be made to collide with another on purpose, and it costs a tenth of blake2b;
-# with hash randomisation turned off (PYTHONHASHSEED=0), blake2b.
-_line_digest = _keyed_digest if sys.flags.hash_randomization else _blake_digest
+# A line's 64-bit digest (signed): lines of one run with equal digests are taken as the same
+# text. Python's string hash is keyed by a secret drawn at start-up (forked helpers share
+# it), so no line can be made to collide with another on purpose, and it costs a tenth of
+# blake2b; with hash randomisation turned off (PYTHONHASHSEED=0), blake2b.
+_line_digest: Callable[[str], int] = hash if sys.flags.hash_randomization else _blake_digest
 
 
 # What each object slot of a record is (RunObjects' members after id, commit and snapshot).
@@ -115,6 +111,7 @@ class RunChecks:
         self.owner: dict[tuple[str, str], tuple[str, int, int, str]] = {}  # with findings
         # The last few sets of objects (a record's, without its id) found clean.
         self.clean_records: set[tuple[str | None, ...]] = set()
+        self.note_commit = ""  # the commit of the note being read, when it is a commit
 
     def _keep(self, key: tuple[str, int, int], findings: list[Finding]) -> None:
         for seq, finding in enumerate(findings):
@@ -125,7 +122,8 @@ class RunChecks:
         if oid in self.clean_commits:  # (the verdict depends on the commit alone)
             return True
         scratch = FsckReport()
-        check_commit(run_id, what, oid, self.tree_paths, self.objects, scratch)
+        present = oid == self.note_commit  # (the note's commit, just looked up)
+        check_commit(run_id, what, oid, self.tree_paths, self.objects, scratch, present=present)
         if scratch.findings:
             self._keep(key, scratch.findings)
             return False
@@ -216,7 +214,10 @@ def check_notes(
     runs.notes = [(commit, str(blob_id)) for commit, blob_id in ledger.notes_in(tree)]
     progress = ambient()
     progress.start("checking the ledger's notes", len(runs.notes), "notes")
-    read_notes(runs, range(len(runs.notes)), objects, report, checks, progress.advance)
+    from git_prov.fsck.parts import read_in_parts
+
+    if not read_in_parts(runs, objects, report, checks, progress.advance):
+        read_notes(runs, range(len(runs.notes)), objects, report, checks, progress.advance)
     progress.finish()
     conclude(runs, report)
     return runs
@@ -224,7 +225,7 @@ def check_notes(
 
 def read_notes(
     runs: Runs,
-    indices: range,
+    indices: Sequence[int],
     objects: ObjectHeaders,
     report: FsckReport,
     checks: RunChecks,
@@ -234,11 +235,42 @@ def read_notes(
     parsed, every new version of a run checked. Canonical run lines are read straight out
     of the note's text (:func:`~git_prov.query.rows.note_run_match`); any other line the
     fast ways, else exactly."""
+    # The notes' headers first (a note over the reader limit is never read), then the
+    # contents of the others as git streams them.
+    wanted: list[str] = []
+    oversized: dict[int, int] = {}  # index -> size
+    for index in indices:
+        commit, blob_id = runs.notes[index]
+        header = objects.header(blob_id)
+        if header is None:
+            raise KeyError(f"note blob {blob_id} of {commit} is missing")
+        if header[1] > MAX_NOTE_BYTES:
+            oversized[index] = header[1]
+            continue
+        if header[0] != OBJ_BLOB:
+            raise ValueError("not a blob")
+        wanted.append(blob_id)
+    with contextlib.closing(objects.blobs(wanted)) as contents:
+        _read_texts(runs, indices, oversized, contents, objects, report, checks, advance)
+
+
+def _read_texts(
+    runs: Runs,
+    indices: Sequence[int],
+    oversized: dict[int, int],
+    contents: Iterator[tuple[str, bytes | None]],
+    objects: ObjectHeaders,
+    report: FsckReport,
+    checks: RunChecks,
+    advance: Callable[[int], None],
+) -> None:
     match = note_run_match()
     id_group, object_groups = NOTE_ID_GROUP, NOTE_OBJECT_GROUPS
     seen = runs.seen
     seen_get = seen.get
     check_first = checks.check_first
+    clean_records = checks.clean_records
+    digest = _line_digest
     strict = not runs.keep_all  # (--data keeps every record: read each exactly)
     known: set[str] = set()  # object ids the fast reader found well formed
     for count, index in enumerate(indices, start=1):
@@ -246,20 +278,19 @@ def read_notes(
             advance(256)
         commit, blob_id = runs.notes[index]
         report.notes += 1
-        header = objects.header(blob_id)
-        if header is None:
-            raise KeyError(f"note blob {blob_id} of {commit} is missing")
-        if header[1] > MAX_NOTE_BYTES:
+        if index in oversized:
             report.add(
                 ERROR,
                 "note-too-large",
-                f"the note on {commit[:12]} is {header[1] >> 20} MiB, over the "
+                f"the note on {commit[:12]} is {oversized[index] >> 20} MiB, over the "
                 f"{MAX_NOTE_BYTES >> 20} MiB reader limit: not read by any command",
                 commit=commit,
                 object=blob_id,
             )
             continue
-        raw = objects.blob(blob_id)
+        raw = next(contents, (blob_id, None))[1]
+        if raw is None:
+            raise KeyError(f"note blob {blob_id} of {commit} is missing")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -267,7 +298,10 @@ def read_notes(
                 ERROR, "note-not-utf8", f"the note on {commit[:12]} is not UTF-8", commit=commit
             )
             text = raw.decode("utf-8", errors="replace")
-        if not objects.is_commit(commit):
+        if objects.is_commit(commit):
+            checks.note_commit = commit
+        else:
+            checks.note_commit = ""
             report.add(
                 WARNING,
                 "note-on-missing-commit",
@@ -276,24 +310,24 @@ def read_notes(
             )
         has_runs = False
         # The lines of ``text.split("\n")``, numbered from 1, each at ``pos``.
-        pos, end, number, lines = 0, len(text), 0, 0
+        pos, end, number, lines, taken = 0, len(text), 0, 0, 0
         while pos < end:
             number += 1
             found = match(text, pos) if strict else None
-            if found is not None and found.end() - pos <= MAX_LINE_BYTES:
-                stop = found.end()
+            if found is not None and (stop := found.end()) - pos <= MAX_LINE_BYTES:
                 line = text[pos:stop]
                 pos = stop + 1
-                lines += 1
-                has_runs = True
-                run_id = found.group(id_group)
+                taken += 1
+                run_id = found[id_group]
                 first = seen_get(run_id)
                 if first is None:
-                    seen[run_id] = _line_digest(line) << 64 | index << 32 | number
-                    check_first(run_id, found.group(*object_groups))
-                elif first >> 64 != _line_digest(line):
-                    named = RunObjects(run_id, *found.group(*object_groups))
-                    _add_run(runs, named, line, index, number, objects, checks)
+                    seen[run_id] = digest(line) << 64 | index << 32 | number
+                    named = found.group(*object_groups)
+                    if named not in clean_records:
+                        check_first(run_id, named)
+                elif first >> 64 != digest(line):
+                    objects_of = RunObjects(run_id, *found.group(*object_groups))
+                    _add_run(runs, objects_of, line, index, number, objects, checks)
                 continue
             stop = text.find("\n", pos)
             if stop < 0:
@@ -318,8 +352,8 @@ def read_notes(
             elif isinstance(entry, Tombstone):
                 runs.tombstoned.add(entry.run)
                 runs.tombstones.append((entry, commit))
-        report.lines += lines
-        runs.annotated[commit] = has_runs
+        report.lines += lines + taken
+        runs.annotated[commit] = has_runs or taken > 0
     advance(len(indices) % 256)
 
 

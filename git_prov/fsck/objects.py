@@ -113,8 +113,12 @@ def check_commit(
     tree_paths: set[str],
     objects: ObjectHeaders,
     report: FsckReport,
+    *,
+    present: bool = False,
 ) -> None:
-    if not objects.is_commit(oid):
+    """A run's commit or snapshot: in this repository (``present``: known to be a commit
+    already), and kept."""
+    if not present and not objects.is_commit(oid):
         if object_path(KEEP_DIR, oid) in tree_paths:
             # We kept it, so it was here: a history rewrite purged it (git filter-repo's
             # default rewrites refs/prov/objects too).

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
 from git_prov.errors import RepositoryProblem, UsageProblem
@@ -325,7 +325,7 @@ def read_blobs(
 
 def stream_blobs(
     cwd: str | os.PathLike[str], oids: Sequence[str]
-) -> Iterator[tuple[str, bytes | None]]:
+) -> Generator[tuple[str, bytes | None], None, None]:
     """(oid, contents or None when missing) for each of ``oids``, in order, as ``git
     cat-file --batch`` produces them — so the caller works while git still reads."""
     import contextlib
