@@ -60,10 +60,36 @@ class Runs:
     attachments: list[tuple[Attachment, str]] = field(default_factory=list)
     keep_all: bool = False
 
+    # The ``seen`` of the parts forked helpers read (git_prov/fsck/parts.py), each without
+    # the runs of ``seen`` and of the parts before it: kept apart rather than merged into
+    # ``seen``, which would hold a second table of every run while it grows.
+    taken: list[dict[str, int]] = field(default_factory=list)
+
+    def first(self, run_id: str) -> int | None:
+        """The packed digest and position of the first line of ``run_id``, if any."""
+        found = self.seen.get(run_id)
+        if found is None:
+            for part in self.taken:
+                found = part.get(run_id)
+                if found is not None:
+                    break
+        return found
+
     def where(self, run_id: str) -> tuple[str, int]:
         """The (commit, line number) of the first line of ``run_id``."""
-        packed = self.seen[run_id]
+        packed = self.first(run_id)
+        assert packed is not None
         return self.notes[(packed >> 32) & 0xFFFFFFFF][0], packed & 0xFFFFFFFF
+
+    def count(self) -> int:
+        """How many runs the notes read so far have."""
+        return len(self.seen) + sum(len(part) for part in self.taken)
+
+    def gather(self) -> None:
+        """Every run in ``seen`` (before this process reads more notes itself)."""
+        for part in self.taken:
+            self.seen.update(part)
+        self.taken.clear()
 
 
 def _blake_digest(line: str) -> int:
@@ -235,6 +261,7 @@ def read_notes(
     parsed, every new version of a run checked. Canonical run lines are read straight out
     of the note's text (:func:`~git_prov.query.rows.note_run_match`); any other line the
     fast ways, else exactly."""
+    runs.gather()
     # The notes' headers first (a note over the reader limit is never read), then the
     # contents of the others as git streams them.
     wanted: list[str] = []
@@ -372,7 +399,7 @@ def conclude(runs: Runs, report: FsckReport) -> None:
                 commit=commit,
             )
     for stone, commit in runs.tombstones:
-        if stone.run not in runs.seen:
+        if runs.first(stone.run) is None:
             report.add(
                 INFO,
                 "tombstone-unknown-run",
@@ -382,7 +409,7 @@ def conclude(runs: Runs, report: FsckReport) -> None:
                 commit=commit,
             )
     for attach, commit in runs.attachments:
-        if attach.run not in runs.seen:
+        if runs.first(attach.run) is None:
             report.add(
                 INFO,
                 "attach-unknown-run",
@@ -391,7 +418,7 @@ def conclude(runs: Runs, report: FsckReport) -> None:
                 run=attach.run,
                 commit=commit,
             )
-    report.runs = len(runs.seen)
+    report.runs = runs.count()
 
 
 def _objects_of(record: RunRecord) -> RunObjects:
@@ -415,7 +442,7 @@ def _add_run(
     compare it with another text of the same run."""
     run_id = found.id
     digest = _line_digest(line)
-    first = runs.seen.get(run_id)
+    first = runs.first(run_id)
     if first is None:
         runs.seen[run_id] = digest << 64 | index << 32 | number
         if runs.keep_all:

@@ -114,10 +114,14 @@ def _load(path: str) -> Part | None:
 def _take(runs: Runs, report: FsckReport, checks: RunChecks, part: Part) -> bool:
     """Add a later part to what the parts before it found, as if this process had read it
     next; False (nothing changed) when only reading it here can say what it holds."""
-    seen = runs.seen
-    common = seen.keys() & part.seen.keys()
+    earlier = [runs.seen, *runs.taken]
+    common: set[str] = set()
+    for seen in earlier:
+        common |= seen.keys() & part.seen.keys()
     for run_id in common:
-        if seen[run_id] >> 64 != part.seen[run_id] >> 64:
+        first = runs.first(run_id)
+        assert first is not None
+        if first >> 64 != part.seen[run_id] >> 64:
             return False  # another text of the run: maybe a conflict
         if run_id in runs.versions or run_id in part.versions:
             return False
@@ -126,7 +130,7 @@ def _take(runs: Runs, report: FsckReport, checks: RunChecks, part: Part) -> bool
     report.findings.extend(part.findings)
     report.notes += part.notes
     report.lines += part.lines
-    seen.update(part.seen)
+    runs.taken.append(part.seen)
     runs.versions.update(part.versions)
     runs.tombstoned |= part.tombstoned
     runs.annotated.update(part.annotated)
