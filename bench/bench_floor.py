@@ -23,6 +23,39 @@ machine's load hits both alike) and prints medians of wall-clock time, with CPU 
 "Extra" rows subtract a ``git prov record`` with no inputs in a clean tree, measured in
 the same run, so Python's start-up is not counted twice.
 
+Trap and re-record, 2026-12-03 session 7, ``--only trap,rerecord --repeat 5``, load 10-16
+on 2 cores (eight sessions at work: wall times are several times an idle machine's and
+swing run to run; CPU is steadier). "Before" is main at 970f775 (PYTHONPATH), run the same
+way minutes apart; two "after" runs:
+
+| work | before ms (CPU) | after ms (CPU) | after, 2nd run |
+|---|--:|--:|--:|
+| re-record -i 20k unchanged: extra | 1124 (359) | 429 (118) | 439 (131) |
+| … floor: git status, the 20k files tracked | 192 (65) | 235 (63) | 199 (69) |
+| record, 20k untracked unchanged: extra | 360 (91) | 291 (96) | 372 (124) |
+| … floor: git status -uall | 150 (40) | 174 (41) | 156 (41) |
+| … floor: git diff-files on the kept index | 200 (64) | 241 (58) | 231 (69) |
+| … floor: both side by side (as the record now runs them) | | | 350 (106) |
+| first record 20k × 4 KiB: extra (× hashlib) | 5464 (1753), 2.1× | 5947 (1730), 1.9× | |
+
+Re-record is 1.9× its floor by CPU (was 5.5×): its fingerprint is now one GNU
+``find -printf`` of the files' stat data (capture/data_memo.py), no walk in Python. Syscalls
+(``strace -f -c``, whole process): a clean record makes 1,375 ``newfstatat``; the re-record
+21,848 (+20,473: one per file and directory, all in find), ``git status`` of the 20k files
+tracked 20,238. The same lstats, so what is left is find formatting seven fields per file
+(``find -printf '%s'`` 76 ms CPU, the full format 106, git status 65, same run) and ~10 ms
+of Python (the process, the memo, DVC's check). An exact answer cannot lstat less: only the
+ctime tells a same-size edit with its mtime put back, and an lstat costs ~2.5 µs of kernel
+time here (git status with the files tracked: 50 of its 55 ms are system time).
+
+The trap record is at its floor by CPU: ``git status -uall`` lists the untracked files
+without an lstat of any (401 ``newfstatat``, 208 ``getdents64``: d_type is enough), and
+only ``git diff-files`` on the kept index lstats them (20,163); the record makes 21,931
+(those two plus Python's 1,375). The two passes are disjoint work, so their sum is the CPU
+floor (~100 ms); the record now starts diff-files before status and they run side by side
+(wall: the longer of the two on an idle machine). git's untracked cache would cut the
+listing (41 → 26 ms) but is not forced on without git's own directory-mtime probe.
+
 The untracked trap, 2026-12-03 (2 CPUs shared, load 14-18; medians of 7; before = main at
 aab9088, the run just before, same load):
 
@@ -129,6 +162,22 @@ def run(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Sam
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read().decode(errors='replace')}")
     return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+def side_by_side(*commands: tuple[Sequence[str], Path, dict[str, str] | None]) -> Sample:
+    """Run ``commands`` at once (each to its end); the wall time until the last ends, the
+    CPU seconds of all."""
+    began = time.perf_counter()
+    procs = [
+        subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, env={**ENV, **(env or {})})
+        for cmd, cwd, env in commands
+    ]
+    cpu, rss = 0.0, 0
+    for proc in procs:
+        _, _, usage = os.wait4(proc.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        rss = max(rss, usage.ru_maxrss)
+    return Sample(time.perf_counter() - began, cpu, rss)
 
 
 def in_process(fn: Callable[[], object]) -> Sample:
@@ -272,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ["git", *uc, "status", "--porcelain"], trap, {"GIT_INDEX_FILE": str(cached)}),
                 "floor: git diff-files (lstat each)": lambda: run(
                     ["git", "diff-files"], trap, {"GIT_INDEX_FILE": str(kept)}),
+                "floor: both side by side (as the record runs them)": lambda: side_by_side(
+                    (["git", "status", "--porcelain", "-uall"], trap, None),
+                    (["git", "diff-files"], trap, {"GIT_INDEX_FILE": str(kept)})),
             },
         )  # fmt: skip
 
