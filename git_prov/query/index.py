@@ -59,11 +59,11 @@ from git_prov.query.rows import (
     KIND_RUN,
     KIND_TOMBSTONE,
     ROW_COLUMNS,
-    _canonical_match,
     _problem_row,
     fast_run,
     note_lines,
     parse_lines,
+    prepare,
     record_json_of,
     valid_run_json,
 )
@@ -472,7 +472,7 @@ class RunIndex:
         pieces = parts.split(notes, parts.part_count(len(notes)))
         progress = ambient_progress()
         progress.start("indexing the ledger", len(notes), "notes")
-        _canonical_match()  # compiled once, before the helpers are forked
+        prepare()  # the patterns compiled once, before the helpers are forked
         # Fork first: the helpers parse while this process parses the first part.
         helpers = self._start_helpers(pieces[1:]) if len(pieces) > 1 else None
         if helpers is None:
