@@ -154,14 +154,14 @@ _LINE_INDEXES = (
 
 
 def _note_rows(
-    paths: RepoPaths, notes: Sequence[tuple[str, str]], progress: Any = None, scale: int = 1
+    paths: RepoPaths, notes: Sequence[tuple[str, str]], progress: Any = None, scale: float = 1
 ) -> Iterator[tuple[Any, ...]]:
     """The index rows of ``notes`` ((commit, note blob) pairs), read as git streams them."""
     known: set[str] = set()
     contents = stream_blobs(paths.cwd, [blob for _, blob in notes])
     for number, ((commit, _), (_, data)) in enumerate(zip(notes, contents, strict=True)):
         if progress is not None and number % 256 == 255:
-            progress.advance(256 * scale)
+            progress.advance(round(256 * scale))
         if data is None:
             yield _problem_row(commit, 0, "note blob is missing", "")
             continue
@@ -469,7 +469,8 @@ class RunIndex:
         db.execute("DELETE FROM lines")
         db.execute("DELETE FROM notes")
         notes = sorted(list_notes(self.paths, tip)) if tip else []  # commit id order
-        pieces = parts.split(notes, parts.part_count(len(notes)))
+        count = parts.part_count(len(notes))
+        pieces = parts.split(notes, count, parts.first_share(count))
         progress = ambient_progress()
         progress.start("indexing the ledger", len(notes), "notes")
         prepare()  # the patterns compiled once, before the helpers are forked
@@ -477,7 +478,8 @@ class RunIndex:
         helpers = self._start_helpers(pieces[1:]) if len(pieces) > 1 else None
         if helpers is None:
             pieces = [notes]
-        scale = self.stats.parts = len(pieces)  # the others advance as this process does
+        self.stats.parts = len(pieces)
+        scale = len(notes) / max(1, len(pieces[0]))  # the others advance as this one does
         own = _note_rows(self.paths, pieces[0], progress, scale)
         with helpers or contextlib.nullcontext():
             db.executemany(_INSERT_LIVE, own)
