@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from git_prov.fsck.findings import Finding, FsckReport
-from git_prov.fsck.notes import RunChecks, Runs, read_notes
+from git_prov.fsck.notes import RunChecks, RunKey, Runs, read_notes, run_key
 from git_prov.model.record import Attachment, RunRecord, Tombstone
 from git_prov.store.headers import ObjectHeaders
 
@@ -44,7 +44,7 @@ class Part:
     findings: list[Finding]
     notes: int
     lines: int
-    seen: dict[str, int]
+    seen: dict[RunKey, int]
     versions: dict[str, list[RunRecord]]
     tombstoned: set[str]
     annotated: dict[str, bool]
@@ -115,18 +115,20 @@ def _take(runs: Runs, report: FsckReport, checks: RunChecks, part: Part) -> bool
     """Add a later part to what the parts before it found, as if this process had read it
     next; False (nothing changed) when only reading it here can say what it holds."""
     earlier = [runs.seen, *runs.taken]
-    common: set[str] = set()
+    common: set[RunKey] = set()
     for seen in earlier:
         common |= seen.keys() & part.seen.keys()
-    for run_id in common:
-        first = runs.first(run_id)
-        assert first is not None
-        if first >> 64 != part.seen[run_id] >> 64:
-            return False  # another text of the run: maybe a conflict
-        if run_id in runs.versions or run_id in part.versions:
+    if common and (runs.versions or part.versions):  # runs with several texts: maybe in both
+        versioned = {run_key(run_id) for run_id in (*runs.versions, *part.versions)}
+        if not common.isdisjoint(versioned):
             return False
-    for run_id in common:
-        del part.seen[run_id]  # (checked where it was first seen)
+    for key in common:
+        first = runs.first_of(key)
+        assert first is not None
+        if first >> 64 != part.seen[key] >> 64:
+            return False  # another text of the run: maybe a conflict
+    for key in common:
+        del part.seen[key]  # (checked where it was first seen)
     report.findings.extend(part.findings)
     report.notes += part.notes
     report.lines += part.lines
@@ -136,8 +138,11 @@ def _take(runs: Runs, report: FsckReport, checks: RunChecks, part: Part) -> bool
     runs.annotated.update(part.annotated)
     runs.tombstones += part.tombstones
     runs.attachments += part.attachments
-    checks.found += [item for item in part.found if item[0][0] not in common]
-    for key, owner in part.owner.items():
-        known = checks.owner.get(key)
-        checks.owner[key] = owner if known is None else min(known, owner)
+    if common:
+        checks.found += [item for item in part.found if run_key(item[0][0]) not in common]
+    else:
+        checks.found += part.found
+    for named, owner in part.owner.items():
+        known = checks.owner.get(named)
+        checks.owner[named] = owner if known is None else min(known, owner)
     return True
