@@ -84,8 +84,9 @@ INDEX_FILE = "index.sqlite"
 # 7: notes over the reader limit (model/limits.py) are problem rows; 8: the metrics'
 # summaries of records with histories (``series``); 9: ``lines_started`` (a page of runs
 # newest first walks it instead of sorting every run); 10: the planner's statistics
-# (``ANALYZE``), so a scan of every live run does not walk ``lines_started`` row by row
-SCHEMA_VERSION = 10
+# (``ANALYZE``), so a scan of every live run does not walk ``lines_started`` row by row;
+# 11: ``notes.splices``, which lines of a note blob find --json prints from their text
+SCHEMA_VERSION = 11
 BUSY_TIMEOUT_S = 60.0
 
 STATE_MISSING, STATE_LOADED, STATE_BAD = 0, 1, 2
@@ -112,7 +113,9 @@ _INSERT_LIVE = (
 )
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-CREATE TABLE notes (commit_id TEXT PRIMARY KEY, blob TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE notes (
+    commit_id TEXT PRIMARY KEY, blob TEXT NOT NULL, splices TEXT
+) WITHOUT ROWID;
 CREATE TABLE lines (
     id INTEGER PRIMARY KEY, note TEXT NOT NULL, lineno INTEGER, kind INTEGER NOT NULL,
     run TEXT, commit_id TEXT, started TEXT, duration REAL, status TEXT, exit_code INTEGER,
@@ -345,6 +348,27 @@ class RunIndex:
             for name, env, entry in self.db.execute("SELECT name, env, entry FROM envtags")
         }
 
+    def remember_splices(self, found: Sequence[tuple[str, str, str]]) -> None:
+        """Keep which lines of note blobs find --json prints from their own text, as it
+        worked them out (git_prov.query.located, "find --json without decoding"):
+        (splices, commit, blob) each, kept for the note of ``commit`` only while it is
+        ``blob`` (what a blob's lines are never changes; a note changed meanwhile gets
+        none). Only a cache: skipped when another process holds the index for more than a
+        moment, or it cannot be written."""
+        if not found:
+            return
+        db = self.db
+        db.execute("PRAGMA busy_timeout = 200")
+        try:
+            with self._write():
+                db.executemany(
+                    "UPDATE notes SET splices = ? WHERE commit_id = ? AND blob = ?", found
+                )
+        except sqlite3.OperationalError:  # (locked, read-only, full: next time)
+            pass
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
     # ---- manifests, loaded on demand ---------------------------------------------------
 
     def ensure_data_manifests(self) -> None:
@@ -488,7 +512,7 @@ class RunIndex:
                 if path is None or not self._copy_part(number, path):
                     # the helper failed, or its file cannot be read: parse the part here
                     db.executemany(_INSERT_LIVE, _note_rows(self.paths, piece))
-        db.executemany("INSERT INTO notes VALUES (?, ?)", notes)
+        db.executemany("INSERT INTO notes (commit_id, blob) VALUES (?, ?)", notes)
         for _, sql in _LINE_INDEXES:
             db.execute(sql)
         # Every run row went in live; a run with more than one row (copies of its record,
@@ -591,7 +615,9 @@ class RunIndex:
             rows = parse_lines(commit, numbered, canonical=many)
             new_rows.extend(rows)
             affected |= {row[3] for row in rows if row[3] is not None}
-            db.execute("INSERT OR REPLACE INTO notes VALUES (?, ?)", (commit, new_blob))
+            db.execute(
+                "INSERT OR REPLACE INTO notes (commit_id, blob) VALUES (?, ?)", (commit, new_blob)
+            )
         self.stats.lines_parsed += len(new_rows)
         db.executemany(_INSERT_ROWS, new_rows)
         self._relive(affected)
