@@ -166,29 +166,25 @@ def find_command(
     hints: list[str] = []
 
     def answer(index: Any) -> str:
-        if as_json or as_csv:
-            needed: tuple[str, ...] = ("id",)
-        elif template is not None:
-            needed = tuple(INDEX_FIELD_COLUMNS.get(f, "id") for f in fields)
-        else:
-            needed = TABLE_FIELDS
-        result = finding.find_runs(index, query, needed)
-        if not result.runs:
-            hints.extend(finding.unknown_name_hints(index, query))
-        _report_problems(index.problems())
-        _debug_stats(state, index.stats)
-        runs = result.runs
-        if as_json:
+        if as_json or as_csv:  # (every record is read: of the index rows, only their ids)
+            rows = finding.found_rows(index, query)
+            if not rows:
+                hints.extend(finding.unknown_name_hints(index, query))
+            _report_problems(index.problems())
+            _debug_stats(state, index.stats)
+            if as_csv and isatty(sys.stdout):  # shown as a table: it needs every row at once
+                ids = finding.found_ids(index, query)
+                records = index.record_jsons(ids)
+                return runs_csv([records[run] for run in ids if run in records])
+            if as_csv:
+                return _stream_csv(index, rows)
             # One record per line: a single JSON document, written as it is read (100k
             # runs in constant memory).
-            from git_prov.query.located import records_in_order
+            from git_prov.query.located import FIND_JSON, records_of_rows
 
-            encode = json.JSONEncoder(sort_keys=True).encode
             opened = "[\n"
             batch: list[str] = []
-            ids = [r.id for r in runs]
-            del runs, result  # (100k rows of the index: ~30 MB no longer needed)
-            for line in records_in_order(index, ids, encode):
+            for line in records_of_rows(index, rows, FIND_JSON):
                 batch.append(line)
                 if len(batch) == 1024:
                     echo(opened + ",\n".join(batch), nl=False, data=True)
@@ -198,13 +194,16 @@ def find_command(
                 opened = ",\n"
             echo("[\n]\n" if opened == "[\n" else "\n]\n", nl=False, data=True)
             return ""
-        if as_csv:
-            if isatty(sys.stdout):  # shown as a table: it needs every row at once
-                records = index.record_jsons([r.id for r in runs])
-                return runs_csv([records[r.id] for r in runs if r.id in records])
-            ids = [r.id for r in runs]
-            del runs, result  # (as for --json)
-            return _stream_csv(index, ids)
+        if template is not None:
+            needed: tuple[str, ...] = tuple(INDEX_FIELD_COLUMNS.get(f, "id") for f in fields)
+        else:
+            needed = TABLE_FIELDS
+        result = finding.find_runs(index, query, needed)
+        if not result.runs:
+            hints.extend(finding.unknown_name_hints(index, query))
+        _report_problems(index.problems())
+        _debug_stats(state, index.stats)
+        runs = result.runs
         if template is not None:
             return _formatted(index, runs, template, fields)
         if not runs:
@@ -266,10 +265,10 @@ def find_command(
     return 0
 
 
-def _stream_csv(index: Any, run_ids: list[str]) -> str:
-    """Write find --csv of ``run_ids`` part by part (the columns are known once every
-    record was read: they are kept compact in a spool meanwhile); returns ''."""
-    from git_prov.query.located import records_in_order
+def _stream_csv(index: Any, rows: list[int]) -> str:
+    """Write find --csv of the runs of index ``rows`` part by part (the columns are known
+    once every record was read: they are kept compact in a spool meanwhile); returns ''."""
+    from git_prov.query.located import records_of_rows
     from git_prov.query.render import runs_csv
 
     params: set[str] = set()
@@ -281,7 +280,7 @@ def _stream_csv(index: Any, run_ids: list[str]) -> str:
         return json.dumps(record, separators=(",", ":"))
 
     header = True
-    lines = records_in_order(index, run_ids, compact)
+    lines = records_of_rows(index, rows, compact)
     batch: list[dict[str, Any]] = []
     columns = (sorted(params), sorted(metrics))
     for line in lines:

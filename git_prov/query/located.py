@@ -15,6 +15,7 @@ made by rewrites, merges, conflicts and deletions.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -313,6 +314,21 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
     return out
 
 
+# What ``find --json`` prints of each run (with :func:`find_members`).
+FIND_JSON: Callable[[dict[str, Any]], str] = json.JSONEncoder(sort_keys=True).encode
+
+
+def find_members(run: str, commit: str, note: str) -> dict[str, Any]:
+    """What find adds to the record of a run with one row in the index (its record, on
+    ``commit``, in the note of ``note``): its short id, and where it is shown."""
+    match = RUN_ID_RE.match(run)
+    return {
+        "short_id": match.group(2) if match else run[:8],
+        "shown_on": [commit] if note == commit else [commit, note],
+        "shown_now": commit,
+    }
+
+
 def records_in_order(
     index: RunIndex,
     run_ids: Sequence[str],
@@ -321,117 +337,281 @@ def records_in_order(
     part: int = 2048,
 ) -> Iterator[str]:
     """``encode`` of each run's :func:`record_jsons` record, in the order of ``run_ids``
-    (runs it cannot read are left out), in about constant memory however many runs.
+    (runs it cannot read are left out), in about constant memory however many runs: what
+    :func:`records_of_rows` gives for their live rows."""
+    if not run_ids:
+        return
+    live: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        select = "SELECT run, id FROM lines WHERE live = 1"
+        if len(run_ids) * 4 < index.run_count(at_most=len(run_ids) * 4 + 1):
+            stack.enter_context(index.selecting(run_ids))
+            select += " AND run IN temp.wanted"
+        live = dict(index.db.execute(select))
+    rows = [live[run] for run in run_ids if run in live]
+    del live
+    yield from records_of_rows(index, rows, encode, part=part)
+
+
+def records_of_rows(
+    index: RunIndex,
+    rows: Sequence[int],
+    encode: Callable[[dict[str, Any]], str],
+    *,
+    part: int = 2048,
+) -> Iterator[str]:
+    """``encode`` of the :func:`record_jsons` record of the run of each of ``rows`` (ids
+    of live rows of the index, as find gives them), in that order (runs it cannot read
+    are left out), in about constant memory however many runs.
 
     The runs are read in the order their lines sit in the notes, every note blob once
     through one ``git cat-file --batch``, encoded into a temporary file, and read back in
     the order asked for; all are encoded before the first is yielded. A run with one row
     in the index — its record, no attachment, no other copy: nearly every run — is made
-    from its line alone (its ``shown_on`` is its commit, and the note's when that is
-    another); the others go through :func:`record_jsons`, a part at a time."""
-    if not run_ids:
+    from its line alone (:func:`find_members`); the others go through
+    :func:`record_jsons`, a part at a time. With ``encode`` :data:`FIND_JSON`, the lines
+    a note's ``splices`` in the index name are not decoded (:func:`_learn_splices`)."""
+    if not rows:
         return
-    # Positions in ``run_ids`` and arrays, not run id strings and tuples: 100k runs.
-    position: dict[str, int] = {}
-    for i, run in enumerate(run_ids):
-        position.setdefault(run, i)
-    rows = _single_rows(index, position)
-    offsets = array("q", [-1]) * len(run_ids)
-    sizes = array("q", [0]) * len(run_ids)
-    import tempfile  # (here only: `log` and `show` never load it)
-
-    with tempfile.TemporaryFile() as spool:
-        offset = 0
-
-        def put(at: int, record: dict[str, Any]) -> None:
-            nonlocal offset
-            data = encode(record).encode("utf-8", "surrogatepass")
-            offsets[at], sizes[at] = offset, len(data)
-            offset += len(data)
-            spool.write(data)
-
+    # Positions in ``rows`` by row id, in arrays, not dicts and tuples: 100k runs.
+    at_of = array("i", [-1]) * (max(rows) + 1)
+    for i, row in enumerate(rows):
+        if at_of[row] < 0:
+            at_of[row] = i
+    found = _single_rows(index, at_of, len(rows))
+    splicing = encode is FIND_JSON
+    learned: list[tuple[str, str, str]] = []  # (splices, note, blob) worked out here
+    with _Spool(len(rows)) as spool:
         known: set[str] = set()  # ids the fast reader has checked
-        ats, linenos, which = rows.ats, rows.linenos, rows.which
+        ats, linenos, which = found.ats, found.linenos, found.which
         k, count = 0, len(ats)
-        for number, (_, blob) in enumerate(stream_blobs(index.paths.cwd, rows.blobs)):
-            note = rows.notes[number]
+        for number, (blob_id, blob) in enumerate(stream_blobs(index.paths.cwd, found.blobs)):
+            note = found.notes[number]
             lines = note_lines(blob) if blob is not None else []
             if len(known) > 4096:
                 known.clear()  # (ids checked once more, rather than held for every run)
+            splices: list[int] = []
+            printed: dict[int, str] = {}  # line number -> FIND_JSON of its run, if made
+            if splicing and lines:
+                kept = found.splices[number]
+                if kept is None:  # (not worked out yet: every line, once)
+                    splices, printed = _learn_splices(lines, note, known)
+                    learned.append((",".join(map(str, splices)), note, blob_id))
+                else:
+                    splices = [int(entry) for entry in kept.split(",")]
+                    if len(splices) != len(lines):  # (never: kept for this very blob)
+                        splices = []
+            texts: list[str] = []
+            texts_at: list[int] = []
             while k < count and which[k] == number:
                 at, lineno = ats[k], linenos[k]
                 k += 1
-                if offsets[at] >= 0 or not 1 <= lineno <= len(lines):
+                if at in spool or not 1 <= lineno <= len(lines):
                     continue  # (a missing blob: left out, as record_jsons does)
-                record = _line_json(lines[lineno - 1], known)
-                if record is None:
-                    continue
-                commit = str(record["commit"])
-                match = RUN_ID_RE.match(run_ids[at])
-                record["short_id"] = match.group(2) if match else run_ids[at][:8]
-                record["shown_on"] = [commit] if note == commit else [commit, note]
-                record["shown_now"] = commit
-                put(at, record)
-        others = rows.others
+                if lineno in printed:
+                    spool.put(at, printed[lineno])
+                elif splices and splices[lineno - 1] >= 0:
+                    texts_at.append(at)
+                    texts.append(_with_members(lines[lineno - 1], splices[lineno - 1], note))
+                elif (record := _line_json(lines[lineno - 1], known)) is not None:
+                    record.update(find_members(str(record["id"]), str(record["commit"]), note))
+                    spool.put(at, encode(record))
+            if texts:
+                for at, text in zip(texts_at, _spaced("\n".join(texts)).split("\n"), strict=True):
+                    spool.put(at, text)
+        others, others_runs = found.others, found.others_runs
         for start in range(0, len(others), part):
-            chunk = [run_ids[at] for at in others[start : start + part]]
+            chunk = others_runs[start : start + part]
             records = record_jsons(index, chunk)
             for at, run in zip(others[start : start + part], chunk, strict=True):
-                if run in records and offsets[at] < 0:
-                    put(at, records[run])
-        spool.flush()
-        # (Read back with pread, not mmap: mapped pages would count as our memory.)
-        fd = spool.fileno()
-        for run in run_ids:
-            at = position[run]
-            if offsets[at] >= 0:
-                yield os.pread(fd, sizes[at], offsets[at]).decode("utf-8", "surrogatepass")
+                if run in records and at not in spool:
+                    spool.put(at, encode(records[run]))
+        index.remember_splices(learned)
+        del learned
+        yield from spool.texts(at_of[row] for row in rows)
+
+
+class _Spool:
+    """Texts put by position in any order and read back in position order, in about
+    constant memory: each band of positions has a temporary file, read back whole when
+    its turn comes (one read a band, not one a text; not mapped: mapped pages would
+    count as this process's memory)."""
+
+    BANDS = 64
+
+    def __init__(self, count: int) -> None:
+        self.band = max(8192, -(-count // self.BANDS))
+        self.offsets = array("q", [-1]) * count
+        self.sizes = array("q", [0]) * count
+        self.files: list[Any] = [None] * (-(-count // self.band))
+        self.ends = [0] * len(self.files)
+        self.opened = contextlib.ExitStack()
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.opened.close()
+
+    def __contains__(self, at: int) -> bool:
+        return self.offsets[at] >= 0
+
+    def put(self, at: int, text: str) -> None:
+        data = text.encode("utf-8", "surrogatepass")
+        band = at // self.band
+        file = self.files[band]
+        if file is None:
+            import tempfile  # (here only: `log` and `show` never load it)
+
+            file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by self.opened)
+            self.files[band] = self.opened.enter_context(file)
+        self.offsets[at], self.sizes[at] = self.ends[band], len(data)
+        self.ends[band] += len(data)
+        file.write(data)
+
+    def texts(self, order: Iterable[int]) -> Iterator[str]:
+        """The text put at each position of ``order`` (rising, but for repeats of one
+        seen before), skipping positions with none."""
+        offsets, sizes, current, data = self.offsets, self.sizes, -1, b""
+        for at in order:
+            offset = offsets[at]
+            if offset < 0:
+                continue
+            band = at // self.band
+            if band == current:
+                yield data[offset : offset + sizes[at]].decode("utf-8", "surrogatepass")
+                continue
+            file = self.files[band]
+            if band < current:  # (a position asked for again: read just it)
+                yield os.pread(file.fileno(), sizes[at], offset).decode("utf-8", "surrogatepass")
+                continue
+            file.flush()
+            data, current = b"", band
+            while len(data) < self.ends[band]:  # (one read, but for a short one)
+                data += os.pread(file.fileno(), self.ends[band] - len(data), len(data))
+            yield data[offset : offset + sizes[at]].decode("utf-8", "surrogatepass")
 
 
 @dataclass
 class _Rows:
-    """The live rows of the runs asked for, in note order: for runs with that one row,
-    their positions, line numbers and which of ``blobs`` (the note blobs, each once, with
-    the commits of their ``notes``) holds the line; the positions of the ``others``."""
+    """The live rows asked for, in note order: for runs with that one row, their
+    positions, line numbers and which of ``blobs`` (the note blobs, each once, with the
+    commits of their ``notes`` and what the index keeps of their ``splices``) holds the
+    line; the positions of the ``others`` and their run ids."""
 
     ats: array[int] = field(default_factory=lambda: array("i"))
     linenos: array[int] = field(default_factory=lambda: array("i"))
     which: array[int] = field(default_factory=lambda: array("i"))
     blobs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    splices: list[str | None] = field(default_factory=list)
     others: array[int] = field(default_factory=lambda: array("q"))
+    others_runs: list[str] = field(default_factory=list)
 
 
-def _single_rows(index: RunIndex, position: dict[str, int]) -> _Rows:
-    """:class:`_Rows` of the runs in ``position`` (all of the index's when they are most)."""
+def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
+    """:class:`_Rows` of the rows ``at_of`` gives positions to (by row id; ``count`` of
+    them: all of the index's live rows are read when they are most)."""
+    db = index.db
+    # (Any second row of a run — a copy, an attachment — sends it the exact way.)
     select = (
-        "SELECT l.run, l.note, l.lineno, n.blob FROM lines l"
-        " JOIN notes n ON n.commit_id = l.note WHERE l.live = 1"
+        "SELECT l.id, l.lineno, l.note, CASE WHEN l.run IN (SELECT run FROM lines"
+        " WHERE run IS NOT NULL GROUP BY run HAVING count(*) > 1) THEN l.run END"
+        " FROM lines l WHERE l.live = 1"
     )
-    several = "SELECT run FROM lines WHERE run IS NOT NULL"
     out = _Rows()
-    most = len(position) * 4
     with contextlib.ExitStack() as stack:
-        if most < index.run_count(at_most=most + 1):
-            stack.enter_context(index.selecting(list(position)))
-            select += " AND l.run IN temp.wanted"
-            several += " AND run IN temp.wanted"
-        # (Any second row of a run — a copy, an attachment — sends it the exact way.)
-        shared = {run for (run,) in index.db.execute(several + " GROUP BY run HAVING count(*) > 1")}
-        for run, note, lineno, blob in index.db.execute(select + " ORDER BY l.note, l.lineno"):
-            at = position.get(run)
-            if at is None:
+        if count * 4 < index.run_count(at_most=count * 4 + 1):
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_rows (id INTEGER PRIMARY KEY)")
+            db.execute("DELETE FROM temp.wanted_rows")
+            stack.callback(db.execute, "DELETE FROM temp.wanted_rows")
+            db.executemany(
+                "INSERT INTO temp.wanted_rows VALUES (?)",
+                ((row,) for row, at in enumerate(at_of) if at >= 0),
+            )
+            select += " AND l.id IN temp.wanted_rows"
+        # The notes, read beside the rows in the same (commit id) order.
+        notes = db.execute("SELECT commit_id, blob, splices FROM notes ORDER BY commit_id")
+        note = blob = ""
+        splices: str | None = None
+        for row, lineno, row_note, shared in db.execute(select + " ORDER BY l.note, l.lineno"):
+            at = at_of[row] if row < len(at_of) else -1
+            if at < 0:
                 continue
-            if run in shared:
+            if shared is not None:
                 out.others.append(at)
+                out.others_runs.append(shared)
                 continue
-            if not out.blobs or out.blobs[-1] != blob:
+            if row_note != note:
+                while note < row_note:
+                    note, blob, splices = next(notes, ("\uffff", "", None))
+                if note != row_note:  # (never: every line's note has a row)
+                    continue
                 out.blobs.append(blob)
                 out.notes.append(note)
+                out.splices.append(splices)
             out.ats.append(at)
             out.linenos.append(lineno)
             out.which.append(len(out.blobs) - 1)
     return out
+
+
+# ---- find --json without decoding -----------------------------------------------------------
+#
+# A note line as git-prov writes it holds its record's JSON with sorted keys, no spaces and
+# ASCII only — nearly what find --json prints of it: the same text with find's own members
+# put in at one place and a space after each separator. Where that gives exactly
+# FIND_JSON's bytes, find prints the line without decoding it. Whether it does is tried
+# once per note blob, by making both and comparing (so it holds by construction, for that
+# line, that note and those members: all fixed for a blob in the note of a commit), and
+# kept in the index beside the blob (``notes.splices``: per line, the offset where the
+# members go, or -1).
+
+
+def _learn_splices(
+    lines: Sequence[str], note: str, known: set[str]
+) -> tuple[list[int], dict[int, str]]:
+    """For each of a note's lines, the offset in its JSON where find's own members go
+    when that prints it exactly as :data:`FIND_JSON` does, else -1; and (the work is done)
+    FIND_JSON's print of each run line, by line number."""
+    splices: list[int] = []
+    printed: dict[int, str] = {}
+    for lineno, line in enumerate(lines, start=1):
+        splice = -1
+        record = _line_json(line, known)
+        if record is not None:
+            run, commit = str(record["id"]), str(record["commit"])
+            record.update(find_members(run, commit, note))
+            printed[lineno] = FIND_JSON(record)
+            after = min((key for key in record if key > "shown_on"), default=None)
+            payload = line[line.rfind("\t") + 1 :].strip()
+            at = payload.rfind(f',"{after}":') if after is not None else -1
+            if at >= 0 and _spaced(_with_members(line, at, note)) == printed[lineno]:
+                splice = at
+        splices.append(splice)
+    return splices, printed
+
+
+def _with_members(line: str, splice: int, note: str) -> str:
+    """A line's JSON with find's own members put in at ``splice``, in its own style (no
+    spaces): the run's short id, its commit as the one it is shown on and now, then the
+    note's commit when that is another — the id and the commit read from the text (the
+    first ``"id":"`` and ``"commit":"``: where a line is in canonical form, its own)."""
+    payload = line[line.rfind("\t") + 1 :].strip()
+    id_at = payload.find('"id":"') + 6
+    commit_at = payload.find('"commit":"') + 10
+    commit = payload[commit_at : payload.find('"', commit_at)]
+    short = payload[payload.find('"', id_at) - 8 : payload.find('"', id_at)]
+    shown = f'"{commit}"' if commit == note else f'"{commit}","{note}"'
+    return (
+        f'{payload[:splice]},"short_id":"{short}","shown_now":"{commit}",'
+        f'"shown_on":[{shown}]{payload[splice:]}'
+    )
+
+
+def _spaced(text: str) -> str:
+    """``text`` with a space after each ``,"`` and ``":`` (FIND_JSON's separators)."""
+    return text.replace(',"', ', "').replace('":', '": ')
 
 
 def _line_json(line: str, known: set[str]) -> dict[str, Any] | None:
