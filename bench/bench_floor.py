@@ -126,6 +126,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -397,21 +398,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             repo = base / f"ledger-{runs}"
             if not repo.exists():
                 make_ledger(repo, runs=runs, commits=max(1, runs // 10))
+            index = repo / ".git" / "prov" / "index.sqlite"
             run([*PROV, "find", "-n", "1"], repo)  # the query index, built
             run(cmd, repo)  # (and the command's own modules compiled into ENV's cache)
-            got = interleaved(
-                {"it": lambda cmd=cmd, repo=repo: run(cmd, repo),  # type: ignore[misc]
-                 "ref": lambda repo=repo: run(git_log, repo)},  # type: ignore[misc]
-                args.repeat,
-            )  # fmt: skip
-            wall, ref = med(got["it"]), med(got["ref"])
-            peak = max(s.rss_kib for s in got["it"]) / 1024
+
+            def cold(index: Path = index) -> None:  # no index: the run builds it
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{index}{suffix}").unlink(missing_ok=True)
+
+            def unchecked(index: Path = index) -> None:  # built, lines not checked yet
+                import sqlite3
+
+                with sqlite3.connect(index) as db:
+                    db.execute("UPDATE notes SET splices = NULL")
+
             label = f"{' '.join(cmd[4:])} at {runs // 1000}k runs (whole)"
-            rows.append((
-                label, wall, med(got["it"], "cpu"), "git log --notes=prov", ref,
-                med(got["ref"], "cpu"), f"{wall / ref:.1f}",
-            ))  # fmt: skip
-            notes.append(f"{label}: peak RSS {peak:.0f} MiB")
+            states: list[tuple[str, Callable[[], None] | None]] = [("", None)]
+            if name == "find":  # (each run prints the same; only what it finds kept differs)
+                label = f"{' '.join(cmd[4:])} at {runs // 1000}k runs (whole, index up to date)"
+                states += [
+                    ("… the first after a build (lines not checked yet: it checks them)",
+                     unchecked),
+                    ("… cold: no index (the run builds it, then checks the lines)", cold),
+                ]  # fmt: skip
+            for state, before in states:
+
+                def measured(
+                    cmd: list[str] = cmd, repo: Path = repo, before: Any = before
+                ) -> Sample:
+                    if before is not None:
+                        before()
+                    return run(cmd, repo)
+
+                got = interleaved(
+                    {"it": measured, "ref": lambda repo=repo: run(git_log, repo)},  # type: ignore[misc]
+                    args.repeat,
+                )
+                wall, ref = med(got["it"]), med(got["ref"])
+                peak = max(s.rss_kib for s in got["it"]) / 1024
+                rows.append((
+                    state or label, wall, med(got["it"], "cpu"), "git log --notes=prov", ref,
+                    med(got["ref"], "cpu"), f"{wall / ref:.1f}",
+                ))  # fmt: skip
+                notes.append(f"{state or label}: peak RSS {peak:.0f} MiB")
+            run(cmd, repo)  # (left as it was found: checked)
 
     load_after = os.getloadavg()
     print(
