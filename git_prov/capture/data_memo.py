@@ -31,6 +31,10 @@ the record the Python way), no racy file, no error, and its first line agreeing 
 declared path's own ``lstat`` (a ``find`` printing other fields is never trusted).
 
 The memo is only a cache: a memo that cannot be read or written is a miss, never an error.
+A hit touches the file (its mtime says when it was last of use), and ``git prov gc`` removes
+memos unused for :data:`UNUSED_DAYS` days, those no version can use and partial writes
+(:func:`unused_memos`): a removed memo only costs the next record of those files the full
+path, never a wrong manifest.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ if TYPE_CHECKING:
 
 MEMO_VERSION = 2
 _MEMO_DIR = "data-memo"
+UNUSED_DAYS = 30  # gc removes a memo neither written nor hit for this long
+_PARTIAL_HOURS = 1  # …and a partial write (``<memo>.<pid>.tmp``) left this long
 
 IndexStat = tuple[int, int, int, int, int]
 _MTIME = operator.itemgetter(3)
@@ -166,6 +172,9 @@ class DataMemo:
             return None
         if not same_index and self._index is not None:
             self._write(oid)  # the index is settled now: the next hit need not ask git
+        else:
+            with contextlib.suppress(OSError):  # in use: gc keeps it (unused_memos)
+                os.utime(self.path)
         return oid
 
     def remember(self, manifest: DataManifest, oid: str) -> None:
@@ -373,3 +382,55 @@ def _same_time(printed: bytes, wanted: bytes) -> bool:
         and seconds + b"." + fraction[:9] == wanted
         and not fraction[9:].strip(b"0")
     )
+
+
+def unused_memos(prov_dir: Path, now: float) -> list[Path]:
+    """The memo files ``git prov gc`` removes (``now``: seconds since the epoch): those
+    neither written nor hit for :data:`UNUSED_DAYS` days (a hit touches its file), those
+    that cannot be read as a memo of this layout, and partial writes older than an hour.
+    Removing any memo is safe: a record that finds none takes the full path."""
+    directory = prov_dir / _MEMO_DIR
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        path = directory / name
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
+        if name.endswith(".tmp"):
+            if age > _PARTIAL_HOURS * 3600:
+                out.append(path)
+            continue
+        if age > UNUSED_DAYS * 86400 or not _usable(path):
+            out.append(path)
+    return out
+
+
+def _usable(path: Path) -> bool:
+    """Whether ``path`` reads as a memo this layout can hit (the rest is never of use)."""
+    try:
+        memo = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(memo, dict)
+        and memo.get("version") == MEMO_VERSION
+        and (isinstance(memo.get("find"), str) or isinstance(memo.get("fingerprint"), str))
+        and isinstance(memo.get("manifest"), str)
+        and is_hex_oid(memo["manifest"])
+    )
+
+
+def remove_memos(paths: Sequence[Path]) -> int:
+    """Remove the memo files ``paths``; how many went (one gone already, or that cannot be
+    removed, is not counted: it is only a cache)."""
+    removed = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed

@@ -166,6 +166,7 @@ def gc(
 
     repo = _open()
     stale, unsure = stale_live_runs(repo.prov_dir)
+    memos = _unused_memos(repo.prov_dir)
     ledger = Ledger(repo)
     # --data-only still weighs every run's kept entries at once (a whole-ledger scan);
     # otherwise gc asks the query index and streams the notes (git_prov.retention).
@@ -187,6 +188,7 @@ def gc(
         and not plan.history_redrop
         and not redrop_data
         and not stale
+        and not memos
     ):
         if unsure:
             for line in _live_lines(state, [], unsure, dry_run=dry_run):
@@ -218,6 +220,7 @@ def gc(
     )
     plan = result.plan
     removed = stale if dry_run else [(r, why) for r, why in stale if remove_live(r)]
+    memos_removed = len(memos) if dry_run else _remove_memos(memos)
     if as_json:
         doc = plan.to_json_dict()
         doc.update(
@@ -230,6 +233,8 @@ def gc(
         if stale or unsure:  # (only then: the document stays the same for every other gc)
             doc["live_removed"] = [{"id": r.id, "why": why} for r, why in removed]
             doc["live_left"] = [{"id": r.id, "why": why} for r, why in unsure]
+        if memos_removed:  # (likewise)
+            doc["memos_removed"] = memos_removed
         echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
@@ -239,14 +244,32 @@ def gc(
     if removed or unsure:
         verb = "would remove" if dry_run else "removed"
         echo(f"{verb} {_live_what(removed)}; left {len(unsure)}", err=True)
+    if memos_removed:
+        verb = "would remove" if dry_run else "removed"
+        what = "entry" if memos_removed == 1 else "entries"
+        echo(f"{verb} {memos_removed} unused data-memo {what} (a cache)", err=True)
     if plan.empty:
-        if not removed:
+        if not removed and not memos_removed:
             echo("nothing to remove", err=True)
     elif dry_run:
         echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
     else:
         echo(f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True)
     return 0
+
+
+def _unused_memos(prov_dir: Any) -> list[Any]:
+    import time
+
+    from git_prov.capture.data_memo import unused_memos
+
+    return unused_memos(prov_dir, time.time())
+
+
+def _remove_memos(paths: list[Any]) -> int:
+    from git_prov.capture.data_memo import remove_memos
+
+    return remove_memos(paths)
 
 
 def _resolve_runs(repo: Any, ledger: Any, specs: tuple[str, ...], scan: Any) -> tuple[str, ...]:
