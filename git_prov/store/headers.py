@@ -23,6 +23,15 @@ OBJ_BLOB = int(pygit2.enums.ObjectType.BLOB)
 MAPPED_PACK_LIMIT = 32 << 20
 
 
+def limit_mapped_packs() -> None:
+    """Map at most :data:`MAPPED_PACK_LIMIT` of pack files at once in this process (for a
+    pass that reads every note once: a check, a merge that gains a whole ledger)."""
+    settings = pygit2.settings
+    if settings.mwindow_mapped_limit > MAPPED_PACK_LIMIT:
+        settings.mwindow_mapped_limit = MAPPED_PACK_LIMIT
+        settings.mwindow_size = min(settings.mwindow_size, MAPPED_PACK_LIMIT // 4)
+
+
 class ObjectHeaders:
     """Object lookups that never read more than a header unless asked. Nothing is
     remembered (a whole-ledger check looks up hundreds of thousands of objects once each;
@@ -31,10 +40,7 @@ class ObjectHeaders:
 
     def __init__(self, repo: GitRepo):
         self.repo = repo.pygit
-        settings = pygit2.settings
-        if settings.mwindow_mapped_limit > MAPPED_PACK_LIMIT:
-            settings.mwindow_mapped_limit = MAPPED_PACK_LIMIT
-            settings.mwindow_size = min(settings.mwindow_size, MAPPED_PACK_LIMIT // 4)
+        limit_mapped_packs()
 
     def header(self, oid: str) -> tuple[int, int] | None:
         """(type, size) of an object (types: :data:`OBJ_COMMIT`, :data:`OBJ_BLOB` …), or

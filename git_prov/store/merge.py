@@ -18,7 +18,8 @@ different objects ever meet at one path, ours is kept and the path is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pygit2
@@ -62,27 +63,73 @@ class _Group:
         return out
 
 
+class Gained(Mapping[str, list[str]]):
+    """Annotated commit → the note lines the union has that one side did not.
+
+    A note only the other side has is gained whole; it is held as its blob id (with how
+    many run records it holds, counted as it streamed by) and its lines are read again
+    only when asked for, so a merge that brings a million runs holds ids, not lines."""
+
+    def __init__(self, repo: pygit2.Repository | None = None) -> None:
+        self._repo = repo
+        self._lines: dict[str, list[str]] = {}
+        self._whole: dict[str, tuple[pygit2.Oid, ...]] = {}
+        self._whole_runs = 0
+
+    def __setitem__(self, commit: str, lines: list[str]) -> None:
+        self._whole.pop(commit, None)
+        self._lines[commit] = lines
+
+    def add_whole(self, commit: str, ids: tuple[pygit2.Oid, ...], runs: int) -> None:
+        """The note ``ids`` of ``commit``, gained whole, holding ``runs`` run records."""
+        self._lines.pop(commit, None)
+        self._whole[commit] = ids
+        self._whole_runs += runs
+
+    def __getitem__(self, commit: str) -> list[str]:
+        if commit in self._lines:
+            return self._lines[commit]
+        ids = self._whole[commit]
+        assert self._repo is not None
+        return sorted(set(_note_lines(self._repo, ids)))
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._lines
+        yield from self._whole
+
+    def __len__(self) -> int:
+        return len(self._lines) + len(self._whole)
+
+    def __contains__(self, commit: object) -> bool:
+        return commit in self._lines or commit in self._whole
+
+    def runs(self) -> int:
+        """Run records among the gained lines (distinct lines per note)."""
+        return self._whole_runs + sum(count_run_lines(lines) for lines in self._lines.values())
+
+
 @dataclass
 class NotesMerge:
     """The union of two notes trees, and what each side gained from the other.
 
     ``gained_ours``/``gained_theirs`` map an annotated commit to the note lines the union
-    has that that side did not (collected only when asked for).
+    has that that side did not (collected only when asked for; notes gained whole are
+    read on demand: :class:`Gained`).
     """
 
     tree: pygit2.Oid | None
-    gained_ours: dict[str, list[str]] = field(default_factory=dict)
-    gained_theirs: dict[str, list[str]] = field(default_factory=dict)
+    gained_ours: Gained = field(default_factory=Gained)
+    gained_theirs: Gained = field(default_factory=Gained)
     conflicts: set[str] = field(default_factory=set)
     trees_read: int = 0
 
     def runs_gained_ours(self) -> int:
         """Run records the union adds to our side."""
-        return sum(count_run_lines(lines) for lines in self.gained_ours.values())
+        return self.gained_ours.runs()
 
     def runs_gained_theirs(self) -> int:
         """Run records the union adds to their side."""
-        return sum(count_run_lines(lines) for lines in self.gained_theirs.values())
+        return self.gained_theirs.runs()
 
 
 @dataclass
@@ -102,6 +149,41 @@ def count_run_lines(lines: Iterable[str]) -> int:
     ``"kind":"run"`` without parsing each line (parsing 100k records takes seconds).
     """
     return sum(1 for line in set(lines) if _RUN_MARK in line.rpartition("\t")[2])
+
+
+def _note_lines(repo: pygit2.Repository, ids: Iterable[pygit2.Oid]) -> list[str]:
+    out: list[str] = []
+    for oid in ids:
+        blob = repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        out.extend(blob.data.decode("utf-8", errors="replace").splitlines())
+    return out
+
+
+# Every value a key "id" has in a line written without escapes (the run's own id among
+# them, and any nested "id"): two lines can hold one run only if they share one.
+_ID_VALUES = re.compile(r'"id"\s*:\s*"([^"\\]*)"')
+
+
+def copies_in(lines: set[str]) -> set[str]:
+    """Run ids with several different records among the distinct ``lines`` (one note):
+    :func:`run_ids_of`'s answer, parsing only the run lines that could share an id — a
+    line with an escape (which could spell its id otherwise) or one naming an id another
+    line names — instead of every line."""
+    runs = [line for line in lines if _RUN_MARK in line]
+    if len(runs) < 2:
+        return set()
+    named: dict[str, list[str]] = {}
+    for line in runs:
+        values = set(_ID_VALUES.findall(line)) if "\\" not in line else set()
+        if not values:
+            suspects: Iterable[str] = runs  # cannot tell: read every run line of the note
+            break
+        for value in values:
+            named.setdefault(value, []).append(line)
+    else:
+        suspects = {line for group in named.values() if len(group) > 1 for line in group}
+    return {run for run, found in run_ids_of(suspects).items() if len(found) > 1}
 
 
 def run_ids_of(lines: Iterable[str]) -> dict[str, list[str]]:
@@ -124,7 +206,11 @@ class _NotesWalk:
         self.repo = repo
         self.write = write
         self.collect = collect
-        self.result = NotesMerge(None)
+        self.result = NotesMerge(None, Gained(repo), Gained(repo))
+        if collect:  # notes gained whole are read one by one: map little of the packs
+            from git_prov.store.headers import limit_mapped_packs
+
+            limit_mapped_packs()
 
     # ---- reading --------------------------------------------------------------------
 
@@ -135,12 +221,7 @@ class _NotesWalk:
         return {e.name or "": _Item(e.type_str == "tree", (e.id,), e.filemode) for e in tree}
 
     def lines(self, ids: Iterable[pygit2.Oid]) -> list[str]:
-        out: list[str] = []
-        for oid in ids:
-            blob = self.repo[oid]
-            assert isinstance(blob, pygit2.Blob)
-            out.extend(blob.data.decode("utf-8", errors="replace").splitlines())
-        return out
+        return _note_lines(self.repo, ids)
 
     def notes_below(self, item: _Item, name: str, prefix: str) -> Iterator[tuple[str, _Item]]:
         """Every note of a group taken whole from one side: (commit hex, item)."""
@@ -208,9 +289,10 @@ class _NotesWalk:
         if self.collect:
             gained = self.result.gained_ours if ours_lacks else self.result.gained_theirs
             for commit, note in self.notes_below(item, name, prefix):
-                gained[commit] = sorted(set(self.lines(note.ids)))
+                lines = set(self.lines(note.ids))  # (one note at a time, not kept)
+                gained.add_whole(commit, note.ids, count_run_lines(lines))
                 if ours_lacks:  # a note new to us may hold two copies of one run
-                    self.result.conflicts |= _new_conflicts(set(gained[commit]), set(), set())
+                    self.result.conflicts |= copies_in(lines)
         return item
 
     def union_note(self, prefix: str, name: str, a: _Item | None, b: _Item | None) -> _Item:
