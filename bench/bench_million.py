@@ -177,11 +177,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ledger_factory import make_ledger
+from ledger_factory import EPOCH, make_ledger
 
 PROV = [sys.executable, "-m", "git_prov", "--no-pager"]
 LEDGER_REFS = ["refs/notes/prov:refs/notes/prov", "refs/prov/*:refs/prov/*"]
@@ -215,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="keep the ledger here (made when missing)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-sync", action="store_true", help="no push/fetch rows")
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="gc rows too; the last one really removes runs from the ledger in --dir",
+    )
+    parser.add_argument("--only-new", action="store_true", help="only the gc and merge rows")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-million-") as tmp:
@@ -252,17 +259,24 @@ def main(argv: list[str] | None = None) -> int:
         measure([*PROV, "--version"], repo, env)  # compile the package once
         row("git log --notes=prov", ["git", "log", "--notes=prov", "--format=%H%n%N"])
         row("git fsck", ["git", "fsck"])
-        row("first query (index build)", [*PROV, "find", "-n", "1"], before="no index")
-        row("report (default page)", [*PROV, "report", "-o", str(scratch / "r.html")])
-        row("fsck", [*PROV, "fsck", "-q"])
-        one = {"GIT_PROV_INDEX_JOBS": "1"}  # the notes read by one process (no helpers)
-        row("fsck, one process", [*PROV, "fsck", "-q"], extra=one)
-        row("remap --dry-run, first", [*PROV, "remap", "--dry-run"], before="no watermark")
-        row("remap --dry-run, again", [*PROV, "remap", "--dry-run"])
-        row(
-            "find --where 'acc>0.9' -n 20 (warm)", [*PROV, "find", "--where", "acc>0.9", "-n", "20"]
-        )
-        row("log -n 20 (warm)", [*PROV, "log", "-n", "20"])
+        if not args.only_new:
+            row("first query (index build)", [*PROV, "find", "-n", "1"], before="no index")
+            row("report (default page)", [*PROV, "report", "-o", str(scratch / "r.html")])
+            row("fsck", [*PROV, "fsck", "-q"])
+            one = {"GIT_PROV_INDEX_JOBS": "1"}  # the notes read by one process (no helpers)
+            row("fsck, one process", [*PROV, "fsck", "-q"], extra=one)
+            row("remap --dry-run, first", [*PROV, "remap", "--dry-run"], before="no watermark")
+            row("remap --dry-run, again", [*PROV, "remap", "--dry-run"])
+            where = ["find", "--where", "acc>0.9", "-n", "20"]
+            row("find --where 'acc>0.9' -n 20 (warm)", [*PROV, *where])
+            row("log -n 20 (warm)", [*PROV, "log", "-n", "20"])
+        if args.gc:
+            # The ledger factory starts a run every 1.5 s from EPOCH: the oldest 1% of runs.
+            cutoff = (EPOCH + timedelta(seconds=args.runs * 0.01 * 1.5)).isoformat()
+            older = ["gc", "--older-than", cutoff]
+            measure([*PROV, "find", "-n", "1"], repo, env)  # gc reads through a fresh index
+            row("gc --dry-run, oldest 1% of runs", [*PROV, *older, "--dry-run", "--json"])
+            row("gc --dry-run --keep-last 9 (10%)", [*PROV, "gc", "--keep-last", "9", "-n"])
         if not args.skip_sync:
             bare, plain = scratch / "remote.git", scratch / "plain.git"
             for target in (bare, plain):
@@ -290,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
                 clone,
             )
             row("fetch (fresh clone)", [*PROV, "fetch", "origin"], clone)
+            # A clone with a run of its own fetches the ledger: a merge where both changed.
+            mine = scratch / "mine"
+            git(scratch, "clone", "-q", "--no-local", "-b", "main", str(bare), str(mine))
+            measure([*PROV, "record", "--command", "true"], mine, env)
+            row("fetch, both sides changed (merge)", [*PROV, "fetch", "origin"], mine)
+        if args.gc:  # last: it writes tombstones into the ledger
+            row("gc --force, oldest 1% of runs", [*PROV, *older, "--force"])
 
     width = max(len(name) for name, _, _ in rows)
     print(f"\n{args.runs} runs on {args.commits} commits; load: {os.getloadavg()[0]:.1f}")
