@@ -4,8 +4,10 @@
 milliseconds, and the pre-push hook runs ``git prov hook pre-push`` on every ``git push``:
 for them start-up is most of the cost, and importing click and the command line built on it
 costs more than their own work. So a command line of one of these with its options in their
-plain forms runs here, without click (:mod:`git_prov.sync.commands`). Anything else — help,
-a typo, an option spelt another way, every other command — goes to
+plain forms runs here, without click (:mod:`git_prov.sync.commands`). So does ``git prov
+get`` when every file it writes was kept here (:func:`git_prov.kept_get.quick_get`): for a
+large file its cost is the kernel's copy plus start-up. Anything else — help, a typo, an
+option spelt another way, every other command, a get that needs more — goes to
 :func:`git_prov.cli.main`, which stays the one real parser, so its errors and help are
 unchanged. Both paths print the same bytes and exit with the same codes; errors are told
 by :func:`report_failure`, which both use.
@@ -32,6 +34,10 @@ QUICK_OPTIONS = {
     "sync": frozenset({"--attempts", "--timeout", "--no-remap", "--json", "--data"}),
 }
 VALUE_OPTIONS = frozenset({"--attempts", "--timeout"})
+# `get` runs here too when the bytes it writes are all kept here (git_prov.kept_get), with
+# these options (as git_prov/cli/data.py declares them; -o is --output).
+GET_FLAGS = frozenset({"--force", "--inputs", "--outputs", "--json"})
+GET_VALUES = frozenset({"--output", "--remote"})
 GLOBAL_FLAGS = frozenset({"--no-pager", "--debug"})  # no effect on these commands
 COLORS = ("auto", "always", "never")
 # GIT_PROV_DEBUG values click reads as a boolean in every version (it rejects others).
@@ -52,12 +58,29 @@ class QuickCall(NamedTuple):
     timeout: int | None = None
 
 
+class GetCall(NamedTuple):
+    """A ``git prov get`` command line the quick path tries (:mod:`git_prov.kept_get`)."""
+
+    spec: str  # RUN
+    paths: tuple[str, ...]
+    output: str | None  # -o/--output DIR
+    flags: frozenset[str]  # --force, --inputs or --outputs, --json
+    remote: str | None
+    directory: str | None  # -C DIR
+    color: str
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run ``git prov ARGV…`` (default: ``sys.argv[1:]``) and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
     call = parse_quick(args)
     if call is not None and _enter(call.directory):
         sys.exit(run_quick(call, debug=debug_wanted(args)))
+    get = parse_get(args) if "get" in args else None
+    if get is not None:
+        code = run_get(get, debug=debug_wanted(args))
+        if code is not None:
+            sys.exit(code)
     from git_prov.cli import main as click_main
 
     click_main(args)
@@ -68,34 +91,10 @@ def parse_quick(args: Sequence[str]) -> QuickCall | None:
     other command, help, an unknown or repeated option, an option value click might read
     differently, a shell-completion request, or output streams click would re-encode."""
     args = list(args)
-    if os.environ.get(NO_QUICK_ENV) or os.environ.get(COMPLETE_ENV) is not None:
+    start = _global_options(args)
+    if start is None:
         return None
-    debug = os.environ.get("GIT_PROV_DEBUG")
-    if debug is not None and debug.strip().lower() not in DEBUG_VALUES:
-        return None  # click says it is not a boolean
-    if not (_plain_stream(sys.stdout) and _plain_stream(sys.stderr)):
-        return None
-    directory, color, at = None, "auto", 0
-    while at < len(args) and args[at].startswith("-"):
-        arg, at = args[at], at + 1
-        if arg in GLOBAL_FLAGS:
-            continue
-        if arg in ("-C", "--color"):
-            if at == len(args):
-                return None
-            name, value, at = arg, args[at], at + 1
-        elif arg.startswith("--color="):
-            name, value = "--color", arg.partition("=")[2]
-        elif arg.startswith("-C"):
-            name, value = "-C", arg[2:]
-        else:
-            return None
-        if name == "--color" and value in COLORS:
-            color = value
-        elif name == "-C" and value and not value.startswith("-") and os.path.isdir(value):
-            directory = value
-        else:
-            return None  # (click says what is wrong with it)
+    directory, color, at = start
     if args[at : at + 2] == ["hook", "pre-push"]:
         arguments = args[at + 2 :]
         if not 1 <= len(arguments) <= 2 or any(a.startswith("-") for a in arguments):
@@ -139,6 +138,120 @@ def parse_quick(args: Sequence[str]) -> QuickCall | None:
         color,
         values.get("--timeout"),
     )
+
+
+def _global_options(args: Sequence[str]) -> tuple[str | None, str, int] | None:
+    """``-C DIR`` and ``--color`` before the command, and where the command is; None when
+    click should parse the command line (see :func:`parse_quick`)."""
+    if os.environ.get(NO_QUICK_ENV) or os.environ.get(COMPLETE_ENV) is not None:
+        return None
+    debug = os.environ.get("GIT_PROV_DEBUG")
+    if debug is not None and debug.strip().lower() not in DEBUG_VALUES:
+        return None  # click says it is not a boolean
+    if not (_plain_stream(sys.stdout) and _plain_stream(sys.stderr)):
+        return None
+    directory, color, at = None, "auto", 0
+    while at < len(args) and args[at].startswith("-"):
+        arg, at = args[at], at + 1
+        if arg in GLOBAL_FLAGS:
+            continue
+        if arg in ("-C", "--color"):
+            if at == len(args):
+                return None
+            name, value, at = arg, args[at], at + 1
+        elif arg.startswith("--color="):
+            name, value = "--color", arg.partition("=")[2]
+        elif arg.startswith("-C"):
+            name, value = "-C", arg[2:]
+        else:
+            return None
+        if name == "--color" and value in COLORS:
+            color = value
+        elif name == "-C" and value and not value.startswith("-") and os.path.isdir(value):
+            directory = value
+        else:
+            return None  # (click says what is wrong with it)
+    return directory, color, at
+
+
+def parse_get(args: Sequence[str]) -> GetCall | None:
+    """A ``git prov get`` command line in plain forms (each option at most once, values
+    that cannot be read as options, at least RUN), else None: click parses it."""
+    start = _global_options(args)
+    if start is None:
+        return None
+    directory, color, at = start
+    if args[at : at + 1] != ["get"]:
+        return None
+    positional: list[str] = []
+    flags: set[str] = set()
+    values: dict[str, str] = {}
+    rest = list(args[at + 1 :])
+    while rest:
+        arg, rest = rest[0], rest[1:]
+        if not arg.startswith("-"):
+            positional.append(arg)
+            continue
+        name, equals, value = arg.partition("=")
+        if arg == "-o":
+            name = "--output"
+        if name in GET_FLAGS and not equals and name not in flags:
+            flags.add(name)
+        elif name in GET_VALUES and name not in values and (equals or arg == name or arg == "-o"):
+            if not equals:
+                if not rest:
+                    return None
+                value, rest = rest[0], rest[1:]
+            if not value or value.startswith("-"):
+                return None
+            values[name] = value
+        else:
+            return None  # unknown, repeated, -oDIR, a flag with a value: click's call
+    if not positional or {"--inputs", "--outputs"} <= flags:
+        return None
+    return GetCall(
+        positional[0],
+        tuple(positional[1:]),
+        values.get("--output"),
+        frozenset(flags),
+        values.get("--remote"),
+        directory,
+        color,
+    )
+
+
+def run_get(call: GetCall, *, debug: bool) -> int | None:
+    """Run a ``get`` the quick path can (from its ``-C DIR``); its exit status, or None
+    when it stepped aside — having written and printed nothing, and back in the directory
+    it started from — for click to run it."""
+    try:
+        home = os.getcwd()
+    except OSError:
+        return None
+    if not _enter(call.directory):
+        return None
+    try:
+        from pathlib import Path
+
+        from git_prov.kept_get import GetOptions, quick_get
+
+        sides = [s for s in ("inputs", "outputs") if f"--{s}" in call.flags]
+        options = GetOptions(
+            paths=call.paths,
+            output=Path(call.output) if call.output is not None else None,
+            force="--force" in call.flags,
+            side=sides[0] if sides else None,
+            remote=call.remote,
+        )
+        code = quick_get(call.spec, options, as_json="--json" in call.flags, color=call.color)
+    except (KeyboardInterrupt, Exception) as exc:
+        return report_failure(exc, debug=debug, say=_say_error)
+    if code is None:
+        try:
+            os.chdir(home)  # (click goes to -C DIR itself)
+        except OSError as exc:
+            return report_failure(exc, debug=debug, say=_say_error)
+    return code
 
 
 def run_quick(call: QuickCall, *, debug: bool) -> int:

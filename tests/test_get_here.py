@@ -1,10 +1,11 @@
 """``git prov get`` of bytes kept here reads the ledger through the git binary, without
-pygit2 (kept_data.get_here), and does exactly what the full path does; a stat cache entry
-in the racy window is never trusted (kept_data._copy_stored). Real git, real git-lfs, the
+pygit2 (kept_get.get_here), and does exactly what the full path does; a stat cache entry
+in the racy window is never trusted (kept_get._copy_stored). Real git, real git-lfs, the
 real CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,7 +66,7 @@ def test_get_of_bytes_kept_here_loads_no_pygit2_and_does_what_the_full_path_does
     repo, run, files = kept
     quick = _get(repo, run, "-o", "A")
     full = _get(repo, run, "-o", "B", full=True)
-    assert "git_prov.kept_data" in quick[3] and "pygit2" not in quick[3]
+    assert "git_prov.kept_get" in quick[3] and "pygit2" not in quick[3]
     assert "pygit2" in full[3]  # (the full path really was taken)
     assert quick[0] == full[0] == 0
     assert quick[1] == full[1].replace("B/", "A/") and quick[2] == full[2]
@@ -190,3 +191,104 @@ def test_keep_vouches_for_its_objects_out_of_the_racy_window(
     code, _, said, _ = _get(repo, run, "out/model.bin", "-o", "A")
     assert code == 9 and "not the recorded" in said
     assert not (repo / "A/out/model.bin").exists()
+
+
+CLICK = {"GIT_PROV_NO_QUICK": "1"}  # every command line through click (entry.NO_QUICK_ENV)
+
+
+def _both(repo: Path, *args: str) -> tuple[tuple[int, str, str], set[str], tuple[int, str, str]]:
+    """``git prov ARGS`` through the executable's quick path (with ``{d}`` as A) and through
+    click (``{d}`` as B, shown as A): what each said, and the quick one's modules."""
+    quick = prov(repo, *(a.format(d="A") for a in args), check=False, env=IMPORTS)
+    slow = prov(repo, *(a.format(d="B") for a in args), check=False, env={**IMPORTS, **CLICK})
+    said = (slow.returncode, *(t.replace("B/", "A/") for t in (slow.stdout, _said(slow.stderr))))
+    return (quick.returncode, quick.stdout, _said(quick.stderr)), _modules(quick.stderr), said
+
+
+def test_get_without_click_says_what_the_click_command_says(
+    kept: tuple[Path, str, dict[str, bytes]],
+) -> None:
+    """The executable runs a get of bytes kept here without importing click (nor pygit2):
+    the same files, stdout, stderr and exit codes as the click command, errors included;
+    option spellings it does not take, and an -o click would refuse, go to click."""
+    repo, run, files = kept
+    (repo / "sub").mkdir()
+    (repo / "afile").write_text("x")
+    for args in (
+        (run, "-o", "{d}"),
+        (run, "--output={d}", "--json"),  # (all unchanged now)
+        (run, "out/sub", "--force", "--output", "{d}", "--inputs"),  # no such file: 6
+        (run, "--outputs", "out/model.bin", "-o", "{d}", "--remote", "nowhere"),
+        ("-C", "sub", "get", run[-8:], "-o", "../{d}/c"),
+        ("nope",),
+        (run, "-o", "{d}", "no/such"),
+        (run[:3],),
+    ):
+        if args[0] != "-C":
+            args = ("get", *args)
+        quick, modules, slow = _both(repo, *args)
+        assert quick == slow, args
+        assert "click" not in modules and "pygit2" not in modules, args
+    for rel, data in files.items():
+        assert (repo / "A" / rel).read_bytes() == data == (repo / "B" / rel).read_bytes()
+        if rel.startswith("out/"):
+            assert (repo / "A/c" / rel).read_bytes() == data
+    (repo / "A/out/small.txt").write_bytes(b"edited")
+    (repo / "B/out/small.txt").write_bytes(b"edited")
+    quick, modules, slow = _both(repo, "get", run, "-o", "{d}")
+    assert quick == slow and quick[0] == 5 and "click" not in modules
+    # Click's own: help, a spelling the quick parser leaves to it, an -o that is a file
+    # (from -C DIR: the quick path went there, and came back before click went again).
+    (repo / "sub/afile").write_text("x")
+    for args in (
+        ("get", "--help"),
+        ("get", run, "-o{d}"),
+        ("get", run, "--inputs", "--outputs", "-o", "{d}/x"),
+        ("get", run, "-o", "afile"),
+        ("-C", "sub", "get", run, "-o", "afile"),
+    ):
+        quick, modules, slow = _both(repo, *args)
+        assert quick == slow and "click" in modules, args
+
+
+def test_get_without_click_steps_aside_for_a_first_index_on_a_terminal(
+    kept: tuple[Path, str, dict[str, bytes]],
+) -> None:
+    """Building the query index shows progress on a terminal, which only the click command
+    draws: with no index and stderr a terminal, the quick path leaves the get to click
+    (having written nothing); with an index, it does the get itself."""
+    import pty
+    import subprocess
+    import sys
+
+    repo, run, files = kept
+
+    def on_terminal(*args: str) -> tuple[int, set[str]]:
+        leader, follower = pty.openpty()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "git_prov", "get", run, *args],
+                cwd=repo,
+                env={**os.environ, **IMPORTS},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=follower,
+                check=False,
+            )
+            os.close(follower)
+            said = b""
+            with contextlib.suppress(OSError):  # (EIO once everything was read)
+                while chunk := os.read(leader, 1 << 16):
+                    said += chunk
+        finally:
+            os.close(leader)
+        return done.returncode, _modules(said.decode(errors="replace").replace("\r", ""))
+
+    index = repo / ".git/prov/index.sqlite"
+    index.unlink(missing_ok=True)
+    code, modules = on_terminal("-o", "A")
+    assert code == 0 and "click" in modules and index.exists()
+    assert (repo / "A/out/model.bin").read_bytes() == files["out/model.bin"]
+    code, modules = on_terminal("-o", "B")
+    assert code == 0 and "click" not in modules
+    assert (repo / "B/out/model.bin").read_bytes() == files["out/model.bin"]

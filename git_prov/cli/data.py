@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -56,10 +55,8 @@ def get(
       git prov get 3f2a9c1e                     every kept file, into the working tree
       git prov get 3f2a9c1e model.pt -o /tmp/r  one file, elsewhere
     """
-    from git_prov.errors import RepositoryProblem
-    from git_prov.kept_data import GetOptions, get_files, get_here
-    from git_prov.model.record import printable
-    from git_prov.store.gitcli.paths import RepoPaths
+    from git_prov.kept_data import GetOptions, get_files
+    from git_prov.kept_get import get_here, say_result
 
     options = GetOptions(
         paths=paths,
@@ -70,19 +67,7 @@ def get(
     )
     # Bytes kept here are copied without loading pygit2; anything else (and every error
     # about the repository itself) takes the full path.
-    try:
-        where = RepoPaths.discover()
-    except RepositoryProblem:
-        where = None  # (open_repo says what is wrong)
-    result = get_here(where, spec, options) if where is not None else None
+    result = get_here(spec, options)
     if result is None:
         result = get_files(_open(), spec, options)
-    if as_json:
-        echo(json.dumps(result.to_json(), indent=2, sort_keys=True), data=True)
-        return 0
-    for f in result.files:
-        what = "unchanged" if f.action == "unchanged" else f"written (from {f.source})"
-        echo(f"{printable(f.target)}  {what}")
-    for path, why in result.skipped:
-        echo(state.style(f"{printable(path)}  skipped: {why}", dim=True), err=True)
-    return 0
+    return say_result(result, as_json=as_json, echo=echo, style=state.style)

@@ -18,6 +18,7 @@ pathlib, not dataclasses), since ``git prov sync`` loads it before anything else
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -313,10 +314,17 @@ def read_blobs(
     cwd: str | os.PathLike[str], oids: Sequence[str], *, check: bool = True
 ) -> dict[str, bytes]:
     """The contents of many objects through one ``git cat-file --batch`` (missing ones are
-    absent); ``check``: RepositoryProblem when git fails (else what it gave)."""
+    absent); ``check``: RepositoryProblem when git fails (else what it gave). Inside
+    :func:`sharing`, a few objects of its repository are read by its shared process."""
     wanted = list(dict.fromkeys(oids))
     if not wanted:
         return {}
+    shared = _shared
+    if shared is not None and shared.serves(cwd):
+        answers = shared.contents(wanted)
+        if answers is not None:
+            return answers
+        # (the shared process failed: a process of its own says how, as it always did)
     proc = run_git(cwd, _BATCH, input="\n".join(wanted).encode() + b"\n", check=check)
     return {
         oid: data for oid, data in _entries(io.BytesIO(proc.stdout), wanted) if data is not None
@@ -328,7 +336,6 @@ def stream_blobs(
 ) -> Generator[tuple[str, bytes | None], None, None]:
     """(oid, contents or None when missing) for each of ``oids``, in order, as ``git
     cat-file --batch`` produces them — so the caller works while git still reads."""
-    import contextlib
     import threading
 
     if not oids:
@@ -365,6 +372,142 @@ def stream_blobs(
         stdout.close()
         proc.wait()
         feeder.join()
+
+
+# ---- one cat-file for a whole short command ---------------------------------------------------
+
+
+class CatFile:
+    """One ``git cat-file --batch-command --buffer`` process that answers every object
+    read of a short command: ``info`` (type, size, id) of object names such as
+    ``<commit>:<path>``, and the ``contents`` of objects, a round of commands at a time.
+    Started early, it runs while Python is still importing; a read after git failed (a
+    damaged repository, a killed process) answers None, and so does every later one."""
+
+    def __init__(self, cwd: str | os.PathLike[str]):
+        self.cwd = os.path.abspath(cwd)
+        self._proc: subprocess.Popen[bytes] | None
+        try:
+            self._proc = subprocess.Popen(
+                ["git", "cat-file", "--batch-command", "--buffer"],
+                cwd=cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            self._proc = None
+
+    def serves(self, cwd: str | os.PathLike[str]) -> bool:
+        """Whether this process reads the repository git finds from ``cwd``."""
+        return self._proc is not None and os.path.abspath(cwd) == self.cwd
+
+    def info(self, names: Sequence[str]) -> list[tuple[str, int, str] | None] | None:
+        """(type, size, object id) of each of ``names``, None for one git does not find
+        (missing, ambiguous); None when git failed."""
+        answers: list[tuple[str, int, str] | None] = []
+        for out, some in self._rounds(b"info ", names):
+            if out is None:
+                return None
+            try:
+                for _ in some:
+                    header = _header(out.readline())
+                    answers.append((header[1], header[2], header[0]) if header else None)
+            except _Broken:
+                self.close()
+                return None
+        return answers
+
+    def contents(self, oids: Sequence[str]) -> dict[str, bytes] | None:
+        """The contents of each of ``oids`` git has (those it has not are absent); None
+        when git failed."""
+        found: dict[str, bytes] = {}
+        for out, some in self._rounds(b"contents ", oids):
+            if out is None:
+                return None
+            try:
+                for oid in some:
+                    header = _header(out.readline())
+                    if header is not None:
+                        data = out.read(header[2])
+                        if len(data) != header[2] or out.read(1) != b"\n":
+                            raise _Broken
+                        found[oid] = data
+            except _Broken:
+                self.close()
+                return None
+        return found
+
+    def close(self) -> None:
+        """End the process (it exits when its input ends)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            proc.wait()
+
+    def _rounds(
+        self, command: bytes, names: Sequence[str]
+    ) -> Iterator[tuple[IO[bytes] | None, Sequence[str]]]:
+        """Send the commands for ``names`` a round at a time; for each round, where its
+        answers are to be read (None: git failed) and the names it asked about. A round
+        is small enough for the pipe to hold it whole, so git never waits for its answers
+        to be read while this process waits for it to read the commands."""
+        for start in range(0, len(names), _ROUND):
+            some = names[start : start + _ROUND]
+            proc = self._proc
+            if proc is None or proc.stdin is None or proc.stdout is None:
+                yield None, some
+                return
+            if any("\n" in name for name in some):
+                yield None, some  # (one command a line)
+                return
+            request = b"".join(command + os.fsencode(name) + b"\n" for name in some)
+            try:
+                proc.stdin.write(request + b"flush\n")
+                proc.stdin.flush()
+            except OSError:
+                self.close()
+                yield None, some
+                return
+            yield proc.stdout, some
+
+
+_ROUND = 128  # commands per round (each well under 200 bytes: a round is under 32 KiB)
+
+
+class _Broken(Exception):
+    """cat-file's output ended or made no sense."""
+
+
+def _header(line: bytes) -> tuple[str, str, int] | None:
+    """(object id, type, size) of an answer's first line; None for ``<name> missing`` (or
+    ``ambiguous``); :class:`_Broken` when the output ended."""
+    if not line.endswith(b"\n"):
+        raise _Broken
+    parts = line.split()
+    if len(parts) == 3 and parts[2].isdigit():
+        oid, kind = (part.decode("ascii", "replace") for part in parts[:2])
+        return oid, kind, int(parts[2])
+    if len(parts) >= 2 and parts[-1] in (b"missing", b"ambiguous"):
+        return None
+    raise _Broken
+
+
+_shared: CatFile | None = None
+
+
+@contextlib.contextmanager
+def sharing(cat: CatFile) -> Iterator[CatFile]:
+    """While inside, :func:`read_blobs` of ``cat``'s repository reads through ``cat``."""
+    global _shared
+    before, _shared = _shared, cat
+    try:
+        yield cat
+    finally:
+        _shared = before
 
 
 def remote_key(remote: str) -> str:

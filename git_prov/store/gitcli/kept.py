@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from git_prov.model.manifest import KEPT_GIT, KEPT_LFS
-from git_prov.store.gitcli import run_git
+from git_prov.store.gitcli import CatFile, run_git
 from git_prov.store.lfs import LfsError, has_lfs_object, lfs_object_path
 
 DATA_REF = "refs/prov/data"
@@ -158,22 +159,30 @@ def restore_kept_lfs(repo: Where, digest: str, size: int | None = None) -> bool:
 # ---- reading through git ---------------------------------------------------------------------
 
 
-def manifests_here(
-    cwd: str | os.PathLike[str], oids: Sequence[str], limit: int
-) -> dict[str, bytes] | None:
-    """The bytes of the blobs ``oids`` (data manifests), read through git after their
+# What kept_here reads of the refs: the data refs and the objects ref, each with its type
+# and whether it is symbolic (a caller may start it early and do other work meanwhile).
+REF_LISTING = (
+    "for-each-ref",
+    "--format=%(objectname) %(objecttype) %(symref) %(refname)",
+    DATA_REF,
+    OBJECTS_REF,
+    _TRACKING_PREFIX,
+)
+
+
+def manifests_here(cat: CatFile, oids: Sequence[str], limit: int) -> dict[str, bytes] | None:
+    """The bytes of the blobs ``oids`` (data manifests), read through ``cat`` after their
     headers say each is a blob of at most ``limit`` bytes; None when one is not (missing,
     not a blob, too large, not an object id)."""
     from git_prov.model.ids import is_hex_oid
-    from git_prov.store.gitcli import read_blobs
 
     if not all(is_hex_oid(oid) for oid in oids):
         return None
-    headers = _batch_check(cwd, oids)
+    headers = cat.info(oids)
     if headers is None or any(h is None or h[0] != "blob" or h[1] > limit for h in headers):
         return None
-    blobs = read_blobs(cwd, oids, check=False)
-    return blobs if all(oid in blobs for oid in oids) else None
+    blobs = cat.contents(oids)
+    return blobs if blobs is not None and all(oid in blobs for oid in oids) else None
 
 
 @dataclass(frozen=True)
@@ -185,22 +194,14 @@ class KeptHere:
     sizes: dict[str, int]  # git blob id → size, for KEPT_GIT bytes
 
 
-def kept_here(cwd: str | os.PathLike[str], digests: Sequence[str]) -> KeptHere | None:
+def kept_here(
+    cat: CatFile, listed: subprocess.CompletedProcess[bytes], digests: Sequence[str]
+) -> KeptHere | None:
     """Where the kept bytes of ``digests`` are named — in ``refs/prov/data``, then in the
     tracking data refs of remotes in remote-name order, as
     :func:`git_prov.store.kept.find_kept` looks — and which were dropped, read through
-    git. None when a ledger ref is not a plain ref to a commit with its tree here."""
-    listed = run_git(
-        cwd,
-        [
-            "for-each-ref",
-            "--format=%(objectname) %(objecttype) %(symref) %(refname)",
-            DATA_REF,
-            OBJECTS_REF,
-            _TRACKING_PREFIX,
-        ],
-        check=False,
-    )
+    ``cat`` from the refs ``listed`` (what git :data:`REF_LISTING` said). None when a
+    ledger ref is not a plain ref to a commit with its tree here."""
     if listed.returncode != 0:
         return None
     tips: dict[str, str] = {}
@@ -214,13 +215,17 @@ def kept_here(cwd: str | os.PathLike[str], digests: Sequence[str]) -> KeptHere |
     remotes = sorted(r for ref in tips if (r := tracking_remote_of(ref)) is not None)
     data_refs = [r for r in (DATA_REF, *(tracking_data_ref(x) for x in remotes)) if r in tips]
     # Every tip's tree must be here (a pygit2 read of the ref would fail without it); then,
-    # for each digest and data tree, the blob (kept bytes) and the LFS pointer path.
+    # for each digest and data tree, the blob (kept bytes) and the LFS pointer path; then
+    # whether the objects tree has drop markers at all.
     queries = [f"{tips[ref]}^{{tree}}" for ref in tips]
     for digest in digests:
         for ref in data_refs:
             queries.append(f"{tips[ref]}:{kept_path(KEPT_GIT, digest)}")
             queries.append(f"{tips[ref]}:{kept_path(KEPT_LFS, digest)}")
-    headers = _batch_check(cwd, queries)
+    objects_tip = tips.get(OBJECTS_REF)
+    if objects_tip is not None:
+        queries.append(f"{objects_tip}:{DROP_DATA_DIR}")
+    headers = cat.info(queries)
     if headers is None or any(h is None for h in headers[: len(tips)]):
         return None
     answers = iter(headers[len(tips) :])
@@ -236,7 +241,9 @@ def kept_here(cwd: str | os.PathLike[str], digests: Sequence[str]) -> KeptHere |
                 sizes[blob[2]] = blob[1]
             elif pointer is not None:
                 found[digest] = Found(KEPT_LFS, ref)
-    dropped = _dropped(cwd, tips.get(OBJECTS_REF))
+    # No drop-data/ in the objects tree (nothing was ever dropped): no markers to list.
+    markers = next(answers, None)
+    dropped = _dropped(cat.cwd, objects_tip) if markers is not None else set()
     if dropped is None:
         return None
     return KeptHere(found, frozenset(d for d in digests if d in dropped), sizes)
@@ -257,31 +264,3 @@ def _dropped(cwd: str | os.PathLike[str], objects_tip: str | None) -> set[str] |
         if info.split(" ")[1:2] == ["blob"] and path.startswith(prefix):
             out.add(path[len(prefix) :].replace("/", ""))
     return out
-
-
-def _batch_check(
-    cwd: str | os.PathLike[str], queries: Sequence[str]
-) -> list[tuple[str, int, str] | None] | None:
-    """``git cat-file --batch-check`` of each query: (type, size, object id), None for a
-    missing one; None when git fails."""
-    if not queries:
-        return []
-    if any("\n" in q for q in queries):
-        return None
-    proc = run_git(
-        cwd,
-        ["cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectname)"],
-        input="\n".join(queries).encode() + b"\n",
-        check=False,
-    )
-    if proc.returncode != 0:
-        return None
-    lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")
-    out: list[tuple[str, int, str] | None] = []
-    for line in lines[: len(queries)]:
-        parts = line.split(" ")
-        if len(parts) == 3 and parts[1].isdigit():
-            out.append((parts[0], int(parts[1]), parts[2]))
-        else:
-            out.append(None)  # "<query> missing", "… ambiguous"
-    return out if len(out) == len(queries) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ from typing import Any
 from git_prov.errors import RepositoryProblem
 from git_prov.model.ids import HEX_OID_RE
 from git_prov.store.gitcli import PROV_DIR, refuse_reftable, run_git
+
+# What RepoPaths.discover asks git: the common dir, and where the working directory is.
+DISCOVER = ("rev-parse", "--path-format=absolute", "--git-common-dir", "--is-inside-work-tree",
+            "--show-prefix")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,12 +36,12 @@ class RepoPaths:
     def discover(cls, cwd: Path | None = None) -> RepoPaths:
         """The repository containing ``cwd`` (default: the current directory)."""
         here = Path(os.path.abspath(cwd or os.getcwd()))
-        proc = run_git(
-            here,
-            ["rev-parse", "--path-format=absolute", "--git-common-dir",
-             "--is-inside-work-tree", "--show-prefix"],
-            check=False,
-        )  # fmt: skip
+        return cls.from_rev_parse(here, run_git(here, DISCOVER, check=False))
+
+    @classmethod
+    def from_rev_parse(cls, here: Path, proc: subprocess.CompletedProcess[bytes]) -> RepoPaths:
+        """The repository containing ``here``, from what ``git`` :data:`DISCOVER` said there
+        (a caller may start it early and do other work meanwhile)."""
         lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")
         if proc.returncode != 0 or len(lines) < 2:
             raise RepositoryProblem(
