@@ -146,7 +146,7 @@ def test_spliced_output_is_the_decoded_one(ledger: tuple[Path, list[str]]) -> No
     first = prov(repo, "find", "--json").stdout  # decodes every line, and keeps what it may
     kept = _splices(repo)
     assert kept[c1] and kept[c3] and kept[c2] is None, kept  # (c2: no run of one row)
-    splices = [int(s) for s in (kept[c1] or "").split(",")]
+    splices = [int(s) for s in (kept[c1] or "").partition(":")[2].split(",")]
     blob = git(repo, "notes", "--ref=prov", "list", c1)
     lines = note_lines(
         subprocess.run(
@@ -187,7 +187,8 @@ def test_kept_splices_follow_the_note_blob(ledger: tuple[Path, list[str]]) -> No
     assert _splices(repo)[c2] is not None
     # What is kept is only used for the blob it was worked out for: a wrong entry for a
     # blob that is no longer the note's is never read.
-    wrong = ",".join(["5"] * len((before[c1] or "").split(",")))
+    tag, _, entries = (before[c1] or "").partition(":")
+    wrong = tag + ":" + ",".join(["5"] * len(entries.split(",")))
     with sqlite3.connect(repo / ".git" / "prov" / "index.sqlite") as db:
         db.execute("UPDATE notes SET splices = ? WHERE commit_id = ?", (wrong, c1))
     assert prov(repo, "find", "--json").stdout != _expected(repo)[0]  # (read: it is the cache)

@@ -20,7 +20,7 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -380,6 +380,7 @@ def records_of_rows(
             at_of[row] = i
     found = _single_rows(index, at_of, len(rows))
     splicing = encode is FIND_JSON
+    tag = _splices_tag() if splicing else ""
     learned: list[tuple[str, str, str]] = []  # (splices, note, blob) worked out here
     with _Spool(len(rows)) as spool:
         known: set[str] = set()  # ids the fast reader has checked
@@ -394,11 +395,11 @@ def records_of_rows(
             printed: dict[int, str] = {}  # line number -> FIND_JSON of its run, if made
             if splicing and lines:
                 kept = found.splices[number]
-                if kept is None:  # (not worked out yet: every line, once)
+                if kept is None or not kept.startswith(tag):  # (every line, once)
                     splices, printed = _learn_splices(lines, note, known)
-                    learned.append((",".join(map(str, splices)), note, blob_id))
+                    learned.append((tag + ",".join(map(str, splices)), note, blob_id))
                 else:
-                    splices = [int(entry) for entry in kept.split(",")]
+                    splices = [int(entry) for entry in kept[len(tag) :].split(",")]
                     if len(splices) != len(lines):  # (never: kept for this very blob)
                         splices = []
             texts: list[str] = []
@@ -566,6 +567,17 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
 # line, that note and those members: all fixed for a blob in the note of a commit), and
 # kept in the index beside the blob (``notes.splices``: per line, the offset where the
 # members go, or -1).
+
+
+@cache
+def _splices_tag() -> str:
+    """What ``notes.splices`` entries start with: a checksum of what find adds and how it
+    prints it, so that offsets worked out for other members or another style (an older
+    git-prov) are worked out again rather than used."""
+    import zlib
+
+    sample = find_members("20260101T000000.000Z-0123abcd", "a" * 40, "b" * 40)
+    return f"{zlib.crc32(FIND_JSON(sample).encode()):08x}:"
 
 
 def _learn_splices(
