@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from conftest import commit_file
 from factories import make_record
 
@@ -70,3 +71,36 @@ def test_a_merge_gains_whole_notes_as_ids_and_reads_them_on_demand(repo: Path) -
     assert result.runs_gained_ours() == 4 and result.conflicts == {twin.id}
     assert gained[commits[1]] == sorted({encode_entry(theirs_runs[0]), encode_entry(twin)})
     assert dict(result.gained_theirs) == {}
+
+
+def test_the_git_log_display_rewritten_a_part_at_a_time_is_the_same(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge that changes every note rewrites the display a part at a time: the same
+    display lines as all at once."""
+    from git_prov.store import ledger as ledger_module
+    from git_prov.store.ledger import DISPLAY_REF
+    from git_prov.store.notes import iter_notes
+
+    ledger = Ledger(open_repo(repo))
+    commits = [commit_file(repo, f"f{i}.txt", f"{i}\n") for i in range(5)]
+    runs = [make_record(c) for c in commits for _ in range(2)]
+    ledger.write([(r.commit, r) for r in runs], keep=commits)
+
+    def display() -> dict[str, bytes]:
+        tip = ledger.tip(DISPLAY_REF)
+        assert tip is not None
+        return {
+            commit: ledger.pygit[blob].data  # type: ignore[attr-defined]
+            for commit, blob in iter_notes(ledger.pygit, tip.tree)
+        }
+
+    ledger.refresh_display(force=True)
+    whole = display()
+    assert len(whole) == 5 and all(whole.values())
+    ledger.pygit.references.delete(DISPLAY_REF)
+    monkeypatch.setattr(ledger_module, "_DISPLAY_PART", 2)
+    ledger.refresh_display(force=True)
+    assert display() == whole
+    ledger.refresh_display(commits[:3], force=True)  # nothing changed: no new commit
+    assert display() == whole

@@ -61,6 +61,7 @@ _REWRITE_LIMIT = 64 << 20
 _RECHECKS = 3  # passes over a write's objects after its ref moved
 # How long a write waits for a `git gc` that was running when its ref moved (see _await_gc).
 GC_WAIT_SECONDS = 10.0
+_DISPLAY_PART = 2000  # commits whose display lines are rewritten at once
 
 
 def object_path(kind: str, oid: str) -> str:
@@ -350,8 +351,8 @@ class Ledger:
             targets = [c for c, _ in notes.iter_notes(self.pygit, notes_tree)] if notes_tree else []
         else:
             targets = list(commits)
-        texts: dict[str, str] = {}
-        for commit_hex in targets:
+
+        def text(commit_hex: str) -> str:
             parsed = parse_note(notes.read_note_text(self.pygit, notes_tree, commit_hex))
             # `git prov gc` writes a tombstone in every note its run is shown on.
             removed = {e.run for e in parsed.entries if isinstance(e, Tombstone)}
@@ -361,11 +362,24 @@ class Ledger:
                 if (isinstance(e, RunRecord) and e.id not in removed)
                 or (isinstance(e, Attachment) and e.run not in removed)
             ]
-            texts[commit_hex] = "".join(line + "\n" for line in sorted(set(lines)))
+            return "".join(line + "\n" for line in sorted(set(lines)))
+
+        # A part at a time (a merge that brought a whole ledger changes every note): the
+        # display lines of one part are held at once, not those of every commit.
+        parts = [targets[i : i + _DISPLAY_PART] for i in range(0, len(targets), _DISPLAY_PART)]
+        texts: dict[str, str] | None = {c: text(c) for c in parts[0]} if len(parts) == 1 else None
 
         def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
             tree = tip.tree if tip is not None else None
-            tree_id = notes.set_notes(self.pygit, tree, texts)
+            if texts is not None or not parts:
+                tree_id = notes.set_notes(self.pygit, tree, texts or {})
+            else:
+                current = tree
+                for part in parts:
+                    tree_id = notes.set_notes(self.pygit, current, {c: text(c) for c in part})
+                    written = self.pygit[tree_id]
+                    assert isinstance(written, pygit2.Tree)
+                    current = written
             if tree is not None and tree_id == tree.id:
                 return None
             return self._commit(
