@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from git_prov.errors import UsageProblem
+from git_prov.model.frozen import Fields
 
 CONFIG_NAME = ".gitprov.toml"
 DEFAULT_LOG_LIMIT = 1 << 20
@@ -14,8 +15,8 @@ DEFAULT_MAX_SNAPSHOT_FILE = 10 << 20
 DEFAULT_LFS_THRESHOLD = 8 << 20  # kept files this big or bigger go to git-LFS
 
 
-@dataclass(frozen=True)
-class ProvConfig:
+@dataclass(init=False, repr=False, eq=False)
+class ProvConfig(Fields):
     """The settings that shape a recorded run."""
 
     inputs: tuple[str, ...] = ()
@@ -29,6 +30,33 @@ class ProvConfig:
     keep_max_size: int | None = None  # [keep] max_size: larger files are not kept by default
     lfs_threshold: int = DEFAULT_LFS_THRESHOLD  # [keep] lfs_threshold
     secret_files: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        inputs: tuple[str, ...] = (),
+        outputs: tuple[str, ...] = (),
+        params_files: tuple[str, ...] = (),
+        metrics_files: tuple[str, ...] = (),
+        log_limit: int = DEFAULT_LOG_LIMIT,
+        max_snapshot_file: int = DEFAULT_MAX_SNAPSHOT_FILE,
+        variables: tuple[str, ...] = (),
+        keep: tuple[str, ...] = (),
+        keep_max_size: int | None = None,
+        lfs_threshold: int = DEFAULT_LFS_THRESHOLD,
+        secret_files: tuple[str, ...] = (),
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "inputs", inputs)
+        set_(self, "outputs", outputs)
+        set_(self, "params_files", params_files)
+        set_(self, "metrics_files", metrics_files)
+        set_(self, "log_limit", log_limit)
+        set_(self, "max_snapshot_file", max_snapshot_file)
+        set_(self, "variables", variables)
+        set_(self, "keep", keep)
+        set_(self, "keep_max_size", keep_max_size)
+        set_(self, "lfs_threshold", lfs_threshold)
+        set_(self, "secret_files", secret_files)
 
     @property
     def snapshot_secret_files(self) -> tuple[str, ...]:

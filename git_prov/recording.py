@@ -15,6 +15,7 @@ from git_prov import __version__
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
+from git_prov.model.frozen import FRESH, Fields
 from git_prov.model.ids import HEX_OID_RE, new_run_id
 from git_prov.model.manifest import (
     MANIFEST_VERSION,
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
 SECRETS_LEFT_OUT = "omitted_secrets"
 
 
-@dataclass(frozen=True)
-class RunOptions:
+@dataclass(init=False, repr=False, eq=False)
+class RunOptions(Fields):
     """What a user declares about a run (command-line options and API arguments)."""
 
     inputs: Sequence[str] = ()
@@ -73,9 +74,48 @@ class RunOptions:
     # --goal / goals=: "min" or "max" per metric, deciding its "best" (model/history.py)
     goals: Mapping[str, str] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str] = (),
+        params: Mapping[str, Scalar] = FRESH,
+        metrics: Mapping[str, Scalar] = FRESH,
+        params_files: Sequence[str] = (),
+        metrics_files: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        message: str | None = None,
+        python: str | None = None,
+        capture_logs: bool | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        use_config: bool = True,
+        sign: bool | None = None,
+        reproduces: str | None = None,
+        keep: Sequence[str] = (),
+        goals: Mapping[str, str] = FRESH,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "inputs", inputs)
+        set_(self, "outputs", outputs)
+        set_(self, "params", {} if params is FRESH else params)
+        set_(self, "metrics", {} if metrics is FRESH else metrics)
+        set_(self, "params_files", params_files)
+        set_(self, "metrics_files", metrics_files)
+        set_(self, "tags", tags)
+        set_(self, "message", message)
+        set_(self, "python", python)
+        set_(self, "capture_logs", capture_logs)
+        set_(self, "cwd", cwd)
+        set_(self, "env", env)
+        set_(self, "use_config", use_config)
+        set_(self, "sign", sign)
+        set_(self, "reproduces", reproduces)
+        set_(self, "keep", keep)
+        set_(self, "goals", {} if goals is FRESH else goals)
 
-@dataclass(frozen=True)
-class Prepared:
+
+@dataclass(init=False, repr=False, eq=False)
+class Prepared(Fields):
     """Everything captured before the command starts."""
 
     run_id: str
@@ -102,14 +142,62 @@ class Prepared:
     inputs_id: str | None = None
     inputs_memo: DataMemo | None = None
 
+    def __init__(
+        self,
+        run_id: str,
+        started: datetime,
+        source: SourceState,
+        inputs: DataManifest | None,
+        environment: EnvironmentManifest,
+        params: dict[str, Scalar],
+        config: ProvConfig,
+        cwd: Path,
+        inputs_declared: tuple[str, ...],
+        outputs_declared: tuple[str, ...],
+        warnings: tuple[str, ...] = (),
+        keep: KeepPlan | None = None,
+        outputs_before: OutputsBefore | None = None,
+        hydra_before: Mapping[Path, tuple[int, int, int]] | None = None,
+        inputs_id: str | None = None,
+        inputs_memo: DataMemo | None = None,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "run_id", run_id)
+        set_(self, "started", started)
+        set_(self, "source", source)
+        set_(self, "inputs", inputs)
+        set_(self, "environment", environment)
+        set_(self, "params", params)
+        set_(self, "config", config)
+        set_(self, "cwd", cwd)
+        set_(self, "inputs_declared", inputs_declared)
+        set_(self, "outputs_declared", outputs_declared)
+        set_(self, "warnings", warnings)
+        set_(self, "keep", keep)
+        set_(self, "outputs_before", outputs_before)
+        set_(self, "hydra_before", hydra_before)
+        set_(self, "inputs_id", inputs_id)
+        set_(self, "inputs_memo", inputs_memo)
 
-@dataclass(frozen=True)
-class RunOutcome:
+
+@dataclass(init=False, repr=False, eq=False)
+class RunOutcome(Fields):
     """A recorded run and how its process ended."""
 
     record: RunRecord
     exit_status: int
     interrupted: bool = False
+
+    def __init__(
+        self,
+        record: RunRecord,
+        exit_status: int,
+        interrupted: bool = False,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "record", record)
+        set_(self, "exit_status", exit_status)
+        set_(self, "interrupted", interrupted)
 
 
 def repo_relative(root: Path, cwd: Path, path: str) -> str:
@@ -817,8 +905,8 @@ def secrets_left_out(record: RunRecord) -> tuple[str, ...]:
 HINT_PATHS = 3
 
 
-@dataclass(frozen=True)
-class DirtyReasons:
+@dataclass(init=False, repr=False, eq=False)
+class DirtyReasons(Fields):
     """Why a run's working tree counted as dirty, as far as the record's snapshot tells:
     the files it has that the commit has not (untracked files, or new files staged but not
     committed: the first few, and how many), whether tracked files changed, and the
@@ -829,6 +917,21 @@ class DirtyReasons:
     too_large: tuple[str, ...] = ()
     size_limit: int = 0
     new_count: int = 0
+
+    def __init__(
+        self,
+        new_files: tuple[str, ...] = (),
+        tracked_changed: bool = False,
+        too_large: tuple[str, ...] = (),
+        size_limit: int = 0,
+        new_count: int = 0,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "new_files", new_files)
+        set_(self, "tracked_changed", tracked_changed)
+        set_(self, "too_large", too_large)
+        set_(self, "size_limit", size_limit)
+        set_(self, "new_count", new_count)
 
 
 def dirty_reasons(repo: GitRepo, record: RunRecord) -> DirtyReasons:

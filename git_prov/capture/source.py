@@ -25,14 +25,15 @@ from git_prov.capture.untracked import (
     remove_index,
 )
 from git_prov.errors import RepositoryProblem
+from git_prov.model.frozen import Fields
 from git_prov.store.repo import Commit, GitRepo
 from git_prov.trust.secrets import DEFAULT_SECRET_FILES
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
 
-@dataclass(frozen=True)
-class SourceState:
+@dataclass(init=False, repr=False, eq=False)
+class SourceState(Fields):
     """HEAD and the snapshot of the working tree taken for one run."""
 
     commit: str
@@ -41,6 +42,23 @@ class SourceState:
     branch: str | None
     omitted: tuple[str, ...] = ()
     secrets_left_out: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        commit: str,
+        snapshot: str | None,
+        patch_id: str | None,
+        branch: str | None,
+        omitted: tuple[str, ...] = (),
+        secrets_left_out: tuple[str, ...] = (),
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "commit", commit)
+        set_(self, "snapshot", snapshot)
+        set_(self, "patch_id", patch_id)
+        set_(self, "branch", branch)
+        set_(self, "omitted", omitted)
+        set_(self, "secrets_left_out", secrets_left_out)
 
 
 def capture_source(
@@ -162,13 +180,24 @@ def _index_tree(repo: GitRepo, untracked: Sequence[str]) -> str:
         remove_index(index_path)
 
 
-@dataclass(frozen=True)
-class SnapshotChanges:
+@dataclass(init=False, repr=False, eq=False)
+class SnapshotChanges(Fields):
     """What a snapshot commit has that the commit it was taken on has not."""
 
     new_count: int  # files (untracked, or staged and new) the commit lacks
     new_first: tuple[str, ...]  # the first of them, in git's order
     tracked_changed: bool  # whether any of the commit's files differ
+
+    def __init__(
+        self,
+        new_count: int,
+        new_first: tuple[str, ...],
+        tracked_changed: bool,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "new_count", new_count)
+        set_(self, "new_first", new_first)
+        set_(self, "tracked_changed", tracked_changed)
 
 
 def snapshot_changes(repo: GitRepo, commit: str, snapshot: str, first: int) -> SnapshotChanges:

@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from git_prov.errors import BadPath
+from git_prov.model.frozen import FRESH, Fields
 from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 
 MANIFEST_VERSION = 1
@@ -181,13 +182,24 @@ class DataEntry:
         return out
 
 
-@dataclass(frozen=True)
-class DataManifest:
+@dataclass(init=False, repr=False, eq=False)
+class DataManifest(Fields):
     """The files a run read or wrote: declared paths expanded to files, with hashes."""
 
     paths: tuple[str, ...]
     entries: tuple[DataEntry, ...]
     missing: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        paths: tuple[str, ...],
+        entries: tuple[DataEntry, ...],
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "paths", paths)
+        set_(self, "entries", entries)
+        set_(self, "missing", missing)
 
     @classmethod
     def build(
@@ -259,8 +271,8 @@ class DataManifest:
             raise ValueError(f"malformed data manifest: {exc}") from None
 
 
-@dataclass(frozen=True)
-class EnvironmentManifest:
+@dataclass(init=False, repr=False, eq=False)
+class EnvironmentManifest(Fields):
     """The environment a command ran in.
 
     Each section is a JSON-like mapping (see ``docs/format.md`` for the keys). Volatile
@@ -278,6 +290,31 @@ class EnvironmentManifest:
     accelerator: Mapping[str, Any] = field(default_factory=dict)
     container: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        python: Mapping[str, Any] = FRESH,
+        packages: Mapping[str, str] = FRESH,
+        lockfiles: Mapping[str, str] = FRESH,
+        system: Mapping[str, Any] = FRESH,
+        cpu: Mapping[str, Any] = FRESH,
+        memory: Mapping[str, Any] = FRESH,
+        gpus: tuple[Mapping[str, Any], ...] = (),
+        accelerator: Mapping[str, Any] = FRESH,
+        container: Mapping[str, Any] = FRESH,
+        variables: Mapping[str, str] = FRESH,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "python", {} if python is FRESH else python)
+        set_(self, "packages", {} if packages is FRESH else packages)
+        set_(self, "lockfiles", {} if lockfiles is FRESH else lockfiles)
+        set_(self, "system", {} if system is FRESH else system)
+        set_(self, "cpu", {} if cpu is FRESH else cpu)
+        set_(self, "memory", {} if memory is FRESH else memory)
+        set_(self, "gpus", gpus)
+        set_(self, "accelerator", {} if accelerator is FRESH else accelerator)
+        set_(self, "container", {} if container is FRESH else container)
+        set_(self, "variables", {} if variables is FRESH else variables)
 
     _SECTIONS = (
         "python",

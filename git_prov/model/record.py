@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from git_prov.model.controls import control_pattern, shown
+from git_prov.model.frozen import FRESH, Fields
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
 from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
 from git_prov.model.limits import MAX_NESTING as MAX_NESTING
@@ -53,8 +54,8 @@ def status_for(exit_code: int | None, signal: int | None = None) -> str:
     return STATUS_OK if exit_code == 0 else STATUS_FAILED
 
 
-@dataclass(frozen=True)
-class RunRecord:
+@dataclass(init=False, repr=False, eq=False)
+class RunRecord(Fields):
     """One run: what ran, on which code, data and environment, and how it ended.
 
     Records are immutable once written. ``commit`` is always the commit the run actually
@@ -98,6 +99,77 @@ class RunRecord:
     signature: str | None = None
     # Fields written by a newer minor version; kept so re-encoding loses nothing.
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        id: str,
+        commit: str,
+        command: str,
+        started: str,
+        ended: str,
+        duration: float,
+        exit_code: int | None,
+        status: str,
+        argv: tuple[str, ...] | None = None,
+        cwd: str = ".",
+        snapshot: str | None = None,
+        patch_id: str | None = None,
+        branch: str | None = None,
+        host: str | None = None,
+        user: str | None = None,
+        inputs: str | None = None,
+        outputs: str | None = None,
+        env: str | None = None,
+        params: Mapping[str, Scalar] = FRESH,
+        metrics: Mapping[str, Scalar] = FRESH,
+        tags: tuple[str, ...] = (),
+        message: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        signal: int | None = None,
+        omitted: tuple[str, ...] = (),
+        reproduces: str | None = None,
+        origin: str = "run",
+        tool: str | None = None,
+        history: str | None = None,
+        series: Mapping[str, Mapping[str, Scalar]] = FRESH,
+        signature: str | None = None,
+        extra: Mapping[str, Any] = FRESH,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "id", id)
+        set_(self, "commit", commit)
+        set_(self, "command", command)
+        set_(self, "started", started)
+        set_(self, "ended", ended)
+        set_(self, "duration", duration)
+        set_(self, "exit_code", exit_code)
+        set_(self, "status", status)
+        set_(self, "argv", argv)
+        set_(self, "cwd", cwd)
+        set_(self, "snapshot", snapshot)
+        set_(self, "patch_id", patch_id)
+        set_(self, "branch", branch)
+        set_(self, "host", host)
+        set_(self, "user", user)
+        set_(self, "inputs", inputs)
+        set_(self, "outputs", outputs)
+        set_(self, "env", env)
+        set_(self, "params", {} if params is FRESH else params)
+        set_(self, "metrics", {} if metrics is FRESH else metrics)
+        set_(self, "tags", tags)
+        set_(self, "message", message)
+        set_(self, "stdout", stdout)
+        set_(self, "stderr", stderr)
+        set_(self, "signal", signal)
+        set_(self, "omitted", omitted)
+        set_(self, "reproduces", reproduces)
+        set_(self, "origin", origin)
+        set_(self, "tool", tool)
+        set_(self, "history", history)
+        set_(self, "series", {} if series is FRESH else series)
+        set_(self, "signature", signature)
+        set_(self, "extra", {} if extra is FRESH else extra)
 
     @property
     def short_id(self) -> str:
@@ -165,8 +237,8 @@ class RunRecord:
         return _CONTROL.sub(" ", text)
 
 
-@dataclass(frozen=True)
-class Attachment:
+@dataclass(init=False, repr=False, eq=False)
+class Attachment(Fields):
     """A run shown on another commit than the one it ran on, and why.
 
     Written as a line in the note of ``commit`` (the new commit) after a rewrite.
@@ -178,6 +250,23 @@ class Attachment:
     how: str
     at: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        run: str,
+        commit: str,
+        original: str,
+        how: str,
+        at: str,
+        extra: Mapping[str, Any] = FRESH,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "run", run)
+        set_(self, "commit", commit)
+        set_(self, "original", original)
+        set_(self, "how", how)
+        set_(self, "at", at)
+        set_(self, "extra", {} if extra is FRESH else extra)
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "attach"}
@@ -202,14 +291,27 @@ class Attachment:
         )
 
 
-@dataclass(frozen=True)
-class Tombstone:
+@dataclass(init=False, repr=False, eq=False)
+class Tombstone(Fields):
     """A run deliberately removed from the ledger (retention); survives merges."""
 
     run: str
     at: str
     reason: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        run: str,
+        at: str,
+        reason: str = "",
+        extra: Mapping[str, Any] = FRESH,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "run", run)
+        set_(self, "at", at)
+        set_(self, "reason", reason)
+        set_(self, "extra", {} if extra is FRESH else extra)
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": FORMAT_VERSION, "kind": "tombstone"}
@@ -227,8 +329,8 @@ class Tombstone:
 Entry = RunRecord | Attachment | Tombstone
 
 
-@dataclass(frozen=True)
-class LocatedRun:
+@dataclass(init=False, repr=False, eq=False)
+class LocatedRun(Fields):
     """A run record and the commits it is shown on (the commit it ran on, and any that it
     was carried or attached to after a rewrite)."""
 
@@ -239,13 +341,26 @@ class LocatedRun:
     # (set by the query layer, git_prov.query.located; None: no conflict, or not asked).
     conflict: RunConflict | None = None
 
+    def __init__(
+        self,
+        record: RunRecord,
+        shown_on: tuple[str, ...],
+        attachments: tuple[Attachment, ...] = (),
+        conflict: RunConflict | None = None,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "record", record)
+        set_(self, "shown_on", shown_on)
+        set_(self, "attachments", attachments)
+        set_(self, "conflict", conflict)
+
     @property
     def id(self) -> str:
         return self.record.id
 
 
-@dataclass(frozen=True)
-class LineProblem:
+@dataclass(init=False, repr=False, eq=False)
+class LineProblem(Fields):
     """A note line that could not be read, and why. Reported, never fatal."""
 
     commit: str
@@ -253,13 +368,35 @@ class LineProblem:
     reason: str
     text: str
 
+    def __init__(
+        self,
+        commit: str,
+        line_number: int,
+        reason: str,
+        text: str,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "commit", commit)
+        set_(self, "line_number", line_number)
+        set_(self, "reason", reason)
+        set_(self, "text", text)
 
-@dataclass(frozen=True)
-class ParsedNote:
+
+@dataclass(init=False, repr=False, eq=False)
+class ParsedNote(Fields):
     """Everything read from one note: its entries and the lines that failed."""
 
     entries: tuple[Entry, ...]
     problems: tuple[LineProblem, ...]
+
+    def __init__(
+        self,
+        entries: tuple[Entry, ...],
+        problems: tuple[LineProblem, ...],
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "entries", entries)
+        set_(self, "problems", problems)
 
 
 def signing_payload(data: Mapping[str, Any]) -> bytes:

@@ -35,6 +35,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from git_prov.model.frozen import Fields
 from git_prov.model.values import Scalar
 from git_prov.trust.secrets import (
     LINE_HINTS,
@@ -162,12 +163,19 @@ def known_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
 
-@dataclass(frozen=True)
-class Redactor:
+@dataclass(init=False, repr=False, eq=False)
+class Redactor(Fields):
     """Redaction of everything a record stores. ``known`` are literal secret values
     (usually :func:`known_secrets` of the command's environment) replaced wherever found."""
 
     known: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        known: tuple[str, ...] = (),
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "known", known)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Redactor:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from git_prov.model.frozen import Fields
+
 REDACTED = "<redacted>"
 
 # Words of a variable name that mark its value secret, and endings of glued words
@@ -75,8 +77,8 @@ its words, fragments and endings, minus those holding another (``tokens`` holds
 assignment, so redaction looks for these before running a regular expression."""
 
 
-@dataclass(frozen=True)
-class TokenShape:
+@dataclass(init=False, repr=False, eq=False)
+class TokenShape(Fields):
     """A kind of credential recognised by its shape wherever it appears, whatever its name.
 
     ``hints`` are lower-case substrings one of which every match contains: redaction of free
@@ -89,6 +91,19 @@ class TokenShape:
     pattern: str
     hints: tuple[str, ...]
     spans_lines: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        pattern: str,
+        hints: tuple[str, ...],
+        spans_lines: bool = False,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "name", name)
+        set_(self, "pattern", pattern)
+        set_(self, "hints", hints)
+        set_(self, "spans_lines", spans_lines)
 
 
 TOKEN_SHAPES: tuple[TokenShape, ...] = (

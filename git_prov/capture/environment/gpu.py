@@ -26,6 +26,7 @@ from typing import Any
 from git_prov.capture.environment.cache import cache_file_for, read_cached, stamp_of, write_cached
 from git_prov.capture.environment.interpreter import find_executable
 from git_prov.capture.environment.reading import read_text, under
+from git_prov.model.frozen import Fields
 from git_prov.model.manifest import EnvironmentManifest
 
 QUERY_FIELDS: tuple[str, ...] = (
@@ -68,13 +69,24 @@ _DRIVER_HEADER = r"Driver Version:\s*([0-9][0-9A-Za-z.\-]*)"
 _CUDA_HEADER = r"CUDA Version:\s*([0-9][0-9A-Za-z.\-]*)"
 
 
-@dataclass(frozen=True)
-class NvidiaReport:
+@dataclass(init=False, repr=False, eq=False)
+class NvidiaReport(Fields):
     """What one ``nvidia-smi`` query found: the GPUs and the driver-level versions."""
 
     gpus: tuple[Mapping[str, Any], ...]
     driver_version: str | None = None
     cuda_driver_version: str | None = None  # the highest CUDA the driver supports
+
+    def __init__(
+        self,
+        gpus: tuple[Mapping[str, Any], ...],
+        driver_version: str | None = None,
+        cuda_driver_version: str | None = None,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "gpus", gpus)
+        set_(self, "driver_version", driver_version)
+        set_(self, "cuda_driver_version", cuda_driver_version)
 
     def accelerator(self) -> dict[str, str]:
         """The driver part of the ``[accelerator]`` section (no ``None`` values)."""

@@ -1,0 +1,67 @@
+"""Frozen dataclasses whose methods are written in their module, not generated at import.
+
+``@dataclass(frozen=True)`` writes the source of ``__init__``, ``__repr__``, ``__eq__``,
+``__hash__``, ``__setattr__`` and ``__delattr__`` for each class and compiles it in every
+process: for the classes every ``record`` and ``log`` loads, that was a fifth of a
+record's start-up (issue 18). Such a class is declared
+``@dataclass(init=False, repr=False, eq=False)`` on :class:`Fields`. Its ``__init__`` is
+written out in the class (each field set with ``object.__setattr__``, as the generated one
+does; a default factory's value made when the argument is :data:`FRESH`); the other five
+come from :class:`Fields`, which reads the dataclass's own field list. It stays a
+dataclass (``fields``, ``replace``, ``asdict``) and stays frozen: assigning or deleting a
+field raises ``FrozenInstanceError``, when it runs (mypy, seeing ``frozen`` off, no longer
+refuses it when checking). tests/test_model_frozen.py holds each such class equal to what
+``@dataclass(frozen=True)`` makes of the same fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, fields
+from typing import Any
+
+
+class _Fresh:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"  # (what inspect shows for a dataclass's default factory)
+
+
+# The default of an ``__init__`` argument whose field has a default factory.
+FRESH: Any = _Fresh()
+
+
+# Per class, the names of the fields ``__eq__`` and ``__hash__`` compare, in order.
+_COMPARED: dict[type, tuple[str, ...]] = {}
+
+
+def _compared(obj: object) -> tuple[Any, ...]:
+    names = _COMPARED.get(obj.__class__)
+    if names is None:
+        names = _COMPARED[obj.__class__] = tuple(f.name for f in fields(obj) if f.compare)  # type: ignore[arg-type]
+    return tuple([getattr(obj, name) for name in names])
+
+
+class Fields:
+    """``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__`` and ``__delattr__`` of a
+    frozen dataclass, as generated for a class with no subclasses."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{self.__class__.__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return _compared(self) == _compared(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(_compared(self))

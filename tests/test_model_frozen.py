@@ -1,0 +1,120 @@
+"""The frozen dataclasses whose methods are written out (git_prov/model/frozen.py) behave as
+``@dataclass(frozen=True)`` makes them: the same ``__init__`` signature and defaults (a
+fresh object from each default factory), repr, equality, hash, frozenness and ``replace``.
+Each is compared with a dataclass generated from its own field list."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from typing import Any
+
+import pytest
+
+from git_prov.model.frozen import Fields
+
+WRITTEN = [
+    "git_prov.model.record.RunRecord",
+    "git_prov.model.record.Attachment",
+    "git_prov.model.record.Tombstone",
+    "git_prov.model.record.LocatedRun",
+    "git_prov.model.record.LineProblem",
+    "git_prov.model.record.ParsedNote",
+    "git_prov.model.manifest.DataManifest",
+    "git_prov.model.manifest.EnvironmentManifest",
+    "git_prov.config.ProvConfig",
+    "git_prov.recording.RunOptions",
+    "git_prov.recording.Prepared",
+    "git_prov.recording.RunOutcome",
+    "git_prov.recording.DirtyReasons",
+    "git_prov.capture.source.SourceState",
+    "git_prov.capture.source.SnapshotChanges",
+    "git_prov.capture.environment.gpu.NvidiaReport",
+    "git_prov.trust.secrets.TokenShape",
+    "git_prov.trust.redaction.Redactor",
+]
+
+
+def _class(path: str) -> Any:
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def _generated(cls: Any) -> Any:
+    """What ``@dataclass(frozen=True)`` makes of ``cls``'s fields, under the same name."""
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": cls.__module__}
+    for f in dataclasses.fields(cls):
+        namespace["__annotations__"][f.name] = f.type
+        namespace[f.name] = dataclasses.field(
+            default=f.default,
+            default_factory=f.default_factory,
+            repr=f.repr,
+            compare=f.compare,
+            hash=f.hash,
+        )
+    made = type(cls.__name__, (), namespace)
+    made.__qualname__ = cls.__qualname__
+    return dataclasses.dataclass(frozen=True)(made)
+
+
+def _values(cls: Any, mark: str) -> dict[str, Any]:
+    """A value for every field: a distinct string (hashable, with a repr of its own)."""
+    return {f.name: f"{mark}-{f.name}" for f in dataclasses.fields(cls)}
+
+
+def test_every_written_class_says_so() -> None:
+    for path in WRITTEN:
+        cls = _class(path)
+        assert issubclass(cls, Fields) and dataclasses.is_dataclass(cls), path
+        assert "__init__" in vars(cls), path  # (written out, not inherited)
+        for method in ("__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
+            assert getattr(cls, method) is getattr(Fields, method), (path, method)
+
+
+@pytest.mark.parametrize("path", WRITTEN)
+def test_a_written_class_behaves_as_the_generated_one(path: str) -> None:
+    cls = _class(path)
+    ref = _generated(cls)
+
+    def shape(c: Any) -> list[tuple[str, Any, str]]:
+        params = inspect.signature(c.__init__).parameters.values()
+        return [(p.name, p.kind, repr(p.default)) for p in params]
+
+    assert shape(cls) == shape(ref)
+
+    values = _values(cls, "a")
+    ours, theirs = cls(**values), ref(**values)
+    assert repr(ours) == repr(theirs)
+    assert ours == cls(**values) and (theirs == ref(**values))
+    assert hash(ours) == hash(theirs) == hash(cls(**values))
+    other = cls(**_values(cls, "b"))
+    assert ours != other and ours != theirs  # (another class is never equal, as generated)
+    assert ours.__eq__(object()) is NotImplemented
+
+    name = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(ours, name, "changed")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        delattr(ours, name)
+    changed = dataclasses.replace(ours, **{name: "changed"})
+    assert getattr(changed, name) == "changed" and changed != ours
+    assert dataclasses.asdict(ours) == dataclasses.asdict(theirs)
+
+
+@pytest.mark.parametrize("path", WRITTEN)
+def test_defaults_and_factories_as_generated(path: str) -> None:
+    cls = _class(path)
+    ref = _generated(cls)
+    required = {
+        f.name: f"r-{f.name}"
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    one, two, theirs = cls(**required), cls(**required), ref(**required)
+    assert repr(one) == repr(theirs)
+    assert one == two
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(one, f.name) == f.default_factory()
+            assert getattr(one, f.name) is not getattr(two, f.name)  # (a fresh one each)
