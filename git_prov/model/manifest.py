@@ -109,9 +109,9 @@ MODE_EXECUTABLE = "100755"
 MODE_LINK = "120000"
 
 
-@dataclass(frozen=True, order=True)
-class DataEntry:
-    """One file of a data manifest."""
+@dataclass(init=False, repr=False, eq=False)
+class DataEntry(Fields):
+    """One file of a data manifest (ordered as ``order=True`` orders: field by field)."""
 
     path: str
     size: int
@@ -129,6 +129,80 @@ class DataEntry:
     # Other names of the same bytes (``git:<blob id>`` of an output hashed as SHA-256), so
     # that a later run reading them under another hash is linked to this one.
     also: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        hash: str,
+        mode: str = MODE_FILE,
+        source: str = SOURCE_READ,
+        link: str | None = None,
+        kept: str | None = None,
+        written: bool | None = None,
+        present: bool | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "path", path)
+        set_(self, "size", size)
+        set_(self, "hash", hash)
+        set_(self, "mode", mode)
+        set_(self, "source", source)
+        set_(self, "link", link)
+        set_(self, "kept", kept)
+        set_(self, "written", written)
+        set_(self, "present", present)
+        set_(self, "also", also)
+
+    # Equality, hash and order written out (manifests of 20k entries compare and sort
+    # them): the fields in order, as the generated ones compare them.
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.path,
+            self.size,
+            self.hash,
+            self.mode,
+            self.source,
+            self.link,
+            self.kept,
+            self.written,
+            self.present,
+            self.also,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, DataEntry)
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, DataEntry)
+            return self._fields() < other._fields()
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, DataEntry)
+            return self._fields() <= other._fields()
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, DataEntry)
+            return self._fields() > other._fields()
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, DataEntry)
+            return self._fields() >= other._fields()
+        return NotImplemented
 
     @property
     def hash_origin(self) -> str:
