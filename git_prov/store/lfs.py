@@ -26,12 +26,9 @@ import errno
 import fcntl
 import hashlib
 import os
-import queue
 import re
 import stat
 import subprocess
-import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -146,6 +143,8 @@ class LfsObjectWriter:
         self.common_dir = common_dir
         tmp_dir = common_dir / "lfs" / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        import tempfile  # (here: `get` loads this module and never writes an object)
+
         fd, name = tempfile.mkstemp(prefix="git-prov-", suffix=".prov", dir=tmp_dir)
         self.path = Path(name)
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
@@ -304,6 +303,9 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
     A thread writes while this one hashes (both release the GIL): the copy costs about
     the larger of the two, not their sum.
     """
+    import queue
+    import threading
+
     digest = hashlib.sha256()
     length = 0
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
@@ -418,6 +420,8 @@ def fetch_lfs_objects(work_tree: Path, remote: str, objects: Sequence[tuple[str,
     _require_lfs()
     objects_dir = _git(work_tree, ["rev-parse", "--path-format=absolute", "--git-path", "objects"])
     (common_dir / "lfs" / "tmp").mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="prov-fetch-", dir=common_dir / "lfs" / "tmp") as tmp:
         env = {
             "GIT_OBJECT_DIRECTORY": tmp,
