@@ -75,21 +75,37 @@ untracked directory, and only an lstat tells an in-place edit from no change.
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 
-Start-up rows, 2026-12-03, ``--only startup,log --repeat 9``, load 14.5-17.3 on 2 cores
-(seven other sessions at work; wall times are several times an idle machine's, the ratios
-are what count). "Before" is 73943c0 run the same way minutes apart (PYTHONPATH):
+Start-up rows, 2026-12-03 (session 7), ``--only startup,log --repeat 11``, run four times
+alternately "before" (main at 970f775, by PYTHONPATH) and "now" (5b29a2b), load 6.2 → 5.2
+on 2 cores (other sessions at work: wall is noisy, the ratio to the reference measured in
+the same run is what counts):
 
-| work | before × ref (wall, CPU) | now × ref (wall, CPU) | target |
+| work | before × ref, wall (CPU) | now × ref, wall (CPU) | target |
 |---|--:|--:|--:|
-| record, small repo / ``python -c 'import pygit2'`` | 2.19, 1.8 | 1.87, 1.7 | ≤ 1.5 |
-| log -n 20 at 10k runs / ``git log --notes=prov`` | 7.3, 6.5 | 5.6, 5.2 | ≤ 4 |
+| record, small repo / import pygit2 | 1.84, 1.73 (1.8, 1.7) | 1.48, 1.58 (1.6, 1.6) | ≤ 1.5 |
+| log -n 20, 10k runs / git log --notes=prov | 5.1, 5.1 (5.0, 5.4) | 3.7, 4.3 (4.8, 4.8) | ≤ 4 |
 
-By instructions (valgrind callgrind, load-independent): ``import pygit2`` 410 M,
-``import pygit2, click`` 456 M, record before 698 M (1.70×), now 673 M (1.64×). Of the
-record's, ~130 M (20 %) is compiling the code ``dataclasses`` generates for git-prov's
-frozen dataclasses at import (model/record.py, model/manifest.py, recording.py,
-config.py: ~50,000 characters of generated source per process); that, click and the one
-``git status`` are what stands between record and 1.5×.
+By instructions (valgrind callgrind of the Python process, load-independent; a record in a
+fresh copy of one small repository each time):
+
+| process | before | now |
+|---|--:|--:|
+| ``python -c 'import pygit2'`` | 410.1 M | 410.1 M |
+| ``python -c 'import pygit2, click'`` | 456.7 M | 456.7 M |
+| record --command true (whole) | 703.6 M (1.72×) | 612.8 M (1.49×) |
+| log -n 20 at 10k runs (the git processes not counted) | 370.9 M | 339.2 M |
+
+What moved it: every command is loaded lazily (cli/__init__.py split; record no longer
+defines log, show, init, demo: 7 M), and the 19 dataclasses a record or log loads have
+their methods written out (model/frozen.py) instead of ``@dataclass(frozen=True)``
+compiling ~50,000 characters of generated source in every process (~90 M). What is left
+of record beyond ``import pygit2``: click (47 M), git-prov's own modules (~110 M, no
+generated code left but LedgerScan's and GitRepo's), the record itself (~35 M) and one
+``git status``; its CPU (1.6×) also counts the page faults of the ~150 modules and the
+shared libraries click and the standard library load (system time 30-50 ms against
+10-20 ms). log spends its CPU in four git processes (find the repository, ``git log``,
+``cat-file``, the orphan hint's ``rev-parse``), click, and 100 records through the exact
+parser; ≤ 4× of ``git log`` by CPU would need fewer git processes.
 
 Re-record and first record, 2026-12-03, ``--only rerecord,first --repeat 7``, load
 14.7 → 13.3 on 2 cores (others at work: wall times are several times an idle machine's;
