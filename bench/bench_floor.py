@@ -75,15 +75,17 @@ untracked directory, and only an lstat tells an in-place edit from no change.
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 
-Start-up rows, 2026-12-03 (session 7), ``--only startup,log --repeat 11``, run four times
-alternately "before" (main at 970f775, by PYTHONPATH) and "now" (5b29a2b), load 6.2 → 5.2
-on 2 cores (other sessions at work: wall is noisy, the ratio to the reference measured in
-the same run is what counts):
+Start-up rows, 2026-12-03 (session 7), ``--only startup,log --repeat 11``, run alternately
+"before" (main at 970f775, by PYTHONPATH) and "now" (5b29a2b), twice each at load 6.2 → 5.2
+and twice at load 2.8 → 2.3, on 2 cores (other sessions at work: wall is noisy; the ratio
+to the reference measured in the same run is what counts):
 
-| work | before × ref, wall (CPU) | now × ref, wall (CPU) | target |
-|---|--:|--:|--:|
-| record, small repo / import pygit2 | 1.84, 1.73 (1.8, 1.7) | 1.48, 1.58 (1.6, 1.6) | ≤ 1.5 |
-| log -n 20, 10k runs / git log --notes=prov | 5.1, 5.1 (5.0, 5.4) | 3.7, 4.3 (4.8, 4.8) | ≤ 4 |
+| work | load | before × ref, wall (CPU) | now × ref, wall (CPU) | target |
+|---|--:|--:|--:|--:|
+| record, small repo / import pygit2 | 6 | 1.84, 1.73 (1.8, 1.7) | 1.48, 1.58 (1.6, 1.6) | ≤ 1.5 |
+| | 2.5 | 1.82, 1.71 (1.8, 1.7) | 1.71, 1.69 (1.6, 1.7) | |
+| log -n 20, 10k runs / git log --notes=prov | 6 | 5.1, 5.1 (5.0, 5.4) | 3.7, 4.3 (4.8, 4.8) | ≤ 4 |
+| | 2.5 | 5.2, 4.8 (5.5, 5.0) | 5.0, 4.0 (5.0, 4.2) | |
 
 By instructions (valgrind callgrind of the Python process, load-independent; a record in a
 fresh copy of one small repository each time):
