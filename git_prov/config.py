@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from git_prov.errors import UsageProblem
-from git_prov.model.frozen import Fields
+from git_prov.model.frozen import Fields, frozen_fields
 
 CONFIG_NAME = ".gitprov.toml"
 DEFAULT_LOG_LIMIT = 1 << 20
@@ -15,7 +14,7 @@ DEFAULT_MAX_SNAPSHOT_FILE = 10 << 20
 DEFAULT_LFS_THRESHOLD = 8 << 20  # kept files this big or bigger go to git-LFS
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class ProvConfig(Fields):
     """The settings that shape a recorded run."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -15,7 +15,7 @@ from git_prov import __version__
 from git_prov.capture.source import SourceState, capture_source
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
-from git_prov.model.frozen import FRESH, Fields
+from git_prov.model.frozen import FRESH, Fields, frozen_fields
 from git_prov.model.ids import HEX_OID_RE, new_run_id
 from git_prov.model.manifest import (
     MANIFEST_VERSION,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 SECRETS_LEFT_OUT = "omitted_secrets"
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class RunOptions(Fields):
     """What a user declares about a run (command-line options and API arguments)."""
 
@@ -114,7 +114,7 @@ class RunOptions(Fields):
         set_(self, "goals", {} if goals is FRESH else goals)
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class Prepared(Fields):
     """Everything captured before the command starts."""
 
@@ -180,7 +180,7 @@ class Prepared(Fields):
         set_(self, "inputs_memo", inputs_memo)
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class RunOutcome(Fields):
     """A recorded run and how its process ended."""
 
@@ -905,7 +905,7 @@ def secrets_left_out(record: RunRecord) -> tuple[str, ...]:
 HINT_PATHS = 3
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class DirtyReasons(Fields):
     """Why a run's working tree counted as dirty, as far as the record's snapshot tells:
     the files it has that the commit has not (untracked files, or new files staged but not

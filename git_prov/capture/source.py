@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from git_prov.capture.untracked import (
     Policy,
@@ -25,14 +24,14 @@ from git_prov.capture.untracked import (
     remove_index,
 )
 from git_prov.errors import RepositoryProblem
-from git_prov.model.frozen import Fields
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.store.repo import Commit, GitRepo
 from git_prov.trust.secrets import DEFAULT_SECRET_FILES
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class SourceState(Fields):
     """HEAD and the snapshot of the working tree taken for one run."""
 
@@ -180,7 +179,7 @@ def _index_tree(repo: GitRepo, untracked: Sequence[str]) -> str:
         remove_index(index_path)
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class SnapshotChanges(Fields):
     """What a snapshot commit has that the commit it was taken on has not."""
 

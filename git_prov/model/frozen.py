@@ -3,21 +3,31 @@
 ``@dataclass(frozen=True)`` writes the source of ``__init__``, ``__repr__``, ``__eq__``,
 ``__hash__``, ``__setattr__`` and ``__delattr__`` for each class and compiles it in every
 process: for the classes every ``record`` and ``log`` loads, that was a fifth of a
-record's start-up (issue 18). Such a class is declared
-``@dataclass(init=False, repr=False, eq=False)`` on :class:`Fields`. Its ``__init__`` is
+record's start-up (issue 18). Such a class is declared :func:`frozen_fields` (at run time
+``@dataclass(init=False, repr=False, eq=False)``) on :class:`Fields`. Its ``__init__`` is
 written out in the class (each field set with ``object.__setattr__``, as the generated one
 does; a default factory's value made when the argument is :data:`FRESH`); the other five
 come from :class:`Fields`, which reads the dataclass's own field list. It stays a
 dataclass (``fields``, ``replace``, ``asdict``) and stays frozen: assigning or deleting a
-field raises ``FrozenInstanceError``, when it runs (mypy, seeing ``frozen`` off, no longer
-refuses it when checking). tests/test_model_frozen.py holds each such class equal to what
-``@dataclass(frozen=True)`` makes of the same fields.
+field raises ``FrozenInstanceError`` when it runs, and a type checker refuses it
+(:func:`frozen_fields` is a ``dataclass_transform`` with ``frozen_default``).
+tests/test_model_frozen.py holds each such class equal to what ``@dataclass(frozen=True)``
+makes of the same fields.
 """
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, fields
-from typing import Any
+from dataclasses import FrozenInstanceError, dataclass, field, fields
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def frozen_fields(cls: type[_T]) -> type[_T]:
+    """``@dataclass(init=False, repr=False, eq=False)`` at run time; to a type checker, a
+    frozen dataclass (assigning a field is refused when checking, as when it runs)."""
+    return dataclass(init=False, repr=False, eq=False)(cls)
 
 
 class _Fresh:

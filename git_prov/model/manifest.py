@@ -10,14 +10,14 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import PurePosixPath
 from typing import Any
 
 import tomli_w
 
 from git_prov.errors import BadPath
-from git_prov.model.frozen import FRESH, Fields
+from git_prov.model.frozen import FRESH, Fields, frozen_fields
 from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 
 MANIFEST_VERSION = 1
@@ -109,7 +109,7 @@ MODE_EXECUTABLE = "100755"
 MODE_LINK = "120000"
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class DataEntry(Fields):
     """One file of a data manifest (ordered as ``order=True`` orders: field by field)."""
 
@@ -256,7 +256,7 @@ class DataEntry(Fields):
         return out
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class DataManifest(Fields):
     """The files a run read or wrote: declared paths expanded to files, with hashes."""
 
@@ -345,7 +345,7 @@ class DataManifest(Fields):
             raise ValueError(f"malformed data manifest: {exc}") from None
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class EnvironmentManifest(Fields):
     """The environment a command ran in.
 

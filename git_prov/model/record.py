@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from git_prov.model.controls import control_pattern, shown
-from git_prov.model.frozen import FRESH, Fields
+from git_prov.model.frozen import FRESH, Fields, frozen_fields
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
 from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
 from git_prov.model.limits import MAX_NESTING as MAX_NESTING
@@ -54,7 +54,7 @@ def status_for(exit_code: int | None, signal: int | None = None) -> str:
     return STATUS_OK if exit_code == 0 else STATUS_FAILED
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class RunRecord(Fields):
     """One run: what ran, on which code, data and environment, and how it ended.
 
@@ -237,7 +237,7 @@ class RunRecord(Fields):
         return _CONTROL.sub(" ", text)
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class Attachment(Fields):
     """A run shown on another commit than the one it ran on, and why.
 
@@ -291,7 +291,7 @@ class Attachment(Fields):
         )
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class Tombstone(Fields):
     """A run deliberately removed from the ledger (retention); survives merges."""
 
@@ -329,7 +329,7 @@ class Tombstone(Fields):
 Entry = RunRecord | Attachment | Tombstone
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class LocatedRun(Fields):
     """A run record and the commits it is shown on (the commit it ran on, and any that it
     was carried or attached to after a rewrite)."""
@@ -359,7 +359,7 @@ class LocatedRun(Fields):
         return self.record.id
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class LineProblem(Fields):
     """A note line that could not be read, and why. Reported, never fatal."""
 
@@ -382,7 +382,7 @@ class LineProblem(Fields):
         set_(self, "text", text)
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class ParsedNote(Fields):
     """Everything read from one note: its entries and the lines that failed."""
 

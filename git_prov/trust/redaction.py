@@ -33,9 +33,8 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
-from git_prov.model.frozen import Fields
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.values import Scalar
 from git_prov.trust.secrets import (
     LINE_HINTS,
@@ -163,7 +162,7 @@ def known_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class Redactor(Fields):
     """Redaction of everything a record stores. ``known`` are literal secret values
     (usually :func:`known_secrets` of the command's environment) replaced wherever found."""

@@ -10,10 +10,9 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
-from git_prov.model.frozen import Fields
+from git_prov.model.frozen import Fields, frozen_fields
 
 REDACTED = "<redacted>"
 
@@ -77,7 +76,7 @@ its words, fragments and endings, minus those holding another (``tokens`` holds
 assignment, so redaction looks for these before running a regular expression."""
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class TokenShape(Fields):
     """A kind of credential recognised by its shape wherever it appears, whatever its name.
 

@@ -19,14 +19,13 @@ import platform
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from git_prov.capture.environment.cache import cache_file_for, read_cached, stamp_of, write_cached
 from git_prov.capture.environment.interpreter import find_executable
 from git_prov.capture.environment.reading import read_text, under
-from git_prov.model.frozen import Fields
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.manifest import EnvironmentManifest
 
 QUERY_FIELDS: tuple[str, ...] = (
@@ -69,7 +68,7 @@ _DRIVER_HEADER = r"Driver Version:\s*([0-9][0-9A-Za-z.\-]*)"
 _CUDA_HEADER = r"CUDA Version:\s*([0-9][0-9A-Za-z.\-]*)"
 
 
-@dataclass(init=False, repr=False, eq=False)
+@frozen_fields
 class NvidiaReport(Fields):
     """What one ``nvidia-smi`` query found: the GPUs and the driver-level versions."""
 
