@@ -50,6 +50,27 @@ CPU in the steady rows; what get adds to the copy is its process, ~0.2 s CPU (Py
 click, the query index, 6-7 short git processes; no pygit2 since get of bytes kept here
 reads the ledger through git: 0.35 -> 0.23 s CPU for a get of a small kept file, 229 -> 178
 modules imported), about half a cp of 1 GiB here.
+
+Get's fixed cost, after the executable runs a get of bytes kept here without click and
+reads through three git processes started together (rev-parse, for-each-ref, one
+`cat-file --batch-command`; were seven one after another). A get of a 100 kB kept LFS
+object, bytecode compiled; `perf stat -r 25`, two interleaved rounds (load 1.2-1.4,
+others' tests running), mean wall ms, and callgrind instructions of the whole process tree:
+
+| install | python -c pass | get before | get now | get now via click | Python instructions |
+|---|--:|--:|--:|--:|--:|
+| editable (.ci/run's) | 46 | 199 / 240 | 152 / 175 | 176 / 203 | 417M -> 305M (pass: 88M) |
+| regular (pip install .) | 20 | - | 162 / 166 | - | 306M (pass: 38M) |
+
+So get's own cost (get - pass) fell from ~150-190 ms to ~105-145 ms: ~50 ms, not the 70 ms
+aimed at. What is left is imports (~215M instructions: dataclasses and the model's frozen
+dataclasses, the query index with the run record's reader, the manifest's TOML reader, the
+stat cache's hashing module) and three git processes, which now overlap with them (1.1 CPUs
+used). A regular install starts 26 ms sooner (no editable-install finder) but then imports
+what that finder had loaded: the two come out alike. The first get after a record also
+updates the query index (+2 git processes, +13M instructions). 256 MiB, --repeat 3, load
+2-6: get again 0.252 s wall / 0.251 CPU beside cp of the object 0.115 / 0.110; the 1 GiB
+rows are to be measured idle.
 """
 
 from __future__ import annotations
