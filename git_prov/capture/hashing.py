@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from git_prov.capture import kernel_copy
-from git_prov.capture.dvc import DvcDigest
 from git_prov.capture.racy import RACY_NS as RACY_NS
 from git_prov.errors import BadPath
 from git_prov.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    from git_prov.capture.dvc import DvcDigest
 
 
 CHUNK = 1 << 20  # read buffer; large enough that syscalls and GIL hand-offs are noise
@@ -450,6 +451,16 @@ class _Meter:
         return delta
 
 
+def _dvc_digest(job: HashJob) -> DvcDigest | None:
+    """The MD5 a DVC-tracked file is checked against (DVC's module is loaded only then:
+    `get` reads this module for the stat cache's types)."""
+    if not job.dvc:
+        return None
+    from git_prov.capture.dvc import DvcDigest
+
+    return DvcDigest(job.dvc, job.stat.size)
+
+
 def _digest(
     job: HashJob,
     buffer: bytearray,
@@ -457,7 +468,7 @@ def _digest(
     stop: threading.Event,
     keeper: KeepSink | None = None,
 ) -> tuple[FileDigest, bool]:
-    dvc = DvcDigest(job.dvc, job.stat.size) if job.dvc else None
+    dvc = _dvc_digest(job)
     writer = keeper.open(job.name, job.stat.size) if keeper is not None and job.keep else None
     try:
         clone = writer.snapshot(job.path) if writer is not None else None
@@ -480,7 +491,7 @@ def _digest(
                     assert writer is not None and keeper is not None
                     writer.abort()
                     writer = keeper.open(job.name, job.stat.size)
-                    dvc = DvcDigest(job.dvc, job.stat.size) if job.dvc else None
+                    dvc = _dvc_digest(job)
             if copied is not None:
                 hexdigest, size, head, after = copied
             else:  # one read pass, hashing and handing the same bytes to the writer
