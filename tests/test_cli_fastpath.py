@@ -387,6 +387,24 @@ def test_the_quick_parser_knows_the_options_click_declares() -> None:
     assert isinstance(color.type, click.Choice) and tuple(color.type.choices) == entry.COLORS
 
 
+def test_the_quick_get_knows_the_options_click_declares() -> None:
+    """A get option click drops or renames must not be taken by the quick path (entry.py's
+    own list of get's options is held to what git_prov/cli/data.py declares)."""
+    import git_prov.cli.data  # noqa: F401  (registers the command)
+    from git_prov.cli import cli
+
+    get = cli.commands["get"]
+    declared = {o for p in get.params if isinstance(p, click.Option) for o in p.opts}
+    quick = {*entry.GET_FLAGS, *entry.GET_VALUES}
+    assert declared - {"-o"} == quick
+    [output] = [p for p in get.params if p.name == "output"]
+    assert set(output.opts) == {"-o", "--output"}
+    assert [(p.name, p.nargs) for p in get.params if isinstance(p, click.Argument)] == [
+        ("spec", 1),
+        ("paths", -1),
+    ]
+
+
 def test_the_one_style_and_echo_print_what_click_would(capsys: pytest.CaptureFixture[str]) -> None:
     from git_prov import terminal
 
