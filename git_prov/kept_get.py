@@ -561,7 +561,6 @@ def _write_verified(
     by the kernel when the stat cache vouches for its bytes, else in one pass that hashes
     exactly the bytes it writes. Other sources are hashed as they are written."""
     target = _inside(root, entry.path)
-    verifier = _Verifier(entry.hash)
     fd, tmp = _new_file_beside(target)
     found: str | None
     try:
@@ -569,6 +568,7 @@ def _write_verified(
             with os.fdopen(fd, "wb", buffering=0) as out:
                 found = _copy_stored(opener.path, out, entry, cache_path)
         else:
+            verifier = _Verifier(entry.hash)  # (not for a kernel copy: no hashlib loaded)
             with os.fdopen(fd, "wb") as out, opener() as chunks:
                 for chunk in chunks:
                     verifier.update(chunk)

@@ -185,6 +185,13 @@ def test_keep_vouches_for_its_objects_out_of_the_racy_window(
     assert _vouched(repo, stored) == f"sha256:{digest}"
     # (git's racy-clean rule, as get applies it: safely older than the cache's last write)
     assert os.stat(stored).st_mtime_ns <= _last_write_ns(repo) - RACY_NS
+    # So the kernel copies it: get hashes nothing, and loads neither hashlib nor the
+    # writers' modules (start-up is most of the cost of a get of a large file).
+    code, _, said, modules = _get(repo, run, "out/model.bin", "-o", "C")
+    assert code == 0, said
+    assert (repo / "C/out/model.bin").read_bytes() == files["out/model.bin"]
+    assert "git_prov.capture.hashing" in modules, sorted(modules)
+    assert not {"hashlib", "tomli_w", "queue"} & modules, sorted(modules)
     os.chmod(stored, 0o644)
     with open(stored, "r+b") as f:
         f.write(b"Y")

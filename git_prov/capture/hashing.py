@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
-import queue
 import re
 import stat
 import threading
@@ -426,6 +424,8 @@ def _digest_small(job: HashJob) -> tuple[FileDigest, bool, int]:
     pointer = parse_lfs_pointer(data) if size < LFS_POINTER_MAX else None
     if pointer is not None:
         return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True), stable, size
+    import hashlib  # (imported when first used: get's kernel copy loads this module, not it)
+
     return FileDigest(f"sha256:{hashlib.sha256(data).hexdigest()}", size), stable, size
 
 
@@ -635,6 +635,8 @@ def _hash_sequential(
     dvc: DvcDigest | None,
     writer: KeepWriter | None = None,
 ) -> tuple[str, int, bytes | None]:
+    import hashlib
+
     digest = hashlib.sha256()
     view = memoryview(buffer)
     total = 0
@@ -672,6 +674,9 @@ def _hash_read_ahead(
     is still being written (a kernel copy): the reader calls ``ready(end)`` before reading
     up to offset ``end``, which returns once those bytes are there (or the file is
     complete)."""
+    import hashlib
+    import queue
+
     following = dvc is not None or writer is not None
     free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()

@@ -14,8 +14,6 @@ from dataclasses import field
 from pathlib import PurePosixPath
 from typing import Any
 
-import tomli_w
-
 from git_prov.errors import BadPath
 from git_prov.model.frozen import FRESH, Fields, frozen_fields
 from git_prov.model.limits import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
@@ -297,6 +295,8 @@ class DataManifest(Fields):
         return {e.path: e for e in self.entries}
 
     def to_toml(self) -> bytes:
+        import tomli_w  # (only writers need it: not loaded by a command that only reads)
+
         doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "data", "paths": list(self.paths)}
         if self.missing:
             doc["missing"] = list(self.missing)
@@ -403,6 +403,8 @@ class EnvironmentManifest(Fields):
     )
 
     def to_toml(self) -> bytes:
+        import tomli_w
+
         doc: dict[str, Any] = {"prov": MANIFEST_VERSION, "kind": "environment"}
         for name in self._SECTIONS:
             section = _clean(getattr(self, name))

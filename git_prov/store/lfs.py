@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import stat
@@ -303,6 +302,7 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
     A thread writes while this one hashes (both release the GIL): the copy costs about
     the larger of the two, not their sum.
     """
+    import hashlib
     import queue
     import threading
 
@@ -335,6 +335,8 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO) -> tuple[str, int]:
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
+    import hashlib
+
     digest = hashlib.sha256()
     length = 0
     buf = bytearray(_CHUNK)
