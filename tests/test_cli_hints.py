@@ -179,3 +179,32 @@ def test_a_run_on_an_unreachable_commit_is_seen_when_only_the_ledger_moved(repo:
     lost = git(repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "never on a branch")
     write_run(repo, lost)  # the ledger moves, no branch, tag or HEAD does
     assert "hint: 1 run is on commits no branch reaches" in prov(repo, "log").stderr
+
+
+def test_log_asks_for_the_alive_tips_with_the_repository_and_says_the_same(
+    repo: Path, tmp_path: Path
+) -> None:
+    """log learns the tips that keep commits alive from the git process that finds the
+    repository (no second rev-parse); the hint is find's (which asks on its own), and a
+    detached HEAD counts as a tip."""
+    import json
+
+    prov(repo, "run", "-q", "--", PY, "-c", "pass")
+    old = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--amend", "-m", "amended")
+    trace = tmp_path / "trace.json"
+    log = prov(repo, "log", env={"GIT_TRACE2_EVENT": str(trace)})
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    started = [e["argv"] for e in events if e["event"] == "start"]
+    asked = [argv for argv in started if "--branches" in argv]
+    assert asked == [["git", "rev-parse", "--path-format=absolute", "--git-common-dir",
+                      "--is-inside-work-tree", "--show-prefix", "--branches", "--tags",
+                      "--remotes", "HEAD"]]  # fmt: skip
+    [hint] = [line for line in log.stderr.splitlines() if line.startswith("hint:")]
+    assert hint.startswith("hint: 1 run is on commits no branch reaches")
+    assert hint in prov(repo, "find").stderr.splitlines()
+    (repo / "sub").mkdir()
+    assert hint in prov(repo / "sub", "log").stderr.splitlines()
+    git(repo, "checkout", "-q", "--detach", old)  # HEAD reaches the run's commit again
+    detached = prov(repo, "log")
+    assert "hint:" not in detached.stderr and "ok" in detached.stdout

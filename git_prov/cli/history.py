@@ -57,7 +57,8 @@ def log_command(
     from git_prov import history, render
     from git_prov.query.index import RepoPaths, open_index
 
-    with open_index(RepoPaths.discover()) as index:
+    found, alive = RepoPaths.discover_with_tips()  # (the hint's question asked beside)
+    with open_index(found) as index:
         _report_problems(index.problems())
         commits = history.log(
             index,
@@ -77,17 +78,18 @@ def log_command(
             echo(_no_runs_message(where, revisions), err=True)
         else:
             _page(state, itertools.chain([first], chunks))
-        if hint := orphan_hint(where, index):
+        if hint := orphan_hint(where, index, alive):
             echo(f"hint: {hint}", err=True)
     return 0
 
 
-def orphan_hint(paths: Any, index: Any) -> str | None:
+def orphan_hint(paths: Any, index: Any, alive: str | None = None) -> str | None:
     """``log``'s and ``find``'s word about runs on commits no branch reaches (cached:
-    :mod:`git_prov.query.hints`), or None when there are none."""
+    :mod:`git_prov.query.hints`), or None when there are none. ``alive``: the tips, if
+    already asked (:meth:`~git_prov.store.gitcli.paths.RepoPaths.discover_with_tips`)."""
     from git_prov.query.hints import orphaned_run_count, rewrite_hook_installed
 
-    count = orphaned_run_count(paths, index.db, index.tips.notes)
+    count = orphaned_run_count(paths, index.db, index.tips.notes, alive)
     if not count:
         return None
     runs = "1 run is" if count == 1 else f"{count} runs are"

@@ -20,22 +20,24 @@ from dataclasses import dataclass
 
 from git_prov.query.rows import KIND_ATTACH, KIND_RUN
 from git_prov.store.gitcli import prov_dir, run_git
-from git_prov.store.gitcli.paths import RepoPaths, read_ref
+from git_prov.store.gitcli.paths import ALIVE_TIPS, RepoPaths, read_ref
 
 CACHE_FILE = "orphans.json"
 NOTES_REF = "refs/notes/prov"
 TRACKING_PREFIX = "refs/notes/remotes/"  # refs/notes/remotes/<remote>/prov (docs/format.md)
 
 
-def orphaned_run_count(paths: RepoPaths, db: object, notes_tip: str) -> int:
+def orphaned_run_count(
+    paths: RepoPaths, db: object, notes_tip: str, alive: str | None = None
+) -> int:
     """How many live runs of the index ``db`` (a sqlite3 connection) sit only on commits
     this repository has but no branch, remote-tracking branch, tag or HEAD reaches (runs on
-    commits it does not have are not counted: their history is elsewhere)."""
+    commits it does not have are not counted: their history is elsewhere). ``alive``: what
+    ``git`` :data:`~git_prov.store.gitcli.paths.ALIVE_TIPS` printed, if already asked."""
     if not notes_tip:
         return 0
-    alive = run_git(
-        paths.cwd, ["rev-parse", "--branches", "--tags", "--remotes", "HEAD"], check=False
-    ).stdout.decode()
+    if alive is None:
+        alive = run_git(paths.cwd, ALIVE_TIPS, check=False).stdout.decode()
     tips = sorted({line for line in alive.split() if len(line) in (40, 64)})
     alive_key = " ".join(tips)  # (not hashed: hashlib is no import of find's)
     cache = prov_dir(paths.common_dir) / CACHE_FILE

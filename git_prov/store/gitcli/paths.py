@@ -17,6 +17,8 @@ from git_prov.store.gitcli import PROV_DIR, refuse_reftable, run_git
 # What RepoPaths.discover asks git: the common dir, and where the working directory is.
 DISCOVER = ("rev-parse", "--path-format=absolute", "--git-common-dir", "--is-inside-work-tree",
             "--show-prefix")  # fmt: skip
+# The tips that keep commits alive (what the orphan hint is keyed by: git_prov.query.hints).
+ALIVE_TIPS = ("rev-parse", "--branches", "--tags", "--remotes", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,24 @@ class RepoPaths:
         """The repository containing ``cwd`` (default: the current directory)."""
         here = Path(os.path.abspath(cwd or os.getcwd()))
         return cls.from_rev_parse(here, run_git(here, DISCOVER, check=False))
+
+    @classmethod
+    def discover_with_tips(cls, cwd: Path | None = None) -> tuple[RepoPaths, str | None]:
+        """:meth:`discover`, and what ``git`` :data:`ALIVE_TIPS` prints there, from one git
+        process (``log`` asks both). The tips are None when that cannot be told apart for
+        sure (git failed, e.g. an unborn HEAD, or odd paths): the caller asks on its own."""
+        here = Path(os.path.abspath(cwd or os.getcwd()))
+        proc = run_git(here, (*DISCOVER, *ALIVE_TIPS[1:]), check=False)
+        if proc.returncode != 0:
+            return cls.discover(cwd), None
+        paths = cls.from_rev_parse(here, proc)
+        lines = proc.stdout.decode("utf-8", "surrogateescape").split("\n")
+        tips = [line for line in lines[3:] if line]
+        # DISCOVER prints three lines; a newline inside a path would shift them.
+        sure = "\n" not in str(here) and len(lines) >= 4 and lines[1] in ("true", "false")
+        if not sure or not all(t == "HEAD" or HEX_OID_RE.match(t) for t in tips):
+            return paths, None
+        return paths, "".join(f"{t}\n" for t in tips)
 
     @classmethod
     def from_rev_parse(cls, here: Path, proc: subprocess.CompletedProcess[bytes]) -> RepoPaths:
