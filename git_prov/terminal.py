@@ -195,6 +195,22 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True, data: bool = Fal
     stream.flush()
 
 
+def echo_data(data: bytes) -> None:
+    """Print a data format already encoded as ASCII (``find --json``: JSON escapes every
+    other character) as :func:`echo` with ``data`` prints its text: the bytes as they are
+    when stdout is not a terminal, escaped on one."""
+    stream = sys.stdout
+    if stream is None:
+        return
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None or isatty(stream) or not data.isascii() or b"\x00" in data:
+        echo(data.decode("utf-8", "surrogateescape"), nl=False, data=True)
+        return
+    stream.flush()
+    buffer.write(data)
+    buffer.flush()
+
+
 def echo_bytes(data: bytes, *, raw: bool = False) -> None:
     """Write bytes kept in the ledger (a log) on stdout: exactly when stdout is not a
     terminal or ``raw`` is asked for; on a terminal, decoded as UTF-8 (invalid bytes as

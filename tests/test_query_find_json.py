@@ -204,3 +204,39 @@ def test_csv_is_the_table_of_the_same_records(ledger: tuple[Path, list[str]]) ->
     assert out == runs_csv(records).replace("\r\n", "\n")  # (stdout read as text)
     rows = list(csv.reader(io.StringIO(out)))
     assert len(rows) == len(records) + 1 and "params.big" in rows[0]
+
+
+def test_lines_printed_from_their_bytes(repo: Path) -> None:
+    """Lines with a kept splice are printed from the note's bytes (never decoded): the
+    same output for a line ending in CRLF, text before the tab that is not ASCII or not
+    UTF-8, and blanks around the JSON (those never get a splice)."""
+    c1 = git(repo, "rev-parse", "HEAD")
+    c2 = commit_file(repo, "a.txt", "a\n")
+    lines = [_line(make_record(c1, id=_id(n)).to_json_dict()).encode() for n in range(8)]
+    lines[1] += b"\r"  # (CRLF: git and git-prov split at \n only)
+    lines[2] = lines[2].replace(b"hand-made", "caf\u00e9 \u2028".encode())
+    lines[3] = lines[3].replace(b"hand-made", b"\xff\xfe not utf-8")
+    lines[4] = lines[4].replace(b"\t", b"\t ") + b" "
+    lines[5] += b"\x1f"  # (a blank to str.strip, not to bytes.strip)
+    lines[6] += "\u00a0".encode()
+    lines[7] = _line(make_record(c2, id=_id(7)).to_json_dict()).encode()  # (shown on both)
+    note = b"\n".join(lines) + b"\r\n"
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            input=note,
+            cwd=repo,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    git(repo, "notes", "--ref=prov", "add", "-f", "-C", blob, c1)
+    first = prov(repo, "find", "--json").stdout  # (decodes every line; keeps the splices)
+    second = prov(repo, "find", "--json").stdout  # (prints the spliced lines' bytes)
+    expected, records = _expected(repo)
+    assert first == second == expected and len(records) == 8
+    assert {len(r["shown_on"]) for r in records} == {1, 2}
+    kept = [int(s) for s in (_splices(repo)[c1] or "").partition(":")[2].split(",")]
+    assert [s >= 0 for s in kept] == [True] * 4 + [False] * 3 + [True, False]

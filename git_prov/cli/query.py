@@ -180,19 +180,20 @@ def find_command(
                 return _stream_csv(index, rows)
             # One record per line: a single JSON document, written as it is read (100k
             # runs in constant memory).
-            from git_prov.query.located import FIND_JSON, records_of_rows
+            from git_prov.query.located import find_json_of_rows
+            from git_prov.terminal import echo_data
 
-            opened = "[\n"
-            batch: list[str] = []
-            for line in records_of_rows(index, rows, FIND_JSON):
+            opened = b"[\n"
+            batch: list[bytes] = []
+            for line in find_json_of_rows(index, rows):
                 batch.append(line)
                 if len(batch) == 1024:
-                    echo(opened + ",\n".join(batch), nl=False, data=True)
-                    opened, batch = ",\n", []
+                    echo_data(opened + b",\n".join(batch))
+                    opened, batch = b",\n", []
             if batch:
-                echo(opened + ",\n".join(batch), nl=False, data=True)
-                opened = ",\n"
-            echo("[\n]\n" if opened == "[\n" else "\n]\n", nl=False, data=True)
+                echo_data(opened + b",\n".join(batch))
+                opened = b",\n"
+            echo_data(b"[\n]\n" if opened == b"[\n" else b"\n]\n")
             return ""
         if template is not None:
             needed: tuple[str, ...] = tuple(INDEX_FIELD_COLUMNS.get(f, "id") for f in fields)

@@ -371,6 +371,24 @@ def records_of_rows(
     from its line alone (:func:`find_members`); the others go through
     :func:`record_jsons`, a part at a time. With ``encode`` :data:`FIND_JSON`, the lines
     a note's ``splices`` in the index name are not decoded (:func:`_learn_splices`)."""
+    for data in _spooled(index, rows, encode, part=part):
+        yield data.decode("utf-8", "surrogatepass")
+
+
+def find_json_of_rows(index: RunIndex, rows: Sequence[int], *, part: int = 2048) -> Iterator[bytes]:
+    """:func:`records_of_rows` with :data:`FIND_JSON`, as the bytes find --json prints
+    (ASCII: FIND_JSON escapes every other character), never decoded to text."""
+    return _spooled(index, rows, FIND_JSON, part=part)
+
+
+def _spooled(
+    index: RunIndex,
+    rows: Sequence[int],
+    encode: Callable[[dict[str, Any]], str],
+    *,
+    part: int = 2048,
+) -> Iterator[bytes]:
+    """:func:`records_of_rows`, each text as UTF-8 (lone surrogates passed through)."""
     if not rows:
         return
     # Positions in ``rows`` by row id, in arrays, not dicts and tuples: 100k runs.
@@ -382,54 +400,105 @@ def records_of_rows(
     splicing = encode is FIND_JSON
     tag = _splices_tag() if splicing else ""
     learned: list[tuple[str, str, str]] = []  # (splices, note, blob) worked out here
+
+    def put_text(at: int, text: str) -> None:
+        spool.put(at, text.encode("utf-8", "surrogatepass"))
+
     with _Spool(len(rows)) as spool:
         known: set[str] = set()  # ids the fast reader has checked
         ats, linenos, which = found.ats, found.linenos, found.which
         k, count = 0, len(ats)
         for number, (blob_id, blob) in enumerate(stream_blobs(index.paths.cwd, found.blobs)):
             note = found.notes[number]
-            lines = note_lines(blob) if blob is not None else []
             if len(known) > 4096:
                 known.clear()  # (ids checked once more, rather than held for every run)
-            splices: list[int] = []
+            kept = found.splices[number] if splicing and blob else None
+            if kept is not None and kept.startswith(tag):
+                splices = [int(entry) for entry in kept[len(tag) :].split(",")]
+                raw = blob.split(b"\n")  # type: ignore[union-attr]
+                if len(splices) == len(raw):  # (always: kept for this very blob)
+                    k = _put_spliced(spool, found, k, number, raw, splices, note, known)
+                    continue
+            lines = note_lines(blob) if blob is not None else []
+            splices = []
             printed: dict[int, str] = {}  # line number -> FIND_JSON of its run, if made
-            if splicing and lines:
-                kept = found.splices[number]
-                if kept is None or not kept.startswith(tag):  # (every line, once)
-                    splices, printed = _learn_splices(lines, note, known)
-                    learned.append((tag + ",".join(map(str, splices)), note, blob_id))
-                else:
-                    splices = [int(entry) for entry in kept[len(tag) :].split(",")]
-                    if len(splices) != len(lines):  # (never: kept for this very blob)
-                        splices = []
-            texts: list[str] = []
-            texts_at: list[int] = []
+            if splicing and lines:  # (every line, once)
+                splices, printed = _learn_splices(lines, note, known)
+                learned.append((tag + ",".join(map(str, splices)), note, blob_id))
             while k < count and which[k] == number:
                 at, lineno = ats[k], linenos[k]
                 k += 1
                 if at in spool or not 1 <= lineno <= len(lines):
                     continue  # (a missing blob: left out, as record_jsons does)
                 if lineno in printed:
-                    spool.put(at, printed[lineno])
-                elif splices and splices[lineno - 1] >= 0:
-                    texts_at.append(at)
-                    texts.append(_with_members(lines[lineno - 1], splices[lineno - 1], note))
+                    put_text(at, printed[lineno])
                 elif (record := _line_json(lines[lineno - 1], known)) is not None:
                     record.update(find_members(str(record["id"]), str(record["commit"]), note))
-                    spool.put(at, encode(record))
-            if texts:
-                for at, text in zip(texts_at, _spaced("\n".join(texts)).split("\n"), strict=True):
-                    spool.put(at, text)
+                    put_text(at, encode(record))
         others, others_runs = found.others, found.others_runs
         for start in range(0, len(others), part):
             chunk = others_runs[start : start + part]
             records = record_jsons(index, chunk)
             for at, run in zip(others[start : start + part], chunk, strict=True):
                 if run in records and at not in spool:
-                    spool.put(at, encode(records[run]))
+                    put_text(at, encode(records[run]))
         index.remember_splices(learned)
         del learned
         yield from spool.texts(at_of[row] for row in rows)
+
+
+def _put_spliced(
+    spool: _Spool,
+    found: _Rows,
+    k: int,
+    number: int,
+    raw: list[bytes],
+    splices: list[int],
+    note: str,
+    known: set[str],
+) -> int:
+    """Spool FIND_JSON of the rows of note blob ``number`` (its lines ``raw``, split at
+    ``\\n``; their kept ``splices``), from ``found``'s ``k``-th row on; returns the index
+    of the next blob's first row. A line with a splice is printed from its own bytes
+    (:func:`_with_members`, :func:`_spaced`, on bytes: the same result for an ASCII
+    line, which every line with a splice is); the others are decoded."""
+    ats, linenos, which = found.ats, found.linenos, found.which
+    count, total = len(ats), len(raw)
+    note_b = note.encode()
+    texts: list[bytes] = []
+    texts_at: list[int] = []
+    lines: list[str] | None = None
+    while k < count and which[k] == number:
+        at, lineno = ats[k], linenos[k]
+        k += 1
+        if at in spool or not 1 <= lineno <= total:
+            continue
+        splice = splices[lineno - 1]
+        if splice >= 0:
+            line = raw[lineno - 1]
+            payload = line[line.rfind(b"\t") + 1 :].removesuffix(b"\r")
+            id_at = payload.find(b'"id":"') + 6
+            id_end = payload.find(b'"', id_at)
+            commit_at = payload.find(b'"commit":"') + 10
+            commit = payload[commit_at : payload.find(b'"', commit_at)]
+            shown = b'"' + commit + b'"' if commit == note_b else b'"%s","%s"' % (commit, note_b)
+            texts_at.append(at)
+            texts.append(
+                b'%s,"short_id":"%s","shown_now":"%s","shown_on":[%s]%s'
+                % (payload[:splice], payload[id_end - 8 : id_end], commit, shown, payload[splice:])
+            )
+            continue
+        if lines is None:
+            lines = note_lines(b"\n".join(raw))
+        record = _line_json(lines[lineno - 1], known)
+        if record is not None:
+            record.update(find_members(str(record["id"]), str(record["commit"]), note))
+            spool.put(at, FIND_JSON(record).encode("utf-8", "surrogatepass"))
+    if texts:
+        spaced = b"\n".join(texts).replace(b',"', b', "').replace(b'":', b'": ')
+        for at, text in zip(texts_at, spaced.split(b"\n"), strict=True):
+            spool.put(at, text)
+    return k
 
 
 class _Spool:
@@ -457,8 +526,7 @@ class _Spool:
     def __contains__(self, at: int) -> bool:
         return self.offsets[at] >= 0
 
-    def put(self, at: int, text: str) -> None:
-        data = text.encode("utf-8", "surrogatepass")
+    def put(self, at: int, data: bytes) -> None:
         band = at // self.band
         file = self.files[band]
         if file is None:
@@ -470,7 +538,7 @@ class _Spool:
         self.ends[band] += len(data)
         file.write(data)
 
-    def texts(self, order: Iterable[int]) -> Iterator[str]:
+    def texts(self, order: Iterable[int]) -> Iterator[bytes]:
         """The text put at each position of ``order`` (rising, but for repeats of one
         seen before), skipping positions with none."""
         offsets, sizes, current, data = self.offsets, self.sizes, -1, b""
@@ -480,17 +548,17 @@ class _Spool:
                 continue
             band = at // self.band
             if band == current:
-                yield data[offset : offset + sizes[at]].decode("utf-8", "surrogatepass")
+                yield data[offset : offset + sizes[at]]
                 continue
             file = self.files[band]
             if band < current:  # (a position asked for again: read just it)
-                yield os.pread(file.fileno(), sizes[at], offset).decode("utf-8", "surrogatepass")
+                yield os.pread(file.fileno(), sizes[at], offset)
                 continue
             file.flush()
             data, current = b"", band
             while len(data) < self.ends[band]:  # (one read, but for a short one)
                 data += os.pread(file.fileno(), self.ends[band] - len(data), len(data))
-            yield data[offset : offset + sizes[at]].decode("utf-8", "surrogatepass")
+            yield data[offset : offset + sizes[at]]
 
 
 @dataclass
@@ -577,7 +645,8 @@ def _splices_tag() -> str:
     import zlib
 
     sample = find_members("20260101T000000.000Z-0123abcd", "a" * 40, "b" * 40)
-    return f"{zlib.crc32(FIND_JSON(sample).encode()):08x}:"
+    # ("bytes": offsets worked out before lines with blanks around their JSON were left out)
+    return f"{zlib.crc32(b'bytes ' + FIND_JSON(sample).encode()):08x}:"
 
 
 def _learn_splices(
@@ -596,8 +665,10 @@ def _learn_splices(
             record.update(find_members(run, commit, note))
             printed[lineno] = FIND_JSON(record)
             after = min((key for key in record if key > "shown_on"), default=None)
-            payload = line[line.rfind("\t") + 1 :].strip()
+            payload = line[line.rfind("\t") + 1 :]
             at = payload.rfind(f',"{after}":') if after is not None else -1
+            # (Not when its JSON has blanks around it: spliced lines are read as bytes.)
+            at = at if payload == payload.strip() else -1
             if at >= 0 and _spaced(_with_members(line, at, note)) == printed[lineno]:
                 splice = at
         splices.append(splice)
