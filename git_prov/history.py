@@ -6,11 +6,11 @@ import contextlib
 import itertools
 import os
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from git_prov.errors import RepositoryProblem, UsageProblem
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.record import LocatedRun
 from git_prov.query import located
 from git_prov.query.index import RunIndex
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class CommitRuns:
+@frozen_fields
+class CommitRuns(Fields):
     """One commit of the log and the runs shown on it (oldest first)."""
 
     commit: str
@@ -33,6 +33,25 @@ class CommitRuns:
     refs: str
     runs: tuple[LocatedRun, ...]
     earlier: int = 0  # older runs on it that were not loaded (see ``newest`` in log())
+
+    def __init__(
+        self,
+        commit: str,
+        subject: str,
+        author: str,
+        date: str,
+        refs: str,
+        runs: tuple[LocatedRun, ...],
+        earlier: int = 0,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "commit", commit)
+        set_(self, "subject", subject)
+        set_(self, "author", author)
+        set_(self, "date", date)
+        set_(self, "refs", refs)
+        set_(self, "runs", runs)
+        set_(self, "earlier", earlier)
 
 
 def log(

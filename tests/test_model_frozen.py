@@ -34,6 +34,9 @@ WRITTEN = [
     "git_prov.capture.environment.gpu.NvidiaReport",
     "git_prov.trust.secrets.TokenShape",
     "git_prov.trust.redaction.Redactor",
+    "git_prov.store.gitcli.paths.RepoPaths",
+    "git_prov.history.CommitRuns",
+    "git_prov.query.hints.Unfetched",
 ]
 
 

@@ -16,8 +16,8 @@ import contextlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.query.rows import KIND_ATTACH, KIND_RUN
 from git_prov.store.gitcli import prov_dir, run_git
 from git_prov.store.gitcli.paths import ALIVE_TIPS, RepoPaths, read_ref
@@ -152,12 +152,17 @@ def rewrite_hook_installed(paths: RepoPaths) -> bool:
     return is_ours(hooks / "post-rewrite", "post-rewrite")
 
 
-@dataclass(frozen=True)
-class Unfetched:
+@frozen_fields
+class Unfetched(Fields):
     """Why an empty ledger may not be the whole story (:func:`unfetched_remotes`)."""
 
     tracked: tuple[str, ...]  # remotes whose provenance was fetched into tracking refs
     remotes: tuple[str, ...]  # every remote of this repository
+
+    def __init__(self, tracked: tuple[str, ...], remotes: tuple[str, ...]) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "tracked", tracked)
+        set_(self, "remotes", remotes)
 
 
 def unfetched_remotes(paths: RepoPaths) -> Unfetched | None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from git_prov.errors import RepositoryProblem
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.ids import HEX_OID_RE
 from git_prov.store.gitcli import PROV_DIR, refuse_reftable, run_git
 
@@ -21,8 +21,8 @@ DISCOVER = ("rev-parse", "--path-format=absolute", "--git-common-dir", "--is-ins
 ALIVE_TIPS = ("rev-parse", "--branches", "--tags", "--remotes", "HEAD")
 
 
-@dataclass(frozen=True)
-class RepoPaths:
+@frozen_fields
+class RepoPaths(Fields):
     """Where a repository is, found without opening it through pygit2.
 
     ``prefix`` is the current directory relative to the working tree root ('' at the
@@ -33,6 +33,13 @@ class RepoPaths:
     workdir: Path | None
     prefix: str
     cwd: Path
+
+    def __init__(self, common_dir: Path, workdir: Path | None, prefix: str, cwd: Path) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "common_dir", common_dir)
+        set_(self, "workdir", workdir)
+        set_(self, "prefix", prefix)
+        set_(self, "cwd", cwd)
 
     @classmethod
     def discover(cls, cwd: Path | None = None) -> RepoPaths:
