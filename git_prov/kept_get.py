@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from git_prov.model.record import RunRecord
     from git_prov.progress import Progress
     from git_prov.store.gitcli.kept import Found, KeptHere
+    from git_prov.store.gitcli.notes import DiffAhead
     from git_prov.store.gitcli.paths import RepoPaths
 
 HASH_CACHE = "hash-cache.sqlite"  # the stat cache (git_prov.capture.hashing), in the prov dir
@@ -194,13 +195,49 @@ def get_here(
 def _get_here(
     paths: RepoPaths, readers: Readers, spec: str, options: GetOptions
 ) -> GetResult | None:
+    if paths.workdir is None:
+        return None
+    diff = _diff_ahead(paths)  # (first: git works while Python imports what follows)
+    try:
+        from git_prov.store.gitcli.notes import ahead
+
+        with ahead(diff) if diff is not None else contextlib.nullcontext():
+            return _get_run_here(paths, readers, spec, options)
+    finally:
+        if diff is not None:
+            diff.close()
+
+
+def _diff_ahead(paths: RepoPaths) -> DiffAhead | None:
+    """The difference the newest notes commit made, asked of git now, when the query
+    index looks older than the notes ref (a run was recorded since it was last brought
+    up to date): its catch-up then finds it ready. Only a hint: the index uses it only
+    for exactly the commits it has and needs (:class:`DiffAhead`), else asks git."""
+    from git_prov.store.gitcli.notes import DiffAhead
+    from git_prov.store.gitcli.paths import read_ref
+
+    notes = "refs/notes/prov"  # (query.index's NOTES_REF and INDEX_FILE: not imported yet)
+    index = paths.common_dir / "prov" / "index.sqlite"
+    try:
+        moved = os.stat(paths.common_dir / notes).st_mtime_ns
+        written = os.stat(index).st_mtime_ns
+    except OSError:  # (a packed ref, no index yet: nothing to guess from)
+        return None
+    with contextlib.suppress(OSError):  # (the last writer may have folded it in)
+        written = max(written, os.stat(f"{index}-wal").st_mtime_ns)
+    tip = read_ref(paths, notes) if moved >= written else None
+    return DiffAhead(str(paths.cwd), tip) if tip else None
+
+
+def _get_run_here(
+    paths: RepoPaths, readers: Readers, spec: str, options: GetOptions
+) -> GetResult | None:
     from git_prov.model.manifest import KEPT_LFS, MAX_MANIFEST_BYTES, DataManifest
     from git_prov.query.index import with_index
     from git_prov.query.located import resolve
     from git_prov.store.gitcli.kept import kept_here, manifests_here, restore_kept_lfs, sha256_of
 
-    if paths.workdir is None:
-        return None
+    assert paths.workdir is not None  # (_get_here)
     run = with_index(paths, lambda index: resolve(index, spec)).record
     oids = [
         oid

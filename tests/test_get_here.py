@@ -299,3 +299,52 @@ def test_get_without_click_steps_aside_for_a_first_index_on_a_terminal(
     code, modules = on_terminal("-o", "B")
     assert code == 0 and "click" not in modules
     assert (repo / "B/out/model.bin").read_bytes() == files["out/model.bin"]
+
+
+def _diff_trees(trace: Path) -> list[str]:
+    """The ``git diff-tree`` commands GIT_TRACE logged (and forget them)."""
+    lines = trace.read_text().splitlines() if trace.exists() else []
+    trace.unlink(missing_ok=True)
+    return [ln for ln in lines if "built-in: git diff-tree" in ln]
+
+
+def _found_after_rebuild(repo: Path) -> tuple[str, str]:
+    """``find --json`` through the index as it is, then through one rebuilt from scratch."""
+    now = prov(repo, "find", "--json").stdout
+    for end in ("", "-wal", "-shm"):
+        Path(f"{repo}/.git/prov/index.sqlite{end}").unlink(missing_ok=True)
+    return now, prov(repo, "find", "--json").stdout
+
+
+def test_the_first_get_after_a_record_finds_the_notes_difference_asked_early(
+    kept: tuple[Path, str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """After a record, the quick get asks git for the difference the new notes commit made
+    while it imports (kept_get._diff_ahead): the index's catch-up uses it, and asks git
+    itself when it is not the difference it needs (two records since); either way the
+    index ends as a rebuilt one, and an up-to-date index starts no such git."""
+    repo, run, files = kept
+    trace = tmp_path / "trace"
+    env = {"GIT_TRACE": str(trace)}
+    prov(repo, "find", "--json")  # (the index up to date)
+    prov(repo, "record", "-c", "one more")
+    done = prov(repo, "get", run, "out/model.bin", "-o", "A", env=env)
+    (early,) = _diff_trees(trace)  # (one git diff-tree: the early one, used)
+    assert "--format=%P" in early, early
+    assert (repo / "A/out/model.bin").read_bytes() == files["out/model.bin"], done.stderr
+    now, rebuilt = _found_after_rebuild(repo)
+    assert now == rebuilt and "one more" in now
+    prov(repo, "get", run, "-o", "B", env=env)  # up to date: no diff-tree at all
+    assert _diff_trees(trace) == []
+    # Two records since: the early difference is the newest commit's, not the index's
+    # catch-up; it asks git for that one.
+    prov(repo, "record", "-c", "two")
+    prov(repo, "record", "-c", "three")
+    done = prov(repo, "get", run, "-o", "C", "--json", env=env)
+    asked = _diff_trees(trace)
+    assert sorted("--format=%P" in ln for ln in asked) == [False, True], asked
+    assert {f["action"] for f in json.loads(done.stdout)["files"]} == {"written"}
+    for rel, data in files.items():
+        assert (repo / "C" / rel).read_bytes() == data
+    now, rebuilt = _found_after_rebuild(repo)
+    assert now == rebuilt and "three" in now and "two" in now
