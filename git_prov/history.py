@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
@@ -17,6 +18,7 @@ from git_prov.query.index import RunIndex
 from git_prov.store.gitcli import run_git, start_git
 
 if TYPE_CHECKING:
+    from git_prov.store.gitcli.paths import RepoPaths
     from git_prov.store.repo import GitRepo
 
 T = TypeVar("T")
@@ -62,6 +64,7 @@ def log(
     all_commits: bool = False,
     max_count: int | None = None,
     newest: int | None = None,
+    started: subprocess.Popen[bytes] | None = None,
 ) -> Iterator[CommitRuns]:
     """Commits of ``git log REVISIONS -- PATHS`` (default HEAD) with their runs, found in
     ``index`` (open and fresh: :func:`~git_prov.query.index.open_index`).
@@ -70,13 +73,13 @@ def log(
     commits listed; ``newest`` loads only the newest N runs of each commit (the others are
     counted in ``earlier``). Only the note lines of the runs listed are read, a batch of
     commits at a time, so that a long history starts showing at once. Bad revisions raise
-    before the first commit is yielded.
+    before the first commit is yielded. ``started``: its git, from :func:`start_log`.
     """
     listed = 0
     batch = 50 if max_count is None else min(max_count, 1000)
     # git's output is read as git walks: a page of a long history costs that page, and
     # git is stopped once it is shown (``git log`` of 100k commits: seconds).
-    with contextlib.closing(_commits(index, revisions, paths)) as commits:
+    with contextlib.closing(_commits(index, revisions, paths, started)) as commits:
         for chunk in _batches(commits, batch):
             noted = located.annotated_among(index, [c[0] for c in chunk])
             if not all_commits:
@@ -112,26 +115,61 @@ def run_ids_in(index: RunIndex, revisions: Sequence[str]) -> list[str]:
     return sorted({run for runs in ids.values() for run in runs})
 
 
+def _refused(rev: str) -> bool:
+    return rev.startswith("-") and rev not in ("--all", "--branches", "--tags", "--remotes")
+
+
+def _log_args(revisions: Sequence[str], paths: Sequence[str]) -> list[str]:
+    # (Through the git binary, from the top of the working tree: `log` loads no pygit2.)
+    args = ["log", "-z", "--format=%H%x00%s%x00%an%x00%aI%x00%D", *(revisions or ["HEAD"])]
+    return [*args, "--", *paths]
+
+
+def start_log(
+    where: RepoPaths, revisions: Sequence[str], paths: Sequence[str]
+) -> subprocess.Popen[bytes] | None:
+    """The ``git log`` that :func:`log` reads, started early (it walks while the index is
+    opened); None when a revision is refused (:func:`log` says so in its turn). Give it to
+    :func:`log` as ``started``, with an index opened on ``where``; :func:`stop_log` if not."""
+    if any(_refused(rev) for rev in revisions):
+        return None
+    return start_git(where.workdir or where.cwd, _log_args(revisions, paths))
+
+
+def stop_log(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a :func:`start_log` git that :func:`log` did not finish (no-op if it did)."""
+    if proc is not None and proc.returncode is None:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.communicate()
+
+
 def _commits(
-    index: RunIndex, revisions: Sequence[str], paths: Sequence[str]
+    index: RunIndex,
+    revisions: Sequence[str],
+    paths: Sequence[str],
+    started: subprocess.Popen[bytes] | None = None,
 ) -> Generator[tuple[str, str, str, str, str], None, None]:
     """(id, subject, author, date, refs) of each commit ``git log`` lists, newest first,
     as git finds them (close the generator to stop git early). Bad revisions raise before
     the first commit."""
     for rev in revisions:
-        if rev.startswith("-") and rev not in ("--all", "--branches", "--tags", "--remotes"):
+        if _refused(rev):
             raise UsageProblem(
                 f"unsupported revision option {rev!r}",
                 "give revisions or ranges such as main~10..main or --all",
             )
-    # (Through the git binary, from the top of the working tree: `log` loads no pygit2.)
     where = index.paths.workdir or index.paths.cwd
-    args = ["log", "-z", "--format=%H%x00%s%x00%an%x00%aI%x00%D", *(revisions or ["HEAD"])]
-    if paths:
-        args += ["--", *paths]
+    args = _log_args(revisions, paths)
+    if started is not None and started.args == ["git", *args]:
+        proc = started  # (started by start_log in the same place, beside the index opening)
     else:
-        args.append("--")
-    proc = start_git(where, args)
+        if started is not None:
+            _stop(started)
+        proc = start_git(where, args)
     assert proc.stdout is not None
     given = 0
     try:
@@ -146,8 +184,7 @@ def _commits(
         stderr = proc.communicate()[1]
     finally:
         if proc.returncode is None:  # stopped early: git need not walk any further
-            proc.kill()
-            proc.communicate()
+            _stop(proc)
     if proc.returncode != 0:
         if given:
             detail = stderr.decode(errors="replace").strip()

@@ -54,10 +54,34 @@ def log_command(
       git prov log main~20..main         runs in a range
       git prov log --all -- train.py     runs on commits touching train.py
     """
-    from git_prov import history, render
-    from git_prov.query.index import RepoPaths, open_index
+    from git_prov import history
+    from git_prov.query.index import RepoPaths
 
     found, alive = RepoPaths.discover_with_tips()  # (the hint's question asked beside)
+    started = history.start_log(found, revisions, paths)  # (git walks as the index opens)
+    try:
+        return _log(state, found, alive, started, revisions, paths, oneline, as_json, all_runs,
+                    all_commits, max_count)  # fmt: skip
+    finally:
+        history.stop_log(started)
+
+
+def _log(
+    state: State,
+    found: Any,
+    alive: str | None,
+    started: Any,
+    revisions: tuple[str, ...],
+    paths: tuple[str, ...],
+    oneline: bool,
+    as_json: bool,
+    all_runs: bool,
+    all_commits: bool,
+    max_count: int | None,
+) -> int:
+    from git_prov import history, render
+    from git_prov.query.index import open_index
+
     with open_index(found) as index:
         _report_problems(index.problems())
         commits = history.log(
@@ -67,6 +91,7 @@ def log_command(
             all_commits=all_commits,
             max_count=max_count,
             newest=None if as_json or all_runs or oneline else render.MAX_RUNS_PER_COMMIT,
+            started=started,
         )
         if as_json:
             echo(json.dumps(render.log_json(commits), indent=2, sort_keys=True), data=True)
