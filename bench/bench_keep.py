@@ -71,6 +71,23 @@ what that finder had loaded: the two come out alike. The first get after a recor
 updates the query index (+2 git processes, +13M instructions). 256 MiB, --repeat 3, load
 2-6: get again 0.252 s wall / 0.251 CPU beside cp of the object 0.115 / 0.110; the 1 GiB
 rows are to be measured idle.
+
+The first get after a record (session 7). Measured idle (12:35, --gib --repeat 3): get right
+after the keep 0.683 s / cp 0.462 (1.48x), get again 0.612 / cp 0.483 (1.27x). That first
+row does not pay for the index's catch-up: `last_run()` runs `find --json` between the
+record and the get, which brings the index up to date; what the get itself adds after a
+record, measured apart with a 100 kB kept LFS object (`record --keep outputs -o out.bin --
+true`, then get twice; bytecode written; 20 interleaved rounds, load 8.6-9.6, so wall times
+are ~4x inflated and CPU is the measure): first get 173 ms CPU, again 166 (python -c pass:
+50) -- the catch-up of one new note is ~8 ms CPU (a diff-tree, the note's added lines
+parsed, one SQLite transaction), not 70. Now the quick get starts that diff-tree while it
+imports, when the index file is older than the notes ref (kept_get._diff_ahead; the index
+uses it only for exactly its tip and that commit's one parent): the catch-up on get's path,
+in-process, 30 interleaved rounds at load 8.8: 22.7 -> 14.4 ms median. A kernel copy of a
+kept LFS object no longer imports hashlib, tomli_w or queue (153 -> 144 modules; ~5 ms
+idle by importtime, not resolvable in CPU at load 9: 164 vs 166 ms). The --gib run at load
+7-10 (others' tests and disk writes) gave get/cp ratios of 1.2-5.9x from run to run: useless
+for the 1.5x target; measure it idle.
 """
 
 from __future__ import annotations
