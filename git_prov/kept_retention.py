@@ -16,12 +16,11 @@ removes goes with them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from git_prov.model.manifest import DataManifest
-from git_prov.model.record import RunRecord
 from git_prov.store.kept import (
     drop_kept,
     dropped_digests,
@@ -119,25 +118,24 @@ def plan_data_drops(
 
 
 def plan_removed_data(
-    ledger: Ledger, index: Any, removed: Sequence[LocatedRun],
-    versions: Mapping[str, Sequence[RunRecord]],
-) -> DataDrops:  # fmt: skip
-    """:func:`plan_data_drops` for the runs ``removed`` (each with its ``versions``), asking
-    the query index ``index`` instead of a whole-ledger scan: only the manifests of the
-    runs that stay are read, each once, streamed, and only while some bytes of a removed
-    run are not yet known to be named by a run that stays."""
+    ledger: Ledger, index: Any, removed: Sequence[tuple[str, Sequence[str | None]]]
+) -> DataDrops:
+    """:func:`plan_data_drops` for the runs ``removed``, each as its id and the data
+    manifests every version of it names (inputs, outputs; none: ``()``), asking the query
+    index ``index`` instead of a whole-ledger scan: only the manifests of the runs that stay
+    are read, each once, streamed, and only while some bytes of a removed run are not yet
+    known to be named by a run that stays."""
     already = dropped_digests(ledger)
     here = kept_digests(ledger.repo)
     redrop = tuple(sorted(d for d in already if d in here))
     if not removed:
         return DataDrops(redrop=redrop)
     going: list[KeptEntry] = []
-    for run in removed:
-        for record in versions.get(run.id, [run.record]):
-            going.extend(_kept_in(ledger, run.id, (record.inputs, record.outputs), {}))
+    for run_id, manifests in removed:
+        going.extend(_kept_in(ledger, run_id, manifests, {}))
     left = {e.digest for e in going} - already
     if left:
-        ids = [run.id for run in removed]
+        ids = [run_id for run_id, _ in removed]
         with index.selecting(ids):
             rows = index.db.execute(
                 "SELECT DISTINCT m FROM (SELECT inputs AS m, run FROM lines WHERE kind = 0"

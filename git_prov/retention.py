@@ -28,6 +28,7 @@ from typing import Any
 
 from git_prov.errors import NotFound
 from git_prov.kept_retention import DataDrops, drop_data, plan_data_drops
+from git_prov.model.ids import short_run_id
 from git_prov.model.record import STATUS_OK, Entry, RunRecord, Tombstone
 from git_prov.model.when import parse_time
 from git_prov.store.drops import DROP_DIR as DROP_DIR
@@ -92,13 +93,37 @@ class RetentionRules:
         return "gc: " + ", ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class GcRun:
+    """A run ``gc`` removes, as slim as what it needs: what the listing and ``--json``
+    show of its record, and the commits its tombstone goes to (``shown_on``). A plan of
+    100,000 runs holds these, not their records (~5 KB each; issue #20)."""
+
+    id: str
+    commit: str
+    started: str
+    status: str
+    command: str
+    tags: tuple[str, ...]
+    shown_on: tuple[str, ...]
+
+    @classmethod
+    def of(cls, run: LocatedRun) -> GcRun:
+        r = run.record
+        return cls(r.id, r.commit, r.started, r.status, r.command, r.tags, run.shown_on)
+
+    @property
+    def short_id(self) -> str:
+        return short_run_id(self.id)
+
+
 @dataclass(frozen=True)
 class GcPlan:
     """What ``gc`` removes: ``runs`` to tombstone, ``logs`` (blob ids) to drop, and how
     many bytes those logs hold. ``redrop`` are logs dropped before that a merge brought
     back into the objects tree."""
 
-    runs: tuple[LocatedRun, ...]
+    runs: tuple[GcRun, ...]
     logs: tuple[str, ...]
     log_bytes: int
     logs_only: bool
@@ -128,11 +153,11 @@ class GcPlan:
             "runs": [
                 {
                     "id": r.id,
-                    "commit": r.record.commit,
-                    "started": r.record.started,
-                    "status": r.record.status,
-                    "command": r.record.command,
-                    "tags": list(r.record.tags),
+                    "commit": r.commit,
+                    "started": r.started,
+                    "status": r.status,
+                    "command": r.command,
+                    "tags": list(r.tags),
                 }
                 for r in self.runs
             ],
@@ -230,7 +255,7 @@ def plan_gc(
             selected = [r.id for r in chosen_runs]
         data = plan_data_drops(ledger, scan, selected=selected, keep_last=rules.keep_last)
         going = set(data.runs)
-        runs = tuple(r for r in scan.live_runs() if r.id in going)
+        runs = tuple(GcRun.of(r) for r in scan.live_runs() if r.id in going)
         return GcPlan(runs, (), 0, False, len(scan.live_runs()), (), data, True)
     chosen, kept = select_runs(scan, rules) if rules.selects() else ([], len(scan.live_runs()))
     chosen_ids = {r.id for r in chosen}
@@ -269,11 +294,11 @@ def plan_gc(
             r for r in chosen if any(o in logs for o in (r.record.stdout, r.record.stderr))
         ]
         return GcPlan(
-            tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data,
-            history_redrop=history_redrop,
+            tuple(map(GcRun.of, with_logs)), tuple(logs), size, True, kept, tuple(redrop),
+            data, history_redrop=history_redrop,
         )  # fmt: skip
     return GcPlan(
-        tuple(chosen), tuple(logs), size, False, kept, tuple(redrop), data,
+        tuple(map(GcRun.of, chosen)), tuple(logs), size, False, kept, tuple(redrop), data,
         histories=histories, history_redrop=history_redrop,
     )  # fmt: skip
 
@@ -304,16 +329,38 @@ def _plan_in_index(ledger: Ledger, index: Any, rules: RetentionRules, logs_only:
     chosen_ids, live = _select_in_index(index, rules) if rules.selects() else ([], None)
     if live is None:
         live = index.run_count()
-    found = {}
-    for start in range(0, len(chosen_ids), _RUNS_PER_READ):  # (their notes read a part at a time)
-        found.update(as_scanned(index, chosen_ids[start : start + _RUNS_PER_READ]))
-    chosen = [found[i] for i in chosen_ids if i in found]
-    kept = live - len(chosen)
-    going = {run.id for run, _ in chosen}
+    # The chosen runs' records are read a part at a time and only what the plan needs is
+    # kept of them: the slim run, the logs and histories any version names, the data
+    # manifests (and under --logs-only the live record's logs, to list the runs by them).
+    runs: list[GcRun] = []
+    log_ids: set[str] = set()
+    history_ids: set[str] = set()
+    manifests: list[tuple[str, tuple[str, ...]]] = []  # (every run, for the index's query)
+    live_logs: dict[str, tuple[str | None, str | None]] = {}
+    commits: dict[str, str] = {}  # (one string per commit, shared by its runs)
+    for start in range(0, len(chosen_ids), _RUNS_PER_READ):
+        found = as_scanned(index, chosen_ids[start : start + _RUNS_PER_READ])
+        for run_id in chosen_ids[start : start + _RUNS_PER_READ]:
+            if run_id not in found:
+                continue
+            run, versions = found[run_id]
+            r = run.record
+            shown = tuple(commits.setdefault(c, c) for c in run.shown_on)
+            commit = commits.setdefault(r.commit, r.commit)
+            runs.append(GcRun(r.id, commit, r.started, r.status, r.command, r.tags, shown))
+            log_ids.update(o for v in versions for o in (v.stdout, v.stderr) if o)
+            if logs_only:
+                live_logs[run_id] = (r.stdout, r.stderr)
+                continue
+            history_ids.update(v.history for v in versions if v.history)
+            manifests.append(
+                (run_id, tuple(m for v in versions for m in (v.inputs, v.outputs) if m))
+            )
+        del found
+    kept = live - len(runs)
+    going = {run.id for run in runs}
     tip = ledger.tip(OBJECTS_REF)
     tree = tip.tree if tip is not None else None
-    log_ids = {o for _, vs in chosen for r in vs for o in (r.stdout, r.stderr) if o}
-    history_ids = set() if logs_only else {r.history for _, vs in chosen for r in vs if r.history}
     returned = returned_logs(ledger, tree) if tree is not None else []
     back = returned_histories(ledger, tree) if tree is not None else []
     # Which of them a remaining run names: for histories under --logs-only every run
@@ -329,14 +376,13 @@ def _plan_in_index(ledger: Ledger, index: Any, rules: RetentionRules, logs_only:
         if o not in candidates and not (o in named_logs and put_back_by_a_write(ledger, o))
     ]
     size = sum(_size(ledger, oid) for oid in logs)
-    runs = [run for run, _ in chosen]
-    versions = {run.id: vs for run, vs in chosen}
-    data = plan_removed_data(ledger, index, [] if logs_only else runs, versions)
+    data = plan_removed_data(ledger, index, manifests)
     history_going = history_ids - named_histories
     histories = tuple(stored_histories(ledger, tree, history_going)) if tree is not None else ()
     history_redrop = tuple(o for o in back if o not in history_going and o not in named_histories)
     if logs_only:
-        with_logs = [r for r in runs if any(o in logs for o in (r.record.stdout, r.record.stderr))]
+        dropping = set(logs)
+        with_logs = [r for r in runs if any(o in dropping for o in live_logs[r.id])]
         return GcPlan(
             tuple(with_logs), tuple(logs), size, True, kept, tuple(redrop), data,
             history_redrop=history_redrop,

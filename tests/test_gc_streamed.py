@@ -199,3 +199,19 @@ def test_gc_does_not_drop_again_a_log_a_live_run_put_back(repo: Path) -> None:
     tip = ledger.tip(OBJECTS_REF)
     assert tip is not None
     assert lookup_path(ledger.pygit, tip.tree, object_path(KIND_LOG, log)) is not None
+
+
+def test_gc_json_written_in_parts_is_json_dumps(capsys: pytest.CaptureFixture[str]) -> None:
+    """gc --json writes its document 64 KiB at a time (a plan of 100,000 runs is never one
+    string): the same bytes as one json.dumps, across part boundaries, escapes included."""
+    from git_prov.cli.trust import _echo_json
+
+    runs = [
+        {"id": f"run{i:06d}", "command": f"python train.py --seed {i} \x1b[31m\u2028é", "tags": []}
+        for i in range(3000)
+    ]
+    doc = {"runs": runs, "logs": ["a" * 40] * 500, "dry_run": True, "runs_kept": 0}
+    _echo_json(doc)
+    out = capsys.readouterr().out
+    assert len(out) > 3 * (1 << 16)
+    assert out == json.dumps(doc, indent=2, sort_keys=True) + "\n"

@@ -235,7 +235,7 @@ def gc(
             doc["live_left"] = [{"id": r.id, "why": why} for r, why in unsure]
         if memos_removed:  # (likewise)
             doc["memos_removed"] = memos_removed
-        echo(json.dumps(doc, indent=2, sort_keys=True), data=True)
+        _echo_json(doc)
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
         echo(line)
@@ -256,6 +256,20 @@ def gc(
     else:
         echo(f"removed {_what(plan)}; `git prov sync` carries the removal to the remote", err=True)
     return 0
+
+
+def _echo_json(doc: dict[str, Any]) -> None:
+    """``doc`` printed as ``json.dumps(doc, indent=2, sort_keys=True)`` prints it, the same
+    bytes, written 64 KiB at a time: a plan of 100,000 runs is never one string."""
+    parts: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(indent=2, sort_keys=True).iterencode(doc):
+        parts.append(piece)
+        size += len(piece)
+        if size >= 1 << 16:
+            echo("".join(parts), nl=False, data=True)
+            parts, size = [], 0
+    echo("".join(parts), data=True)
 
 
 def _unused_memos(prov_dir: Any) -> list[Any]:
@@ -344,8 +358,7 @@ def _plan_lines(state: State, plan: Any, *, dry_run: bool) -> list[str]:
     if dry_run:
         verb = "would " + verb
     lines = []
-    for run in plan.runs:
-        r = run.record
+    for r in plan.runs:
         lines.append(
             f"{verb} {state.style(r.short_id, fg='yellow')}  {r.started[:16].replace('T', ' ')}"
             f"  {printable(r.status):<6}  {r.commit[:7]}  {printable(shorten(r.command, 60))}"
