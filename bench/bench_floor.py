@@ -109,6 +109,25 @@ shared libraries click and the standard library load (system time 30-50 ms again
 ``cat-file``, the orphan hint's ``rev-parse``), click, and 100 records through the exact
 parser; ≤ 4× of ``git log`` by CPU would need fewer git processes.
 
+log -n 20 at 10k runs, 2026-12-03 later (session 7, lane ``log``; f25dacb..010ac72). Now
+three git processes: the orphan hint's alive tips (``rev-parse --branches --tags --remotes
+HEAD``) come from the rev-parse that finds the repository (asked apart only when that one
+fails, e.g. an unborn HEAD), ``git log`` is started before the index is opened, and
+RepoPaths, CommitRuns and the hint's Unfetched have their methods written out. Output
+(stdout and stderr) byte-identical. "Before" is main at 6f3e7f0 (PYTHONPATH), interleaved:
+
+| measure | load | before | now |
+|---|--:|--:|--:|
+| callgrind, the Python process (2 runs each) | any | 342.7 M, 342.9 M | 330.3 M, 330.1 M |
+| this bench, --repeat 9, twice | 9.5 | 5.9 (4.6), 4.4 (5.1) | 5.7 (5.2), 5.2 (4.3) |
+| 25 interleaved, rusage of children: × ref (CPU) | 8.7 | 3.51 (3.91) | 3.35 (3.82) |
+| the same, again | 7.0 | 2.51 (3.68) | 2.42 (3.46) |
+
+(ms in the last two rows: before 354 (172), 228 (157); now 338 (168), 220 (148);
+``git log --notes=prov`` 101 (44), 91 (43).) At load 7-10 this bench's ratio swings by
+more than the change; the instruction count and the 25-run medians are the steadier
+measures: −3.7% instructions, −3 to −6% CPU, one process fewer.
+
 Re-record and first record, 2026-12-03, ``--only rerecord,first --repeat 7``, load
 14.7 → 13.3 on 2 cores (others at work: wall times are several times an idle machine's;
 CPU is steadier). "Start" is main at 73943c0, measured the same way at load 13 → 8:
