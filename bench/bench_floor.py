@@ -119,7 +119,7 @@ RepoPaths, CommitRuns and the hint's Unfetched have their methods written out. O
 | measure | load | before | now |
 |---|--:|--:|--:|
 | callgrind, the Python process (2 runs each) | any | 342.7 M, 342.9 M | 330.3 M, 330.1 M |
-| this bench, --repeat 9, twice | 9.5 | 5.9 (4.6), 4.4 (5.1) | 5.7 (5.2), 5.2 (4.3) |
+| this bench (--repeat 9, twice): × ref (CPU) | 9.5 | 5.9 (4.6), 4.4 (5.1) | 5.7 (5.2), 5.2 (4.3) |
 | 25 interleaved, rusage of children: × ref (CPU) | 8.7 | 3.51 (3.91) | 3.35 (3.82) |
 | the same, again | 7.0 | 2.51 (3.68) | 2.42 (3.46) |
 
