@@ -177,6 +177,29 @@ per-line loop and the splice (~0.7 s at load 8: string building and two ``str.re
 60 MB), the index rows in note order (0.6 s), the spool (0.6 s), and ~0.3 s of start-up.
 The index build does no more work than before (``find -n 1`` with no index, 3 runs each,
 interleaved, load 5.6 → 5.2: 5.39 s wall, 4.14 s CPU before; 5.17 s, 4.32 s now: noise).
+
+Then (findjson2, 883ddd6): a line with a kept splice is printed from the note's bytes —
+find's members written around slices of its JSON, the separators spaced by two
+``bytes.replace`` per note, the spool holding bytes and the command writing them to stdout's
+buffer (no decode or encode of 60 MB). ``--only find --repeat 3``, "before" = a61a903 by
+PYTHONPATH, run right after "now" (load 9.0 → 8.5 and 8.5 → 9.0):
+
+| work | before ms (CPU) | now ms (CPU) | × git log, wall / CPU (before → now) | peak RSS |
+|---|--:|--:|--:|--:|
+| index up to date | 5350 (2576) | 7724 (2698) | 7.9 / 9.5 → 4.9 / 8.8 | 83 MiB |
+| … the first run after a build | 24298 (9003) | 18504 (8344) | 27.4 / 26.9 → 18.2 / 24.7 | 86 MiB |
+| … cold (no index) | 28536 (13568) | 29791 (12852) | 41.0 / 46.2 → 34.3 / 43.5 | 123 MiB |
+
+At load 9 the two runs' CPU times are within noise of each other. Run by hand, alternately,
+four times each at load 4.2 (index up to date; medians): before 2.33 s wall, 2.2 s CPU; now
+2.07 s, 1.95 s; git log 0.30 s, 0.235 s: 7.8 / 9.4× → 6.9 / 8.3×, 85 MiB. By cProfile the
+reading, splicing and spooling fell from 9.7 to 7.0 s (profiled, cat-file's wait included;
+the splice, replace and spool from ~4.7 to ~2.8 s); what is left: waiting for
+``git cat-file`` (its 0.3 s of CPU runs beside ours; a 1 MiB pipe, tried, changed nothing
+measurable), the per-line slicing (~1.0 s profiled: five ``bytes.find`` and one format a
+line), ``bytes.replace`` (0.5 s: 60 MB twice), the index rows in note order (0.75 s), the
+spool (0.7 s: 100k buffered writes; the output order is not the notes' order, so it cannot
+be skipped) and ~0.3 s of start-up. CPU ≤ 8× is not met (8.3-8.8×).
 """
 
 from __future__ import annotations
