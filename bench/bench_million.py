@@ -177,14 +177,34 @@ the ratios to git's rows of the same run):
 | gc --force, oldest 1% of runs | 99.14 | 239 |
 
 gc chooses runs from the query index and reads back only those, then streams the notes once
-for who else names their logs and histories; what it holds grows with the runs it removes
-(~5 KB a chosen run: its record, for the listing and the tombstones), not with the ledger.
-At 100k runs (9,600 chosen, the same ``--json`` bytes; load 11, one after the other): before
-(a whole-ledger scan into Python objects) 201.3 s / 871 MB, after 23.1 s / 225 MB (10.4 s /
-178 MB run again). A clone with one run of its own fetching the 1M-run ledger (a notes merge
-where both sides changed; load 10–13, the two runs overlapping): before 635.2 s / 878 MB,
-after 147.5 s / 288 MB (git's fetch included): notes only the other side has are held as
-blob ids, read one at a time, and only lines that could share a run id are parsed.
+for who else names their logs and histories; what it holds grows with the runs it removes,
+not with the ledger. Since lane gckeep (session 7) that is a slim entry a chosen run (id,
+commit, time, status, command, tags, the commits of its tombstone; the records are read back
+1,000 at a time and let go) and ``--json`` is written 64 KiB at a time, no longer ~5 KB a
+chosen run (its whole record) and one string of the whole document. Same output bytes
+(``--json`` and text compared with cmp at 100k against the code before; at 1M the ``--json``
+equals one ``json.dumps`` of itself); load 4–9 on 2 shared cores:
+
+| gc --dry-run | before s | MB | after s | MB |
+|---|---:|---:|---:|---:|
+| 100k, ``--keep-last 1 --json`` (90,000 chosen; 5,000 read at once) | 41.6 | 574 | 50.3 | 224 |
+| 100k, ``--keep-last 1`` (text; one after the other; 5,000 at once) | 106.2 | 501 | 42.1 | 223 |
+| 1M, ``--keep-last 9`` (100,000 chosen; 5,000 read at once) | 261.35 | 594 | 30.2 | 308 |
+| the same, 1,000 read at once (as landed) | | | 25.9 | 230 |
+| the same with ``--json`` (1,000 at once) | | | 28.3 | 229 |
+
+(1M "before" is the lane gc row above, load 11–13, not interleaved.) What stays: SQLite's page
+cache (32 MB) and mapped index (64 MB), the notes' blob ids, and ~0.7 KB a chosen run.
+``--data-only`` still weighs every run's kept entries from a whole-ledger scan (not measured
+here).
+
+Lane gc's own figures: at 100k runs (9,600 chosen, the same ``--json`` bytes; load 11, one
+after the other): before (a whole-ledger scan into Python objects) 201.3 s / 871 MB, after
+23.1 s / 225 MB (10.4 s / 178 MB run again). A clone with one run of its own fetching the
+1M-run ledger (a notes merge where both sides changed; load 10–13, the two runs overlapping):
+before 635.2 s / 878 MB, after 147.5 s / 288 MB (git's fetch included): notes only the other
+side has are held as blob ids, read one at a time, and only lines that could share a run id
+are parsed.
 
 The first index build at 1M runs (session 7, lane indexbuild; load 10–21 on 2 shared cores,
 so wall time was 3–28x the CPU and CPU seconds are the figures to read). Where the CPU of a

@@ -50,7 +50,7 @@ from git_prov.store.repo import GitRepo
 # about (and with no escape, which could spell one) cannot name it.
 _HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?:[0-9a-f]{24})?(?![0-9a-f])")
 _NOTES_PER_PASS = 20_000  # note blobs asked of one git cat-file
-_RUNS_PER_READ = 5_000  # chosen runs read back from their notes at once
+_RUNS_PER_READ = 1_000  # chosen runs read back from their notes at once
 
 
 def parse_age(text: str, now: datetime | None = None) -> datetime:
