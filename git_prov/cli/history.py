@@ -7,7 +7,7 @@ import itertools
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,11 @@ from git_prov.cli import CONTEXT, State, _open, cli, complete_run
 from git_prov.cli.output import _page, _report_problems
 from git_prov.errors import NotFound, UsageProblem
 from git_prov.terminal import echo
+
+if TYPE_CHECKING:  # (both are loaded by the log command itself: start-up)
+    import subprocess
+
+    from git_prov.query.index import RepoPaths
 
 
 @cli.command(name="log", context_settings=CONTEXT)
@@ -68,9 +73,9 @@ def log_command(
 
 def _log(
     state: State,
-    found: Any,
+    found: RepoPaths,
     alive: str | None,
-    started: Any,
+    started: subprocess.Popen[bytes] | None,
     revisions: tuple[str, ...],
     paths: tuple[str, ...],
     oneline: bool,
