@@ -28,6 +28,7 @@ import pygit2
 
 from git_prov.model.history import Series, encode_history
 from git_prov.model.record import RunRecord, encode_entry
+from git_prov.model.values import format_assignments
 from git_prov.store.ledger import (
     KEEP_DIR,
     KIND_ENV,
@@ -112,7 +113,8 @@ def _line(r: RunRecord) -> str:
     against ``encode_entry`` on a sample of every ledger built)."""
     argv = ",".join(f'"{a}"' for a in r.argv or ())
     acc, loss, lr, seed = r.metrics["acc"], r.metrics["loss"], r.params["lr"], r.params["seed"]
-    summary = f"prov run {r.id[-8:]} ok {r.started[:16]}Z 1.2s {r.command}  acc={acc} loss={loss}"
+    shown = format_assignments([("acc", acc), ("loss", loss)])  # (1.0 is shown as 1)
+    summary = f"prov run {r.id[-8:]} ok {r.started[:16]}Z 1.2s {r.command}  {shown}"
     payload = (
         f'{{"argv":[{argv}],"branch":"main","command":"{r.command}","commit":"{r.commit}",'
         f'"duration":1.25,"ended":"{r.ended}","env":"{r.env}","exit_code":0,'
