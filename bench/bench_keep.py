@@ -12,8 +12,8 @@ measured in pairs with ``cp`` of the kept LFS object itself: right after a fresh
 again, the order alternating from pair to pair, both destinations kept until the pair is
 done; the ratio within each pair is printed (median and every pair), then with an empty stat
 cache (the object is hashed while it is copied). Targets (issue 14): keeping ≤ 1.3× hashing
-alone (the first record); get ≤ 1.5× cp; an unchanged kept file costs nothing extra on re-
-record; metadata sync within its time without kept data.
+alone (the first record); get ≤ 1.5× cp; an unchanged kept file costs nothing extra on
+re-record; metadata sync within its time without kept data.
 
 Keep rows measured after `record --keep` began to copy with the kernel and hash the copy
 (1 GiB on ext4, no reflinks; the 2-core VM shared with seven other developers' tests, load
