@@ -27,8 +27,6 @@ from typing import Any, TypeVar
 JOBS_ENV = "GIT_PROV_INDEX_JOBS"
 MIN_NOTES_PER_PART = 256  # below this, a fork costs about what it saves
 MAX_PARTS = 8
-TAIL = 0.45  # (first_share)
-MIN_FIRST = 0.05
 
 T = TypeVar("T")
 
@@ -49,17 +47,13 @@ def part_count(notes: int) -> int:
 
 
 def first_share(parts: int) -> float:
-    """The share of the notes this process parses itself when they are cut into ``parts``.
-
-    Smaller than a helper's: once its own part is in, this process alone copies the
-    helpers' rows in, makes the secondary indexes and commits, which at 1M runs costs
-    about :data:`TAIL` of the CPU time of parsing and inserting every note. With
-    ``(1 - (parts - 1) * TAIL) / parts`` of them it starts that tail as the helpers finish
-    (two parts: 28% here, 72% in the helper; before, 50/50, the helper idled a third).
+    """The share of the notes this process parses itself when they are cut into ``parts``:
+    an equal share. What follows the parsing — copying the helpers' rows in, the secondary
+    indexes, the commit — can start only once every helper has finished, so the build
+    takes as long as its slowest part plus that tail: least when the parts are equal (a
+    smaller own part, 28% of two, left this process idle while the helper parsed 72%).
     """
-    if parts < 2:
-        return 1.0
-    return max(MIN_FIRST, (1 - (parts - 1) * TAIL) / parts)
+    return 1.0 / max(1, parts)
 
 
 def split(items: Sequence[T], parts: int, first: float | None = None) -> list[Sequence[T]]:
