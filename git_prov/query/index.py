@@ -716,18 +716,27 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
-def _connect(path: Path | str) -> sqlite3.Connection:
+def _connect(path: Path | str, *, aside: bool = False) -> sqlite3.Connection:
+    """A connection to the index at ``path``, its schema made when missing or of another
+    version. ``aside``: a private file a first build fills (:func:`_build_aside`), with no
+    journal and no syncing until it is complete."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        if str(path) != ":memory:":
+        if aside:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+        elif str(path) != ":memory:":
             db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # a cache: consistency, not durability
+        if not aside:
+            db.execute("PRAGMA synchronous=NORMAL")  # a cache: consistency, not durability
         db.execute("PRAGMA temp_store=MEMORY")
         db.execute("PRAGMA cache_size=-32000")
         # Reading pages in place saves copies on scans, but every mapped page counts in the
         # process's resident memory: 64 MiB keeps a query over 1M runs under 300 MB (0: the
         # same CPU for log and find, +20% for a first remap; 256 MiB: 370-410 MB).
-        db.execute("PRAGMA mmap_size=67108864")
+        # (Not while a first build writes its file: all its pages are new, and scanning them
+        # for the indexes through the map would add up to the whole 64 MiB to its peak.)
+        db.execute(f"PRAGMA mmap_size={0 if aside else 67108864}")
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -780,7 +789,10 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                built = None if rebuild else _build_aside(paths, path, reason)
                 index = RunIndex(_connect(path), paths)
+                if built is not None:
+                    index.stats = built
                 if reason:
                     index.stats.reason = reason
                 try:
@@ -802,6 +814,57 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
     index = RunIndex(_connect(":memory:"), paths, IndexStats(mode="memory", reason=reason))
     index.refresh(force=True)
     return index
+
+
+_ASIDE = f"{INDEX_FILE}.build-"  # (+ the builder's process id)
+
+
+def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None:
+    """When there is no index file at ``path`` yet, build one in a private file beside it
+    and link it in (never over a file another process made meanwhile); the build's stats,
+    or None when there was a file (or leftovers of one) or the link lost: the caller opens
+    ``path`` and brings it up to date as usual.
+
+    No other process reads a private file, so the build writes it with no journal and no
+    syncing (a first build in place wrote every page twice: into the WAL, then into the
+    file); it is synced once, whole, before it is linked in. Builders of the same
+    repository take turns (a lock file beside the index): the second finds the first's
+    index. A builder killed midway leaves only its private file, removed by the next one.
+    """
+    if os.path.lexists(path) or any(
+        os.path.lexists(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")
+    ):
+        return None  # (SQLite owns what an earlier file left: build in place)
+    try:
+        import fcntl
+    except ImportError:  # (no flock: build in place)
+        return None
+    with open(path.with_name(f"{INDEX_FILE}.lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.lexists(path):
+            return None  # another builder's index, complete
+        for stale in path.parent.glob(f"{_ASIDE}*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()  # (a killed builder's: the lock says no builder is running)
+        aside = path.with_name(f"{_ASIDE}{os.getpid()}")
+        try:
+            index = RunIndex(_connect(aside, aside=True), paths)
+            try:
+                if reason:
+                    index.stats.reason = reason
+                index.refresh()
+                index.db.execute("PRAGMA journal_mode=WAL")  # (how every reader opens it)
+            finally:
+                index.close()
+            with open(aside, "rb") as built:
+                os.fsync(built.fileno())
+            os.link(aside, path)
+        except (OSError, sqlite3.Error):  # (FileExistsError: made by a process that takes
+            return None  # no turns) the index at path is opened, or built there, as before
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+        return index.stats
 
 
 @contextlib.contextmanager
