@@ -128,6 +128,44 @@ def test_corrupt_index_is_rebuilt_silently(repo: Path) -> None:
     assert done.stdout.split() == [record.short_id] and done.stderr == ""
 
 
+def test_a_first_build_is_made_aside_and_linked_in(repo: Path) -> None:
+    """With no index file, the build fills a private file and links it in: what is left is
+    the index in WAL mode, complete, and no private file (a killed builder's is removed)."""
+    head = git(repo, "rev-parse", "HEAD")
+    record = make_record(head)
+    write(repo, record)
+    prov_dir = repo / ".git" / "prov"
+    prov_dir.mkdir(exist_ok=True)
+    stale = prov_dir / f"{INDEX_FILE}.build-99999999"
+    stale.write_bytes(b"left by a killed build")
+    count, stats, ids = index_of(repo)
+    assert (count, ids, stats.mode, stats.reason) == (1, [record.id], "built", "new")  # type: ignore[attr-defined]
+    left = sorted(p.name for p in prov_dir.iterdir() if p.name.startswith(INDEX_FILE))
+    assert left == [INDEX_FILE, f"{INDEX_FILE}.lock"]
+    import sqlite3
+
+    with sqlite3.connect(prov_dir / INDEX_FILE) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone() == ("1",)
+    assert index_of(repo)[1].mode == "fresh"  # type: ignore[attr-defined]
+
+
+def test_a_build_over_an_existing_file_is_made_in_place(repo: Path) -> None:
+    """An index file already there (here one another process has just created, empty) is
+    built in place, never replaced: its readers keep reading the file they opened."""
+    import sqlite3
+
+    head = git(repo, "rev-parse", "HEAD")
+    write(repo, make_record(head))
+    path = repo / ".git" / "prov" / INDEX_FILE
+    path.parent.mkdir(exist_ok=True)
+    sqlite3.connect(path).close()
+    inode = path.stat().st_ino
+    count, stats, _ = index_of(repo)
+    assert (count, stats.mode, path.stat().st_ino) == (1, "built", inode)  # type: ignore[attr-defined]
+    assert not list(path.parent.glob(f"{INDEX_FILE}.build-*"))
+
+
 def test_an_unusable_index_file_falls_back_to_memory(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD")
     write(repo, make_record(head))
