@@ -294,7 +294,7 @@ def prepare(
 
             index = None if "GIT_INDEX_FILE" in os.environ else repo.git_dir / "index"
             memo = DataMemo.before_walk(cache, index, *declared_paths(root, inputs, cwd=root))
-            if memo.stat_digest is None:  # (no find to vouch: the walk's own fingerprint)
+            if memo.needs_listing:  # (no files index or find to vouch: the walk's own)
                 from git_prov.capture.data import list_data
 
                 memo.listed(listing := list_data(root, list(inputs), cwd=root))

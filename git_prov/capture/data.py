@@ -237,6 +237,9 @@ class DataListing:
     present: tuple[str, ...]  # declared paths that exist
     directories: tuple[str, ...]  # every directory a file was found in ("" for the root)
     started_ns: int  # the time just before the first stat
+    # Every directory walked, with its stat data taken before it was read (None when it was
+    # reached through a symlink): what tells that no file was added or removed since.
+    directory_stats: tuple[tuple[str, os.stat_result | None], ...] = ()
 
 
 def list_data(
@@ -257,10 +260,11 @@ def list_data(
     missing: list[str] = []
     present: list[str] = []  # declared paths that exist, as git pathspecs
     directories: list[str] = []
+    dir_stats: list[tuple[str, os.stat_result | None]] = []
     for rel in declared:
         if _excluded(rel, excludes):
             continue
-        if _collect(root, rel, excludes, missing_ok, files, missing, directories):
+        if _collect(root, rel, excludes, missing_ok, files, missing, directories, dir_stats):
             present.append(rel)
     return DataListing(
         root,
@@ -270,6 +274,7 @@ def list_data(
         tuple(present),
         tuple(dict.fromkeys(directories)),
         started_ns,
+        tuple(dir_stats),
     )
 
 
@@ -458,9 +463,11 @@ def _collect(
     files: dict[str, _File],
     missing: list[str],
     directories: list[str] | None = None,
+    dir_stats: list[tuple[str, os.stat_result | None]] | None = None,
 ) -> bool:
     """Add the files of one declared path; False when it does not exist. ``directories``
-    hears of every directory files are looked for in."""
+    hears of every directory files are looked for in, ``dir_stats`` of every directory
+    walked and its stat data (see :class:`DataListing`)."""
     path = os.path.join(root, rel)
     found = _stat(path, rel, missing_ok, declared=True)
     if found is None:
@@ -472,7 +479,8 @@ def _collect(
         if directories is not None:
             directories.append(rel.rpartition("/")[0])
     elif stat.S_ISDIR(st.st_mode):
-        _walk(rel, path, st, excludes, missing_ok, files, missing, directories)
+        top = (rel, None if link is not None else st)
+        _walk(rel, path, st, excludes, missing_ok, files, missing, directories, dir_stats, top)
     else:
         raise BadPath(
             f"{_show(rel)}: not a regular file or a directory",
@@ -494,15 +502,21 @@ def _walk(
     files: dict[str, _File],
     missing: list[str],
     directories: list[str] | None = None,
+    dir_stats: list[tuple[str, os.stat_result | None]] | None = None,
+    top: tuple[str, os.stat_result | None] | None = None,
 ) -> None:
     """Add every file under a directory: sorted, hidden files included, ``.git`` skipped,
-    symlinks followed; a directory already on the way down (a symlink cycle) is skipped."""
+    symlinks followed; a directory already on the way down (a symlink cycle) is skipped.
+    ``dir_stats`` hears of each directory before it is read (``top``: the first one's
+    stat data, None when it is reached through a symlink)."""
     ancestors: tuple[tuple[int, int], ...] = ((top_stat.st_dev, top_stat.st_ino),)
-    stack = [(top_rel, top_path, ancestors)]
+    stack = [(top_rel, top_path, ancestors, top[1] if top is not None else None)]
     while stack:
-        rel, path, ancestors = stack.pop()
+        rel, path, ancestors, seen = stack.pop()
         if directories is not None:
             directories.append(rel)
+        if dir_stats is not None:
+            dir_stats.append((rel, seen))
         try:
             with os.scandir(path) as it:
                 children = sorted(it, key=_NAME)
@@ -546,7 +560,8 @@ def _walk(
             elif kind == _S_IFDIR:
                 identity = (st.st_dev, st.st_ino)
                 if identity not in ancestors:
-                    subdirs.append((child_rel, child_path, (*ancestors, identity)))
+                    seen = st if link is None else None
+                    subdirs.append((child_rel, child_path, (*ancestors, identity), seen))
             elif kind == _S_IFLNK:  # see _stat: annexed, content absent
                 files[child_rel] = _File(child_rel, child_path, st, link, absent=True)
             # Sockets, FIFOs and devices inside a data directory are not data we can hash.

@@ -45,27 +45,33 @@ import json
 import marshal
 import operator
 import os
+import re
 import stat
+import struct
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from git_prov import __version__
 from git_prov.capture.racy import RACY_NS
+from git_prov.errors import ProvError
 from git_prov.model.ids import is_hex_oid
 from git_prov.model.manifest import MANIFEST_VERSION, SOURCE_READ, DataManifest
 
 if TYPE_CHECKING:
     from git_prov.capture.data import DataListing
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3  # 3: the files index
 _MEMO_DIR = "data-memo"
+_INDEX_DIR = "data-index"  # files indexes, named by their checksum (see write_files_index)
+_INDEX_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 UNUSED_DAYS = 30  # gc removes a memo neither written nor hit for this long
 _PARTIAL_HOURS = 1  # …and a partial write (``<memo>.<pid>.tmp``) left this long
 
 IndexStat = tuple[int, int, int, int, int]
+DirStat = list[Any]  # [rel, mode, mtime ns, ctime ns, inode, device] (as JSON keeps it)
 _MTIME = operator.itemgetter(3)
 
 
@@ -83,19 +89,31 @@ class DataMemo:
         cls, prov_dir: Path, index: Path | None, root: str, declared: tuple[str, ...]
     ) -> DataMemo:
         """The memo of ``declared`` (as :func:`~git_prov.capture.data.declared_paths`
-        gives them) before any walk: :meth:`recall` answers from :func:`stat_digest`
-        alone; without one, :meth:`listed` must give the walk first. With no memo to
-        recall yet, ``find`` runs while the caller walks, and :meth:`listed` waits for it
-        (before anything is read: its stat data are still the files' as read)."""
+        gives them) before any walk: :meth:`recall` answers from the memo's files index
+        (:func:`files_index_vouches`) or from :func:`stat_digest` alone; without either,
+        :meth:`listed` must give the walk first. With no memo to recall yet, ``find``
+        runs while the caller walks, and :meth:`listed` waits for it (before anything is
+        read: its stat data are still the files' as read)."""
         memo = cls.__new__(cls)
         started_ns = time.time_ns()
         memo._start(prov_dir, index, root, declared, started_ns)
+        doc = memo._doc = _read_memo(memo.path)
+        if doc is not None and files_index_vouches(prov_dir, root, doc):
+            memo._vouched = True  # git and an lstat of each directory: no find, no walk
+            memo._files_index = (doc["files_index"], doc["dirs"])
+            memo.stat_digest = doc.get("find")
+            return memo
         finding = _start_find(root, declared, started_ns)
         if memo.path.exists():
             memo.stat_digest = _finish_find(finding, root, declared)
         else:  # nothing to recall: find runs beside the walk, read by listed()
             memo._finding = finding
         return memo
+
+    @property
+    def needs_listing(self) -> bool:
+        """Whether :meth:`recall` needs the walk (:meth:`listed`) to answer."""
+        return self.stat_digest is None and not self._vouched
 
     def _start(
         self,
@@ -111,6 +129,10 @@ class DataMemo:
         self.fingerprint: str | None = None
         self._directories: tuple[str, ...] | None = None
         self._finding: subprocess.Popen[bytes] | None = None  # see before_walk
+        self._started_ns = started_ns
+        self._doc: dict[str, Any] | None = None  # the memo as read by before_walk
+        self._vouched = False  # the memo's files index vouched for the files
+        self._files_index: tuple[str, list[DirStat]] | None = None  # (index name, dirs)
         # Before git is asked anything about the files: a later change shows as new stat data.
         self._index_path = index
         self._index = _trusted_stat(index, started_ns) if index is not None else None
@@ -118,6 +140,8 @@ class DataMemo:
         key = "\0".join((str(MEMO_VERSION), __version__, root, *declared))
         name = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         self.path = prov_dir / _MEMO_DIR / name
+        self._prov_dir = prov_dir
+        self._files_index_new = False
 
     def listed(self, listing: DataListing) -> None:
         """The walk of the declared paths (taken after :meth:`before_walk`'s digest, which
@@ -135,21 +159,16 @@ class DataMemo:
     def recall(self) -> str | None:
         """The id of the manifest stored for exactly these files, if it can be trusted
         (the caller checks the object is still in the repository)."""
-        if self.stat_digest is not None:
+        if self._vouched:
+            field, value = "", ""
+        elif self.stat_digest is not None:
             field, value = "find", self.stat_digest
         elif self.fingerprint is not None:
             field, value = "fingerprint", self.fingerprint
         else:
             return None
-        try:
-            memo = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not (
-            isinstance(memo, dict)
-            and memo.get("version") == MEMO_VERSION
-            and memo.get(field) == value
-        ):
+        memo = self._doc = self._doc if self._doc is not None else _read_memo(self.path)
+        if memo is None or (field and memo.get(field) != value):
             return None
         oid = memo.get("manifest")
         if not (isinstance(oid, str) and is_hex_oid(oid)):
@@ -170,7 +189,9 @@ class DataMemo:
 
         if in_a_project(self.root, self._directories):
             return None
-        if not same_index and self._index is not None:
+        if self._files_index is None and memo.get("files_index") is None:
+            self._index_files(oid)  # (once per memo: later hits need no find)
+        if (not same_index and self._index is not None) or self._files_index_new:
             self._write(oid)  # the index is settled now: the next hit need not ask git
         else:
             with contextlib.suppress(OSError):  # in use: gc keeps it (unused_memos)
@@ -185,11 +206,35 @@ class DataMemo:
             for e in manifest.entries
         ):
             return
+        if not self._vouched:
+            self._index_files(oid)
         self._write(oid)
+
+    def _index_files(self, oid: str) -> None:
+        """Write the files index of a listing of these files that is the one the manifest
+        ``oid`` was built from (when the memo vouched without a walk, the walk is taken
+        now: nothing changed since the memo vouched unless something is racy, which
+        :func:`write_files_index` refuses)."""
+        listing = self.listing
+        if listing is None:
+            if self.stat_digest is None:
+                return
+            from git_prov.capture.data import list_data
+
+            try:
+                listing = list_data(Path(self.root), list(self.declared), cwd=Path(self.root))
+            except ProvError:
+                return
+        since_ns = min(self._started_ns, listing.started_ns)
+        written = write_files_index(self._prov_dir, listing, since_ns, len(oid) // 2)
+        if written is not None:
+            self._files_index, self._files_index_new = written, True
 
     def _write(self, oid: str) -> None:
         if self._directories is None:
             return
+        old = self._doc.get("files_index") if self._doc is not None else None
+        name, dirs = self._files_index if self._files_index is not None else (None, None)
         memo = {
             "version": MEMO_VERSION,
             "manifest_version": MANIFEST_VERSION,
@@ -198,6 +243,8 @@ class DataMemo:
             "directories": list(self._directories),
             "manifest": oid,
             "index": list(self._index) if self._index is not None else None,
+            "files_index": name,
+            "dirs": dirs,
         }
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -207,6 +254,145 @@ class DataMemo:
         except OSError:
             with contextlib.suppress(OSError):
                 partial.unlink()
+            return
+        if isinstance(old, str) and old != name and _INDEX_NAME.fullmatch(old):
+            with contextlib.suppress(OSError):  # (a record reading it now just misses)
+                (self._prov_dir / _INDEX_DIR / old).unlink()
+
+
+def _read_memo(path: Path) -> dict[str, Any] | None:
+    """The memo file at ``path`` as a dict of this layout's version (None: no memo)."""
+    try:
+        memo = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(memo, dict) and memo.get("version") == MEMO_VERSION:
+        return memo
+    return None
+
+
+# --- the files index: git's own lstat-and-compare of every file, in C ----------------------
+#
+# A memo whose files are all regular files reached without a symlink also keeps an index
+# file in git's format (``<prov>/data-index/<its checksum>``, version 2) with an entry per
+# file: its stat data as the walk saw them and a placeholder object id, and the stat data
+# of every directory walked (in the memo). A re-record then runs ``git diff-files --quiet``
+# on that index, which lstats each file and compares the stat data git compares for its own
+# index, and lstats each directory in Python: a file added, removed or renamed changes its
+# directory's mtime and ctime, a file written, chmod-ed, replaced or touched its own ctime
+# (what no program can set). git is made to compare them all whatever the repository's
+# configuration says (trustctime, checkStat, no fsmonitor). Only listings none of whose
+# files or directories changed within RACY_NS before the walk are indexed (git's racy
+# rule, on both times): a later change must then show as other stat data. Anything git
+# cannot compare by stat data alone (an entry git finds racy, an empty file whose object
+# id it checks) it compares by content with the placeholder id: a difference, so a miss.
+
+_GIT_COMPARES_ALL = (
+    "-c", "core.trustctime=true", "-c", "core.checkstat=default",
+    "-c", "core.fsmonitor=false", "-c", "core.ignorestat=false",
+)  # fmt: skip
+_EMPTY_BLOB = {
+    20: bytes.fromhex("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"),
+    32: bytes.fromhex("473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"),
+}
+_U32 = 0xFFFFFFFF
+_ENTRY_HEAD = struct.Struct(">10I")
+
+
+def write_files_index(
+    prov_dir: Path, listing: DataListing, since_ns: int, oid_bytes: int
+) -> tuple[str, list[DirStat]] | None:
+    """Write the files index of ``listing`` (see above); its name and the directories'
+    stat data, or None when it cannot vouch for the files: a symlink, an absent or missing
+    file, anything changed within RACY_NS before ``since_ns`` (or in the future), another
+    object id size than SHA-1's or SHA-256's, or a write that fails."""
+    if oid_bytes not in _EMPTY_BLOB or listing.missing:
+        return None
+    limit = since_ns - RACY_NS
+    dirs: list[DirStat] = []
+    for rel, st in listing.directory_stats:
+        if st is None or st.st_mtime_ns > limit or st.st_ctime_ns > limit:
+            return None
+        dirs.append([rel, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev])
+    entries = []
+    for f in listing.files.values():
+        st = f.stat
+        if (
+            f.link is not None
+            or f.absent
+            or not stat.S_ISREG(st.st_mode)
+            or st.st_mtime_ns > limit
+            or st.st_ctime_ns > limit
+        ):
+            return None
+        entries.append((os.fsencode(f.rel), st))
+    entries.sort(key=operator.itemgetter(0))  # git's order: the paths' bytes
+    placeholder = b"\x01" * oid_bytes  # (no file's bytes have it: any check by content differs)
+    fixed = 40 + oid_bytes + 2  # stat data, object id, flags
+    parts = [b"DIRC", struct.pack(">II", 2, len(entries))]
+    pack = _ENTRY_HEAD.pack
+    for name, st in entries:
+        c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
+        m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
+        parts.append(
+            pack(
+                c_s & _U32, c_ns, m_s & _U32, m_ns, st.st_dev & _U32, st.st_ino & _U32,
+                0o100755 if st.st_mode & 0o100 else 0o100644,
+                st.st_uid & _U32, st.st_gid & _U32, st.st_size & _U32,
+            )
+        )  # fmt: skip
+        parts.append(_EMPTY_BLOB[oid_bytes] if st.st_size == 0 else placeholder)
+        size = (fixed + len(name) + 8) & ~7
+        parts.append(struct.pack(">H", min(len(name), 0xFFF)))
+        parts.append(name.ljust(size - fixed, b"\0"))
+    body = b"".join(parts)
+    checksum = (hashlib.sha1 if oid_bytes == 20 else hashlib.sha256)(body).digest()
+    index_name = checksum.hex()
+    path = prov_dir / _INDEX_DIR / index_name
+    partial = path.with_name(f"{index_name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(body + checksum)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return None
+    return index_name, dirs
+
+
+def files_index_vouches(prov_dir: Path, root: str, memo: dict[str, Any]) -> bool:
+    """Whether the memo's files index vouches that its files are as they were (see above):
+    every directory's stat data as kept, and ``git diff-files`` finds no file changed."""
+    name, dirs = memo.get("files_index"), memo.get("dirs")
+    if not (isinstance(name, str) and _INDEX_NAME.fullmatch(name) and isinstance(dirs, list)):
+        return False
+    for row in dirs:
+        try:
+            rel, mode, mtime, ctime, ino, dev = row
+            st = os.lstat(os.path.join(root, rel))
+        except (OSError, TypeError, ValueError):
+            return False
+        if (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != (
+            mode, mtime, ctime, ino, dev,
+        ):  # fmt: skip
+            return False
+    index = prov_dir / _INDEX_DIR / name
+    if not index.is_file():
+        return False
+    try:
+        proc = subprocess.run(
+            ["git", "--no-optional-locks", *_GIT_COMPARES_ALL, "diff-files", "--quiet"],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "GIT_INDEX_FILE": str(index)},
+            check=False,
+        )
+    except OSError:
+        return False
+    return proc.returncode == 0
 
 
 def fingerprint(listing: DataListing) -> str | None:
@@ -430,7 +616,12 @@ def remove_memos(paths: Sequence[Path]) -> int:
     removed, is not counted: it is only a cache)."""
     removed = 0
     for path in paths:
+        memo = _read_memo(path)
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1
+        name = memo.get("files_index") if memo is not None else None
+        if isinstance(name, str) and _INDEX_NAME.fullmatch(name):
+            with contextlib.suppress(OSError):  # (its files index goes with it)
+                (path.parent.parent / _INDEX_DIR / name).unlink()
     return removed
