@@ -30,6 +30,10 @@ and directories only (a symlink, whose target the walk follows, or anything else
 the record the Python way), no racy file, no error, and its first line agreeing with the
 declared path's own ``lstat`` (a ``find`` printing other fields is never trusted).
 
+Cheaper still, once the files have stayed unchanged past the racy window: a *files index*
+(see :func:`write_files_index`) lets ``git diff-files`` lstat and compare them in C, with
+an lstat of each directory in Python; ``find`` then runs only when that check fails.
+
 The memo is only a cache: a memo that cannot be read or written is a miss, never an error.
 A hit touches the file (its mtime says when it was last of use), and ``git prov gc`` removes
 memos unused for :data:`UNUSED_DAYS` days, those no version can use and partial writes
