@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from git_prov.model.record import RunRecord, Tombstone, encode_entry, parse_line, parse_note
+from git_prov.query import index as index_module
 from git_prov.query.index import (
     INDEX_FILE,
     RepoPaths,
@@ -148,6 +149,33 @@ def test_a_first_build_is_made_aside_and_linked_in(repo: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone() == ("1",)
     assert index_of(repo)[1].mode == "fresh"  # type: ignore[attr-defined]
+
+
+def test_a_build_leaves_the_lookup_indexes_to_the_queries_that_need_them(repo: Path) -> None:
+    """A build makes the indexes a first query uses (runs by id, by start time, problem
+    lines); the one by note is made by the first update of a changed note, those by data
+    manifest by the first data query. The answers are the same either way."""
+    import sqlite3
+
+    head = git(repo, "rev-parse", "HEAD")
+    first = make_record(head, started="2026-01-01T00:00:00.000Z")
+    write(repo, first)
+    path = repo / ".git" / "prov" / INDEX_FILE
+
+    def made() -> set[str]:
+        with sqlite3.connect(path) as db:
+            found = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            return {name for (name,) in found if name.startswith("lines_")}
+
+    assert index_of(repo)[1].mode == "built"  # type: ignore[attr-defined]
+    assert made() == {"lines_run", "lines_started", "lines_problems"}
+    second = make_record(head, started="2026-01-02T00:00:00.000Z")
+    write(repo, second)
+    count, stats, ids = index_of(repo)
+    assert (count, ids, stats.mode) == (2, [second.id, first.id], "incremental")  # type: ignore[attr-defined]
+    assert made() == {"lines_run", "lines_started", "lines_problems", "lines_note"}
+    assert prov(repo, "find", "--data", "nowhere").stdout == ""
+    assert made() == {name for name, _ in index_module._LINE_INDEXES}
 
 
 def test_a_build_over_an_existing_file_is_made_in_place(repo: Path) -> None:

@@ -625,6 +625,7 @@ def _selection(index: RunIndex, query: FindQuery) -> _Selection:
             args.extend(sub_args)
     if query.data or query.data_hashes:
         index.ensure_data_manifests()
+        index.need("lines_inputs", "lines_outputs")
     if query.data:
         parts, part_args = [], []
         for path in query.data:

@@ -145,7 +145,10 @@ CREATE TABLE envtags (
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 # Secondary indexes of ``lines``: dropped during a full build and made again after it
-# (building an index once is much cheaper than maintaining it through 100k inserts).
+# (building an index once is much cheaper than maintaining it through 100k inserts) —
+# but for ``lines_problems``, kept through the build (it holds only the rare problem
+# rows, and making it afterwards would scan the whole table), and those of
+# :data:`_MADE_LATER`. An index never changes an answer, only how fast it comes.
 _LINE_INDEXES = (
     ("lines_run", "CREATE INDEX lines_run ON lines(run)"),
     ("lines_note", "CREATE INDEX lines_note ON lines(note, lineno)"),
@@ -154,6 +157,13 @@ _LINE_INDEXES = (
     ("lines_outputs", "CREATE INDEX lines_outputs ON lines(outputs) WHERE outputs IS NOT NULL"),
     ("lines_started", "CREATE INDEX lines_started ON lines(started, run) WHERE live = 1"),
 )
+_INDEX_SQL = dict(_LINE_INDEXES)
+# Made the first time a query that looks rows up by them runs (:meth:`RunIndex.need`), not
+# by a build: a first query pages runs by start time and looks them up by id, and making
+# these three took a sixth of a first build's time at 1M runs. The queries that need them
+# are updates and reading a note's lines (``note``) and data lookups (``inputs``,
+# ``outputs``); one that runs without them (a read-only index file) scans the table.
+_MADE_LATER = ("lines_note", "lines_inputs", "lines_outputs")
 
 
 def _note_rows(
@@ -222,6 +232,7 @@ class RunIndex:
     tips: _Tips = field(default_factory=_Tips)
     _helpers: Any = field(default=None, repr=False)  # parts.Helpers of a build under way
     _attached: list[str] = field(default_factory=list, repr=False)
+    _made: set[str] = field(default_factory=set, repr=False)  # (need: indexes known made)
 
     def __enter__(self) -> RunIndex:
         return self
@@ -369,6 +380,26 @@ class RunIndex:
         finally:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
+    def need(self, *names: str) -> None:
+        """Make those of the secondary indexes ``names`` (of :data:`_MADE_LATER`) that a
+        build left for later. Only an index: when it cannot be made now (a read-only
+        file, another process holding the index for long), the query scans instead."""
+        wanted = [name for name in names if name not in self._made]
+        if not wanted:
+            return
+        db = self.db
+        present = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        missing = [name for name in wanted if name not in present]
+        try:
+            with contextlib.nullcontext() if db.in_transaction else self._write():
+                for name in missing:
+                    db.execute(_INDEX_SQL[name].replace(" INDEX ", " INDEX IF NOT EXISTS "))
+                    db.execute("PRAGMA analysis_limit = 1000")
+                    db.execute(f"ANALYZE {name}")  # (the planner's statistics, as a build's)
+        except sqlite3.OperationalError:  # (read-only, locked: next time)
+            return
+        self._made.update(wanted)
+
     # ---- manifests, loaded on demand ---------------------------------------------------
 
     def ensure_data_manifests(self) -> None:
@@ -489,7 +520,10 @@ class RunIndex:
         self.stats.mode = "built" if self.stats.mode != "memory" else "memory"
         db = self.db
         for name, _ in _LINE_INDEXES:
-            db.execute(f"DROP INDEX IF EXISTS {name}")
+            if name != "lines_problems":
+                db.execute(f"DROP INDEX IF EXISTS {name}")
+        db.execute(_INDEX_SQL["lines_problems"].replace(" INDEX ", " INDEX IF NOT EXISTS "))
+        self._made.clear()
         db.execute("DELETE FROM lines")
         db.execute("DELETE FROM notes")
         notes = sorted(list_notes(self.paths, tip)) if tip else []  # commit id order
@@ -507,14 +541,16 @@ class RunIndex:
         own = _note_rows(self.paths, pieces[0], progress, scale)
         with helpers or contextlib.nullcontext():
             db.executemany(_INSERT_LIVE, own)
+            # (while the helpers finish)
+            db.executemany("INSERT INTO notes (commit_id, blob) VALUES (?, ?)", notes)
             done = helpers.results() if helpers else []
             for number, (piece, path) in enumerate(done, start=1):
                 if path is None or not self._copy_part(number, path):
                     # the helper failed, or its file cannot be read: parse the part here
                     db.executemany(_INSERT_LIVE, _note_rows(self.paths, piece))
-        db.executemany("INSERT INTO notes (commit_id, blob) VALUES (?, ?)", notes)
-        for _, sql in _LINE_INDEXES:
-            db.execute(sql)
+        for name, sql in _LINE_INDEXES:
+            if name != "lines_problems" and name not in _MADE_LATER:
+                db.execute(sql)
         # Every run row went in live; a run with more than one row (copies of its record,
         # a tombstone) has its live row worked out again. (Rows went in in note and line
         # order; the run index answers this without reading the table.)
@@ -580,6 +616,8 @@ class RunIndex:
         if changes is None:
             return False
         self.stats.mode = "incremental" if self.stats.mode != "memory" else "memory"
+        if any(old is not None for old, _ in changes.values()):
+            self.need("lines_note")  # (a changed note's rows are found by it)
         db = self.db
         blob_ids = [b for pair in changes.values() for b in pair if b is not None]
         blobs = read_blobs(self.paths.cwd, blob_ids)

@@ -357,6 +357,7 @@ def lineage(index: RunIndex, target: str, *, max_depth: int = MAX_DEPTH) -> Line
     from git_prov.query.find import data_candidates
 
     index.ensure_data_manifests()
+    index.need("lines_outputs")  # (runs are found by the manifests they wrote)
     tracer = _Tracer(index, max_depth)
     paths = index.paths
     candidates = data_candidates(paths, target) if not target.startswith("run:") else []

@@ -66,6 +66,7 @@ def _walk(
     wanted = sorted(set(run_ids))
     if not wanted:
         return {}
+    index.need("lines_note")
     select = (
         "SELECT l.run, l.kind, l.live, l.note, l.lineno, n.blob FROM lines l"
         " JOIN notes n ON n.commit_id = l.note WHERE l.kind IN (?, ?)"
@@ -582,6 +583,7 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
     """:class:`_Rows` of the rows ``at_of`` gives positions to (by row id; ``count`` of
     them: all of the index's live rows are read when they are most)."""
     db = index.db
+    index.need("lines_note")  # (the rows are read in its order)
     # (Any second row of a run — a copy, an attachment — sends it the exact way.)
     select = (
         "SELECT l.id, l.lineno, l.note, CASE WHEN l.run IN (SELECT run FROM lines"
@@ -750,6 +752,7 @@ def run_ids_on(index: RunIndex, commits: Sequence[str]) -> dict[str, list[str]]:
     """The ids of the live runs shown on each of ``commits``, sorted (oldest first);
     commits without any are left out. Reads no note."""
     on: dict[str, set[str]] = {}
+    index.need("lines_note")
     for start in range(0, len(commits), 500):
         chunk = commits[start : start + 500]
         marks = ",".join("?" * len(chunk))
