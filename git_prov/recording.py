@@ -3,6 +3,7 @@ and write one record to the ledger. This is where ``git prov run`` and ``record`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -267,13 +268,27 @@ def prepare(
                 raise
             warnings.append(f"params not read: {exc}")
     params.update(options.params)
-    source = capture_source(
-        repo,
-        exclude=inputs + outputs,
-        max_untracked_bytes=config.max_snapshot_file,
-        secret_files=config.snapshot_secret_files,
-    )
     cache = repo.prov_dir
+    index = None if "GIT_INDEX_FILE" in os.environ else repo.git_dir / "index"
+    early = None
+    if inputs and not (options.keep or config.keep):
+        # Unchanged inputs: git checks the memo's files index beside the snapshot.
+        from git_prov.capture.data_memo import DataMemo
+        from git_prov.capture.data_paths import declared_paths
+
+        with contextlib.suppress(ProvError):  # (a bad path: said below, as before)
+            early = DataMemo.early(cache, index, *declared_paths(root, inputs, cwd=root))
+    try:
+        source = capture_source(
+            repo,
+            exclude=inputs + outputs,
+            max_untracked_bytes=config.max_snapshot_file,
+            secret_files=config.snapshot_secret_files,
+        )
+    except BaseException:
+        if early is not None:
+            early.abandon()
+        raise
     keep = None
     if options.keep or config.keep:
         from git_prov.capture.keep import plan_keep
@@ -292,8 +307,10 @@ def prepare(
             from git_prov.capture.data_memo import DataMemo
             from git_prov.capture.data_paths import declared_paths
 
-            index = None if "GIT_INDEX_FILE" in os.environ else repo.git_dir / "index"
-            memo = DataMemo.before_walk(cache, index, *declared_paths(root, inputs, cwd=root))
+            if early is not None:
+                memo = early.settle()
+            else:
+                memo = DataMemo.before_walk(cache, index, *declared_paths(root, inputs, cwd=root))
             if memo.needs_listing:  # (no files index or find to vouch: the walk's own)
                 from git_prov.capture.data import list_data
 

@@ -82,6 +82,16 @@ _MTIME = operator.itemgetter(3)
 class DataMemo:
     """The memo of one set of declared input paths, for one listing of them."""
 
+    root: str
+    declared: tuple[str, ...]
+    path: Path
+    stat_digest: str | None
+    _started_ns: int
+    _finding: subprocess.Popen[bytes] | None
+    _checking: subprocess.Popen[bytes] | None
+    _doc: dict[str, Any] | None
+    _files_index: tuple[str, list[DirStat]] | None
+
     def __init__(self, prov_dir: Path, index: Path | None, listing: DataListing) -> None:
         """``index``: git's index file for the working tree (None when git uses another,
         e.g. ``GIT_INDEX_FILE``: every hit then asks ``git ls-files``)."""
@@ -98,21 +108,42 @@ class DataMemo:
         :meth:`listed` must give the walk first. With no memo to recall yet, ``find``
         runs while the caller walks, and :meth:`listed` waits for it (before anything is
         read: its stat data are still the files' as read)."""
+        return cls.early(prov_dir, index, root, declared).settle()
+
+    @classmethod
+    def early(
+        cls, prov_dir: Path, index: Path | None, root: str, declared: tuple[str, ...]
+    ) -> DataMemo:
+        """:meth:`before_walk` in two steps, for the caller to do other work while git
+        checks the files index: this one starts the check (:meth:`settle` ends it, and
+        :meth:`abandon` when the memo is not wanted after all)."""
         memo = cls.__new__(cls)
-        started_ns = time.time_ns()
-        memo._start(prov_dir, index, root, declared, started_ns)
+        memo._start(prov_dir, index, root, declared, time.time_ns())
         doc = memo._doc = _read_memo(memo.path)
-        if doc is not None and files_index_vouches(prov_dir, root, doc):
-            memo._vouched = True  # git and an lstat of each directory: no find, no walk
-            memo._files_index = (doc["files_index"], doc["dirs"])
-            memo.stat_digest = doc.get("find")
-            return memo
-        finding = _start_find(root, declared, started_ns)
-        if memo.path.exists():
-            memo.stat_digest = _finish_find(finding, root, declared)
-        else:  # nothing to recall: find runs beside the walk, read by listed()
-            memo._finding = finding
+        memo._checking = _start_files_check(prov_dir, root, doc) if doc is not None else None
         return memo
+
+    def settle(self) -> DataMemo:
+        """Finish what :meth:`early` started (see :meth:`before_walk`)."""
+        checking, self._checking = self._checking, None
+        if checking is not None and _files_check_passed(checking):
+            assert self._doc is not None
+            self._vouched = True  # git and an lstat of each directory: no find, no walk
+            self._files_index = (self._doc["files_index"], self._doc["dirs"])
+            self.stat_digest = self._doc.get("find")
+            return self
+        finding = _start_find(self.root, self.declared, self._started_ns)
+        if self.path.exists():
+            self.stat_digest = _finish_find(finding, self.root, self.declared)
+        else:  # nothing to recall: find runs beside the walk, read by listed()
+            self._finding = finding
+        return self
+
+    def abandon(self) -> None:
+        """End a check :meth:`early` started, unused."""
+        checking, self._checking = self._checking, None
+        if checking is not None:
+            _files_check_passed(checking)
 
     @property
     def needs_listing(self) -> bool:
@@ -134,6 +165,7 @@ class DataMemo:
         self._directories: tuple[str, ...] | None = None
         self._finding: subprocess.Popen[bytes] | None = None  # see before_walk
         self._started_ns = started_ns
+        self._checking: subprocess.Popen[bytes] | None = None  # see early()
         self._doc: dict[str, Any] | None = None  # the memo as read by before_walk
         self._vouched = False  # the memo's files index vouched for the files
         self._files_index: tuple[str, list[DirStat]] | None = None  # (index name, dirs)
@@ -368,35 +400,46 @@ def write_files_index(
 def files_index_vouches(prov_dir: Path, root: str, memo: dict[str, Any]) -> bool:
     """Whether the memo's files index vouches that its files are as they were (see above):
     every directory's stat data as kept, and ``git diff-files`` finds no file changed."""
+    checking = _start_files_check(prov_dir, root, memo)
+    return checking is not None and _files_check_passed(checking)
+
+
+def _start_files_check(
+    prov_dir: Path, root: str, memo: dict[str, Any]
+) -> subprocess.Popen[bytes] | None:
+    """The directories checked and ``git diff-files`` started (None: no files index, or
+    it cannot vouch already)."""
     name, dirs = memo.get("files_index"), memo.get("dirs")
     if not (isinstance(name, str) and _INDEX_NAME.fullmatch(name) and isinstance(dirs, list)):
-        return False
+        return None
     for row in dirs:
         try:
             rel, mode, mtime, ctime, ino, dev = row
             st = os.lstat(os.path.join(root, rel))
         except (OSError, TypeError, ValueError):
-            return False
+            return None
         if (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) != (
             mode, mtime, ctime, ino, dev,
         ):  # fmt: skip
-            return False
+            return None
     index = prov_dir / _INDEX_DIR / name
     if not index.is_file():
-        return False
+        return None
     try:
-        proc = subprocess.run(
+        return subprocess.Popen(
             ["git", "--no-optional-locks", *_GIT_COMPARES_ALL, "diff-files", "--quiet"],
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "GIT_INDEX_FILE": str(index)},
-            check=False,
         )
     except OSError:
-        return False
-    return proc.returncode == 0
+        return None
+
+
+def _files_check_passed(checking: subprocess.Popen[bytes]) -> bool:
+    return checking.wait() == 0
 
 
 def fingerprint(listing: DataListing) -> str | None:
