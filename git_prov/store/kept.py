@@ -47,6 +47,7 @@ from git_prov.store.gitcli.kept import unpushed_digests as unpushed_digests
 from git_prov.store.ledger import OBJECTS_REF, Ledger
 from git_prov.store.lfs import LfsObjectWriter, lfs_available, lfs_pointer
 from git_prov.store.locking import ledger_lock
+from git_prov.store.loose import write_object
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path, walk_blobs
 
@@ -209,7 +210,7 @@ class _GitWriter(KeepWriter):
         data = b"".join(self._parts)
         self._parts = []
         with self._store._lock:  # libgit2 object writes from several threads: one at a time
-            blob = self._store.repo.pygit.create_blob(data)
+            blob = write_object(self._store.repo.pygit.create_blob, data)
         self._store._add(hexdigest, KEPT_GIT, blob)
 
     def abort(self) -> None:
@@ -257,7 +258,7 @@ class _LfsWriter(KeepWriter):
             with self._store._lock:
                 self._store.stored_files.append((str(stored), hash_value, size))
         with self._store._lock:
-            pointer = repo.pygit.create_blob(lfs_pointer(hexdigest, size))
+            pointer = write_object(repo.pygit.create_blob, lfs_pointer(hexdigest, size))
         self._store._add(hexdigest, KEPT_LFS, pointer)
 
     def abort(self) -> None:

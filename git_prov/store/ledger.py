@@ -34,6 +34,7 @@ from git_prov.model.values import canonical_json
 from git_prov.store import notes
 from git_prov.store.authored import remember_authored
 from git_prov.store.locking import ledger_lock
+from git_prov.store.loose import lost_fanout, write_object
 from git_prov.store.repo import GitRepo
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, has_path
 
@@ -292,7 +293,7 @@ class Ledger:
     def store_object(self, data: bytes) -> str:
         """Write a blob (manifest, log) into the object database; returns its id."""
         try:
-            oid = str(self.pygit.create_blob(data))
+            oid = str(write_object(self.pygit.create_blob, data))
         except (pygit2.GitError, OSError) as exc:
             from git_prov.store.writable import explain_write_failure
 
@@ -398,7 +399,7 @@ class Ledger:
         empty = None
         for commit_hex in keep:
             if empty is None:
-                empty = self.pygit.create_blob(b"")
+                empty = write_object(self.pygit.create_blob, b"")
             wanted[object_path(KEEP_DIR, commit_hex)] = (empty, FILEMODE_BLOB)
         if not wanted:
             return
@@ -428,7 +429,7 @@ class Ledger:
     def _commit(self, tree: pygit2.Oid, parents: list[pygit2.Oid], message: str) -> pygit2.Oid:
         sig = self.repo.signature()
         now = pygit2.Signature(sig.name, sig.email, int(time.time()), 0)
-        return self.pygit.create_commit(None, now, now, message + "\n", tree, parents)
+        return write_object(self.pygit.create_commit, None, now, now, message + "\n", tree, parents)
 
     def _cas(
         self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
@@ -463,6 +464,12 @@ class Ledger:
                 tip = obj
             try:
                 new = build(tip)
+            except OSError as exc:
+                # A tree or blob of the new commit lost its fan-out directory to a
+                # concurrent prune as it was written (store/loose.py): build again.
+                if not lost_fanout(exc):
+                    raise
+                continue
             except (KeyError, pygit2.GitError) as exc:
                 # An object the new commit needs vanished while it was built (a blob
                 # stored a moment ago, a snapshot commit): build again, a few times.
@@ -524,7 +531,7 @@ class Ledger:
         """Write again the blobs this process stored that have vanished."""
         for oid, data in self._stored.items():
             if not self.pygit.odb.exists(pygit2.Oid(hex=oid)):
-                self.pygit.create_blob(data)
+                write_object(self.pygit.create_blob, data)
 
     def _new_objects(
         self, new: pygit2.Oid, tip: pygit2.Commit | None
@@ -611,7 +618,8 @@ class Ledger:
         except (KeyError, ValueError, pygit2.GitError):
             if saved is None:
                 return False
-            self.pygit.create_blob(saved)  # deleted before its ref named it: write again
+            # Deleted before its ref named it: write again.
+            write_object(self.pygit.create_blob, saved)
             found[oid] = (int(pygit2.enums.ObjectType.BLOB), saved)
             return True
         data = saved
@@ -647,7 +655,7 @@ class Ledger:
                 continue
             if data is None:
                 raise broken_ref(ref, str(new), missing=True)
-            odb.write(kind, data)
+            write_object(odb.write, kind, data)
 
 
 def _await_gc(common_dir: Path, since: float) -> None:

@@ -15,6 +15,7 @@ import pygit2
 
 from git_prov.store.ledger import OBJECTS_REF, Ledger
 from git_prov.store.locking import ledger_lock
+from git_prov.store.loose import write_object
 from git_prov.store.trees import FILEMODE_BLOB, Change, edit_tree, lookup_path, walk_blobs
 
 
@@ -51,7 +52,7 @@ def add_entries(ledger: Ledger, entries: Mapping[str, bytes], message: str) -> d
     """Store ``entries`` (path → bytes) in the objects tree in one commit; returns path →
     blob id. Paths already holding an entry are left as they are."""
     repo = ledger.pygit
-    blobs = {path: repo.create_blob(data) for path, data in entries.items()}
+    blobs = {path: write_object(repo.create_blob, data) for path, data in entries.items()}
 
     def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
         tree = tip.tree if tip is not None else None

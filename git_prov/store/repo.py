@@ -14,6 +14,7 @@ import pygit2
 from git_prov.errors import RepositoryProblem
 from git_prov.model.ids import is_hex_oid
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
+from git_prov.store.loose import write_object
 from git_prov.store.trees import tree_listing
 
 # The object types callers outside store/ name in annotations (they never call pygit2).
@@ -155,8 +156,14 @@ class GitRepo:
         fixed = pygit2.Signature(
             sig.name, sig.email, parent.committer.time, parent.committer.offset
         )
-        oid = self.pygit.create_commit(
-            None, fixed, fixed, message, pygit2.Oid(hex=tree_hex), [parent.id]
+        oid = write_object(
+            self.pygit.create_commit,
+            None,
+            fixed,
+            fixed,
+            message,
+            pygit2.Oid(hex=tree_hex),
+            [parent.id],
         )
         return str(oid)
 
@@ -165,7 +172,9 @@ class GitRepo:
         files); None when a path is a file in one and a directory in the other."""
         from git_prov.store.trees import merge_disjoint_trees
 
-        merged = merge_disjoint_trees(self.pygit, pygit2.Oid(hex=a_hex), pygit2.Oid(hex=b_hex))
+        merged = write_object(
+            merge_disjoint_trees, self.pygit, pygit2.Oid(hex=a_hex), pygit2.Oid(hex=b_hex)
+        )
         return None if merged is None else str(merged)
 
     def branch_name(self) -> str | None:
