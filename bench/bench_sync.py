@@ -93,6 +93,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -101,6 +102,7 @@ from ledger_factory import make_ledger, make_run
 from git_prov import sync
 from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.repo import open_repo
+from git_prov.sync.races import _backoff
 
 TARGET_RATIO = 3.0
 # What the quick path (git_prov/entry.py) imports before it runs push, fetch or sync.
@@ -403,7 +405,7 @@ def _plain_git_push(clone: Path, bound: float) -> tuple[int, int]:
         )
         if pushed.returncode == 0:
             return 0, attempt
-        delay = sync._backoff(attempt)
+        delay = _backoff(attempt)
         if time.monotonic() - started + delay >= bound:
             return pushed.returncode, attempt
         time.sleep(delay)
@@ -490,7 +492,7 @@ def measure_contention(
             )
             for i, c in enumerate(clones)
         ]
-        results = []
+        results: list[dict[str, Any]] = []
         for proc in procs:
             out, _ = proc.communicate()
             results.extend(json.loads(line) for line in out.splitlines())

@@ -70,7 +70,7 @@ def _record(
     lr = f"0.{index % 97 + 1}"
     run_id = _run_id(index, rng)  # (the random draws in the order they always were)
     acc, loss = round(rng.random(), 4), round(rng.random(), 4)
-    series = {}
+    series: dict[str, dict[str, str | int | float | bool]] = {}
     if history is not None:  # summaries as a run that logged 1,000 steps of each has
         series = {
             "acc": {"n": 1000, "last": acc, "last_step": 999, "min": 0.0, "max": acc,
