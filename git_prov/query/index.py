@@ -1,7 +1,8 @@
 """The query index: a local SQLite cache of the ledger, so queries do not re-read every note.
 
 It lives at ``<git common dir>/prov/index.sqlite`` (WAL mode) and is never the truth: it is
-rebuilt from ``refs/notes/prov`` whenever in doubt, and deleting it loses nothing.
+rebuilt from ``refs/notes/prov`` whenever in doubt, and deleting it loses nothing. The first
+build fills a private file and links it in (:func:`_build_aside`).
 
 Contents.
 
