@@ -243,6 +243,41 @@ Python's row and insert, and the line must still be checked by the pattern. Next
 that would move the floor: a first build into a private file without the WAL, renamed in
 (saves the checkpoint: ~2.5 s CPU and 470 MB of writes; needs a rule for a stale
 ``-wal``/``-shm`` and for readers of an old file), and fewer indexes built at first query.
+
+Session 8 (lane ixbuild; load 11–21 on 2 shared cores all along, so wall times were 3–20x
+the CPU and the critical path by CPU is the figure to read). A build's wall time on two
+idle cores is ``max(own part, helper) + tail``: this process can copy the helper's rows,
+make the indexes and commit only once the helper is done. The 28/72 split of session 7 left
+it idle while the helper parsed 72%; the parts are now equal. A first build fills a private
+file with no journal, synced once and linked in (no WAL written then checkpointed); it
+makes only the indexes a first query uses (runs by id and start time; problem lines kept
+through the build), the others (by note, by data manifest) being made by the first query
+that looks rows up by them. CPU seconds at 1M runs of the build process's own part, the
+helper, and the tail after both (``open_index`` run in-process with the moment
+``Helpers.results`` is first called taken, and the helper's CPU from ``wait4``):
+
+| code | own part | helper | tail | max + tail (idle estimate) | peak MB |
+|---|---:|---:|---:|---:|---:|
+| before (main 375139a) | 6.89 | 20.91 | 12.17 | 33.1 | 266 |
+| equal parts, private file | 12.73 | 13.84 | 9.27 | 23.1 | 303 |
+| … no memory map while building | 13.47 | 13.00 | 9.25 | 22.7 | 176 |
+| … lookup indexes made when needed | 12.45 | 14.42 | 7.82 | 22.2 | 175 |
+
+``find -n 1`` with no index against ``git log --notes=prov``, by GNU time, interleaved, two
+rounds (load 15–22; wall s / CPU s of every process / peak MB): git log 9.65 and 29.07 /
+3.0 and 3.6 / 167; before 117.1 and 148.2 / 43.3 and 43.0 / 268; after 73.0 and 74.4 /
+35.7 and 37.1 / 220 and 178. Idle (session 7's 29.9 s for the "before" estimate of 33.1)
+the build should now take ~20 s: ~6.5x git log, not 3x.
+
+Why not 3x (9.3 s) on two cores: parsing alone is ~21 µs a line by CPU at 100k runs under
+load (reading and splitting the notes 3, the canonical pattern 7.5, the row 5, the insert
+5.5), so 1M lines on two cores take ~10 s before any index is made; the tail — the other
+part's rows copied in (~1.6 s), the run-id and start-time indexes a first page needs
+(~2.5 and ~3 s: SQLite 3.40 sorts on one thread; ``PRAGMA threads`` and a 128 MB cache did
+not lower their CPU), the live rows of copied runs and statistics (~0.5 s) — is ~7 s more.
+A simpler pattern for lines without escapes (``[^"]`` classes) was no faster, and checking
+that a line has none cost 1.7 µs. Reaching 3x needs a different first query (not every
+column of every line parsed before the first answer) or a parser outside Python.
 """
 
 from __future__ import annotations
