@@ -180,20 +180,11 @@ def find_command(
                 return _stream_csv(index, rows)
             # One record per line: a single JSON document, written as it is read (100k
             # runs in constant memory).
-            from git_prov.query.located import find_json_of_rows
+            from git_prov.query.located import find_json_document
             from git_prov.terminal import echo_data
 
-            opened = b"[\n"
-            batch: list[bytes] = []
-            for line in find_json_of_rows(index, rows):
-                batch.append(line)
-                if len(batch) == 1024:
-                    echo_data(opened + b",\n".join(batch))
-                    opened, batch = b",\n", []
-            if batch:
-                echo_data(opened + b",\n".join(batch))
-                opened = b",\n"
-            echo_data(b"[\n]\n" if opened == b"[\n" else b"\n]\n")
+            for part in find_json_document(index, rows):
+                echo_data(part)
             return ""
         if template is not None:
             needed: tuple[str, ...] = tuple(INDEX_FIELD_COLUMNS.get(f, "id") for f in fields)

@@ -18,10 +18,12 @@ import contextlib
 import json
 import os
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
-from operator import itemgetter
+from itertools import accumulate, compress
+from operator import itemgetter, ne
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
@@ -372,14 +374,30 @@ def records_of_rows(
     from its line alone (:func:`find_members`); the others go through
     :func:`record_jsons`, a part at a time. With ``encode`` :data:`FIND_JSON`, the lines
     a note's ``splices`` in the index name are not decoded (:func:`_learn_splices`)."""
-    for data in _spooled(index, rows, encode, part=part):
-        yield data.decode("utf-8", "surrogatepass")
+    for band in _spooled(index, rows, encode, part=part):
+        for data in band.texts():
+            yield data.decode("utf-8", "surrogatepass")
 
 
 def find_json_of_rows(index: RunIndex, rows: Sequence[int], *, part: int = 2048) -> Iterator[bytes]:
     """:func:`records_of_rows` with :data:`FIND_JSON`, as the bytes find --json prints
     (ASCII: FIND_JSON escapes every other character), never decoded to text."""
-    return _spooled(index, rows, FIND_JSON, part=part)
+    for band in _spooled(index, rows, FIND_JSON, part=part):
+        yield from band.texts()
+
+
+def find_json_document(
+    index: RunIndex, rows: Sequence[int], *, part: int = 2048
+) -> Iterator[bytes]:
+    """The document ``find --json`` prints of ``rows``: ``[``, the lines of
+    :func:`find_json_of_rows` joined by ``,`` and a newline, ``]`` — in parts of many
+    lines each (a band of the spool's at a time), never the whole of it at once."""
+    opened = b"[\n"
+    for band in _spooled(index, rows, FIND_JSON, part=part):
+        if band:
+            yield opened + band.joined(b",\n")
+            opened = b",\n"
+    yield b"[\n]\n" if opened == b"[\n" else b"\n]\n"
 
 
 def _spooled(
@@ -388,190 +406,349 @@ def _spooled(
     encode: Callable[[dict[str, Any]], str],
     *,
     part: int = 2048,
-) -> Iterator[bytes]:
-    """:func:`records_of_rows`, each text as UTF-8 (lone surrogates passed through)."""
+) -> Iterator[_Band]:
+    """:func:`records_of_rows`, each text as UTF-8 (lone surrogates passed through), in
+    parts (:class:`_Band`) in the order of ``rows``."""
     if not rows:
         return
-    # Positions in ``rows`` by row id, in arrays, not dicts and tuples: 100k runs.
+    # Positions in ``rows`` by row id, in an array, not a dict: 100k runs.
     at_of = array("i", [-1]) * (max(rows) + 1)
+    repeated = False  # (a row asked for twice: printed twice, made once)
     for i, row in enumerate(rows):
         if at_of[row] < 0:
             at_of[row] = i
+        else:
+            repeated = True
     found = _single_rows(index, at_of, len(rows))
     splicing = encode is FIND_JSON
     tag = _splices_tag() if splicing else ""
     learned: list[tuple[str, str, str]] = []  # (splices, note, blob) worked out here
 
-    def put_text(at: int, text: str) -> None:
-        spool.put(at, text.encode("utf-8", "surrogatepass"))
-
-    with _Spool(len(rows)) as spool:
+    with _Bands(len(rows)) as spool:
         known: set[str] = set()  # ids the fast reader has checked
-        ats, linenos, which = found.ats, found.linenos, found.which
-        k, count = 0, len(ats)
+        ats, linenos, starts = found.ats, found.linenos, found.starts
+        exact, exact_at = spool.exact, spool.exact_at
         for number, (blob_id, blob) in enumerate(stream_blobs(index.paths.cwd, found.blobs)):
+            first, last = starts[number], starts[number + 1]
             note = found.notes[number]
             if len(known) > 4096:
                 known.clear()  # (ids checked once more, rather than held for every run)
             kept = found.splices[number] if splicing and blob else None
-            if kept is not None and kept.startswith(tag):
+            if blob and kept is not None and kept.startswith(tag):
                 splices = [int(entry) for entry in kept[len(tag) :].split(",")]
-                raw = blob.split(b"\n")  # type: ignore[union-attr]
+                raw = blob.split(b"\n")
                 if len(splices) == len(raw):  # (always: kept for this very blob)
-                    k = _put_spliced(spool, found, k, number, raw, splices, note, known)
+                    rows_at, rows_lineno = ats[first:last], linenos[first:last]
+                    _put_spliced(spool, rows_at, rows_lineno, blob, raw, splices, note, known)
+                    spool.flush_if_full()
                     continue
             lines = note_lines(blob) if blob is not None else []
-            splices = []
             printed: dict[int, str] = {}  # line number -> FIND_JSON of its run, if made
             if splicing and lines:  # (every line, once)
                 splices, printed = _learn_splices(lines, note, known)
                 learned.append((tag + ",".join(map(str, splices)), note, blob_id))
-            while k < count and which[k] == number:
-                at, lineno = ats[k], linenos[k]
-                k += 1
-                if at in spool or not 1 <= lineno <= len(lines):
+            for at, lineno in zip(ats[first:last], linenos[first:last], strict=True):
+                if not 1 <= lineno <= len(lines):
                     continue  # (a missing blob: left out, as record_jsons does)
                 if lineno in printed:
-                    put_text(at, printed[lineno])
+                    text = printed[lineno]
                 elif (record := _line_json(lines[lineno - 1], known)) is not None:
                     record.update(find_members(str(record["id"]), str(record["commit"]), note))
-                    put_text(at, encode(record))
+                    text = encode(record)
+                else:
+                    continue
+                exact.append(text.encode("utf-8", "surrogatepass"))
+                exact_at.append(at)
+            spool.flush_if_full()
         others, others_runs = found.others, found.others_runs
         for start in range(0, len(others), part):
             chunk = others_runs[start : start + part]
             records = record_jsons(index, chunk)
             for at, run in zip(others[start : start + part], chunk, strict=True):
-                if run in records and at not in spool:
-                    put_text(at, encode(records[run]))
+                if run in records:
+                    exact.append(encode(records[run]).encode("utf-8", "surrogatepass"))
+                    exact_at.append(at)
+            spool.flush_if_full()
         index.remember_splices(learned)
         del learned
-        yield from spool.texts(at_of[row] for row in rows)
+        if not repeated:
+            yield from spool.bands()
+            return
+        yield from _repeated(spool, rows, at_of)
+
+
+def _repeated(spool: _Bands, rows: Sequence[int], at_of: array[int]) -> Iterator[_Band]:
+    """The spool's texts in the order of ``rows``, some of which are asked for again
+    (their texts kept meanwhile): at ``at_of[row]``, the position where each was first."""
+    again = {at_of[row] for i, row in enumerate(rows) if at_of[row] != i}
+    pairs = ((at, text) for band in spool.bands() for at, text in band.placed())
+    ahead = next(pairs, None)
+    kept: dict[int, bytes] = {}
+    out: list[bytes] = []
+    for i, row in enumerate(rows):
+        at = at_of[row]
+        if at == i:
+            while ahead is not None and ahead[0] < i:  # (never: every text has its place)
+                ahead = next(pairs, None)
+            if ahead is None or ahead[0] != i:
+                continue  # (none made: left out)
+            text = ahead[1]
+            ahead = next(pairs, None)
+            if i in again:
+                kept[i] = text
+        elif at in kept:
+            text = kept[at]
+        else:
+            continue
+        out.append(text)
+        if len(out) >= 1024:
+            yield _Band(exact=out)
+            out = []
+    if out:
+        yield _Band(exact=out)
 
 
 def _put_spliced(
-    spool: _Spool,
-    found: _Rows,
-    k: int,
-    number: int,
+    spool: _Bands,
+    ats: array[int],
+    linenos: array[int],
+    blob: bytes,
     raw: list[bytes],
     splices: list[int],
     note: str,
     known: set[str],
-) -> int:
-    """Spool FIND_JSON of the rows of note blob ``number`` (its lines ``raw``, split at
-    ``\\n``; their kept ``splices``), from ``found``'s ``k``-th row on; returns the index
-    of the next blob's first row. A line with a splice is printed from its own bytes
-    (:func:`_with_members`, :func:`_spaced`, on bytes: the same result for an ASCII
-    line, which every line with a splice is); the others are decoded."""
-    ats, linenos, which = found.ats, found.linenos, found.which
-    count, total = len(ats), len(raw)
+) -> None:
+    """Spool FIND_JSON of the rows at ``ats`` with lines ``linenos`` of one note blob
+    (``blob``, its lines ``raw``, split at ``\\n``; their kept ``splices``): the lines with a splice
+    from their own bytes (:func:`_spliced_texts`, spaced by the spool), the others
+    decoded."""
+    total = len(raw)
+    if blob.find(b"\r") >= 0:
+        raw = [line.removesuffix(b"\r") for line in raw]  # (as note_lines reads them)
     note_b = note.encode()
-    texts: list[bytes] = []
-    texts_at: list[int] = []
+    if linenos and min(linenos) >= 1 and max(linenos) <= total:
+        kept = [splices[lineno - 1] for lineno in linenos]
+        if min(kept) >= 0:  # (nearly always: every line asked for has its splice)
+            spool.spliced += _spliced_texts(raw, zip(linenos, kept, strict=True), note_b)
+            spool.spliced_at += ats
+            return
     lines: list[str] | None = None
-    while k < count and which[k] == number:
-        at, lineno = ats[k], linenos[k]
-        k += 1
-        if at in spool or not 1 <= lineno <= total:
+    for at, lineno in zip(ats, linenos, strict=True):
+        if not 1 <= lineno <= total:
             continue
-        splice = splices[lineno - 1]
-        if splice >= 0:
-            line = raw[lineno - 1]
-            payload = line[line.rfind(b"\t") + 1 :].removesuffix(b"\r")
-            id_at = payload.find(b'"id":"') + 6
-            id_end = payload.find(b'"', id_at)
-            commit_at = payload.find(b'"commit":"') + 10
-            commit = payload[commit_at : payload.find(b'"', commit_at)]
-            shown = b'"' + commit + b'"' if commit == note_b else b'"%s","%s"' % (commit, note_b)
-            texts_at.append(at)
-            texts.append(
-                b'%s,"short_id":"%s","shown_now":"%s","shown_on":[%s]%s'
-                % (payload[:splice], payload[id_end - 8 : id_end], commit, shown, payload[splice:])
-            )
+        if splices[lineno - 1] >= 0:
+            spool.spliced += _spliced_texts(raw, ((lineno, splices[lineno - 1]),), note_b)
+            spool.spliced_at.append(at)
             continue
         if lines is None:
             lines = note_lines(b"\n".join(raw))
         record = _line_json(lines[lineno - 1], known)
         if record is not None:
             record.update(find_members(str(record["id"]), str(record["commit"]), note))
-            spool.put(at, FIND_JSON(record).encode("utf-8", "surrogatepass"))
-    if texts:
-        spaced = b"\n".join(texts).replace(b',"', b', "').replace(b'":', b'": ')
-        for at, text in zip(texts_at, spaced.split(b"\n"), strict=True):
-            spool.put(at, text)
-    return k
+            spool.exact.append(FIND_JSON(record).encode("utf-8", "surrogatepass"))
+            spool.exact_at.append(at)
 
 
-class _Spool:
+def _spliced_texts(
+    raw: list[bytes], spliced: Iterable[tuple[int, int]], note: bytes
+) -> list[bytes]:
+    """:func:`_with_members` of each line of ``spliced`` (line number and splice; lines
+    with a splice: ASCII after
+    their last tab, no blanks around their JSON, no ``\\r`` at the end), on the bytes of
+    the note blob's lines ``raw``; each is FIND_JSON's print of its run once
+    :func:`_spaced`. (The same finds as _with_members: in text found in canonical form
+    every one of them finds what it looks for, as the check of each kept splice did.)"""
+    one = b'"%s"' % note
+    out: list[bytes] = []
+    put = out.append
+    for lineno, splice in spliced:
+        line = raw[lineno - 1]
+        at = line.rfind(b"\t") + 1
+        splice += at
+        id_end = line.find(b'"', line.find(b'"id":"', at) + 6)
+        commit_at = line.find(b'"commit":"', at) + 10
+        commit = line[commit_at : line.find(b'"', commit_at)]
+        put(
+            b'%s,"short_id":"%s","shown_now":"%s","shown_on":[%s]%s'
+            % (
+                line[at:splice],
+                line[id_end - 8 : id_end],
+                commit,
+                one if commit == note else b'"%s","%s"' % (commit, note),
+                line[splice:],
+            )
+        )
+    return out
+
+
+@dataclass
+class _Band:
+    """Texts of a band of positions, in position order: those made from a note's bytes
+    (``spliced``: printed :func:`_spaced`) and the others (``exact``), each with their
+    positions (``spliced_at``, ``exact_at``; none needed when one kind is all)."""
+
+    spliced: list[bytes] = field(default_factory=list)
+    spliced_at: array[int] = field(default_factory=lambda: array("i"))
+    exact: list[bytes] = field(default_factory=list)
+    exact_at: array[int] = field(default_factory=lambda: array("i"))
+
+    def __bool__(self) -> bool:
+        return bool(self.spliced or self.exact)
+
+    def placed(self) -> Iterator[tuple[int, bytes]]:
+        """(position, text as printed) of each, in position order."""
+        spliced = (
+            (at, _spaced_bytes(text))
+            for at, text in zip(self.spliced_at, self.spliced, strict=True)
+        )
+        if not self.exact:
+            yield from spliced
+            return
+        yield from sorted(
+            (*spliced, *zip(self.exact_at, self.exact, strict=True)), key=itemgetter(0)
+        )
+
+    def texts(self) -> Iterator[bytes]:
+        """Each text as printed, in position order."""
+        if not self.spliced:
+            yield from self.exact
+            return
+        for _, text in self.placed():
+            yield text
+
+    def joined(self, separator: bytes) -> bytes:
+        """The texts as printed joined by ``separator`` (no ``,"`` or ``":`` in it): the
+        spliced ones spaced together, not one at a time."""
+        if not self.exact:
+            return _spaced_bytes(separator.join(self.spliced))
+        if not self.spliced:
+            return separator.join(self.exact)
+        parts: list[bytes] = []
+        run: list[bytes] = []  # (spliced texts next to each other)
+        rows = sorted(
+            (*((at, True, text) for at, text in zip(self.spliced_at, self.spliced, strict=True)),
+             *((at, False, text) for at, text in zip(self.exact_at, self.exact, strict=True))),
+            key=itemgetter(0),
+        )  # fmt: skip
+        for _, spliced, text in rows:
+            if spliced:
+                run.append(text)
+                continue
+            if run:
+                parts.append(_spaced_bytes(separator.join(run)))
+                run = []
+            parts.append(text)
+        if run:
+            parts.append(_spaced_bytes(separator.join(run)))
+        return separator.join(parts)
+
+
+class _Bands:
     """Texts put by position in any order and read back in position order, in about
-    constant memory: each band of positions has a temporary file, read back whole when
-    its turn comes (one read a band, not one a text; not mapped: mapped pages would
-    count as this process's memory)."""
+    constant memory. Texts gather in two lists (``spliced``: made from a note's bytes and
+    not yet spaced, :func:`_spaced`; ``exact``: as they print) with their positions; every
+    ``FLUSH`` texts they are sorted by position and appended to temporary files, one per
+    band of positions and kind, each read back whole when its band's turn comes (one read
+    a band; not mapped: mapped pages would count as this process's memory) as a
+    :class:`_Band`."""
 
-    BANDS = 64
+    BANDS = 64  # (at most; each at least MIN_BAND positions)
+    MIN_BAND = 2048
+    FLUSH = 4096
 
     def __init__(self, count: int) -> None:
-        self.band = max(8192, -(-count // self.BANDS))
-        self.offsets = array("q", [-1]) * count
-        self.sizes = array("q", [0]) * count
-        self.files: list[Any] = [None] * (-(-count // self.band))
-        self.ends = [0] * len(self.files)
+        self.band = max(self.MIN_BAND, -(-count // self.BANDS))
+        bands = -(-count // self.band)
+        # Of each kind (spliced, exact), for each band: file, positions, text lengths.
+        self.files: list[list[Any]] = [[None] * bands, [None] * bands]
+        self.positions = [[array("i") for _ in range(bands)] for _ in range(2)]
+        self.lengths = [[array("q") for _ in range(bands)] for _ in range(2)]
+        self.spliced: list[bytes] = []
+        self.spliced_at = array("i")
+        self.exact: list[bytes] = []
+        self.exact_at = array("i")
         self.opened = contextlib.ExitStack()
 
-    def __enter__(self) -> _Spool:
+    def __enter__(self) -> _Bands:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.opened.close()
 
-    def __contains__(self, at: int) -> bool:
-        return self.offsets[at] >= 0
+    def flush_if_full(self) -> None:
+        if len(self.spliced) + len(self.exact) >= self.FLUSH:
+            self.flush()
 
-    def put(self, at: int, data: bytes) -> None:
-        band = at // self.band
-        file = self.files[band]
+    def flush(self) -> None:
+        self._flush(0, self.spliced, self.spliced_at)
+        self._flush(1, self.exact, self.exact_at)
+        self.spliced.clear()  # (emptied, not replaced: callers hold them)
+        del self.spliced_at[:]
+        self.exact.clear()
+        del self.exact_at[:]
+
+    def _flush(self, kind: int, texts: list[bytes], ats: array[int]) -> None:
+        if not texts:
+            return
+        order = sorted(range(len(ats)), key=ats.__getitem__)
+        in_order = [texts[k] for k in order]
+        places = [ats[k] for k in order]
+        del order
+        files, positions, lengths = self.files[kind], self.positions[kind], self.lengths[kind]
+        lo, band = 0, self.band
+        while lo < len(places):
+            number = places[lo] // band
+            hi = bisect_left(places, (number + 1) * band, lo)
+            file = files[number]
+            if file is None:
+                import tempfile  # (here only: `log` and `show` never load it)
+
+                file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by self.opened)
+                files[number] = self.opened.enter_context(file)
+            part = in_order[lo:hi]
+            file.write(b"".join(part))
+            positions[number].extend(places[lo:hi])
+            lengths[number].extend(map(len, part))
+            lo = hi
+
+    def bands(self) -> Iterator[_Band]:
+        """Each band's texts, in position order (bands with none left out)."""
+        self.flush()
+        for number in range(len(self.files[0])):
+            band = _Band()
+            band.spliced_at, band.spliced = self._read(0, number)
+            band.exact_at, band.exact = self._read(1, number)
+            if band:
+                yield band
+
+    def _read(self, kind: int, number: int) -> tuple[array[int], list[bytes]]:
+        file = self.files[kind][number]
         if file is None:
-            import tempfile  # (here only: `log` and `show` never load it)
-
-            file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by self.opened)
-            self.files[band] = self.opened.enter_context(file)
-        self.offsets[at], self.sizes[at] = self.ends[band], len(data)
-        self.ends[band] += len(data)
-        file.write(data)
-
-    def texts(self, order: Iterable[int]) -> Iterator[bytes]:
-        """The text put at each position of ``order`` (rising, but for repeats of one
-        seen before), skipping positions with none."""
-        offsets, sizes, current, data = self.offsets, self.sizes, -1, b""
-        for at in order:
-            offset = offsets[at]
-            if offset < 0:
-                continue
-            band = at // self.band
-            if band == current:
-                yield data[offset : offset + sizes[at]]
-                continue
-            file = self.files[band]
-            if band < current:  # (a position asked for again: read just it)
-                yield os.pread(file.fileno(), sizes[at], offset)
-                continue
-            file.flush()
-            data, current = b"", band
-            while len(data) < self.ends[band]:  # (one read, but for a short one)
-                data += os.pread(file.fileno(), self.ends[band] - len(data), len(data))
-            yield data[offset : offset + sizes[at]]
+            return array("i"), []
+        self.files[kind][number] = None
+        file.flush()
+        size, data = os.fstat(file.fileno()).st_size, b""
+        while len(data) < size:  # (one read, but for a short one)
+            data += os.pread(file.fileno(), size - len(data), len(data))
+        ends = list(accumulate(self.lengths[kind][number]))
+        texts = list(map(data.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+        del data, ends
+        places = self.positions[kind][number]
+        order = sorted(range(len(places)), key=places.__getitem__)
+        return array("i", [places[k] for k in order]), [texts[k] for k in order]
 
 
 @dataclass
 class _Rows:
     """The live rows asked for, in note order: for runs with that one row, their
-    positions, line numbers and which of ``blobs`` (the note blobs, each once, with the
-    commits of their ``notes`` and what the index keeps of their ``splices``) holds the
-    line; the positions of the ``others`` and their run ids."""
+    positions and line numbers, the note blobs that hold them (each once, with the commits
+    of their ``notes`` and what the index keeps of their ``splices``) and where each
+    blob's rows start (``starts``, one more: where the last ends); the positions of the
+    ``others`` and their run ids."""
 
     ats: array[int] = field(default_factory=lambda: array("i"))
     linenos: array[int] = field(default_factory=lambda: array("i"))
-    which: array[int] = field(default_factory=lambda: array("i"))
+    starts: array[int] = field(default_factory=lambda: array("q"))
     blobs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     splices: list[str | None] = field(default_factory=list)
@@ -579,20 +756,27 @@ class _Rows:
     others_runs: list[str] = field(default_factory=list)
 
 
+# A run with any second row — a copy, an attachment — is read the exact way.
+_SHARED = "SELECT run FROM lines WHERE run IS NOT NULL GROUP BY run HAVING count(*) > 1"
+
+
 def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
     """:class:`_Rows` of the rows ``at_of`` gives positions to (by row id; ``count`` of
-    them: all of the index's live rows are read when they are most)."""
+    them: all of the index's live rows are read when they are most). Read a part at a
+    time, by columns."""
     db = index.db
     index.need("lines_note")  # (the rows are read in its order)
-    # (Any second row of a run — a copy, an attachment — sends it the exact way.)
-    select = (
-        "SELECT l.id, l.lineno, l.note, CASE WHEN l.run IN (SELECT run FROM lines"
-        " WHERE run IS NOT NULL GROUP BY run HAVING count(*) > 1) THEN l.run END"
-        " FROM lines l WHERE l.live = 1"
-    )
+    # (Every row asked for is live — as find and records_in_order give them — so of all
+    # rows, only those ``at_of`` places are taken: the rows and their notes, read from
+    # their index alone, not the table's pages, which a scan would map into memory.)
+    where = "1"
     out = _Rows()
+    size = len(at_of)
     with contextlib.ExitStack() as stack:
-        if count * 4 < index.run_count(at_most=count * 4 + 1):
+        # (A few rows: looked up. Many: every row of the index read, in note order. How
+        # many there are, from the largest row id: counting them would read the table.)
+        (rows_at_most,) = db.execute("SELECT max(id) FROM lines").fetchone()
+        if count * 4 < (rows_at_most or 0):
             db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_rows (id INTEGER PRIMARY KEY)")
             db.execute("DELETE FROM temp.wanted_rows")
             stack.callback(db.execute, "DELETE FROM temp.wanted_rows")
@@ -600,31 +784,49 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
                 "INSERT INTO temp.wanted_rows VALUES (?)",
                 ((row,) for row, at in enumerate(at_of) if at >= 0),
             )
-            select += " AND l.id IN temp.wanted_rows"
+            where = "l.live = 1 AND l.id IN temp.wanted_rows"
+        shared: set[int] = set()  # (every row of those runs: only live ones are asked for)
+        for row, run, live in db.execute(
+            f"SELECT l.id, l.run, l.live FROM lines l WHERE {where} AND l.run IN ({_SHARED})"
+            " ORDER BY l.note, l.lineno"
+        ):
+            shared.add(row)
+            at = at_of[row] if row < size else -1
+            if at >= 0 and live == 1:
+                out.others.append(at)
+                out.others_runs.append(run)
         # The notes, read beside the rows in the same (commit id) order.
         notes = db.execute("SELECT commit_id, blob, splices FROM notes ORDER BY commit_id")
-        note = blob = ""
-        splices: str | None = None
-        for row, lineno, row_note, shared in db.execute(select + " ORDER BY l.note, l.lineno"):
-            at = at_of[row] if row < len(at_of) else -1
-            if at < 0:
-                continue
-            if shared is not None:
-                out.others.append(at)
-                out.others_runs.append(shared)
-                continue
-            if row_note != note:
+        note = ""
+        rows = db.execute(f"SELECT l.id, l.lineno, l.note FROM lines l WHERE {where}"
+                          " ORDER BY l.note, l.lineno")  # fmt: skip
+        while part := rows.fetchmany(8192):
+            ids, linenos, row_notes = zip(*part, strict=True)
+            ats = [at_of[row] if row < size else -1 for row in ids]
+            if shared or min(ats) < 0:  # (rows not asked for, or read the exact way)
+                wanted = [at >= 0 and row not in shared for at, row in zip(ats, ids, strict=True)]
+                ats = list(compress(ats, wanted))
+                linenos = tuple(compress(linenos, wanted))
+                row_notes = tuple(compress(row_notes, wanted))
+            base = len(out.ats)
+            firsts = compress(range(len(row_notes)), map(ne, row_notes, (note, *row_notes)))
+            for k in firsts:  # (each row whose note is not the one before's)
+                row_note = row_notes[k]
                 while note < row_note:
-                    note, blob, splices = next(notes, ("\uffff", "", None))
+                    note, blob, splices = next(notes, ("\uffff", _NO_BLOB, None))
                 if note != row_note:  # (never: every line's note has a row)
-                    continue
+                    note, blob, splices = row_note, _NO_BLOB, None  # (its rows: left out)
+                out.starts.append(base + k)
                 out.blobs.append(blob)
                 out.notes.append(note)
                 out.splices.append(splices)
-            out.ats.append(at)
-            out.linenos.append(lineno)
-            out.which.append(len(out.blobs) - 1)
+            out.ats.extend(ats)
+            out.linenos.extend(linenos)
+    out.starts.append(len(out.ats))
     return out
+
+
+_NO_BLOB = "0" * 40  # (an object git has not: read as missing)
 
 
 # ---- find --json without decoding -----------------------------------------------------------
@@ -697,6 +899,11 @@ def _with_members(line: str, splice: int, note: str) -> str:
 def _spaced(text: str) -> str:
     """``text`` with a space after each ``,"`` and ``":`` (FIND_JSON's separators)."""
     return text.replace(',"', ', "').replace('":', '": ')
+
+
+def _spaced_bytes(text: bytes) -> bytes:
+    """:func:`_spaced` of ASCII text, on its bytes."""
+    return text.replace(b',"', b', "').replace(b'":', b'": ')
 
 
 def _line_json(line: str, known: set[str]) -> dict[str, Any] | None:
