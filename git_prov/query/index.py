@@ -878,7 +878,11 @@ def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None
         import fcntl
     except ImportError:  # (no flock: build in place)
         return None
-    with open(path.with_name(f"{INDEX_FILE}.lock"), "a+b") as lock:
+    try:
+        lock = open(path.with_name(f"{INDEX_FILE}.lock"), "a+b")  # noqa: SIM115 (the with below)
+    except OSError:  # (a read-only directory: opened as before, which says why not)
+        return None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.lexists(path):
             return None  # another builder's index, complete
