@@ -275,6 +275,10 @@ load (reading and splitting the notes 3, the canonical pattern 7.5, the row 5, t
 part's rows copied in (~1.6 s), the run-id and start-time indexes a first page needs
 (~2.5 and ~3 s: SQLite 3.40 sorts on one thread; ``PRAGMA threads`` and a 128 MB cache did
 not lower their CPU), the live rows of copied runs and statistics (~0.5 s) — is ~7 s more.
+The tail by step at 1M, CPU s (load ~20): the helper's half copied in 1.10, run-id index
+2.63, start-time index 2.89, live rows of runs with several rows 0.48, ``ANALYZE`` 0.07,
+commit with no journal 0.05 (4.69 through the WAL before); the indexes made later cost
+1.02 (by note) and 0.3 each (by data manifest). This process's half: 12.27 s for 500k lines.
 A simpler pattern for lines without escapes (``[^"]`` classes) was no faster, and checking
 that a line has none cost 1.7 µs. Reaching 3x needs a different first query (not every
 column of every line parsed before the first answer) or a parser outside Python.
