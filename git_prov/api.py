@@ -559,6 +559,8 @@ class ActiveRun:
         self._log = _ClosedLog("closed")
         self.log_metric = self._log.log  # type: ignore[method-assign]
         log.flush()
+        if exc is not None and _outcome(exc)[0] != 0:  # (as a run of its own records it)
+            state.raised(exc)
         if self._outputs:
             manifest, notes = describe_outputs(self._repo, self._outputs, self._outputs_before)
             state.outputs = merge_manifests(state.outputs, manifest, "output", state.warnings)
@@ -808,16 +810,11 @@ def _no_progress() -> Any:
     return NO_PROGRESS
 
 
-MAX_ERROR_MESSAGE = 200
-
-
 def _error(exc: BaseException, redactor: Redactor) -> dict[str, str]:
     """The structured ``error`` field of an API run whose block raised (docs/format.md)."""
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    message = redactor.text(first)
-    if len(message) > MAX_ERROR_MESSAGE:
-        message = message[: MAX_ERROR_MESSAGE - 1] + "…"
-    return {"type": type(exc).__qualname__, "message": message}
+    from git_prov.attach import error_field
+
+    return error_field(type(exc).__qualname__, str(exc), redactor)
 
 
 def get(

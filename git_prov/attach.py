@@ -10,9 +10,11 @@ second one (as ``mlflow.start_run()`` resumes the run ``mlflow run`` made):
   declared inputs and outputs, and whether it signs and keeps data;
 * the block logs its points with the process's live log (``points-<pid>.bin``, as
   ``git_prov.log_metric`` outside a block does), and writes ``attached-<pid>.json``
-  (``{"params", "metrics", "tags", "goals", "message", "metrics_files", "warnings"}``)
-  when it starts and when it ends (and once more when the process exits, for metrics
-  logged after the block), each time whole (a temporary file, then a rename);
+  (``{"params", "metrics", "tags", "goals", "message", "metrics_files", "warnings",
+  "error"}``) when it starts and when it ends (and once more when the process exits, for
+  metrics logged after the block), each time whole (a temporary file, then a rename);
+  ``error`` is the exception a block ended with (as a block that is a run of its own
+  records it: :func:`error_field`), with the time it was raised;
 * data the block declares that the outer run did not (paths not at or below one of its
   declared paths) is described by the block: ``inputs-<pid>.toml`` when it starts,
   ``outputs-<pid>.toml`` when it ends (data manifests, docs/format.md);
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from git_prov.trust.redaction import Redactor
 
 ATTACH_KEY = "attach"  # run.json's key: what the outer run declared
+MAX_ERROR_MESSAGE = 200  # characters of the ``error`` field's message (docs/format.md)
 STATE_PREFIX = "attached-"
 INPUTS_PREFIX = "inputs-"
 OUTPUTS_PREFIX = "outputs-"
@@ -88,6 +91,17 @@ def same_value(a: Scalar, b: Scalar) -> bool:
     if isinstance(b, str) and not isinstance(a, str):
         return parse_scalar(b) == a
     return False
+
+
+def error_field(type_name: str, text: str, redactor: Redactor) -> dict[str, str]:
+    """The structured ``error`` field of a run whose ``git_prov.run()`` block raised an
+    exception of class ``type_name`` saying ``text`` (docs/format.md): its first line,
+    redacted, then cut to :data:`MAX_ERROR_MESSAGE` characters."""
+    first = text.splitlines()[0] if text else ""
+    message = redactor.text(first)
+    if len(message) > MAX_ERROR_MESSAGE:
+        message = message[: MAX_ERROR_MESSAGE - 1] + "…"
+    return {"type": type_name, "message": message}
 
 
 def _conflict(key: str, outer: Scalar, inner: Scalar, run_id: str, what: str) -> UsageProblem:
@@ -178,7 +192,21 @@ class Attached:
     inputs: DataManifest | None = None
     outputs: DataManifest | None = None
     metrics: dict[str, Scalar] = field(default_factory=dict)
+    # The exception the last block that raised ended with: type, first line (not yet
+    # redacted: the outer run redacts it as it stores it), when.
+    error: dict[str, str | float] | None = None
     _exit_hook: bool = False
+
+    def raised(self, exc: BaseException) -> None:
+        """A block of this process ended with ``exc`` (and its process with a failure)."""
+        import time
+
+        said = str(exc)
+        self.error = {
+            "type": type(exc).__qualname__,
+            "message": said.splitlines()[0] if said else "",
+            "at": time.time(),
+        }
 
     def check_params(self, redacted: Mapping[str, Scalar]) -> None:
         """Refuse a param the outer run or an earlier block gives another value (compared
@@ -225,6 +253,7 @@ class Attached:
             "message": self.message,
             "metrics_files": self.metrics_files,
             "warnings": self.warnings,
+            "error": self.error,
         }
         pid = os.getpid()
         _replace(self.outer.directory / f"{STATE_PREFIX}{pid}.json", json.dumps(state).encode())
@@ -336,6 +365,8 @@ class Folded:
     prepared: Prepared
     options: RunOptions
     outputs: DataManifest | None = None  # data the blocks declared, described at their end
+    # The ``error`` field (redacted) of the exception the last block that raised ended with.
+    error: dict[str, str] | None = None
 
 
 def fold(
@@ -351,7 +382,7 @@ def fold(
     processes gave two values keeps the first, and the record warns, naming both as
     stored); metrics logged by the blocks win over the metrics files' (as in a block's
     own run), ``--metric`` values over both; data the blocks declared joins the run's
-    inputs and outputs manifests."""
+    inputs and outputs manifests. The exception a block raised last is ``error``."""
     found = _read_states(live) if live is not None else []
     if not found:
         return Folded(prepared, options)
@@ -369,7 +400,11 @@ def fold(
         inputs = ledger.data_manifest(prepared.inputs_id)
     merged_inputs = inputs
     outputs: DataManifest | None = None
+    raised: dict[str, Any] | None = None
     for state, inputs_toml, outputs_toml in found:
+        error = state["error"]
+        if error is not None and (raised is None or error["at"] >= raised["at"]):
+            raised = error
         for target, values, what in ((params, state["params"], "param"),
                                      (goals, state["goals"], "goal of")):  # fmt: skip
             for key, value in values.items():
@@ -408,7 +443,8 @@ def fold(
         message=message,
         metrics_files=tuple(dict.fromkeys(files)),
     )
-    return Folded(prepared, options, outputs)
+    error = None if raised is None else error_field(raised["type"], raised["message"], redactor)
+    return Folded(prepared, options, outputs, error)
 
 
 def _read_states(live: Path) -> list[tuple[dict[str, Any], bytes | None, bytes | None]]:
@@ -435,6 +471,7 @@ def _read_states(live: Path) -> list[tuple[dict[str, Any], bytes | None, bytes |
             "metrics_files": _strings(state.get("metrics_files")),
             "warnings": _strings(state.get("warnings")),
             "message": state.get("message") if isinstance(state.get("message"), str) else None,
+            "error": _raised(state.get("error")),
         }
         manifests: list[bytes | None] = []
         for prefix in (INPUTS_PREFIX, OUTPUTS_PREFIX):
@@ -444,6 +481,18 @@ def _read_states(live: Path) -> list[tuple[dict[str, Any], bytes | None, bytes |
                 manifests.append(None)
         out.append((clean, manifests[0], manifests[1]))
     return out
+
+
+def _raised(value: Any) -> dict[str, Any] | None:
+    """A state's ``error``, when it has the shape :meth:`Attached.raised` writes."""
+    if not isinstance(value, dict):
+        return None
+    kind, message, at = value.get("type"), value.get("message"), value.get("at")
+    if not (isinstance(kind, str) and kind and isinstance(message, str)):
+        return None
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        return None
+    return {"type": kind, "message": message, "at": float(at)}
 
 
 def _scalars(value: Any) -> dict[str, Scalar]:

@@ -513,6 +513,11 @@ def _run_and_finish(
             signer=signer,
             live=live,
             attached_outputs=folded.outputs,
+            # A block in the command raised, and the command failed (or was killed): the
+            # exception, as a block that is a run of its own records it.
+            extra={"error": folded.error}
+            if folded.error is not None and (result.exit_code != 0 or result.signal is not None)
+            else None,
         )
     except Exception as exc:
         problem = storage_problem(exc)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import commit_file, prov
+from conftest import commit_file, git, prov
 
 import git_prov
 
@@ -94,6 +94,38 @@ def test_a_raising_block_records_the_exit_status_once(here: Path) -> None:
     assert recorded.params == {"lr": 0.5} and recorded.metrics == {"loss": 2.0}
     log = recorded.log("stderr")
     assert log is not None and b"ValueError: boom" in log
+
+
+def test_a_raising_block_gives_the_record_its_structured_error(here: Path) -> None:
+    """As a block that is a run of its own records it (docs/format.md, `error`): the
+    exception's class and first line, in the one record of the command it failed."""
+    _script(
+        here,
+        "e.py",
+        "try:\n"
+        "    with git_prov.run():\n"
+        "        raise KeyError('caught, and the script went on')\n"
+        "except KeyError:\n"
+        "    pass\n"
+        "with git_prov.run(params={'lr': 0.5}):\n"
+        "    raise ValueError('bad learning rate\\nsecond line is dropped')\n",
+    )
+    failed = prov(here, "run", "--", sys.executable, "e.py", check=False)
+    assert failed.returncode == 1 and "ValueError: bad learning rate" in failed.stderr
+    [recorded] = git_prov.Ledger(here).runs()
+    assert recorded.status == "failed" and recorded.params == {"lr": 0.5}
+    stored = json.loads(git(here, "notes", "--ref=prov", "show", recorded.commit).split("\t")[-1])
+    assert stored["error"] == {"type": "ValueError", "message": "bad learning rate"}
+    # A block that raised in a command that then succeeded: the run did not fail.
+    _script(
+        here,
+        "c.py",
+        "try:\n    with git_prov.run():\n        1 / 0\nexcept ZeroDivisionError:\n    pass\n",
+    )
+    prov(here, "run", "--", sys.executable, "c.py")
+    ok = next(r for r in git_prov.Ledger(here).runs() if r.id != recorded.id)
+    note = git(here, "notes", "--ref=prov", "show", ok.commit)
+    assert ok.status == "ok" and '"error"' not in note
 
 
 def test_a_param_given_two_values_is_refused_naming_both(here: Path) -> None:
