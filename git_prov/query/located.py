@@ -435,7 +435,7 @@ def _spooled(
                 known.clear()  # (ids checked once more, rather than held for every run)
             kept = found.splices[number] if splicing and blob else None
             if blob and kept is not None and kept.startswith(tag):
-                splices = [int(entry) for entry in kept[len(tag) :].split(",")]
+                splices = list(map(int, kept[len(tag) :].split(",")))
                 raw = blob.split(b"\n")
                 if len(splices) == len(raw):  # (always: kept for this very blob)
                     rows_at, rows_lineno = ats[first:last], linenos[first:last]
@@ -776,7 +776,10 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
         # (A few rows: looked up. Many: every row of the index read, in note order. How
         # many there are, from the largest row id: counting them would read the table.)
         (rows_at_most,) = db.execute("SELECT max(id) FROM lines").fetchone()
-        if count * 4 < (rows_at_most or 0):
+        rows_at_most = rows_at_most or 0
+        if rows_at_most >= size:  # (a place for every row: looked up without a test)
+            at_of = at_of + array("i", [-1]) * (rows_at_most + 1 - size)
+        if count * 4 < rows_at_most:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_rows (id INTEGER PRIMARY KEY)")
             db.execute("DELETE FROM temp.wanted_rows")
             stack.callback(db.execute, "DELETE FROM temp.wanted_rows")
@@ -791,7 +794,7 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
             " ORDER BY l.note, l.lineno"
         ):
             shared.add(row)
-            at = at_of[row] if row < size else -1
+            at = at_of[row] if row < len(at_of) else -1
             if at >= 0 and live == 1:
                 out.others.append(at)
                 out.others_runs.append(run)
@@ -802,7 +805,10 @@ def _single_rows(index: RunIndex, at_of: array[int], count: int) -> _Rows:
                           " ORDER BY l.note, l.lineno")  # fmt: skip
         while part := rows.fetchmany(8192):
             ids, linenos, row_notes = zip(*part, strict=True)
-            ats = [at_of[row] if row < size else -1 for row in ids]
+            try:
+                ats = list(map(at_of.__getitem__, ids))
+            except IndexError:  # (rows added since max(id) was read)
+                ats = [at_of[row] if row < len(at_of) else -1 for row in ids]
             if shared or min(ats) < 0:  # (rows not asked for, or read the exact way)
                 wanted = [at >= 0 and row not in shared for at, row in zip(ats, ids, strict=True)]
                 ats = list(compress(ats, wanted))
