@@ -50,6 +50,9 @@ BATCH_FILES = 256  # …or this many files, whichever comes first
 SMALL_FILE_MAX = 32 << 10
 MAX_DEFAULT_WORKERS = 8
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_SMALL_OPEN = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC
+
 LFS_POINTER_MAX = 1024  # git-lfs never treats a file this big as a pointer
 _LFS_VERSION = b"version https://git-lfs.github.com/spec/v1\n"
 _LFS_LINE = re.compile(rb"[a-z0-9.-]+ [^\n]*")
@@ -229,20 +232,27 @@ def hash_files(
         # One read per file even when it is reached by several names (hard links, links),
         # computing what any of the names asked for; but not on file systems that report
         # no inode numbers.
-        todo: dict[StatKey | int, list[int]] = {}
-        for i, digest in enumerate(found):
-            if digest is None:
+        missing = [i for i, digest in enumerate(found) if digest is None]
+        groups: list[list[int]] | None = None
+        if len({jobs[i].stat for i in missing}) < len(missing):  # (else: one name each)
+            todo: dict[StatKey | int, list[int]] = {}
+            for i in missing:
                 key = jobs[i].stat
                 todo.setdefault(key if key.ino else i, []).append(i)
-        to_read = [
-            jobs[same[0]]
-            if len(same) == 1
-            else jobs[same[0]]._replace(
-                dvc=frozenset().union(*(jobs[i].dvc for i in same)),
-                keep=any(jobs[i].keep for i in same),
-            )
-            for same in todo.values()
-        ]
+            groups = list(todo.values())
+        to_read = (
+            [jobs[i] for i in missing]
+            if groups is None
+            else [
+                jobs[same[0]]
+                if len(same) == 1
+                else jobs[same[0]]._replace(
+                    dvc=frozenset().union(*(jobs[i].dvc for i in same)),
+                    keep=any(jobs[i].keep for i in same),
+                )
+                for same in groups
+            ]
+        )
         progress.start("hashing", sum(job.stat.size for job in to_read))
         # Taken before reading anything: a file whose mtime is not safely older than the
         # moment we started reading it could change again without its stat data changing.
@@ -251,13 +261,20 @@ def hash_files(
             fresh = _hash_all(to_read, workers or default_workers(), progress, keeper)
         finally:
             progress.finish()
+        settled_ns = started_ns - RACY_NS
         cacheable: list[tuple[HashJob, FileDigest]] = []
-        for same, (digest, stable) in zip(todo.values(), fresh, strict=True):
-            for i in same:
-                job = jobs[i]
-                found[i] = _only(digest, job.dvc)
-                if stable and job.stat.mtime_ns <= started_ns - RACY_NS:
+        if groups is None:
+            for i, job, (digest, stable) in zip(missing, to_read, fresh, strict=True):
+                found[i] = _only(digest, job.dvc) if digest.dvc else digest
+                if stable and job.stat.mtime_ns <= settled_ns:
                     cacheable.append((job, digest))
+        else:
+            for same, (digest, stable) in zip(groups, fresh, strict=True):
+                for i in same:
+                    job = jobs[i]
+                    found[i] = _only(digest, job.dvc)
+                    if stable and job.stat.mtime_ns <= settled_ns:
+                        cacheable.append((job, digest))
         if cache is not None and cacheable:
             cache.store(cacheable)
     finally:
@@ -287,8 +304,11 @@ def _hash_all(
 ) -> list[tuple[FileDigest, bool]]:
     """Hash ``jobs``: (digest, whether the file stayed unchanged while it was read)."""
     results: list[tuple[FileDigest, bool] | None] = [None] * len(jobs)
-    small = [i for i, job in enumerate(jobs) if _is_small(job)]
-    tasks = _plan(jobs, exclude=set(small) if small else None)
+    small: list[int] = []
+    others: list[int] = []
+    for i, job in enumerate(jobs):
+        (small if _is_small(job) else others).append(i)
+    tasks = _plan(jobs, others)
     stop = threading.Event()
     meter = _Meter()
 
@@ -345,14 +365,10 @@ def _hash_all(
     return [r for r in results if r is not None]
 
 
-def _plan(jobs: Sequence[HashJob], exclude: set[int] | None = None) -> list[list[int]]:
-    """Group job indices (but those in ``exclude``) into pool tasks: big files alone, small
-    ones batched; biggest first, so that the last task to finish is a short one."""
-    order = sorted(
-        (i for i in range(len(jobs)) if exclude is None or i not in exclude),
-        key=lambda i: jobs[i].stat.size,
-        reverse=True,
-    )
+def _plan(jobs: Sequence[HashJob], indices: Sequence[int]) -> list[list[int]]:
+    """Group the job ``indices`` into pool tasks: big files alone, small ones batched;
+    biggest first, so that the last task to finish is a short one."""
+    order = sorted(indices, key=lambda i: jobs[i].stat.size, reverse=True)
     tasks: list[list[int]] = []
     batch: list[int] = []
     batch_bytes = 0
@@ -372,7 +388,7 @@ def _plan(jobs: Sequence[HashJob], exclude: set[int] | None = None) -> list[list
 
 
 def _is_small(job: HashJob) -> bool:
-    """A file read and hashed in one go on the calling thread (:func:`_digest_small`)."""
+    """A file read and hashed in one go on the calling thread (:func:`_digest_small_files`)."""
     return job.stat.size < SMALL_FILE_MAX and not job.dvc and not job.keep
 
 
@@ -382,51 +398,58 @@ def _digest_small_files(
     results: list[tuple[FileDigest, bool] | None],
     report: Callable[[int], None],
 ) -> None:
+    """:func:`_digest` of each small file, without DVC's hashes or keeping: one ``read``
+    of the whole file, hashed at once. A file is read on to its end only when, after that
+    read, it is not the size the read found (it grew, or the read was short)."""
+    if not indices:
+        report(0)
+        return
+    import hashlib  # (imported when first used: get's kernel copy loads this module, not it)
+
+    sha256, is_regular, read, fstat = hashlib.sha256, stat.S_ISREG, os.read, os.fstat
     unreported = 0
     for i in indices:
-        digest, stable, read = _digest_small(jobs[i])
+        job = jobs[i]
+        try:
+            # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
+            fd = os.open(job.path, _SMALL_OPEN)
+        except OSError as exc:
+            raise _unreadable(job.name, exc) from None
+        try:
+            try:
+                if not is_regular(fstat(fd).st_mode):
+                    shown = job.name if job.name.isprintable() else repr(job.name)
+                    raise BadPath(
+                        f"{shown}: not a regular file", "declare the files the command reads"
+                    )
+                want = job.stat.size + 1
+                data = read(fd, want)
+                st = fstat(fd)
+                if len(data) == want or st.st_size != len(data):
+                    more = [data]
+                    while chunk := read(fd, CHUNK):
+                        more.append(chunk)
+                    data = b"".join(more) if len(more) > 1 else data
+                    st = fstat(fd)
+            except OSError as exc:
+                raise _unreadable(job.name, exc) from None
+        finally:
+            os.close(fd)
+        size = len(data)
+        # (StatKey.of(st), as a plain tuple: it compares equal)
+        after = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        stable = after == job.stat and size == job.stat.size
+        pointer = parse_lfs_pointer(data) if size < LFS_POINTER_MAX else None
+        if pointer is not None:
+            digest = FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True)
+        else:
+            digest = FileDigest(f"sha256:{sha256(data).hexdigest()}", size)
         results[i] = digest, stable
-        unreported += read
+        unreported += size
         if unreported >= CHUNK:  # (the progress meter takes a lock: not once per file)
             report(unreported)
             unreported = 0
     report(unreported)
-
-
-def _digest_small(job: HashJob) -> tuple[FileDigest, bool, int]:
-    """:func:`_digest` of a small file without DVC's hashes or keeping, and the bytes read:
-    one ``read`` of the whole file (and one more to see its end), hashed at once."""
-    try:
-        # O_NONBLOCK: should a FIFO have taken the file's place, opening it must not hang.
-        fd = os.open(job.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _unreadable(job.name, exc) from None
-    try:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                shown = job.name if job.name.isprintable() else repr(job.name)
-                raise BadPath(f"{shown}: not a regular file", "declare the files the command reads")
-            data = os.read(fd, job.stat.size + 1)
-            if data:  # read to the end, as a file that grew or a short read needs
-                more = [data]
-                while chunk := os.read(fd, CHUNK):
-                    more.append(chunk)
-                data = b"".join(more) if len(more) > 1 else data
-            st = os.fstat(fd)
-        except OSError as exc:
-            raise _unreadable(job.name, exc) from None
-    finally:
-        os.close(fd)
-    size = len(data)
-    # (StatKey.of(st), as a plain tuple: it compares equal)
-    after = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    stable = after == job.stat and size == job.stat.size
-    pointer = parse_lfs_pointer(data) if size < LFS_POINTER_MAX else None
-    if pointer is not None:
-        return FileDigest(f"sha256:{pointer[0]}", pointer[1], lfs=True), stable, size
-    import hashlib  # (imported when first used: get's kernel copy loads this module, not it)
-
-    return FileDigest(f"sha256:{hashlib.sha256(data).hexdigest()}", size), stable, size
 
 
 class _Meter:
@@ -566,9 +589,6 @@ def _open_regular(path: str, name: str) -> tuple[int, StatKey]:
         with contextlib.suppress(OSError):  # advice only; some file systems refuse it
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     return fd, StatKey.of(st)
-
-
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _copy_and_hash(
