@@ -39,7 +39,6 @@ from git_prov.capture.dvc import ALGORITHM_GIT, algorithms_of, confirmed_hash, d
 from git_prov.capture.hashing import (
     LFS_POINTER_MAX,
     RACY_NS,
-    FileDigest,
     HashJob,
     KeepSink,
     StatKey,
@@ -295,92 +294,135 @@ def describe_data(
     missing = list(listing.missing)
     absent = {rel: files.pop(rel) for rel in [f.rel for f in files.values() if f.absent]}
     vouched = _vouched_by_git(root, present, files) if files else {}
-    stored, claimed = _named_by_store(root, [f for f in files.values() if f.rel not in vouched])
+    stored, claimed = _named_by_store(
+        root,
+        [f for f in files.values() if f.rel not in vouched] if vouched else list(files.values()),
+        listing.directories,
+    )
 
     # Tracked files git vouches for are named by their blob id; only those small enough to
     # be LFS pointers are opened, to tell. Files git-annex or DVC name are not opened.
     # Everything else is hashed (or found in the cache), with DVC's MD5 as well where DVC
     # claims one.
-    to_hash = [
-        f
-        for f in files.values()
-        if f.rel not in stored
-        and (f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX)
-    ]
-    keeping = {
-        f.rel
-        for f in to_hash
-        if keep is not None
-        and keeper is not None
-        and f.rel not in vouched
-        and f.rel not in claimed
-        and keep(f.rel, f.stat.st_size)
-    }
-    nothing: frozenset[str] = frozenset()
-    digests = hash_files(
+    to_hash = (
         [
+            f
+            for f in files.values()
+            if f.rel not in stored
+            and (f.rel not in vouched or _LFS_POINTER_MIN <= f.stat.st_size < LFS_POINTER_MAX)
+        ]
+        if stored or vouched
+        else list(files.values())
+    )
+    keeping = (
+        {
+            f.rel
+            for f in to_hash
+            if f.rel not in vouched and f.rel not in claimed and keep(f.rel, f.stat.st_size)
+        }
+        if keep is not None and keeper is not None
+        else set()
+    )
+    nothing: frozenset[str] = frozenset()
+    if claimed or git_ids or keeping:
+        jobs = [
             HashJob(
                 f.path,
                 f.rel,
                 StatKey.of(f.stat),
                 (algorithms_of(claimed[f.rel]) if f.rel in claimed else nothing)
-                | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else nothing)
-                if claimed or git_ids
-                else nothing,
-                f.rel in keeping if keeping else False,
+                | (_GIT_ID if git_ids and f.stat.st_size <= GIT_ID_MAX else nothing),
+                f.rel in keeping,
             )
             for f in to_hash
-        ],
-        cache_path=cache_path,
-        workers=workers,
-        progress=progress,
-        keeper=keeper,
+        ]
+    else:  # (the common case, 20k files and more: the tuples made without a call each)
+        new, job_type, key_type = tuple.__new__, HashJob, StatKey
+        jobs = [
+            new(
+                job_type,
+                (
+                    f.path,
+                    f.rel,
+                    new(key_type, (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)),
+                    nothing,
+                    False,
+                ),
+            )
+            for f in to_hash
+            for s in (f.stat,)
+        ]
+    digests = hash_files(
+        jobs, cache_path=cache_path, workers=workers, progress=progress, keeper=keeper
     )
-    by_rel: dict[str, FileDigest] = {f.rel: d for f, d in zip(to_hash, digests, strict=True)}
 
     entries = []
-    for f in files.values():
-        digest = by_rel.get(f.rel)
-        if digest is not None and digest.lfs:
-            # The working tree holds the pointer: the content was never downloaded.
-            entries.append(
-                DataEntry(
-                    f.rel, digest.size, digest.hash, f.mode, SOURCE_LFS, f.link, present=False
-                )
-            )
-        elif f.rel in vouched:
-            entries.append(
-                DataEntry(
-                    f.rel, f.stat.st_size, f"git:{vouched[f.rel]}", f.mode, SOURCE_GIT, f.link
-                )
-            )
-        elif f.rel in stored:
-            hash_value, source = stored[f.rel]
-            entries.append(DataEntry(f.rel, f.stat.st_size, hash_value, f.mode, source, f.link))
-        else:
-            assert digest is not None
-            confirmed = confirmed_hash(claimed[f.rel], digest.dvc) if f.rel in claimed else None
-            if confirmed is not None:
-                entries.append(DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link))
-            else:
-                kept = keeper.kind_of(digest.hash) if keeper and f.rel in keeping else None
-                also = (
-                    tuple(sorted(h for h in digest.dvc if h.startswith("git:")))
-                    if digest.dvc
-                    else ()
-                )
+    if not (vouched or stored or claimed or keeping):
+        # Every file hashed (to_hash is files.values()), none claimed by DVC, none kept.
+        for f, hashed in zip(to_hash, digests, strict=True):
+            mode = MODE_EXECUTABLE if f.stat.st_mode & stat.S_IXUSR else MODE_FILE
+            if hashed.lfs:
+                # The working tree holds the pointer: the content was never downloaded.
                 entries.append(
                     DataEntry(
-                        f.rel,
-                        digest.size,
-                        digest.hash,
-                        f.mode,
-                        SOURCE_READ,
-                        f.link,
-                        kept,
-                        also=also,
+                        f.rel, hashed.size, hashed.hash, mode, SOURCE_LFS, f.link, present=False
                     )
                 )
+            elif hashed.dvc:
+                also = tuple(sorted(h for h in hashed.dvc if h.startswith("git:")))
+                entries.append(
+                    DataEntry(f.rel, hashed.size, hashed.hash, mode, SOURCE_READ, f.link, also=also)
+                )
+            else:
+                entries.append(
+                    DataEntry(f.rel, hashed.size, hashed.hash, mode, SOURCE_READ, f.link)
+                )
+    else:
+        by_rel = {f.rel: d for f, d in zip(to_hash, digests, strict=True)}
+        for f in files.values():
+            digest = by_rel.get(f.rel)
+            if digest is not None and digest.lfs:
+                # The working tree holds the pointer: the content was never downloaded.
+                entries.append(
+                    DataEntry(
+                        f.rel, digest.size, digest.hash, f.mode, SOURCE_LFS, f.link, present=False
+                    )
+                )
+            elif f.rel in vouched:
+                entries.append(
+                    DataEntry(
+                        f.rel, f.stat.st_size, f"git:{vouched[f.rel]}", f.mode, SOURCE_GIT, f.link
+                    )
+                )
+            elif f.rel in stored:
+                hash_value, source = stored[f.rel]
+                entries.append(DataEntry(f.rel, f.stat.st_size, hash_value, f.mode, source, f.link))
+            else:
+                assert digest is not None
+                confirmed = confirmed_hash(claimed[f.rel], digest.dvc) if f.rel in claimed else None
+                if confirmed is not None:
+                    entries.append(
+                        DataEntry(f.rel, digest.size, confirmed, f.mode, SOURCE_DVC, f.link)
+                    )
+                else:
+                    kept = keeper.kind_of(digest.hash) if keeper and f.rel in keeping else None
+                    also = (
+                        tuple(sorted(h for h in digest.dvc if h.startswith("git:")))
+                        if digest.dvc
+                        else ()
+                    )
+                    entries.append(
+                        DataEntry(
+                            f.rel,
+                            digest.size,
+                            digest.hash,
+                            f.mode,
+                            SOURCE_READ,
+                            f.link,
+                            kept,
+                            also=also,
+                        )
+                    )
     for f in absent.values():
         key = _annex_key(f.link or "")
         assert key is not None
@@ -429,14 +471,15 @@ def _shell_word(text: str) -> str:
 
 
 def _named_by_store(
-    root: str, files: Sequence[_File]
+    root: str, files: Sequence[_File], directories: Sequence[str]
 ) -> tuple[dict[str, tuple[str, str]], dict[str, frozenset[str]]]:
     """rel → (hash, source) for files that are links into git-annex's or DVC's store, and
-    rel → the hashes DVC claims for other files (true only if their bytes agree)."""
+    rel → the hashes DVC claims for other files (true only if their bytes agree).
+    ``directories``: every directory the files are in."""
     from git_prov.capture.annex import annexed_hashes
 
     named = {rel: (h, SOURCE_ANNEX) for rel, h in annexed_hashes(files).items()}
-    dvc = dvc_names(root, [f for f in files if f.rel not in named])
+    dvc = dvc_names(root, [f for f in files if f.rel not in named] if named else files, directories)
     named.update((rel, (h, SOURCE_DVC)) for rel, h in dvc.linked.items())
     return named, dvc.claimed
 

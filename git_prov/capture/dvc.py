@@ -93,13 +93,19 @@ class DvcNames:
     claimed: dict[str, frozenset[str]]
 
 
-def dvc_names(root: str, files: Iterable[StatFile]) -> DvcNames:
+def dvc_names(
+    root: str, files: Iterable[StatFile], directories: Iterable[str] | None = None
+) -> DvcNames:
     """Links into a DVC cache and DVC's claims about other files (see the module doc).
 
     Costs one ``.dvc/`` look-up per directory, so a repository without DVC pays next to
     nothing; inside a DVC project, metadata is parsed once per ``.dvc`` / ``dvc.lock``.
+    ``directories``, when given, holds every directory the files are in (repo-relative,
+    "" for the root): when none of them is in a project, no file is looked at.
     """
     projects = _Projects(root)
+    if directories is not None and all(projects.of_directory(d) is None for d in directories):
+        return DvcNames({}, {})
     linked: dict[str, str] = {}
     claimed: dict[str, frozenset[str]] = {}
     for f in files:

@@ -141,17 +141,20 @@ class DataEntry(Fields):
         present: bool | None = None,
         also: tuple[str, ...] = (),
     ) -> None:
-        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
-        set_(self, "path", path)
-        set_(self, "size", size)
-        set_(self, "hash", hash)
-        set_(self, "mode", mode)
-        set_(self, "source", source)
-        set_(self, "link", link)
-        set_(self, "kept", kept)
-        set_(self, "written", written)
-        set_(self, "present", present)
-        set_(self, "also", also)
+        # The fields are frozen: @dataclass sets them with object.__setattr__, which puts
+        # each in the instance's dict (no field is a descriptor). Writing the dict, in field
+        # order, does the same at a third of the cost (a manifest of 20k files makes 20k).
+        fields = self.__dict__
+        fields["path"] = path
+        fields["size"] = size
+        fields["hash"] = hash
+        fields["mode"] = mode
+        fields["source"] = source
+        fields["link"] = link
+        fields["kept"] = kept
+        fields["written"] = written
+        fields["present"] = present
+        fields["also"] = also
 
     # Equality, hash and order written out (manifests of 20k entries compare and sort
     # them): the fields in order, as the generated ones compare them.
