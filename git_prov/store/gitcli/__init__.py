@@ -289,6 +289,9 @@ def _config_value(text: str, pos: int) -> tuple[str, int]:
 # ---- reading objects in batches -----------------------------------------------------------
 
 _BATCH = ("cat-file", "--batch", "--buffer")
+# What a stream of objects reads from git at a time, at most: whatever the pipe holds (git
+# writes 4 KiB at a time; an 8 KiB buffer made a read per 4 KiB, ~15k for 60 MB of notes).
+_READ_AHEAD = 1 << 20
 
 
 def _entries(out: IO[bytes], oids: Sequence[str]) -> Iterator[tuple[str, bytes | None]]:
@@ -347,6 +350,7 @@ def stream_blobs(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            bufsize=_READ_AHEAD,
         )
     except FileNotFoundError:
         raise RepositoryProblem(NO_GIT) from None
