@@ -221,9 +221,7 @@ class DataMemo:
             return None
         if self._directories is None:  # (the same digest: the same directories as then)
             self._directories = tuple(directories)
-        from git_prov.capture.dvc import in_a_project
-
-        if in_a_project(self.root, self._directories):
+        if in_a_dvc_project(self.root, self._directories):
             return None
         if self._files_index is None and memo.get("files_index") is None:
             self._index_files(oid)  # (once per memo: later hits need no find)
@@ -294,6 +292,22 @@ class DataMemo:
         if isinstance(old, str) and old != name and _INDEX_NAME.fullmatch(old):
             with contextlib.suppress(OSError):  # (a record reading it now just misses)
                 (self._prov_dir / _INDEX_DIR / old).unlink()
+
+
+def in_a_dvc_project(root: str, directories: Sequence[str]) -> bool:
+    """Whether any of ``directories`` (repo-relative, "" for the root) is in a DVC project:
+    a ``.dvc/`` in it or above it (DVC metadata could then name its files). Here, not in
+    capture/dvc.py, so that a re-record of unchanged data does not load DVC's reader."""
+    seen: set[str] = set()
+    for directory in directories:
+        while directory not in seen:
+            seen.add(directory)
+            if os.path.isdir(os.path.join(root, directory, ".dvc")):
+                return True
+            if not directory:
+                break
+            directory = directory.rpartition("/")[0]
+    return False
 
 
 def _read_memo(path: Path) -> dict[str, Any] | None:

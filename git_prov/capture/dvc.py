@@ -132,13 +132,6 @@ def dvc_names(
     return DvcNames(linked, claimed)
 
 
-def in_a_project(root: str, directories: Iterable[str]) -> bool:
-    """Whether any of ``directories`` (repo-relative, "" for the root) is in a DVC project:
-    a ``.dvc/`` in it or above it. Files outside every project are named by no DVC data."""
-    projects = _Projects(root)
-    return any(projects.of_directory(d) is not None for d in directories)
-
-
 def algorithms_of(hashes: Iterable[str]) -> frozenset[str]:
     """The algorithms of ``<algorithm>:<hex>`` values (what to compute to check them)."""
     return frozenset(h.partition(":")[0] for h in hashes)
