@@ -128,6 +128,37 @@ RepoPaths, CommitRuns and the hint's Unfetched have their methods written out. O
 more than the change; the instruction count and the 25-run medians are the steadier
 measures: −3.7% instructions, −3 to −6% CPU, one process fewer.
 
+Re-record, 2026-12-03 session 8 (lane ``rerecord``, d704eb9..a999cac): an unchanged re-record
+of plain files no longer runs ``find``. The memo keeps a private index of the files in
+git's format (``<prov>/data-index/``: the walk's stat data, placeholder object ids) and the
+directories' stat data; a re-record lstats the directories in Python (an added, removed or
+renamed file changes its directory) and runs ``git diff-files --quiet`` on that index,
+started before the dirty-tree snapshot's ``git status`` and running beside it, with
+trustctime/checkStat/fsmonitor/ignoreStat forced (tests/test_data_memo_index.py). Only data
+unchanged past the racy window (mtime and ctime, files and directories) is indexed.
+By instructions (valgrind callgrind; the Python process, and its one child apart, since
+callgrind does not follow Python's vfork), 20k × 4 KiB, repeatable under load:
+
+| part | before (7fe1ee4) | now (a999cac) |
+|---|--:|--:|
+| the record's Python process (clean record: 590.0 M) | 672.7 M (+82.7) | 609.8 M (+19.8) |
+| the check's child | ``find -printf`` 221.1 M | ``git diff-files`` 18.7 M |
+| extra instructions in all | 303.8 M | 38.5 M |
+| floor: ``git status`` with the 20k files tracked | 27.8 M | 27.8 M |
+
+Both make the same ~20k ``newfstatat`` (one per file; git status with the files tracked
+too), ~2.5 µs of kernel time each here, which the instruction counts leave out. By wall and
+CPU (``/tmp`` script interleaving clean record, before by PYTHONPATH, now, ``git status``
+and the floor; 11 rounds, load 7.5 → 9.1, medians): extra 292 ms (128 CPU) before,
+210 (77) now; ``find -printf`` alone 360 (110), ``git diff-files`` alone 173 (60), the
+floor 191 (60), ``git status`` 12 (4). This bench right after (``--only rerecord --repeat
+9``, load 9.1 → 9.0): extra 264 ms (97 CPU), floor 185 (61), ``git status`` 18 (5). So the
+re-record is at the floor's syscalls and 1.4× its instructions; ≤ 5× plain ``git status``
+stays out of reach for the reason below (an exact check must lstat every file, which
+plain ``git status`` never does for ignored data). Left in Python (~20 M): click's
+``NoSuchOption`` for every short option (``-i``: imports difflib, ~2 M), the memo, the
+fork of git.
+
 Re-record and first record, 2026-12-03, ``--only rerecord,first --repeat 7``, load
 14.7 → 13.3 on 2 cores (others at work: wall times are several times an idle machine's;
 CPU is steadier). "Start" is main at 73943c0, measured the same way at load 13 → 8:
