@@ -31,7 +31,7 @@ from git_prov.query.rows import (
     note_run_match,
     run_objects,
 )
-from git_prov.store.headers import OBJ_BLOB, ObjectHeaders
+from git_prov.store.headers import OBJ_BLOB, OBJ_COMMIT, ObjectHeaders
 from git_prov.store.ledger import (
     DISPLAY_REF,
     KIND_DATA,
@@ -288,9 +288,15 @@ def read_notes(
     # contents of the others as git streams them.
     wanted: list[str] = []
     oversized: dict[int, int] = {}  # index -> size
-    for index in indices:
-        commit, blob_id = runs.notes[index]
-        header = objects.header(blob_id)
+    notes = runs.notes
+    # (each note's blob, then its commit: one lookup for all of them)
+    headers = objects.headers([oid for index in indices for oid in notes[index][::-1]])
+    commits: list[bool] = []  # whether each note's commit is a commit here
+    for at, index in enumerate(indices):
+        commit, blob_id = notes[index]
+        header = headers[2 * at]
+        found = headers[2 * at + 1]
+        commits.append(found is not None and found[0] == OBJ_COMMIT)
         if header is None:
             raise KeyError(f"note blob {blob_id} of {commit} is missing")
         if header[1] > MAX_NOTE_BYTES:
@@ -300,13 +306,14 @@ def read_notes(
             raise ValueError("not a blob")
         wanted.append(blob_id)
     with contextlib.closing(objects.blobs(wanted)) as contents:
-        _read_texts(runs, indices, oversized, contents, objects, report, checks, advance)
+        _read_texts(runs, indices, oversized, commits, contents, objects, report, checks, advance)
 
 
 def _read_texts(
     runs: Runs,
     indices: Sequence[int],
     oversized: dict[int, int],
+    commits: Sequence[bool],
     contents: Iterator[tuple[str, bytes | None]],
     objects: ObjectHeaders,
     report: FsckReport,
@@ -347,7 +354,7 @@ def _read_texts(
                 ERROR, "note-not-utf8", f"the note on {commit[:12]} is not UTF-8", commit=commit
             )
             text = raw.decode("utf-8", errors="replace")
-        if objects.is_commit(commit):
+        if commits[count - 1]:
             checks.note_commit = commit
         else:
             checks.note_commit = ""
