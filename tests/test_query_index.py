@@ -4,6 +4,7 @@ fast note reader agreeing with the model's exact one."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from git_prov.query.rows import (
     NOTE_ID_GROUP,
     NOTE_OBJECT_GROUPS,
     note_run_match,
+    note_run_pattern,
     run_objects,
 )
 from git_prov.store.ledger import NOTES_REF, Ledger
@@ -378,6 +380,23 @@ def test_fscks_note_reader_agrees_with_parse_line(line: str) -> None:
         exact.id, exact.commit, exact.snapshot, exact.inputs, exact.outputs, exact.env,
         exact.stdout, exact.stderr, exact.history,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("line", _variants() + _object_variants())
+def test_fscks_possessive_pattern_matches_as_the_backtracking_one(line: str) -> None:
+    """fsck's note pattern never gives back what a quantifier took: on every variant, cut
+    anywhere, with more after it or a second tab, it matches exactly where and what the
+    same pattern with ordinary quantifiers matches."""
+    plain = re.compile(note_run_pattern()).match
+    possessive = note_run_match()
+    texts = [f"prov run x ok\t{line}\nnext line\n", f"a\tb\t{line}", f"x\t{line}\r\n"]
+    texts += [f"s\t{line[:cut]}\n{line[cut:]}" for cut in range(0, len(line), 5)]
+    texts += [f"s\t{line[:cut]}x{line[cut:]}" for cut in range(0, len(line), 11)]
+    for text in texts:
+        found, expected = possessive(text, 0), plain(text, 0)
+        assert (found is None) == (expected is None), text
+        if found is not None and expected is not None:
+            assert found.span() == expected.span() and found.groups() == expected.groups()
 
 
 def test_fscks_note_reader_takes_what_git_prov_writes() -> None:
