@@ -231,6 +231,37 @@ measurable), the per-line slicing (~1.0 s profiled: five ``bytes.find`` and one 
 line), ``bytes.replace`` (0.5 s: 60 MB twice), the index rows in note order (0.75 s), the
 spool (0.7 s: 100k buffered writes; the output order is not the notes' order, so it cannot
 be skipped) and ~0.3 s of start-up. CPU ≤ 8× is not met (8.3-8.8×).
+
+Session 8 (findjson: bf2b8c3, 5cbd2b5, 695cf5e). The spool takes a few thousand texts at a
+time, sorts them by position and appends each band's share in one write (was one write per
+text); a band is read back whole and written to stdout in one piece, its spliced lines spaced
+together (two ``bytes.replace`` over the band, not per note, and no split again); the rows
+and their notes are read by columns (``fetchmany``, ``map``, ``compress``) from the
+``(note, lineno)`` index alone — the old query read ``live`` from the table, whose pages the
+64 MiB mmap then counted as this process's memory (+45 MiB); a note's lines asked for, all
+with a kept splice, are made in one call; ``git cat-file``'s output is read up to 1 MiB at a
+time (18k reads → 8.5k). Output byte-identical (also ``--csv``). By hand, on a copy of
+/tmp/million/l100k, GNU time, 5 rounds interleaved, medians, load 7.1 → 7.6; "before" =
+074359d by PYTHONPATH:
+
+| work | wall s | CPU s | × git log, wall / CPU | peak RSS |
+|---|--:|--:|--:|--:|
+| git log --notes=prov | 0.76 | 0.33 | | 21 MiB |
+| find --json, index up to date, before | 6.97 | 2.93 | 9.2 / 8.9 | 85 MiB |
+| find --json, index up to date, now | 4.81 | 2.17 | **6.3 / 6.6** | **59 MiB** |
+| find --csv, before / now (2 rounds) | 25.9 / 23.8 | 11.2 / 9.7 | | 88 / 56 MiB |
+
+``--only find --repeat 3`` (this bench's ledger, 695cf5e's code, load 12.0 → 8.1): index up
+to date 10.7 s wall, 2.16 s CPU against git log 1.82 / 0.30: 5.9× / 7.3×, 58 MiB; the first
+run after a build 21× / 24× (59 MiB); cold 32× / 36× (101 MiB). What is left (stage timings
+in one process, load ~12, CPU s): start-up and imports 0.12, find's SQL 0.05-0.07, rows'
+places 0.02-0.04, rows by note 0.2, reading the blobs 0.17 (+ git's own ~0.2), splicing and
+spooling 0.55 (the per-line finds and format ~0.25), spacing 0.33 (two 2-byte
+``bytes.replace`` over 67 MB: a ``replace`` of a 1-byte pattern takes a third of that, but
+``,`` and ``:`` also sit inside strings) and ~0.1 writing out. git writes its output to the
+pipe 4 KiB at a time (~15k writes: glibc's buffer for a pipe), which costs sys time on
+this VM that git log does not pay. ``--csv`` decodes every record (json.loads and the csv
+writer): its time is that, not the reading.
 """
 
 from __future__ import annotations
