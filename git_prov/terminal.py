@@ -23,28 +23,28 @@ This module imports nothing heavy: the quick path of :mod:`git_prov.entry` uses 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from git_prov.model.controls import control_pattern, shown
+from git_prov.model.controls import Controls, shown
 
 # The marker of our own codes: NUL, 16 random hex digits, "{"; the code; "}". (os.urandom,
 # not the secrets module: that loads hashlib, hmac and random, ~15 modules on sync's path.)
 _TOKEN = "\x00" + os.urandom(8).hex() + "{"
-_OWN_CODE = re.compile(r"\x1b\[[0-9;]*m|\x1b\[K|\r")
-_OWN = re.compile(re.escape(_TOKEN) + r"(\x1b\[[0-9;]*m|\x1b\[K|\r)\}")
+_OWN_CODE = r"\x1b\[[0-9;]*m|\x1b\[K|\r"
 # What a terminal may act on (model/controls.py), besides the newline and tab a view is
 # made of: C0 and C1 controls (ESC, BEL, CR, CSI …), DEL, Unicode line/paragraph
 # separators and the bidirectional overrides of "Trojan Source" text.
-_CONTROL = control_pattern(keep="\t\n")
+_CONTROL = Controls(keep="\t\n")
 # The same, and newlines: what must not appear inside one line of a view.
-_LINE_CONTROL = control_pattern(keep="\t")
+_LINE_CONTROL = Controls(keep="\t")
 # git-prov's own colour codes as a git-prov process prints them (click.style's): colours,
 # bold, dim and their resets.
-OWN_SGR = re.compile(r"\x1b\[(?:0|1|2|22|39|3[0-7]|9[0-7])m")
+OWN_SGR = r"\x1b\[(?:0|1|2|22|39|3[0-7]|9[0-7])m"
 _COLORS = {
     "black": 30,
     "red": 31,
@@ -57,10 +57,20 @@ _COLORS = {
 }
 
 
+# The patterns are compiled when first used (re's cache keeps them): a plain record prints
+# one line with no colour and needs none of them (issue 18: start-up).
+
+
+@functools.cache
+def _own() -> re.Pattern[str]:
+    """Our marked codes: the token, the code (group 1), "}"."""
+    return re.compile(re.escape(_TOKEN) + f"({_OWN_CODE})" + r"\}")
+
+
 def own(code: str) -> str:
     """Mark ``code`` — an SGR colour sequence, erase-line or carriage return that
     git-prov itself sends — so the output path lets it through."""
-    if not _OWN_CODE.fullmatch(code):
+    if not re.fullmatch(_OWN_CODE, code):
         raise ValueError(f"not a code git-prov sends: {code!r}")
     return _TOKEN + code + "}"
 
@@ -87,7 +97,7 @@ def plain(text: str, **_: object) -> str:
 def adopt(text: str) -> str:
     """Output of a git-prov process we started (the demo's): its colour codes are ours,
     anything else in it stays to be escaped."""
-    return OWN_SGR.sub(lambda m: own(m.group()), text)
+    return re.sub(OWN_SGR, lambda m: own(m.group()), text)
 
 
 def escape(text: str) -> str:
@@ -103,7 +113,7 @@ def for_terminal(text: str, *, color: bool = True) -> str:
         return text
     out = []
     at = 0
-    for match in _OWN.finditer(text):
+    for match in _own().finditer(text):
         out.append(_CONTROL.sub(shown, text[at : match.start()]))
         if color:
             out.append(match.group(1))
@@ -120,7 +130,7 @@ def one_line(text: str) -> str:
         return text
     out = []
     at = 0
-    for match in _OWN.finditer(text):
+    for match in _own().finditer(text):
         out.append(_LINE_CONTROL.sub(shown, text[at : match.start()]))
         out.append(match.group())
         at = match.end()
@@ -164,7 +174,7 @@ def csv_view(text: str) -> View:
 def without_own(text: str) -> str:
     """``text`` with our marked codes removed and nothing else changed (data written
     exactly into a file or pipe)."""
-    return _OWN.sub("", text) if "\x00" in text else text
+    return _own().sub("", text) if "\x00" in text else text
 
 
 def isatty(stream: TextIO | None) -> bool:

@@ -416,6 +416,30 @@ def test_the_terminal_and_printable_escape_with_one_table() -> None:
     assert printable("\t\n\r") == "\\t\\n\\r"
 
 
+def test_controls_answer_as_their_pattern_without_compiling_it_for_printable_text() -> None:
+    """model/controls.Controls skips its pattern for text ``str.isprintable`` passes (once
+    the kept characters are set aside): over every code point of the Basic Multilingual
+    Plane and beyond, alone and beside kept and printable text, its answer is the
+    pattern's; and a printable line never compiles it."""
+    from git_prov.model.controls import Controls, control_pattern, shown
+
+    points = [*range(0x3000), *range(0xD800, 0xE000, 7), 0xFEFF, 0xFFFD, 0x1F600, 0xE0001]
+    for keep in ("", "\t", "\t\n"):
+        controls, pattern = Controls(keep), control_pattern(keep)
+        for code in points:
+            for text in (chr(code), f"a\t{chr(code)}\nb", f"{keep}é{chr(code)}"):
+                assert (controls.search(text) is None) == (pattern.search(text) is None), (
+                    keep,
+                    hex(code),
+                )
+                assert controls.sub(shown, text) == pattern.sub(shown, text)
+                assert type(controls.sub(" ", text)) is str
+    fresh = Controls("\t")
+    assert fresh.sub(" ", "git-prov: recorded run 1a2b3c4d — ok, 0ms, on e056871") is not None
+    assert fresh.search("ünïcode\tand tabs") is None
+    assert fresh._pattern is None  # (nothing needed it)
+
+
 def test_kept_logs_are_escaped_on_a_terminal_and_exact_elsewhere(
     repo: Path, tmp_path: Path
 ) -> None:

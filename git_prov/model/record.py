@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from git_prov.model.controls import control_pattern, shown
+from git_prov.model.controls import Controls, shown
 from git_prov.model.frozen import FRESH, Fields, frozen_fields
 from git_prov.model.ids import is_hex_oid, is_run_id, short_oid, short_run_id
 from git_prov.model.limits import MAX_LINE_BYTES as MAX_LINE_BYTES
@@ -39,7 +39,7 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 # Characters that must never reach a terminal or split a line (model/controls.py): all of
 # them, newline and tab included.
-_CONTROL = control_pattern()
+_CONTROL = Controls()
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
