@@ -31,6 +31,9 @@ WRITTEN = [
     "git_prov.recording.DirtyReasons",
     "git_prov.capture.source.SourceState",
     "git_prov.capture.source.SnapshotChanges",
+    "git_prov.capture.untracked.Policy",
+    "git_prov.capture.untracked.Untracked",
+    "git_prov.capture.untracked._State",
     "git_prov.capture.environment.gpu.NvidiaReport",
     "git_prov.trust.secrets.TokenShape",
     "git_prov.trust.redaction.Redactor",
@@ -129,6 +132,78 @@ def test_defaults_and_factories_as_generated(path: str) -> None:
     one, two, theirs = cls(**required), cls(**required), ref(**required)
     assert repr(one) == repr(theirs)
     assert one == two
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(one, f.name) == f.default_factory()
+            assert getattr(one, f.name) is not getattr(two, f.name)  # (a fresh one each)
+
+
+# Plain (mutable) dataclasses written out the same way (mutable_fields on MutableFields).
+WRITTEN_MUTABLE = [
+    "git_prov.store.repo.GitRepo",
+    "git_prov.store.ledger.LedgerScan",
+    "git_prov.query.index.IndexStats",
+    "git_prov.query.index._Tips",
+    "git_prov.query.index.RunIndex",
+    "git_prov.query.located._Rows",
+    "git_prov.query.located._Band",
+]
+
+
+def _generated_mutable(cls: Any) -> Any:
+    """What ``@dataclass`` makes of ``cls``'s fields, under the same name."""
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": cls.__module__}
+    for f in dataclasses.fields(cls):
+        namespace["__annotations__"][f.name] = f.type
+        namespace[f.name] = dataclasses.field(
+            default=f.default,
+            default_factory=f.default_factory,
+            repr=f.repr,
+            compare=f.compare,
+            hash=f.hash,
+        )
+    made = type(cls.__name__, (), namespace)
+    made.__qualname__ = cls.__qualname__
+    return dataclasses.dataclass(made)
+
+
+@pytest.mark.parametrize("path", WRITTEN_MUTABLE)
+def test_a_written_mutable_class_behaves_as_the_generated_one(path: str) -> None:
+    from git_prov.model.frozen import MutableFields
+
+    cls = _class(path)
+    ref = _generated_mutable(cls)
+    assert issubclass(cls, MutableFields) and dataclasses.is_dataclass(cls)
+    assert "__init__" in vars(cls)
+
+    def shape(c: Any) -> list[tuple[str, Any, str]]:
+        params = inspect.signature(c.__init__).parameters.values()
+        return [(p.name, p.kind, repr(p.default)) for p in params]
+
+    assert shape(cls) == shape(ref)
+    values = _values(cls, "a")
+    ours, theirs = cls(**values), ref(**values)
+    assert repr(ours) == repr(theirs)
+    assert ours == cls(**values) and theirs == ref(**values)
+    assert ours != cls(**_values(cls, "b")) and ours != theirs
+    assert ours.__eq__(object()) is NotImplemented
+    with pytest.raises(TypeError):
+        hash(ours)
+    with pytest.raises(TypeError):
+        hash(theirs)
+    name = dataclasses.fields(cls)[0].name
+    setattr(ours, name, "changed")
+    assert getattr(ours, name) == "changed" and ours != cls(**values)
+    assert dataclasses.asdict(cls(**values)) == dataclasses.asdict(theirs)
+    assert dataclasses.replace(ours, **{name: "again"}) == cls(**{**values, name: "again"})
+
+    required = {
+        f.name: f"r-{f.name}"
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    one, two, generated = cls(**required), cls(**required), ref(**required)
+    assert repr(one) == repr(generated) and one == two
     for f in dataclasses.fields(cls):
         if f.default_factory is not dataclasses.MISSING:
             assert getattr(one, f.name) == f.default_factory()

@@ -20,11 +20,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
 from git_prov.errors import RepositoryProblem
+from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.ids import is_hex_oid
 from git_prov.store.repo import GitRepo
 from git_prov.trust.secrets import secret_file_test
@@ -35,8 +36,8 @@ _STATE_SUFFIX = ".state"
 _STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Policy:
+@frozen_fields
+class Policy(Fields):
     """What decides which untracked files a snapshot holds, beside ``git status``:
     ``exclude`` (declared data, repo-relative files or directories), ``limit`` (bytes;
     larger files are left out) and ``secret_files`` (patterns of files left out)."""
@@ -44,6 +45,12 @@ class Policy:
     exclude: tuple[str, ...]
     limit: int
     secret_files: tuple[str, ...]
+
+    def __init__(self, exclude: tuple[str, ...], limit: int, secret_files: tuple[str, ...]) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "exclude", exclude)
+        set_(self, "limit", limit)
+        set_(self, "secret_files", secret_files)
 
     def key(self, status: bytes) -> str:
         """A hash of this policy and ``status`` (``git status -z`` output): equal keys,
@@ -59,8 +66,8 @@ class Policy:
         return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class Untracked:
+@frozen_fields
+class Untracked(Fields):
     """What ``git status``'s listing comes to under a :class:`Policy`, and the tree of the
     untracked files kept."""
 
@@ -70,6 +77,23 @@ class Untracked:
     omitted: tuple[str, ...]  # too large
     secrets: tuple[str, ...]  # secret files left out
     tree: str  # of the untracked files held ("" when none)
+
+    def __init__(
+        self,
+        tracked_changed: bool,
+        files: int,
+        nested: tuple[str, ...],
+        omitted: tuple[str, ...],
+        secrets: tuple[str, ...],
+        tree: str,
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "tracked_changed", tracked_changed)
+        set_(self, "files", files)
+        set_(self, "nested", nested)
+        set_(self, "omitted", omitted)
+        set_(self, "secrets", secrets)
+        set_(self, "tree", tree)
 
 
 def parse_status(raw: bytes) -> tuple[list[str], bool]:
@@ -139,8 +163,8 @@ def remove_index(path: Path) -> None:
         Path(str(path) + ".lock").unlink()
 
 
-@dataclass(frozen=True)
-class _State:
+@frozen_fields
+class _State(Fields):
     """What the kept index beside it holds, written with it: ``index`` is that file's
     identity (:func:`_identity`), so a state never describes another index."""
 
@@ -148,6 +172,15 @@ class _State:
     limit: int  # every entry's size was within it
     index: tuple[int, int, int, str]  # see _identity
     found: Untracked
+
+    def __init__(
+        self, key: str | None, limit: int, index: tuple[int, int, int, str], found: Untracked
+    ) -> None:
+        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
+        set_(self, "key", key)
+        set_(self, "limit", limit)
+        set_(self, "index", index)
+        set_(self, "found", found)
 
     def text(self) -> str:
         found = self.found

@@ -13,6 +13,10 @@ field raises ``FrozenInstanceError`` when it runs, and a type checker refuses it
 (:func:`frozen_fields` is a ``dataclass_transform`` with ``frozen_default``).
 tests/test_model_frozen.py holds each such class equal to what ``@dataclass(frozen=True)``
 makes of the same fields.
+
+A plain (mutable) dataclass on a command's start-up path is declared the same way with
+:func:`mutable_fields` on :class:`MutableFields` (``__repr__`` and ``__eq__``; unhashable);
+the same test holds each equal to what ``@dataclass`` makes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ _T = TypeVar("_T")
 def frozen_fields(cls: type[_T]) -> type[_T]:
     """``@dataclass(init=False, repr=False, eq=False)`` at run time; to a type checker, a
     frozen dataclass (assigning a field is refused when checking, as when it runs)."""
+    return dataclass(init=False, repr=False, eq=False)(cls)
+
+
+@dataclass_transform(field_specifiers=(field,))
+def mutable_fields(cls: type[_T]) -> type[_T]:
+    """``@dataclass(init=False, repr=False, eq=False)``: a plain (mutable) dataclass whose
+    ``__init__`` is written in the class and whose ``__repr__`` and ``__eq__`` come from
+    :class:`MutableFields` (unhashable, as ``@dataclass``'s ``eq`` makes it)."""
     return dataclass(init=False, repr=False, eq=False)(cls)
 
 
@@ -75,3 +87,19 @@ class Fields:
 
     def __hash__(self) -> int:
         return hash(_compared(self))
+
+
+class MutableFields:
+    """``__repr__`` and ``__eq__`` of a plain dataclass (``@dataclass``), as generated for a
+    class with no subclasses; its instances are unhashable, as generated."""
+
+    __slots__ = ()
+
+    __repr__ = Fields.__repr__
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return _compared(self) == _compared(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]

@@ -46,11 +46,12 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
 from git_prov.model.limits import note_too_large
 from git_prov.model.record import LineProblem
 from git_prov.progress import ambient as ambient_progress
@@ -204,8 +205,8 @@ def _parse_into(paths: RepoPaths, notes: Sequence[tuple[str, str]], path: str) -
 # ---- the index ------------------------------------------------------------------------------
 
 
-@dataclass
-class IndexStats:
+@mutable_fields
+class IndexStats(MutableFields):
     """What bringing the index up to date took (for tests, benchmarks and ``--debug``)."""
 
     mode: str = "fresh"  # fresh | built | incremental | memory
@@ -216,15 +217,37 @@ class IndexStats:
     tags_loaded: bool = False
     parts: int = 0  # how many processes parsed the notes in a build (git_prov.query.parts)
 
+    def __init__(
+        self,
+        mode: str = "fresh",
+        reason: str = "",
+        notes_read: int = 0,
+        lines_parsed: int = 0,
+        manifests_loaded: int = 0,
+        tags_loaded: bool = False,
+        parts: int = 0,
+    ) -> None:
+        self.mode = mode
+        self.reason = reason
+        self.notes_read = notes_read
+        self.lines_parsed = lines_parsed
+        self.manifests_loaded = manifests_loaded
+        self.tags_loaded = tags_loaded
+        self.parts = parts
 
-@dataclass
-class _Tips:
+
+@mutable_fields
+class _Tips(MutableFields):
     notes: str = ""
     objects: str = ""
 
+    def __init__(self, notes: str = "", objects: str = "") -> None:
+        self.notes = notes
+        self.objects = objects
 
-@dataclass
-class RunIndex:
+
+@mutable_fields
+class RunIndex(MutableFields):
     """An open, up-to-date index. Use :func:`open_index`; close it (or use ``with``)."""
 
     db: sqlite3.Connection
@@ -234,6 +257,24 @@ class RunIndex:
     _helpers: Any = field(default=None, repr=False)  # parts.Helpers of a build under way
     _attached: list[str] = field(default_factory=list, repr=False)
     _made: set[str] = field(default_factory=set, repr=False)  # (need: indexes known made)
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        paths: RepoPaths,
+        stats: IndexStats = FRESH,
+        tips: _Tips = FRESH,
+        _helpers: Any = None,
+        _attached: list[str] = FRESH,
+        _made: set[str] = FRESH,
+    ) -> None:
+        self.db = db
+        self.paths = paths
+        self.stats = IndexStats() if stats is FRESH else stats
+        self.tips = _Tips() if tips is FRESH else tips
+        self._helpers = _helpers
+        self._attached = [] if _attached is FRESH else _attached
+        self._made = set() if _made is FRESH else _made
 
     def __enter__(self) -> RunIndex:
         return self

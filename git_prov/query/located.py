@@ -20,13 +20,14 @@ import os
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache, partial
 from itertools import accumulate, compress
 from operator import itemgetter, ne
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
+from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
 from git_prov.model.ids import RUN_ID_RE
 from git_prov.model.record import Attachment, LocatedRun, RunRecord, Tombstone, parse_line
 from git_prov.query.index import (
@@ -581,8 +582,8 @@ def _spliced_texts(
     return out
 
 
-@dataclass
-class _Band:
+@mutable_fields
+class _Band(MutableFields):
     """Texts of a band of positions, in position order: those made from a note's bytes
     (``spliced``: printed :func:`_spaced`) and the others (``exact``), each with their
     positions (``spliced_at``, ``exact_at``; none needed when one kind is all)."""
@@ -591,6 +592,18 @@ class _Band:
     spliced_at: array[int] = field(default_factory=lambda: array("i"))
     exact: list[bytes] = field(default_factory=list)
     exact_at: array[int] = field(default_factory=lambda: array("i"))
+
+    def __init__(
+        self,
+        spliced: list[bytes] = FRESH,
+        spliced_at: array[int] = FRESH,
+        exact: list[bytes] = FRESH,
+        exact_at: array[int] = FRESH,
+    ) -> None:
+        self.spliced = [] if spliced is FRESH else spliced
+        self.spliced_at = array("i") if spliced_at is FRESH else spliced_at
+        self.exact = [] if exact is FRESH else exact
+        self.exact_at = array("i") if exact_at is FRESH else exact_at
 
     def __bool__(self) -> bool:
         return bool(self.spliced or self.exact)
@@ -738,8 +751,8 @@ class _Bands:
         return array("i", [places[k] for k in order]), [texts[k] for k in order]
 
 
-@dataclass
-class _Rows:
+@mutable_fields
+class _Rows(MutableFields):
     """The live rows asked for, in note order: for runs with that one row, their
     positions and line numbers, the note blobs that hold them (each once, with the commits
     of their ``notes`` and what the index keeps of their ``splices``) and where each
@@ -754,6 +767,26 @@ class _Rows:
     splices: list[str | None] = field(default_factory=list)
     others: array[int] = field(default_factory=lambda: array("q"))
     others_runs: list[str] = field(default_factory=list)
+
+    def __init__(
+        self,
+        ats: array[int] = FRESH,
+        linenos: array[int] = FRESH,
+        starts: array[int] = FRESH,
+        blobs: list[str] = FRESH,
+        notes: list[str] = FRESH,
+        splices: list[str | None] = FRESH,
+        others: array[int] = FRESH,
+        others_runs: list[str] = FRESH,
+    ) -> None:
+        self.ats = array("i") if ats is FRESH else ats
+        self.linenos = array("i") if linenos is FRESH else linenos
+        self.starts = array("q") if starts is FRESH else starts
+        self.blobs = [] if blobs is FRESH else blobs
+        self.notes = [] if notes is FRESH else notes
+        self.splices = [] if splices is FRESH else splices
+        self.others = array("q") if others is FRESH else others
+        self.others_runs = [] if others_runs is FRESH else others_runs
 
 
 # A run with any second row — a copy, an attachment — is read the exact way.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pygit2
 
 from git_prov.errors import CorruptLedger, LedgerConflict, NotFound
+from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
 from git_prov.model.ids import RUN_ID_RE, is_hex_oid
 from git_prov.model.limits import note_too_large
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest, EnvironmentManifest
@@ -70,8 +71,8 @@ def object_path(kind: str, oid: str) -> str:
     return f"{kind}/{oid[:2]}/{oid[2:]}"
 
 
-@dataclass
-class LedgerScan:
+@mutable_fields
+class LedgerScan(MutableFields):
     """Everything in the notes ref, grouped by run."""
 
     runs: dict[str, LocatedRun] = field(default_factory=dict)
@@ -79,6 +80,20 @@ class LedgerScan:
     tombstones: dict[str, Tombstone] = field(default_factory=dict)
     problems: list[LineProblem] = field(default_factory=list)
     by_commit: dict[str, list[str]] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        runs: dict[str, LocatedRun] = FRESH,
+        conflicts: dict[str, list[RunRecord]] = FRESH,
+        tombstones: dict[str, Tombstone] = FRESH,
+        problems: list[LineProblem] = FRESH,
+        by_commit: dict[str, list[str]] = FRESH,
+    ) -> None:
+        self.runs = {} if runs is FRESH else runs
+        self.conflicts = {} if conflicts is FRESH else conflicts
+        self.tombstones = {} if tombstones is FRESH else tombstones
+        self.problems = [] if problems is FRESH else problems
+        self.by_commit = {} if by_commit is FRESH else by_commit
 
     def live_runs(self) -> list[LocatedRun]:
         """Runs not deleted by a tombstone, oldest first."""

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import pygit2
 
 from git_prov.errors import RepositoryProblem
+from git_prov.model.frozen import MutableFields, mutable_fields
 from git_prov.model.ids import is_hex_oid
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
 from git_prov.store.loose import write_object
@@ -29,8 +30,8 @@ FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
 
 
-@dataclass
-class GitRepo:
+@mutable_fields
+class GitRepo(MutableFields):
     """An open repository: the pygit2 handle plus the paths git-prov needs."""
 
     pygit: pygit2.Repository
@@ -38,6 +39,20 @@ class GitRepo:
     common_dir: Path
     workdir: Path | None
     _signature: pygit2.Signature | None = field(default=None, repr=False)
+
+    def __init__(
+        self,
+        pygit: pygit2.Repository,
+        git_dir: Path,
+        common_dir: Path,
+        workdir: Path | None,
+        _signature: pygit2.Signature | None = None,
+    ) -> None:
+        self.pygit = pygit
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        self.workdir = workdir
+        self._signature = _signature
 
     @property
     def root(self) -> Path:
