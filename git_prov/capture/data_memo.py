@@ -53,6 +53,7 @@ import re
 import stat
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -346,7 +347,6 @@ _EMPTY_BLOB = {
     32: bytes.fromhex("473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"),
 }
 _U32 = 0xFFFFFFFF
-_ENTRY_HEAD = struct.Struct(">10I")
 
 
 def write_files_index(
@@ -365,6 +365,7 @@ def write_files_index(
             return None
         dirs.append([rel, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev])
     entries = []
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     for f in listing.files.values():
         st = f.stat
         if (
@@ -375,26 +376,27 @@ def write_files_index(
             or st.st_ctime_ns > limit
         ):
             return None
-        entries.append((os.fsencode(f.rel), st))
+        entries.append((f.rel.encode(encoding, errors), st))  # (os.fsencode, without checks)
     entries.sort(key=operator.itemgetter(0))  # git's order: the paths' bytes
     placeholder = b"\x01" * oid_bytes  # (no file's bytes have it: any check by content differs)
     fixed = 40 + oid_bytes + 2  # stat data, object id, flags
     parts = [b"DIRC", struct.pack(">II", 2, len(entries))]
-    pack = _ENTRY_HEAD.pack
+    # Stat data, object id and flags in one pack (20k files: one call each, not two).
+    pack = struct.Struct(f">10I{oid_bytes}sH").pack
+    empty = _EMPTY_BLOB[oid_bytes]
     for name, st in entries:
         c_s, c_ns = divmod(st.st_ctime_ns, 1_000_000_000)
         m_s, m_ns = divmod(st.st_mtime_ns, 1_000_000_000)
+        length = len(name)
         parts.append(
             pack(
                 c_s & _U32, c_ns, m_s & _U32, m_ns, st.st_dev & _U32, st.st_ino & _U32,
                 0o100755 if st.st_mode & 0o100 else 0o100644,
                 st.st_uid & _U32, st.st_gid & _U32, st.st_size & _U32,
+                empty if st.st_size == 0 else placeholder, min(length, 0xFFF),
             )
         )  # fmt: skip
-        parts.append(_EMPTY_BLOB[oid_bytes] if st.st_size == 0 else placeholder)
-        size = (fixed + len(name) + 8) & ~7
-        parts.append(struct.pack(">H", min(len(name), 0xFFF)))
-        parts.append(name.ljust(size - fixed, b"\0"))
+        parts.append(name.ljust(((fixed + length + 8) & ~7) - fixed, b"\0"))
     body = b"".join(parts)
     checksum = (hashlib.sha1 if oid_bytes == 20 else hashlib.sha256)(body).digest()
     index_name = checksum.hex()
