@@ -64,6 +64,9 @@ _RECHECKS = 3  # passes over a write's objects after its ref moved
 # How long a write waits for a `git gc` that was running when its ref moved (see _await_gc).
 GC_WAIT_SECONDS = 10.0
 _DISPLAY_PART = 2000  # commits whose display lines are rewritten at once
+# A write changing more notes than this builds its tree a part at a time, each part's new
+# objects held by a private ref until the one swap (git_prov.store.staged).
+STAGE_NOTES = 2000
 
 
 def object_path(kind: str, oid: str) -> str:
@@ -432,6 +435,20 @@ class Ledger:
         self._cas(OBJECTS_REF, build, message)
 
     def _update_notes(self, additions: Mapping[str, list[str]], message: str) -> None:
+        if len(additions) > STAGE_NOTES:  # (a gc of 100,000 runs: written a part at a time)
+            from git_prov.store.staged import write_staged
+
+            order = sorted(additions)
+            parts = [order[i : i + STAGE_NOTES] for i in range(0, len(order), STAGE_NOTES)]
+
+            def step(part: list[str]) -> Callable[[pygit2.Tree | None], pygit2.Oid]:
+                return lambda tree: notes.append_lines(
+                    self.pygit, tree, {c: additions[c] for c in part}
+                )
+
+            write_staged(self, NOTES_REF, lambda _: [step(p) for p in parts], message)
+            return
+
         def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
             tree = tip.tree if tip is not None else None
             tree_id = notes.append_lines(self.pygit, tree, additions)
@@ -447,20 +464,30 @@ class Ledger:
         return write_object(self.pygit.create_commit, None, now, now, message + "\n", tree, parents)
 
     def _cas(
-        self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
+        self,
+        ref: str,
+        build: Callable[[pygit2.Commit | None], pygit2.Oid | None],
+        message: str,
+        held: list[pygit2.Tree] | None = None,
     ) -> None:
         """Compare-and-swap ``ref`` to what ``build`` makes of its current tip, retrying
         from a fresh read whenever someone else moved it first. A full disk or a
-        read-only ``.git`` is a StorageProblem (exit 11), not a race to retry."""
+        read-only ``.git`` is a StorageProblem (exit 11), not a race to retry. ``held``:
+        trees another ref of ours keeps reachable (``build`` may set them), whose objects
+        are not new (git_prov.store.staged)."""
         try:
-            self._swap(ref, build, message)
+            self._swap(ref, build, message, held)
         except (pygit2.GitError, OSError) as exc:
             from git_prov.store.writable import explain_write_failure
 
             raise explain_write_failure(self.repo, exc) or exc from None
 
     def _swap(
-        self, ref: str, build: Callable[[pygit2.Commit | None], pygit2.Oid | None], message: str
+        self,
+        ref: str,
+        build: Callable[[pygit2.Commit | None], pygit2.Oid | None],
+        message: str,
+        held: list[pygit2.Tree] | None = None,
     ) -> None:
         recovered = False
         vanished = 0
@@ -504,7 +531,7 @@ class Ledger:
             # ours, until the swap below. Never point the ref at a commit whose objects
             # are gone (build again from a fresh read), and put back any that vanish
             # around the swap.
-            written = self._new_objects(new, tip)
+            written = self._new_objects(new, tip, held or ())
             if written is None:
                 vanished += 1
                 if vanished >= _RECHECKS:
@@ -549,18 +576,18 @@ class Ledger:
                 write_object(self.pygit.create_blob, data)
 
     def _new_objects(
-        self, new: pygit2.Oid, tip: pygit2.Commit | None
+        self, new: pygit2.Oid, tip: pygit2.Commit | None, held: Sequence[pygit2.Tree] = ()
     ) -> dict[pygit2.Oid, tuple[int, bytes | None]] | None:
-        """The objects of commit ``new`` that its parents do not have (the commit, its
-        changed trees and blobs), with their bytes, or None when one is missing and
-        cannot be written again. Parents must exist: a commit with a missing parent would
-        break ``git gc`` for the whole repository."""
+        """The objects of commit ``new`` that its parents (and the trees ``held``) do not
+        have (the commit, its changed trees and blobs), with their bytes, or None when one
+        is missing and cannot be written again. Parents must exist: a commit with a missing
+        parent would break ``git gc`` for the whole repository."""
         commit = self.pygit.get(new)
         if not isinstance(commit, pygit2.Commit):
             return None
         if any(not self.pygit.odb.exists(p) for p in commit.parent_ids):
             return None
-        bases = [tip.tree] if tip is not None else []
+        bases = [*held, *([tip.tree] if tip is not None else [])]
         if len(commit.parent_ids) > 1:  # a merge: what the other side had is not new
             other = self.pygit.get(commit.parent_ids[1])
             if isinstance(other, pygit2.Commit) and (tip is None or other.id != tip.id):
