@@ -93,8 +93,20 @@ def plan_data_drops(
     redrop = sorted(d for d in already if d in here)
     if not removed and selected is None:  # nothing chosen: only bytes a merge brought back
         return DataDrops(redrop=tuple(redrop))
-    live = scan.live_runs()
-    entries = kept_entries(ledger, live, scan)
+    entries = kept_entries(ledger, scan.live_runs(), scan)
+    return weigh_data_drops(entries, already, redrop, removed, selected, keep_last)
+
+
+def weigh_data_drops(
+    entries: Sequence[KeptEntry],
+    already: set[str] | frozenset[str],
+    redrop: Sequence[str],
+    removed: Sequence[str],
+    selected: Sequence[str] | None,
+    keep_last: int | None,
+) -> DataDrops:
+    """:func:`plan_data_drops` once the kept ``entries`` of every live run (every version)
+    are known: those of runs without kept entries change nothing."""
     removed_ids = set(removed)
     going: set[KeptEntry] = {e for e in entries if e.run in removed_ids}
     if selected is not None:
@@ -115,6 +127,27 @@ def plan_data_drops(
             sizes[e.digest] = e.size
     runs = sorted({e.run for e in going if e.digest in sizes})
     return DataDrops(tuple(sorted(sizes)), sum(sizes.values()), tuple(redrop), tuple(runs))
+
+
+def live_kept_entries(ledger: Ledger, index: Any) -> list[KeptEntry]:
+    """:func:`kept_entries` of every live run (every version), from the query index ``index``
+    instead of a whole-ledger scan: only the records that name a data manifest are read,
+    and each manifest once."""
+    rows = index.db.execute(
+        "SELECT run, inputs, outputs FROM lines WHERE kind = 0"
+        " AND (inputs IS NOT NULL OR outputs IS NOT NULL)"
+        " AND run IN (SELECT run FROM lines WHERE live = 1) ORDER BY run"
+    )
+    memo: dict[str, list[KeptEntry]] = {}
+    out: list[KeptEntry] = []
+    for run, inputs, outputs in rows:
+        for oid in (inputs, outputs):
+            if not oid:
+                continue
+            if oid not in memo:
+                memo[oid] = _kept_in(ledger, "", (oid,), {})
+            out.extend(KeptEntry(run, e.path, e.digest, e.size) for e in memo[oid])
+    return out
 
 
 def plan_removed_data(
@@ -194,6 +227,8 @@ __all__ = [
     "KeptEntry",
     "drop_data",
     "kept_entries",
+    "live_kept_entries",
     "plan_data_drops",
     "plan_removed_data",
+    "weigh_data_drops",
 ]

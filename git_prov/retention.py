@@ -22,6 +22,7 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -241,13 +242,12 @@ def plan_gc(
     logs (and kept bytes) dropped before that a merge brought back are dropped again.
     With ``data_only`` the runs stay and only kept bytes go (git_prov.kept_retention).
 
-    Without ``scan`` (and without ``data_only``) the plan comes from the query index and one
-    streamed pass over the notes, in memory bounded by the runs chosen
-    (:func:`plan_gc_streamed`); with a ``scan``, from that whole-ledger scan. Both give the
-    same plan (tests/test_gc_streamed.py)."""
-    if scan is None and not data_only:
-        return plan_gc_streamed(ledger, rules, logs_only=logs_only)
-    scan = scan or ledger.scan()
+    Without ``scan`` the plan comes from the query index and one streamed pass over the
+    notes, in memory bounded by the runs chosen (:func:`plan_gc_streamed`; with
+    ``data_only``, by the runs that name data manifests); with a ``scan``, from that
+    whole-ledger scan. Both give the same plan (tests/test_gc_streamed.py)."""
+    if scan is None:
+        return plan_gc_streamed(ledger, rules, logs_only=logs_only, data_only=data_only)
     if data_only:
         selected = None
         if rules.selects():
@@ -303,16 +303,21 @@ def plan_gc(
     )  # fmt: skip
 
 
-def plan_gc_streamed(ledger: Ledger, rules: RetentionRules, *, logs_only: bool = False) -> GcPlan:
+def plan_gc_streamed(
+    ledger: Ledger, rules: RetentionRules, *, logs_only: bool = False, data_only: bool = False
+) -> GcPlan:
     """:func:`plan_gc` without a whole-ledger scan: the runs are chosen from the query index
     (one pass over its live rows, keeping only the ids chosen), the chosen runs are read
     back as :meth:`Ledger.scan` gives them, and whether a remaining run still names a log,
     history or kept bytes of theirs is asked of the notes (or manifests) streamed once.
-    Memory: the chosen runs and what they name, not the ledger."""
+    Memory: the chosen runs and what they name, not the ledger. With ``data_only``, only
+    the records that name data manifests are read, and those manifests."""
     from git_prov.query.index import with_index
     from git_prov.store.gitcli.paths import RepoPaths
 
     def plan(index: Any) -> GcPlan:
+        if data_only:
+            return _plan_data_in_index(ledger, index, rules)
         return _plan_in_index(ledger, index, rules, logs_only)
 
     return with_index(RepoPaths.of_repo(ledger.repo), plan)  # type: ignore[no-any-return]
@@ -393,21 +398,62 @@ def _plan_in_index(ledger: Ledger, index: Any, rules: RetentionRules, logs_only:
     )  # fmt: skip
 
 
-def _select_in_index(index: Any, rules: RetentionRules) -> tuple[list[str], int | None]:
+def _plan_data_in_index(ledger: Ledger, index: Any, rules: RetentionRules) -> GcPlan:
+    """The ``--data-only`` plan :func:`plan_gc` makes of a scan, from the index: the kept
+    entries of the live runs that name data manifests, the rules applied to those runs."""
+    from git_prov.kept_retention import live_kept_entries, weigh_data_drops
+    from git_prov.query.located import as_scanned
+    from git_prov.store.kept import dropped_digests, kept_digests
+
+    already = dropped_digests(ledger)
+    here = kept_digests(ledger.repo)
+    redrop = sorted(d for d in already if d in here)
+    live = index.run_count()
+    if not rules.selects():
+        return GcPlan((), (), 0, False, live, (), DataDrops(redrop=tuple(redrop)), True)
+    entries = live_kept_entries(ledger, index)
+    among = sorted({e.run for e in entries})
+    selected, _ = _select_in_index(index, replace(rules, keep_last=None), among=among)
+    data = weigh_data_drops(entries, already, redrop, (), selected, rules.keep_last)
+    del entries
+    runs: list[GcRun] = []
+    for start in range(0, len(data.runs), _RUNS_PER_READ):
+        part = data.runs[start : start + _RUNS_PER_READ]
+        found = as_scanned(index, part)
+        runs.extend(GcRun.of(found[r][0]) for r in part if r in found)
+    return GcPlan(tuple(runs), (), 0, False, live, (), data, True)
+
+
+def _select_in_index(
+    index: Any, rules: RetentionRules, among: Sequence[str] | None = None
+) -> tuple[list[str], int | None]:
     """The ids of the live runs ``rules`` remove (sorted: oldest first) and how many live
     runs there are (None when only the named runs were read), from the index's live rows
-    — the records :meth:`Ledger.scan` keeps — holding only the ids chosen."""
+    — the records :meth:`Ledger.scan` keeps — holding only the ids chosen. ``among``: only
+    these runs are considered (not with ``keep_last``)."""
+    if among is not None:
+        assert rules.keep_last is None
+        with index.selecting(among):
+            return _select_rows(index, rules, wanted=True)
+    return _select_rows(index, rules, wanted=False)
+
+
+def _select_rows(index: Any, rules: RetentionRules, wanted: bool) -> tuple[list[str], int | None]:
     db = index.db
+    among = " AND run IN temp.wanted" if wanted else ""
     tagged: set[str] = set()
     if rules.keep_tagged:  # a tag on any other copy of a run protects it too
         tagged = {
             run
             for (run,) in db.execute(
                 "SELECT DISTINCT run FROM lines WHERE kind = 0 AND live = 0 AND tags IS NOT NULL"
+                + among
             )
         }
     columns = "run, started, status, tags"
-    if rules.keep_last is not None:  # the newest N runs of each commit (the record's)
+    if wanted:
+        rows = db.execute(f"SELECT {columns}, 0 FROM lines WHERE live = 1{among}").fetchall()
+    elif rules.keep_last is not None:  # the newest N runs of each commit (the record's)
         rank = "ROW_NUMBER() OVER (PARTITION BY commit_id ORDER BY run DESC)"
         rows = db.execute(f"SELECT {columns}, {rank} FROM lines WHERE live = 1")
     elif rules.runs:

@@ -122,6 +122,59 @@ def test_the_streamed_plan_is_the_scans_plan(mixed: Path, logs_only: bool) -> No
     assert everything.logs and (logs_only or everything.histories)
 
 
+def _kept_manifest(ledger: Ledger, *files: tuple[str, bytes, bool]) -> str:
+    """A data manifest listing ``files`` (path, bytes, kept by git-prov or not)."""
+    import hashlib
+
+    from git_prov.model.manifest import KEPT_GIT, DataEntry, DataManifest
+
+    entries = [
+        DataEntry(path, len(data), "sha256:" + hashlib.sha256(data).hexdigest(),
+                  kept=KEPT_GIT if kept else None)
+        for path, data, kept in files
+    ]  # fmt: skip
+    return ledger.store_object(DataManifest.build([p for p, _, _ in files], entries).to_toml())
+
+
+@pytest.fixture
+def kept_mixed(mixed: Path) -> Path:
+    """``mixed`` with kept data: a path kept by several runs (newest last), bytes two runs
+    share, an input manifest two runs name, a manifest only a conflicting copy names, files
+    not kept, and a removed run's kept bytes."""
+    ledger = Ledger(open_repo(mixed))
+    c1, c2, c3 = (c for c, _ in sorted(ledger.scan().by_commit.items()))
+    shared_in = _kept_manifest(ledger, ("data/in.csv", b"in", True), ("data/big", b"x", False))
+    versions = [_kept_manifest(ledger, ("out/model", b"v%d" % n, True)) for n in range(4)]
+    same = _kept_manifest(ledger, ("out/other", b"v1", True))  # the bytes of versions[1]
+    only_copy = _kept_manifest(ledger, ("out/copy", b"copy", True))
+    runs = [
+        _run(c1, 33, inputs=shared_in, outputs=versions[0]),
+        _run(c2, 25, outputs=versions[1], status="failed", exit_code=1),
+        _run(c2, 15, inputs=shared_in, outputs=versions[2], tags=("best",)),
+        _run(c3, 8, outputs=versions[3]),
+        _run(c3, 3, outputs=same),
+    ]
+    entries: list[tuple[str, object]] = [(r.commit, r) for r in runs]
+    entries.append((c1, replace(runs[3], outputs=only_copy, message="a copy")))
+    removed = _run(c1, 2, outputs=_kept_manifest(ledger, ("out/gone", b"gone", True)))
+    entries += [(c1, removed), (c1, Tombstone(run=removed.id, at="2026-11-20", reason="x"))]
+    ledger.write(entries)  # type: ignore[arg-type]
+    return mixed
+
+
+def test_the_data_only_plan_from_the_index_is_the_scans_plan(kept_mixed: Path) -> None:
+    ledger = Ledger(open_repo(kept_mixed))
+    scan = ledger.scan()
+    live = scan.live_runs()
+    named = RetentionRules(runs=(live[0].id, live[-1].id, live[-4].id))
+    chose = 0
+    for rules in [*RULES, named, RetentionRules(keep_last=2), RetentionRules(keep_last=0)]:
+        expected = plan_gc(ledger, rules, scan=scan, data_only=True)
+        assert plan_gc(ledger, rules, data_only=True) == expected, rules
+        chose += bool(expected.data and expected.data.digests)
+    assert chose >= 5
+
+
 def test_gc_on_the_command_line_plans_once_through_the_index(mixed: Path) -> None:
     """The CLI's plan (streamed) and its JSON are those of the scan's plan."""
     ledger = Ledger(open_repo(mixed))

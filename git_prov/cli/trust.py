@@ -168,11 +168,10 @@ def gc(
     stale, unsure = stale_live_runs(repo.prov_dir)
     memos = _unused_memos(repo.prov_dir)
     ledger = Ledger(repo)
-    # --data-only still weighs every run's kept entries at once (a whole-ledger scan);
-    # otherwise gc asks the query index and streams the notes (git_prov.retention).
-    scan = ledger.scan() if data_only else None
+    # gc asks the query index and streams the notes (git_prov.retention); --data-only
+    # reads only the records that name data manifests, and those manifests.
     rules = RetentionRules(
-        runs=_resolve_runs(repo, ledger, runs, scan),
+        runs=_resolve_runs(repo, runs),
         older_than=parse_age(older_than) if older_than else None,
         keep_last=keep_last,
         keep_tagged=keep_tagged,
@@ -180,7 +179,7 @@ def gc(
     )
     if logs_only and data_only:
         raise UsageProblem("--logs-only and --data-only exclude each other", "choose one")
-    plan = plan_gc(ledger, rules, logs_only=logs_only, scan=scan, data_only=data_only)
+    plan = plan_gc(ledger, rules, logs_only=logs_only, data_only=data_only)
     redrop_data = plan.data is not None and bool(plan.data.redrop)
     if (
         not rules.selects()
@@ -286,13 +285,11 @@ def _remove_memos(paths: list[Any]) -> int:
     return remove_memos(paths)
 
 
-def _resolve_runs(repo: Any, ledger: Any, specs: tuple[str, ...], scan: Any) -> tuple[str, ...]:
-    """The full ids of the runs ``specs`` name: in ``scan`` when there is one, else through
-    the query index (the same answers: git_prov.query.located)."""
+def _resolve_runs(repo: Any, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """The full ids of the runs ``specs`` name, through the query index (the answers
+    ``Ledger.resolve_run`` gives from a scan: git_prov.query.located)."""
     if not specs:
         return ()
-    if scan is not None:
-        return tuple(ledger.resolve_run(spec, scan).id for spec in specs)
     from git_prov.query.index import with_index
     from git_prov.query.located import resolve
     from git_prov.store.gitcli.paths import RepoPaths
