@@ -148,3 +148,23 @@ def test_a_private_ref_left_by_a_dead_writer_is_deleted_and_a_live_ones_kept(
     monkeypatch.setattr(ledger_module, "STAGE_NOTES", 2)
     ledger.write(_stones(commits))
     assert _staging_refs(repo) == [elsewhere]  # (another host's writer may be alive)
+
+
+def test_the_display_refreshed_in_parts_is_the_one_refreshed_at_once(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(repo, "config", "--add", "notes.displayRef", ledger_module.DISPLAY_REF)
+    ledger, commits = _ledger(repo)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    git(repo, "push", "-q", str(other), f"{NOTES_REF}:{NOTES_REF}")
+    git(other, "config", "--add", "notes.displayRef", ledger_module.DISPLAY_REF)
+    Ledger(open_repo(other)).refresh_display()
+    monkeypatch.setattr(ledger_module, "_DISPLAY_PART", 2)
+    git(repo, "update-ref", "-d", ledger_module.DISPLAY_REF)
+    ledger.refresh_display()
+    tree = git(repo, "rev-parse", f"{ledger_module.DISPLAY_REF}^{{tree}}")
+    assert tree == git(other, "rev-parse", f"{ledger_module.DISPLAY_REF}^{{tree}}")
+    assert git(repo, "rev-list", "--count", ledger_module.DISPLAY_REF) == "1"
+    assert len(git(repo, "log", "-1", "--format=%N", commits[4]).strip().splitlines()) == 1
+    assert _staging_refs(repo) == []

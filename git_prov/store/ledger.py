@@ -384,21 +384,23 @@ class Ledger:
             return "".join(line + "\n" for line in sorted(set(lines)))
 
         # A part at a time (a merge that brought a whole ledger changes every note): the
-        # display lines of one part are held at once, not those of every commit.
+        # display lines of one part are held at once, not those of every commit, and each
+        # part's objects are held by a private ref until the one swap (store/staged.py).
         parts = [targets[i : i + _DISPLAY_PART] for i in range(0, len(targets), _DISPLAY_PART)]
-        texts: dict[str, str] | None = {c: text(c) for c in parts[0]} if len(parts) == 1 else None
+        message = "git-prov: refresh git log display"
+        if len(parts) > 1:
+            from git_prov.store.staged import write_staged
+
+            def step(part: list[str]) -> Callable[[pygit2.Tree | None], pygit2.Oid]:
+                return lambda tree: notes.set_notes(self.pygit, tree, {c: text(c) for c in part})
+
+            write_staged(self, DISPLAY_REF, lambda _: [step(p) for p in parts], message)
+            return
+        texts = {c: text(c) for c in parts[0]} if parts else {}
 
         def build(tip: pygit2.Commit | None) -> pygit2.Oid | None:
             tree = tip.tree if tip is not None else None
-            if texts is not None or not parts:
-                tree_id = notes.set_notes(self.pygit, tree, texts or {})
-            else:
-                current = tree
-                for part in parts:
-                    tree_id = notes.set_notes(self.pygit, current, {c: text(c) for c in part})
-                    written = self.pygit[tree_id]
-                    assert isinstance(written, pygit2.Tree)
-                    current = written
+            tree_id = notes.set_notes(self.pygit, tree, texts)
             if tree is not None and tree_id == tree.id:
                 return None
             return self._commit(
