@@ -22,7 +22,7 @@ runs of each commit) — and no protecting one (``--keep-tagged``, ``--keep-last
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -632,11 +632,13 @@ def gc(
     if plan.runs and not plan.logs_only:
         at = _iso(now or datetime.now(UTC))
         stone_reason = rules.describe()
-        entries: list[tuple[str, Entry]] = []
-        for run in plan.runs:
-            stone = Tombstone(run=run.id, at=at, reason=stone_reason)
-            entries.extend((commit, stone) for commit in dict.fromkeys(run.shown_on))
-        ledger.write(entries, message=f"git-prov: gc removes {len(plan.runs)} runs")
+
+        def entries() -> Iterator[tuple[str, Entry]]:  # (made as the write reads them)
+            for run in plan.runs:
+                stone = Tombstone(run=run.id, at=at, reason=stone_reason)
+                yield from ((commit, stone) for commit in dict.fromkeys(run.shown_on))
+
+        ledger.write(entries(), message=f"git-prov: gc removes {len(plan.runs)} runs")
         result.tombstones = len(plan.runs)
     return result
 

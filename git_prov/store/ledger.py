@@ -322,7 +322,7 @@ class Ledger:
 
     def write(
         self,
-        entries: Sequence[tuple[str, Entry]],
+        entries: Iterable[tuple[str, Entry]],
         *,
         objects: Mapping[str, Iterable[str]] | None = None,
         keep: Iterable[str] = (),
@@ -338,18 +338,14 @@ class Ledger:
         with ledger_lock(self.repo.prov_dir / "ledger.lock"):
             self._update_objects(objects, list(dict.fromkeys(keep)), message)
             additions: dict[str, list[str]] = {}
-            for commit_hex, entry in entries:
+            authored: list[str] = []
+            for commit_hex, entry in entries:  # (read once: gc gives a generator)
                 additions.setdefault(commit_hex, []).append(encode_entry(entry))
+                if isinstance(entry, RunRecord):
+                    authored.append(canonical_json(entry.to_json_dict()))
             if additions:
                 self._update_notes(additions, message)
-                remember_authored(
-                    self.repo.prov_dir,
-                    (
-                        canonical_json(e.to_json_dict())
-                        for _, e in entries
-                        if isinstance(e, RunRecord)
-                    ),
-                )
+                remember_authored(self.repo.prov_dir, authored)
                 self.refresh_display(additions)
 
     def display_enabled(self) -> bool:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 STAGING_PREFIX = "refs/prov-staging/"
 _STEP_MESSAGE = "git-prov: staged part of a write"
+_WINDOW = 32 << 20  # bytes of a pack file libgit2 maps at once while a staged write runs
 
 # One part: the tree the part before made (None: no tree yet) -> the tree with this part.
 Step = Callable[[pygit2.Tree | None], pygit2.Oid]
@@ -87,9 +88,16 @@ def write_staged(
         held.append(current)
         return ledger._commit(current.id, [tip.id] if tip is not None else [], message)
 
+    settings = pygit2.settings
+    windows = settings.mwindow_size, settings.mwindow_mapped_limit
+    # The old notes are read through libgit2, which maps pack files in windows of 1 GiB
+    # (on 64-bit): every page read stays resident, so reading all of a 1M-run ledger's
+    # notes would add its whole pack to the peak (~130 MB). Small windows, few at once.
+    settings.mwindow_size, settings.mwindow_mapped_limit = _WINDOW, 2 * _WINDOW
     try:
         ledger._cas(ref, build, message, held)
     finally:
+        settings.mwindow_size, settings.mwindow_mapped_limit = windows
         _delete(pygit, private)
 
 
