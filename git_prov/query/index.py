@@ -796,10 +796,18 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
-def _connect(path: Path | str, *, aside: bool = False) -> sqlite3.Connection:
+class _OtherSchema(Exception):
+    """An index file of another schema version (made by another version of git-prov)."""
+
+
+def _connect(
+    path: Path | str, *, aside: bool = False, replace_other: bool = False
+) -> sqlite3.Connection:
     """A connection to the index at ``path``, its schema made when missing or of another
     version. ``aside``: a private file a first build fills (:func:`_build_aside`), with no
-    journal and no syncing until it is complete."""
+    journal and no syncing until it is complete. ``replace_other``: a file of another
+    schema version raises :class:`_OtherSchema` instead (the caller builds a new one aside;
+    rebuilt in place, at 1M runs, its WAL made the process peak at ~510 MB)."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         if aside:
@@ -817,7 +825,10 @@ def _connect(path: Path | str, *, aside: bool = False) -> sqlite3.Connection:
         # (Not while a first build writes its file: all its pages are new, and scanning them
         # for the indexes through the map would add up to the whole 64 MiB to its peak.)
         db.execute(f"PRAGMA mmap_size={0 if aside else 67108864}")
-        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            if replace_other and version != 0:
+                raise _OtherSchema(version)
             db.execute("BEGIN IMMEDIATE")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 tables = [
@@ -870,7 +881,8 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 built = None if rebuild else _build_aside(paths, path, reason)
-                index = RunIndex(_connect(path), paths)
+                replace_other = attempt == 0 and not rebuild and built is None
+                index = RunIndex(_connect(path, replace_other=replace_other), paths)
                 if built is not None:
                     index.stats = built
                 if reason:
@@ -881,6 +893,9 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
                     index.close()
                     raise
                 return index
+            except _OtherSchema:
+                _remove_other_schema(path)  # then built aside, as a first build is
+                continue
             except sqlite3.DatabaseError as exc:
                 if attempt == 0 and _is_corrupt(exc):
                     _remove(path)
@@ -949,6 +964,33 @@ def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None
             with contextlib.suppress(OSError):
                 os.unlink(aside)
         return index.stats
+
+
+def _remove_other_schema(path: Path) -> None:
+    """Remove the index file at ``path`` (and its WAL) when it is still of another schema
+    version, taking turns with builders (:func:`_build_aside`'s lock), so that a new index
+    another process has just linked in stays. Without a lock the file stays, and the
+    caller's second attempt rebuilds it in place, as before."""
+    try:
+        import fcntl
+
+        lock = open(path.with_name(f"{INDEX_FILE}.lock"), "a+b")  # noqa: SIM115 (the with below)
+    except (ImportError, OSError):
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.lexists(path):
+            return  # (removed by another process meanwhile; connecting would make a file)
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return
+        if version != SCHEMA_VERSION:
+            _remove(path)
 
 
 @contextlib.contextmanager
