@@ -75,6 +75,39 @@ untracked directory, and only an lstat tells an in-place edit from no change.
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 
+Start-up, session 8 (lane ``startup``, be22865 + 6b503b8). By instructions (callgrind of the
+Python process, bytecode compiled into a private cache, second run of each; each version
+by PYTHONPATH over the same repositories, so the three columns differ only in the code):
+
+| process | session start (7fe1ee4) | main before (ba3f44e) | now (6b503b8) |
+|---|--:|--:|--:|
+| record --command true, small repo | 606.0 M | 606.8 M | 583.0 M (−3.9%) |
+| log -n 20 at 10k runs (git not counted) | 333.5 M | 337.3 M | 315.4 M (−6.5%) |
+
+``python -c 'import pygit2'`` 411.8 M: record is 1.41× it (578.8 M without PYTHONPATH, the
+clean repository's ledger grown by the benches; 565.8 M / 1.38× in a fresher copy at 15:08).
+What went: the three control-character patterns (classes beyond Latin-1: ~3 M each to
+compile) are compiled only for text ``str.isprintable`` cannot clear (model/controls.Controls;
+a record's one line never needs them), the own-code patterns on first use, and nine
+dataclasses that still generated code at import (untracked's Policy/Untracked/_State;
+GitRepo, LedgerScan, IndexStats, _Tips, RunIndex, located's _Rows/_Band) written out.
+
+This bench, ``--only startup,log --repeat 9``, load 2.2-2.5, alternately before (ba3f44e)
+and now, twice each (× ref wall / CPU):
+
+| work | before | now | before | now |
+|---|--:|--:|--:|--:|
+| record / import pygit2 | 1.56 / 1.5 | 1.49 / 1.5 | 1.54 / 1.5 | 1.54 / 1.5 |
+| log -n 20 / git log --notes=prov | 4.8 / 4.5 | 4.0 / 4.1 | 4.6 / 4.5 | 4.7 / 4.6 |
+
+Wall swings by more than the change at this load; the instruction counts are the measure.
+Neither target is met beyond doubt. What is left (callgrind, imports stacked one by one):
+``python -c pass`` in this venv is 88 M, 60 M of it site's editable-install finder (pathlib,
+urllib, ipaddress; a wheel install has none); click 47 M over pygit2 (100 M over a bare
+Python: inspect, ast, dis, tokenize, datetime, uuid, platform); git_prov.cli 14 M (was 24: entry's
+two NamedTuples, the group's options); for record ~20 dataclass field lists (~0.5 M each) and
+git_prov's modules; for log json, sqlite3, the index and located modules (~45 M).
+
 Start-up rows, 2026-12-03 (session 7), ``--only startup,log --repeat 11``, run alternately
 "before" (main at 970f775, by PYTHONPATH) and "now" (5b29a2b), twice each at load 6.2 → 5.2
 and twice at load 2.8 → 2.3, on 2 cores (other sessions at work: wall is noisy; the ratio
