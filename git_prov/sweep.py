@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -236,7 +237,8 @@ def run_sweep(
     all cells share; each adds its params and the sweep tag), ``jobs`` at a time. A failed
     cell does not stop the others unless ``fail_fast``: then no further cell starts (those
     running finish). ^C (KeyboardInterrupt in the calling thread) starts no further cell;
-    the running ones get the signal from the terminal and are recorded as they end."""
+    the running ones get the signal from the terminal and are recorded as they end. With
+    ``jobs`` > 1 a cell whose command died of SIGINT counts as that ^C (see ``one``)."""
     from git_prov import recording
     from git_prov.store.repo import open_repo
 
@@ -266,8 +268,16 @@ def run_sweep(
             return CellResult(cell, error=str(exc), started=False)
         except Exception as exc:  # one cell's surprise must not lose the others' results
             return CellResult(cell, error=f"{type(exc).__name__}: {exc}", started=False)
+        # A cell's command killed by SIGINT, in a worker thread, is the user's ^C (the
+        # terminal sends it to the whole foreground group): the main thread's handler may
+        # run only after this worker has recorded the cell, and it must not start another.
+        # (With one job the cell runs in the main thread, whose guard knows exactly.)
+        by_sigint = workers > 1 and outcome.record.signal == signal.SIGINT
         return CellResult(
-            cell, outcome.record, outcome.exit_status, interrupted=outcome.interrupted
+            cell,
+            outcome.record,
+            outcome.exit_status,
+            interrupted=outcome.interrupted or by_sigint,
         )
 
     def finished(res: CellResult) -> None:

@@ -157,3 +157,21 @@ def test_interrupt_records_the_running_cells_and_starts_no_more(repo: Path) -> N
     assert sorted(r["params"]["n"] for r in recorded) == [1, 2]
     assert {r["status"] for r in recorded} == {"killed"}
     assert "cell 3 (n=3): not run — not started" in out
+
+
+def test_a_cell_killed_by_sigint_in_a_worker_starts_no_further_cell(repo: Path) -> None:
+    """With --jobs 2 the cells run in worker threads, where git-prov's ^C handler cannot be:
+    a cell whose command died of SIGINT is taken as the terminal's ^C, so its worker starts
+    no further cell, even before the main thread has seen the signal (here it never does:
+    only the cell's own shell gets it). The sweep ends as a ^C ends it: exit 130."""
+    ran = cli_run(
+        repo, "sweep", "-p", "n=1,2,3,4,5,6", "-j", "2", "--",
+        "sh", "-c", 'echo {n} >> started; [ {n} = 1 ] && kill -INT $$; sleep 1',
+    )  # fmt: skip
+    assert ran.returncode == 130, ran.stderr
+    started = sorted((repo / "started").read_text().split())
+    assert "1" in started and len(started) <= 3, started  # 1, the other worker's, maybe its next
+    recorded = json.loads(cli_run(repo, "find", "--json").stdout)
+    statuses = {r["params"]["n"]: r["status"] for r in recorded}
+    assert statuses[1] == "killed"
+    assert sorted(statuses) == sorted(int(n) for n in started)
