@@ -161,3 +161,13 @@ def runs_json(repo: Path, *revs: str) -> list[dict[str, object]]:
 
     doc = json.loads(prov(repo, "log", "--json", *revs).stdout)
     return [run for commit in doc for run in commit["runs"]]
+
+
+def signals_as_from_a_terminal() -> None:
+    """A ``preexec_fn``: SIGINT, SIGTERM and SIGHUP at their defaults, as a command started
+    from a terminal has them, whatever this process inherited (under ``nohup`` or ``cmd &``
+    from a script, SIGINT is ignored, and an ignored signal stays ignored across exec)."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import commit_file, prov, runs_json
+from conftest import commit_file, prov, runs_json, signals_as_from_a_terminal
 from test_query_find import cli_run
 
 from git_prov.errors import UsageProblem
@@ -141,6 +141,7 @@ def test_interrupt_records_the_running_cells_and_starts_no_more(repo: Path) -> N
          sys.executable, "-c", script, "ready/{n}"],
         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=signals_as_from_a_terminal,  # (not ignored, as under `nohup`/`&`)
     )  # fmt: skip
     try:
         while len(list(ready.iterdir())) < 2:  # both running cells have started
@@ -164,10 +165,17 @@ def test_a_cell_killed_by_sigint_in_a_worker_starts_no_further_cell(repo: Path) 
     a cell whose command died of SIGINT is taken as the terminal's ^C, so its worker starts
     no further cell, even before the main thread has seen the signal (here it never does:
     only the cell's own shell gets it). The sweep ends as a ^C ends it: exit 130."""
+    cell = (
+        "import os, signal, sys, time\n"
+        "with open('started', 'a') as f: f.write(sys.argv[1] + '\\n')\n"
+        "if sys.argv[1] == '1':  # (SIGINT may be ignored here, as under nohup: not for us)\n"
+        "    signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(1)\n"
+    )
     ran = cli_run(
-        repo, "sweep", "-p", "n=1,2,3,4,5,6", "-j", "2", "--",
-        "sh", "-c", 'echo {n} >> started; [ {n} = 1 ] && kill -INT $$; sleep 1',
-    )  # fmt: skip
+        repo, "sweep", "-p", "n=1,2,3,4,5,6", "-j", "2", "--", sys.executable, "-c", cell, "{n}"
+    )
     assert ran.returncode == 130, ran.stderr
     started = sorted((repo / "started").read_text().split())
     assert "1" in started and len(started) <= 3, started  # 1, the other worker's, maybe its next
