@@ -130,7 +130,7 @@ def bench_log_metric(repo: Path, points: int, repeat: int) -> dict[str, float]:
 
 def bench_dvclive(repo: Path, points: int) -> dict[str, float] | None:
     try:
-        from dvclive import Live  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        from dvclive import Live  # type: ignore[attr-defined,import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
     os.chdir(repo)
