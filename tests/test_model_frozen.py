@@ -51,8 +51,9 @@ def _class(path: str) -> Any:
 ORDERED = {"git_prov.model.manifest.DataEntry"}  # (declared with order=True before)
 
 
-def _generated(cls: Any, order: bool = False) -> Any:
-    """What ``@dataclass(frozen=True)`` makes of ``cls``'s fields, under the same name."""
+def _generated(cls: Any, order: bool = False, frozen: bool = True) -> Any:
+    """What ``@dataclass(frozen=frozen, order=order)`` makes of ``cls``'s fields, under the
+    same name."""
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": cls.__module__}
     for f in dataclasses.fields(cls):
         namespace["__annotations__"][f.name] = f.type
@@ -65,7 +66,7 @@ def _generated(cls: Any, order: bool = False) -> Any:
         )
     made = type(cls.__name__, (), namespace)
     made.__qualname__ = cls.__qualname__
-    return dataclasses.dataclass(frozen=True, order=order)(made)
+    return dataclasses.dataclass(frozen=frozen, order=order)(made)
 
 
 def _values(cls: Any, mark: str) -> dict[str, Any]:
@@ -150,29 +151,12 @@ WRITTEN_MUTABLE = [
 ]
 
 
-def _generated_mutable(cls: Any) -> Any:
-    """What ``@dataclass`` makes of ``cls``'s fields, under the same name."""
-    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": cls.__module__}
-    for f in dataclasses.fields(cls):
-        namespace["__annotations__"][f.name] = f.type
-        namespace[f.name] = dataclasses.field(
-            default=f.default,
-            default_factory=f.default_factory,
-            repr=f.repr,
-            compare=f.compare,
-            hash=f.hash,
-        )
-    made = type(cls.__name__, (), namespace)
-    made.__qualname__ = cls.__qualname__
-    return dataclasses.dataclass(made)
-
-
 @pytest.mark.parametrize("path", WRITTEN_MUTABLE)
 def test_a_written_mutable_class_behaves_as_the_generated_one(path: str) -> None:
     from git_prov.model.frozen import MutableFields
 
     cls = _class(path)
-    ref = _generated_mutable(cls)
+    ref = _generated(cls, frozen=False)
     assert issubclass(cls, MutableFields) and dataclasses.is_dataclass(cls)
     assert "__init__" in vars(cls)
 
