@@ -92,9 +92,10 @@ def test_unchanged_plain_files_are_checked_by_git_diff_files_alone(
     assert _record(repo, trace, _no_find(tmp_path)) == first
     assert not (tmp_path / "find-ran").exists()
     commands = _git_commands(trace)
-    [checking] = [n for n, a in enumerate(commands) if "diff-files" in a]
-    [status] = [n for n, a in enumerate(commands) if "status" in a]
-    assert checking < status  # (started first: git checks the files beside the snapshot)
+    # One check of the files by git, one snapshot status (they run side by side: the order
+    # in which their trace events land is the scheduler's, not ours to assert).
+    assert len([a for a in commands if "diff-files" in a]) == 1
+    assert len([a for a in commands if "status" in a]) == 1
     # gc's removal of the memo takes its files index too.
     assert remove_memos([memo]) == 1
     assert not index.exists()
