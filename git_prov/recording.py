@@ -4,18 +4,17 @@ and write one record to the ledger. This is where ``git prov run`` and ``record`
 from __future__ import annotations
 
 import contextlib
-import functools
-import gc
 import os
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from git_prov import __version__
 from git_prov.capture.source import SourceState, capture_source
+from git_prov.collector import collector_paused
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
 from git_prov.model.frozen import FRESH, Fields, frozen_fields
@@ -203,33 +202,6 @@ class RunOutcome(Fields):
         set_(self, "interrupted", interrupted)
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _collector_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``fn`` with Python's cycle collector paused while it runs (as it was afterwards).
-
-    Capturing a record makes objects by the thousand (a manifest of 20k files: the walk's
-    stat data, the hashing jobs and digests, the entries, the stat cache's rows), and the
-    collector, woken every 700 new ones, walks the young objects each time and the whole
-    heap now and then: ~9% of a first record of 20k files. They are plain tuples, strings
-    and frozen entries, in no cycle; what cycles the capture may still make (a caught
-    exception's traceback) are collected after."""
-
-    @functools.wraps(fn)
-    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if not gc.isenabled():  # (paused already: by the caller, or a user's program)
-            return fn(*args, **kwargs)
-        gc.disable()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            gc.enable()
-
-    return paused
-
-
 def repo_relative(root: Path, cwd: Path, path: str) -> str:
     """``path`` (relative to ``cwd`` or absolute) as a repo-relative POSIX path.
 
@@ -253,7 +225,7 @@ def repo_relative(root: Path, cwd: Path, path: str) -> str:
     return text
 
 
-@_collector_paused
+@collector_paused()
 def prepare(
     repo: GitRepo,
     options: RunOptions,
@@ -563,7 +535,7 @@ def _run_and_finish(
     return RunOutcome(record, result.shell_status, result.interrupted)
 
 
-@_collector_paused
+@collector_paused()
 def record(
     repo: GitRepo,
     command: str,
@@ -608,7 +580,7 @@ def record(
     )
 
 
-@_collector_paused
+@collector_paused()
 def finish(
     repo: GitRepo,
     ledger: Ledger,

@@ -51,6 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from git_prov.collector import collector_paused
 from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
 from git_prov.model.limits import note_too_large
 from git_prov.model.record import LineProblem
@@ -991,22 +992,6 @@ def _remove_other_schema(path: Path) -> None:
             return
         if version != SCHEMA_VERSION:
             _remove(path)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for the block: a query over 100k runs holds millions of
-    objects at once (rows, records), which the collector would walk again and again — a
-    fifth of the time of ``find --json`` — and makes no cycles, so refcounting frees it all."""
-    import gc
-
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def with_index(paths: RepoPaths, use: Callable[[RunIndex], Any]) -> Any:
