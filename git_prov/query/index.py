@@ -931,16 +931,9 @@ def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None
         os.path.lexists(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")
     ):
         return None  # (SQLite owns what an earlier file left: build in place)
-    try:
-        import fcntl
-    except ImportError:  # (no flock: build in place)
-        return None
-    try:
-        lock = open(path.with_name(f"{INDEX_FILE}.lock"), "a+b")  # noqa: SIM115 (the with below)
-    except OSError:  # (a read-only directory: opened as before, which says why not)
-        return None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _builders_turn(path) as taken:
+        if not taken:  # (a read-only directory: opened as before, which says why not)
+            return None
         if os.path.lexists(path):
             return None  # another builder's index, complete
         for stale in path.parent.glob(f"{_ASIDE}*"):
@@ -967,19 +960,29 @@ def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None
         return index.stats
 
 
+@contextlib.contextmanager
+def _builders_turn(path: Path) -> Iterator[bool]:
+    """The builders' turn at the index at ``path``: its lock file (``index.sqlite.lock``)
+    held while the block runs, waited for as long as another builder holds it. Yields
+    False, unlocked, where there is none: no flock, a lock file that cannot be made or
+    locked (a read-only directory)."""
+    try:
+        from git_prov.store.locking import ledger_lock
+    except ImportError:  # (no fcntl)
+        yield False
+        return
+    with ledger_lock(path.with_name(f"{INDEX_FILE}.lock"), wait=float("inf")) as taken:
+        yield taken
+
+
 def _remove_other_schema(path: Path) -> None:
     """Remove the index file at ``path`` (and its WAL) when it is still of another schema
     version, taking turns with builders (:func:`_build_aside`'s lock), so that a new index
     another process has just linked in stays. Without a lock the file stays, and the
     caller's second attempt rebuilds it in place, as before."""
-    try:
-        import fcntl
-
-        lock = open(path.with_name(f"{INDEX_FILE}.lock"), "a+b")  # noqa: SIM115 (the with below)
-    except (ImportError, OSError):
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _builders_turn(path) as taken:
+        if not taken:
+            return
         if not os.path.lexists(path):
             return  # (removed by another process meanwhile; connecting would make a file)
         try:
