@@ -26,6 +26,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from conftest import signals_as_from_a_terminal
 
 from git_prov.capture.process import (
     DRAIN_GRACE_SECONDS,
@@ -455,18 +456,13 @@ def start_harness(tmp_path: Path, command: list[str]) -> subprocess.Popen[bytes]
         start_new_session=True,
         # As from a terminal, whatever ours are (under nohup SIGHUP is ignored, and an
         # ignored signal is rightly left ignored for the command: nothing to forward).
-        preexec_fn=_default_termination_signals,
+        preexec_fn=signals_as_from_a_terminal,
     )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 10)
     assert ready, "the command did not start"
     assert proc.stdout.readline() == b"running\n"
     return proc
-
-
-def _default_termination_signals() -> None:
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
 
 
 def finish_harness(proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, object]]:
