@@ -105,7 +105,7 @@ class DataMemo:
     ) -> DataMemo:
         """The memo of ``declared`` (as :func:`~git_prov.capture.data.declared_paths`
         gives them) before any walk: :meth:`recall` answers from the memo's files index
-        (:func:`files_index_vouches`) or from :func:`stat_digest` alone; without either,
+        (:func:`_start_files_check`) or from :func:`stat_digest` alone; without either,
         :meth:`listed` must give the walk first. With no memo to recall yet, ``find``
         runs while the caller walks, and :meth:`listed` waits for it (before anything is
         read: its stat data are still the files' as read)."""
@@ -413,18 +413,13 @@ def write_files_index(
     return index_name, dirs
 
 
-def files_index_vouches(prov_dir: Path, root: str, memo: dict[str, Any]) -> bool:
-    """Whether the memo's files index vouches that its files are as they were (see above):
-    every directory's stat data as kept, and ``git diff-files`` finds no file changed."""
-    checking = _start_files_check(prov_dir, root, memo)
-    return checking is not None and _files_check_passed(checking)
-
-
 def _start_files_check(
     prov_dir: Path, root: str, memo: dict[str, Any]
 ) -> subprocess.Popen[bytes] | None:
     """The directories checked and ``git diff-files`` started (None: no files index, or
-    it cannot vouch already)."""
+    it cannot vouch already): the memo's files index vouches that its files are as they
+    were (see above) when every directory's stat data are as kept and git finds no file
+    changed (:func:`_files_check_passed`)."""
     name, dirs = memo.get("files_index"), memo.get("dirs")
     if not (isinstance(name, str) and _INDEX_NAME.fullmatch(name) and isinstance(dirs, list)):
         return None
