@@ -721,15 +721,19 @@ def _gc_running(common_dir: Path, since: float) -> bool:
 def _running_here(owner: list[str]) -> bool:
     """Whether the ``<pid> <host>`` of a gc.pid file names a live process (a gc.pid of
     another host, on a shared file system, is taken as live)."""
-    import os
     import socket
 
     if len(owner) < 2 or not owner[0].isdigit():
         return False
-    if owner[1] != socket.gethostname():
-        return True
+    return owner[1] != socket.gethostname() or pid_running(int(owner[0]))
+
+
+def pid_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (one we may not signal counts)."""
+    import os
+
     try:
-        os.kill(int(owner[0]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:

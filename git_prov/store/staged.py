@@ -110,24 +110,14 @@ def staging_ref(pid: int | None = None, host: str | None = None) -> str:
 def clear_stale(pygit: pygit2.Repository) -> None:
     """Delete the private refs of staged writes whose process is gone (this host's only:
     another host's may still be writing into a shared ``.git``)."""
+    from git_prov.store.ledger import pid_running
+
     mine = staging_ref(0).removeprefix(f"{STAGING_PREFIX}0-")
     for name in [r for r in pygit.references if r.startswith(STAGING_PREFIX)]:
         pid, _, host = name.removeprefix(STAGING_PREFIX).partition("-")
-        if host != mine or not pid.isdigit() or _alive(int(pid)):
+        if host != mine or not pid.isdigit() or pid_running(int(pid)):
             continue
         _delete(pygit, name)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _delete(pygit: pygit2.Repository, name: str) -> None:
