@@ -50,8 +50,8 @@ WRITTEN_MUTABLE = [
     "git_prov.query.index.IndexStats",
     "git_prov.query.index._Tips",
     "git_prov.query.index.RunIndex",
-    "git_prov.query.located._Rows",
-    "git_prov.query.located._Band",
+    "git_prov.query.find_json._Rows",
+    "git_prov.query.find_json._Band",
 ]
 
 

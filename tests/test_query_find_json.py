@@ -24,10 +24,10 @@ from conftest import commit_file, git, prov
 from factories import make_record
 
 from git_prov.model.record import Attachment, Tombstone, encode_entry
-from git_prov.query import located as loc
+from git_prov.query import find_json
 from git_prov.query.find import FindQuery, found_ids, found_rows
+from git_prov.query.find_json import FIND_JSON
 from git_prov.query.index import RepoPaths, open_index
-from git_prov.query.located import FIND_JSON
 from git_prov.query.render import runs_csv
 from git_prov.query.rows import note_lines
 
@@ -206,16 +206,17 @@ def test_spool_bands_and_repeats(
     repo, _ = ledger
     expected, records = _expected(repo)
     prov(repo, "find", "--json")  # (the splices kept: lines printed from their bytes)
-    monkeypatch.setattr(loc._Bands, "MIN_BAND", 2)
-    monkeypatch.setattr(loc._Bands, "FLUSH", 3)
-    monkeypatch.setattr(loc._Bands, "BANDS", 10**6)
+    monkeypatch.setattr(find_json._Bands, "MIN_BAND", 2)
+    monkeypatch.setattr(find_json._Bands, "FLUSH", 3)
+    monkeypatch.setattr(find_json._Bands, "BANDS", 10**6)
     with open_index(RepoPaths.discover(repo)) as index:
         rows = found_rows(index, FindQuery(sort="-started"))
-        assert b"".join(loc.find_json_document(index, rows)).decode() == expected
+        assert b"".join(find_json.find_json_document(index, rows)).decode() == expected
         twice = [*rows, rows[0], *rows[3:6], rows[-1]]
         again = [*records, records[0], *records[3:6], records[-1]]
-        assert list(loc.find_json_of_rows(index, twice)) == [FIND_JSON(r).encode() for r in again]
-        assert list(loc.find_json_document(index, [])) == [b"[\n]\n"]
+        printed = list(find_json.records_of_rows(index, twice, FIND_JSON))
+        assert printed == [FIND_JSON(r) for r in again]
+        assert list(find_json.find_json_document(index, [])) == [b"[\n]\n"]
 
 
 def test_csv_is_the_table_of_the_same_records(ledger: tuple[Path, list[str]]) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from git_prov.errors import NotFound
 from git_prov.model.record import Attachment, Tombstone
+from git_prov.query import find_json
 from git_prov.query import located as loc
 from git_prov.query.index import RepoPaths, open_index
 from git_prov.render import record_json
@@ -64,13 +65,13 @@ def _check_agrees(repo: Path) -> None:
         # and streamed a part at a time (find --json of many runs), in the order asked
         order = [*reversed(ids), ids[0]]
         encode = json.JSONEncoder(sort_keys=True).encode
-        streamed = list(loc.records_in_order(index, order, encode, part=2))
+        streamed = list(find_json.records_in_order(index, order, encode, part=2))
         expected_lines = [encode(record_json(found_runs[i])) for i in order if i in found_runs]
         assert streamed == expected_lines
         # (and a few of many: read through temp.wanted, not a pass over every run)
         for few in (ids[:1], ids[-2:]):
             expected_few = [encode(record_json(found_runs[i])) for i in few if i in found_runs]
-            assert list(loc.records_in_order(index, few, encode)) == expected_few
+            assert list(find_json.records_in_order(index, few, encode)) == expected_few
         found_on = loc.runs_on(index, sorted(loc.annotated(index)))
         assert {
             c: list(_without_conflicts(dict(enumerate(rs))).values()) for c, rs in found_on.items()

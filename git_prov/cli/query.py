@@ -180,7 +180,7 @@ def find_command(
                 return _stream_csv(index, rows)
             # One record per line: a single JSON document, written as it is read (100k
             # runs in constant memory).
-            from git_prov.query.located import find_json_document
+            from git_prov.query.find_json import find_json_document
             from git_prov.terminal import echo_data
 
             for part in find_json_document(index, rows):
@@ -260,7 +260,7 @@ def find_command(
 def _stream_csv(index: Any, rows: list[int]) -> str:
     """Write find --csv of the runs of index ``rows`` part by part (the columns are known
     once every record was read: they are kept compact in a spool meanwhile); returns ''."""
-    from git_prov.query.located import records_of_rows
+    from git_prov.query.find_json import records_of_rows
     from git_prov.query.render import runs_csv
 
     params: set[str] = set()
