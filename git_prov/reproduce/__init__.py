@@ -26,18 +26,16 @@ The steps, each reported in a :class:`Reproduction`:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import shutil
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from git_prov.errors import EXIT_BAD_PATH, EXIT_FINDING, BadPath, NotFound, UsageProblem
-from git_prov.model.manifest import MODE_EXECUTABLE, DataEntry, DataManifest, EnvironmentManifest
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.manifest import safe_relative as safe_relative
 from git_prov.model.record import RunRecord, printable
 from git_prov.model.values import as_number
@@ -48,7 +46,22 @@ from git_prov.query.compare import (
     diff_environments,
     diff_manifests,
 )
-from git_prov.query.drift import rehash, settle_unverified
+from git_prov.query.drift import settle_unverified
+from git_prov.reproduce.inputs import (
+    FOUND_IN_KEPT,
+    FOUND_IN_WORKING_TREE,
+    INPUT_CHANGED,
+    INPUT_MISSING,
+    INPUT_OK,
+    INPUT_UNVERIFIABLE,
+    InputCheck,
+    check_inputs,
+    describe_drift,
+    file_hash,
+    is_safe,
+    use_kept,
+)
+from git_prov.reproduce.placing import check_real, inside, make_parents, place_file
 from git_prov.store.repo import GitRepo
 from git_prov.trust.consent import CONSENT_REFUSED, gate
 
@@ -59,19 +72,6 @@ DIFFERS = "differs"  # anything else: outputs differ without metrics to vouch, a
 REFUSED = "refused"  # inputs missing or changed and no --allow-drift: nothing ran
 READY = "ready"  # dry run: nothing would block the rerun
 BLOCKED = "blocked"  # dry run: something would block it
-
-# What became of one recorded input.
-INPUT_OK = "ok"
-INPUT_MISSING = "missing"
-INPUT_CHANGED = "changed"
-INPUT_UNVERIFIABLE = "unverifiable"  # an algorithm we cannot compute (git-annex keys)
-
-FOUND_IN_SOURCE = "source"  # checked out with the run's source
-FOUND_IN_WORKING_TREE = "working-tree"  # copied from the user's working tree
-FOUND_IN_KEPT = "kept"  # drifted here; the recorded bytes come from kept data (git prov get)
-
-_VERIFIABLE = ("sha256", "git", "md5", "md5-dos2unix")  # md5*: DVC's (capture/dvc.py)
-_FICLONE = 0x40049409  # Linux ioctl: make the destination a reflink of the source
 
 
 @dataclass(frozen=True)
@@ -88,19 +88,6 @@ class ReproduceOptions:
     write_requirements: Path | None = None
     environment: bool = True  # compare environments
     assume_yes: bool = False  # --yes: run a record that is not yours without asking
-
-
-@dataclass(frozen=True)
-class InputCheck:
-    """One recorded input file and what was found at its path."""
-
-    path: str
-    status: str  # ok | missing | changed | unverifiable
-    recorded_hash: str
-    recorded_size: int
-    found_hash: str | None = None
-    found_size: int | None = None
-    found_in: str | None = None  # source | working-tree | kept
 
 
 @dataclass(frozen=True)
@@ -188,68 +175,6 @@ class Reproduction:
 # ---- paths ------------------------------------------------------------------------------------
 
 
-def _inside(root: Path, rel: str) -> Path:
-    """``root/rel`` after checking that its parent directory really lies inside ``root``
-    (symlinked directories are followed and must stay inside)."""
-    target = root / safe_relative(rel)
-    _check_real(root, target.parent, rel)
-    return target
-
-
-def _check_real(root: Path, directory: Path, shown: str) -> None:
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(directory)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise BadPath(
-            f"{shown} leads outside the worktree through a symbolic link",
-            "the run's source or manifest is hostile or broken; nothing was written there",
-        )
-
-
-def _make_parents(root: Path, rel: str) -> None:
-    """Create the directories above ``root/rel`` one at a time, never through a symlink
-    that leaves ``root``."""
-    parts = PurePosixPath(safe_relative(rel)).parts[:-1]
-    for depth in range(1, len(parts) + 1):
-        directory = root.joinpath(*parts[:depth])
-        _check_real(root, directory, rel)
-        if not os.path.lexists(directory):
-            os.mkdir(directory)
-        elif not directory.is_dir():
-            raise BadPath(f"{'/'.join(parts[:depth])} in the worktree is not a directory")
-
-
-def place_file(root: Path, rel: str, source: Path, mode: str) -> Path:
-    """Copy ``source`` to ``root/rel`` without ever writing outside ``root``: the path is
-    validated, parents are created without following links out, and the file is created
-    with ``O_NOFOLLOW | O_EXCL`` (an existing file or link there is removed first — the link
-    itself, never its target)."""
-    _make_parents(root, rel)
-    target = _inside(root, rel)
-    if os.path.lexists(target):
-        if target.is_dir() and not target.is_symlink():
-            raise BadPath(f"{rel} is a directory in the worktree, not a file")
-        os.unlink(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    perms = 0o755 if mode == MODE_EXECUTABLE else 0o644
-    with open(source, "rb") as reader:
-        fd = os.open(target, flags, perms)
-        with os.fdopen(fd, "wb") as writer:
-            _copy(reader, writer)
-    return target
-
-
-def _copy(reader: BinaryIO, writer: BinaryIO) -> None:
-    try:
-        import fcntl
-
-        fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
-        return
-    except (ImportError, OSError):
-        pass
-    shutil.copyfileobj(reader, writer, 1 << 20)
-
-
 # ---- the steps --------------------------------------------------------------------------------
 
 
@@ -257,145 +182,6 @@ def _command(run: RunRecord) -> tuple[str, ...]:
     if run.argv:
         return tuple(run.argv)
     return ("sh", "-c", run.command)
-
-
-def _source_blobs(repo: GitRepo, commit: str, paths: Sequence[str]) -> dict[str, str]:
-    """path → blob id of every file below ``paths`` in ``commit``'s tree (one git call)."""
-    if not paths:
-        return {}
-    listing = repo.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths, check=False)
-    blobs = {}
-    for item in listing.stdout.split(b"\0"):
-        meta, _, name = item.partition(b"\t")
-        fields = meta.split()
-        if len(fields) == 3 and fields[1] == b"blob":
-            blobs[name.decode("utf-8", "surrogateescape")] = fields[2].decode()
-    return blobs
-
-
-def _blob_hash(repo: GitRepo, blob: str, like: str) -> str | None:
-    """The hash of a stored blob in the algorithm of ``like``."""
-    algorithm = like.partition(":")[0]
-    if algorithm == "git":
-        return f"git:{blob}"
-    if algorithm in ("md5", "md5-dos2unix"):
-        from git_prov.capture.dvc import hash_like
-
-        return hash_like([repo.git("cat-file", "blob", blob).stdout], like)
-    if algorithm == "sha256":
-        from git_prov.capture.hashing import parse_lfs_pointer
-
-        data = repo.git("cat-file", "blob", blob).stdout
-        pointer = parse_lfs_pointer(data[:1024])
-        return f"sha256:{pointer[0]}" if pointer else f"sha256:{hashlib.sha256(data).hexdigest()}"
-    return None
-
-
-def _file_hash(repo: GitRepo, root: Path, rel: str, like: str) -> tuple[str | None, int | None]:
-    """Hash and size of the regular file at ``root/rel`` (None, None when absent)."""
-    path = root / rel
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None, None
-    if not stat.S_ISREG(st.st_mode):
-        return None, None
-    return rehash(repo, path, like), st.st_size
-
-
-def check_inputs(
-    repo: GitRepo, manifest: DataManifest, source: str, progress: Progress = NO_PROGRESS
-) -> tuple[list[InputCheck], list[str]]:
-    """Where each recorded input can be had with its recorded bytes: in ``source``'s tree,
-    else in the user's working tree (hashed through the stat cache, so unchanged data costs
-    stat calls). Returns the checks and the unsafe paths (never used)."""
-    unsafe = [e.path for e in manifest.entries if not _is_safe(e.path)]
-    entries = [e for e in manifest.entries if e.path not in unsafe]
-    blobs = _source_blobs(repo, source, [e.path for e in entries])
-    checks: dict[str, InputCheck] = {}
-    in_source: dict[str, str | None] = {}
-    for entry in entries:
-        if entry.algorithm not in _VERIFIABLE:
-            present = os.path.lexists(repo.root / entry.path)
-            checks[entry.path] = InputCheck(
-                entry.path,
-                INPUT_UNVERIFIABLE,
-                entry.hash,
-                entry.size,
-                found_in=FOUND_IN_WORKING_TREE if present else None,
-            )
-            continue
-        blob = blobs.get(entry.path)
-        found = _blob_hash(repo, blob, entry.hash) if blob else None
-        in_source[entry.path] = found
-        if found == entry.hash:
-            checks[entry.path] = InputCheck(
-                entry.path, INPUT_OK, entry.hash, entry.size, found, entry.size, FOUND_IN_SOURCE
-            )
-    rest = [e for e in entries if e.path not in checks]
-    now = _working_tree_manifest(repo, [e.path for e in rest], progress)
-    for entry in rest:
-        current = now.get(entry.path)
-        found_hash, size = (current.hash, current.size) if current else (None, None)
-        if current is not None and current.algorithm != entry.algorithm:
-            found_hash = rehash(repo, repo.root / entry.path, entry.hash)
-        if found_hash is None:
-            source_hash = in_source.get(entry.path)
-            checks[entry.path] = (
-                InputCheck(
-                    entry.path,
-                    INPUT_CHANGED,
-                    entry.hash,
-                    entry.size,
-                    source_hash,
-                    None,
-                    FOUND_IN_SOURCE,
-                )
-                if source_hash is not None
-                else InputCheck(entry.path, INPUT_MISSING, entry.hash, entry.size)
-            )
-            continue
-        status = INPUT_OK if found_hash == entry.hash else INPUT_CHANGED
-        checks[entry.path] = InputCheck(
-            entry.path, status, entry.hash, entry.size, found_hash, size, FOUND_IN_WORKING_TREE
-        )
-    return [checks[e.path] for e in entries], unsafe
-
-
-def _is_safe(path: str) -> bool:
-    try:
-        safe_relative(path)
-    except BadPath:
-        return False
-    return True
-
-
-def _working_tree_manifest(
-    repo: GitRepo, paths: Sequence[str], progress: Progress
-) -> dict[str, DataEntry]:
-    """The user's working-tree files at ``paths`` (absent ones left out)."""
-    if not paths:
-        return {}
-    from git_prov.capture.data import build_manifest
-
-    try:
-        manifest = build_manifest(
-            repo.root,
-            list(paths),
-            cwd=repo.root,
-            cache_path=repo.prov_dir / "hash-cache.sqlite",
-            missing_ok=True,
-            progress=progress,
-        )
-    except BadPath:
-        # Something unreadable or odd among them: hash the regular files one by one.
-        out = {}
-        for path in paths:
-            found, size = _file_hash(repo, repo.root, path, "sha256:")
-            if found is not None and size is not None:
-                out[path] = DataEntry(path, size, found)
-        return out
-    return {e.path: e for e in manifest.entries if e.path in set(paths)}
 
 
 def capture_environment_now(repo: GitRepo, run: RunRecord, recorded: EnvironmentManifest) -> Any:
@@ -555,7 +341,7 @@ def reproduce(
     notes: list[str] = []
     blockers: list[str] = []
     cwd = run.cwd or "."
-    if cwd != "." and not _is_safe(cwd):
+    if cwd != "." and not is_safe(cwd):
         blockers.append(f"the recorded working directory {cwd!r} is unsafe")
     if any("<redacted>" in arg for arg in command):
         blockers.append("the recorded command had secrets redacted: it cannot be rerun exactly")
@@ -589,12 +375,12 @@ def reproduce(
             blockers.append(f"unsafe input path in the manifest: {path!r} (nothing written)")
     declared = [*(inputs.paths if inputs else ()), *(outputs.paths if outputs else ())]
     for path in declared:
-        if path not in unsafe and not _is_safe(path):
+        if path not in unsafe and not is_safe(path):
             blockers.append(f"unsafe declared path in the manifest: {path!r}")
     drifted = [c for c in checks if c.status in (INPUT_MISSING, INPUT_CHANGED)]
     if drifted and inputs is not None:
-        checks, drifted = _use_kept(repo, run, inputs, checks, drifted, notes)
-    drift = tuple(_describe(c) for c in drifted)
+        checks, drifted = use_kept(repo, run, inputs, checks, drifted, notes)
+    drift = tuple(describe_drift(c) for c in drifted)
     for check in checks:
         if check.status == INPUT_UNVERIFIABLE:
             notes.append(f"input {check.path} ({check.recorded_hash}) cannot be verified here")
@@ -726,8 +512,8 @@ def _rerun_in(
         if check.status not in (INPUT_OK, INPUT_CHANGED) or check.found_hash is None:
             verified.append(check)
             continue
-        _inside(root, check.path)
-        now, size = _file_hash(worktree, root, check.path, check.recorded_hash)
+        inside(root, check.path)
+        now, size = file_hash(worktree, root, check.path, check.recorded_hash)
         status = INPUT_OK if now == check.recorded_hash else INPUT_CHANGED
         verified.append(
             InputCheck(
@@ -741,7 +527,7 @@ def _rerun_in(
             )
         )
     drifted = [c for c in verified if c.status in (INPUT_MISSING, INPUT_CHANGED)]
-    drift = tuple(_describe(c) for c in drifted)
+    drift = tuple(describe_drift(c) for c in drifted)
     base = replace(base, inputs=tuple(verified), drift=drift)
     worktree_text = str(directory)
     if drifted and not options.allow_drift:
@@ -755,8 +541,8 @@ def _rerun_in(
 
     cwd = root / base.cwd if base.cwd != "." else root
     if not cwd.exists():
-        _make_parents(root, f"{base.cwd}/placeholder")
-    _check_real(root, cwd, base.cwd)
+        make_parents(root, f"{base.cwd}/placeholder")
+    check_real(root, cwd, base.cwd)
     run_options = recording.RunOptions(
         inputs=[str(root / safe_relative(p)) for p in (inputs.paths if inputs else ())],
         outputs=[str(root / safe_relative(p)) for p in (outputs.paths if outputs else ())],
@@ -798,39 +584,6 @@ def _rerun_in(
     )
 
 
-def _use_kept(
-    repo: GitRepo,
-    run: RunRecord,
-    inputs: DataManifest,
-    checks: list[InputCheck],
-    drifted: list[InputCheck],
-    notes: list[str],
-) -> tuple[list[InputCheck], list[InputCheck]]:
-    """Drifted inputs whose recorded bytes were kept are no drift: the rerun gets the kept
-    bytes (and a note says so). Returns the checks and what still drifted."""
-    from git_prov.kept_data import restorable
-
-    kept = restorable(repo, inputs, [c.path for c in drifted])
-    if not kept:
-        return checks, drifted
-    out = []
-    for check in checks:
-        if check.path in kept:
-            how = "is missing" if check.status == INPUT_MISSING else "changed"
-            notes.append(f"input {check.path} {how} here: the rerun uses its kept recorded bytes")
-            check = InputCheck(
-                check.path,
-                INPUT_OK,
-                check.recorded_hash,
-                check.recorded_size,
-                check.recorded_hash,
-                check.recorded_size,
-                FOUND_IN_KEPT,
-            )
-        out.append(check)
-    return out, [c for c in drifted if c.path not in kept]
-
-
 def decide(
     run: RunRecord,
     rerun: RunRecord,
@@ -851,16 +604,6 @@ def decide(
     if outputs is not None and outputs.same:
         return IDENTICAL
     return WITHIN_TOLERANCE if checked else DIFFERS
-
-
-def _describe(check: InputCheck) -> str:
-    if check.status == INPUT_MISSING:
-        return f"input {check.path} is missing (recorded {check.recorded_hash})"
-    return (
-        f"input {check.path} changed: recorded {check.recorded_hash} "
-        f"({check.recorded_size} bytes), found {check.found_hash} "
-        f"({check.found_size if check.found_size is not None else '?'} bytes)"
-    )
 
 
 __all__ = [
