@@ -78,6 +78,8 @@ _PARTIAL_HOURS = 1  # …and a partial write (``<memo>.<pid>.tmp``) left this lo
 IndexStat = tuple[int, int, int, int, int]
 DirStat = list[Any]  # [rel, mode, mtime ns, ctime ns, inode, device] (as JSON keeps it)
 _MTIME = operator.itemgetter(3)
+# A files index check under way (see _start_files_check): git, the index held open, its path.
+_FilesCheck = tuple[subprocess.Popen[bytes], int, Path]
 
 
 class DataMemo:
@@ -89,7 +91,7 @@ class DataMemo:
     stat_digest: str | None
     _started_ns: int
     _finding: subprocess.Popen[bytes] | None
-    _checking: subprocess.Popen[bytes] | None
+    _checking: _FilesCheck | None
     _doc: dict[str, Any] | None
     _files_index: tuple[str, list[DirStat]] | None
 
@@ -166,7 +168,7 @@ class DataMemo:
         self._directories: tuple[str, ...] | None = None
         self._finding: subprocess.Popen[bytes] | None = None  # see before_walk
         self._started_ns = started_ns
-        self._checking: subprocess.Popen[bytes] | None = None  # see early()
+        self._checking: _FilesCheck | None = None  # see early()
         self._doc: dict[str, Any] | None = None  # the memo as read by before_walk
         self._vouched = False  # the memo's files index vouched for the files
         self._files_index: tuple[str, list[DirStat]] | None = None  # (index name, dirs)
@@ -413,13 +415,14 @@ def write_files_index(
     return index_name, dirs
 
 
-def _start_files_check(
-    prov_dir: Path, root: str, memo: dict[str, Any]
-) -> subprocess.Popen[bytes] | None:
+def _start_files_check(prov_dir: Path, root: str, memo: dict[str, Any]) -> _FilesCheck | None:
     """The directories checked and ``git diff-files`` started (None: no files index, or
     it cannot vouch already): the memo's files index vouches that its files are as they
     were (see above) when every directory's stat data are as kept and git finds no file
-    changed (:func:`_files_check_passed`)."""
+    changed (:func:`_files_check_passed`). git reads a missing index as an empty one (no
+    file, no change): the index is held open meanwhile, for the check to see that the file
+    git read was this one, not one removed before git opened it (by gc, or another
+    record's new memo)."""
     name, dirs = memo.get("files_index"), memo.get("dirs")
     if not (isinstance(name, str) and _INDEX_NAME.fullmatch(name) and isinstance(dirs, list)):
         return None
@@ -434,10 +437,14 @@ def _start_files_check(
         ):  # fmt: skip
             return None
     index = prov_dir / _INDEX_DIR / name
-    if not index.is_file():
+    try:
+        held = os.open(index, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return None
     try:
-        return subprocess.Popen(
+        if not stat.S_ISREG(os.fstat(held).st_mode):
+            raise OSError
+        git = subprocess.Popen(
             ["git", "--no-optional-locks", *_GIT_COMPARES_ALL, "diff-files", "--quiet"],
             cwd=root,
             stdin=subprocess.DEVNULL,
@@ -446,11 +453,24 @@ def _start_files_check(
             env={**os.environ, "GIT_INDEX_FILE": str(index)},
         )
     except OSError:
+        os.close(held)
         return None
+    return git, held, index
 
 
-def _files_check_passed(checking: subprocess.Popen[bytes]) -> bool:
-    return checking.wait() == 0
+def _files_check_passed(checking: _FilesCheck) -> bool:
+    """Whether git found no change, in the files index held open (still at its path once
+    git is done: so git read it, not a file missing for a moment)."""
+    git, held, index = checking
+    try:
+        if git.wait() != 0:
+            return False
+        was, now = os.fstat(held), os.stat(index)
+        return (was.st_dev, was.st_ino) == (now.st_dev, now.st_ino)
+    except OSError:
+        return False
+    finally:
+        os.close(held)
 
 
 def fingerprint(listing: DataListing) -> str | None:
