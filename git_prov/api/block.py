@@ -1,24 +1,7 @@
-"""The Python API: record runs from inside a program or notebook, and read them back.
-
-::
-
-    import git_prov
-
-    with git_prov.run(inputs=["data/train.csv"], outputs=["model.pt"], params=cfg) as run:
-        model = train(cfg)
-        run.log_metric("acc", evaluate(model))
-
-    for r in git_prov.Ledger(".").runs(status="ok", tag="baseline"):
-        print(r.short_id, r.metrics, r.inputs_manifest())
-
-A ``with git_prov.run(…)`` block captures the code, the declared inputs and the
-environment when it starts (as ``git prov run`` does before the command) and writes the
-record when it ends: status ``ok``, or ``failed`` when the block raises — the exception
-still propagates, and its type, message and traceback are kept (redacted) as the run's
-stderr log. ``git_prov.record(…)`` records a run that happened elsewhere, as
-``git prov record`` does. The CLI is a client of the same functions
-(:mod:`git_prov.recording`). See ``docs/api.md``.
-"""
+"""A ``with git_prov.run(…)`` block recorded as a run (:class:`ActiveRun`): capture on
+entering it, the record written on leaving it, or — inside a command ``git prov run``
+records — the block joined to that run (:mod:`git_prov.attach`); and the metrics logged
+to the run being recorded here (:func:`log_metric`)."""
 
 from __future__ import annotations
 
@@ -29,21 +12,19 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from git_prov.errors import NotFound, ProvError, UsageProblem
+from git_prov.api.runs import RepoLike, Run, open_repo_like
+from git_prov.errors import ProvError, UsageProblem
 from git_prov.live import MetricLog, end_live
-from git_prov.model.history import GOALS, Series
-from git_prov.model.manifest import DataManifest, EnvironmentManifest
-from git_prov.model.record import STATUS_OK, LineProblem, RunRecord
+from git_prov.model.history import GOALS
 from git_prov.model.values import Scalar, flatten
-from git_prov.store.ledger import Ledger as StoreLedger
 from git_prov.store.ledger import LocatedRun
 from git_prov.store.repo import GitRepo
 
@@ -53,189 +34,10 @@ if TYPE_CHECKING:
     from git_prov.recording import Prepared, RunOptions
     from git_prov.trust.redaction import Redactor
 
-RepoLike = str | os.PathLike[str] | GitRepo
+
 ORIGIN_API = "api"
 MAX_ERROR_LOG = 64 << 10  # bytes of exception text kept as the stderr log
 _ACTIVE: ContextVar[ActiveRun | None] = ContextVar("git_prov_active_run", default=None)
-
-
-# ---- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """A recorded run, as the API returns it: the stored record's fields, typed, and
-    helpers that load its manifests and logs from the repository it came from."""
-
-    id: str
-    short_id: str
-    commit: str
-    command: str
-    status: str
-    exit_code: int | None
-    started: datetime
-    ended: datetime
-    duration: float
-    params: Mapping[str, Scalar]
-    metrics: Mapping[str, Scalar]
-    tags: tuple[str, ...]
-    message: str | None
-    branch: str | None
-    snapshot: str | None
-    host: str | None
-    user: str | None
-    origin: str
-    shown_on: tuple[str, ...]
-    record: RunRecord = field(repr=False)
-    _ledger: StoreLedger = field(repr=False, compare=False)
-
-    @classmethod
-    def _from(cls, ledger: StoreLedger, located: LocatedRun) -> Run:
-        r = located.record
-        return cls(
-            id=r.id,
-            short_id=r.short_id,
-            commit=r.commit,
-            command=r.command,
-            status=r.status,
-            exit_code=r.exit_code,
-            started=_parse_time(r.started),
-            ended=_parse_time(r.ended),
-            duration=r.duration,
-            params=dict(r.params),
-            metrics=dict(r.metrics),
-            tags=r.tags,
-            message=r.message,
-            branch=r.branch,
-            snapshot=r.snapshot,
-            host=r.host,
-            user=r.user,
-            origin=r.origin,
-            shown_on=located.shown_on,
-            record=r,
-            _ledger=ledger,
-        )
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Problems met while recording the run that did not stop it (a metrics file that
-        could not be read, an output that could not be hashed, data not present)."""
-        from git_prov.recording import record_warnings
-
-        return record_warnings(self.record)
-
-    @property
-    def ok(self) -> bool:
-        """True when the run succeeded (status ``ok``)."""
-        return self.status == STATUS_OK
-
-    @property
-    def source_commit(self) -> str:
-        """The commit holding the exact code that ran (the snapshot when the tree was dirty)."""
-        return self.record.source_commit
-
-    def inputs_manifest(self) -> DataManifest | None:
-        """The data manifest of the declared inputs (None when none were declared)."""
-        return self._ledger.data_manifest(self.record.inputs) if self.record.inputs else None
-
-    def outputs_manifest(self) -> DataManifest | None:
-        """The data manifest of the declared outputs (None when none were declared)."""
-        return self._ledger.data_manifest(self.record.outputs) if self.record.outputs else None
-
-    def environment(self) -> EnvironmentManifest | None:
-        """The environment manifest: interpreter, packages, system, GPUs, variables."""
-        return self._ledger.env_manifest(self.record.env) if self.record.env else None
-
-    @property
-    def series(self) -> Mapping[str, Mapping[str, Scalar]]:
-        """Per metric with a history, its summary: ``n``, ``last``, ``last_step``,
-        ``min``, ``max`` and, when its goal is known, ``goal``, ``best``, ``best_step``."""
-        return self.record.series
-
-    def histories(self) -> dict[str, Series]:
-        """Every point the run logged, per metric: :class:`~git_prov.model.history.Series`
-        columns ``steps``, ``times`` (seconds since the epoch; NaN: not known) and
-        ``values``. Empty when the run kept no history."""
-        if not self.record.history:
-            return {}
-        return self._ledger.metric_history(self.record.history)
-
-    def log(self, stream: str = "stdout") -> bytes | None:
-        """The kept ``stdout`` or ``stderr`` of the run (None when none was kept)."""
-        if stream not in ("stdout", "stderr"):
-            raise UsageProblem(f"no log stream {stream!r}", "ask for 'stdout' or 'stderr'")
-        oid = getattr(self.record, stream)
-        if not oid:
-            return None
-        from git_prov.model.logs import log_bytes
-
-        return log_bytes(self._ledger.read_object(oid, f"{stream} log"), self.record.id)
-
-
-class Ledger:
-    """Read access to the runs recorded in one repository.
-
-    ``Ledger(path)`` opens the repository containing ``path`` (default: the current
-    directory); an open :class:`~git_prov.store.repo.GitRepo` is accepted too.
-    """
-
-    def __init__(self, path: RepoLike = "."):
-        self.repo = _open(path)
-        self._store = StoreLedger(self.repo)
-        self.problems: list[LineProblem] = []
-
-    def runs(
-        self,
-        commit: str | None = None,
-        status: str | Iterable[str] | None = None,
-        tag: str | None = None,
-    ) -> list[Run]:
-        """Recorded runs, oldest first.
-
-        ``commit`` (any revision: ``HEAD``, a branch, an id) keeps the runs shown on that
-        commit (including runs carried to it by a rebase or amend); ``status`` keeps runs
-        with that status (``ok``, ``failed``, ``killed``, or several); ``tag`` keeps runs
-        carrying that tag. Unreadable ledger lines are skipped and listed in
-        :attr:`problems`. Deleted (tombstoned) runs are never returned.
-        """
-        from git_prov import history
-        from git_prov.query import located as by_index
-        from git_prov.query.index import RepoPaths, RunIndex, with_index
-
-        target: str | None = None
-        if commit is not None:
-            target = history.resolve_commit(self.repo, commit)
-            if target is None:
-                raise NotFound(f"{commit!r} does not name a commit", "see `git help revisions`")
-        statuses = sorted({status} if isinstance(status, str) else set(status or ()))
-
-        def find(index: RunIndex) -> tuple[list[LocatedRun], list[LineProblem]]:
-            if target is not None:
-                return by_index.runs_on(index, [target]).get(target, []), index.problems()
-            sql, args = "SELECT run FROM lines WHERE live = 1", statuses
-            if statuses:
-                sql += f" AND status IN ({','.join('?' * len(statuses))})"
-            ids = [run for (run,) in index.db.execute(sql, args)]
-            return list(by_index.located(index, ids).values()), index.problems()
-
-        # Through the query index: only the lines of the runs returned are read.
-        located, self.problems = with_index(RepoPaths.of_repo(self.repo), find)
-        return [
-            Run._from(self._store, r)
-            for r in sorted(located, key=lambda r: r.id)
-            if (not statuses or r.record.status in statuses)
-            and (tag is None or tag in r.record.tags)
-        ]
-
-    def run(self, spec: str) -> Run:
-        """One run by id, short id or unique prefix; :class:`~git_prov.errors.NotFound`
-        when there is none (or it was deleted)."""
-        from git_prov.query.located import find_run
-
-        return Run._from(self._store, find_run(self.repo, spec))  # never a deleted run
-
-
-# ---- recording -------------------------------------------------------------------------------
 
 
 class ActiveRun:
@@ -304,7 +106,7 @@ class ActiveRun:
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record several metrics at one ``step``; nested mappings become ``a.b.c`` keys."""
         log = self._log.log
-        for key, value in _values(metrics, "metric").items():
+        for key, value in checked_values(metrics, "metric").items():
             log(key, value, step)
 
     def set_goal(self, key: str, goal: str) -> None:
@@ -320,12 +122,12 @@ class ActiveRun:
     def log_param(self, key: str, value: Scalar) -> None:
         """Record a parameter (in addition to those given to :func:`run`)."""
         self._check_open("log a param")
-        self._add_params(_values({key: value}, "param"))
+        self._add_params(checked_values({key: value}, "param"))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several parameters; nested mappings become ``a.b.c`` keys."""
         self._check_open("log params")
-        self._add_params(_values(params, "param"))
+        self._add_params(checked_values(params, "param"))
 
     def _add_params(self, params: dict[str, Scalar]) -> None:
         if self._attached is None:
@@ -355,7 +157,7 @@ class ActiveRun:
                 "runs do not nest: finish the outer `with git_prov.run()` first, or record "
                 "the inner step separately with git_prov.record()",
             )
-        self._repo = repo = _open(self._repo_spec)
+        self._repo = repo = open_repo_like(self._repo_spec)
         options = self._options
         if self._notebook is not False:
             self.notebook = detect_notebook(options.env, options.cwd)
@@ -629,14 +431,14 @@ def run(
     options = RunOptions(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
-        params=_values(params or {}, "param"),
+        params=checked_values(params or {}, "param"),
         params_files=tuple(params_files),
         metrics_files=tuple(metrics_files),
         tags=tuple(tags),
         message=message,
         python=python or sys.executable,
         sign=sign,
-        keep=_keep(keep),
+        keep=as_keep(keep),
         goals={k: _goal(k, g) for k, g in (goals or {}).items()},
     )
     return ActiveRun(repo, options, command, notebook, attach)
@@ -672,7 +474,7 @@ def log_metric(key: str, value: Scalar, step: int | None = None) -> None:
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
     """:func:`log_metric` for several metrics at one ``step`` (nested mappings flattened)."""
     log = _current_log().log
-    for key, value in _values(metrics, "metric").items():
+    for key, value in checked_values(metrics, "metric").items():
         log(key, value, step)
 
 
@@ -691,52 +493,8 @@ def _current_log() -> MetricLog:
     return found
 
 
-def _keep(keep: Sequence[str] | str) -> tuple[str, ...]:
+def as_keep(keep: Sequence[str] | str) -> tuple[str, ...]:
     return (keep,) if isinstance(keep, str) else tuple(keep)
-
-
-def record(
-    command: str,
-    exit_code: int = 0,
-    *,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    params: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    params_files: Sequence[str] = (),
-    metrics_files: Sequence[str] = (),
-    tags: Sequence[str] = (),
-    message: str | None = None,
-    started: datetime | None = None,
-    duration: float | None = None,
-    repo: RepoLike = ".",
-    python: str | None = None,
-    sign: bool | None = None,
-    keep: Sequence[str] | str = (),
-) -> Run:
-    """Record a run that happened outside git-prov (``git prov record``): the code is the
-    current HEAD (and working tree if dirty), inputs and outputs are hashed as they are
-    now. ``started`` defaults to now minus ``duration``; ``keep`` as for :func:`run`."""
-    from git_prov import recording
-
-    options = recording.RunOptions(
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        params=_values(params or {}, "param"),
-        metrics=_values(metrics or {}, "metric"),
-        params_files=tuple(params_files),
-        metrics_files=tuple(metrics_files),
-        tags=tuple(tags),
-        message=message,
-        python=python,
-        sign=sign,
-        keep=_keep(keep),
-    )
-    repository = _open(repo)
-    stored = recording.record(
-        repository, command, exit_code, options, started=started, duration=duration
-    )
-    return Run._from(StoreLedger(repository), LocatedRun(stored, (stored.commit,)))
 
 
 def active_run() -> ActiveRun | None:
@@ -744,18 +502,7 @@ def active_run() -> ActiveRun | None:
     return _ACTIVE.get()
 
 
-# ---- helpers ---------------------------------------------------------------------------------
-
-
-def _open(repo: RepoLike) -> GitRepo:
-    if isinstance(repo, GitRepo):
-        return repo
-    from git_prov.store.repo import open_repo
-
-    return open_repo(Path(repo))
-
-
-def _values(mapping: Mapping[str, Any], what: str) -> dict[str, Scalar]:
+def checked_values(mapping: Mapping[str, Any], what: str) -> dict[str, Scalar]:
     """Params or metrics as stored: string keys, nested mappings flattened to ``a.b.c``."""
     if not isinstance(mapping, Mapping):
         raise UsageProblem(f"{what}s must be a mapping of names to values, not {mapping!r}")
@@ -797,13 +544,6 @@ def _shown_path(repo: GitRepo, path: Path) -> str:
     return real.relative_to(repo.root).as_posix() if real.is_relative_to(repo.root) else str(path)
 
 
-def _parse_time(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
-
-
 def _no_progress() -> Any:
     from git_prov.progress import NO_PROGRESS
 
@@ -815,24 +555,3 @@ def _error(exc: BaseException, redactor: Redactor) -> dict[str, str]:
     from git_prov.attach import error_field
 
     return error_field(type(exc).__qualname__, str(exc), redactor)
-
-
-def get(
-    run: str,
-    paths: Sequence[str] = (),
-    *,
-    output: str | os.PathLike[str] | None = None,
-    force: bool = False,
-    repo: RepoLike = ".",
-) -> list[str]:
-    """Write the recorded bytes of run ``run``'s kept data files (``git prov get``): all of
-    them, or those at or below ``paths``, below ``output`` (default: the working tree).
-    Returns the paths written or found unchanged. Raises as ``git prov get`` fails."""
-    from git_prov.kept_data import GetOptions, get_files
-
-    result = get_files(
-        _open(repo),
-        run,
-        GetOptions(paths=tuple(paths), output=Path(output) if output else None, force=force),
-    )
-    return [f.target for f in result.files]
