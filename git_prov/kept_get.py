@@ -655,7 +655,8 @@ def _copy_stored(
     not change during the copy, and the copy must have the recorded size. Otherwise one
     pass reads ``source``, hashing exactly the bytes it writes (the caller compares the
     hash), and the stat cache remembers the object for the next ``get``."""
-    from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatKey
+    from git_prov.capture.digests import FileDigest, HashJob, StatKey
+    from git_prov.capture.racy import RACY_NS
     from git_prov.capture.stat_cache import StatCache
     from git_prov.store.lfs import copy_hashing
 

@@ -18,8 +18,9 @@ from conftest import commit_file, git
 
 from git_prov.capture import hashing
 from git_prov.capture.data import build_manifest
-from git_prov.capture.hashing import hash_file, parse_lfs_pointer
+from git_prov.capture.hashing import hash_file
 from git_prov.errors import BadPath
+from git_prov.model.lfs_pointer import parse_lfs_pointer
 from git_prov.model.manifest import SOURCE_GIT, SOURCE_LFS, SOURCE_READ, DataManifest
 
 LONG_AGO_NS = time.time_ns() - 3600 * 10**9  # older than the racy window: cacheable

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import git, prov
 
-from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatKey
+from git_prov.capture.digests import FileDigest, HashJob, StatKey
+from git_prov.capture.racy import RACY_NS
 from git_prov.capture.stat_cache import StatCache
 
 IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
@@ -190,7 +191,7 @@ def test_keep_vouches_for_its_objects_out_of_the_racy_window(
     code, _, said, modules = _get(repo, run, "out/model.bin", "-o", "C")
     assert code == 0, said
     assert (repo / "C/out/model.bin").read_bytes() == files["out/model.bin"]
-    assert "git_prov.capture.hashing" in modules, sorted(modules)
+    assert "git_prov.capture.digests" in modules, sorted(modules)
     assert not {"hashlib", "tomli_w", "queue"} & modules, sorted(modules)
     os.chmod(stored, 0o644)
     with open(stored, "r+b") as f:

@@ -20,8 +20,9 @@ from conftest import git
 
 from git_prov.capture import kernel_copy
 from git_prov.capture.data import build_manifest
-from git_prov.capture.hashing import HashJob, StatCache, StatKey
+from git_prov.capture.digests import HashJob, StatKey
 from git_prov.capture.keep import KeepPlan
+from git_prov.capture.stat_cache import StatCache
 from git_prov.model.manifest import DataManifest
 from git_prov.store.kept import DATA_REF, KeptStore
 from git_prov.store.repo import open_repo

@@ -13,8 +13,8 @@ import pytest
 from conftest import git
 from lfs_server import LfsServer
 
-from git_prov.capture.hashing import parse_lfs_pointer
 from git_prov.errors import EXIT_BAD_PATH, EXIT_NOT_FOUND, EXIT_REMOTE, EXIT_REPOSITORY
+from git_prov.model.lfs_pointer import parse_lfs_pointer
 from git_prov.store.lfs import (
     LfsError,
     fetch_lfs_objects,

@@ -35,16 +35,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from git_prov.capture.data_paths import check_name as _check_name
 from git_prov.capture.data_paths import declared_paths
 from git_prov.capture.data_paths import show as _show
+from git_prov.capture.digests import HashJob, KeepSink, StatKey
 from git_prov.capture.dvc import ALGORITHM_GIT, algorithms_of, confirmed_hash, dvc_names
-from git_prov.capture.hashing import (
-    LFS_POINTER_MAX,
-    RACY_NS,
-    HashJob,
-    KeepSink,
-    StatKey,
-    hash_files,
-)
+from git_prov.capture.hashing import hash_files
+from git_prov.capture.racy import RACY_NS
 from git_prov.errors import BadPath, ProvError, RepositoryProblem
+from git_prov.model.lfs_pointer import LFS_POINTER_MAX
 from git_prov.model.manifest import (
     MODE_EXECUTABLE,
     MODE_FILE,

@@ -12,7 +12,8 @@ it is computed from the same read, by a third thread for big files, so the two d
 overlap.
 
 The stat cache (:mod:`git_prov.capture.stat_cache`) maps a path and its stat data to the
-digest read last time.
+digest read last time. The jobs and digests are :mod:`git_prov.capture.digests`'s; a git-LFS
+pointer is read by :mod:`git_prov.model.lfs_pointer`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING
 
 from git_prov.capture import kernel_copy
-from git_prov.capture.racy import RACY_NS as RACY_NS
+from git_prov.capture.digests import FileDigest, HashJob, KeepSink, KeepWriter, StatKey
+from git_prov.capture.racy import RACY_NS
 from git_prov.errors import BadPath
+from git_prov.model.lfs_pointer import LFS_POINTER_MAX, parse_lfs_pointer
 from git_prov.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
@@ -53,95 +55,6 @@ MAX_DEFAULT_WORKERS = 8
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _SMALL_OPEN = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC
 
-LFS_POINTER_MAX = 1024  # git-lfs never treats a file this big as a pointer
-_LFS_VERSION = b"version https://git-lfs.github.com/spec/v1\n"
-_LFS_LINE = re.compile(rb"[a-z0-9.-]+ [^\n]*")
-_LFS_OID = re.compile(rb"sha256:([0-9a-f]{64})")
-_LFS_SIZE = re.compile(rb"(0|[1-9][0-9]{0,18})")
-
-
-class StatKey(NamedTuple):
-    """The stat data a cached digest is valid for (a tuple: cheap to build and compare)."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> StatKey:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class HashJob(NamedTuple):
-    """A file to hash: where to open it, its name for messages, its stat data, the DVC
-    hash algorithms (``md5``, ``md5-dos2unix``) to compute as well, from the same read, and
-    whether to keep its bytes (``git prov run --keep``) from that same read."""
-
-    path: str
-    name: str
-    stat: StatKey
-    dvc: frozenset[str] = frozenset()
-    keep: bool = False
-
-
-class KeepWriter(Protocol):
-    """Receives a kept file's bytes as they are read; ``finish`` stores them under the hash
-    of exactly those bytes, ``abort`` forgets them."""
-
-    def snapshot(self, path: str) -> str | None:
-        """A copy-on-write clone of ``path`` (a reflink: instant where the file system has
-        them), to be hashed instead of ``path`` and kept as it is, with nothing written;
-        None when it cannot make one."""
-        ...
-
-    def copy_target(self) -> str | None:
-        """The (empty) temporary file :meth:`finish` installs, for the kernel to copy the
-        file's bytes into (``copy_file_range``: they never pass through user space); the
-        caller then hashes that copy. None when the bytes must come through :meth:`write`."""
-        ...
-
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
-
-    def finish(self, hash_value: str, size: int) -> None: ...
-
-    def abort(self) -> None: ...
-
-
-class KeepSink(Protocol):
-    """Where kept bytes go (:class:`git_prov.store.kept.KeptStore`)."""
-
-    def has(self, hash_value: str, size: int) -> bool:
-        """Whether these bytes are kept already: a cached digest then needs no read."""
-        ...
-
-    def open(self, name: str, size_hint: int) -> KeepWriter | None:
-        """A writer for one file's bytes, or None when it cannot be kept."""
-        ...
-
-    def kind_of(self, hash_value: str) -> str | None:
-        """How the bytes of ``hash_value`` are kept, if they are."""
-        ...
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    """What a file's bytes are.
-
-    For an ordinary file, ``hash`` is ``sha256:<hex>`` of its bytes and ``size`` their
-    count. For a git-LFS pointer file (``lfs`` true) they are the object id and size the
-    pointer names, which are the SHA-256 and size of the real content.
-
-    ``dvc`` holds DVC's hashes of the bytes (``md5:<hex>``, ``md5-dos2unix:<hex>``) for the
-    algorithms the job asked for, and nothing else.
-    """
-
-    hash: str
-    size: int
-    lfs: bool = False
-    dvc: frozenset[str] = frozenset()
-
 
 def default_workers() -> int:
     """Hashing threads used when the caller does not say: one per core, at most 8."""
@@ -162,37 +75,6 @@ def hash_file(path: str | os.PathLike[str]) -> str:
         fspath, fspath, size, bytearray(CHUNK), lambda n: None, threading.Event(), None
     )
     return f"sha256:{hexdigest}"
-
-
-def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
-    """The (sha256 hex, size) a git-LFS pointer names, or None if ``data`` is not one.
-
-    Follows the pointer spec (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md):
-    at most 1023 bytes, first line the spec version, then ``key value`` lines including
-    ``oid sha256:<64 hex>`` and ``size <decimal>``.
-    """
-    if len(data) >= LFS_POINTER_MAX or not data.startswith(_LFS_VERSION):
-        return None
-    oid: str | None = None
-    size: int | None = None
-    for line in data[len(_LFS_VERSION) :].split(b"\n"):
-        if not line:
-            continue
-        if not _LFS_LINE.fullmatch(line):
-            return None
-        key, _, value = line.partition(b" ")
-        if key == b"oid":
-            match = _LFS_OID.fullmatch(value)
-            if match is None:
-                return None
-            oid = match.group(1).decode()
-        elif key == b"size":
-            if _LFS_SIZE.fullmatch(value) is None:
-                return None
-            size = int(value)
-    if oid is None or size is None:
-        return None
-    return oid, size
 
 
 def hash_files(
@@ -804,13 +686,3 @@ def _unreadable(name: str, exc: OSError) -> BadPath:
             "record the run again once the data stops changing",
         )
     return BadPath(f"{shown}: cannot be read ({exc.strerror or exc})")
-
-
-def __getattr__(name: str) -> Any:
-    """``StatCache`` from here as well (it moved to :mod:`git_prov.capture.stat_cache`,
-    imported when first used)."""
-    if name == "StatCache":
-        from git_prov.capture.stat_cache import StatCache
-
-        return StatCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

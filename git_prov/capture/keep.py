@@ -107,7 +107,8 @@ class KeepPlan:
         mtime is set back out of that window first: any later write sets the mtime to the
         current time, which then differs from what is remembered. An object whose mtime
         cannot be set back is not remembered (``get`` hashes it while copying it)."""
-        from git_prov.capture.hashing import RACY_NS, FileDigest, HashJob, StatKey
+        from git_prov.capture.digests import FileDigest, HashJob, StatKey
+        from git_prov.capture.racy import RACY_NS
         from git_prov.capture.stat_cache import StatCache
 
         if not self.store.stored_files:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from git_prov.capture.hashing import FileDigest, HashJob
+from git_prov.capture.digests import FileDigest, HashJob
 
 # Version 1 is the ``files`` table. The ``dvc`` table was added later without a new version:
 # git-prov versions that predate it keep using the same cache and simply ignore it.

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from git_prov.capture.hashing import parse_lfs_pointer
 from git_prov.fsck.findings import INFO, FsckReport
 from git_prov.fsck.notes import Runs
 from git_prov.fsck.objects import unsafe_path_reason
+from git_prov.model.lfs_pointer import parse_lfs_pointer
 from git_prov.model.manifest import MAX_MANIFEST_BYTES, DataManifest
 from git_prov.store.headers import ObjectHeaders, git_hash_file
 from git_prov.store.repo import GitRepo

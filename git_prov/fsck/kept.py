@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
-from git_prov.capture.hashing import parse_lfs_pointer
 from git_prov.fsck.findings import ERROR, INFO, FsckReport
+from git_prov.model.lfs_pointer import parse_lfs_pointer
 from git_prov.store.headers import OBJ_BLOB, ObjectHeaders
 from git_prov.store.repo import GitRepo
 

@@ -236,7 +236,8 @@ def rehash(repo: Any, path: Path, like: str) -> str | None:
 
             return hash_like(file_chunks(path), like)
         if algorithm == "sha256":
-            from git_prov.capture.hashing import hash_file, parse_lfs_pointer
+            from git_prov.capture.hashing import hash_file
+            from git_prov.model.lfs_pointer import parse_lfs_pointer
 
             with open(path, "rb") as handle:
                 head = handle.read(1024)

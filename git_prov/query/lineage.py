@@ -332,7 +332,8 @@ def _choose(node: FileNode, producers: list[Writer[RunNode]]) -> Step | None:
 def current_hashes(paths: RepoPaths, rel: str) -> list[str]:
     """The hashes a file in the working tree would be recorded under: the SHA-256 of its
     bytes (or the object an LFS pointer names) and its git blob id."""
-    from git_prov.capture.hashing import hash_file, parse_lfs_pointer
+    from git_prov.capture.hashing import hash_file
+    from git_prov.model.lfs_pointer import parse_lfs_pointer
     from git_prov.store.gitcli import run_git
 
     assert paths.workdir is not None

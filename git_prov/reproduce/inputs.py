@@ -66,7 +66,7 @@ def _blob_hash(repo: GitRepo, blob: str, like: str) -> str | None:
 
         return hash_like([repo.git("cat-file", "blob", blob).stdout], like)
     if algorithm == "sha256":
-        from git_prov.capture.hashing import parse_lfs_pointer
+        from git_prov.model.lfs_pointer import parse_lfs_pointer
 
         data = repo.git("cat-file", "blob", blob).stdout
         pointer = parse_lfs_pointer(data[:1024])

@@ -40,9 +40,9 @@ from git_prov.errors import (
     ProvError,
     RepositoryProblem,
 )
+from git_prov.model.lfs_pointer import LFS_SPEC
 from git_prov.store.gitcli import NO_GIT, run_git
 
-LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 _OID = re.compile(r"[0-9a-f]{64}")
 _FICLONE = 0x40049409  # <linux/fs.h>: _IOW(0x94, 9, int)
 _CHUNK = 8 << 20

@@ -65,7 +65,7 @@ def upload_lfs_objects_for_push(
 
 def _new_pointers(cwd: str, new: str, known: Sequence[str], remote: str) -> dict[str, int]:
     """{oid: size} of the LFS pointer blobs in the trees of the commits the push adds."""
-    from git_prov.capture.hashing import parse_lfs_pointer
+    from git_prov.model.lfs_pointer import parse_lfs_pointer
 
     env = {**os.environ, "LC_ALL": "C"}
     listing = subprocess.Popen(
