@@ -1,5 +1,5 @@
 """Python's cycle collector paused over work that makes objects by the hundred thousand and
-no cycles: capturing a record, a query over many runs."""
+no cycles: capturing a record, a query over many runs, a command's start-up."""
 
 from __future__ import annotations
 
@@ -27,3 +27,28 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+# Whether pause_start_up turned the collector off (start_up_done turns it back on).
+_START_UP_PAUSED = [False]
+
+
+def pause_start_up() -> None:
+    """The collector off while the ``git-prov`` executable starts (:mod:`git_prov.entry`):
+    importing pygit2, click and the command's modules makes ~100k objects that live until
+    the process ends (modules, classes, functions), and the collector walked them again
+    and again as they came: ~3% of a ``record``'s or ``log``'s instructions (issue 18).
+    :func:`start_up_done` turns it back on once the command's own work starts."""
+    if gc.isenabled():
+        gc.disable()
+        _START_UP_PAUSED[0] = True
+
+
+def start_up_done() -> None:
+    """End :func:`pause_start_up`'s pause (no-op when it made none): what start-up made
+    is moved out of the collector's sight for good (``gc.freeze``: it lives as long as the
+    process, so no later collection need walk it), and the collector is on again."""
+    if _START_UP_PAUSED[0]:
+        _START_UP_PAUSED[0] = False
+        gc.freeze()
+        gc.enable()

@@ -72,6 +72,9 @@ class GetCall(NamedTuple):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run ``git prov ARGV…`` (default: ``sys.argv[1:]``) and exit with its status."""
+    from git_prov.collector import pause_start_up
+
+    pause_start_up()  # (until the command's own work starts: start_up_done)
     args = list(sys.argv[1:] if argv is None else argv)
     call = parse_quick(args)
     if call is not None and _enter(call.directory):
@@ -233,7 +236,10 @@ def run_get(call: GetCall, *, debug: bool) -> int | None:
     try:
         from pathlib import Path
 
+        from git_prov.collector import start_up_done
         from git_prov.kept_get import GetOptions, quick_get
+
+        start_up_done()
 
         sides = [s for s in ("inputs", "outputs") if f"--{s}" in call.flags]
         options = GetOptions(
@@ -267,9 +273,11 @@ def run_quick(call: QuickCall, *, debug: bool) -> int:
         colored = call.color == "always" or (
             call.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         )
+        from git_prov.collector import start_up_done
         from git_prov.terminal import plain
         from git_prov.terminal import style as ansi_style
 
+        start_up_done()
         style = ansi_style if colored else plain
         if call.command == "fetch":
             return commands.fetch_command(

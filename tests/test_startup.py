@@ -106,3 +106,36 @@ def test_log_loads_no_pygit2_no_manifests_no_temporary_files(repo: Path) -> None
         modules = imported(repo, *args)
         assert {"git_prov.cli.history", "git_prov.history", "git_prov.query.index"} <= modules
         assert not LOG_NEVER & modules, (args, sorted(LOG_NEVER & modules))
+
+
+# The same, naming the cycle collector's state as the process exits.
+COLLECTOR = LISTING.replace(
+    "'\\n'.join('module: ' + m for m in sys.modules)",
+    "'collector: %s %d' % (__import__('gc').isenabled(), __import__('gc').get_freeze_count())",
+)
+
+
+def collector_at_exit(cwd: Path, *args: str) -> tuple[bool, int]:
+    """Whether the collector was on as ``git prov ARGS`` ended, and how many objects its
+    start-up left frozen (``gc.freeze``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR, "--no-pager", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    said = [line for line in done.stderr.splitlines() if line.startswith("collector: ")]
+    assert said, done.stderr
+    enabled, frozen = said[-1].removeprefix("collector: ").split()
+    return enabled == "True", int(frozen)
+
+
+def test_the_collector_paused_for_start_up_is_on_again_for_the_work(repo: Path) -> None:
+    # Start-up (imports, parsing) runs with the collector off (git_prov.collector); every
+    # command turns it back on, its start-up's objects frozen, whichever path ran it: click
+    # (record pauses it over its own work, then restores it), the quick path of push.
+    for args in (("record", "--command", "true"), ("find", "-n", "1"), ("push",)):
+        enabled, frozen = collector_at_exit(repo, *args)
+        assert enabled and frozen > 10_000, args

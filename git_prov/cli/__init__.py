@@ -164,6 +164,9 @@ def cli(ctx: click.Context, directory: str | None, color: str, no_pager: bool, d
     )
     ctx.obj = State(use_color, debug, no_pager)
     from git_prov import progress
+    from git_prov.collector import start_up_done
+
+    start_up_done()  # (the command's module is loaded: its own work starts)
 
     progress.set_ambient(_progress)  # e.g. building the query index on a first query
 

@@ -13,6 +13,7 @@ import click
 
 from git_prov.cli import CONTEXT, State, _open, cli, complete_run
 from git_prov.cli.output import _page, _report_problems
+from git_prov.collector import collector_paused
 from git_prov.errors import NotFound, UsageProblem
 from git_prov.terminal import echo
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # (both are loaded by the log command itself: start-up)
     help="Show at most N commits (-N too, as in git log).",
 )
 @click.pass_obj
+@collector_paused()  # (a query: its modules load, then rows and records, in no cycle)
 def log_command(
     state: State,
     revisions: tuple[str, ...],

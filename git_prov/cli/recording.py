@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from git_prov.cli import CONTEXT, State, _open, _progress, cli
+from git_prov.collector import collector_paused
 from git_prov.errors import EXIT_INTERRUPTED, UsageProblem
 from git_prov.terminal import echo
 
@@ -252,6 +253,7 @@ def run(
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the recorded run's id.")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
+@collector_paused()  # (its modules load, pygit2 too; its work is paused in recording too)
 def record(
     state: State,
     argv: tuple[str, ...],
