@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # (errors is imported only when one is reported: start-up)
     from git_prov.errors import ProvError
@@ -46,36 +46,59 @@ NO_QUICK_ENV = "GIT_PROV_NO_QUICK"
 COMPLETE_ENV = "_GIT_PROV_COMPLETE"  # shell completion: click's job
 
 
-class QuickCall(NamedTuple):
+# (Plain classes: a NamedTuple compiles each annotation and generates its methods in every
+# process, a millisecond of every start-up.)
+class QuickCall:
     """A command line the quick path runs."""
 
-    command: str  # fetch, push, sync or pre-push
-    arguments: tuple[str, ...]  # REMOTE (and URL, for pre-push)
-    flags: frozenset[str]  # --json, --no-remap
-    attempts: int | None
-    directory: str | None  # -C DIR
-    color: str  # --color
-    timeout: int | None = None
+    __slots__ = ("arguments", "attempts", "color", "command", "directory", "flags", "timeout")
+
+    def __init__(
+        self,
+        command: str,  # fetch, push, sync or pre-push
+        arguments: tuple[str, ...],  # REMOTE (and URL, for pre-push)
+        flags: frozenset[str],  # --json, --no-remap
+        attempts: int | None,
+        directory: str | None,  # -C DIR
+        color: str,  # --color
+        timeout: int | None = None,
+    ) -> None:
+        self.command, self.arguments, self.flags = command, arguments, flags
+        self.attempts, self.directory, self.color = attempts, directory, color
+        self.timeout = timeout
 
 
-class GetCall(NamedTuple):
+class GetCall:
     """A ``git prov get`` command line the quick path tries (:mod:`git_prov.kept_get`)."""
 
-    spec: str  # RUN
-    paths: tuple[str, ...]
-    output: str | None  # -o/--output DIR
-    flags: frozenset[str]  # --force, --inputs or --outputs, --json
-    remote: str | None
-    directory: str | None  # -C DIR
-    color: str
+    __slots__ = ("color", "directory", "flags", "output", "paths", "remote", "spec")
+
+    def __init__(
+        self,
+        spec: str,  # RUN
+        paths: tuple[str, ...],
+        output: str | None,  # -o/--output DIR
+        flags: frozenset[str],  # --force, --inputs or --outputs, --json
+        remote: str | None,
+        directory: str | None,  # -C DIR
+        color: str,
+    ) -> None:
+        self.spec, self.paths, self.output, self.flags = spec, paths, output, flags
+        self.remote, self.directory, self.color = remote, directory, color
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run ``git prov ARGV…`` (default: ``sys.argv[1:]``) and exit with its status."""
-    from git_prov.collector import pause_start_up
+    from git_prov import collector
 
-    pause_start_up()  # (until the command's own work starts: start_up_done)
-    args = list(sys.argv[1:] if argv is None else argv)
+    collector.pause_start_up()  # (until the command's own work starts: start_up_done)
+    try:
+        _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        collector.left_to_exit()
+
+
+def _run(args: list[str]) -> None:
     call = parse_quick(args)
     if call is not None and _enter(call.directory):
         sys.exit(run_quick(call, debug=debug_wanted(args)))
