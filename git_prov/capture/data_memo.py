@@ -37,8 +37,9 @@ an lstat of each directory in Python; ``find`` then runs only when that check fa
 The memo is only a cache: a memo that cannot be read or written is a miss, never an error.
 A hit touches the file (its mtime says when it was last of use), and ``git prov gc`` removes
 memos unused for :data:`UNUSED_DAYS` days, those no version can use and partial writes
-(:func:`unused_memos`): a removed memo only costs the next record of those files the full
-path, never a wrong manifest.
+(:func:`unused_memos`), and the files indexes no memo names (:func:`orphaned_indexes`): a
+removed memo only costs the next record of those files the full path, a removed files
+index the next record a ``find``, never a wrong manifest.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,12 @@ _INDEX_DIR = "data-index"  # files indexes, named by their checksum (see write_f
 _INDEX_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 UNUSED_DAYS = 30  # gc removes a memo neither written nor hit for this long
 _PARTIAL_HOURS = 1  # …and a partial write (``<memo>.<pid>.tmp``) left this long
+_INDEX_PARTIAL = re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{64})\.[0-9]+\.tmp")
+# Writers of files indexes and memos share this lock; gc's sweep of the files indexes no
+# memo names takes it alone (see _writing and orphaned_indexes).
+_INDEX_LOCK = "lock"
+_WRITER_WAIT = 2.0  # seconds a writer waits for gc's sweep (then writes anyway: a cache)
+_SWEEP_WAIT = 10.0  # seconds gc waits for writers (then leaves the sweep to the next gc)
 
 IndexStat = tuple[int, int, int, int, int]
 DirStat = list[Any]  # [rel, mode, mtime ns, ctime ns, inode, device] (as JSON keeps it)
@@ -88,6 +95,7 @@ class DataMemo:
     root: str
     declared: tuple[str, ...]
     path: Path
+    _prov_dir: Path
     stat_digest: str | None
     _started_ns: int
     _finding: subprocess.Popen[bytes] | None
@@ -135,6 +143,8 @@ class DataMemo:
             self._files_index = (self._doc["files_index"], self._doc["dirs"])
             self.stat_digest = self._doc.get("find")
             return self
+        if self._doc is not None:  # (removed by gc, or by another record: index again)
+            self._index_lost = _names_lost_index(self._prov_dir, self._doc)
         finding = _start_find(self.root, self.declared, self._started_ns)
         if self.path.exists():
             self.stat_digest = _finish_find(finding, self.root, self.declared)
@@ -169,6 +179,7 @@ class DataMemo:
         self._finding: subprocess.Popen[bytes] | None = None  # see before_walk
         self._started_ns = started_ns
         self._checking: _FilesCheck | None = None  # see early()
+        self._index_lost = False  # the memo names a files index that is not there
         self._doc: dict[str, Any] | None = None  # the memo as read by before_walk
         self._vouched = False  # the memo's files index vouched for the files
         self._files_index: tuple[str, list[DirStat]] | None = None  # (index name, dirs)
@@ -226,13 +237,20 @@ class DataMemo:
             self._directories = tuple(directories)
         if in_a_dvc_project(self.root, self._directories):
             return None
-        if self._files_index is None and memo.get("files_index") is None:
-            self._index_files(oid)  # (once per memo: later hits need no find)
-        if (not same_index and self._index is not None) or self._files_index_new:
-            self._write(oid)  # the index is settled now: the next hit need not ask git
-        else:
-            with contextlib.suppress(OSError):  # in use: gc keeps it (unused_memos)
-                os.utime(self.path)
+        # Once per memo (later hits need no find), and again when its files index is gone.
+        reindex = self._files_index is None and (
+            memo.get("files_index") is None or self._index_lost
+        )
+        settled = not same_index and self._index is not None
+        if reindex or settled:
+            with _writing(self._prov_dir):
+                if reindex:
+                    self._index_files(oid)
+                if settled or self._files_index_new:
+                    self._write(oid)  # the index is settled now: the next hit need not ask git
+                    return oid
+        with contextlib.suppress(OSError):  # in use: gc keeps it (unused_memos)
+            os.utime(self.path)
         return oid
 
     def remember(self, manifest: DataManifest, oid: str) -> None:
@@ -243,9 +261,10 @@ class DataMemo:
             for e in manifest.entries
         ):
             return
-        if not self._vouched:
-            self._index_files(oid)
-        self._write(oid)
+        with _writing(self._prov_dir):
+            if not self._vouched:
+                self._index_files(oid)
+            self._write(oid)
 
     def _index_files(self, oid: str) -> None:
         """Write the files index of a listing of these files that is the one the manifest
@@ -295,6 +314,23 @@ class DataMemo:
         if isinstance(old, str) and old != name and _INDEX_NAME.fullmatch(old):
             with contextlib.suppress(OSError):  # (a record reading it now just misses)
                 (self._prov_dir / _INDEX_DIR / old).unlink()
+
+
+@contextlib.contextmanager
+def _writing(prov_dir: Path) -> Iterator[None]:
+    """Write files indexes and memos in this block: from the moment a new files index is
+    renamed in until the memo naming it is written (and the files index it replaces
+    removed), ``git prov gc`` cannot look for files indexes no memo names. A lock that
+    cannot be had in :data:`_WRITER_WAIT` seconds (or at all) is gone without: the worst
+    gc can then do is remove a files index just written, which costs the next record a
+    ``find`` and a new index (:meth:`DataMemo.settle`), never a wrong manifest."""
+    from git_prov.store.locking import ledger_lock
+
+    directory = prov_dir / _INDEX_DIR
+    with contextlib.suppress(OSError):
+        directory.mkdir(parents=True, exist_ok=True)
+    with ledger_lock(directory / _INDEX_LOCK, wait=_WRITER_WAIT, shared=True):
+        yield
 
 
 def in_a_dvc_project(root: str, directories: Sequence[str]) -> bool:
@@ -471,6 +507,14 @@ def _files_check_passed(checking: _FilesCheck) -> bool:
         return False
     finally:
         os.close(held)
+
+
+def _names_lost_index(prov_dir: Path, memo: dict[str, Any]) -> bool:
+    """Whether ``memo`` names a files index that is not there."""
+    name = memo.get("files_index")
+    if not (isinstance(name, str) and _INDEX_NAME.fullmatch(name)):
+        return False
+    return not (prov_dir / _INDEX_DIR / name).exists()
 
 
 def fingerprint(listing: DataListing) -> str | None:
@@ -690,9 +734,11 @@ def _usable(path: Path) -> bool:
 
 
 def remove_memos(paths: Sequence[Path]) -> int:
-    """Remove the memo files ``paths``; how many went (one gone already, or that cannot be
-    removed, is not counted: it is only a cache)."""
+    """Remove the memo files ``paths``, and the files indexes they name that no other memo
+    names; how many memos went (one gone already, or that cannot be removed, is not
+    counted: it is only a cache)."""
     removed = 0
+    named: set[str] = set()
     for path in paths:
         memo = _read_memo(path)
         with contextlib.suppress(OSError):
@@ -700,6 +746,99 @@ def remove_memos(paths: Sequence[Path]) -> int:
             removed += 1
         name = memo.get("files_index") if memo is not None else None
         if isinstance(name, str) and _INDEX_NAME.fullmatch(name):
-            with contextlib.suppress(OSError):  # (its files index goes with it)
-                (path.parent.parent / _INDEX_DIR / name).unlink()
+            named.add(name)
+    if named:  # (its files index goes with it, unless another memo names it too)
+        _sweep(paths[0].parent.parent, None, named)
     return removed
+
+
+def orphaned_indexes(prov_dir: Path, now: float, gone: Sequence[Path] = ()) -> list[Path]:
+    """The files that ``git prov gc`` removes from ``data-index/`` besides those of the
+    memos it removes (``gone``: those memos, counted as removed already): the files
+    indexes no memo names — their memo was removed or now names another, or the record
+    that wrote one died before its memo — and partial writes (``<checksum>.<pid>.tmp``)
+    older than an hour. What :func:`remove_orphaned_indexes` would remove now."""
+    return _orphans(prov_dir, now, {p.name for p in gone}, _names_in(gone))
+
+
+def remove_orphaned_indexes(prov_dir: Path, now: float) -> int:
+    """Remove the files :func:`orphaned_indexes` names (in turn with the records writing
+    files indexes and memos: a files index just renamed in is named by its memo before
+    this looks); how many went (none when the writers' lock cannot be had in
+    :data:`_SWEEP_WAIT` seconds: the next gc removes them)."""
+    return _sweep(prov_dir, now, None)
+
+
+def _sweep(prov_dir: Path, now: float | None, only: set[str] | None) -> int:
+    """Remove, holding the writers' lock alone (see :func:`_writing`), the files indexes
+    no memo names — of ``only`` when given, else every one and the partial writes older
+    than an hour at ``now``. How many went."""
+    from git_prov.store.locking import ledger_lock
+
+    directory = prov_dir / _INDEX_DIR
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    with ledger_lock(directory / _INDEX_LOCK, wait=_SWEEP_WAIT) as taken:
+        if not taken:
+            return 0
+        if only is not None:
+            paths = [directory / n for n in sorted(only - _named(prov_dir, set()))]
+        else:
+            paths = _orphans(prov_dir, now or 0.0, set(), set())
+        for path in paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _orphans(prov_dir: Path, now: float, gone: set[str], counted: set[str]) -> list[Path]:
+    """The files indexes no memo but those named ``gone`` names, but those in ``counted``,
+    and the partial writes older than an hour at ``now``. (The directory is listed before
+    the memos are read: an index listed was renamed in before, so its memo, if any, was
+    written before it is read, while gc holds the writers' lock.)"""
+    directory = prov_dir / _INDEX_DIR
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    named = _named(prov_dir, gone)
+    out = []
+    for name in names:
+        path = directory / name
+        if _INDEX_NAME.fullmatch(name):
+            if name not in named and name not in counted:
+                out.append(path)
+        elif _INDEX_PARTIAL.fullmatch(name):
+            try:
+                if now - path.stat().st_mtime > _PARTIAL_HOURS * 3600:
+                    out.append(path)
+            except OSError:
+                continue
+    return out
+
+
+def _named(prov_dir: Path, gone: set[str]) -> set[str]:
+    """The files indexes the memos in ``data-memo/`` name (of any layout version that
+    names one as this one does), those named ``gone`` left out."""
+    directory = prov_dir / _MEMO_DIR
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return set()
+    return _names_in(directory / n for n in names if n not in gone and not n.endswith(".tmp"))
+
+
+def _names_in(paths: Iterable[Path]) -> set[str]:
+    """The files indexes the memo files ``paths`` name."""
+    out = set()
+    for path in paths:
+        try:
+            memo = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        name = memo.get("files_index") if isinstance(memo, dict) else None
+        if isinstance(name, str) and _INDEX_NAME.fullmatch(name):
+            out.add(name)
+    return out

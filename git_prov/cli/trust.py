@@ -166,7 +166,7 @@ def gc(
 
     repo = _open()
     stale, unsure = stale_live_runs(repo.prov_dir)
-    memos = _unused_memos(repo.prov_dir)
+    memos, indexes = _unused_memos(repo.prov_dir)
     ledger = Ledger(repo)
     # gc asks the query index and streams the notes (git_prov.retention); --data-only
     # reads only the records that name data manifests, and those manifests.
@@ -188,6 +188,7 @@ def gc(
         and not redrop_data
         and not stale
         and not memos
+        and not indexes
     ):
         if unsure:
             for line in _live_lines(state, [], unsure, dry_run=dry_run):
@@ -220,6 +221,7 @@ def gc(
     plan = result.plan
     removed = stale if dry_run else [(r, why) for r, why in stale if remove_live(r)]
     memos_removed = len(memos) if dry_run else _remove_memos(memos)
+    indexes_removed = len(indexes) if dry_run else _remove_indexes(repo.prov_dir)
     if as_json:
         doc = plan.to_json_dict()
         doc.update(
@@ -234,6 +236,8 @@ def gc(
             doc["live_left"] = [{"id": r.id, "why": why} for r, why in unsure]
         if memos_removed:  # (likewise)
             doc["memos_removed"] = memos_removed
+        if indexes_removed:
+            doc["memo_indexes_removed"] = indexes_removed
         _echo_json(doc)
         return 0
     for line in _plan_lines(state, plan, dry_run=dry_run):
@@ -247,8 +251,12 @@ def gc(
         verb = "would remove" if dry_run else "removed"
         what = "entry" if memos_removed == 1 else "entries"
         echo(f"{verb} {memos_removed} unused data-memo {what} (a cache)", err=True)
+    if indexes_removed:
+        verb = "would remove" if dry_run else "removed"
+        what = "file" if indexes_removed == 1 else "files"
+        echo(f"{verb} {indexes_removed} data-index {what} no memo names (a cache)", err=True)
     if plan.empty:
-        if not removed and not memos_removed:
+        if not removed and not memos_removed and not indexes_removed:
             echo("nothing to remove", err=True)
     elif dry_run:
         echo(f"dry run: would remove {_what(plan)} (nothing changed)", err=True)
@@ -271,18 +279,29 @@ def _echo_json(doc: dict[str, Any]) -> None:
     echo("".join(parts), data=True)
 
 
-def _unused_memos(prov_dir: Any) -> list[Any]:
+def _unused_memos(prov_dir: Any) -> tuple[list[Any], list[Any]]:
+    """The data memos gc removes, and the other files indexes (capture/data_memo.py)."""
     import time
 
-    from git_prov.capture.data_memo import unused_memos
+    from git_prov.capture.data_memo import orphaned_indexes, unused_memos
 
-    return unused_memos(prov_dir, time.time())
+    now = time.time()
+    memos = unused_memos(prov_dir, now)
+    return memos, orphaned_indexes(prov_dir, now, memos)
 
 
 def _remove_memos(paths: list[Any]) -> int:
     from git_prov.capture.data_memo import remove_memos
 
     return remove_memos(paths)
+
+
+def _remove_indexes(prov_dir: Any) -> int:
+    import time
+
+    from git_prov.capture.data_memo import remove_orphaned_indexes
+
+    return remove_orphaned_indexes(prov_dir, time.time())
 
 
 def _resolve_runs(repo: Any, specs: tuple[str, ...]) -> tuple[str, ...]:

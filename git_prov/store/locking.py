@@ -18,8 +18,12 @@ LOCK_WAIT_SECONDS = 120.0
 
 
 @contextlib.contextmanager
-def ledger_lock(path: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[bool]:
+def ledger_lock(
+    path: Path, wait: float = LOCK_WAIT_SECONDS, *, shared: bool = False
+) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` while the block runs; yields whether it was taken.
+    With ``shared``, a shared lock: any number of holders at once, none beside an
+    exclusive one.
 
     If the file system cannot lock, or the wait runs out, the block runs anyway (unlocked):
     compare-and-swap keeps the result correct, only with more retries.
@@ -33,9 +37,10 @@ def ledger_lock(path: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[bool]:
     try:
         deadline = time.monotonic() + wait
         delay = 0.001
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode)
                 taken = True
                 break
             except BlockingIOError:
