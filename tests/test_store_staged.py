@@ -168,3 +168,36 @@ def test_the_display_refreshed_in_parts_is_the_one_refreshed_at_once(
     assert git(repo, "rev-list", "--count", ledger_module.DISPLAY_REF) == "1"
     assert len(git(repo, "log", "-1", "--format=%N", commits[4]).strip().splitlines()) == 1
     assert _staging_refs(repo) == []
+
+
+@pytest.mark.parametrize("pid", ["99999999999999999999", "\u00b2"])
+def test_a_private_ref_whose_pid_no_process_can_have_is_no_traceback(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, pid: str
+) -> None:
+    """A ref under refs/prov-staging/ made by hand, with a "pid" past any process id's
+    range or of digits that are not ASCII, is not this host's writer's: the write goes on
+    (a traceback of int() or os.kill before, which stopped every staged write, and gc)."""
+    ledger, commits = _ledger(repo)
+    odd = f"{STAGING_PREFIX}{pid}-{staging_ref(0).rpartition('0-')[2]}"
+    git(repo, "update-ref", odd, git(repo, "rev-parse", "HEAD"))
+    monkeypatch.setattr(ledger_module, "STAGE_NOTES", 2)
+    ledger.write(_stones(commits))
+    for c in commits:
+        assert "tombstone" in git(repo, "notes", "--ref=prov", "show", c)
+
+
+@pytest.mark.parametrize("pid", ["99999999999999999999", "\u00b2"])
+def test_a_gc_pid_file_naming_no_possible_process_is_no_traceback(repo: Path, pid: str) -> None:
+    """Every write looks at git's gc.pid (a gc running may prune what the write just
+    made): a pid there past any process id's range, or of digits that are not ASCII, is
+    no gc of this host running, not a traceback of int() or os.kill."""
+    import socket
+
+    ledger, commits = _ledger(repo, 2)
+    (repo / ".git" / "gc.pid").write_text(f"{pid} {socket.gethostname()}")
+    before = git(repo, "rev-parse", NOTES_REF)
+    record = make_record(commits[0], started="2026-02-01T00:00:00.000Z")
+    ledger.write([(commits[0], record)])
+    # One commit, the record once: the swap is not taken for a lost race and made again.
+    assert git(repo, "rev-list", "--count", f"{before}..{NOTES_REF}") == "1"
+    assert git(repo, "notes", "--ref=prov", "show", commits[0]).count(record.id) == 1

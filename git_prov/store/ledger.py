@@ -723,7 +723,7 @@ def _running_here(owner: list[str]) -> bool:
     another host, on a shared file system, is taken as live)."""
     import socket
 
-    if len(owner) < 2 or not owner[0].isdigit():
+    if len(owner) < 2 or not (owner[0].isascii() and owner[0].isdigit()):
         return False
     return owner[1] != socket.gethostname() or pid_running(int(owner[0]))
 
@@ -734,7 +734,7 @@ def pid_running(pid: int) -> bool:
 
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (OverflowError: no process has that id)
         return False
     except OSError:
         return True

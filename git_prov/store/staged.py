@@ -115,7 +115,7 @@ def clear_stale(pygit: pygit2.Repository) -> None:
     mine = staging_ref(0).removeprefix(f"{STAGING_PREFIX}0-")
     for name in [r for r in pygit.references if r.startswith(STAGING_PREFIX)]:
         pid, _, host = name.removeprefix(STAGING_PREFIX).partition("-")
-        if host != mine or not pid.isdigit() or pid_running(int(pid)):
+        if host != mine or not (pid.isascii() and pid.isdigit()) or pid_running(int(pid)):
             continue
         _delete(pygit, name)
 
