@@ -53,6 +53,7 @@ from git_prov.model.manifest import (
     DataManifest,
 )
 from git_prov.progress import NO_PROGRESS, Progress
+from git_prov.store.gitcli import object_headers
 
 if TYPE_CHECKING:
     from git_prov.capture.annex import AnnexKey
@@ -735,25 +736,9 @@ def _vouched_by_git(root: str, pathspecs: Sequence[str], files: dict[str, _File]
 
 def _blob_sizes(root: str, blobs: set[str]) -> dict[str, int]:
     """Sizes of blobs, read from object headers (one ``git cat-file`` for all of them)."""
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--buffer"],
-        cwd=root,
-        input="".join(f"{b}\n" for b in sorted(blobs)).encode(),
-        capture_output=True,
-        check=False,
-        # A blob missing from a partial clone is a size we do without, not a network fetch.
-        env={**os.environ, "GIT_NO_LAZY_FETCH": "1"},
-    )
-    if proc.returncode != 0:
-        raise RepositoryProblem(
-            f"git cat-file failed in {_show(root)}: {proc.stderr.decode(errors='replace').strip()}"
-        )
-    sizes = {}
-    for line in proc.stdout.decode("ascii", errors="replace").splitlines():
-        fields = line.split(" ")
-        if len(fields) == 3 and fields[1] == "blob":  # "<oid> missing" in a partial clone
-            sizes[fields[0]] = int(fields[2])
-    return sizes
+    # A blob missing from a partial clone is a size we do without, not a network fetch.
+    found = object_headers(root, sorted(blobs), env={"GIT_NO_LAZY_FETCH": "1"})
+    return {oid: size for oid, (kind, size) in found.items() if kind == "blob"}
 
 
 def _git_start(root: str, *args: str) -> subprocess.Popen[bytes]:

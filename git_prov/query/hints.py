@@ -17,9 +17,10 @@ import json
 import os
 from collections.abc import Sequence
 
+from git_prov.errors import RepositoryProblem
 from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.query.rows import KIND_ATTACH, KIND_RUN
-from git_prov.store.gitcli import prov_dir, run_git
+from git_prov.store.gitcli import object_headers, prov_dir, run_git
 from git_prov.store.gitcli.paths import ALIVE_TIPS, RepoPaths, read_ref
 
 CACHE_FILE = "orphans.json"
@@ -128,15 +129,11 @@ def _count_orphans(paths: RepoPaths, db: object, unreachable: set[str]) -> int:
 
 def _present(paths: RepoPaths, commits: Sequence[str]) -> set[str]:
     """Those of ``commits`` that are commits in this repository (one ``cat-file``)."""
-    if not commits:
+    try:
+        found = object_headers(paths.cwd, commits)
+    except RepositoryProblem:  # (a hint: none rather than an error)
         return set()
-    listing = run_git(
-        paths.cwd,
-        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
-        input="".join(f"{c}\n" for c in commits).encode(),
-        check=False,
-    ).stdout.decode()
-    return {p[0] for p in (line.split() for line in listing.splitlines()) if p[1:] == ["commit"]}
+    return {oid for oid, (kind, _) in found.items() if kind == "commit"}
 
 
 def rewrite_hook_installed(paths: RepoPaths) -> bool:

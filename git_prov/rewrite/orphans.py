@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from git_prov.store.gitcli import object_headers
 from git_prov.store.ledger import Ledger, LedgerScan, LocatedRun
 from git_prov.store.repo import GitRepo
 
@@ -116,17 +117,8 @@ def index_orphans(repo: GitRepo, ledger: Ledger) -> tuple[Orphans, int] | None:
 
 def existing_commits(repo: GitRepo, oids: Sequence[str]) -> set[str]:
     """Those of ``oids`` that are commits in this repository (one ``cat-file`` call)."""
-    if not oids:
-        return set()
-    out = repo.git(
-        "cat-file", "--batch-check=%(objectname) %(objecttype)", input=lines(oids)
-    ).stdout.decode()
-    found = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "commit":
-            found.add(parts[0])
-    return found
+    found = object_headers(repo.workdir or repo.git_dir, oids)
+    return {oid for oid, (kind, _) in found.items() if kind == "commit"}
 
 
 def alive_refs(repo: GitRepo) -> list[str]:

@@ -99,10 +99,10 @@ class ObjectHeaders:
 _BATCH_HEADERS = 512
 _FULL_HEX = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?").fullmatch
 _TYPES = {
-    b"commit": OBJ_COMMIT,
-    b"tree": int(pygit2.enums.ObjectType.TREE),
-    b"blob": OBJ_BLOB,
-    b"tag": int(pygit2.enums.ObjectType.TAG),
+    "commit": OBJ_COMMIT,
+    "tree": int(pygit2.enums.ObjectType.TREE),
+    "blob": OBJ_BLOB,
+    "tag": int(pygit2.enums.ObjectType.TAG),
 }
 
 
@@ -110,31 +110,13 @@ def _batch_headers(path: str, oids: Sequence[str]) -> dict[str, tuple[int, int]]
     """(type, size) of the ``oids`` ``git cat-file --batch-check`` finds (replace refs
     ignored, as pygit2 ignores them); empty when git fails or answers out of turn."""
     from git_prov.errors import RepositoryProblem
-    from git_prov.store.gitcli import run_git
+    from git_prov.store.gitcli import object_headers
 
-    if not oids:
-        return {}
     try:
-        proc = run_git(
-            path,
-            ("cat-file", "--batch-check", "--buffer"),
-            input="\n".join(oids).encode() + b"\n",
-            check=False,
-            env={"GIT_NO_REPLACE_OBJECTS": "1"},
-        )
-    except RepositoryProblem:  # (no git to run)
+        found = object_headers(path, oids, env={"GIT_NO_REPLACE_OBJECTS": "1"})
+    except RepositoryProblem:  # (no git to run, git failing, answers out of turn)
         return {}
-    lines = proc.stdout.split(b"\n")
-    if proc.returncode != 0 or len(lines) != len(oids) + 1 or lines[-1]:
-        return {}
-    found: dict[str, tuple[int, int]] = {}
-    for oid, line in zip(oids, lines, strict=False):
-        fields = line.split(b" ")
-        if fields[0] != oid.encode():
-            return {}  # (out of turn: trust none of it)
-        if len(fields) == 3 and fields[1] in _TYPES and fields[2].isdigit():
-            found[oid] = (_TYPES[fields[1]], int(fields[2]))
-    return found
+    return {oid: (_TYPES[kind], size) for oid, (kind, size) in found.items() if kind in _TYPES}
 
 
 def git_hash_file(path: str | os.PathLike[str]) -> str:

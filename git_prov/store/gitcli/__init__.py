@@ -6,7 +6,8 @@ and transport: both run git through this package.
 
 * this module — running git (:func:`run_git`, or :func:`start_git` + :func:`finish_git`
   for several processes side by side); reading many objects through one
-  ``git cat-file --batch`` (:func:`read_blobs`, :func:`stream_blobs`: one parser); the
+  ``git cat-file --batch`` (:func:`read_blobs`, :func:`stream_blobs`: one parser), and
+  their headers through one ``--batch-check`` (:func:`object_headers`); the
   local cache directory; the one check for a reftable repository (:func:`refuse_reftable`);
 * :mod:`~git_prov.store.gitcli.paths` — where a repository is (:class:`RepoPaths`) and
   reading a ref from its files;
@@ -332,6 +333,33 @@ def read_blobs(
     return {
         oid: data for oid, data in _entries(io.BytesIO(proc.stdout), wanted) if data is not None
     }
+
+
+def object_headers(
+    cwd: str | os.PathLike[str], oids: Sequence[str], *, env: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, int]]:
+    """(type, size) of each of ``oids`` git has, by one ``git cat-file --batch-check``:
+    headers only, never the contents. An id git does not have, or answers under another
+    name (one that is not a full object id), is left out. RepositoryProblem when git
+    fails or does not answer each id in turn. ``env`` adds to git's environment
+    (``GIT_NO_LAZY_FETCH``, ``GIT_NO_REPLACE_OBJECTS``)."""
+    if not oids:
+        return {}
+    proc = run_git(
+        cwd,
+        ("cat-file", "--batch-check", "--buffer"),
+        input="".join(f"{oid}\n" for oid in oids).encode(),
+        env=env,
+    )
+    lines = proc.stdout.split(b"\n")
+    if len(lines) != len(oids) + 1 or lines[-1]:
+        raise RepositoryProblem("git cat-file --batch-check did not answer each object in turn")
+    found: dict[str, tuple[str, int]] = {}
+    for oid, line in zip(oids, lines, strict=False):
+        fields = line.split(b" ")  # "<oid> <type> <size>", "<name> missing" (or ambiguous)
+        if len(fields) == 3 and fields[0] == oid.encode() and fields[2].isdigit():
+            found[oid] = (fields[1].decode("ascii", "replace"), int(fields[2]))
+    return found
 
 
 def stream_blobs(
