@@ -235,7 +235,12 @@ class DataMemo:
             return None
         if self._directories is None:  # (the same digest: the same directories as then)
             self._directories = tuple(directories)
-        if in_a_dvc_project(self.root, self._directories):
+        # (In a DVC project, DVC metadata could name its files: not reused. Found here,
+        # not by capture/dvc.py: a re-record of unchanged data does not load DVC's reader.)
+        from git_prov.capture.data_paths import dvc_project_of
+
+        known: dict[str, str | None] = {}
+        if any(dvc_project_of(self.root, d, known) is not None for d in self._directories):
             return None
         # Once per memo (later hits need no find), and again when its files index is gone.
         reindex = self._files_index is None and (
@@ -331,22 +336,6 @@ def _writing(prov_dir: Path) -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True)
     with ledger_lock(directory / _INDEX_LOCK, wait=_WRITER_WAIT, shared=True):
         yield
-
-
-def in_a_dvc_project(root: str, directories: Sequence[str]) -> bool:
-    """Whether any of ``directories`` (repo-relative, "" for the root) is in a DVC project:
-    a ``.dvc/`` in it or above it (DVC metadata could then name its files). Here, not in
-    capture/dvc.py, so that a re-record of unchanged data does not load DVC's reader."""
-    seen: set[str] = set()
-    for directory in directories:
-        while directory not in seen:
-            seen.add(directory)
-            if os.path.isdir(os.path.join(root, directory, ".dvc")):
-                return True
-            if not directory:
-                break
-            directory = directory.rpartition("/")[0]
-    return False
 
 
 def _read_memo(path: Path) -> dict[str, Any] | None:

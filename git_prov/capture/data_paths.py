@@ -1,5 +1,6 @@
-"""Declared data paths as the user typed them, made repo-relative (kept light: a re-record
-of unchanged inputs needs only this and the data memo, not the walk or the hashing)."""
+"""Declared data paths as the user typed them, made repo-relative, and the DVC project a
+directory is in (kept light: a re-record of unchanged inputs needs only this and the data
+memo, not the walk, the hashing or DVC's reader)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,26 @@ def check_name(name: str, shown: str | None = None) -> None:
 
 def show(text: str) -> str:
     return text if text.isprintable() else repr(text)
+
+
+def dvc_project_of(root: str, directory: str, known: dict[str, str | None]) -> str | None:
+    """The directory (repo-relative, "" for the root) whose ``.dvc/`` is in ``directory``
+    (repo-relative) or the closest one above it: the DVC project its files are in; None
+    outside any. ``known`` keeps the answer of each directory passed through, for the
+    next call (one ``.dvc/`` look-up per directory)."""
+    chain: list[str] = []
+    found: str | None = None
+    while True:
+        if directory in known:
+            found = known[directory]
+            break
+        chain.append(directory)
+        if os.path.isdir(os.path.join(root, directory, ".dvc")):
+            found = directory
+            break
+        if not directory:
+            break
+        directory = directory.rpartition("/")[0]
+    for passed in chain:
+        known[passed] = found
+    return found

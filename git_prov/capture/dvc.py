@@ -44,6 +44,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from git_prov.capture.data_paths import dvc_project_of
+
 # Not DVC's: git's blob id of the bytes (SHA-1 of "blob <size>\0" + bytes), computed from
 # the same read for outputs that may later be committed (data manifest ``also``).
 ALGORITHM_GIT = "git"
@@ -331,7 +333,8 @@ class _Projects:
 
     def __init__(self, root: str):
         self.root = root
-        self._by_dir: dict[str, _Project | None] = {}
+        self._project_of: dict[str, str | None] = {}  # directory → its project's, if any
+        self._projects: dict[str, _Project] = {}  # by the directory holding its .dvc/
         self._parsed: dict[str, dict[str, set[str]]] = {}
         self._around_dir: dict[str, list[dict[str, set[str]]]] = {}
         self._listed: dict[str, frozenset[str]] = {}
@@ -344,22 +347,13 @@ class _Projects:
 
     def of_directory(self, directory: str) -> _Project | None:
         """The project whose ``.dvc/`` is in ``directory`` or the closest one above it."""
-        chain: list[str] = []
-        project: _Project | None = None
-        while True:
-            if directory in self._by_dir:
-                project = self._by_dir[directory]
-                break
-            chain.append(directory)
-            dot_dvc = os.path.join(self.root, directory, ".dvc")
-            if os.path.isdir(dot_dvc):
-                project = _Project(directory, _cache_dir(dot_dvc))
-                break
-            if directory == "":
-                break
-            directory = posix_dirname(directory)
-        for seen in chain:
-            self._by_dir[seen] = project
+        where = dvc_project_of(self.root, directory, self._project_of)
+        if where is None:
+            return None
+        project = self._projects.get(where)
+        if project is None:
+            dot_dvc = os.path.join(self.root, where, ".dvc")
+            project = self._projects[where] = _Project(where, _cache_dir(dot_dvc))
         return project
 
     def candidates(self, project: _Project, rel: str) -> set[str]:
