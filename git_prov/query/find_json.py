@@ -25,7 +25,7 @@ from operator import itemgetter, ne
 from typing import TYPE_CHECKING, Any
 
 from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
-from git_prov.model.ids import RUN_ID_RE
+from git_prov.model.ids import short_run_id
 from git_prov.query.located import line_json, record_jsons
 from git_prov.query.rows import note_lines
 from git_prov.store.gitcli import stream_blobs
@@ -41,9 +41,8 @@ FIND_JSON: Callable[[dict[str, Any]], str] = json.JSONEncoder(sort_keys=True).en
 def find_members(run: str, commit: str, note: str) -> dict[str, Any]:
     """What find adds to the record of a run with one row in the index (its record, on
     ``commit``, in the note of ``note``): its short id, and where it is shown."""
-    match = RUN_ID_RE.match(run)
     return {
-        "short_id": match.group(2) if match else run[:8],
+        "short_id": short_run_id(run),
         "shown_on": [commit] if note == commit else [commit, note],
         "shown_now": commit,
     }

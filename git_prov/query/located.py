@@ -20,7 +20,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_prov.errors import CorruptLedger, NotFound
-from git_prov.model.ids import RUN_ID_RE
+from git_prov.model.ids import short_run_id
 from git_prov.model.record import Attachment, LocatedRun, RunRecord, Tombstone, parse_line
 from git_prov.query.index import (
     KIND_ATTACH,
@@ -298,8 +298,7 @@ def record_jsons(index: RunIndex, run_ids: Iterable[str]) -> dict[str, dict[str,
             data = record.to_json_dict()
             data["conflict"] = conflict.to_json_dict()
             shown = (record.commit, *(c for c in shown if c != record.commit))
-        match = RUN_ID_RE.match(run)
-        data["short_id"] = match.group(2) if match else run[:8]
+        data["short_id"] = short_run_id(run)
         data["shown_on"] = list(shown)
         if attached:
             data["attachments"] = [a.to_json_dict() for a in attached]
