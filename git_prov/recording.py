@@ -18,22 +18,19 @@ from git_prov.collector import collector_paused
 from git_prov.config import ProvConfig, load_config
 from git_prov.errors import BadPath, ProvError, StorageProblem, UsageProblem, storage_problem
 from git_prov.model.frozen import FRESH, Fields, frozen_fields
-from git_prov.model.ids import HEX_OID_RE, new_run_id
-from git_prov.model.manifest import (
-    MANIFEST_VERSION,
-    DataEntry,
-    DataManifest,
-    EnvironmentManifest,
-)
+from git_prov.model.ids import new_run_id
+from git_prov.model.manifest import DataManifest, EnvironmentManifest
 from git_prov.model.record import RunRecord, status_for
 from git_prov.model.values import Scalar
 from git_prov.progress import NO_PROGRESS, Progress
+from git_prov.record_hints import SECRETS_LEFT_OUT
+from git_prov.record_parts import capture_outputs, store_histories, store_manifest
+from git_prov.record_parts import store_log as store_log  # (the API stores a block's logs)
 from git_prov.store.ledger import (
     KIND_DATA,
     KIND_ENV,
     KIND_LOG,
     KIND_METRICS,
-    MAX_OBJECT_BYTES,
     Ledger,
 )
 from git_prov.store.repo import GitRepo
@@ -48,9 +45,6 @@ if TYPE_CHECKING:
     from git_prov.capture.keep import KeepPlan
     from git_prov.model.history import Series
     from git_prov.trust.signing import SigningProblem, SigningSetup
-
-# Run key listing the untracked files the snapshot left out as secret files (docs/format.md).
-SECRETS_LEFT_OUT = "omitted_secrets"
 
 
 @frozen_fields
@@ -619,7 +613,7 @@ def finish(
     The command has run: no problem met while capturing its results (a metrics file
     missing or unparseable, an output that cannot be hashed) loses it. Whatever could be
     captured is recorded, and each problem becomes one line of the record's ``warnings``
-    (callers show them: :func:`record_warnings`).
+    (callers show them: :func:`~git_prov.record_hints.record_warnings`).
     """
     from git_prov.store.reflocks import recover_stale_ref_locks
 
@@ -632,7 +626,7 @@ def finish(
     if prepared.outputs_declared:
         from git_prov.capture.data import absent_warnings
 
-        outputs = _capture_outputs(repo, prepared, progress, warnings)
+        outputs = capture_outputs(repo, prepared, progress, warnings)
         warnings.extend(absent_warnings(outputs, "output"))
     if attached_outputs is not None:  # described by git_prov.run() blocks as they ended
         from git_prov.attach import merge_manifests
@@ -691,13 +685,13 @@ def finish(
     objects: dict[str, list[str]] = {KIND_DATA: [], KIND_ENV: [], KIND_LOG: list(logs.values())}
     inputs_id, outputs_id = prepared.inputs_id, None
     if prepared.inputs is not None:
-        inputs_id = _store_manifest(ledger, prepared.inputs)
+        inputs_id = store_manifest(ledger, prepared.inputs)
         if prepared.inputs_memo is not None:
             prepared.inputs_memo.remember(prepared.inputs, inputs_id)
     if inputs_id is not None:
         objects[KIND_DATA].append(inputs_id)
     if outputs is not None:
-        outputs_id = _store_manifest(ledger, outputs)
+        outputs_id = store_manifest(ledger, outputs)
         objects[KIND_DATA].append(outputs_id)
     environment = prepared.environment
     variables = {k: redactor.known_values(v) for k, v in environment.variables.items()}
@@ -705,7 +699,7 @@ def finish(
         environment = replace(environment, variables=variables)
     env_id = ledger.store_object(environment.to_toml())
     objects[KIND_ENV].append(env_id)
-    history_id, summaries = _store_histories(
+    history_id, summaries = store_histories(
         ledger, merged, options.goals, warnings, prepared.run_id
     )
     if history_id is not None:
@@ -780,250 +774,6 @@ def finish(
             "`git prov verify` lists unsigned runs",
         )
     return run_record
-
-
-# Manifests of at least this many files are remembered by content (see _store_manifest).
-_MEMO_ENTRIES = 256
-
-
-def _store_manifest(ledger: Ledger, manifest: DataManifest) -> str:
-    """Store a data manifest; its blob id. A large manifest equal to one stored before (the
-    same files, sizes, hashes …: a re-record of unchanged data) is not serialised again:
-    ``<git dir>/prov/manifest-ids/`` maps a hash of its fields (every field of every entry,
-    with the format version) to the blob id, used while that blob is in the repository."""
-    if len(manifest.entries) < _MEMO_ENTRIES:
-        return ledger.store_object(manifest.to_toml())
-    import hashlib
-    import marshal
-
-    # marshal's version 2 has no back-references: equal values give equal bytes. (3x
-    # cheaper than the manifest's repr; a value it cannot encode just skips the memo.)
-    fields = [tuple(vars(e).values()) for e in manifest.entries]
-    try:
-        key = marshal.dumps((MANIFEST_VERSION, manifest.paths, manifest.missing, fields), 2)
-    except ValueError:
-        return ledger.store_object(manifest.to_toml())
-    memo = ledger.repo.prov_dir / "manifest-ids" / hashlib.sha256(key).hexdigest()
-    try:
-        known = memo.read_text().strip()
-    except OSError:
-        known = ""
-    if HEX_OID_RE.match(known) and ledger.repo.has_object(known):
-        return known
-    oid = ledger.store_object(manifest.to_toml())
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        partial = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-        partial.write_text(oid + "\n")
-        os.replace(partial, memo)
-    except OSError:
-        pass  # (a cache: the next record serialises it again)
-    return oid
-
-
-def _store_histories(
-    ledger: Ledger,
-    histories: Mapping[str, Series],
-    goals: Mapping[str, str],
-    warnings: list[str],
-    run_id: str,
-) -> tuple[str | None, dict[str, Mapping[str, Scalar]]]:
-    """Store a run's histories as one blob; (its id, the summaries the record keeps).
-    A history over the reader limit is not stored (its summaries still are), with a
-    warning: no reader would read it."""
-    histories = {k: s for k, s in histories.items() if len(s)}
-    if not histories:
-        return None, {}
-    from git_prov.model.history import encode_history, goal_for, summarize
-
-    summaries: dict[str, Mapping[str, Scalar]] = {
-        k: summarize(s, goal_for(k, goals)) for k, s in histories.items()
-    }
-    blob = encode_history(histories)
-    if len(blob) > MAX_OBJECT_BYTES:
-        points = sum(len(s) for s in histories.values())
-        warnings.append(
-            f"metric history not kept: {points:,} points are {len(blob) >> 20} MiB, over the "
-            f"{MAX_OBJECT_BYTES >> 20} MiB reader limit (the summaries are kept)"
-        )
-        return None, summaries
-    from git_prov.store.drops import history_marked
-
-    oid = ledger.store_object(blob)
-    if history_marked(ledger, oid):
-        # gc dropped these very bytes with another run: a merge would drop them from this
-        # record too. The run id in the header makes them this run's own.
-        oid = ledger.store_object(encode_history(histories, run=run_id))
-    return oid, summaries
-
-
-def store_log(ledger: Ledger, data: bytes, run_id: str) -> str:
-    """Store run ``run_id``'s log ``data``; its blob id. Bytes equal to a log ``git prov gc``
-    dropped (or that begin like a log header) get the header naming the run
-    (:mod:`git_prov.model.logs`), so that no drop marker names this run's log."""
-    from git_prov.model.logs import log_blob, needs_own_blob
-
-    if needs_own_blob(data):
-        return ledger.store_object(log_blob(data, run_id))
-    from git_prov.store.drops import is_dropped
-
-    oid = ledger.store_object(data)
-    if is_dropped(ledger, oid):
-        # gc dropped these very bytes with another run: a merge would drop them from this
-        # record too. The run id in the header makes them this run's own.
-        oid = ledger.store_object(log_blob(data, run_id))
-    return oid
-
-
-def _capture_outputs(
-    repo: GitRepo, prepared: Prepared, progress: Progress, warnings: list[str]
-) -> DataManifest:
-    """The outputs' manifest; a declared path that cannot be described (unreadable, not
-    a regular file, …) is left out of its files, with a warning, rather than failing."""
-    from git_prov.capture.data import build_manifest
-    from git_prov.capture.keep import KEEP_OUTPUTS
-
-    def build(paths: Sequence[str]) -> DataManifest:
-        return build_manifest(
-            repo.root,
-            list(paths),
-            cwd=repo.root,
-            cache_path=repo.prov_dir / "hash-cache.sqlite",
-            missing_ok=True,
-            progress=progress,
-            keep=keeping.chooser(KEEP_OUTPUTS) if keeping else None,
-            keeper=keeping.store if keeping else None,
-            before=prepared.outputs_before,
-            git_ids=True,
-        )
-
-    keeping = prepared.keep
-    declared = prepared.outputs_declared
-    try:
-        return build(declared)
-    except Exception:  # find which path it was, and keep the others
-        pass
-    entries: list[DataEntry] = []
-    missing: list[str] = []
-    for path in declared:
-        try:
-            part = build([path])
-        except ProvError as exc:
-            warnings.append(f"output not recorded: {exc}")
-            continue
-        except Exception as exc:
-            warnings.append(f"output {path} not recorded: {type(exc).__name__}: {exc}")
-            continue
-        entries.extend(part.entries)
-        missing.extend(part.missing)
-    return DataManifest.build(declared, entries, missing)
-
-
-def secrets_left_out(record: RunRecord) -> tuple[str, ...]:
-    """The untracked files a record's snapshot left out as secret files (``.env`` …)."""
-    found = record.extra.get(SECRETS_LEFT_OUT)
-    if not isinstance(found, list):
-        return ()
-    return tuple(p for p in found if isinstance(p, str))
-
-
-# How many paths a hint names before it says "and N more".
-HINT_PATHS = 3
-
-
-@frozen_fields
-class DirtyReasons(Fields):
-    """Why a run's working tree counted as dirty, as far as the record's snapshot tells:
-    the files it has that the commit has not (untracked files, or new files staged but not
-    committed: the first few, and how many), whether tracked files changed, and the
-    untracked files left out of it for their size (the record's ``omitted``)."""
-
-    new_files: tuple[str, ...] = ()
-    tracked_changed: bool = False
-    too_large: tuple[str, ...] = ()
-    size_limit: int = 0
-    new_count: int = 0
-
-    def __init__(
-        self,
-        new_files: tuple[str, ...] = (),
-        tracked_changed: bool = False,
-        too_large: tuple[str, ...] = (),
-        size_limit: int = 0,
-        new_count: int = 0,
-    ) -> None:
-        set_ = object.__setattr__  # (the fields are frozen: set as @dataclass sets them)
-        set_(self, "new_files", new_files)
-        set_(self, "tracked_changed", tracked_changed)
-        set_(self, "too_large", too_large)
-        set_(self, "size_limit", size_limit)
-        set_(self, "new_count", new_count)
-
-
-def dirty_reasons(repo: GitRepo, record: RunRecord) -> DirtyReasons:
-    """What made ``record``'s tree dirty (:func:`~git_prov.capture.source.snapshot_changes`
-    between its commit and its snapshot, only when there is a snapshot) and what the
-    snapshot left out for size. Nothing for a clean run."""
-    from git_prov.capture.source import snapshot_changes
-
-    new_files: tuple[str, ...] = ()
-    new_count = 0
-    tracked_changed = False
-    if record.snapshot:
-        changes = snapshot_changes(repo, record.commit, record.snapshot, HINT_PATHS)
-        new_files, new_count = changes.new_first, changes.new_count
-        tracked_changed = changes.tracked_changed
-    limit = load_config(repo.root).max_snapshot_file if record.omitted else 0
-    return DirtyReasons(new_files, tracked_changed, record.omitted, limit, new_count)
-
-
-def dirty_hints(reasons: DirtyReasons) -> list[str]:
-    """One line for each thing a newcomer needs told about a dirty record: the new files
-    that made the tree dirty (a few named, and a count) and the files too large for the
-    snapshot, each with what to do. Tracked changes alone need no word: that is editing
-    code. (The CLI prints these as ``note: run ID: …``.)"""
-    lines = []
-    if reasons.new_files:
-        count = max(reasons.new_count, len(reasons.new_files))
-        what = "1 untracked file" if count == 1 else f"{count} untracked files"
-        lines.append(
-            f"the tree was dirty because of {what} in the snapshot: "
-            f"{_some(reasons.new_files, count)} — commit what is code, .gitignore what runs "
-            "make, or declare data with -i/-o (declared data is hashed, not snapshotted)"
-        )
-    if reasons.too_large:
-        count = len(reasons.too_large)
-        what = "1 untracked file" if count == 1 else f"{count} untracked files"
-        limit = _size(reasons.size_limit) if reasons.size_limit else "the size limit"
-        them = "it" if count == 1 else "them"
-        lines.append(
-            f"{what} larger than {limit} left out of the snapshot: "
-            f"{_some(reasons.too_large)} — .gitignore {them}, declare {them} with -i/-o, "
-            "or raise [run] max_snapshot_file in .gitprov.toml"
-        )
-    return lines
-
-
-def _some(paths: Sequence[str], count: int | None = None) -> str:
-    shown = ", ".join(paths[:HINT_PATHS])
-    more = (len(paths) if count is None else count) - HINT_PATHS
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _size(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            value = size / scale
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} bytes"
-
-
-def record_warnings(record: RunRecord) -> tuple[str, ...]:
-    """The problems a record's ``warnings`` key lists (none for older records)."""
-    found = record.extra.get("warnings")
-    if not isinstance(found, list):
-        return ()
-    return tuple(w for w in found if isinstance(w, str))
 
 
 def signer_for(repo: GitRepo, sign: bool | None) -> SigningSetup | None:

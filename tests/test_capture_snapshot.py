@@ -108,7 +108,7 @@ INPUTS = "6f0516671c48c5ffaed9858a83b2e8909b39c158"
 
 def test_a_large_unchanged_manifest_is_stored_once_with_the_same_bytes(repo: Path) -> None:
     from git_prov.model.manifest import DataEntry, DataManifest
-    from git_prov.recording import _store_manifest
+    from git_prov.record_parts import store_manifest as _store_manifest
     from git_prov.store.ledger import Ledger
 
     ledger = Ledger(open_repo(repo))

@@ -28,7 +28,7 @@ WRITTEN = [
     "git_prov.recording.RunOptions",
     "git_prov.recording.Prepared",
     "git_prov.recording.RunOutcome",
-    "git_prov.recording.DirtyReasons",
+    "git_prov.record_hints.DirtyReasons",
     "git_prov.capture.source.SourceState",
     "git_prov.capture.source.SnapshotChanges",
     "git_prov.capture.untracked.Policy",

@@ -79,7 +79,7 @@ class Run:
     def warnings(self) -> tuple[str, ...]:
         """Problems met while recording the run that did not stop it (a metrics file that
         could not be read, an output that could not be hashed, data not present)."""
-        from git_prov.recording import record_warnings
+        from git_prov.record_hints import record_warnings
 
         return record_warnings(self.record)
 

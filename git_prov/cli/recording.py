@@ -350,7 +350,7 @@ def _say_record_warnings(repo: Any, record: Any, said: set[str] | None = None) -
     reason once per ``said``, for the many runs of a sweep); and the secret files its
     snapshot left out, on one line."""
     from git_prov.model.record import printable
-    from git_prov.recording import dirty_hints, dirty_reasons, record_warnings, secrets_left_out
+    from git_prov.record_hints import dirty_hints, dirty_reasons, record_warnings, secrets_left_out
 
     for text in record_warnings(record):
         echo(f"warning: run {record.short_id}: {printable(text)}", err=True)
