@@ -433,13 +433,18 @@ class RunIndex(MutableFields):
         db = self.db
         present = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         missing = [name for name in wanted if name not in present]
+        inside = db.in_transaction
         try:
-            with contextlib.nullcontext() if db.in_transaction else self._write():
+            with contextlib.nullcontext() if inside else self._write():
                 for name in missing:
                     db.execute(_INDEX_SQL[name].replace(" INDEX ", " INDEX IF NOT EXISTS "))
                     db.execute("PRAGMA analysis_limit = 1000")
                     db.execute(f"ANALYZE {name}")  # (the planner's statistics, as a build's)
         except sqlite3.OperationalError:  # (read-only, locked: next time)
+            if inside and not db.in_transaction:
+                # SQLite rolled the caller's transaction back with it (a full disk): its
+                # work is gone, and what it does next must not be committed bit by bit.
+                raise
             return
         self._made.update(wanted)
 
