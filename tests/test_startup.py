@@ -42,6 +42,7 @@ RECORD_NEVER = {
 }
 LOG_NEVER = {
     "pygit2",
+    "difflib",  # (click's "did you mean" for every short option: cli.Command parses -n without)
     "git_prov.store.repo",
     "git_prov.store.ledger",
     "git_prov.model.manifest",

@@ -81,8 +81,35 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
+class Command(click.Command):
+    """click's command, parsing a short option (``-n 20``) without the error click builds
+    and drops first: it tries every ``-x`` as a long option, and its "no such option"
+    error imports difflib to suggest the nearest long names (~3M instructions, a
+    percent of ``log -n 20``), then goes on to the short options."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        long_options = getattr(parser, "_long_opt", None)
+        prefixes = getattr(parser, "_opt_prefixes", None)
+        match_long = getattr(parser, "_match_long_opt", None)
+        if not (isinstance(long_options, dict) and isinstance(prefixes, set) and match_long):
+            return parser  # (another click: its own way, the same result)
+
+        def matched(option: str, *rest: Any) -> Any:
+            # What click does with the error here: drops it for the short options when the
+            # argument does not begin with a long prefix ("--"); option[:2] is its start.
+            if option not in long_options and option[:2] not in prefixes:
+                raise click.NoSuchOption(option, ctx=ctx)
+            return match_long(option, *rest)
+
+        setattr(parser, "_match_long_opt", matched)  # noqa: B010 (click's parser, this call)
+        return parser
+
+
 class LazyGroup(click.Group):
     """A group whose command modules are imported on first use (click's lazy loading)."""
+
+    command_class = Command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
