@@ -178,3 +178,68 @@ def test_a_written_mutable_class_behaves_as_the_generated_one(path: str) -> None
     assert getattr(ours, name) == "changed" and ours != cls(**values)
     assert dataclasses.asdict(cls(**values)) == dataclasses.asdict(theirs)
     assert dataclasses.replace(ours, **{name: "again"}) == cls(**{**values, name: "again"})
+
+
+def _made(cls: Any) -> bool:
+    """Whether ``cls`` was made a dataclass already (its field list in place)."""
+    return isinstance(vars(cls)["__dataclass_fields__"], dict)
+
+
+def test_a_class_is_made_a_dataclass_when_its_fields_are_first_asked_for() -> None:
+    # (Not at import: making a dataclass is start-up time spent on classes a command may
+    # never ask about, issue 18.) Whichever question comes first gets the full answer.
+    from git_prov.model.frozen import FRESH, frozen_fields
+
+    def declare() -> Any:
+        @frozen_fields
+        class Point(Fields):
+            x: int
+            tags: list[str] = dataclasses.field(default_factory=list)
+            label: str = "p"
+
+            def __init__(self, x: int, tags: list[str] = FRESH, label: str = "p") -> None:
+                object.__setattr__(self, "x", x)
+                object.__setattr__(self, "tags", [] if tags is FRESH else tags)
+                object.__setattr__(self, "label", label)
+
+        return Point
+
+    asks = [
+        lambda cls: [f.name for f in dataclasses.fields(cls)],
+        lambda cls: [f.name for f in dataclasses.fields(cls(1))],
+        lambda cls: sorted(dataclasses.asdict(cls(1))),
+        lambda cls: dataclasses.replace(cls(1), x=2).x,
+        lambda cls: repr(cls(1)),
+        lambda cls: dataclasses.is_dataclass(cls),
+    ]
+    for ask in asks:
+        cls = declare()
+        assert not _made(cls)
+        assert cls(3, ["a"]).tags == ["a"] and cls(3).tags == [] and not _made(cls)
+        ask(cls)
+        assert _made(cls)
+        assert [f.name for f in dataclasses.fields(cls)] == ["x", "tags", "label"]
+        assert dataclasses.fields(cls)[1].default_factory is list
+        assert repr(cls(1)).endswith("Point(x=1, tags=[], label='p')")
+        assert not hasattr(cls, "tags") and cls.label == "p"  # (as @dataclass leaves them)
+
+
+def test_the_start_up_of_log_makes_few_dataclasses() -> None:
+    # log's modules declare a dozen; it asks about the fields of two (RunRecord's order,
+    # at import, and what it compares), so the others are never made.
+    import subprocess
+    import sys
+
+    code = (
+        "import git_prov.cli.history, git_prov.history, git_prov.render\n"
+        "import sys\n"
+        "from git_prov.model.frozen import Fields, MutableFields\n"
+        "ours = [c for m in list(sys.modules.values()) for c in vars(m).values()\n"
+        "        if isinstance(c, type) and issubclass(c, (Fields, MutableFields))\n"
+        "        and c not in (Fields, MutableFields) and c.__module__ == m.__name__]\n"
+        "made = [c for c in ours if isinstance(vars(c)['__dataclass_fields__'], dict)]\n"
+        "print(len(ours), len(made))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    declared, made = map(int, done.stdout.split())
+    assert declared >= 8 and made <= 2, (declared, made)
