@@ -61,10 +61,12 @@ def log_command(
       git prov log main~20..main         runs in a range
       git prov log --all -- train.py     runs on commits touching train.py
     """
-    from git_prov import history
-    from git_prov.query.index import RepoPaths
+    from git_prov.store.gitcli.paths import RepoPaths
 
-    found, alive = RepoPaths.discover_with_tips()  # (the hint's question asked beside)
+    answer = RepoPaths.discovering_with_tips()  # (the hint's question asked beside)
+    from git_prov import history  # (loads as git answers)
+
+    found, alive = answer()
     started = history.start_log(found, revisions, paths)  # (git walks as the index opens)
     try:
         return _log(state, found, alive, started, revisions, paths, oneline, as_json, all_runs,

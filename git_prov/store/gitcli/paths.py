@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from git_prov.errors import RepositoryProblem
 from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.ids import HEX_OID_RE
-from git_prov.store.gitcli import PROV_DIR, refuse_reftable, run_git
+from git_prov.store.gitcli import NO_GIT, PROV_DIR, refuse_reftable, run_git
 
 # What RepoPaths.discover asks git: the common dir, and where the working directory is.
 DISCOVER = ("rev-parse", "--path-format=absolute", "--git-common-dir", "--is-inside-work-tree",
@@ -52,8 +53,37 @@ class RepoPaths(Fields):
         """:meth:`discover`, and what ``git`` :data:`ALIVE_TIPS` prints there, from one git
         process (``log`` asks both). The tips are None when that cannot be told apart for
         sure (git failed, e.g. an unborn HEAD, or odd paths): the caller asks on its own."""
+        return cls.discovering_with_tips(cwd)()
+
+    @classmethod
+    def discovering_with_tips(
+        cls, cwd: Path | None = None
+    ) -> Callable[[], tuple[RepoPaths, str | None]]:
+        """:meth:`discover_with_tips` with its git started now: call what it returns for
+        the answer, having done other work meanwhile (``log`` loads its modules)."""
         here = Path(os.path.abspath(cwd or os.getcwd()))
-        proc = run_git(here, (*DISCOVER, *ALIVE_TIPS[1:]), check=False)
+        try:
+            started = subprocess.Popen(
+                ["git", *DISCOVER, *ALIVE_TIPS[1:]],
+                cwd=here,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise RepositoryProblem(NO_GIT) from None
+
+        def answer() -> tuple[RepoPaths, str | None]:
+            out, err = started.communicate()
+            done = subprocess.CompletedProcess(started.args, started.returncode, out, err)
+            return cls._with_tips(here, cwd, done)
+
+        return answer
+
+    @classmethod
+    def _with_tips(
+        cls, here: Path, cwd: Path | None, proc: subprocess.CompletedProcess[bytes]
+    ) -> tuple[RepoPaths, str | None]:
         if proc.returncode != 0:
             return cls.discover(cwd), None
         paths = cls.from_rev_parse(here, proc)
