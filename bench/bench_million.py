@@ -340,6 +340,40 @@ commit with no journal 0.05 (4.69 through the WAL before); the indexes made late
 A simpler pattern for lines without escapes (``[^"]`` classes) was no faster, and checking
 that a line has none cost 1.7 µs. Reaching 3x needs a different first query (not every
 column of every line parsed before the first answer) or a parser outside Python.
+
+Session 9 (lane build; load 5-11 on 2 shared cores throughout, so CPU seconds are the
+figures to read). A note's text is read line after line by one possessive pattern
+(``rows.build_rows``; a note with any other line is read as before), missing values are
+bound as NaN (SQLite's NULL, without sqlite3's adapter for None), the cycle collector is
+paused, and a first build sorts its two indexes in temporary files with an 8 MB cache.
+Per line at 10k runs, one process (callgrind, the build's whole Python process): 125k ->
+93k instructions; the canonical pattern alone 48k -> 30k (possessive quantifiers).
+``find -n 1`` with no index at 1M runs against ``git log --notes=prov`` (3.1-3.5 s CPU),
+interleaved, CPU of every process / the build process's peak RSS / peak PSS summed over
+every process (the forked helper shares pages):
+
+| code | CPU s (4 rounds) | peak RSS MB | peak PSS, all processes |
+|---|---:|---:|---:|
+| before (main dd48ac8) | 34.6, 30.3, 31.1, 32.4 | 220 | 231 |
+| after | 26.6, 24.9, 25.9, 24.9 | 137-167 | 230 |
+
+Where the build's time goes at 1M now (CPU s, load ~6): this process's half — reading,
+parsing and inserting 500k lines — 6.41 (12.8 us a line: the pattern ~6, the row ~2.5,
+the insert ~4.5); the helper and both ``git cat-file`` 9.06; then, alone, the helper's
+rows copied in 0.86, the run-id index 1.28, the start-time index 1.51, the live rows of
+runs with several rows 0.41, ANALYZE 0.08. On two idle cores that is ~7.9 s of parsing
+(15.7 s of CPU shared by two Python processes and two git processes) + ~4.1 s of tail +
+~0.8 s of start and finish: ~12.8 s, 3.6x git log. Not 3x, and why (each floor
+measured): the pattern is the cheapest exact check of a line Python has (a regular
+expression that accepts only what the exact readers accept; JSON decoding plus checks was
+3x it; SQLite's JSON1 ``->>`` extraction of the 18 members alone was 7-8 us a row and
+cannot check a line as the model does); the insert through sqlite3 is ~4.5 us a row for
+22 values (a copy of finished rows between files: 1.7 us, the floor of writing the pages,
+even with SQLite's transfer optimisation); the tail is one writer's work (SQLite has one
+writer per file; each part's indexes built side by side, 1.35 s, then merged into the
+other's by the transfer, 2.81 s, against 0.86 + 2.8 s for the copy and the sorts: no
+gain; ``PRAGMA threads`` added CPU and no wall time). 3x (~10 s) needs
+~5 s less CPU across the parse or the tail: a parser and inserter outside Python.
 """
 
 from __future__ import annotations
