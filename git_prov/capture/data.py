@@ -53,7 +53,7 @@ from git_prov.model.manifest import (
     DataManifest,
 )
 from git_prov.progress import NO_PROGRESS, Progress
-from git_prov.store.gitcli import object_headers
+from git_prov.store.gitcli import git_env, object_headers
 
 if TYPE_CHECKING:
     from git_prov.capture.annex import AnnexKey
@@ -745,6 +745,7 @@ def _git_start(root: str, *args: str) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             ["git", *args],
+            env=git_env(),
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -65,6 +65,7 @@ from git_prov.capture.racy import RACY_NS
 from git_prov.errors import ProvError
 from git_prov.model.ids import is_hex_oid
 from git_prov.model.manifest import MANIFEST_VERSION, SOURCE_READ, DataManifest
+from git_prov.store.gitcli import git_env
 
 if TYPE_CHECKING:
     from git_prov.capture.data import DataListing
@@ -475,7 +476,7 @@ def _start_files_check(prov_dir: Path, root: str, memo: dict[str, Any]) -> _File
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "GIT_INDEX_FILE": str(index)},
+            env=git_env({"GIT_INDEX_FILE": str(index)}),
         )
     except OSError:
         os.close(held)
@@ -554,6 +555,7 @@ def _untracked(root: str, pathspecs: Sequence[str]) -> bool:
                 *pathspecs,
             ],
             cwd=root,
+            env=git_env(),
             capture_output=True,
             stdin=subprocess.DEVNULL,
             check=False,

@@ -25,6 +25,7 @@ from git_prov.capture.untracked import (
 )
 from git_prov.errors import RepositoryProblem
 from git_prov.model.frozen import Fields, frozen_fields
+from git_prov.store.gitcli import git_env
 from git_prov.store.repo import Commit, GitRepo
 from git_prov.trust.secrets import DEFAULT_SECRET_FILES
 
@@ -296,6 +297,7 @@ def patch_id_pipeline(
             diff = subprocess.Popen(
                 args,
                 cwd=cwd,
+                env=git_env(),
                 stdin=feed,
                 stdout=subprocess.PIPE,
                 stderr=None if check else subprocess.DEVNULL,
@@ -303,6 +305,7 @@ def patch_id_pipeline(
             ids = subprocess.run(
                 ["git", "patch-id", "--stable"],
                 cwd=cwd,
+                env=git_env(),
                 stdin=diff.stdout,
                 capture_output=True,
                 check=False,

@@ -27,6 +27,7 @@ from typing import IO
 from git_prov.errors import RepositoryProblem
 from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.ids import is_hex_oid
+from git_prov.store.gitcli import git_env
 from git_prov.store.repo import GitRepo
 from git_prov.trust.secrets import secret_file_test
 
@@ -269,7 +270,7 @@ class UntrackedIndex:
             self._pending = subprocess.Popen(
                 ["git", "diff-files", "-z", "--name-only"],
                 cwd=self.repo.root,
-                env={**os.environ, **self.env},
+                env=git_env(self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

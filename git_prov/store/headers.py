@@ -108,12 +108,13 @@ _TYPES = {
 
 def _batch_headers(path: str, oids: Sequence[str]) -> dict[str, tuple[int, int]]:
     """(type, size) of the ``oids`` ``git cat-file --batch-check`` finds (replace refs
-    ignored, as pygit2 ignores them); empty when git fails or answers out of turn."""
+    ignored, as pygit2 ignores them and as every git git-prov runs does: gitcli.GIT);
+    empty when git fails or answers out of turn."""
     from git_prov.errors import RepositoryProblem
     from git_prov.store.gitcli import object_headers
 
     try:
-        found = object_headers(path, oids, env={"GIT_NO_REPLACE_OBJECTS": "1"})
+        found = object_headers(path, oids)
     except RepositoryProblem:  # (no git to run, git failing, answers out of turn)
         return {}
     return {oid: (_TYPES[kind], size) for oid, (kind, size) in found.items() if kind in _TYPES}

@@ -44,6 +44,7 @@ import pygit2
 from git_prov.errors import CorruptLedger
 from git_prov.model.ids import RUN_ID_RE
 from git_prov.store import notes
+from git_prov.store.gitcli import git_env
 from git_prov.store.ledger import NOTES_REF, OBJECTS_REF, Ledger
 from git_prov.store.locking import ledger_lock
 from git_prov.store.merge import run_ids_of
@@ -221,6 +222,7 @@ def _ledger_commits_in_store(repo: GitRepo) -> tuple[list[str], list[str]]:
     proc = subprocess.run(
         ["git", "cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname)"],
         cwd=repo.git_dir,
+        env=git_env(),
         capture_output=True,
         check=False,
     )

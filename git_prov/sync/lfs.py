@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from git_prov.errors import RepositoryProblem
-from git_prov.store.gitcli import read_blobs
+from git_prov.store.gitcli import git_env, read_blobs
 
 # (git-lfs never treats a blob this big as a pointer; the smallest pointer is larger.)
 _POINTER_MAX = 1024
@@ -67,7 +67,7 @@ def _new_pointers(cwd: str, new: str, known: Sequence[str], remote: str) -> dict
     """{oid: size} of the LFS pointer blobs in the trees of the commits the push adds."""
     from git_prov.model.lfs_pointer import parse_lfs_pointer
 
-    env = {**os.environ, "LC_ALL": "C"}
+    env = git_env({"LC_ALL": "C"})
     listing = subprocess.Popen(
         [
             "git",

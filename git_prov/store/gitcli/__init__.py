@@ -4,8 +4,9 @@ The fast paths (``sync``, a query that finds its index fresh) never load pygit2,
 pygit2 layer (:mod:`git_prov.store.repo`) needs git's own semantics for status, rev-list
 and transport: both run git through this package.
 
-* this module — running git (:func:`run_git`, or :func:`start_git` + :func:`finish_git`
-  for several processes side by side); reading many objects through one
+* this module — running git (:func:`git_env`: never following replace refs;
+  :func:`run_git`, or :func:`start_git` + :func:`finish_git` for several processes side
+  by side); reading many objects through one
   ``git cat-file --batch`` (:func:`read_blobs`, :func:`stream_blobs`: one parser), and
   their headers through one ``--batch-check`` (:func:`object_headers`); the
   local cache directory; the one check for a reftable repository (:func:`refuse_reftable`);
@@ -33,6 +34,17 @@ if TYPE_CHECKING:  # (pathlib is not imported on sync's path: see git_prov.sync.
 
 PROV_DIR = "prov"  # under the git common dir
 NO_GIT = "the git command is not installed or not on PATH"
+# Set for every git git-prov runs (git_env; git's --no-replace-objects, inherited by what
+# git starts in turn): git reads the objects the ledger's ids name, as pygit2 (libgit2,
+# which knows no replace refs) does — never a local refs/replace/* substitute for a note,
+# manifest, tree or commit (docs/security.md, "Replace refs").
+NO_REPLACE = "GIT_NO_REPLACE_OBJECTS"
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git git-prov runs: this process's, ``extra`` added, and
+    :data:`NO_REPLACE` set (whatever ``extra`` says)."""
+    return {**os.environ, **extra, NO_REPLACE: "1"} if extra else {**os.environ, NO_REPLACE: "1"}
 
 
 def run_git(
@@ -55,7 +67,7 @@ def run_git(
             input=input,
             stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,
-            env={**os.environ, **env} if env is not None else None,
+            env=git_env(env),
             check=False,
         )
     except FileNotFoundError:
@@ -129,7 +141,7 @@ def start_git(
             stdin=subprocess.PIPE if input else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, **env} if env is not None else None,
+            env=git_env(env),
         )
     except FileNotFoundError:
         raise RepositoryProblem(NO_GIT) from None
@@ -342,7 +354,7 @@ def object_headers(
     headers only, never the contents. An id git does not have, or answers under another
     name (one that is not a full object id), is left out. RepositoryProblem when git
     fails or does not answer each id in turn. ``env`` adds to git's environment
-    (``GIT_NO_LAZY_FETCH``, ``GIT_NO_REPLACE_OBJECTS``)."""
+    (``GIT_NO_LAZY_FETCH``). Replace refs are never followed (:func:`git_env`)."""
     if not oids:
         return {}
     proc = run_git(
@@ -374,6 +386,7 @@ def stream_blobs(
     try:
         proc = subprocess.Popen(
             ["git", *_BATCH],
+            env=git_env(),
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -422,6 +435,7 @@ class CatFile:
         try:
             self._proc = subprocess.Popen(
                 ["git", "cat-file", "--batch-command", "--buffer"],
+                env=git_env(),
                 cwd=cwd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

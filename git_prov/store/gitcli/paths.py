@@ -13,7 +13,7 @@ from typing import Any
 from git_prov.errors import RepositoryProblem
 from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.model.ids import HEX_OID_RE
-from git_prov.store.gitcli import NO_GIT, PROV_DIR, refuse_reftable, run_git
+from git_prov.store.gitcli import NO_GIT, PROV_DIR, git_env, refuse_reftable, run_git
 
 # What RepoPaths.discover asks git: the common dir, and where the working directory is.
 DISCOVER = ("rev-parse", "--path-format=absolute", "--git-common-dir", "--is-inside-work-tree",
@@ -66,6 +66,7 @@ class RepoPaths(Fields):
             started = subprocess.Popen(
                 ["git", *DISCOVER, *ALIVE_TIPS[1:]],
                 cwd=here,
+                env=git_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
