@@ -24,7 +24,7 @@ from test_record_fields import FIELDS, _variant
 
 from git_prov.model.limits import MAX_LINE_BYTES
 from git_prov.model.record import Attachment, Tombstone, encode_entry
-from git_prov.query import index as index_module
+from git_prov.query import building
 from git_prov.query.index import RepoPaths, open_index
 from git_prov.query.rows import (
     NULL,
@@ -219,7 +219,7 @@ def test_a_build_fills_the_table_as_one_reading_every_line_with_parse_lines(
         monkeypatch.setenv("GIT_PROV_INDEX_JOBS", jobs)
         tables.append(_table(repo))
         with monkeypatch.context() as patch:
-            patch.setattr(index_module, "build_rows", exactly)
+            patch.setattr(building, "build_rows", exactly)
             tables.append(_table(repo))
     assert tables[0] == tables[1] == tables[2] == tables[3]
     assert len(tables[0]) > 100 and {row[2 * len(ROW_COLUMNS) + 2] for row in tables[0]} == {

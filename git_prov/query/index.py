@@ -2,7 +2,7 @@
 
 It lives at ``<git common dir>/prov/index.sqlite`` (WAL mode) and is never the truth: it is
 rebuilt from ``refs/notes/prov`` whenever in doubt, and deleting it loses nothing. The first
-build fills a private file and links it in (:func:`_build_aside`).
+build fills a private file and links it in (:func:`git_prov.query.building.build_aside`).
 
 Contents.
 
@@ -48,7 +48,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import field
 from functools import partial
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -56,24 +55,20 @@ from git_prov.collector import collector_paused
 from git_prov.model.frozen import FRESH, MutableFields, mutable_fields
 from git_prov.model.limits import note_too_large
 from git_prov.model.record import LineProblem
-from git_prov.progress import ambient as ambient_progress
 from git_prov.query.rows import (
     KIND_ATTACH,
     KIND_PROBLEM,
     KIND_RUN,
     KIND_TOMBSTONE,
     ROW_COLUMNS,
-    _problem_row,
-    build_rows,
     fast_run,
     note_lines,
     parse_lines,
-    prepare,
     record_json_of,
     valid_run_json,
 )
-from git_prov.store.gitcli import read_blobs, stream_blobs
-from git_prov.store.gitcli.notes import changed_notes, list_notes
+from git_prov.store.gitcli import read_blobs
+from git_prov.store.gitcli.notes import changed_notes
 from git_prov.store.gitcli.paths import RepoPaths, read_ref
 
 # Names queries and tests import from here (they live in the modules above).
@@ -172,42 +167,18 @@ _INDEX_SQL = dict(_LINE_INDEXES)
 _MADE_LATER = ("lines_note", "lines_inputs", "lines_outputs")
 
 
-def _note_rows(
-    paths: RepoPaths, notes: Sequence[tuple[str, str]], progress: Any = None, scale: float = 1
-) -> Iterator[tuple[Any, ...]]:
-    """The index rows of ``notes`` ((commit, note blob) pairs), read as git streams them
-    (a note's rows at a time, handed on one by one without a Python frame per row)."""
-    return chain.from_iterable(_rows_of_notes(paths, notes, progress, scale))
-
-
-def _rows_of_notes(
-    paths: RepoPaths, notes: Sequence[tuple[str, str]], progress: Any, scale: float
-) -> Iterator[list[tuple[Any, ...]]]:
-    known: set[str] = set()
-    contents = stream_blobs(paths.cwd, [blob for _, blob in notes])
-    for number, ((commit, _), (_, data)) in enumerate(zip(notes, contents, strict=True)):
-        if progress is not None and number % 256 == 255:
-            progress.advance(round(256 * scale))
-        if data is None:
-            yield [_problem_row(commit, 0, "note blob is missing", "")]
-            continue
-        skipped = note_too_large(commit, len(data))
-        if skipped is not None:  # (model/limits.py: every reader skips it, and says so)
-            yield [_problem_row(commit, 0, skipped, "")]
-            continue
-        yield build_rows(commit, data, known)
-
-
 def _parse_into(paths: RepoPaths, notes: Sequence[tuple[str, str]], path: str) -> None:
     """Parse ``notes`` into a new SQLite file's ``lines`` table, every run row marked live
     (what a forked helper of a build does)."""
+    from git_prov.query.building import note_rows
+
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         db.execute(f"CREATE TABLE lines ({_ROW_COLUMNS}, live)")
         db.execute("BEGIN")
-        db.executemany(_INSERT_LIVE, _note_rows(paths, notes))
+        db.executemany(_INSERT_LIVE, note_rows(paths, notes))
         db.execute("COMMIT")
     finally:
         db.close()
@@ -569,98 +540,12 @@ class RunIndex(MutableFields):
     def _has_meta(self) -> bool:
         return bool(self.db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchall())
 
-    @collector_paused()  # (millions of rows, none in a cycle; the helpers fork paused too)
     def _build(self, tip: str) -> None:
-        """Read every note of ``tip`` into an emptied index: the notes cut into parts,
-        parsed side by side by forked helpers when there are enough of them
-        (:mod:`git_prov.query.parts`), and copied in in commit id order."""
-        from git_prov.query import parts
+        """Read every note of ``tip`` into an emptied index (:func:`git_prov.query.
+        building.build`; forked helpers run :func:`_parse_into`)."""
+        from git_prov.query.building import build
 
-        self.stats.mode = "built" if self.stats.mode != "memory" else "memory"
-        db = self.db
-        for name, _ in _LINE_INDEXES:
-            if name != "lines_problems":
-                db.execute(f"DROP INDEX IF EXISTS {name}")
-        db.execute(_INDEX_SQL["lines_problems"].replace(" INDEX ", " INDEX IF NOT EXISTS "))
-        self._made.clear()
-        db.execute("DELETE FROM lines")
-        db.execute("DELETE FROM notes")
-        notes = sorted(list_notes(self.paths, tip)) if tip else []  # commit id order
-        count = parts.part_count(len(notes))
-        pieces = parts.split(notes, count, parts.first_share(count))
-        progress = ambient_progress()
-        progress.start("indexing the ledger", len(notes), "notes")
-        prepare()  # the patterns compiled once, before the helpers are forked
-        # Fork first: the helpers parse while this process parses the first part.
-        helpers = self._start_helpers(pieces[1:]) if len(pieces) > 1 else None
-        if helpers is None:
-            pieces = [notes]
-        self.stats.parts = len(pieces)
-        scale = len(notes) / max(1, len(pieces[0]))  # the others advance as this one does
-        own = _note_rows(self.paths, pieces[0], progress, scale)
-        with helpers or contextlib.nullcontext():
-            db.executemany(_INSERT_LIVE, own)
-            # (while the helpers finish)
-            db.executemany("INSERT INTO notes (commit_id, blob) VALUES (?, ?)", notes)
-            done = helpers.results() if helpers else []
-            for number, (piece, path) in enumerate(done, start=1):
-                if path is None or not self._copy_part(number, path):
-                    # the helper failed, or its file cannot be read: parse the part here
-                    db.executemany(_INSERT_LIVE, _note_rows(self.paths, piece))
-        # The indexes sorted a few MB at a time (in temporary files, for a build aside: see
-        # _connect): at 1M runs a quarter less CPU than sorting in 32 MB runs, 50 MB less.
-        db.execute(f"PRAGMA cache_size=-{_SORT_KB}")
-        for name, sql in _LINE_INDEXES:
-            if name != "lines_problems" and name not in _MADE_LATER:
-                db.execute(sql)
-        db.execute(f"PRAGMA cache_size=-{_CACHE_KB}")
-        # Every run row went in live; a run with more than one row (copies of its record,
-        # a tombstone) has its live row worked out again. (Rows went in in note and line
-        # order; the run index answers this without reading the table.)
-        self._relive(
-            {
-                run
-                for (run,) in db.execute(
-                    "SELECT run FROM lines WHERE run IS NOT NULL GROUP BY run HAVING count(*) > 1"
-                )
-            }
-        )
-        self.stats.notes_read += len(notes)
-        self.stats.lines_parsed += db.execute("SELECT count(*) FROM lines").fetchone()[0]
-        # Statistics for the planner (a sample: milliseconds at a million runs). Without
-        # them SQLite takes the partial index on live runs for any "live = 1" and reads
-        # every live row through it, in start order: 10x a plain scan of the table.
-        db.execute("PRAGMA analysis_limit = 1000")
-        db.execute("ANALYZE")
-        progress.finish()
-
-    def _start_helpers(self, pieces: Sequence[Sequence[tuple[str, str]]]) -> Any:
-        """Forked helpers for ``pieces`` (:class:`git_prov.query.parts.Helpers`), or None
-        when they cannot start (no temporary directory): this process parses every part."""
-        from git_prov.query import parts
-
-        try:
-            self._helpers = parts.Helpers(partial(_parse_into, self.paths), pieces)
-        except OSError:
-            return None
-        return self._helpers
-
-    def _copy_part(self, number: int, path: str) -> bool:
-        """Copy the rows a helper wrote to ``path`` in after the rows so far; False when its
-        file cannot be read (nothing was copied)."""
-        db, name = self.db, f"part{number}"
-        try:
-            db.execute("ATTACH DATABASE ? AS ?", (path, name))
-            self._attached.append(name)
-            db.execute(
-                f"INSERT INTO main.lines ({_ROW_COLUMNS}, live)"
-                f" SELECT {_ROW_COLUMNS}, live FROM {name}.lines ORDER BY rowid"
-            )
-        except sqlite3.Error:
-            if not db.in_transaction:  # an error that ended the whole transaction
-                raise
-            return False  # (a failed statement changes nothing)
-        return True
+        build(self, tip, partial(_parse_into, self.paths))
 
     def _release_parts(self) -> None:
         """Detach the helpers' files (possible only outside the transaction) and delete them."""
@@ -825,8 +710,8 @@ def _connect(
     path: Path | str, *, aside: bool = False, replace_other: bool = False
 ) -> sqlite3.Connection:
     """A connection to the index at ``path``, its schema made when missing or of another
-    version. ``aside``: a private file a first build fills (:func:`_build_aside`), with no
-    journal and no syncing until it is complete. ``replace_other``: a file of another
+    version. ``aside``: a private file a first build fills (``building.build_aside``),
+    with no journal and no syncing until it is complete. ``replace_other``: a file of another
     schema version raises :class:`_OtherSchema` instead (the caller builds a new one aside;
     rebuilt in place, at 1M runs, its WAL made the process peak at ~510 MB)."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -903,7 +788,11 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
         for attempt in range(2):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                built = None if rebuild else _build_aside(paths, path, reason)
+                built = None
+                if not rebuild and not _has_file(path):  # (a first build: made aside)
+                    from git_prov.query.building import build_aside
+
+                    built = build_aside(paths, path, reason)
                 replace_other = attempt == 0 and not rebuild and built is None
                 index = RunIndex(_connect(path, replace_other=replace_other), paths)
                 if built is not None:
@@ -917,7 +806,9 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
                     raise
                 return index
             except _OtherSchema:
-                _remove_other_schema(path)  # then built aside, as a first build is
+                from git_prov.query.building import remove_other_schema
+
+                remove_other_schema(path)  # then built aside, as a first build is
                 continue
             except sqlite3.DatabaseError as exc:
                 if attempt == 0 and _is_corrupt(exc):
@@ -934,89 +825,11 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
     return index
 
 
-_ASIDE = f"{INDEX_FILE}.build-"  # (+ the builder's process id)
-
-
-def _build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None:
-    """When there is no index file at ``path`` yet, build one in a private file beside it
-    and link it in (never over a file another process made meanwhile); the build's stats,
-    or None when there was a file (or leftovers of one) or the link lost: the caller opens
-    ``path`` and brings it up to date as usual.
-
-    No other process reads a private file, so the build writes it with no journal and no
-    syncing (a first build in place wrote every page twice: into the WAL, then into the
-    file); it is synced once, whole, before it is linked in. Builders of the same
-    repository take turns (a lock file beside the index): the second finds the first's
-    index. A builder killed midway leaves only its private file, removed by the next one.
-    """
-    if os.path.lexists(path) or any(
+def _has_file(path: Path) -> bool:
+    """Whether there is an index file at ``path``, or what SQLite left of one."""
+    return os.path.lexists(path) or any(
         os.path.lexists(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")
-    ):
-        return None  # (SQLite owns what an earlier file left: build in place)
-    with _builders_turn(path) as taken:
-        if not taken:  # (a read-only directory: opened as before, which says why not)
-            return None
-        if os.path.lexists(path):
-            return None  # another builder's index, complete
-        for stale in path.parent.glob(f"{_ASIDE}*"):
-            with contextlib.suppress(OSError):
-                stale.unlink()  # (a killed builder's: the lock says no builder is running)
-        aside = path.with_name(f"{_ASIDE}{os.getpid()}")
-        try:
-            index = RunIndex(_connect(aside, aside=True), paths)
-            try:
-                if reason:
-                    index.stats.reason = reason
-                index.refresh()
-                index.db.execute("PRAGMA journal_mode=WAL")  # (how every reader opens it)
-            finally:
-                index.close()
-            with open(aside, "rb") as built:
-                os.fsync(built.fileno())
-            os.link(aside, path)
-        except (OSError, sqlite3.Error):  # (FileExistsError: made by a process that takes
-            return None  # no turns) the index at path is opened, or built there, as before
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(aside)
-        return index.stats
-
-
-@contextlib.contextmanager
-def _builders_turn(path: Path) -> Iterator[bool]:
-    """The builders' turn at the index at ``path``: its lock file (``index.sqlite.lock``)
-    held while the block runs, waited for as long as another builder holds it. Yields
-    False, unlocked, where there is none: no flock, a lock file that cannot be made or
-    locked (a read-only directory)."""
-    try:
-        from git_prov.store.locking import ledger_lock
-    except ImportError:  # (no fcntl)
-        yield False
-        return
-    with ledger_lock(path.with_name(f"{INDEX_FILE}.lock"), wait=float("inf")) as taken:
-        yield taken
-
-
-def _remove_other_schema(path: Path) -> None:
-    """Remove the index file at ``path`` (and its WAL) when it is still of another schema
-    version, taking turns with builders (:func:`_build_aside`'s lock), so that a new index
-    another process has just linked in stays. Without a lock the file stays, and the
-    caller's second attempt rebuilds it in place, as before."""
-    with _builders_turn(path) as taken:
-        if not taken:
-            return
-        if not os.path.lexists(path):
-            return  # (removed by another process meanwhile; connecting would make a file)
-        try:
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
-            try:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return
-        if version != SCHEMA_VERSION:
-            _remove(path)
+    )
 
 
 def with_index(paths: RepoPaths, use: Callable[[RunIndex], Any]) -> Any:
