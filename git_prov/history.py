@@ -125,15 +125,42 @@ def _log_args(revisions: Sequence[str], paths: Sequence[str]) -> list[str]:
     return [*args, "--", *paths]
 
 
+# A page of the log (-n N, N up to this) needs the first few commits git lists: git is let
+# write only a page ahead of what is read (the pipe's capacity cut to 4 KiB, ~45 commits),
+# so it stops walking soon after the page is read, where a full pipe (64 KiB) let it walk
+# and format ~750 commits first (`log -n 20` at 10k runs: all 1,000, 42M instructions of
+# git, a seventh of the command's). Reading is the same either way.
+FEW = 100
+_PAGE_PIPE = 4096
+
+
 def start_log(
-    where: RepoPaths, revisions: Sequence[str], paths: Sequence[str]
+    where: RepoPaths,
+    revisions: Sequence[str],
+    paths: Sequence[str],
+    max_count: int | None = None,
 ) -> subprocess.Popen[bytes] | None:
     """The ``git log`` that :func:`log` reads, started early (it walks while the index is
     opened); None when a revision is refused (:func:`log` says so in its turn). Give it to
-    :func:`log` as ``started``, with an index opened on ``where``; :func:`stop_log` if not."""
+    :func:`log` as ``started``, with an index opened on ``where``; :func:`stop_log` if not.
+    ``max_count``: the commits :func:`log` will list at most (:data:`FEW`)."""
     if any(_refused(rev) for rev in revisions):
         return None
-    return start_git(where.workdir or where.cwd, _log_args(revisions, paths))
+    proc = start_git(where.workdir or where.cwd, _log_args(revisions, paths))
+    if max_count is not None and max_count <= FEW and proc.stdout is not None:
+        _shrink_pipe(proc.stdout.fileno())
+    return proc
+
+
+def _shrink_pipe(fd: int) -> None:
+    """The pipe ``fd`` holds at most :data:`_PAGE_PIPE` bytes (Linux; elsewhere, or when
+    git wrote more already, it stays as it was)."""
+    import fcntl
+
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, setting, _PAGE_PIPE)
 
 
 def stop_log(proc: subprocess.Popen[bytes] | None) -> None:

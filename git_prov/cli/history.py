@@ -67,7 +67,7 @@ def log_command(
     from git_prov import history  # (loads as git answers)
 
     found, alive = answer()
-    started = history.start_log(found, revisions, paths)  # (git walks as the index opens)
+    started = history.start_log(found, revisions, paths, max_count)  # (walks as the index opens)
     try:
         return _log(state, found, alive, started, revisions, paths, oneline, as_json, all_runs,
                     all_commits, max_count)  # fmt: skip
