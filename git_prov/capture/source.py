@@ -4,6 +4,12 @@ snapshot of it (tracked changes and untracked, not-ignored files) as a commit ob
 The snapshot is built in a temporary index, so the user's index is never touched, and it
 is deterministic (its dates are HEAD's), so the same dirty state always gives the same
 snapshot commit and is stored once.
+
+Its objects are loose and named by no ref until a record keeps the snapshot, so a
+``git gc --prune=now`` running meanwhile may delete them; a new snapshot is held from a
+private ref as soon as its commit exists (store/pins.py), checked complete once no gc
+that started before is still running, and taken again when an object is missing (git
+writes again what it finds missing).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -23,13 +30,15 @@ from git_prov.capture.untracked import (
     parse_status,
     remove_index,
 )
-from git_prov.errors import RepositoryProblem
+from git_prov.errors import RepositoryProblem, storage_problem
 from git_prov.model.frozen import Fields, frozen_fields
 from git_prov.store.gitcli import git_env
-from git_prov.store.repo import Commit, GitRepo
+from git_prov.store.repo import Commit, GitRepo, ObjectVanished
 from git_prov.trust.secrets import DEFAULT_SECRET_FILES
 
 DEFAULT_MAX_UNTRACKED_BYTES = 10 << 20
+# Snapshots taken before giving up, each one's objects deleted by a concurrent prune.
+SNAPSHOT_ATTEMPTS = 20
 
 
 @frozen_fields
@@ -80,6 +89,46 @@ def capture_source(
     head = repo.head_commit()
     commit_hex = str(head.id)
     policy = Policy(tuple(exclude), max_untracked_bytes, tuple(secret_files))
+    build = repo
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        if attempt > 1:  # (libgit2 may still take for there what a prune deleted since)
+            build = repo.reopened()
+        try:
+            snapshot, omitted, secrets, base = _working_tree(build, head, policy)
+        except ObjectVanished:
+            if attempt == SNAPSHOT_ATTEMPTS:
+                raise
+            from git_prov.store.pins import await_gc
+
+            await_gc(repo)  # (right after a gc ends is the longest way to the next prune)
+            continue
+        if snapshot is None:
+            break
+        from git_prov.store.pins import hold_snapshot
+
+        if hold_snapshot(build, snapshot, [commit_hex, *filter(None, [base])]):
+            break  # (a gc running as it was held has ended: see hold_snapshot)
+        if attempt == SNAPSHOT_ATTEMPTS:
+            raise ObjectVanished(
+                f"the snapshot of the working tree ({snapshot[:12]}) lost objects to a "
+                f"concurrent git gc --prune=now {SNAPSHOT_ATTEMPTS} times",
+                "run it again; do not run git gc --prune=now while git prov records",
+            )
+    return SourceState(
+        commit=commit_hex,
+        snapshot=snapshot,
+        patch_id=patch_id(repo, commit_hex),
+        branch=repo.branch_name(),
+        omitted=tuple(omitted),
+        secrets_left_out=tuple(secrets),
+    )
+
+
+def _working_tree(
+    repo: GitRepo, head: Commit, policy: Policy
+) -> tuple[str | None, Sequence[str], Sequence[str], str | None]:
+    """:func:`_snapshot` of the working tree as `git status` finds it now, and the kept
+    snapshot whose untracked files' index it started from (None: none)."""
     # The kept index of the last snapshot's untracked files is checked (git diff-files)
     # while git status runs: an unchanged dirty tree then costs about one git status.
     cache = UntrackedIndex(repo, policy)
@@ -93,21 +142,11 @@ def capture_source(
             "--no-renames",
             "--ignore-submodules=none",
         ).stdout
-        snapshot = None
-        omitted: Sequence[str] = ()
-        secrets: Sequence[str] = ()
-        if status.strip(b"\0"):
-            snapshot, omitted, secrets = _snapshot(repo, head, status, policy, cache)
+        if not status.strip(b"\0"):
+            return None, (), (), None
+        return (*_snapshot(repo, head, status, policy, cache), cache.base_snapshot)
     finally:
         cache.discard()
-    return SourceState(
-        commit=commit_hex,
-        snapshot=snapshot,
-        patch_id=patch_id(repo, commit_hex),
-        branch=repo.branch_name(),
-        omitted=tuple(omitted),
-        secrets_left_out=tuple(secrets),
-    )
 
 
 def _snapshot(
@@ -165,19 +204,46 @@ def _index_tree(repo: GitRepo, untracked: Sequence[str]) -> str:
             shutil.copyfile(real_index, index_path)
         env = {"GIT_INDEX_FILE": str(index_path), "GIT_LITERAL_PATHSPECS": "1"}
         # Stage every tracked change (edits, deletions, mode changes) in our private index.
-        repo.git("add", "--update", "--", ".", env=env, cwd=repo.root)
+        _git_writing(repo, ("add", "--update", "--", "."), env)
         if untracked:
-            repo.git(
-                "add",
-                "--pathspec-from-file=-",
-                "--pathspec-file-nul",
+            _git_writing(
+                repo,
+                ("add", "--pathspec-from-file=-", "--pathspec-file-nul"),
+                env,
                 input=nul_list(untracked),
-                env=env,
-                cwd=repo.root,
             )
-        return repo.git("write-tree", env=env).stdout.decode().strip()
+        return _git_writing(repo, ("write-tree",), env).decode().strip()
     finally:
         remove_index(index_path)
+
+
+# What git says when a concurrent prune deleted an object it wrote a moment ago (write-tree),
+# or the fan-out directory it was writing one into (add).
+_PRUNED_SAYS = re.compile(
+    r"^error: invalid object [0-7]+ [0-9a-f]+ for |"
+    r"^error: unable to create temporary file: No such file or directory|"
+    r"^error: unable to write file .*: No such file or directory",
+    re.M,
+)
+
+
+def _git_writing(
+    repo: GitRepo, args: Sequence[str], env: dict[str, str], input: bytes | None = None
+) -> bytes:
+    """The output of ``git args`` writing objects into the repository; ObjectVanished when
+    a concurrent prune made it fail (the caller takes the snapshot again)."""
+    proc = repo.git(*args, input=input, env=env, cwd=repo.root, check=False)
+    if proc.returncode == 0:
+        return proc.stdout
+    said = proc.stderr.decode(errors="replace")
+    if _PRUNED_SAYS.search(said):
+        raise ObjectVanished(
+            f"git {args[0]} lost an object to a concurrent git gc --prune=now",
+            "run it again; do not run git gc --prune=now while git prov records",
+        )
+    lines = said.strip().splitlines()
+    problem = RepositoryProblem(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")
+    raise storage_problem(RepositoryProblem(" ".join(lines))) or problem
 
 
 @frozen_fields

@@ -258,6 +258,13 @@ class UntrackedIndex:
         self._started = False
         self._pending: subprocess.Popen[bytes] | None = None  # see prefetch
 
+    @property
+    def base_snapshot(self) -> str | None:
+        """The kept snapshot whose index this one started from (None: it started empty)."""
+        if self.base is None:
+            return None
+        return self.base.name[len(_CACHE_PREFIX) : -len(_CACHE_SUFFIX)]
+
     def prefetch(self) -> None:
         """Start ``git diff-files`` on the work index now, before the caller's ``git
         status``: both lstat every file, and side by side they take about one pass's time

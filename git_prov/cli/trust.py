@@ -165,6 +165,10 @@ def gc(
     from git_prov.store.ledger import Ledger
 
     repo = _open()
+    if not dry_run:  # (private refs of killed writers, e.g. snapshots held: store/pins.py)
+        from git_prov.store.pins import clear_dead_holds
+
+        clear_dead_holds(repo)
     stale, unsure = stale_live_runs(repo.prov_dir)
     memos, indexes = _unused_memos(repo.prov_dir)
     ledger = Ledger(repo)

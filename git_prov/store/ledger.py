@@ -8,6 +8,7 @@ a run or the whole run; at worst, unreferenced manifests that nothing points to.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import field
@@ -335,8 +336,14 @@ class Ledger:
         ``refs/prov/objects`` before any note names them.
         """
         objects = objects or {}
+        keep = list(dict.fromkeys(keep))
         with ledger_lock(self.repo.prov_dir / "ledger.lock"):
-            self._update_objects(objects, list(dict.fromkeys(keep)), message)
+            self._update_objects(objects, keep, message)
+            # A snapshot held from a private ref since it was taken is kept now (only a
+            # process that took one has loaded store/pins.py).
+            pins = sys.modules.get("git_prov.store.pins")
+            if pins is not None:
+                pins.release(keep)
             additions: dict[str, list[str]] = {}
             authored: list[str] = []
             for commit_hex, entry in entries:  # (read once: gc gives a generator)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pygit2
 
-from git_prov.errors import RepositoryProblem
+from git_prov.errors import CorruptLedger, RepositoryProblem
 from git_prov.model.frozen import MutableFields, mutable_fields
 from git_prov.model.ids import is_hex_oid
 from git_prov.store.gitcli import prov_dir, refuse_reftable, run_git
@@ -25,6 +25,29 @@ Tree = pygit2.Tree
 Repository = pygit2.Repository
 # What pygit2 raises for a damaged repository (beside KeyError and ValueError).
 GitError = pygit2.GitError
+
+
+class ObjectVanished(CorruptLedger):
+    """An object just written, or one it names, is not in the repository (deleted before
+    any ref named it by a concurrent ``git gc --prune=now``, or a damaged repository)."""
+
+
+def vanished(exc: BaseException) -> ObjectVanished | None:
+    """``exc`` (from pygit2 building or reading objects) as an :class:`ObjectVanished`,
+    when it says an object is missing; None for anything else."""
+    import re
+
+    said = str(exc)
+    if not (isinstance(exc, KeyError) or "not found" in said or "invalid object" in said):
+        return None
+    found = re.search(r"[0-9a-f]{40,64}", said)
+    what = f"git object {found.group(0)[:12]}" if found else "a git object"
+    return ObjectVanished(
+        f"{what} is missing (deleted while git prov used it by a concurrent git gc "
+        "--prune=now, or a damaged repository)",
+        "run it again; if it persists, run git fsck and git prov fsck",
+    )
+
 
 FALLBACK_NAME = "git-prov"
 FALLBACK_EMAIL = "git-prov@localhost"
@@ -68,6 +91,17 @@ class GitRepo(MutableFields):
     def prov_dir(self) -> Path:
         """Local, rebuildable caches and locks: ``<git common dir>/prov``."""
         return prov_dir(self.common_dir)
+
+    def reopened(self) -> GitRepo:
+        """This repository through a new libgit2 handle: none of the objects and pack files
+        this one has cached (a concurrent prune may have deleted them since)."""
+        try:
+            pygit = pygit2.Repository(self.pygit.path)
+        except pygit2.GitError as exc:
+            raise RepositoryProblem(
+                f"cannot open the repository at {self.git_dir}: {exc}"
+            ) from None
+        return GitRepo(pygit, self.git_dir, self.common_dir, self.workdir, self._signature)
 
     def git(
         self,
@@ -171,15 +205,18 @@ class GitRepo(MutableFields):
         fixed = pygit2.Signature(
             sig.name, sig.email, parent.committer.time, parent.committer.offset
         )
-        oid = write_object(
-            self.pygit.create_commit,
-            None,
-            fixed,
-            fixed,
-            message,
-            pygit2.Oid(hex=tree_hex),
-            [parent.id],
-        )
+        try:
+            oid = write_object(
+                self.pygit.create_commit,
+                None,
+                fixed,
+                fixed,
+                message,
+                pygit2.Oid(hex=tree_hex),
+                [parent.id],
+            )
+        except (KeyError, pygit2.GitError) as exc:
+            raise vanished(exc) or exc from None
         return str(oid)
 
     def merge_disjoint_trees(self, a_hex: str, b_hex: str) -> str | None:
@@ -187,9 +224,12 @@ class GitRepo(MutableFields):
         files); None when a path is a file in one and a directory in the other."""
         from git_prov.store.trees import merge_disjoint_trees
 
-        merged = write_object(
-            merge_disjoint_trees, self.pygit, pygit2.Oid(hex=a_hex), pygit2.Oid(hex=b_hex)
-        )
+        try:
+            merged = write_object(
+                merge_disjoint_trees, self.pygit, pygit2.Oid(hex=a_hex), pygit2.Oid(hex=b_hex)
+            )
+        except (KeyError, pygit2.GitError) as exc:
+            raise vanished(exc) or exc from None
         return None if merged is None else str(merged)
 
     def branch_name(self) -> str | None:

@@ -108,13 +108,15 @@ def staging_ref(pid: int | None = None, host: str | None = None) -> str:
 
 
 def clear_stale(pygit: pygit2.Repository) -> None:
-    """Delete the private refs of staged writes whose process is gone (this host's only:
-    another host's may still be writing into a shared ``.git``)."""
+    """Delete the private refs of staged writes, and of snapshots held until a record keeps
+    them (``<pid>-<host>.snapshot-<commit>``, store/pins.py), whose process is gone (this
+    host's only: another host's may still be writing into a shared ``.git``)."""
     from git_prov.store.ledger import pid_running
 
     mine = staging_ref(0).removeprefix(f"{STAGING_PREFIX}0-")
     for name in [r for r in pygit.references if r.startswith(STAGING_PREFIX)]:
         pid, _, host = name.removeprefix(STAGING_PREFIX).partition("-")
+        host = host.partition(".")[0]  # (a host's name here has no dot: see staging_ref)
         if host != mine or not (pid.isascii() and pid.isdigit()) or pid_running(int(pid)):
             continue
         _delete(pygit, name)
