@@ -352,10 +352,13 @@ Per line at 10k runs, one process (callgrind, the build's whole Python process):
 interleaved, CPU of every process / the build process's peak RSS / peak PSS summed over
 every process (the forked helper shares pages):
 
-| code | CPU s (4 rounds) | peak RSS MB | peak PSS, all processes |
+| code | CPU s (6 rounds) | peak RSS MB | peak PSS, all processes |
 |---|---:|---:|---:|
-| before (main dd48ac8) | 34.6, 30.3, 31.1, 32.4 | 220 | 231 |
-| after | 26.6, 24.9, 25.9, 24.9 | 137-167 | 230 |
+| before (main dd48ac8) | 34.6, 30.3, 31.1, 32.4, 33.8, 35.0 | 177-220 | 228-231 |
+| after | 26.6, 24.9, 25.9, 24.9, 23.2, 23.7 | 136-167 | 227-230 |
+
+The last two rounds by wall time (load 5-6.5; git log 6.55 and 6.37 s wall, 3.1 s CPU):
+before 47.2 and 49.0 s (7.2x, 7.7x), after 25.3 and 31.4 s (3.9x, 4.9x).
 
 Where the build's time goes at 1M now (CPU s, load ~6): this process's half — reading,
 parsing and inserting 500k lines — 6.41 (12.8 us a line: the pattern ~6, the row ~2.5,
