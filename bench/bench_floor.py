@@ -75,6 +75,46 @@ untracked directory, and only an lstat tells an in-place edit from no change.
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 
+Start-up, session 9 (lane ``startup``, 75c2e70..). By instructions (callgrind, bytecode in a
+private cache, second run; "before" is main at dd48ac8, "after" this lane's last commit,
+each by PYTHONPATH over the same repositories, run alternately):
+
+| process | before | after |
+|---|--:|--:|
+| record --command true, small repo | 579.6 M (1.41× import pygit2) | 530.3 M (1.29×) |
+| … installed (editable, no PYTHONPATH) | | 527.0 M (1.29×) |
+| log -n 20 at 10k runs (the Python process) | 315.0 M | 278.4 M (−11.6%) |
+| ``python -c 'import pygit2'`` / ``git log --notes=prov`` | 410.0 M / 151.5 M | |
+
+What went, step by step: the cycle collector paused over start-up (imports and parsing,
+until the command's own work) and what start-up made frozen (record −26.9 M, log
+−24.7 M: it walked ~100k objects again and again as they came); what the command made
+frozen as it ends, so the interpreter's last collection does not walk it (−14 M, −5 M);
+entry's two NamedTuples plain classes (−2.3 M); ``-n 20`` parsed without click's
+did-you-mean (difflib, −3.0 M); dataclasses made on first use of their field list (−4.2 M,
+−2.2 M). Beside the instructions: log starts ``git rev-parse`` before its query modules
+load (21 interleaved at load 4.4: 289 → 267 ms wall, CPU the same), and lets ``git log``
+write only a page ahead of what it reads (it walked and formatted all 1,000 commits into a
+full pipe, 42.0 M instructions, against 2.5 M for 40; 21 interleaved at load 3.5: 161 → 155
+ms wall, 131 → 125 ms CPU).
+
+This bench, ``--only startup,log --repeat 9``, alternately before and after, twice each,
+load 3.2-3.3 (other lanes at work; × ref wall / CPU):
+
+| work | before | after | before | after |
+|---|--:|--:|--:|--:|
+| record / import pygit2 | 1.18 / 1.5 | 1.34 / 1.3 | 1.63 / 1.6 | 1.48 / 1.3 |
+| log -n 20 / git log --notes=prov | 4.5 / 4.5 | 3.7 / 3.6 | 4.4 / 4.5 | 3.2 / 3.3 |
+
+Left (log, by callgrind): click and what it imports, ~100 M over a bare Python (inspect,
+ast, dis, tokenize, datetime, uuid with platform's regexes, gettext with locale);
+unmarshalling ~2 MB of bytecode, 40 M; building classes, 52 M, mostly click's, typing's
+and the standard library's; subprocess (8.8 M) and json (4.8 M), both needed. The
+editable install's finder is *not* a cost of its own (last session's note said 60 M): with
+``python -S`` and the same paths added, log is 279.1 M against 280.5 M and ``import
+pygit2`` 406.4 M against 409.9 M; site imports pathlib and the like, which git-prov
+imports anyway.
+
 Start-up, session 8 (lane ``startup``, be22865 + 6b503b8). By instructions (callgrind of the
 Python process, bytecode compiled into a private cache, second run of each; each version
 by PYTHONPATH over the same repositories, so the three columns differ only in the code):
