@@ -33,6 +33,7 @@ from git_prov.query.index import (
     BUSY_TIMEOUT_S,
     INDEX_FILE,
     SCHEMA_VERSION,
+    BuildersBusy,
     IndexStats,
     RepoPaths,
     RunIndex,
@@ -217,19 +218,71 @@ def build_aside(paths: RepoPaths, path: Path, reason: str) -> IndexStats | None:
         return index.stats
 
 
+# How long a command waits for another process's turn at building the index before it
+# answers from an index of its own in memory (seconds; GIT_PROV_INDEX_WAIT). A builder
+# found stopped (Ctrl-Z, SIGSTOP) is not waited for; the wait is said after _SAY_AFTER_S.
+WAIT_ENV = "GIT_PROV_INDEX_WAIT"
+WAIT_SECONDS = 60.0
+_SAY_AFTER_S = 1.5
+
+
 @contextlib.contextmanager
 def builders_turn(path: Path) -> Iterator[bool]:
     """The builders' turn at the index at ``path``: its lock file (``index.sqlite.lock``)
-    held while the block runs, waited for as long as another builder holds it. Yields
-    False, unlocked, where there is none: no flock, a lock file that cannot be made or
-    locked (a read-only directory)."""
+    held while the block runs. Another builder holding it is waited for, said on stderr
+    after _SAY_AFTER_S; BuildersBusy when it is stopped or the wait reaches the bound
+    (:func:`~git_prov.query.index.open_index` then answers from memory). Yields False,
+    unlocked, where there is no lock: no flock, a lock file that cannot be made or locked
+    (a read-only directory)."""
     try:
         from git_prov.store.locking import ledger_lock
     except ImportError:  # (no fcntl)
         yield False
         return
-    with ledger_lock(path.with_name(f"{INDEX_FILE}.lock"), wait=float("inf")) as taken:
+    waiting = _Waiting(path.with_name(f"{INDEX_FILE}.lock"))
+    with ledger_lock(waiting.lock, wait=float("inf"), waiting=waiting) as taken:
+        if waiting.gave_up:
+            raise BuildersBusy(waiting.gave_up)
         yield taken
+
+
+class _Waiting:
+    """Told how long the builders' lock at ``lock`` has been waited for: says so once (and
+    which process holds it, when the system says); ends the wait when that process is
+    stopped or the bound (GIT_PROV_INDEX_WAIT) is reached, saying why in ``gave_up``."""
+
+    def __init__(self, lock: Path) -> None:
+        self.lock = lock
+        self.holder: int | None = None
+        self.said = False
+        self.gave_up = ""
+        given = os.environ.get(WAIT_ENV, "").strip()
+        try:
+            self.bound = float(given) if given else WAIT_SECONDS
+        except ValueError:
+            self.bound = WAIT_SECONDS
+        if not self.bound >= 0:  # (nan, negative)
+            self.bound = WAIT_SECONDS
+
+    def __call__(self, elapsed: float) -> bool:
+        if elapsed < min(_SAY_AFTER_S, self.bound):
+            return True
+        from git_prov.store.locking import lock_holder, process_stopped
+        from git_prov.terminal import echo
+
+        if not self.said:
+            self.said = True
+            self.holder = lock_holder(self.lock)
+            who = "another git-prov process" if self.holder is None else f"process {self.holder}"
+            echo(f"note: waiting for {who} building the query index ({self.lock})", err=True)
+        if self.holder is not None and process_stopped(self.holder):
+            self.gave_up = f"process {self.holder} holding {self.lock.name} is stopped"
+        elif elapsed >= self.bound:
+            self.gave_up = f"waited {self.bound:g} s for {self.lock.name} ({WAIT_ENV})"
+        else:
+            return True
+        echo(f"note: {self.gave_up}: the query index is built in memory for this command", err=True)
+        return False
 
 
 def remove_other_schema(path: Path) -> None:

@@ -706,6 +706,11 @@ class _OtherSchema(Exception):
     """An index file of another schema version (made by another version of git-prov)."""
 
 
+class BuildersBusy(Exception):
+    """Another process kept the builders' turn too long, or is stopped holding it
+    (query.building.builders_turn): the index is built in memory instead."""
+
+
 def _connect(
     path: Path | str, *, aside: bool = False, replace_other: bool = False
 ) -> sqlite3.Connection:
@@ -808,8 +813,15 @@ def open_index(paths: RepoPaths, *, rebuild: bool = False, memory: bool = False)
             except _OtherSchema:
                 from git_prov.query.building import remove_other_schema
 
-                remove_other_schema(path)  # then built aside, as a first build is
+                try:
+                    remove_other_schema(path)  # then built aside, as a first build is
+                except BuildersBusy as exc:
+                    reason = f"busy: {exc}"
+                    break
                 continue
+            except BuildersBusy as exc:  # (from build_aside: no file is touched)
+                reason = f"busy: {exc}"
+                break
             except sqlite3.DatabaseError as exc:
                 if attempt == 0 and _is_corrupt(exc):
                     _remove(path)
