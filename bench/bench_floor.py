@@ -106,6 +106,15 @@ load 3.2-3.3 (other lanes at work; × ref wall / CPU):
 | record / import pygit2 | 1.18 / 1.5 | 1.34 / 1.3 | 1.63 / 1.6 | 1.48 / 1.3 |
 | log -n 20 / git log --notes=prov | 4.5 / 4.5 | 3.7 / 3.6 | 4.4 / 4.5 | 3.2 / 3.3 |
 
+Again at load 2.2 (main at 338ddea, the other lanes' work in it), once each, then the
+installed package without PYTHONPATH: record 1.67 / 1.6 before, 1.38 / 1.3 after, 1.22 / 1.3
+installed; log 3.8 / 4.1 before, 3.4 / 3.7 after, 3.3 / 3.5 installed (ms: log 164 → 151 and
+179 installed, git log 43-54; record 286 → 249 and 253, import pygit2 171-207). By CPU log
+is still near 3.5×: its Python process runs 1.8× git log's instructions (277 M against
+151.5 M) but takes ~3.5× its CPU, the rest being the interpreter's lower rate per
+instruction and ~3,600 page faults (21 MB touched) against git's ~550, which this VM
+prices high.
+
 Left (log, by callgrind): click and what it imports, ~100 M over a bare Python (inspect,
 ast, dis, tokenize, datetime, uuid with platform's regexes, gettext with locale);
 unmarshalling ~2 MB of bytecode, 40 M; building classes, 52 M, mostly click's, typing's
