@@ -92,29 +92,40 @@ def test_gc_removes_the_holds_of_killed_recorders(repo: Path) -> None:
 
 
 @pytest.mark.slow
-def test_records_on_a_dirty_tree_beside_a_prune_loop_are_all_accepted(
+def test_records_on_a_dirty_tree_beside_a_prune_loop_are_accepted_or_refused_cleanly(
     tmp_path: Path, repo: Path
 ) -> None:
     """Each record's snapshot is new (the tree changes every time), so each is written
     while `git gc --prune=now` deletes every object no ref names, over and over. Before
-    the hold, every such record was refused (or failed: 0 of 30 on this machine)."""
+    the hold, every such record was refused or failed (0 of 30 on this machine, some with
+    internal errors). Now the snapshot is held; a record may still be refused with the
+    documented one-line error (git itself calls --prune=now beside writers unsafe: any
+    object between its write and a ref can go, exit 7 or 9), but never fails otherwise,
+    and what was accepted is whole."""
     git(repo, "config", "gc.auto", "0")
     stop = tmp_path / "stop"
     loop = subprocess.Popen(
         ["sh", "-c", f"while [ ! -e '{stop}' ]; do git gc -q --prune=now 2>/dev/null; done"],
         cwd=repo,
     )
+    accepted = 0
     try:
         for n in range(6):
             _dirty(repo, n)
             proc = prov(repo, "run", "--", "true", check=False)
-            assert proc.returncode == 0, proc.stderr
+            if proc.returncode == 0:
+                accepted += 1
+                continue
+            assert proc.returncode in (7, 9), proc.stderr
+            assert proc.stderr.startswith("error: ") and "internal error" not in proc.stderr
+            assert "run it again" in proc.stderr, proc.stderr
     finally:
         stop.touch()
         loop.wait()
+    assert accepted >= 1  # (typically all six; before the hold, none)
     runs = json.loads(prov(repo, "find", "--json").stdout)
     snapshots = {str(r["snapshot"]) for r in runs}
-    assert len(runs) == 6 and len(snapshots) == 6
+    assert len(runs) == accepted and len(snapshots) == accepted
     fsck = subprocess.run(
         ["git", "fsck", "--no-dangling", "--connectivity-only"],
         cwd=repo,

@@ -62,6 +62,9 @@ MAX_OBJECT_BYTES = MAX_MANIFEST_BYTES
 # written again should a concurrent prune delete them (larger ones are only checked).
 _REWRITE_LIMIT = 64 << 20
 _RECHECKS = 3  # passes over a write's objects after its ref moved
+# Builds of one write whose objects a concurrent prune deleted before its ref named them:
+# each after any `git gc` then running has ended (a prune loop can take several).
+_VANISHED_BUILDS = 20
 # How long a write waits for a `git gc` that was running when its ref moved (see _await_gc).
 GC_WAIT_SECONDS = 10.0
 _DISPLAY_PART = 2000  # commits whose display lines are rewritten at once
@@ -421,8 +424,8 @@ class Ledger:
                 wanted[object_path(kind, oid)] = (pygit2.Oid(hex=oid), FILEMODE_BLOB)
         empty = None
         for commit_hex in keep:
-            if empty is None:
-                empty = write_object(self.pygit.create_blob, b"")
+            if empty is None:  # (stored: written again if a prune deletes it meanwhile)
+                empty = pygit2.Oid(hex=self.store_object(b""))
             wanted[object_path(KEEP_DIR, commit_hex)] = (empty, FILEMODE_BLOB)
         if not wanted:
             return
@@ -526,9 +529,9 @@ class Ledger:
                 ):
                     raise
                 vanished += 1
-                if vanished >= _RECHECKS:
+                if vanished >= _VANISHED_BUILDS:
                     raise _vanished(ref) from None
-                self._restore_stored()
+                self._after_prune()
                 continue
             if new is None:
                 return
@@ -539,9 +542,9 @@ class Ledger:
             written = self._new_objects(new, tip, held or ())
             if written is None:
                 vanished += 1
-                if vanished >= _RECHECKS:
+                if vanished >= _VANISHED_BUILDS:
                     raise _vanished(ref)
-                self._restore_stored()
+                self._after_prune()
                 continue
             try:
                 if reference is None:
@@ -573,6 +576,13 @@ class Ledger:
             f"could not update {ref}: it kept changing under us ({CAS_ATTEMPTS} attempts)",
             "try again; if it persists, look for a process rewriting it in a loop",
         )
+
+    def _after_prune(self) -> None:
+        """Before building a write again whose objects vanished: wait for a `git gc`
+        running now to end (its prune deletes what no ref names yet, ours included), then
+        write again the blobs this process stored."""
+        _await_gc(self.repo.common_dir, time.time())
+        self._restore_stored()
 
     def _restore_stored(self) -> None:
         """Write again the blobs this process stored that have vanished."""
