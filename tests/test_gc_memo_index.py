@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import git, prov, runs_json
+from conftest import prov, runs_json
+from test_data_memo_index import _built_id, _memo
 
-from git_prov.capture.data import build_manifest
 from git_prov.capture.data_memo import UNUSED_DAYS
 from git_prov.store.locking import ledger_lock
 
@@ -39,16 +39,6 @@ def _record(repo: Path) -> str:
     assert match is not None
     [run] = [r for r in runs_json(repo) if str(r["id"]).endswith(match.group(1))]
     return str(run["inputs"])
-
-
-def _built_id(repo: Path) -> str:
-    toml = build_manifest(repo, ["data"]).to_toml()
-    return git(repo, "hash-object", "--stdin", input=toml.decode())
-
-
-def _memo(repo: Path) -> tuple[Path, dict[str, object]]:
-    [memo] = [p for p in (repo / ".git" / "prov" / "data-memo").iterdir()]
-    return memo, dict(json.loads(memo.read_text()))
 
 
 def _indexes(repo: Path) -> set[str]:
