@@ -72,6 +72,15 @@ of each: 26× git status here) and ~40 ms of CPU beside them; ≤ 3× git status
 had without a file-system monitor, since plain ``git status`` never looks inside an
 untracked directory, and only an lstat tells an in-place edit from no change.
 
+Idle, end of session 9 (load 1.2-1.7; main at 809b2b6; ``--only startup,log --repeat 9``
+and ``--only first,find,rerecord,trap --repeat 3``): record, small repo 215 ms vs import
+pygit2 161 (1.33x wall, 1.4x CPU; again with --repeat 15: 1.33x / 1.3x); log -n 20 at 10k
+140 vs git log 41 (3.4x / 3.5x); first record 20k x 4 KiB extra 1313 vs hashlib 696
+(1.9x); find --json at 100k 2650 vs 355 (7.5x), 58 MiB; re-record 20k unchanged extra 54
+(88 CPU) vs git status 5, its floor (git status, the files tracked) 36 (58): 10.4x against
+a floor of 7.0x; untracked trap extra 87 (122) vs git status 6, its floor (status -uall and
+diff-files side by side) 63 (103): 13.9x against a floor of 10.1x.
+
     python bench/bench_floor.py [--files 20000] [--repeat 5] [--log-runs 10000]
                                 [--find-runs 100000] [--only trap,rerecord,...]
 

@@ -377,6 +377,24 @@ writer per file; each part's indexes built side by side, 1.35 s, then merged int
 other's by the transfer, 2.81 s, against 0.86 + 2.8 s for the copy and the sorts: no
 gain; ``PRAGMA threads`` added CPU and no wall time). 3x (~10 s) needs
 ~5 s less CPU across the parse or the tail: a parser and inserter outside Python.
+
+Idle, end of session 9 (load 1.6; main at 809b2b6; ``--skip-sync`` on a copy of the 1M
+ledger, then the first build and ``git log --notes=prov --format=%H%n%N`` three times
+alternately, by GNU time; git log 2.95, 2.60, 3.10 s):
+
+| command at 1M runs | s | peak MB | × reference | target |
+|---|--:|--:|--:|--:|
+| git log --notes=prov / git fsck | 2.94 / 6.32 | 167 / 173 | | |
+| first query (index build) | 14.91 | 139 | 5.1x | <= 3x |
+| ... alternately (CPU s) | 14.40, 14.86, 17.09 (22.2, 22.7, 25.5) | 146 | 4.9, 5.7, 5.5x | |
+| report (default page) | 2.90 | 210 | | <= 10 s |
+| fsck | 9.80 | 254 | 1.55x git fsck | <= 2x |
+| remap --dry-run, first / again | 13.37 / 0.19 | 179 / 34 | | <= 20 s / <= 1 s |
+| find --where ... -n 20 / log -n 20 (warm) | 0.12 / 0.10 | 34 / 34 | | <= 0.3 s |
+
+The first build went from 6.2x (21.8 s, session 8 idle) to 4.9-5.7x: the CPU of its
+processes summed (22-26 s) is what two cores can halve at best, and its single-writer
+tail (~4 s) is not shared; see the floors above.
 """
 
 from __future__ import annotations
