@@ -72,16 +72,21 @@ LISTING = (
 )
 
 
-def imported(cwd: Path, *args: str) -> set[str]:
-    """The modules ``git prov ARGS`` imports (it must succeed)."""
-    done = subprocess.run(
-        [sys.executable, "-c", LISTING, "--no-pager", *args],
+def _listed(script: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``git prov ARGS`` run by ``script`` (:data:`LISTING` or a variant of it)."""
+    return subprocess.run(
+        [sys.executable, "-c", script, "--no-pager", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def imported(cwd: Path, *args: str) -> set[str]:
+    """The modules ``git prov ARGS`` imports (it must succeed)."""
+    done = _listed(LISTING, cwd, *args)
     assert done.returncode == 0, done.stderr
     return {
         line.removeprefix("module: ")
@@ -119,14 +124,7 @@ COLLECTOR = LISTING.replace(
 def collector_at_exit(cwd: Path, *args: str) -> tuple[bool, int]:
     """Whether the collector was on as ``git prov ARGS`` ended, and how many objects its
     start-up left frozen (``gc.freeze``)."""
-    done = subprocess.run(
-        [sys.executable, "-c", COLLECTOR, "--no-pager", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = _listed(COLLECTOR, cwd, *args)
     said = [line for line in done.stderr.splitlines() if line.startswith("collector: ")]
     assert said, done.stderr
     enabled, frozen = said[-1].removeprefix("collector: ").split()
